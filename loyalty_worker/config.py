@@ -1,0 +1,45 @@
+"""Process settings from the environment (every variable is listed in README.md)."""
+
+from __future__ import annotations
+
+from datetime import date
+from functools import lru_cache
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where the worker finds its services; per-org rules and credentials live in Firestore."""
+
+    model_config = SettingsConfigDict(env_prefix="LOYALTY_", extra="ignore", frozen=True)
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    firestore_project: str = "markitbot-local"
+    alleaves_base_url: str = "https://app.alleaves.com/api"
+    alpine_base_url: str = "https://lab.alpineiq.com/api"
+    discord_webhook_url: SecretStr | None = None
+
+    http_timeout_s: float = Field(default=10.0, gt=0)
+    http_connect_timeout_s: float = Field(default=5.0, gt=0)
+    http_pool_size: int = Field(default=32, ge=1)
+    http_max_attempts: int = Field(default=4, ge=1)
+    http_max_retry_s: float = Field(default=30.0, ge=0)
+
+    order_history_start: date = date(2018, 1, 1)
+    order_window_days: int = Field(default=90, ge=1)
+    order_fetch_parallelism: int = Field(default=8, ge=1)
+    page_size: int = Field(default=100, ge=1, le=1000)
+
+    sync_max_retries: int = Field(default=5, ge=0)
+    run_lock_ttl_s: int = Field(default=6 * 3600, ge=60)
+    nightly_hour: int = Field(default=2, ge=0, le=23)
+
+    flower_user: str = "admin"
+    flower_password: SecretStr | None = None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once; tests call ``get_settings.cache_clear()``."""
+    return Settings()

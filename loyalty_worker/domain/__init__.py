@@ -1,0 +1,1 @@
+"""The pure loyalty rules: standard library only, no I/O."""

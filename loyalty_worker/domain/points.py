@@ -1,0 +1,55 @@
+"""Points from an Alleaves order history (LOYALTY_RULES.md, "Points from orders")."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+
+from loyalty_worker.domain.models import LoyaltyRules, Order, PointsCalculation
+
+COUNTED_STATUSES = frozenset({"completed", "delivered"})
+_ZERO = Decimal(0)
+_CENT = Decimal("0.01")
+
+
+def is_counted(order: Order) -> bool:
+    """An order earns points only once it is completed or delivered (any case)."""
+    return order.status.strip().lower() in COUNTED_STATUSES
+
+
+def eligible_spend(order: Order) -> Decimal:
+    """Pre-tax spend after discounts and refunds, never below zero."""
+    return max(order.subtotal - order.discount - order.refunded_amount, _ZERO)
+
+
+def floor_points(value: Decimal) -> int:
+    """Points are whole: always rounded down, at this one place."""
+    return int(value.to_integral_value(rounding=ROUND_FLOOR))
+
+
+def order_points(order: Order, rules: LoyaltyRules) -> int:
+    """Base points one counted order earns at checkout."""
+    return floor_points(eligible_spend(order) * rules.points_per_dollar)
+
+
+def calculate_points(
+    orders: Iterable[Order], rules: LoyaltyRules, *, equity: bool
+) -> PointsCalculation:
+    """Sum base points over counted orders, then add the equity bonus."""
+    base = 0
+    counted = 0
+    spent = _ZERO
+    for order in orders:
+        if not is_counted(order):
+            continue
+        counted += 1
+        spent += eligible_spend(order)
+        base += order_points(order, rules)
+    bonus = floor_points(Decimal(base) * (rules.equity_multiplier - 1)) if equity else 0
+    return PointsCalculation(
+        base_points=base,
+        equity_bonus=bonus,
+        points_from_orders=base + bonus,
+        orders_processed=counted,
+        total_spent=spent.quantize(_CENT, rounding=ROUND_HALF_UP),
+    )

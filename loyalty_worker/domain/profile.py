@@ -1,0 +1,106 @@
+"""The loyalty fields of a Markitbot customer profile (LOYALTY_RULES.md, "The profile").
+
+The worker owns exactly these fields; every other field of ``customers/{orgId}_{id}`` belongs to
+Markitbot and is never written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from loyalty_worker.domain.models import Customer, LoyaltyOutcome
+
+LOYALTY_FIELDS = (
+    "points",
+    "pointsFromOrders",
+    "pointsFromAlpine",
+    "pointsLastCalculated",
+    "tier",
+    "tierSource",
+    "loyaltyReconciled",
+    "loyaltyDiscrepancy",
+    "loyaltyStatus",
+    "alpineUserId",
+    "ordersProcessed",
+    "totalSpent",
+    "lastLoyaltySyncRunId",
+    "orgId",
+    "alleavesCustomerId",
+)
+# Fields that change on every write without the loyalty content changing.
+STAMP_FIELDS = frozenset({"pointsLastCalculated", "lastLoyaltySyncRunId"})
+
+
+def profile_id(org_id: str, customer_id: int) -> str:
+    """The Firestore document id of a customer's profile."""
+    return f"{org_id}_{customer_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileUpdate:
+    """A merge-write: ``fields`` to set, ``deletes`` to remove, nothing else touched."""
+
+    org_id: str
+    customer_id: int
+    fields: Mapping[str, Any]
+    deletes: tuple[str, ...]
+
+    @property
+    def document_id(self) -> str:
+        return profile_id(self.org_id, self.customer_id)
+
+    def changes(self, existing: Mapping[str, Any] | None) -> bool:
+        """Whether writing this would change any loyalty field other than the stamps."""
+        if existing is None:
+            return True
+        for name, value in self.fields.items():
+            if name not in STAMP_FIELDS and existing.get(name, _MISSING) != value:
+                return True
+        return any(name in existing for name in self.deletes)
+
+
+_MISSING = object()
+
+
+def build_profile_update(
+    org_id: str,
+    customer: Customer,
+    outcome: LoyaltyOutcome,
+    *,
+    run_id: str | None,
+    now: datetime,
+) -> ProfileUpdate:
+    """The loyalty fields the rules give for one customer; absent ones are deleted."""
+    calc = outcome.calculation
+    rec = outcome.reconciliation
+    shown = outcome.displayed
+    fields: dict[str, Any] = {
+        "orgId": org_id,
+        "alleavesCustomerId": customer.customer_id,
+        "points": shown.points,
+        "pointsFromOrders": calc.points_from_orders,
+        "pointsLastCalculated": now,
+        "tier": shown.tier,
+        "tierSource": shown.tier_source.value,
+        "loyaltyReconciled": rec.reconciled,
+        "loyaltyStatus": rec.status.value,
+        "ordersProcessed": calc.orders_processed,
+        # Firestore has no decimal type; the amount is already rounded to cents.
+        "totalSpent": float(calc.total_spent),
+        "lastLoyaltySyncRunId": run_id,
+    }
+    deletes: list[str] = []
+    optional = {
+        "pointsFromAlpine": outcome.alpine.points if outcome.alpine is not None else None,
+        "loyaltyDiscrepancy": rec.discrepancy,
+        "alpineUserId": customer.alpine_user_code or None,
+    }
+    for name, value in optional.items():
+        if value is None:
+            deletes.append(name)
+        else:
+            fields[name] = value
+    return ProfileUpdate(org_id, customer.customer_id, fields, tuple(deletes))

@@ -1,0 +1,106 @@
+"""An org's loyalty settings document (``loyalty_settings/{orgId}``), validated at the edge.
+
+Firestore hands back plain values (floats, strings); this model turns them into the domain's
+``LoyaltyRules`` and the org's integration credentials, or fails with ``SettingsInvalid``
+naming the org and the field, before any customer is touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from loyalty_worker.domain.models import LoyaltyRules, SourceOfTruth, Tier
+from loyalty_worker.domain.tiers import validate_tiers
+from loyalty_worker.errors import SettingsInvalid
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+
+
+class TierSetting(_Model):
+    id: str = Field(min_length=1)
+    name: str | None = None
+    threshold: Decimal = Field(ge=0)
+
+
+def _default_tiers() -> list[TierSetting]:
+    return [
+        TierSetting(id="bronze", name="Bronze", threshold=Decimal(0)),
+        TierSetting(id="silver", name="Silver", threshold=Decimal(500)),
+        TierSetting(id="gold", name="Gold", threshold=Decimal(1000)),
+        TierSetting(id="platinum", name="Platinum", threshold=Decimal(2500)),
+    ]
+
+
+class AlleavesCredentials(_Model):
+    username: str = Field(min_length=1)
+    password: SecretStr
+    pin: SecretStr
+    location_id: int | str | None = Field(default=None, alias="locationId")
+    partner_id: str | None = Field(default=None, alias="partnerId")
+
+
+class AlpineCredentials(_Model):
+    uid: str = Field(min_length=1)
+    api_key: SecretStr = Field(alias="apiKey")
+
+
+class OrgSettings(_Model):
+    """Loyalty rules, schedule and integrations of one org."""
+
+    org_id: str
+    points_per_dollar: Decimal = Field(default=Decimal(1), alias="pointsPerDollar", gt=0)
+    equity_multiplier: Decimal = Field(default=Decimal(1), alias="equityMultiplier", ge=1)
+    tiers: list[TierSetting] = Field(default_factory=_default_tiers, min_length=1)
+    discrepancy_threshold: Decimal = Field(
+        default=Decimal("0.10"), alias="discrepancyThreshold", ge=0, le=1
+    )
+    source_of_truth: SourceOfTruth = Field(default=SourceOfTruth.ALPINE_IQ, alias="sourceOfTruth")
+    auto_adjust: bool = Field(default=False, alias="autoAdjust")
+    timezone: str = "America/Los_Angeles"
+    alleaves: AlleavesCredentials | None = None
+    alpine: AlpineCredentials | None = None
+    discord_webhook_url: SecretStr | None = Field(default=None, alias="discordWebhookUrl")
+    disabled: bool = False
+
+    @field_validator("tiers")
+    @classmethod
+    def _tiers_usable(cls, tiers: list[TierSetting]) -> list[TierSetting]:
+        validate_tiers([Tier(t.id, t.threshold, t.name) for t in tiers])
+        return tiers
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA timezone {name!r}") from exc
+        return name
+
+    @classmethod
+    def parse(cls, org_id: str, document: Mapping[str, Any]) -> OrgSettings:
+        """Validate a settings document; ``SettingsInvalid`` names the org and the first bad field."""
+        try:
+            return cls.model_validate({**document, "org_id": org_id})
+        except ValidationError as exc:
+            error = exc.errors(include_url=False, include_input=False)[0]
+            field = ".".join(str(part) for part in error["loc"]) or "<document>"
+            raise SettingsInvalid(org_id, field, error["msg"]) from None
+
+    def rules(self) -> LoyaltyRules:
+        """The domain's view of these settings."""
+        return LoyaltyRules(
+            points_per_dollar=self.points_per_dollar,
+            equity_multiplier=self.equity_multiplier,
+            tiers=tuple(Tier(t.id, t.threshold, t.name) for t in self.tiers),
+            discrepancy_threshold=self.discrepancy_threshold,
+            source_of_truth=self.source_of_truth,
+            auto_adjust=self.auto_adjust,
+        )
