@@ -31,9 +31,12 @@ class Settings(BaseSettings):
     order_fetch_parallelism: int = Field(default=8, ge=1)
     page_size: int = Field(default=100, ge=1, le=1000)
 
+    worker_concurrency: int = Field(default=16, ge=1)
     sync_max_retries: int = Field(default=5, ge=0)
     run_lock_ttl_s: int = Field(default=6 * 3600, ge=60)
     nightly_hour: int = Field(default=2, ge=0, le=23)
+    # A Beat that was down at 02:00 still starts the night's run until 02:00 + this many hours.
+    nightly_window_h: int = Field(default=4, ge=1, le=12)
 
     flower_user: str = "admin"
     flower_password: SecretStr | None = None

@@ -86,7 +86,7 @@ class OrgSettings(_Model):
 
     @classmethod
     def parse(cls, org_id: str, document: Mapping[str, Any]) -> OrgSettings:
-        """Validate a settings document; ``SettingsInvalid`` names the org and the first bad field."""
+        """Validate a settings document; SettingsInvalid names the org and the first bad field."""
         try:
             return cls.model_validate({**document, "org_id": org_id})
         except ValidationError as exc:

@@ -24,6 +24,10 @@ class CustomerSource(Protocol):
         """Every order created between ``start`` and ``end`` (inclusive), flat."""
         ...
 
+    def fetch_order_page(self, start: date, end: date, page: int) -> list[Order | MalformedRecord]:
+        """One page (from 1) of the orders created between ``start`` and ``end``."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class AlpineContact:
@@ -89,4 +93,44 @@ class ProfileStore(Protocol):
 
     def get_run_summary(self, run_id: str) -> dict[str, Any] | None:
         """A run's summary document, or None."""
+        ...
+
+
+class RunLedger(Protocol):
+    """A batch run's shared state: lock, completion counting, results (Redis)."""
+
+    def acquire_lock(self, org_id: str, run_id: str, ttl_s: int) -> str | None:
+        """Take the org's run lock; the holder's run id when another run has it."""
+        ...
+
+    def release_lock(self, org_id: str, run_id: str) -> None:
+        """Release the org's lock if ``run_id`` still holds it."""
+        ...
+
+    def start(self, run_id: str, org_id: str, **meta: str | int | float) -> None:
+        """Open the run's record."""
+        ...
+
+    def update(self, run_id: str, **fields: str | int | float) -> None:
+        """Set fields of the run's record."""
+        ...
+
+    def set_listed(self, run_id: str, listed: int) -> bool:
+        """How many results complete the run; True when all are in already."""
+        ...
+
+    def record(self, run_id: str, customer_key: str, result: Mapping[str, Any]) -> bool:
+        """Store a result; True for exactly the one caller that completes the run."""
+        ...
+
+    def iter_results(self, run_id: str) -> Iterator[dict[str, Any]]:
+        """Every stored result."""
+        ...
+
+    def meta(self, run_id: str) -> dict[str, str]:
+        """The run's record."""
+        ...
+
+    def finish(self, run_id: str, status: str, summary: Mapping[str, Any]) -> None:
+        """Close the run with its summary."""
         ...

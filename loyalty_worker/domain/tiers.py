@@ -13,7 +13,9 @@ def assign_tier(points: int, tiers: Sequence[Tier]) -> str | None:
 
     Sorts a copy: the order of the org's list is never relied on, nor changed.
     """
-    reached = [tier for tier in sorted(tiers, key=lambda t: t.threshold) if tier.threshold <= points]
+    reached = [
+        tier for tier in sorted(tiers, key=lambda t: t.threshold) if tier.threshold <= points
+    ]
     return reached[-1].id if reached else None
 
 

@@ -1,0 +1,58 @@
+# The newcomer's two commands: `make demo` (the main job end to end) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+EMULATOR := loyalty_worker/firestore_emulator
+
+.PHONY: install demo test test-unit check format worker beat flower sandbox firestore bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+$(EMULATOR)/node_modules/.package-lock.json: $(EMULATOR)/package.json $(EMULATOR)/package-lock.json
+	cd $(EMULATOR) && npm ci --no-audit --no-fund --loglevel=error
+
+install: $(BIN)/.installed $(EMULATOR)/node_modules/.package-lock.json
+
+demo: install
+	$(BIN)/loyalty-worker demo
+
+test: install
+	$(BIN)/pytest
+
+test-unit: install
+	$(BIN)/pytest tests/unit
+
+check: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy --strict loyalty_worker
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+worker: install
+	$(BIN)/celery -A loyalty_worker.celery_app worker -Q loyalty.runs,loyalty.customers --loglevel=INFO
+
+beat: install
+	$(BIN)/celery -A loyalty_worker.celery_app beat --loglevel=INFO
+
+flower: install
+	$(BIN)/loyalty-worker flower
+
+sandbox: install
+	$(BIN)/loyalty-worker sandbox --port 8090 --customers 1000 --seed 1
+
+firestore: install
+	$(BIN)/loyalty-worker firestore-emulator --port 8085
+
+bench: install
+	$(BIN)/python benchmarks/bench_sync.py
+
+clean:
+	rm -rf $(VENV) $(EMULATOR)/node_modules .mypy_cache .pytest_cache .ruff_cache .demo bench-results.json
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

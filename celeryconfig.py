@@ -1,0 +1,62 @@
+"""Celery configuration, read by ``loyalty_worker.celery_app`` through ``config_from_object``.
+
+Every value that differs between deployments comes from the environment (see README.md).
+"""
+
+from kombu import Queue
+
+from loyalty_worker.config import get_settings
+
+_settings = get_settings()
+
+broker_url = _settings.redis_url
+result_backend = _settings.redis_url
+broker_connection_retry_on_startup = True
+
+# JSON only: task arguments are ids and strings, never pickled objects.
+task_serializer = "json"
+result_serializer = "json"
+accept_content = ["json"]
+timezone = "UTC"
+enable_utc = True
+
+# The sync task is idempotent (a merge-write of values derived from its inputs), so a message is
+# acknowledged only after it ran, and a worker lost mid-task gives it back to the queue.
+task_acks_late = True
+task_reject_on_worker_lost = True
+worker_prefetch_multiplier = 1
+
+# The work is I/O: threads overlap the waits on Alleaves, Alpine IQ and Firestore cheaply.
+worker_pool = "threads"
+worker_concurrency = _settings.worker_concurrency
+
+task_soft_time_limit = 120
+task_time_limit = 150
+
+# Redis redelivers an unacknowledged message after the visibility timeout; it must exceed the
+# longest countdown a retry can ask for, or retried tasks would run twice.
+broker_transport_options = {"visibility_timeout": 3600}
+result_backend_transport_options = {"visibility_timeout": 3600}
+result_expires = 24 * 3600
+
+task_default_queue = "loyalty.customers"
+task_queues = (Queue("loyalty.runs"), Queue("loyalty.customers"))
+task_routes = {
+    "loyalty.sync_org": {"queue": "loyalty.runs"},
+    "loyalty.summarize_run": {"queue": "loyalty.runs"},
+    "loyalty.nightly_tick": {"queue": "loyalty.runs"},
+    "loyalty.sync_customer": {"queue": "loyalty.customers"},
+}
+
+worker_send_task_events = True
+task_send_sent_event = True
+
+beat_schedule = {
+    # Each org runs at its own 02:00 local time: the tick decides per org (see tasks.nightly_tick).
+    "loyalty-nightly-tick": {
+        "task": "loyalty.nightly_tick",
+        "schedule": 300.0,
+        # A Beat that fell behind must not pile up ticks.
+        "options": {"expires": 240},
+    },
+}

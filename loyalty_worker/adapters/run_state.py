@@ -1,0 +1,157 @@
+"""A batch run's live state in Redis: the org's run lock, progress and per-customer results.
+
+Why not a Celery chord: a chord over 100,000 header tasks on Redis keeps every member's result
+and is known to hang or blow memory. Instead each sync task stores its small result in one hash
+per run, keyed by customer, and a Lua script tells exactly one caller, the one that completes the
+set, to fire the summary. Keying by customer makes a redelivered task (``acks_late`` after a
+killed worker) overwrite its own entry instead of counting twice.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, cast
+
+import redis
+
+# KEYS: results, failed, meta. ARGV: customer key, result JSON, failed flag ("1"/"0").
+# Returns 1 to exactly one caller: the one whose result completes the listed set.
+_RECORD = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if ARGV[3] == '1' then
+  redis.call('SADD', KEYS[2], ARGV[1])
+else
+  redis.call('SREM', KEYS[2], ARGV[1])
+end
+local listed = redis.call('HGET', KEYS[3], 'listed')
+if not listed then return 0 end
+if redis.call('HLEN', KEYS[1]) >= tonumber(listed) then
+  if redis.call('HSETNX', KEYS[3], 'fired', '1') == 1 then return 1 end
+end
+return 0
+"""
+
+# Release the org's lock only if this run still holds it.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    org_id: str | None
+    status: str  # listing | syncing | summarizing | completed | failed | incomplete | unknown
+    listed: int | None
+    done: int
+    failed: int
+    summary: dict[str, Any] | None
+    error: str | None
+
+
+class RunTracker:
+    """Run locks, completion counting and results of batch runs, shared by every worker."""
+
+    def __init__(self, client: redis.Redis, *, ttl_s: int = 7 * 24 * 3600) -> None:
+        self._redis = client
+        self._ttl = ttl_s
+        self._record = client.register_script(_RECORD)
+        self._release = client.register_script(_RELEASE)
+
+    @staticmethod
+    def _keys(run_id: str) -> tuple[str, str, str]:
+        base = f"loyalty:run:{run_id}"
+        return f"{base}:results", f"{base}:failed", f"{base}:meta"
+
+    def acquire_lock(self, org_id: str, run_id: str, ttl_s: int) -> str | None:
+        """Take the org's run lock for ``run_id``; returns the holder's run id if already taken."""
+        key = f"loyalty:lock:{org_id}"
+        if self._redis.set(key, run_id, nx=True, ex=ttl_s):
+            return None
+        holder = cast(bytes | None, self._redis.get(key))
+        return holder.decode() if holder is not None else None
+
+    def release_lock(self, org_id: str, run_id: str) -> None:
+        self._release(keys=[f"loyalty:lock:{org_id}"], args=[run_id])
+
+    def lock_holder(self, org_id: str) -> str | None:
+        holder = cast(bytes | None, self._redis.get(f"loyalty:lock:{org_id}"))
+        return holder.decode() if holder is not None else None
+
+    def mark_nightly(self, org_id: str, local_day: date, *, ttl_s: int) -> bool:
+        """True once per org and local day: the nightly run's start marker."""
+        key = f"loyalty:nightly:{org_id}:{local_day.isoformat()}"
+        return bool(self._redis.set(key, "1", nx=True, ex=ttl_s))
+
+    def start(self, run_id: str, org_id: str, **meta: str | int | float) -> None:
+        _, _, meta_key = self._keys(run_id)
+        fields = {"orgId": org_id, "status": "listing", "startedAt": time.time(), **meta}
+        pipe = self._redis.pipeline()
+        pipe.hset(meta_key, mapping=fields)
+        pipe.expire(meta_key, self._ttl)
+        pipe.execute()
+
+    def update(self, run_id: str, **fields: str | int | float) -> None:
+        self._redis.hset(self._keys(run_id)[2], mapping=fields)
+
+    def set_listed(self, run_id: str, listed: int) -> bool:
+        """Record how many results complete the run; True when they are all in already."""
+        results, failed, meta = self._keys(run_id)
+        pipe = self._redis.pipeline()
+        pipe.hset(meta, mapping={"listed": listed, "status": "syncing"})
+        for key in (results, failed):
+            pipe.expire(key, self._ttl)
+        pipe.execute()
+        return listed == 0 or self.record_done_check(run_id)
+
+    def record_done_check(self, run_id: str) -> bool:
+        """Fire-once check without a new result (for runs whose results all came in already)."""
+        results, _, meta = self._keys(run_id)
+        listed = cast(bytes | None, self._redis.hget(meta, "listed"))
+        if listed is None or cast(int, self._redis.hlen(results)) < int(listed):
+            return False
+        return bool(self._redis.hsetnx(meta, "fired", "1"))
+
+    def record(self, run_id: str, customer_key: str, result: Mapping[str, Any]) -> bool:
+        """Store one customer's result; True for exactly one caller: the one that completes it."""
+        failed_flag = "0" if result.get("success") else "1"
+        fired = self._record(
+            keys=list(self._keys(run_id)), args=[customer_key, json.dumps(result), failed_flag]
+        )
+        return bool(fired)
+
+    def iter_results(self, run_id: str, *, batch: int = 1000) -> Iterator[dict[str, Any]]:
+        """Every stored result, streamed in batches (bounded memory for 100,000 customers)."""
+        results = self._keys(run_id)[0]
+        for _, raw in self._redis.hscan_iter(results, count=batch):
+            yield json.loads(raw)
+
+    def meta(self, run_id: str) -> dict[str, str]:
+        raw = cast(dict[bytes, bytes], self._redis.hgetall(self._keys(run_id)[2]))
+        return {k.decode(): v.decode() for k, v in raw.items()}
+
+    def progress(self, run_id: str) -> Progress:
+        results, failed, meta_key = self._keys(run_id)
+        pipe = self._redis.pipeline()
+        pipe.hgetall(meta_key)
+        pipe.hlen(results)
+        pipe.scard(failed)
+        raw_meta, done, failures = pipe.execute()
+        meta = {k.decode(): v.decode() for k, v in raw_meta.items()}
+        summary = json.loads(meta["summary"]) if "summary" in meta else None
+        return Progress(
+            org_id=meta.get("orgId"),
+            status=meta.get("status", "unknown"),
+            listed=int(meta["listed"]) if "listed" in meta else None,
+            done=int(done),
+            failed=int(failures),
+            summary=summary,
+            error=meta.get("error"),
+        )
+
+    def finish(self, run_id: str, status: str, summary: Mapping[str, Any]) -> None:
+        self.update(run_id, status=status, summary=json.dumps(summary), finishedAt=time.time())

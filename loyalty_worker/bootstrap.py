@@ -1,0 +1,146 @@
+"""Builds the adapters from settings, once per process, lazily (after a worker forks).
+
+gRPC (Firestore) and open sockets do not survive ``fork``: nothing here is built at import, and
+Celery's ``worker_process_init`` calls ``reset()`` in every child before its first task.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+
+import httpx
+import redis
+
+from loyalty_worker.adapters.alleaves import AlleavesClient
+from loyalty_worker.adapters.alpine import AlpineIQClient
+from loyalty_worker.adapters.discord import ConsoleNotifier, DiscordNotifier
+from loyalty_worker.adapters.firestore import FirestoreProfileStore, build_firestore_client
+from loyalty_worker.adapters.http import RetryPolicy, build_http_client
+from loyalty_worker.adapters.run_state import RunTracker
+from loyalty_worker.config import Settings, get_settings
+from loyalty_worker.errors import PermanentError
+from loyalty_worker.org_settings import OrgSettings
+from loyalty_worker.ports import Notifier
+
+SETTINGS_TTL_S = 60.0
+
+
+@dataclass(frozen=True)
+class OrgClients:
+    settings: OrgSettings
+    alleaves: AlleavesClient
+    alpine: AlpineIQClient
+    notifier: Notifier
+
+
+class Container:
+    """The process's clients: one httpx pool, one Firestore client, one Redis client."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._http: httpx.Client | None = None
+        self._store: FirestoreProfileStore | None = None
+        self._tracker: RunTracker | None = None
+        self._orgs: dict[str, tuple[float, OrgClients]] = {}
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return RetryPolicy(
+            max_attempts=self.settings.http_max_attempts,
+            max_total_s=self.settings.http_max_retry_s,
+        )
+
+    @property
+    def http(self) -> httpx.Client:
+        with self._lock:
+            if self._http is None:
+                self._http = build_http_client(self.settings)
+            return self._http
+
+    @property
+    def store(self) -> FirestoreProfileStore:
+        with self._lock:
+            if self._store is None:
+                client = build_firestore_client(self.settings.firestore_project)
+                self._store = FirestoreProfileStore(client)
+            return self._store
+
+    @property
+    def tracker(self) -> RunTracker:
+        with self._lock:
+            if self._tracker is None:
+                self._tracker = RunTracker(redis.Redis.from_url(self.settings.redis_url))
+            return self._tracker
+
+    def org(self, org_id: str) -> OrgClients:
+        """The org's settings and clients, re-read from Firestore at most once a minute."""
+        cached = self._orgs.get(org_id)
+        if cached is not None and time.monotonic() - cached[0] < SETTINGS_TTL_S:
+            return cached[1]
+        org = self.store.get_org_settings(org_id)
+        if org.alleaves is None or org.alpine is None:
+            raise PermanentError("settings", f"org {org_id} has no alleaves/alpine credentials")
+        clients = OrgClients(
+            settings=org,
+            alleaves=self._alleaves(org, cached[1] if cached else None),
+            alpine=AlpineIQClient(
+                self.http,
+                base_url=self.settings.alpine_base_url,
+                uid=org.alpine.uid,
+                api_key=org.alpine.api_key.get_secret_value(),
+                retry=self.retry,
+            ),
+            notifier=self._notifier(org),
+        )
+        self._orgs[org_id] = (time.monotonic(), clients)
+        return clients
+
+    def _alleaves(self, org: OrgSettings, previous: OrgClients | None) -> AlleavesClient:
+        # Keep the logged-in client while the credentials are unchanged: one login per process.
+        if previous is not None and previous.settings.alleaves == org.alleaves:
+            return previous.alleaves
+        assert org.alleaves is not None
+        return AlleavesClient(
+            self.http,
+            base_url=self.settings.alleaves_base_url,
+            username=org.alleaves.username,
+            password=org.alleaves.password.get_secret_value(),
+            pin=org.alleaves.pin.get_secret_value(),
+            partner_id=org.alleaves.partner_id,
+            page_size=self.settings.page_size,
+            retry=self.retry,
+        )
+
+    def _notifier(self, org: OrgSettings) -> Notifier:
+        url = org.discord_webhook_url or self.settings.discord_webhook_url
+        if url is None:
+            return ConsoleNotifier()
+        return DiscordNotifier(self.http, webhook_url=url.get_secret_value(), retry=self.retry)
+
+
+_container: Container | None = None
+_container_pid: int | None = None
+_container_lock = threading.Lock()
+
+
+def container() -> Container:
+    """This process's container; a forked child gets its own."""
+    global _container, _container_pid
+    with _container_lock:
+        if _container is None or _container_pid != os.getpid():
+            _container = Container(get_settings())
+            _container_pid = os.getpid()
+        return _container
+
+
+def reset() -> None:
+    """Forget every client (a new worker process, or a test changing settings)."""
+    global _container, _container_pid
+    with _container_lock:
+        _container = None
+        _container_pid = None
+    get_settings.cache_clear()

@@ -1,0 +1,191 @@
+"""Local child processes for the demo, the tests and the benchmark: sandbox, worker, Flower, Redis.
+
+Each starts as a child of the caller, reports when it is ready, and stops with ``stop()`` (or at
+the end of a ``with`` block), so a demo or a test session leaves nothing running behind it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import IO, Self
+
+import redis
+
+
+class StartupError(RuntimeError):
+    """A child process did not become ready; the message carries its output."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ChildProcess:
+    """A started child process whose output goes to a temporary file (shown on failure)."""
+
+    def __init__(self, name: str, process: subprocess.Popen[bytes], log: IO[bytes]) -> None:
+        self.name = name
+        self.process = process
+        self._log = log
+
+    @classmethod
+    def start(
+        cls, name: str, argv: Sequence[str], *, env: Mapping[str, str] | None = None
+    ) -> ChildProcess:
+        log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
+        process = subprocess.Popen(
+            list(argv),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
+        return cls(name, process, log)
+
+    def output(self) -> str:
+        self._log.flush()
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")
+
+    def wait_for_line(self, pattern: str, *, timeout_s: float) -> re.Match[str]:
+        """Wait until the output shows a line matching ``pattern``."""
+        deadline = time.monotonic() + timeout_s
+        regex = re.compile(pattern, re.MULTILINE)
+        while time.monotonic() < deadline:
+            match = regex.search(self.output())
+            if match:
+                return match
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.stop()
+        raise StartupError(f"{self.name} did not start:\n{self.output()[-4000:]}")
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the process and its children (its own session)."""
+        if self.running:
+            os.killpg(self.process.pid, sig)
+
+    def stop(self, *, timeout_s: float = 10.0) -> None:
+        if self.running:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "loyalty_worker.cli", *args]
+
+
+def start_sandbox(*args: str, timeout_s: float = 60.0) -> tuple[ChildProcess, str]:
+    """The sandbox on a free port; returns the process and its base URL."""
+    child = ChildProcess.start("sandbox", _cli("sandbox", "--port", "0", *args))
+    match = child.wait_for_line(r"sandbox listening on (http://\S+)", timeout_s=timeout_s)
+    return child, match.group(1)
+
+
+def celery_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "loyalty_worker.celery_app", *args]
+
+
+def start_worker(
+    env: Mapping[str, str],
+    *,
+    concurrency: int = 16,
+    pool: str = "threads",
+    name: str = "worker",
+    timeout_s: float = 60.0,
+) -> ChildProcess:
+    """A real Celery worker process consuming both queues; returns once it is ready."""
+    hostname = f"{name}-{os.getpid()}-{free_port()}@%h"
+    child = ChildProcess.start(
+        name,
+        celery_argv(
+            "worker",
+            "-Q",
+            "loyalty.runs,loyalty.customers",
+            f"--pool={pool}",
+            f"--concurrency={concurrency}",
+            "--loglevel=INFO",
+            f"--hostname={hostname}",
+            "--without-gossip",
+            "--without-mingle",
+        ),
+        env=env,
+    )
+    child.wait_for_line(r"ready\.", timeout_s=timeout_s)
+    return child
+
+
+def start_flower(env: Mapping[str, str], *, port: int) -> ChildProcess:
+    child = ChildProcess.start(
+        "flower", _cli("flower", "--port", str(port), "--address", "127.0.0.1"), env=env
+    )
+    child.wait_for_line(r"Visit me at|Registered tasks", timeout_s=60.0)
+    return child
+
+
+def redis_answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def ensure_redis(url: str) -> tuple[str, ChildProcess | None]:
+    """``url`` when a Redis answers there; otherwise a private redis-server on a free port."""
+    if redis_answers(url):
+        return url, None
+    server = shutil.which("redis-server")
+    if server is None:
+        raise StartupError(
+            f"no Redis answers at {url} and redis-server is not installed: install it "
+            "(Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) or set "
+            "LOYALTY_REDIS_URL to a running Redis"
+        )
+    port = free_port()
+    child = ChildProcess.start(
+        "redis",
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+    )
+    child.wait_for_line(r"Ready to accept connections", timeout_s=20.0)
+    db = urllib.parse.urlparse(url).path or "/0"
+    return f"redis://127.0.0.1:{port}{db}", child
+
+
+def stop_all(children: Sequence[ChildProcess | None]) -> None:
+    for child in reversed(children):
+        if child is not None:
+            child.stop()

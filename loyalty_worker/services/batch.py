@@ -1,0 +1,152 @@
+"""A batch run from trigger to summary, independent of Celery.
+
+``start_batch`` takes the org's lock, plans the run and hands each customer's work to
+``enqueue``; every finished customer calls ``record_result``; the one that completes the run
+gets True and triggers ``summarize_batch``, which writes the summary and sends one alert.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from loyalty_worker.errors import LoyaltyError
+from loyalty_worker.ports import CustomerSource, LoyaltyLookup, Notifier, ProfileStore, RunLedger
+from loyalty_worker.services.summary import SummaryBuilder, summary_alert
+from loyalty_worker.services.sync_org import plan_run
+from loyalty_worker.services.work import CustomerWork
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    history_start: date
+    window_days: int
+    page_size: int
+    parallelism: int
+    lock_ttl_s: int
+
+
+@dataclass(frozen=True)
+class BatchStart:
+    run_id: str
+    started: bool
+    listed: int = 0
+    message: str = ""
+
+
+def start_batch(
+    *,
+    org_id: str,
+    run_id: str,
+    dry_run: bool,
+    alleaves: CustomerSource,
+    alpine: LoyaltyLookup,
+    ledger: RunLedger,
+    options: BatchOptions,
+    enqueue: Callable[[CustomerWork], None],
+    summarize: Callable[[str], None],
+    today: date | None = None,
+) -> BatchStart:
+    """Plan the org's run and enqueue one sync per customer; at most one run per org at a time.
+
+    A LoyaltyError while planning (bad credentials, Alleaves down) ends the run at once as
+    ``failed``: its summary and its one alert say why.
+    """
+    holder = ledger.acquire_lock(org_id, run_id, options.lock_ttl_s)
+    if holder is not None:
+        message = f"org {org_id} already has run {holder} in progress; no second batch started"
+        log.warning(message)
+        ledger.start(run_id, org_id, status="duplicate", error=message, runningRunId=holder)
+        return BatchStart(holder, started=False, message=message)
+    ledger.start(run_id, org_id, dryRun=int(dry_run))
+    try:
+        plan = plan_run(
+            alleaves,
+            alpine,
+            history_start=options.history_start,
+            # One day past today: an order placed this evening in the org's timezone is
+            # already dated tomorrow in UTC.
+            today=(today or date.today()) + timedelta(days=1),
+            window_days=options.window_days,
+            page_size=options.page_size,
+            parallelism=options.parallelism,
+        )
+    except LoyaltyError as exc:
+        log.error("run %s: org %s could not start: %s", run_id, org_id, exc)
+        ledger.update(run_id, error=f"{exc.reason}: {exc}", listed=0)
+        summarize("failed")
+        return BatchStart(run_id, started=False, message=str(exc))
+    ledger.update(
+        run_id,
+        ordersSeen=plan.history.orders_seen,
+        orderPages=plan.history.pages_fetched,
+    )
+    now = time.time()
+    for record in plan.malformed_customers:
+        ledger.record(
+            run_id,
+            f"malformed:{record.record_id}",
+            {
+                "success": False,
+                "status": "failed",
+                "orgId": org_id,
+                "customerId": record.record_id,
+                "reason": record.reason,
+                "detail": str(record),
+                "updatedAt": now,
+            },
+        )
+    if ledger.set_listed(run_id, plan.listed):
+        summarize("completed")
+    for work in plan.work():
+        enqueue(work)
+    return BatchStart(run_id, started=True, listed=plan.listed)
+
+
+def record_result(ledger: RunLedger, run_id: str, result: Mapping[str, Any]) -> bool:
+    """Store one customer's result; True when it completes the run."""
+    return ledger.record(run_id, str(result["customerId"]), result)
+
+
+def summarize_batch(
+    *,
+    run_id: str,
+    ledger: RunLedger,
+    store: ProfileStore,
+    notifier: Notifier,
+    status: str = "completed",
+) -> dict[str, Any]:
+    """Aggregate the run's results, store the summary, send one alert, release the org's lock.
+
+    An alert that cannot be delivered does not fail the run: the summary records it.
+    """
+    meta = ledger.meta(run_id)
+    org_id = meta["orgId"]
+    builder = SummaryBuilder(
+        run_id=run_id,
+        org_id=org_id,
+        listed=int(meta.get("listed", 0)),
+        dry_run=meta.get("dryRun") == "1",
+    )
+    builder.add_all(ledger.iter_results(run_id))
+    summary = builder.build(
+        started_at=float(meta["startedAt"]), finished_at=time.time(), status=status
+    )
+    if "error" in meta:
+        summary["error"] = meta["error"]
+    try:
+        notifier.send(summary_alert(summary))
+        summary["alert"] = {"sent": True}
+    except LoyaltyError as exc:
+        log.warning("run %s: alert not delivered: %s", run_id, exc)
+        summary["alert"] = {"sent": False, "error": str(exc)}
+    store.write_run_summary(run_id, summary)
+    ledger.finish(run_id, status, summary)
+    ledger.release_lock(org_id, run_id)
+    return summary

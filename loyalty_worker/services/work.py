@@ -1,0 +1,89 @@
+"""One customer's inputs as a run hands them to a sync task, and their compact JSON form.
+
+A batch reads the org's whole order history once and groups it by customer; each sync task then
+gets only its customer's orders in the message, so no task pages Alleaves again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from loyalty_worker.domain.models import AlpineProfile, Customer, Order
+
+
+@dataclass(frozen=True, slots=True)
+class AlpineAnswer:
+    """Alpine IQ's answer fetched ahead (bulk listing): a profile, or None for "no account"."""
+
+    profile: AlpineProfile | None
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerWork:
+    customer: Customer
+    orders: tuple[Order, ...] = ()
+    malformed_orders: tuple[str, ...] = ()
+    # None: not known ahead, the sync looks the phone up itself.
+    alpine: AlpineAnswer | None = None
+
+    def to_payload(self) -> dict[str, Any]:
+        """Compact JSON for a task message: amounts as strings, never floats."""
+        payload: dict[str, Any] = {
+            "customer": [
+                self.customer.customer_id,
+                self.customer.phone,
+                self.customer.alpine_user_code,
+            ],
+            "orders": [
+                [
+                    o.order_id,
+                    o.status,
+                    str(o.subtotal),
+                    str(o.discount),
+                    str(o.refunded_amount),
+                    o.updated_at,
+                ]
+                for o in self.orders
+            ],
+        }
+        if self.malformed_orders:
+            payload["malformed"] = list(self.malformed_orders)
+        if self.alpine is not None:
+            profile = self.alpine.profile
+            payload["alpine"] = (
+                None
+                if profile is None
+                else [profile.points, profile.tier, profile.last_visit, profile.contact_id]
+            )
+        return payload
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> CustomerWork:
+        customer_id, phone, code = payload["customer"]
+        orders = tuple(
+            Order(
+                order_id=int(o[0]),
+                customer_id=int(customer_id),
+                status=str(o[1]),
+                subtotal=Decimal(o[2]),
+                discount=Decimal(o[3]),
+                refunded_amount=Decimal(o[4]),
+                updated_at=o[5],
+            )
+            for o in payload.get("orders", ())
+        )
+        alpine: AlpineAnswer | None = None
+        if "alpine" in payload:
+            row: Sequence[Any] | None = payload["alpine"]
+            alpine = AlpineAnswer(
+                None if row is None else AlpineProfile(int(row[0]), row[1], row[2], row[3])
+            )
+        return cls(
+            customer=Customer(int(customer_id), phone, code),
+            orders=orders,
+            malformed_orders=tuple(payload.get("malformed", ())),
+            alpine=alpine,
+        )

@@ -1,0 +1,184 @@
+"""Thin Celery tasks: JSON arguments in, one service call, transient errors become retries."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from celery import Task
+
+from loyalty_worker.bootstrap import container
+from loyalty_worker.celery_app import app
+from loyalty_worker.errors import LoyaltyError, PermanentError, TransientError
+from loyalty_worker.services.batch import (
+    BatchOptions,
+    record_result,
+    start_batch,
+    summarize_batch,
+)
+from loyalty_worker.services.results import SyncResult, SyncStatus
+from loyalty_worker.services.single import find_customer_work
+from loyalty_worker.services.sync_customer import sync_customer as sync_one
+from loyalty_worker.services.work import CustomerWork
+
+log = logging.getLogger(__name__)
+
+
+def new_run_id(org_id: str) -> str:
+    """Sortable and unique: ``{org}-{UTC time}-{random}``."""
+    return f"{org_id}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+@app.task(name="loyalty.sync_org", acks_late=False, soft_time_limit=3000, time_limit=3300)
+def sync_org(org_id: str, *, run_id: str | None = None, dry_run: bool = False) -> dict[str, Any]:
+    """Fan out an org's batch: one ``loyalty.sync_customer`` per listed customer."""
+    run_id = run_id or new_run_id(org_id)
+    c = container()
+    try:
+        org = c.org(org_id)
+    except LoyaltyError as exc:
+        c.tracker.start(run_id, org_id, status="failed", error=f"{exc.reason}: {exc}")
+        log.error("run %s: org %s: %s", run_id, org_id, exc)
+        return {"runId": run_id, "started": False, "message": str(exc)}
+    settings = c.settings
+
+    def enqueue(work: CustomerWork) -> None:
+        sync_customer.apply_async(
+            (org_id, work.customer.customer_id),
+            {"run_id": run_id, "dry_run": dry_run, "work": work.to_payload()},
+            ignore_result=True,
+        )
+
+    def summarize(status: str) -> None:
+        summarize_run.delay(run_id, status=status)
+
+    started = start_batch(
+        org_id=org_id,
+        run_id=run_id,
+        dry_run=dry_run,
+        alleaves=org.alleaves,
+        alpine=org.alpine,
+        ledger=c.tracker,
+        options=BatchOptions(
+            history_start=settings.order_history_start,
+            window_days=settings.order_window_days,
+            page_size=settings.page_size,
+            parallelism=settings.order_fetch_parallelism,
+            lock_ttl_s=settings.run_lock_ttl_s,
+        ),
+        enqueue=enqueue,
+        summarize=summarize,
+    )
+    log.info(
+        "run %s: org %s: started=%s listed=%d", run_id, org_id, started.started, started.listed
+    )
+    return {
+        "runId": started.run_id,
+        "started": started.started,
+        "listed": started.listed,
+        "message": started.message,
+    }
+
+
+@app.task(name="loyalty.sync_customer", bind=True, max_retries=None)
+def sync_customer(
+    self: Task,
+    org_id: str,
+    customer_id: int | str,
+    *,
+    run_id: str | None = None,
+    dry_run: bool = False,
+    work: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Sync one customer; also the public entry point (``send_task`` with org and customer)."""
+    c = container()
+    try:
+        org = c.org(org_id)
+        customer_work = (
+            CustomerWork.from_payload(work)
+            if work is not None
+            else find_customer_work(org.alleaves, int(customer_id), settings=c.settings)
+        )
+        result = sync_one(
+            org.settings,
+            customer_work,
+            store=c.store,
+            alpine=org.alpine,
+            run_id=run_id,
+            dry_run=dry_run,
+        ).to_dict()
+    except TransientError as exc:
+        if self.request.retries < c.settings.sync_max_retries:
+            countdown = min(2**self.request.retries, 60)
+            raise self.retry(exc=exc, countdown=countdown) from exc
+        result = _failed(org_id, customer_id, exc, dry_run)
+    except PermanentError as exc:
+        result = _failed(org_id, customer_id, exc, dry_run)
+    log.info(
+        "run %s: org %s: customer %s: %s%s",
+        run_id,
+        org_id,
+        customer_id,
+        result["status"],
+        f" ({result['reason']})" if "reason" in result else "",
+    )
+    if run_id is not None and record_result(c.tracker, run_id, result):
+        summarize_run.delay(run_id)
+    return result
+
+
+def _failed(
+    org_id: str, customer_id: int | str, exc: LoyaltyError, dry_run: bool
+) -> dict[str, Any]:
+    return SyncResult(
+        org_id,
+        customer_id,
+        SyncStatus.FAILED,
+        datetime.now(UTC).isoformat(),
+        reason=exc.reason,
+        detail=str(exc),
+        dry_run=dry_run,
+    ).to_dict()
+
+
+@app.task(name="loyalty.summarize_run", bind=True, max_retries=5)
+def summarize_run(self: Task, run_id: str, *, status: str = "completed") -> dict[str, Any]:
+    """Aggregate a run's results into its summary and send the run's one alert."""
+    c = container()
+    org_id = c.tracker.meta(run_id)["orgId"]
+    try:
+        notifier = c.org(org_id).notifier
+        return summarize_batch(
+            run_id=run_id, ledger=c.tracker, store=c.store, notifier=notifier, status=status
+        )
+    except TransientError as exc:
+        raise self.retry(exc=exc, countdown=min(2**self.request.retries, 30)) from exc
+
+
+@app.task(name="loyalty.nightly_tick", acks_late=False)
+def nightly_tick() -> list[str]:
+    """Start each enabled org's nightly run once, in its own timezone's night.
+
+    Beat calls this every few minutes. An org whose local time is in its nightly window and that
+    has not run that local day is started; the per-day marker in Redis (SET NX) makes a second
+    Beat, or a late tick, start nothing more.
+    """
+    c = container()
+    started = []
+    hour = c.settings.nightly_hour
+    for org_id in c.store.list_org_ids():
+        try:
+            tz = ZoneInfo(c.store.get_org_settings(org_id).timezone)
+        except LoyaltyError as exc:
+            log.error("nightly: org %s skipped: %s", org_id, exc)
+            continue
+        local = datetime.now(tz)
+        if not hour <= local.hour < hour + c.settings.nightly_window_h:
+            continue
+        if c.tracker.mark_nightly(org_id, local.date(), ttl_s=3 * 24 * 3600):
+            sync_org.apply_async((org_id,), expires=3600)
+            started.append(org_id)
+    return started

@@ -1,0 +1,98 @@
+"""The main job on real parts: a Celery worker process, Redis, the sandbox, the emulator."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from loyalty_worker.progress import watch_run
+from tests.fixtures.pipeline import Stack, wait_for
+from tests.reference import expected_profiles
+
+pytestmark = pytest.mark.integration
+
+LOYALTY_KEYS = (
+    "points",
+    "pointsFromOrders",
+    "pointsFromAlpine",
+    "tier",
+    "tierSource",
+    "loyaltyReconciled",
+    "loyaltyDiscrepancy",
+    "loyaltyStatus",
+    "ordersProcessed",
+    "totalSpent",
+)
+
+
+def check_profiles(stack: Stack, org_id: str) -> int:
+    org = stack.org(org_id)
+    expected = expected_profiles(org)
+    seeded = {p["customerId"]: p for p in org["profiles"]}
+    codes = {c["id_customer"]: c.get("alpine_user_code") for c in org["customers"]}
+    for cid, want in expected.items():
+        got = stack.profile(org_id, cid)
+        assert got is not None, f"customer {cid} has no profile"
+        assert {k: got.get(k) for k in LOYALTY_KEYS} == want, f"customer {cid}"
+        assert got["orgId"] == org_id
+        assert got["alleavesCustomerId"] == cid
+        assert got.get("alpineUserId") == (codes[cid] or None)
+        assert got.get("pointsLastCalculated") is not None
+        for name, value in seeded.get(cid, {}).items():  # Markitbot's own fields untouched
+            if name != "customerId":
+                assert got[name] == value, f"customer {cid}: {name} clobbered"
+    return len(expected)
+
+
+def test_full_run_writes_the_rules_profiles_and_one_alert(stack: Stack) -> None:
+    org = stack.org("org-1")
+    before = len(stack.messages())
+    progress = stack.run("org-1")
+    summary = progress.summary
+    assert progress.status == "completed", progress
+    assert summary is not None
+    assert summary["listed"] == len(org["customers"]) == 300
+    assert summary["synced"] + summary["unchanged"] + summary["failed"] == summary["listed"]
+    assert summary["failed"] == 0
+    assert check_profiles(stack, "org-1") == 300
+    # the cases the dataset must contain really were synced
+    assert summary["reconciliation"]["no_alpine_account"] > 0
+    customers_with_orders = {o.get("id_customer") for o in org["orders"]}
+    assert any(c["id_customer"] not in customers_with_orders for c in org["customers"])
+    assert len(stack.messages()) == before + 1
+    assert (
+        stack.firestore.collection("loyalty_sync_runs")
+        .document(progress.summary["runId"])
+        .get()
+        .exists
+    )
+
+
+def test_second_run_rewrites_nothing(stack: Stack) -> None:
+    progress = stack.run("org-1")
+    assert progress.summary is not None
+    assert progress.summary["unchanged"] == progress.summary["listed"] == 300
+
+
+def test_concurrent_trigger_starts_no_second_batch(stack: Stack) -> None:
+    before = len(stack.messages())
+    run_ids = [f"race-{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    for run_id in run_ids:
+        stack.celery.send_task("loyalty.sync_org", args=["org-2"], kwargs={"run_id": run_id})
+    ended = [watch_run(stack.tracker, run_id, timeout_s=120) for run_id in run_ids]
+    assert sorted(p.status for p in ended) == ["completed", "duplicate"], ended
+    duplicate = next(p for p in ended if p.status == "duplicate")
+    assert duplicate.summary is None
+    assert "already has run" in (duplicate.error or "")
+    wait_for(lambda: len(stack.messages()) == before + 1)
+    assert stack.tracker.lock_holder("org-2") is None
+
+
+def test_single_customer_by_task_name_only(stack: Stack) -> None:
+    org = stack.org("org-2")
+    cid = org["customers"][0]["id_customer"]
+    stack.firestore.collection("customers").document(f"org-2_{cid}").update({"points": -1})
+    result = stack.celery.send_task("loyalty.sync_customer", args=["org-2", cid]).get(timeout=60)
+    assert result["status"] == "synced"
+    assert stack.profile("org-2", cid)["points"] == expected_profiles(org)[cid]["points"]

@@ -1,0 +1,75 @@
+"""Run completion counting: exactly one caller fires the summary, redeliveries count once."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import fakeredis
+import pytest
+
+from loyalty_worker.adapters.run_state import RunTracker
+
+
+@pytest.fixture
+def tracker() -> RunTracker:
+    return RunTracker(fakeredis.FakeRedis())
+
+
+def ok(cid: int) -> dict[str, object]:
+    return {"success": True, "status": "synced", "customerId": cid}
+
+
+def test_only_the_result_that_completes_the_run_fires(tracker: RunTracker) -> None:
+    tracker.start("r1", "org-1")
+    assert tracker.set_listed("r1", 3) is False
+    assert [tracker.record("r1", str(i), ok(i)) for i in range(3)] == [False, False, True]
+    progress = tracker.progress("r1")
+    assert (progress.listed, progress.done, progress.failed) == (3, 3, 0)
+
+
+def test_a_redelivered_result_overwrites_instead_of_counting_twice(tracker: RunTracker) -> None:
+    tracker.start("r1", "org-1")
+    tracker.set_listed("r1", 2)
+    assert tracker.record("r1", "1", {"success": False, "status": "failed"}) is False
+    assert tracker.progress("r1").failed == 1
+    assert tracker.record("r1", "1", ok(1)) is False  # same customer again: still 1 of 2
+    assert tracker.progress("r1").failed == 0
+    assert tracker.record("r1", "2", ok(2)) is True
+    assert tracker.record("r1", "2", ok(2)) is False  # a late duplicate never fires again
+
+
+def test_results_before_the_count_is_known_fire_at_set_listed(tracker: RunTracker) -> None:
+    tracker.start("r1", "org-1")
+    assert tracker.record("r1", "m1", {"success": False, "status": "failed"}) is False
+    assert tracker.set_listed("r1", 1) is True
+    assert tracker.set_listed("r1", 1) is False
+
+
+def test_empty_run_fires_at_once(tracker: RunTracker) -> None:
+    tracker.start("r1", "org-1")
+    assert tracker.set_listed("r1", 0) is True
+
+
+def test_concurrent_completions_fire_exactly_once(tracker: RunTracker) -> None:
+    tracker.start("r1", "org-1")
+    tracker.set_listed("r1", 200)
+    with ThreadPoolExecutor(8) as pool:
+        fired = list(pool.map(lambda i: tracker.record("r1", str(i), ok(i)), range(200)))
+    assert fired.count(True) == 1
+    assert sorted(r["customerId"] for r in tracker.iter_results("r1")) == list(range(200))
+
+
+def test_org_lock_is_exclusive_and_released_only_by_its_holder(tracker: RunTracker) -> None:
+    assert tracker.acquire_lock("org-1", "r1", 60) is None
+    assert tracker.acquire_lock("org-1", "r2", 60) == "r1"
+    tracker.release_lock("org-1", "r2")
+    assert tracker.lock_holder("org-1") == "r1"
+    tracker.release_lock("org-1", "r1")
+    assert tracker.acquire_lock("org-1", "r2", 60) is None
+
+
+def test_nightly_marker_is_once_per_org_and_day(tracker: RunTracker) -> None:
+    from datetime import date
+
+    assert tracker.mark_nightly("org-1", date(2026, 11, 25), ttl_s=60) is True
+    assert tracker.mark_nightly("org-1", date(2026, 11, 25), ttl_s=60) is False
+    assert tracker.mark_nightly("org-2", date(2026, 11, 25), ttl_s=60) is True
+    assert tracker.mark_nightly("org-1", date(2026, 11, 26), ttl_s=60) is True
