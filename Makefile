@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 EMULATOR := loyalty_worker/firestore_emulator
+CUSTOMERS ?= 1000
 
 .PHONY: install demo test test-unit check format worker beat flower sandbox firestore bench clean
 
@@ -18,7 +19,7 @@ $(EMULATOR)/node_modules/.package-lock.json: $(EMULATOR)/package.json $(EMULATOR
 install: $(BIN)/.installed $(EMULATOR)/node_modules/.package-lock.json
 
 demo: install
-	$(BIN)/loyalty-worker demo
+	$(BIN)/loyalty-worker demo --customers $(CUSTOMERS)
 
 test: install
 	$(BIN)/pytest

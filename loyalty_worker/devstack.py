@@ -72,8 +72,9 @@ class ChildProcess:
             if self.process.poll() is not None:
                 break
             time.sleep(0.05)
+        output = self.output()
         self.stop()
-        raise StartupError(f"{self.name} did not start:\n{self.output()[-4000:]}")
+        raise StartupError(f"{self.name} did not start:\n{output[-4000:]}")
 
     @property
     def running(self) -> bool:
@@ -85,6 +86,7 @@ class ChildProcess:
             os.killpg(self.process.pid, sig)
 
     def stop(self, *, timeout_s: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL after ``timeout_s``; the output is gone afterwards."""
         if self.running:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
@@ -92,6 +94,7 @@ class ChildProcess:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+        self._log.close()
 
     def __enter__(self) -> Self:
         return self

@@ -1,0 +1,205 @@
+"""Markitbot's Firestore as the worker's ``ProfileStore``.
+
+Documents: ``loyalty_settings/{orgId}`` (read), ``customers/{orgId}_{customerId}`` (merge-written,
+loyalty fields only) and ``loyalty_sync_runs/{runId}`` (run summaries). Every call carries a
+timeout and a short retry bounded in total time, so an unreachable Firestore (or a stopped
+emulator) surfaces within seconds as ``TransientError``, for the task to retry later, instead of
+the client's default of retrying for minutes. Other API errors become ``PermanentError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from google.api_core import exceptions as api_exceptions
+from google.api_core.retry import Retry, if_exception_type
+from google.auth import exceptions as auth_exceptions
+from google.cloud import firestore
+from google.cloud.firestore_v1.document import DocumentReference
+from google.cloud.firestore_v1.field_path import FieldPath
+
+from loyalty_worker.domain.profile import ProfileUpdate, profile_id
+from loyalty_worker.errors import PermanentError, TransientError, UnknownOrg
+from loyalty_worker.org_settings import OrgSettings
+
+SETTINGS = "loyalty_settings"
+PROFILES = "customers"
+RUN_SUMMARIES = "loyalty_sync_runs"
+
+# Firestore's limit on writes in one commit.
+MAX_BATCH_WRITES = 500
+# Documents per BatchGetDocuments call: large enough to be few calls, small enough that one slow
+# response does not hit the timeout.
+READ_CHUNK = 300
+
+_SERVICE = "firestore"
+_TRANSIENT_API_ERRORS: tuple[type[Exception], ...] = (
+    api_exceptions.ServiceUnavailable,
+    api_exceptions.DeadlineExceeded,
+    api_exceptions.InternalServerError,
+    api_exceptions.BadGateway,
+    api_exceptions.GatewayTimeout,
+    api_exceptions.Aborted,
+    api_exceptions.TooManyRequests,
+    api_exceptions.ResourceExhausted,
+)
+
+
+def build_firestore_client(project: str) -> firestore.Client:
+    """A Firestore client for ``project``.
+
+    With ``FIRESTORE_EMULATOR_HOST`` set the client talks to that emulator without credentials;
+    otherwise it uses Application Default Credentials. Build it once per worker process, after
+    fork: gRPC channels do not survive a fork.
+    """
+    return firestore.Client(project=project)
+
+
+class FirestoreProfileStore:
+    """``ProfileStore`` over a ``google.cloud.firestore.Client``."""
+
+    def __init__(
+        self,
+        client: firestore.Client,
+        *,
+        timeout_s: float = 10.0,
+        retry_budget_s: float = 3.0,
+    ) -> None:
+        self._client = client
+        self._timeout_s = timeout_s
+        self._retry = Retry(
+            predicate=if_exception_type(*_TRANSIENT_API_ERRORS),
+            initial=0.1,
+            maximum=1.0,
+            multiplier=2.0,
+            timeout=retry_budget_s,
+        )
+
+    def get_org_settings(self, org_id: str) -> OrgSettings:
+        """The org's validated settings; UnknownOrg or SettingsInvalid otherwise."""
+        reference = self._client.collection(SETTINGS).document(org_id)
+        with _translate_errors(f"read settings of org {org_id}"):
+            snapshot = reference.get(retry=self._retry, timeout=self._timeout_s)
+        document = snapshot.to_dict()
+        if not snapshot.exists or document is None:
+            raise UnknownOrg(org_id)
+        return OrgSettings.parse(org_id, document)
+
+    def list_org_ids(self) -> list[str]:
+        """Ids of every org whose loyalty settings are not disabled, sorted.
+
+        Streams the collection rather than listing document references: the emulator does not
+        serve ListDocuments, and a settings document must be read anyway to see ``disabled``.
+        """
+        settings = self._client.collection(SETTINGS)
+        with _translate_errors("list orgs"):
+            enabled = [
+                snapshot.id
+                for snapshot in settings.stream(retry=self._retry, timeout=self._timeout_s)
+                if (snapshot.to_dict() or {}).get("disabled") is not True
+            ]
+        return sorted(enabled)
+
+    def get_profiles(self, org_id: str, customer_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """Existing profiles by customer id; customers without a profile are left out."""
+        by_document_id = {
+            profile_id(org_id, customer_id): customer_id for customer_id in customer_ids
+        }
+        profiles = self._client.collection(PROFILES)
+        wanted = [profiles.document(document_id) for document_id in by_document_id]
+        found: dict[int, dict[str, Any]] = {}
+        for start in range(0, len(wanted), READ_CHUNK):
+            chunk = wanted[start : start + READ_CHUNK]
+            with _translate_errors(f"read {len(chunk)} profiles of org {org_id}"):
+                snapshots = list(
+                    self._client.get_all(chunk, retry=self._retry, timeout=self._timeout_s)
+                )
+            for snapshot in snapshots:
+                document = snapshot.to_dict()
+                if snapshot.exists and document is not None:
+                    found[by_document_id[snapshot.id]] = document
+        return found
+
+    def write_profiles(self, updates: Sequence[ProfileUpdate]) -> None:
+        """Merge-write the updates in batches of at most 500; never touches other fields.
+
+        Each update replaces exactly the top-level fields it names (a map value is replaced, not
+        deep-merged) and deletes its ``deletes``. The writes are idempotent, so a batch retried
+        after a timeout that did commit leaves the same documents.
+        """
+        profiles = self._client.collection(PROFILES)
+        writes = [
+            (profiles.document(update.document_id), _merge_data(update.fields, update.deletes))
+            for update in updates
+            if update.fields or update.deletes
+        ]
+        for start in range(0, len(writes), MAX_BATCH_WRITES):
+            chunk = writes[start : start + MAX_BATCH_WRITES]
+            self._merge_write(f"write {len(chunk)} profiles", chunk)
+
+    def write_run_summary(self, run_id: str, summary: Mapping[str, Any]) -> None:
+        """Store a run's summary at ``loyalty_sync_runs/{runId}``, replacing the fields it names.
+
+        Top-level merge, so a summary written in stages keeps earlier fields while a nested count
+        written again is replaced whole rather than mixed with its stale keys.
+        """
+        reference = self._client.collection(RUN_SUMMARIES).document(run_id)
+        self._merge_write(f"write summary of run {run_id}", [(reference, dict(summary))])
+
+    def _merge_write(
+        self, action: str, writes: Sequence[tuple[DocumentReference, dict[str, Any]]]
+    ) -> None:
+        """Commit one batch that sets each document's top-level fields and leaves the rest."""
+        batch = self._client.batch()
+        for reference, data in writes:
+            # FieldPath, not strings: a string merge path is parsed, so a name holding a dot
+            # would name a nested field. No paths (an empty summary) still creates the document.
+            batch.set(reference, data, merge=[FieldPath(name) for name in data] or True)
+        with _translate_errors(action):
+            batch.commit(retry=self._retry, timeout=self._timeout_s)
+
+    def get_run_summary(self, run_id: str) -> dict[str, Any] | None:
+        """A run's summary document, or None."""
+        reference = self._client.collection(RUN_SUMMARIES).document(run_id)
+        with _translate_errors(f"read summary of run {run_id}"):
+            snapshot = reference.get(retry=self._retry, timeout=self._timeout_s)
+        return snapshot.to_dict() if snapshot.exists else None
+
+
+def _merge_data(fields: Mapping[str, Any], deletes: Sequence[str]) -> dict[str, Any]:
+    """A merge-set payload: the deletes as DELETE_FIELD markers, then the fields (which win)."""
+    return {**dict.fromkeys(deletes, firestore.DELETE_FIELD), **fields}
+
+
+@contextmanager
+def _translate_errors(action: str) -> Iterator[None]:
+    """Turn the client's exceptions into the worker's transient/permanent errors.
+
+    gRPC status errors (connection refused included) arrive already converted by api_core into
+    ``GoogleAPICallError`` subclasses, and a spent retry budget as ``RetryError``.
+    """
+    try:
+        yield
+    except api_exceptions.GoogleAPIError as exc:
+        raise _classify(action, exc) from exc
+    except (auth_exceptions.TransportError, ConnectionError, TimeoutError) as exc:
+        raise TransientError(_SERVICE, f"{action}: {exc}") from exc
+    except auth_exceptions.GoogleAuthError as exc:
+        raise PermanentError(_SERVICE, f"{action}: credentials: {exc}") from exc
+
+
+def _classify(action: str, exc: Exception) -> TransientError | PermanentError:
+    if isinstance(exc, api_exceptions.RetryError):
+        cause = exc.cause if exc.cause is not None else exc
+        return TransientError(_SERVICE, f"{action}: gave up retrying: {_describe(cause)}")
+    if isinstance(exc, _TRANSIENT_API_ERRORS):
+        return TransientError(_SERVICE, f"{action}: {_describe(exc)}")
+    return PermanentError(_SERVICE, f"{action}: {_describe(exc)}")
+
+
+def _describe(exc: BaseException) -> str:
+    """The error's class and first line: gRPC messages can run to many lines of debug detail."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"

@@ -1,0 +1,190 @@
+"""The HTTP boundary every client shares: retries, timeouts and the mapping of outcomes to errors.
+
+Whether a failure is worth retrying is decided here, once, so that the clients above only ever see
+a response they asked for or one error of ``loyalty_worker.errors``:
+
+- 2xx, and any status the caller declares as an answer (Alpine IQ's 404 "no account") → response;
+- 429 → ``RateLimited`` (with its ``Retry-After``), 5xx / timeouts / connection errors →
+  ``TransientError``: retried within the policy's attempts and total time, then raised;
+- 401/403 → ``AuthError``, any other 4xx → ``PermanentError``: raised at once.
+
+Messages name the call by a label (method and path, phone numbers masked), never by its URL, query,
+headers or body: those carry tokens, API keys and phone numbers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import httpx
+
+from loyalty_worker.config import Settings
+from loyalty_worker.domain.phone import mask_phones_in
+from loyalty_worker.errors import (
+    AuthError,
+    PermanentError,
+    RateLimited,
+    TransientError,
+)
+
+logger = logging.getLogger(__name__)
+
+RetryAfter = Callable[[httpx.Response], float | None]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How hard to try a call: bounded in attempts *and* total time, with full-jitter backoff.
+
+    ``wait=False`` is the testing switch: no sleeping at all, attempts still bounded. ``sleep`` and
+    ``clock`` (monotonic) are injectable so tests can record waits and move time without sleeping.
+    """
+
+    max_attempts: int = 4
+    max_total_s: float = 30.0
+    base_delay_s: float = 0.5
+    max_delay_s: float = 8.0
+    wait: bool = True
+    sleep: Callable[[float], None] = field(default=time.sleep, compare=False, repr=False)
+    clock: Callable[[], float] = field(default=time.monotonic, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if self.max_total_s < 0 or self.base_delay_s < 0 or self.max_delay_s < 0:
+            raise ValueError("retry delays and budget must not be negative")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetryPolicy:
+        """The process-wide policy, from ``LOYALTY_HTTP_MAX_ATTEMPTS`` / ``_MAX_RETRY_S``."""
+        return cls(max_attempts=settings.http_max_attempts, max_total_s=settings.http_max_retry_s)
+
+    def backoff_s(self, attempt: int) -> float:
+        """Full jitter: uniform below the capped exponential, so retrying workers spread out."""
+        ceiling = min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1))
+        return random.uniform(0, ceiling)
+
+
+def build_http_client(settings: Settings) -> httpx.Client:
+    """One pooled, keep-alive client per worker process; every call bounded by explicit timeouts."""
+    pool = settings.http_pool_size
+    return httpx.Client(
+        timeout=httpx.Timeout(settings.http_timeout_s, connect=settings.http_connect_timeout_s),
+        limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
+        headers={"User-Agent": "loyalty-worker"},
+        follow_redirects=False,
+    )
+
+
+def retry_after_header(response: httpx.Response) -> float | None:
+    """Seconds asked by ``Retry-After``: delta-seconds or an HTTP-date (relative to ``Date``)."""
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    # The server's own Date header is the fairest "now": it cancels any skew between our clocks.
+    now = time.time()
+    server_date = response.headers.get("Date")
+    if server_date is not None:
+        with contextlib.suppress(TypeError, ValueError):
+            now = email.utils.parsedate_to_datetime(server_date).timestamp()
+    return max(when.timestamp() - now, 0.0)
+
+
+def call_label(method: str, url: httpx.URL | str) -> str:
+    """How a call is named in errors and logs: method and path only, phone numbers masked."""
+    return f"{method.upper()} {mask_phones_in(httpx.URL(url).path)}"
+
+
+def send(
+    http: httpx.Client,
+    method: str,
+    url: str,
+    *,
+    service: str,
+    policy: RetryPolicy,
+    answers: Collection[int] = (),
+    label: str | None = None,
+    params: Mapping[str, str | int] | None = None,
+    json_body: Any = None,
+    headers: Mapping[str, str] | None = None,
+    retry_after: RetryAfter = retry_after_header,
+) -> httpx.Response:
+    """Perform one call under ``policy``; returns a 2xx (or declared) response, else raises.
+
+    Only transient failures are retried. A 429 whose ``Retry-After`` does not fit in what is left of
+    the total budget is raised at once, so that the caller (a Celery task) can wait it out instead
+    of holding a worker.
+    """
+    name = label or call_label(method, url)
+    started = policy.clock()
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            response = http.request(method, url, params=params, json=json_body, headers=headers)
+        except httpx.TimeoutException as exc:
+            error: TransientError = TransientError(service, f"{name}: timed out ({_kind(exc)})")
+            asked: float | None = None
+        except httpx.TransportError as exc:
+            error = TransientError(service, f"{name}: connection failed ({_kind(exc)})")
+            asked = None
+        else:
+            status = response.status_code
+            if response.is_success or status in answers:
+                return response
+            if status == 429:
+                asked = retry_after(response)
+                error = RateLimited(service, f"{name}: rate limited (429)", asked)
+            elif status >= 500:
+                error = TransientError(service, f"{name}: server error ({status})")
+                asked = None
+            elif status in (401, 403):
+                raise AuthError(service, f"{name}: not authorised ({status})")
+            else:
+                raise PermanentError(service, f"{name}: rejected ({status})")
+
+        if attempt >= policy.max_attempts:
+            raise error
+        delay = asked if asked is not None else policy.backoff_s(attempt)
+        if policy.clock() - started + delay > policy.max_total_s:
+            raise error
+        logger.warning(
+            "%s: %s; retry %d/%d in %.2fs",
+            service,
+            error.message,
+            attempt,
+            policy.max_attempts - 1,
+            delay,
+        )
+        if policy.wait and delay > 0:
+            policy.sleep(delay)
+
+
+def decode_json(response: httpx.Response, *, service: str, label: str) -> Any:
+    """The JSON body, fractional numbers as ``Decimal``: no amount ever passes through float."""
+    try:
+        return json.loads(response.content, parse_float=Decimal)
+    except ValueError as exc:
+        raise PermanentError(service, f"{label}: response is not JSON ({_kind(exc)})") from exc
+
+
+def _kind(exc: Exception) -> str:
+    """The exception's class only: its text may repeat the URL, which can hold a token."""
+    return exc.__class__.__name__

@@ -1,0 +1,188 @@
+"""What Alleaves and Alpine IQ send, as they send it, and how each record becomes a domain value.
+
+The models are lenient where the providers are loose (unknown fields, nulls, numbers as strings)
+and strict where the loyalty rules need a fact: an order without a numeric ``subtotal`` is not
+guessed at but reported, by id, as a ``MalformedRecord``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from loyalty_worker.domain.models import AlpineProfile, Customer, Order
+from loyalty_worker.domain.phone import mask_phones_in, normalize_phone
+from loyalty_worker.errors import MalformedRecord
+from loyalty_worker.ports import AlpineContact
+
+_ZERO = Decimal(0)
+
+
+class _Wire(BaseModel):
+    """Tolerant by default: providers add fields, and send ids or codes as numbers or strings."""
+
+    model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True, frozen=True)
+
+
+class AlleavesCustomer(_Wire):
+    """A row of ``POST /customer/search``."""
+
+    id_customer: int
+    phone: str | None = None
+    alpine_user_code: str | None = None
+
+    def to_customer(self) -> Customer:
+        """Blank strings mean "absent" at Alleaves; the domain wants None for them."""
+        return Customer(
+            customer_id=self.id_customer,
+            phone=_blank_to_none(self.phone),
+            alpine_user_code=_blank_to_none(self.alpine_user_code),
+        )
+
+
+class AlleavesOrder(_Wire):
+    """A row of ``GET /order``; amounts as ``Decimal`` (numbers or numeric strings, not floats)."""
+
+    id_order: int
+    id_customer: int | None = None
+    status: str
+    subtotal: Decimal = Field(allow_inf_nan=False)
+    discount: Decimal | None = Field(default=None, allow_inf_nan=False)
+    refunded_amount: Decimal | None = Field(default=None, allow_inf_nan=False)
+    date_updated: str | None = None
+
+    def to_order(self) -> Order:
+        """Anonymous orders (``id_customer`` 0, null or missing) keep customer 0: nobody's."""
+        return Order(
+            order_id=self.id_order,
+            customer_id=self.id_customer or 0,
+            status=self.status,
+            subtotal=self.subtotal,
+            discount=self.discount if self.discount is not None else _ZERO,
+            refunded_amount=self.refunded_amount if self.refunded_amount is not None else _ZERO,
+            updated_at=self.date_updated,
+        )
+
+
+class AlpineLoyalty(_Wire):
+    """The ``data`` of ``GET /v2/loyalty/lookup/{phone10}``."""
+
+    contact_id: str | None = Field(default=None, alias="contactID")
+    loyalty: bool = True
+    points: int
+    tier: str | None = None
+    last_visit: str | None = Field(default=None, alias="lastVisit")
+
+    def to_profile(self) -> AlpineProfile | None:
+        """A contact not enrolled in loyalty (``loyalty: false``) has no account to compare with."""
+        if not self.loyalty:
+            return None
+        return AlpineProfile(
+            points=self.points,
+            tier=_blank_to_none(self.tier),
+            last_visit=self.last_visit,
+            contact_id=self.contact_id,
+        )
+
+
+class AlpineWallet(_Wire):
+    """The ``data`` of ``POST /v2/wallet``."""
+
+    loyalty_points: int | None = Field(default=None, alias="loyaltyPoints")
+
+
+class AlpineContactRow(_Wire):
+    """A row of ``GET /v1.1/piis/{uid}``; our sandbox also puts the balance on it."""
+
+    contact_id: str = Field(alias="contactID")
+    mobile_phone: str | None = Field(default=None, alias="mobilePhone")
+    phone: str | None = None
+    points: int | None = None
+    tier: str | None = None
+    last_visit: str | None = Field(default=None, alias="lastVisit")
+
+    def to_contact(self) -> AlpineContact:
+        """Phone normalised for matching; a profile only when the row carries a balance."""
+        profile = None
+        if self.points is not None:
+            profile = AlpineProfile(
+                points=self.points,
+                tier=_blank_to_none(self.tier),
+                last_visit=self.last_visit,
+                contact_id=self.contact_id,
+            )
+        return AlpineContact(
+            contact_id=self.contact_id,
+            phone=normalize_phone(self.mobile_phone) or normalize_phone(self.phone),
+            profile=profile,
+        )
+
+
+class AlpineContactsPage(_Wire):
+    """The ``data`` of one contacts page; ``total`` may be absent, then a short page ends it."""
+
+    results: list[Any] = Field(default_factory=list)
+    size: int | None = None
+    total: int | None = None
+
+
+def parse_customer(raw: object, *, page: int, position: int) -> Customer | MalformedRecord:
+    """A customer row, or a MalformedRecord named by its id (by page and position without one)."""
+    try:
+        return AlleavesCustomer.model_validate(raw).to_customer()
+    except ValidationError as exc:
+        record_id = _readable_int(raw, "id_customer")
+        return MalformedRecord(
+            "alleaves",
+            "customer",
+            str(record_id) if record_id is not None else f"page {page} #{position}",
+            describe_problem(exc),
+        )
+
+
+def parse_order(raw: object, *, page: int, position: int) -> Order | MalformedRecord:
+    """An order row, or a MalformedRecord naming ``id_order`` and, when readable, its customer."""
+    try:
+        return AlleavesOrder.model_validate(raw).to_order()
+    except ValidationError as exc:
+        order_id = _readable_int(raw, "id_order")
+        return MalformedRecord(
+            "alleaves",
+            "order",
+            str(order_id) if order_id is not None else f"page {page} #{position}",
+            describe_problem(exc),
+            customer_id=_readable_int(raw, "id_customer"),
+        )
+
+
+def describe_problem(exc: ValidationError) -> str:
+    """Which fields failed and why, without the values: they may hold phones or e-mails."""
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False):
+        where = ".".join(str(part) for part in error["loc"]) or "record"
+        problems.append(f"{where}: {error['msg']}")
+    return mask_phones_in("; ".join(problems))
+
+
+def _readable_int(raw: object, key: str) -> int | None:
+    """An id read loosely (int or numeric string) for naming a record that failed validation."""
+    if not isinstance(raw, dict):
+        return None
+    value = raw.get(key)
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+def _blank_to_none(value: str | None) -> str | None:
+    """Providers send "" for unknown; treat it like null."""
+    if value is None:
+        return None
+    stripped = value.strip()
+    return stripped or None

@@ -1,0 +1,216 @@
+"""A local Firestore for development, tests and the demo, run from Python.
+
+Google's own emulator needs Java and a download at run time; the npm package
+``@firestore-emulator/server`` (pinned in ``package.json``, started by ``start.mjs``) needs only
+Node and serves everything the worker uses to ``google-cloud-firestore``. Point a client at it
+with ``FIRESTORE_EMULATOR_HOST=127.0.0.1:PORT``; its data lives in memory and dies with it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import queue
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Self
+
+EMULATOR_DIR = Path(__file__).resolve().parent
+START_SCRIPT = EMULATOR_DIR / "start.mjs"
+_INSTALLED_MARKER = (
+    EMULATOR_DIR / "node_modules" / "@firestore-emulator" / "server" / "package.json"
+)
+_READY_PREFIX = "firestore emulator listening on "
+_LOOPBACK = "127.0.0.1"
+
+
+class EmulatorUnavailable(RuntimeError):
+    """The emulator cannot be installed or started (Node or npm missing, npm or Node failing)."""
+
+
+def ensure_installed(*, timeout_s: float = 300.0) -> None:
+    """Install the emulator's npm packages from the lock file, once, when they are missing.
+
+    A lock on ``package.json`` serialises concurrent callers (several test processes starting at
+    once), since ``npm ci`` deletes ``node_modules`` before it writes it.
+    """
+    if _INSTALLED_MARKER.is_file():
+        return
+    npm = _require_executable("npm")
+    _require_executable("node")
+    with (EMULATOR_DIR / "package.json").open("rb") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _INSTALLED_MARKER.is_file():
+            return
+        try:
+            result = subprocess.run(
+                [npm, "ci", "--no-audit", "--no-fund"],
+                cwd=EMULATOR_DIR,
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise EmulatorUnavailable(
+                f"`npm ci` in {EMULATOR_DIR} did not finish within {timeout_s:.0f}s"
+            ) from exc
+        if result.returncode != 0:
+            raise EmulatorUnavailable(
+                f"`npm ci` in {EMULATOR_DIR} failed (exit {result.returncode}):\n"
+                f"{_tail(result.stdout + result.stderr)}"
+            )
+
+
+class EmulatorProcess:
+    """A running emulator: ``host`` for ``FIRESTORE_EMULATOR_HOST``, ``stop()`` when done."""
+
+    def __init__(self, process: subprocess.Popen[str], port: int, log: IO[bytes]) -> None:
+        self._process = process
+        self.port = port
+        self._log = log
+
+    @property
+    def host(self) -> str:
+        """``127.0.0.1:PORT``, the value for ``FIRESTORE_EMULATOR_HOST``."""
+        return f"{_LOOPBACK}:{self.port}"
+
+    def running(self) -> bool:
+        """Whether the Node process is still alive."""
+        return self._process.poll() is None
+
+    def wait(self) -> int:
+        """Block until the emulator exits; its exit code."""
+        return self._process.wait()
+
+    def stop(self, *, timeout_s: float = 5.0) -> None:
+        """Stop the emulator (SIGTERM, then SIGKILL after ``timeout_s``); safe to call twice."""
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        for stream in (self._process.stdin, self._process.stdout):
+            if stream is not None:
+                stream.close()
+        self._log.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def start_emulator(port: int | None = None, *, timeout_s: float = 30.0) -> EmulatorProcess:
+    """Start an emulator on ``127.0.0.1:port`` (a free port when None) and wait until it answers.
+
+    The emulator exits when this process does: it watches its stdin, which only this process
+    holds, so a test run killed with SIGKILL does not leave Node servers behind.
+    """
+    ensure_installed()
+    node = _require_executable("node")
+    # Node's errors go to a file rather than a pipe nobody drains, so a chatty emulator can
+    # never block on a full pipe; the file's tail explains a failed start.
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - EmulatorProcess.stop closes it
+    process = subprocess.Popen(
+        [node, str(START_SCRIPT), str(port or 0), "--exit-with-stdin"],
+        cwd=EMULATOR_DIR,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+    )
+    deadline = time.monotonic() + timeout_s
+    emulator = EmulatorProcess(process, port or 0, log)
+    try:
+        emulator.port = _read_bound_port(process, timeout_s)
+        _wait_for_connection(emulator, deadline=deadline)
+    except EmulatorUnavailable as exc:
+        log.seek(0)
+        output = log.read().decode(errors="replace")
+        emulator.stop()
+        raise EmulatorUnavailable(f"{exc}\n{_tail(output)}".rstrip()) from None
+    except BaseException:
+        emulator.stop()
+        raise
+    return emulator
+
+
+def main_emulator(port: int | None = None) -> int:
+    """Run an emulator in the foreground until Ctrl-C (``loyalty-worker firestore-emulator``)."""
+    try:
+        emulator = start_emulator(port)
+    except EmulatorUnavailable as exc:
+        print(f"firestore emulator: {exc}", file=sys.stderr)
+        return 1
+    try:
+        print(f"FIRESTORE_EMULATOR_HOST={emulator.host}", flush=True)
+        return emulator.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        emulator.stop()
+
+
+def _read_bound_port(process: subprocess.Popen[str], timeout_s: float) -> int:
+    """The port from the emulator's ready line, or EmulatorUnavailable if it exits or stalls."""
+    assert process.stdout is not None
+    lines: queue.Queue[str] = queue.Queue(maxsize=1)
+    stdout = process.stdout
+    reader = threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True)
+    reader.start()
+    try:
+        line = lines.get(timeout=timeout_s)
+    except queue.Empty:
+        raise EmulatorUnavailable(
+            f"emulator did not report ready within {timeout_s:.0f}s"
+        ) from None
+    if not line.startswith(_READY_PREFIX):
+        try:
+            code: int | None = process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            code = None
+        raise EmulatorUnavailable(f"emulator did not start (exit code {code})")
+    return int(line.strip().rsplit(":", 1)[1])
+
+
+def _wait_for_connection(emulator: EmulatorProcess, *, deadline: float) -> None:
+    """Block until the gRPC port accepts a TCP connection."""
+    while True:
+        try:
+            with socket.create_connection((_LOOPBACK, emulator.port), timeout=1.0):
+                return
+        except OSError:
+            if not emulator.running() or time.monotonic() > deadline:
+                raise EmulatorUnavailable(
+                    f"emulator is not accepting connections on {emulator.host}"
+                ) from None
+            time.sleep(0.05)
+
+
+def _require_executable(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise EmulatorUnavailable(
+            f"`{name}` was not found on PATH: the Firestore emulator needs Node.js 18+ and npm "
+            "(for example `apt-get install nodejs npm`)"
+        )
+    return path
+
+
+def _tail(text: str, lines: int = 20) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])

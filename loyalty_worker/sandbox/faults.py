@@ -1,0 +1,201 @@
+"""Misbehaviour on demand, and the counters that show how clients coped with it.
+
+Each imitated API sits behind a ``FaultGate``: it counts the request, then delays it, then may
+answer it itself (429 over the rate limit, a random 5xx, a forced Discord status) before the API
+sees it. The control routes have no gate, so they are never delayed, failed or limited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
+from http import HTTPStatus
+from typing import Any
+
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+ALLEAVES = "alleaves"
+ALPINE = "alpine"
+DISCORD = "discord"
+APIS = (ALLEAVES, ALPINE, DISCORD)
+# Random 5xx hit the data APIs only; Discord fails on demand, through ``discord_status``.
+_ERROR_APIS = frozenset({ALLEAVES, ALPINE})
+_ERROR_STATUSES = (500, 502, 503)
+DEFAULT_TOKEN_TTL_S = 24 * 3600.0
+_ERROR_STATUS_CODES = frozenset(status.value for status in HTTPStatus if status.value >= 400)
+
+
+@dataclass(frozen=True, slots=True)
+class Faults:
+    """How the sandbox misbehaves; replaced as a whole, so a request sees one consistent set."""
+
+    latency_ms: float = 0.0
+    error_rate: float = 0.0
+    rate_limit: int | None = None  # requests per second per API; None: unlimited
+    token_ttl_s: float = DEFAULT_TOKEN_TTL_S
+    discord_status: int | None = None  # every webhook call answers this status; None: normal
+
+    def __post_init__(self) -> None:
+        if self.latency_ms < 0:
+            raise ValueError("latency_ms must be >= 0")
+        if not 0.0 <= self.error_rate <= 1.0:
+            raise ValueError("error_rate must be between 0 and 1")
+        if self.rate_limit is not None and self.rate_limit < 1:
+            raise ValueError("rate_limit must be >= 1, or null for no limit")
+        if self.token_ttl_s <= 0:
+            raise ValueError("token_ttl_s must be > 0")
+        if self.discord_status is not None and self.discord_status not in _ERROR_STATUS_CODES:
+            raise ValueError("discord_status must be an HTTP error status (4xx, 5xx), or null")
+
+    def updated(self, changes: Mapping[str, Any]) -> Faults:
+        """A copy with ``changes`` (a JSON object) applied; ValueError names a bad field."""
+        numbers = {"latency_ms", "error_rate", "token_ttl_s"}
+        optional_ints = {"rate_limit", "discord_status"}
+        unknown = set(changes) - numbers - optional_ints
+        if unknown:
+            raise ValueError(f"unknown fault(s): {', '.join(sorted(unknown))}")
+        for name, value in changes.items():
+            if isinstance(value, bool):
+                raise ValueError(f"{name} must be a number")
+            if name in numbers and not isinstance(value, int | float):
+                raise ValueError(f"{name} must be a number")
+            if name in optional_ints and value is not None and not isinstance(value, int):
+                raise ValueError(f"{name} must be an integer or null")
+        values = dict(changes)
+        # 0 reads naturally as "no limit" on the command line and in JSON alike.
+        if values.get("rate_limit") == 0:
+            values["rate_limit"] = None
+        return replace(self, **values)
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ApiStats:
+    """Counters of one imitated API since the last reset."""
+
+    def __init__(self, *, counts_logins: bool = False) -> None:
+        self.counts_logins = counts_logins
+        self.requests = 0
+        self.logins = 0
+        self.rate_limited = 0
+        self.server_errors = 0
+        self._busiest = 0
+        self._second = 0
+        self._in_second = 0
+
+    def arrive(self, now: float) -> int:
+        """Count a request; returns how many arrived in this wall-clock second, this one included.
+
+        One counter serves both the fixed-window rate limit and ``max_per_second``, so the
+        figure a benchmark reads is exactly the one the limit is enforced on.
+        """
+        self.requests += 1
+        second = int(now)
+        if second != self._second:
+            self._busiest = max(self._busiest, self._in_second)
+            self._second, self._in_second = second, 0
+        self._in_second += 1
+        return self._in_second
+
+    def answered(self, status: int) -> None:
+        if status == 429:
+            self.rate_limited += 1
+        elif status >= 500:
+            self.server_errors += 1
+
+    def as_json(self) -> dict[str, int]:
+        """``max_per_second``: requests received (whatever the answer) in the busiest second."""
+        snapshot = {
+            "requests": self.requests,
+            "rate_limited": self.rate_limited,
+            "server_errors": self.server_errors,
+            "max_per_second": max(self._busiest, self._in_second),
+        }
+        if self.counts_logins:
+            snapshot["logins"] = self.logins
+        return snapshot
+
+
+class FaultState:
+    """The faults in force and the counters, shared by every gate and the control routes."""
+
+    def __init__(self, initial: Faults) -> None:
+        self.initial = initial
+        self.faults = initial
+        self.random = random.Random()
+        self.stats = self._new_stats()
+
+    @staticmethod
+    def _new_stats() -> dict[str, ApiStats]:
+        return {api: ApiStats(counts_logins=api == ALLEAVES) for api in APIS}
+
+    def reset_stats(self) -> None:
+        self.stats = self._new_stats()
+
+    def stats_json(self) -> dict[str, dict[str, int]]:
+        return {api: stats.as_json() for api, stats in self.stats.items()}
+
+
+class FaultGate:
+    """ASGI middleware in front of one imitated API: count, delay, then maybe answer for it."""
+
+    def __init__(self, app: ASGIApp, *, api: str, state: FaultState) -> None:
+        self.app = app
+        self.api = api
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        stats = self.state.stats[self.api]
+        faults = self.state.faults
+        in_second = stats.arrive(time.time())
+
+        async def send_counted(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                stats.answered(message["status"])
+            await send(message)
+
+        if faults.latency_ms > 0:
+            await asyncio.sleep(faults.latency_ms / 1000)
+        injected = self._injected(faults, in_second)
+        if injected is not None:
+            await injected(scope, receive, send_counted)
+        else:
+            await self.app(scope, receive, send_counted)
+
+    def _injected(self, faults: Faults, in_second: int) -> Response | None:
+        """The answer a fault gives instead of the API's, or None to let the API answer."""
+        if faults.rate_limit is not None and in_second > faults.rate_limit:
+            return _too_many_requests(self.api)
+        if self.api in _ERROR_APIS and self.state.random.random() < faults.error_rate:
+            return _server_error(self.state.random.choice(_ERROR_STATUSES))
+        if self.api == DISCORD and faults.discord_status is not None:
+            if faults.discord_status == 429:
+                return _too_many_requests(DISCORD)
+            phrase = HTTPStatus(faults.discord_status).phrase
+            return JSONResponse({"message": phrase, "code": 0}, status_code=faults.discord_status)
+        return None
+
+
+def _too_many_requests(api: str) -> Response:
+    """429 as each service sends it: Discord says when to retry in the body too."""
+    headers = {"Retry-After": "1"}
+    if api == DISCORD:
+        body = {"message": "You are being rate limited.", "retry_after": 1.0, "global": False}
+        return JSONResponse(body, status_code=429, headers=headers)
+    return JSONResponse({"error": "Too Many Requests"}, status_code=429, headers=headers)
+
+
+def _server_error(status: int) -> Response:
+    """A 500 from the application, or a 502/503 page from the proxy in front of it (not JSON)."""
+    phrase = HTTPStatus(status).phrase
+    if status == 500:
+        return JSONResponse({"error": phrase}, status_code=status)
+    return HTMLResponse(f"<html><body><h1>{status} {phrase}</h1></body></html>", status_code=status)

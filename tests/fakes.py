@@ -1,0 +1,141 @@
+"""Working in-memory stand-ins for the ports, for fast unit tests.
+
+Each fake keeps the semantics of the real adapter, and the contract tests under
+``tests/integration`` run the same checks over both, so a unit test that passes on a fake means
+the same on the real thing.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import date
+from typing import Any
+
+from loyalty_worker.domain.models import AlpineProfile, Customer, Order
+from loyalty_worker.domain.profile import ProfileUpdate, profile_id
+from loyalty_worker.errors import MalformedRecord, UnknownOrg
+from loyalty_worker.org_settings import OrgSettings
+from loyalty_worker.ports import Alert, AlpineContact
+
+
+class InMemoryProfileStore:
+    """``ProfileStore`` over dicts, keyed by document id like the Firestore collections.
+
+    ``settings`` (``loyalty_settings``), ``profiles`` (``customers``) and ``run_summaries``
+    (``loyalty_sync_runs``) are public so tests can arrange and inspect documents directly.
+    ``writes`` counts the profile documents written, to check batching and skipped writes.
+    Documents are copied in and out, as a database would, so callers cannot alias stored state.
+    """
+
+    def __init__(self) -> None:
+        self.settings: dict[str, dict[str, Any]] = {}
+        self.profiles: dict[str, dict[str, Any]] = {}
+        self.run_summaries: dict[str, dict[str, Any]] = {}
+        self.writes = 0
+
+    def get_org_settings(self, org_id: str) -> OrgSettings:
+        """The org's validated settings; UnknownOrg or SettingsInvalid otherwise."""
+        document = self.settings.get(org_id)
+        if document is None:
+            raise UnknownOrg(org_id)
+        return OrgSettings.parse(org_id, copy.deepcopy(document))
+
+    def list_org_ids(self) -> list[str]:
+        """Ids of every org whose loyalty settings are not disabled, sorted."""
+        return sorted(
+            org_id
+            for org_id, document in self.settings.items()
+            if document.get("disabled") is not True
+        )
+
+    def get_profiles(self, org_id: str, customer_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """Existing profiles by customer id; customers without a profile are left out."""
+        found: dict[int, dict[str, Any]] = {}
+        for customer_id in customer_ids:
+            document = self.profiles.get(profile_id(org_id, customer_id))
+            if document is not None:
+                found[customer_id] = copy.deepcopy(document)
+        return found
+
+    def write_profiles(self, updates: Sequence[ProfileUpdate]) -> None:
+        """Set each update's top-level fields and remove its deletes; other fields stay."""
+        for update in updates:
+            if not update.fields and not update.deletes:
+                continue
+            document = self.profiles.setdefault(update.document_id, {})
+            for name in update.deletes:
+                document.pop(name, None)
+            document.update(copy.deepcopy(dict(update.fields)))
+            self.writes += 1
+
+    def write_run_summary(self, run_id: str, summary: Mapping[str, Any]) -> None:
+        """Store a run's summary, replacing the top-level fields it names."""
+        self.run_summaries.setdefault(run_id, {}).update(copy.deepcopy(dict(summary)))
+
+    def get_run_summary(self, run_id: str) -> dict[str, Any] | None:
+        """A run's summary document, or None."""
+        summary = self.run_summaries.get(run_id)
+        return copy.deepcopy(summary) if summary is not None else None
+
+
+class FakeAlpine:
+    """``LoyaltyLookup`` over a dict of 10-digit phone → profile; counts look-ups."""
+
+    def __init__(self, accounts: Mapping[str, AlpineProfile] | None = None) -> None:
+        self.accounts = dict(accounts or {})
+        self.lookups: list[str] = []
+        self.error: Exception | None = None
+
+    def lookup(self, phone: str) -> AlpineProfile | None:
+        self.lookups.append(phone)
+        if self.error is not None:
+            raise self.error
+        return self.accounts.get(phone)
+
+    def iter_contacts(self) -> Iterator[AlpineContact]:
+        for phone, profile in self.accounts.items():
+            yield AlpineContact(profile.contact_id or phone, phone, profile)
+
+
+class FakeAlleaves:
+    """``CustomerSource`` over lists, paging like Alleaves (orders filtered by ``updated_at``)."""
+
+    def __init__(
+        self,
+        customers: Sequence[Customer | MalformedRecord],
+        orders: Sequence[tuple[date, Order | MalformedRecord]] = (),
+        *,
+        page_size: int = 100,
+    ) -> None:
+        self.customers = list(customers)
+        self.orders = list(orders)
+        self.page_size = page_size
+        self.order_pages = 0
+        self.error: Exception | None = None
+
+    def iter_customers(self) -> Iterator[Customer | MalformedRecord]:
+        if self.error is not None:
+            raise self.error
+        yield from self.customers
+
+    def fetch_order_page(self, start: date, end: date, page: int) -> list[Order | MalformedRecord]:
+        self.order_pages += 1
+        in_range = [record for day, record in self.orders if start <= day <= end]
+        return in_range[(page - 1) * self.page_size : page * self.page_size]
+
+    def iter_orders(self, start: date, end: date) -> Iterator[Order | MalformedRecord]:
+        yield from (record for day, record in self.orders if start <= day <= end)
+
+
+class RecordingNotifier:
+    """``Notifier`` that keeps every alert; raises ``error`` instead when set."""
+
+    def __init__(self) -> None:
+        self.alerts: list[Alert] = []
+        self.error: Exception | None = None
+
+    def send(self, alert: Alert) -> None:
+        if self.error is not None:
+            raise self.error
+        self.alerts.append(alert)

@@ -1,0 +1,158 @@
+"""A batch from trigger to summary over fakes: counts add up, one alert, one run per org."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import fakeredis
+import pytest
+
+from loyalty_worker.adapters.run_state import RunTracker
+from loyalty_worker.domain.models import AlpineProfile, Customer, Order
+from loyalty_worker.errors import AuthError, MalformedRecord, TransientError
+from loyalty_worker.services.batch import (
+    BatchOptions,
+    record_result,
+    start_batch,
+    summarize_batch,
+)
+from loyalty_worker.services.sync_customer import sync_customer
+from loyalty_worker.services.work import CustomerWork
+from tests.fakes import FakeAlleaves, FakeAlpine, InMemoryProfileStore, RecordingNotifier
+
+OPTIONS = BatchOptions(
+    history_start=date(2026, 1, 1), window_days=10, page_size=5, parallelism=3, lock_ttl_s=60
+)
+TODAY = date(2026, 3, 1)
+
+
+class Harness:
+    def __init__(self, alleaves: FakeAlleaves, alpine: FakeAlpine) -> None:
+        self.alleaves = alleaves
+        self.alpine = alpine
+        self.store = InMemoryProfileStore()
+        self.store.settings["org-1"] = {"discrepancyThreshold": 0.1}
+        self.ledger = RunTracker(fakeredis.FakeRedis())
+        self.notifier = RecordingNotifier()
+        self.queue: list[CustomerWork] = []
+        self.summaries: list[dict[str, object]] = []
+
+    def start(self, run_id: str = "r1"):  # type: ignore[no-untyped-def]
+        return start_batch(
+            org_id="org-1",
+            run_id=run_id,
+            dry_run=False,
+            alleaves=self.alleaves,
+            alpine=self.alpine,
+            ledger=self.ledger,
+            options=OPTIONS,
+            enqueue=self.queue.append,
+            summarize=lambda status: self.summaries.append(self.summarize(run_id, status)),
+            today=TODAY,
+        )
+
+    def summarize(self, run_id: str, status: str = "completed") -> dict[str, object]:
+        return summarize_batch(
+            run_id=run_id,
+            ledger=self.ledger,
+            store=self.store,
+            notifier=self.notifier,
+            status=status,
+        )
+
+    def drain(self, run_id: str = "r1") -> None:
+        org = self.store.get_org_settings("org-1")
+        while self.queue:
+            result = sync_customer(
+                org, self.queue.pop(0), store=self.store, alpine=self.alpine, run_id=run_id
+            ).to_dict()
+            if record_result(self.ledger, run_id, result):
+                self.summaries.append(self.summarize(run_id))
+
+
+def orders_for(cid: int, *amounts: str) -> list[tuple[date, Order | MalformedRecord]]:
+    return [
+        (date(2026, 1 + i % 2, 1 + i), Order(cid * 100 + i, cid, "completed", Decimal(a)))
+        for i, a in enumerate(amounts)
+    ]
+
+
+@pytest.fixture
+def harness() -> Harness:
+    customers: list[Customer | MalformedRecord] = [
+        Customer(i, f"555000{i:04d}") for i in range(1, 13)
+    ]
+    customers.append(MalformedRecord("alleaves", "customer", "page 1 #13", "no id_customer"))
+    orders = [o for i in range(1, 13) for o in orders_for(i, "10", "20.5", "7")]
+    orders.append(
+        (date(2026, 2, 2), MalformedRecord("alleaves", "order", "9999", "bad", customer_id=3))
+    )
+    accounts = {f"555000{i:04d}": AlpineProfile(37 if i % 2 else 80) for i in range(1, 9)}
+    return Harness(FakeAlleaves(customers, orders, page_size=5), FakeAlpine(accounts))
+
+
+def test_counts_add_up_and_one_alert_is_sent(harness: Harness) -> None:
+    started = harness.start()
+    assert (started.started, started.listed) == (True, 13)
+    assert len(harness.queue) == 12
+    assert harness.alleaves.order_pages > 6  # several windows were read
+    harness.drain()
+    (summary,) = harness.summaries
+    assert summary["listed"] == 13
+    assert summary["synced"] + summary["unchanged"] + summary["failed"] == 13  # type: ignore[operator]
+    assert summary["failedByReason"] == {"malformed": 2}
+    # 37 points each (10 + 20 + 7); Alpine 37 (matched) for odd, 80 (alpine_higher) for even
+    assert summary["reconciliation"] == {
+        "matched": 3,
+        "alpine_higher": 4,
+        "no_alpine_account": 4,
+    }
+    assert summary["ordersProcessed"] == 33
+    assert len(harness.notifier.alerts) == 1
+    assert "13 listed" in harness.notifier.alerts[0].summary
+    assert harness.store.run_summaries["r1"]["alert"] == {"sent": True}
+    assert harness.ledger.lock_holder("org-1") is None
+
+
+def test_a_second_trigger_while_running_starts_nothing(harness: Harness) -> None:
+    harness.start("r1")
+    second = harness.start("r2")
+    assert (second.started, second.run_id) == (False, "r1")
+    assert len(harness.queue) == 12
+    assert harness.ledger.progress("r2").status == "duplicate"
+
+
+def test_bad_credentials_stop_the_run_with_one_alert(harness: Harness) -> None:
+    harness.alleaves.error = AuthError("alleaves", "401 from POST /auth")
+    started = harness.start()
+    assert started.started is False
+    assert harness.queue == []
+    (summary,) = harness.summaries
+    assert summary["status"] == "failed"
+    assert "alleaves_auth" in str(summary["error"])
+    assert len(harness.notifier.alerts) == 1
+    assert harness.notifier.alerts[0].severity == "error"
+    assert harness.ledger.lock_holder("org-1") is None
+
+
+def test_wrong_alpine_key_is_found_before_any_customer(harness: Harness) -> None:
+    harness.alpine.error = AuthError("alpine", "401")
+    assert harness.start().started is False
+    assert harness.queue == []
+
+
+def test_discord_outage_does_not_fail_the_run(harness: Harness) -> None:
+    harness.notifier.error = TransientError("discord", "503 after 4 attempts")
+    harness.start()
+    harness.drain()
+    (summary,) = harness.summaries
+    assert summary["status"] == "completed"
+    assert summary["alert"] == {"sent": False, "error": "discord: 503 after 4 attempts"}
+
+
+def test_an_org_with_no_customers_completes_at_once() -> None:
+    harness = Harness(FakeAlleaves([]), FakeAlpine())
+    assert harness.start().listed == 0
+    (summary,) = harness.summaries
+    assert (summary["status"], summary["listed"]) == ("completed", 0)

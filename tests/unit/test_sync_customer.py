@@ -1,0 +1,149 @@
+"""One customer's sync over working fakes: what is written, skipped, deleted, failed."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from loyalty_worker.domain.models import AlpineProfile, Customer, Order
+from loyalty_worker.errors import AuthError, TransientError
+from loyalty_worker.org_settings import OrgSettings
+from loyalty_worker.services.sync_customer import sync_customer
+from loyalty_worker.services.work import AlpineAnswer, CustomerWork
+from tests.fakes import FakeAlpine, InMemoryProfileStore
+
+PHONE = "5551234567"
+ORG = OrgSettings.parse("org-1", {"equityMultiplier": 2})
+
+
+def work(*subtotals: str, phone: str | None = "(555) 123-4567", **kw: object) -> CustomerWork:
+    orders = tuple(Order(i, 42, "completed", Decimal(s)) for i, s in enumerate(subtotals, start=1))
+    return CustomerWork(Customer(42, phone, "A-42"), orders, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def store() -> InMemoryProfileStore:
+    store = InMemoryProfileStore()
+    store.profiles["org-1_42"] = {"equityStatus": True, "firstName": "Ana", "tags": ["vip"]}
+    return store
+
+
+def test_writes_the_rules_fields_and_keeps_markitbots(store: InMemoryProfileStore) -> None:
+    alpine = FakeAlpine({PHONE: AlpineProfile(700, "SILVER", "2026-11-01")})
+    result = sync_customer(ORG, work("300.50"), store=store, alpine=alpine, run_id="r1")
+    profile = store.profiles["org-1_42"]
+    # base 300, equity bonus floor(300 * 1) = 300 -> 600; Alpine 700: r = 100/700 = 0.143
+    assert profile["pointsFromOrders"] == 600
+    assert profile["pointsFromAlpine"] == 700
+    assert profile["points"] == 700
+    assert profile["tier"] == "silver"
+    assert profile["tierSource"] == "alpine_iq"
+    assert profile["loyaltyStatus"] == "alpine_higher"
+    assert profile["loyaltyReconciled"] is False
+    assert profile["loyaltyDiscrepancy"] == 100
+    assert profile["alpineUserId"] == "A-42"
+    assert profile["totalSpent"] == 300.5
+    assert profile["lastLoyaltySyncRunId"] == "r1"
+    assert (profile["firstName"], profile["tags"], profile["equityStatus"]) == (
+        "Ana",
+        ["vip"],
+        True,
+    )
+    assert alpine.lookups == [PHONE]
+    data = result.to_dict()
+    assert data["status"] == "synced"
+    assert data["reconciliation"]["action"] == "alert_admin"
+    assert data["phone"] == "***-***-4567"
+
+
+def test_unchanged_inputs_write_nothing(store: InMemoryProfileStore) -> None:
+    alpine = FakeAlpine({PHONE: AlpineProfile(600)})
+    sync_customer(ORG, work("300"), store=store, alpine=alpine, run_id="r1")
+    writes = store.writes
+    again = sync_customer(ORG, work("300"), store=store, alpine=alpine, run_id="r2")
+    assert again.status.value == "unchanged"
+    assert store.writes == writes
+    assert store.profiles["org-1_42"]["lastLoyaltySyncRunId"] == "r1"
+
+
+def test_losing_the_alpine_account_deletes_the_alpine_fields(store: InMemoryProfileStore) -> None:
+    sync_customer(ORG, work("10"), store=store, alpine=FakeAlpine({PHONE: AlpineProfile(5)}))
+    assert "pointsFromAlpine" in store.profiles["org-1_42"]
+    sync_customer(ORG, work("10"), store=store, alpine=FakeAlpine())
+    profile = store.profiles["org-1_42"]
+    assert "pointsFromAlpine" not in profile
+    assert "loyaltyDiscrepancy" not in profile
+    assert profile["loyaltyStatus"] == "no_alpine_account"
+    assert profile["loyaltyReconciled"] is None
+    assert profile["points"] == 20
+
+
+def test_no_phone_means_no_lookup_and_no_account(store: InMemoryProfileStore) -> None:
+    alpine = FakeAlpine({PHONE: AlpineProfile(5)})
+    result = sync_customer(ORG, work("10", phone="12345"), store=store, alpine=alpine)
+    assert alpine.lookups == []
+    assert result.to_dict()["reconciliation"]["status"] == "no_alpine_account"
+
+
+def test_customer_without_orders_or_profile_is_synced_with_zero() -> None:
+    store = InMemoryProfileStore()
+    result = sync_customer(ORG, work(phone=None), store=store, alpine=FakeAlpine())
+    assert result.status.value == "synced"
+    assert store.profiles["org-1_42"]["points"] == 0
+    assert store.profiles["org-1_42"]["tier"] == "bronze"
+
+
+def test_prefetched_alpine_answer_skips_the_lookup(store: InMemoryProfileStore) -> None:
+    alpine = FakeAlpine({PHONE: AlpineProfile(5)})
+    result = sync_customer(ORG, work("10", alpine=AlpineAnswer(None)), store=store, alpine=alpine)
+    assert alpine.lookups == []
+    assert result.to_dict()["reconciliation"]["status"] == "no_alpine_account"
+
+
+def test_malformed_orders_fail_the_customer_by_order_id(store: InMemoryProfileStore) -> None:
+    before = dict(store.profiles["org-1_42"])
+    result = sync_customer(
+        ORG, work("10", malformed_orders=("9001",)), store=store, alpine=FakeAlpine()
+    )
+    data = result.to_dict()
+    assert (data["status"], data["reason"]) == ("failed", "malformed")
+    assert "9001" in data["detail"]
+    assert store.profiles["org-1_42"] == before
+
+
+def test_permanent_errors_become_failed_results(store: InMemoryProfileStore) -> None:
+    alpine = FakeAlpine()
+    alpine.error = AuthError("alpine", "401 from lookup")
+    result = sync_customer(ORG, work("10"), store=store, alpine=alpine)
+    assert (result.status.value, result.reason) == ("failed", "alpine_auth")
+
+
+def test_transient_errors_propagate_for_a_retry(store: InMemoryProfileStore) -> None:
+    alpine = FakeAlpine()
+    alpine.error = TransientError("alpine", "503")
+    with pytest.raises(TransientError):
+        sync_customer(ORG, work("10"), store=store, alpine=alpine)
+
+
+def test_dry_run_computes_but_writes_nothing(store: InMemoryProfileStore) -> None:
+    result = sync_customer(ORG, work("10"), store=store, alpine=FakeAlpine(), dry_run=True)
+    assert result.status.value == "synced"
+    assert store.writes == 0
+    assert "points" not in store.profiles["org-1_42"]
+
+
+def test_tier_change_is_recorded(store: InMemoryProfileStore) -> None:
+    sync_customer(ORG, work("100"), store=store, alpine=FakeAlpine())  # 200 points: bronze
+    result = sync_customer(ORG, work("100", "200"), store=store, alpine=FakeAlpine())  # 600
+    assert result.to_dict()["tierChange"] == {"from": "bronze", "to": "silver"}
+
+
+def test_work_survives_its_json_payload() -> None:
+    original = CustomerWork(
+        Customer(7, "5551234567", None),
+        (Order(1, 7, "Completed", Decimal("19.99"), Decimal("0.99"), Decimal(0), "2026-01-01"),),
+        ("bad-1",),
+        AlpineAnswer(AlpineProfile(12, "gold", "2026-02-02", "c-1")),
+    )
+    assert CustomerWork.from_payload(original.to_payload()) == original
