@@ -117,6 +117,145 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
+def _redacted(url: str) -> str:
+    """A URL without its password, for messages."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname}" + (
+        f":{parts.port}" if parts.port else ""
+    )
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _cmd_sync(args: argparse.Namespace) -> int:
+    """Enqueue an org's run (or one customer) and follow it to its summary."""
+    import json
+
+    import redis
+
+    from loyalty_worker.adapters.run_state import RunTracker
+    from loyalty_worker.config import get_settings
+    from loyalty_worker.devstack import redis_answers
+    from loyalty_worker.progress import RunNotPickedUp, format_summary, watch_run
+
+    settings = get_settings()
+    if not redis_answers(settings.redis_url):
+        print(f"sync: Redis is unreachable at {_redacted(settings.redis_url)}", file=sys.stderr)
+        return 2
+    from loyalty_worker.celery_app import app
+    from loyalty_worker.tasks import new_run_id
+
+    if not app.control.ping(timeout=2.0):
+        print(
+            "sync: no worker answers; start one with "
+            "`celery -A loyalty_worker.celery_app worker -Q loyalty.runs,loyalty.customers`",
+            file=sys.stderr,
+        )
+        return 2
+    if args.customer is not None:
+        task = app.send_task(
+            "loyalty.sync_customer",
+            args=[args.org, args.customer],
+            kwargs={"dry_run": args.dry_run},
+            queue="loyalty.customers",
+        )
+        if args.no_wait:
+            print(task.id)
+            return 0
+        result = task.get(timeout=args.timeout)
+        print(json.dumps(result, indent=2))
+        return 0 if result.get("success") else 1
+    run_id = new_run_id(args.org)
+    app.send_task(
+        "loyalty.sync_org",
+        args=[args.org],
+        kwargs={"run_id": run_id, "dry_run": args.dry_run},
+        queue="loyalty.runs",
+    )
+    if args.no_wait:
+        print(run_id)
+        return 0
+    tracker = RunTracker(redis.Redis.from_url(settings.redis_url))
+    try:
+        progress = watch_run(tracker, run_id, timeout_s=args.timeout)
+    except (RunNotPickedUp, TimeoutError) as exc:
+        print(f"sync: {exc}", file=sys.stderr)
+        return 2
+    if progress.status == "duplicate":
+        print(f"sync: {progress.error}", file=sys.stderr)
+        return 3
+    if progress.summary is not None:
+        print(format_summary(progress.summary))
+    if progress.status != "completed":
+        print(f"sync: run {run_id} {progress.status}: {progress.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    """The main job end to end on one machine."""
+    from loyalty_worker.demo import run_demo
+
+    return run_demo(customers=args.customers, seed=args.seed, flower=not args.no_flower)
+
+
+def _cmd_flower(args: argparse.Namespace) -> int:
+    """Flower, with basic auth from the settings (passed in the environment, not the argv)."""
+    import os
+
+    from loyalty_worker.config import get_settings
+
+    settings = get_settings()
+    env = dict(os.environ)
+    if settings.flower_password is not None:
+        password = settings.flower_password.get_secret_value()
+        env["FLOWER_BASIC_AUTH"] = f"{settings.flower_user}:{password}"
+    elif not args.no_auth:
+        print(
+            "flower: set LOYALTY_FLOWER_PASSWORD (basic auth), or pass --no-auth for a "
+            "loopback-only Flower",
+            file=sys.stderr,
+        )
+        return 2
+    argv = [sys.executable, "-m", "celery", "-A", "loyalty_worker.celery_app", "flower"]
+    argv += [f"--port={args.port}", f"--address={args.address}"]
+    import subprocess
+
+    try:
+        return subprocess.call(argv, env=env)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _cmd_seed_firestore(args: argparse.Namespace) -> int:
+    """Write a dataset's org settings and Markitbot profiles into Firestore."""
+    import httpx
+
+    from loyalty_worker.adapters.firestore import build_firestore_client
+    from loyalty_worker.adapters.seed import seed_firestore
+    from loyalty_worker.config import get_settings
+    from loyalty_worker.sandbox.data import load_dataset
+
+    if args.dataset is not None:
+        dataset = load_dataset(args.dataset)
+    else:
+        dataset = httpx.get(f"{args.sandbox}/sandbox/dataset", timeout=120).json()
+    client = build_firestore_client(get_settings().firestore_project)
+    counts = seed_firestore(client, dataset)
+    print(f"seeded {counts.orgs} org settings and {counts.profiles} profiles")
+    return 0
+
+
+def _cmd_firestore_emulator(args: argparse.Namespace) -> int:
+    """Install (first time) and run the local Firestore emulator in the foreground."""
+    from loyalty_worker.firestore_emulator import main_emulator
+
+    return main_emulator(args.port, bind=args.host)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="loyalty-worker",
@@ -183,6 +322,50 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dataset.add_argument("--out", type=Path, help="file to write (default: stdout)")
     dataset.set_defaults(handler=_cmd_dataset)
+
+    sync = commands.add_parser(
+        "sync",
+        help="run an org's sync (or one customer's) through the workers and show its summary",
+        description="Enqueue through the broker, follow the run with a progress bar and print "
+        "its summary. Exit code 0: completed; 1: the run failed; 2: no worker or no Redis; "
+        "3: a run of this org is already going.",
+    )
+    sync.add_argument("--org", required=True)
+    sync.add_argument("--customer", type=_positive_int, help="sync only this Alleaves customer")
+    sync.add_argument("--dry-run", action="store_true", help="calculate, write nothing")
+    sync.add_argument("--no-wait", action="store_true", help="print the run/task id and exit")
+    sync.add_argument("--timeout", type=_positive_float, default=3600.0, help="seconds to wait")
+    sync.set_defaults(handler=_cmd_sync)
+
+    demo = commands.add_parser(
+        "demo",
+        help="the main job end to end on one machine (sandbox, emulator, worker, Flower)",
+    )
+    demo.add_argument("--customers", type=_positive_int, default=1000)
+    demo.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    demo.add_argument("--no-flower", action="store_true")
+    demo.set_defaults(handler=_cmd_demo)
+
+    flower = commands.add_parser("flower", help="Flower with basic auth from the settings")
+    flower.add_argument("--port", type=int, default=5555)
+    flower.add_argument("--address", default="127.0.0.1")
+    flower.add_argument("--no-auth", action="store_true", help="no basic auth (local use only)")
+    flower.set_defaults(handler=_cmd_flower)
+
+    seed = commands.add_parser(
+        "seed-firestore", help="write a dataset's org settings and profiles into Firestore"
+    )
+    source = seed.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dataset", type=Path, help="a file written by 'loyalty-worker dataset'")
+    source.add_argument("--sandbox", help="the base URL of a running sandbox, to read its dataset")
+    seed.set_defaults(handler=_cmd_seed_firestore)
+
+    emulator = commands.add_parser(
+        "firestore-emulator", help="run the local Firestore emulator (prints its address)"
+    )
+    emulator.add_argument("--port", type=int, default=8085)
+    emulator.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    emulator.set_defaults(handler=_cmd_firestore_emulator)
     return parser
 
 

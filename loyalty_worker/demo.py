@@ -14,7 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import redis
 from google.cloud import firestore
 
@@ -50,10 +49,9 @@ def run_demo(*, customers: int, seed: int = 1, flower: bool = True) -> int:
         dataset = generate_dataset(customers, seed)
         dataset_path = DEMO_DIR / "dataset.json"
         dataset_path.write_text(json.dumps(dataset))
-        sandbox, base_url = devstack.start_sandbox(
-            "--dataset", str(dataset_path), "--latency-ms", "50"
-        )
-        children.append(sandbox)
+        sandbox = devstack.start_sandbox("--dataset", str(dataset_path), "--latency-ms", "50")
+        base_url = sandbox.base_url
+        children.append(sandbox.child)
         print(f"sandbox (Alleaves, Alpine IQ, Discord; 50 ms per call): {base_url}")
 
         env = {
@@ -68,14 +66,17 @@ def run_demo(*, customers: int, seed: int = 1, flower: bool = True) -> int:
         bootstrap.reset()  # settings are read again, with the addresses above
         client = firestore.Client(project=settings.firestore_project)
         counts = seed_firestore(client, dataset)
+        client.close()
         print(f"seeded Firestore: {counts}")
 
         children.append(devstack.start_worker(env))
         print("celery worker: started")
         if flower:
             port = devstack.free_port()
-            children.append(devstack.start_flower(env, port=port))
-            print(f"flower: http://127.0.0.1:{port} (user {settings.flower_user})")
+            auth = settings.flower_password is not None
+            children.append(devstack.start_flower(env, port=port, auth=auth))
+            who = f"user {settings.flower_user}" if auth else "no login: loopback only"
+            print(f"flower: http://127.0.0.1:{port} ({who})")
 
         from loyalty_worker.tasks import new_run_id
 
@@ -90,7 +91,7 @@ def run_demo(*, customers: int, seed: int = 1, flower: bool = True) -> int:
             print(f"run {run_id} ended {progress.status}: {progress.error}", file=sys.stderr)
             return 1
         print(format_summary(progress.summary))
-        messages = httpx.get(f"{base_url}/discord/messages", timeout=5).json()
+        messages = sandbox.messages()
         print(
             f"\nDiscord messages received by the sandbox: {len(messages)} "
             f"({base_url}/discord/messages)"

@@ -18,8 +18,9 @@ import time
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, Any, Self
 
+import httpx
 import redis
 
 
@@ -112,11 +113,97 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "loyalty_worker.cli", *args]
 
 
-def start_sandbox(*args: str, timeout_s: float = 60.0) -> tuple[ChildProcess, str]:
-    """The sandbox on a free port; returns the process and its base URL."""
+class Sandbox:
+    """A running sandbox: its URLs, and its control routes (faults, stats, Discord) as methods."""
+
+    def __init__(self, child: ChildProcess, base_url: str) -> None:
+        self.child = child
+        self.base_url = base_url
+        self._http = httpx.Client(base_url=base_url, timeout=60.0)
+
+    @property
+    def alleaves_url(self) -> str:
+        return f"{self.base_url}/alleaves"
+
+    @property
+    def alpine_url(self) -> str:
+        return f"{self.base_url}/alpine"
+
+    def webhook_url(self, id: str = "1", token: str = "t") -> str:  # noqa: S107 - not a secret
+        return f"{self.base_url}/discord/webhooks/{id}/{token}"
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        response = self._http.request(method, path, json=body)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def messages(self) -> list[dict[str, Any]]:
+        """Discord posts received: ``[{"webhookId", "receivedAt", "payload"}]``."""
+        messages: list[dict[str, Any]] = self._call("GET", "/discord/messages")
+        return messages
+
+    def clear_messages(self) -> None:
+        self._call("DELETE", "/discord/messages")
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Per API: requests, rate_limited, server_errors, max_per_second (and Alleaves logins)."""
+        stats: dict[str, dict[str, int]] = self._call("GET", "/sandbox/stats")
+        return stats
+
+    def reset_stats(self) -> None:
+        self._call("POST", "/sandbox/stats/reset")
+
+    def set_faults(self, **faults: Any) -> dict[str, Any]:
+        """Change faults (latency_ms, error_rate, rate_limit, token_ttl_s, discord_status).
+
+        Returns the faults now in force; with no arguments, just reads them.
+        """
+        current: dict[str, Any] = self._call("POST", "/sandbox/faults", faults)
+        return current
+
+    def reset_faults(self) -> dict[str, Any]:
+        """Back to the faults the sandbox was started with."""
+        current: dict[str, Any] = self._call("DELETE", "/sandbox/faults")
+        return current
+
+    def dataset(self) -> dict[str, Any]:
+        """The dataset as currently served (orders upserted since start included)."""
+        dataset: dict[str, Any] = self._call("GET", "/sandbox/dataset")
+        return dataset
+
+    def upsert_orders(self, org_id: str, orders: Sequence[dict[str, Any]]) -> dict[str, int]:
+        """Add or replace flat orders by ``id_order``; returns ``{"created", "updated"}``."""
+        counts: dict[str, int] = self._call("PUT", f"/sandbox/orgs/{org_id}/orders", list(orders))
+        return counts
+
+    def output(self) -> str:
+        return self.child.output()
+
+    def stop(self) -> None:
+        """Stop the process; safe to call twice."""
+        self._http.close()
+        self.child.stop()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def start_sandbox(*args: str, timeout_s: float = 60.0) -> Sandbox:
+    """``loyalty-worker sandbox --port 0 *args`` as a child, once it accepts connections.
+
+    Large generated datasets take longer to start than the default allows: pass ``timeout_s``.
+    """
     child = ChildProcess.start("sandbox", _cli("sandbox", "--port", "0", *args))
     match = child.wait_for_line(r"sandbox listening on (http://\S+)", timeout_s=timeout_s)
-    return child, match.group(1)
+    return Sandbox(child, match.group(1))
 
 
 def celery_argv(*args: str) -> list[str]:
@@ -152,10 +239,10 @@ def start_worker(
     return child
 
 
-def start_flower(env: Mapping[str, str], *, port: int) -> ChildProcess:
-    child = ChildProcess.start(
-        "flower", _cli("flower", "--port", str(port), "--address", "127.0.0.1"), env=env
-    )
+def start_flower(env: Mapping[str, str], *, port: int, auth: bool) -> ChildProcess:
+    """Flower on loopback; without ``auth`` it asks for no password (local use only)."""
+    argv = _cli("flower", "--port", str(port), "--address", "127.0.0.1")
+    child = ChildProcess.start("flower", argv if auth else [*argv, "--no-auth"], env=env)
     child.wait_for_line(r"Visit me at|Registered tasks", timeout_s=60.0)
     return child
 

@@ -115,7 +115,9 @@ class EmulatorProcess:
         self.stop()
 
 
-def start_emulator(port: int | None = None, *, timeout_s: float = 30.0) -> EmulatorProcess:
+def start_emulator(
+    port: int | None = None, *, bind: str = _LOOPBACK, timeout_s: float = 30.0
+) -> EmulatorProcess:
     """Start an emulator on ``127.0.0.1:port`` (a free port when None) and wait until it answers.
 
     The emulator exits when this process does: it watches its stdin, which only this process
@@ -127,7 +129,7 @@ def start_emulator(port: int | None = None, *, timeout_s: float = 30.0) -> Emula
     # never block on a full pipe; the file's tail explains a failed start.
     log = tempfile.TemporaryFile()  # noqa: SIM115 - EmulatorProcess.stop closes it
     process = subprocess.Popen(
-        [node, str(START_SCRIPT), str(port or 0), "--exit-with-stdin"],
+        [node, str(START_SCRIPT), str(port or 0), f"--host={bind}", "--exit-with-stdin"],
         cwd=EMULATOR_DIR,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -150,10 +152,13 @@ def start_emulator(port: int | None = None, *, timeout_s: float = 30.0) -> Emula
     return emulator
 
 
-def main_emulator(port: int | None = None) -> int:
-    """Run an emulator in the foreground until Ctrl-C (``loyalty-worker firestore-emulator``)."""
+def main_emulator(port: int | None = None, *, bind: str = _LOOPBACK) -> int:
+    """Run an emulator in the foreground until Ctrl-C (``loyalty-worker firestore-emulator``).
+
+    ``bind`` is the address it listens on: loopback, unless a container must expose it.
+    """
     try:
-        emulator = start_emulator(port)
+        emulator = start_emulator(port, bind=bind)
     except EmulatorUnavailable as exc:
         print(f"firestore emulator: {exc}", file=sys.stderr)
         return 1

@@ -1,5 +1,5 @@
 // A local Firestore for development, tests and the demo:
-//   node start.mjs [PORT] [--exit-with-stdin]
+//   node start.mjs [PORT] [--host=ADDRESS] [--exit-with-stdin]
 // PORT 0 or none: the OS picks a free one. Prints one line once the gRPC port accepts connections:
 //   firestore emulator listening on 127.0.0.1:PORT
 // --exit-with-stdin: stop when stdin closes, so the emulator dies with the process that started it
@@ -84,23 +84,26 @@ FirestoreStateCollection.prototype.getDocument = function (documentName) {
 const args = process.argv.slice(2);
 const exitWithStdin = args.includes("--exit-with-stdin");
 const portArg = args.find((arg) => !arg.startsWith("--")) ?? "0";
+// Loopback unless told otherwise (a container must listen on its network interface).
+const host = (args.find((arg) => arg.startsWith("--host=")) ?? "--host=127.0.0.1").slice(7);
 const requested = /^\d+$/.test(portArg) ? Number(portArg) : Number.NaN;
 if (!(requested >= 0 && requested <= 65535)) {
-  console.error(`usage: node start.mjs [PORT] [--exit-with-stdin]; bad port ${portArg}`);
+  console.error(`usage: node start.mjs [PORT] [--host=ADDRESS] [--exit-with-stdin]; bad port ${portArg}`);
   process.exit(2);
 }
 
-// FirestoreServer.start() binds every interface; this unauthenticated database stays on loopback.
+// FirestoreServer.start() binds every interface; this unauthenticated database stays on loopback
+// unless --host says otherwise.
 const emulator = new FirestoreServer();
 emulator.server.bindAsync(
-  `127.0.0.1:${requested}`,
+  `${host}:${requested}`,
   ServerCredentials.createInsecure(),
   (error, port) => {
     if (error) {
-      console.error(`firestore emulator could not bind 127.0.0.1:${requested}: ${error.message}`);
+      console.error(`firestore emulator could not bind ${host}:${requested}: ${error.message}`);
       process.exit(1);
     }
-    console.log(`firestore emulator listening on 127.0.0.1:${port}`);
+    console.log(`firestore emulator listening on ${host}:${port}`);
   },
 );
 

@@ -19,11 +19,11 @@ from loyalty_worker.adapters.alleaves import AlleavesClient
 from loyalty_worker.adapters.alpine import AlpineIQClient
 from loyalty_worker.adapters.discord import DiscordNotifier
 from loyalty_worker.adapters.http import RetryPolicy
+from loyalty_worker.devstack import Sandbox, start_sandbox
 from loyalty_worker.domain.models import Customer, Order
 from loyalty_worker.domain.phone import normalize_phone
 from loyalty_worker.errors import AuthError, MalformedRecord
 from loyalty_worker.ports import Alert
-from tests.fixtures.sandbox import SandboxProcess, start_sandbox
 
 pytestmark = pytest.mark.integration
 
@@ -37,14 +37,14 @@ def http() -> Iterator[httpx.Client]:
         yield client
 
 
-def first_org(sandbox: SandboxProcess) -> dict[str, Any]:
+def first_org(sandbox: Sandbox) -> dict[str, Any]:
     org: dict[str, Any] = sandbox.dataset()["orgs"][0]
     return org
 
 
 def alleaves(
     http: httpx.Client,
-    sandbox: SandboxProcess,
+    sandbox: Sandbox,
     org: dict[str, Any],
     *,
     password: str | None = None,
@@ -63,7 +63,7 @@ def alleaves(
 
 
 def alpine(
-    http: httpx.Client, sandbox: SandboxProcess, org: dict[str, Any], *, api_key: str | None = None
+    http: httpx.Client, sandbox: Sandbox, org: dict[str, Any], *, api_key: str | None = None
 ) -> AlpineIQClient:
     return AlpineIQClient(
         http,
@@ -88,9 +88,7 @@ def orders_in(org: dict[str, Any], start: date, end: date) -> list[dict[str, Any
     ]
 
 
-def test_alleaves_login_and_a_wrong_password(
-    clean_sandbox: SandboxProcess, http: httpx.Client
-) -> None:
+def test_alleaves_login_and_a_wrong_password(clean_sandbox: Sandbox, http: httpx.Client) -> None:
     org = first_org(clean_sandbox)
     assert customer_ids(alleaves(http, clean_sandbox, org))
     with pytest.raises(AuthError) as caught:
@@ -100,7 +98,7 @@ def test_alleaves_login_and_a_wrong_password(
 
 
 def test_an_expired_token_is_replaced_transparently(
-    clean_sandbox: SandboxProcess, http: httpx.Client
+    clean_sandbox: Sandbox, http: httpx.Client
 ) -> None:
     org = first_org(clean_sandbox)
     clean_sandbox.set_faults(token_ttl_s=1)
@@ -112,9 +110,7 @@ def test_an_expired_token_is_replaced_transparently(
     assert clean_sandbox.stats()["alleaves"]["logins"] >= 2
 
 
-def test_all_customers_are_listed_across_pages(
-    clean_sandbox: SandboxProcess, http: httpx.Client
-) -> None:
+def test_all_customers_are_listed_across_pages(clean_sandbox: Sandbox, http: httpx.Client) -> None:
     org = first_org(clean_sandbox)
     ids = customer_ids(alleaves(http, clean_sandbox, org, page_size=7))
     assert len(ids) == len(org["customers"]) > 7
@@ -123,7 +119,7 @@ def test_all_customers_are_listed_across_pages(
 
 
 def test_orders_of_a_date_range_are_paged_completely(
-    clean_sandbox: SandboxProcess, http: httpx.Client
+    clean_sandbox: Sandbox, http: httpx.Client
 ) -> None:
     dataset = clean_sandbox.dataset()
     org = dataset["orgs"][0]
@@ -142,7 +138,7 @@ def test_orders_of_a_date_range_are_paged_completely(
         assert got.customer_id == (raw.get("id_customer") or 0)
 
 
-def test_rate_limits_are_waited_out(clean_sandbox: SandboxProcess, http: httpx.Client) -> None:
+def test_rate_limits_are_waited_out(clean_sandbox: Sandbox, http: httpx.Client) -> None:
     org = first_org(clean_sandbox)
     clean_sandbox.set_faults(rate_limit=3)
     assert len(customer_ids(alleaves(http, clean_sandbox, org, page_size=5))) == len(
@@ -151,7 +147,7 @@ def test_rate_limits_are_waited_out(clean_sandbox: SandboxProcess, http: httpx.C
     assert clean_sandbox.stats()["alleaves"]["rate_limited"] > 0
 
 
-def test_server_errors_are_retried(clean_sandbox: SandboxProcess, http: httpx.Client) -> None:
+def test_server_errors_are_retried(clean_sandbox: Sandbox, http: httpx.Client) -> None:
     org = first_org(clean_sandbox)
     clean_sandbox.set_faults(error_rate=0.3)
     assert len(customer_ids(alleaves(http, clean_sandbox, org, page_size=5))) == len(
@@ -195,7 +191,7 @@ def test_malformed_records_are_reported_by_id(http: httpx.Client) -> None:
 
 
 def test_alpine_lookup_no_account_and_a_wrong_key(
-    clean_sandbox: SandboxProcess, http: httpx.Client
+    clean_sandbox: Sandbox, http: httpx.Client
 ) -> None:
     org = first_org(clean_sandbox)
     client = alpine(http, clean_sandbox, org)
@@ -215,9 +211,7 @@ def test_alpine_lookup_no_account_and_a_wrong_key(
     assert contact["phone"] not in str(caught.value)
 
 
-def test_alpine_contacts_are_listed_completely(
-    clean_sandbox: SandboxProcess, http: httpx.Client
-) -> None:
+def test_alpine_contacts_are_listed_completely(clean_sandbox: Sandbox, http: httpx.Client) -> None:
     org = first_org(clean_sandbox)
     contacts = list(alpine(http, clean_sandbox, org).iter_contacts(limit=100))
     expected = org["alpineContacts"]
@@ -231,7 +225,7 @@ def test_alpine_contacts_are_listed_completely(
 
 
 def test_discord_posts_are_recorded_and_a_cut_long_alert_accepted(
-    clean_sandbox: SandboxProcess, http: httpx.Client
+    clean_sandbox: Sandbox, http: httpx.Client
 ) -> None:
     notifier = DiscordNotifier(
         http, webhook_url=clean_sandbox.webhook_url("42", "secret-token"), retry=RETRY
@@ -249,9 +243,7 @@ def test_discord_posts_are_recorded_and_a_cut_long_alert_accepted(
     assert long_fields[-1]["value"].endswith("more sections")
 
 
-def test_discord_rate_limit_is_waited_out(
-    clean_sandbox: SandboxProcess, http: httpx.Client
-) -> None:
+def test_discord_rate_limit_is_waited_out(clean_sandbox: Sandbox, http: httpx.Client) -> None:
     clean_sandbox.set_faults(rate_limit=1)
     notifier = DiscordNotifier(http, webhook_url=clean_sandbox.webhook_url("7", "tok"), retry=RETRY)
     for n in range(3):

@@ -13,13 +13,13 @@ from typing import Any
 import httpx
 import pytest
 
+from loyalty_worker.devstack import Sandbox, start_sandbox
 from loyalty_worker.sandbox.data import generate_dataset
-from tests.fixtures.sandbox import SandboxProcess, start_sandbox
 
 pytestmark = pytest.mark.integration
 
 
-def _org(sandbox: SandboxProcess, org_id: str = "org-1") -> dict[str, Any]:
+def _org(sandbox: Sandbox, org_id: str = "org-1") -> dict[str, Any]:
     org: dict[str, Any] = next(o for o in sandbox.dataset()["orgs"] if o["orgId"] == org_id)
     return org
 
@@ -46,7 +46,7 @@ def _start_of_next_second() -> None:
 
 
 @pytest.fixture
-def alleaves(clean_sandbox: SandboxProcess) -> Iterator[httpx.Client]:
+def alleaves(clean_sandbox: Sandbox) -> Iterator[httpx.Client]:
     """An Alleaves client logged in to org-1."""
     token = _login(clean_sandbox.alleaves_url, _org(clean_sandbox))
     with httpx.Client(
@@ -56,7 +56,7 @@ def alleaves(clean_sandbox: SandboxProcess) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture
-def alpine(clean_sandbox: SandboxProcess) -> Iterator[httpx.Client]:
+def alpine(clean_sandbox: Sandbox) -> Iterator[httpx.Client]:
     """An Alpine IQ client with org-1's key."""
     key = _org(clean_sandbox)["alpine"]["apiKey"]
     with httpx.Client(base_url=clean_sandbox.alpine_url, headers={"X-APIKEY": key}) as client:
@@ -80,7 +80,7 @@ def _all_orders(client: httpx.Client, params: dict[str, Any], page_size: int) ->
 # Alleaves ---------------------------------------------------------------------------------------
 
 
-def test_login_hands_out_a_jwt_for_the_org(clean_sandbox: SandboxProcess) -> None:
+def test_login_hands_out_a_jwt_for_the_org(clean_sandbox: Sandbox) -> None:
     org = _org(clean_sandbox, "org-2")
     credentials = {key: org["alleaves"][key] for key in ("username", "password", "pin")}
     response = httpx.post(f"{clean_sandbox.alleaves_url}/auth", json=credentials)
@@ -105,7 +105,7 @@ def test_login_hands_out_a_jwt_for_the_org(clean_sandbox: SandboxProcess) -> Non
 
 
 @pytest.mark.parametrize("wrong", ["username", "password", "pin"])
-def test_login_with_a_wrong_credential_is_401(clean_sandbox: SandboxProcess, wrong: str) -> None:
+def test_login_with_a_wrong_credential_is_401(clean_sandbox: Sandbox, wrong: str) -> None:
     credentials = {
         key: _org(clean_sandbox)["alleaves"][key] for key in ("username", "password", "pin")
     }
@@ -120,7 +120,7 @@ def test_login_with_a_wrong_credential_is_401(clean_sandbox: SandboxProcess, wro
     [None, "Bearer", "Bearer not.a.jwt", "Basic dXNlcjpwYXNz", "Bearer eyJhbGciOiJub25lIn0.e30."],
 )
 def test_alleaves_calls_without_a_valid_token_are_401(
-    clean_sandbox: SandboxProcess, authorization: str | None
+    clean_sandbox: Sandbox, authorization: str | None
 ) -> None:
     headers = {"Authorization": authorization} if authorization else {}
     base = clean_sandbox.alleaves_url
@@ -142,7 +142,7 @@ def test_a_forged_token_is_401(alleaves: httpx.Client) -> None:
     assert response.status_code == 401
 
 
-def test_tokens_expire_at_their_exp(clean_sandbox: SandboxProcess) -> None:
+def test_tokens_expire_at_their_exp(clean_sandbox: Sandbox) -> None:
     assert clean_sandbox.set_faults(token_ttl_s=1)["token_ttl_s"] == 1
     token = _login(clean_sandbox.alleaves_url, _org(clean_sandbox))
     exp = _claims(token)["exp"]
@@ -154,7 +154,7 @@ def test_tokens_expire_at_their_exp(clean_sandbox: SandboxProcess) -> None:
 
 
 def test_customers_come_as_objects_keyed_by_position(
-    clean_sandbox: SandboxProcess, alleaves: httpx.Client
+    clean_sandbox: Sandbox, alleaves: httpx.Client
 ) -> None:
     expected = _org(clean_sandbox)["customers"]
     assert len(expected) == 60
@@ -174,7 +174,7 @@ def test_customer_search_rejects_a_bad_page(alleaves: httpx.Client) -> None:
 
 
 def test_orders_of_a_date_range_newest_first(
-    clean_sandbox: SandboxProcess, alleaves: httpx.Client
+    clean_sandbox: Sandbox, alleaves: httpx.Client
 ) -> None:
     orders = _org(clean_sandbox)["orders"]
     # Bounds on days that have orders, to show both ends are inclusive.
@@ -189,7 +189,7 @@ def test_orders_of_a_date_range_newest_first(
 
 
 def test_orders_without_both_dates_are_only_the_last_week(
-    clean_sandbox: SandboxProcess, alleaves: httpx.Client
+    clean_sandbox: Sandbox, alleaves: httpx.Client
 ) -> None:
     today = datetime.now(UTC).date()
     week_ago = (today - timedelta(days=7)).isoformat()
@@ -210,7 +210,7 @@ def test_orders_reject_bad_dates_and_have_no_search(alleaves: httpx.Client) -> N
 # Alpine IQ --------------------------------------------------------------------------------------
 
 
-def test_loyalty_lookup_by_phone(clean_sandbox: SandboxProcess, alpine: httpx.Client) -> None:
+def test_loyalty_lookup_by_phone(clean_sandbox: Sandbox, alpine: httpx.Client) -> None:
     contact = _org(clean_sandbox)["alpineContacts"][0]
     response = alpine.get(f"/v2/loyalty/lookup/{contact['phone']}")
     assert response.status_code == 200
@@ -226,7 +226,7 @@ def test_loyalty_lookup_by_phone(clean_sandbox: SandboxProcess, alpine: httpx.Cl
 
 
 def test_lookup_of_a_phone_without_an_account_is_404(
-    clean_sandbox: SandboxProcess, alpine: httpx.Client
+    clean_sandbox: Sandbox, alpine: httpx.Client
 ) -> None:
     org = _org(clean_sandbox)
     phones = {c["phone"] for c in org["alpineContacts"]}
@@ -238,7 +238,7 @@ def test_lookup_of_a_phone_without_an_account_is_404(
 
 
 @pytest.mark.parametrize("key", [None, "", "sbx-aiq-wrong"])
-def test_alpine_without_a_valid_key_is_401(clean_sandbox: SandboxProcess, key: str | None) -> None:
+def test_alpine_without_a_valid_key_is_401(clean_sandbox: Sandbox, key: str | None) -> None:
     org = _org(clean_sandbox)
     headers = {"X-APIKEY": key} if key is not None else {}
     base = clean_sandbox.alpine_url
@@ -251,7 +251,7 @@ def test_alpine_without_a_valid_key_is_401(clean_sandbox: SandboxProcess, key: s
     assert httpx.get(f"{base}/v1.1/piis/{uid}", headers=headers).status_code == 401
 
 
-def test_wallet(clean_sandbox: SandboxProcess, alpine: httpx.Client) -> None:
+def test_wallet(clean_sandbox: Sandbox, alpine: httpx.Client) -> None:
     contact = _org(clean_sandbox)["alpineContacts"][1]
     response = alpine.post("/v2/wallet", json={"phone": contact["phone"]})
     assert response.status_code == 200
@@ -261,9 +261,7 @@ def test_wallet(clean_sandbox: SandboxProcess, alpine: httpx.Client) -> None:
     assert alpine.post("/v2/wallet", json={"phone": "0000000000"}).status_code == 404
 
 
-def test_contacts_pages_and_limit_clamping(
-    clean_sandbox: SandboxProcess, alpine: httpx.Client
-) -> None:
+def test_contacts_pages_and_limit_clamping(clean_sandbox: Sandbox, alpine: httpx.Client) -> None:
     org = _org(clean_sandbox)
     contacts = org["alpineContacts"]
     uid = org["alpine"]["uid"]
@@ -291,9 +289,7 @@ def test_contacts_pages_and_limit_clamping(
     )
 
 
-def test_contacts_of_another_account_are_401(
-    clean_sandbox: SandboxProcess, alpine: httpx.Client
-) -> None:
+def test_contacts_of_another_account_are_401(clean_sandbox: Sandbox, alpine: httpx.Client) -> None:
     other_uid = _org(clean_sandbox, "org-2")["alpine"]["uid"]
     assert alpine.get(f"/v1.1/piis/{other_uid}").status_code == 401
 
@@ -301,7 +297,7 @@ def test_contacts_of_another_account_are_401(
 # Discord ----------------------------------------------------------------------------------------
 
 
-def test_webhook_posts_are_recorded(clean_sandbox: SandboxProcess) -> None:
+def test_webhook_posts_are_recorded(clean_sandbox: Sandbox) -> None:
     payload = {
         "content": "3 discrepancies",
         "embeds": [{"title": "org-1", "fields": [{"name": "a", "value": "b", "inline": True}]}],
@@ -330,7 +326,7 @@ def test_webhook_posts_are_recorded(clean_sandbox: SandboxProcess) -> None:
     ],
 )
 def test_webhook_enforces_discord_limits(
-    clean_sandbox: SandboxProcess, payload: dict[str, Any], code: int
+    clean_sandbox: Sandbox, payload: dict[str, Any], code: int
 ) -> None:
     response = httpx.post(clean_sandbox.webhook_url(), json=payload)
     assert response.status_code == 400
@@ -338,7 +334,7 @@ def test_webhook_enforces_discord_limits(
     assert clean_sandbox.messages() == []
 
 
-def test_webhook_accepts_messages_at_the_limits(clean_sandbox: SandboxProcess) -> None:
+def test_webhook_accepts_messages_at_the_limits(clean_sandbox: Sandbox) -> None:
     payload = {
         "content": "x" * 2000,
         "embeds": [{"fields": [{"name": "n", "value": "v"}] * 25}]
@@ -348,7 +344,7 @@ def test_webhook_accepts_messages_at_the_limits(clean_sandbox: SandboxProcess) -
 
 
 def test_discord_status_fault_fails_the_webhook_until_restored(
-    clean_sandbox: SandboxProcess,
+    clean_sandbox: Sandbox,
 ) -> None:
     clean_sandbox.set_faults(discord_status=503)
     assert httpx.post(clean_sandbox.webhook_url(), json={"content": "hi"}).status_code == 503
@@ -362,7 +358,7 @@ def test_discord_status_fault_fails_the_webhook_until_restored(
 
 
 def test_error_rate_answers_that_share_with_5xx(
-    clean_sandbox: SandboxProcess, alleaves: httpx.Client, alpine: httpx.Client
+    clean_sandbox: Sandbox, alleaves: httpx.Client, alpine: httpx.Client
 ) -> None:
     clean_sandbox.set_faults(error_rate=1.0)
     statuses = {alleaves.get("/order").status_code for _ in range(30)}
@@ -379,7 +375,7 @@ def test_error_rate_answers_that_share_with_5xx(
 
 
 def test_rate_limit_per_api_with_retry_after(
-    clean_sandbox: SandboxProcess, alleaves: httpx.Client, alpine: httpx.Client
+    clean_sandbox: Sandbox, alleaves: httpx.Client, alpine: httpx.Client
 ) -> None:
     clean_sandbox.set_faults(rate_limit=5)
     _start_of_next_second()
@@ -400,9 +396,7 @@ def test_rate_limit_per_api_with_retry_after(
     assert alleaves.get("/order").status_code == 200
 
 
-def test_stats_count_the_busiest_second(
-    clean_sandbox: SandboxProcess, alpine: httpx.Client
-) -> None:
+def test_stats_count_the_busiest_second(clean_sandbox: Sandbox, alpine: httpx.Client) -> None:
     uid = _org(clean_sandbox)["alpine"]["uid"]
     _start_of_next_second()
     for _ in range(7):
@@ -417,7 +411,7 @@ def test_stats_count_the_busiest_second(
 
 
 def test_latency_delays_api_calls_but_not_control_routes(
-    clean_sandbox: SandboxProcess, alpine: httpx.Client
+    clean_sandbox: Sandbox, alpine: httpx.Client
 ) -> None:
     clean_sandbox.set_faults(latency_ms=300)
     started = time.monotonic()
@@ -428,7 +422,7 @@ def test_latency_delays_api_calls_but_not_control_routes(
     assert time.monotonic() - started < 0.3
 
 
-def test_latency_is_concurrent(clean_sandbox: SandboxProcess) -> None:
+def test_latency_is_concurrent(clean_sandbox: Sandbox) -> None:
     clean_sandbox.set_faults(latency_ms=500)
     key = _org(clean_sandbox)["alpine"]["apiKey"]
 
@@ -447,7 +441,7 @@ def test_latency_is_concurrent(clean_sandbox: SandboxProcess) -> None:
     assert time.monotonic() - started < 2.5
 
 
-def test_faults_are_validated_and_restored(clean_sandbox: SandboxProcess) -> None:
+def test_faults_are_validated_and_restored(clean_sandbox: Sandbox) -> None:
     for bad in ({"error_rate": 2}, {"latency_ms": -1}, {"surprise": 1}, {"discord_status": 299}):
         response = httpx.post(f"{clean_sandbox.base_url}/sandbox/faults", json=bad)
         assert response.status_code == 400, bad
@@ -463,7 +457,7 @@ def test_faults_are_validated_and_restored(clean_sandbox: SandboxProcess) -> Non
     assert clean_sandbox.reset_faults()["rate_limit"] is None
 
 
-def test_dataset_route_serves_the_generated_dataset(clean_sandbox: SandboxProcess) -> None:
+def test_dataset_route_serves_the_generated_dataset(clean_sandbox: Sandbox) -> None:
     served = clean_sandbox.dataset()
     generated = generate_dataset(60, 7, as_of=date.fromisoformat(served["asOf"]))
     assert served == generated
@@ -474,7 +468,7 @@ def test_dataset_route_serves_the_generated_dataset(clean_sandbox: SandboxProces
 
 
 @pytest.fixture
-def private_sandbox() -> Iterator[SandboxProcess]:
+def private_sandbox() -> Iterator[Sandbox]:
     """A sandbox whose data a test may change, started with options of its own."""
     process = start_sandbox("--customers", "8", "--seed", "3", "--orgs", "1", "--token-ttl-s", "90")
     try:
@@ -483,14 +477,14 @@ def private_sandbox() -> Iterator[SandboxProcess]:
         process.stop()
 
 
-def test_command_line_faults_are_in_force(private_sandbox: SandboxProcess) -> None:
+def test_command_line_faults_are_in_force(private_sandbox: Sandbox) -> None:
     assert private_sandbox.set_faults()["token_ttl_s"] == 90
     org = private_sandbox.dataset()["orgs"][0]
     token = _login(private_sandbox.alleaves_url, org)
     assert abs(_claims(token)["exp"] - (time.time() + 90)) < 3
 
 
-def test_orders_upsert_changes_what_is_served(private_sandbox: SandboxProcess) -> None:
+def test_orders_upsert_changes_what_is_served(private_sandbox: Sandbox) -> None:
     org = private_sandbox.dataset()["orgs"][0]
     orders = org["orders"]
     token = _login(private_sandbox.alleaves_url, org)
@@ -516,7 +510,7 @@ def test_orders_upsert_changes_what_is_served(private_sandbox: SandboxProcess) -
     assert served[:2] == sorted([moved, new], key=lambda o: o["id_order"], reverse=True)
 
 
-def test_orders_upsert_rejects_bad_input(private_sandbox: SandboxProcess) -> None:
+def test_orders_upsert_rejects_bad_input(private_sandbox: Sandbox) -> None:
     url = f"{private_sandbox.base_url}/sandbox/orgs"
     assert httpx.put(f"{url}/org-1/orders", json=[{"status": "completed"}]).status_code == 400
     assert httpx.put(f"{url}/org-1/orders", json={"id_order": 1}).status_code == 400
