@@ -66,7 +66,7 @@ def run_demo(*, customers: int, seed: int = 1, flower: bool = True) -> int:
         bootstrap.reset()  # settings are read again, with the addresses above
         client = firestore.Client(project=settings.firestore_project)
         counts = seed_firestore(client, dataset)
-        client.close()
+        client.close()  # type: ignore[no-untyped-call]  # google-cloud-firestore is untyped here
         print(f"seeded Firestore: {counts}")
 
         children.append(devstack.start_worker(env))

@@ -16,6 +16,15 @@ from loyalty_worker.org_settings import OrgSettings
 class CustomerSource(Protocol):
     """Alleaves: the org's customers and order history."""
 
+    @property
+    def page_size(self) -> int:
+        """Records per page: a shorter page is the last one."""
+        ...
+
+    def fetch_customer_page(self, page: int) -> list[Customer | MalformedRecord]:
+        """One page (from 1) of the customer listing."""
+        ...
+
     def iter_customers(self) -> Iterator[Customer | MalformedRecord]:
         """Every customer, page by page; a record that fails validation comes as MalformedRecord."""
         ...

@@ -61,11 +61,11 @@ def sync_org(org_id: str, *, run_id: str | None = None, dry_run: bool = False) -
         dry_run=dry_run,
         alleaves=org.alleaves,
         alpine=org.alpine,
+        store=c.store,
         ledger=c.tracker,
         options=BatchOptions(
             history_start=settings.order_history_start,
             window_days=settings.order_window_days,
-            page_size=settings.page_size,
             parallelism=settings.order_fetch_parallelism,
             lock_ttl_s=settings.run_lock_ttl_s,
         ),

@@ -94,6 +94,8 @@ class FakeAlpine:
         return self.accounts.get(phone)
 
     def iter_contacts(self) -> Iterator[AlpineContact]:
+        if self.error is not None:
+            raise self.error
         for phone, profile in self.accounts.items():
             yield AlpineContact(profile.contact_id or phone, phone, profile)
 
@@ -115,9 +117,15 @@ class FakeAlleaves:
         self.error: Exception | None = None
 
     def iter_customers(self) -> Iterator[Customer | MalformedRecord]:
+        page = 1
+        while records := self.fetch_customer_page(page):
+            yield from records
+            page += 1
+
+    def fetch_customer_page(self, page: int) -> list[Customer | MalformedRecord]:
         if self.error is not None:
             raise self.error
-        yield from self.customers
+        return self.customers[(page - 1) * self.page_size : page * self.page_size]
 
     def fetch_order_page(self, start: date, end: date, page: int) -> list[Order | MalformedRecord]:
         self.order_pages += 1

@@ -59,19 +59,27 @@ class AlleavesClient:
         # (token, renew_at) swapped as one tuple, so readers outside the lock never see a mix.
         self._session: tuple[str, float] | None = None
 
+    @property
+    def page_size(self) -> int:
+        return self._page_size
+
     def iter_customers(self) -> Iterator[Customer | MalformedRecord]:
         """Every customer, page by page from 1, until an empty or short page (there is no total)."""
         page = 1
         while True:
-            payload = self._call(
-                "POST", "/customer/search", json_body={"page": page, "pageSize": self._page_size}
-            )
-            rows = _page_rows(payload, page)
-            for position, raw in enumerate(rows):
-                yield parse_customer(raw, page=page, position=position)
-            if len(rows) < self._page_size:
+            records = self.fetch_customer_page(page)
+            yield from records
+            if len(records) < self._page_size:
                 return
             page += 1
+
+    def fetch_customer_page(self, page: int) -> list[Customer | MalformedRecord]:
+        """One page (from 1) of the customer listing; public so pages can be fetched in parallel."""
+        payload = self._call(
+            "POST", "/customer/search", json_body={"page": page, "pageSize": self._page_size}
+        )
+        rows = _page_rows(payload, page)
+        return [parse_customer(raw, page=page, position=i) for i, raw in enumerate(rows)]
 
     def iter_orders(self, start: date, end: date) -> Iterator[Order | MalformedRecord]:
         """Every order created from ``start`` to ``end`` (inclusive), flat, until a short page."""

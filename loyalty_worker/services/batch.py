@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 class BatchOptions:
     history_start: date
     window_days: int
-    page_size: int
     parallelism: int
     lock_ttl_s: int
 
@@ -47,6 +46,7 @@ def start_batch(
     dry_run: bool,
     alleaves: CustomerSource,
     alpine: LoyaltyLookup,
+    store: ProfileStore,
     ledger: RunLedger,
     options: BatchOptions,
     enqueue: Callable[[CustomerWork], None],
@@ -67,14 +67,15 @@ def start_batch(
     ledger.start(run_id, org_id, dryRun=int(dry_run))
     try:
         plan = plan_run(
+            org_id,
             alleaves,
             alpine,
+            store,
             history_start=options.history_start,
             # One day past today: an order placed this evening in the org's timezone is
             # already dated tomorrow in UTC.
             today=(today or date.today()) + timedelta(days=1),
             window_days=options.window_days,
-            page_size=options.page_size,
             parallelism=options.parallelism,
         )
     except LoyaltyError as exc:

@@ -30,7 +30,7 @@ def find_customer_work(
         start=settings.order_history_start,
         end=date.today() + timedelta(days=1),
         window_days=settings.order_window_days,
-        page_size=settings.page_size,
+        page_size=alleaves.page_size,
         parallelism=settings.order_fetch_parallelism,
     )
     return CustomerWork(

@@ -25,14 +25,12 @@ def sync_customer(
     alpine: LoyaltyLookup,
     run_id: str | None = None,
     dry_run: bool = False,
-    profile: Mapping[str, Any] | None = None,
-    profile_known: bool = False,
 ) -> SyncResult:
     """Apply the loyalty rules to one customer and store the result.
 
     Transient errors (Alpine IQ or Firestore unavailable) propagate so the caller can retry;
-    permanent ones become a ``failed`` result with the error's reason. ``profile_known`` says the
-    caller already read the profile (``None`` then means there is none).
+    permanent ones become a ``failed`` result with the error's reason. A profile the run read
+    ahead (``work.profile_known``) spares the read here.
     """
     now = datetime.now(UTC)
     customer = work.customer
@@ -50,7 +48,8 @@ def sync_customer(
             dry_run=dry_run,
         )
     try:
-        if not profile_known:
+        profile: Mapping[str, Any] | None = work.profile
+        if not work.profile_known:
             profile = store.get_profiles(org.org_id, [customer.customer_id]).get(
                 customer.customer_id
             )

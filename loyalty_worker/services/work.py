@@ -12,6 +12,18 @@ from decimal import Decimal
 from typing import Any
 
 from loyalty_worker.domain.models import AlpineProfile, Customer, Order
+from loyalty_worker.domain.profile import LOYALTY_FIELDS, STAMP_FIELDS
+
+# What a sync needs of an existing profile: equity status, and the loyalty fields to tell
+# whether anything changed (the stamps never decide that, and a datetime is no JSON).
+PROFILE_FIELDS = ("equityStatus", *(f for f in LOYALTY_FIELDS if f not in STAMP_FIELDS))
+
+
+def profile_subset(profile: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The part of a profile a sync task needs, JSON-ready."""
+    if profile is None:
+        return None
+    return {name: profile[name] for name in PROFILE_FIELDS if name in profile}
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +40,9 @@ class CustomerWork:
     malformed_orders: tuple[str, ...] = ()
     # None: not known ahead, the sync looks the phone up itself.
     alpine: AlpineAnswer | None = None
+    # The existing profile (its PROFILE_FIELDS), when the run read it ahead in bulk.
+    profile: Mapping[str, Any] | None = None
+    profile_known: bool = False
 
     def to_payload(self) -> dict[str, Any]:
         """Compact JSON for a task message: amounts as strings, never floats."""
@@ -58,6 +73,8 @@ class CustomerWork:
                 if profile is None
                 else [profile.points, profile.tier, profile.last_visit, profile.contact_id]
             )
+        if self.profile_known:
+            payload["profile"] = profile_subset(self.profile)
         return payload
 
     @classmethod
@@ -86,4 +103,6 @@ class CustomerWork:
             orders=orders,
             malformed_orders=tuple(payload.get("malformed", ())),
             alpine=alpine,
+            profile=payload.get("profile"),
+            profile_known="profile" in payload,
         )

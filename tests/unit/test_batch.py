@@ -21,9 +21,7 @@ from loyalty_worker.services.sync_customer import sync_customer
 from loyalty_worker.services.work import CustomerWork
 from tests.fakes import FakeAlleaves, FakeAlpine, InMemoryProfileStore, RecordingNotifier
 
-OPTIONS = BatchOptions(
-    history_start=date(2026, 1, 1), window_days=10, page_size=5, parallelism=3, lock_ttl_s=60
-)
+OPTIONS = BatchOptions(history_start=date(2026, 1, 1), window_days=10, parallelism=3, lock_ttl_s=60)
 TODAY = date(2026, 3, 1)
 
 
@@ -45,6 +43,7 @@ class Harness:
             dry_run=False,
             alleaves=self.alleaves,
             alpine=self.alpine,
+            store=self.store,
             ledger=self.ledger,
             options=OPTIONS,
             enqueue=self.queue.append,
@@ -156,3 +155,22 @@ def test_an_org_with_no_customers_completes_at_once() -> None:
     assert harness.start().listed == 0
     (summary,) = harness.summaries
     assert (summary["status"], summary["listed"]) == ("completed", 0)
+
+
+def test_a_batch_reads_balances_and_profiles_in_bulk(harness: Harness) -> None:
+    harness.store.profiles["org-1_2"] = {"equityStatus": True}
+    harness.start()
+    harness.drain()
+    assert harness.alpine.lookups == []  # every balance came from the contacts listing
+    assert harness.store.writes == 11  # 12 customers, customer 3 failed (a malformed order)
+
+
+def test_a_contact_listed_without_a_balance_is_looked_up() -> None:
+    from loyalty_worker.services.sync_org import RunPlan
+
+    plan = RunPlan(balances={"5550001111": None, "5550002222": AlpineProfile(4)})
+    assert plan.alpine_answer("5550001111") is None  # only a look-up can tell
+    answer = plan.alpine_answer("5550002222")
+    assert answer is not None and answer.profile == AlpineProfile(4)
+    unknown = plan.alpine_answer("5550003333")
+    assert unknown is not None and unknown.profile is None  # no contact: no account
