@@ -46,6 +46,7 @@ task_routes = {
     "loyalty.summarize_run": {"queue": "loyalty.runs"},
     "loyalty.nightly_tick": {"queue": "loyalty.runs"},
     "loyalty.sync_customer": {"queue": "loyalty.customers"},
+    "loyalty.sync_chunk": {"queue": "loyalty.customers"},
 }
 
 worker_send_task_events = True

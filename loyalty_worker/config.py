@@ -22,16 +22,18 @@ class Settings(BaseSettings):
 
     http_timeout_s: float = Field(default=10.0, gt=0)
     http_connect_timeout_s: float = Field(default=5.0, gt=0)
-    http_pool_size: int = Field(default=32, ge=1)
+    http_pool_size: int = Field(default=64, ge=1)
     http_max_attempts: int = Field(default=4, ge=1)
     http_max_retry_s: float = Field(default=30.0, ge=0)
 
     order_history_start: date = date(2018, 1, 1)
-    order_window_days: int = Field(default=90, ge=1)
-    order_fetch_parallelism: int = Field(default=8, ge=1)
+    order_window_days: int = Field(default=14, ge=1)
+    order_fetch_parallelism: int = Field(default=32, ge=1)
     page_size: int = Field(default=100, ge=1, le=1000)
 
     worker_concurrency: int = Field(default=16, ge=1)
+    # Customers per batch task: one message, one batched Firestore write, one result record.
+    sync_chunk_size: int = Field(default=25, ge=1, le=500)
     sync_max_retries: int = Field(default=5, ge=0)
     run_lock_ttl_s: int = Field(default=6 * 3600, ge=60)
     nightly_hour: int = Field(default=2, ge=0, le=23)

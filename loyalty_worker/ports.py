@@ -128,8 +128,8 @@ class RunLedger(Protocol):
         """How many results complete the run; True when all are in already."""
         ...
 
-    def record(self, run_id: str, customer_key: str, result: Mapping[str, Any]) -> bool:
-        """Store a result; True for exactly the one caller that completes the run."""
+    def record(self, run_id: str, results: Mapping[str, Mapping[str, Any]]) -> bool:
+        """Store results by customer key; True for exactly the one caller that completes it."""
         ...
 
     def iter_results(self, run_id: str) -> Iterator[dict[str, Any]]:

@@ -18,14 +18,16 @@ from typing import Any, cast
 
 import redis
 
-# KEYS: results, failed, meta. ARGV: customer key, result JSON, failed flag ("1"/"0").
-# Returns 1 to exactly one caller: the one whose result completes the listed set.
+# KEYS: results, failed, meta. ARGV: (customer key, result JSON, failed flag "1"/"0") repeated.
+# Returns 1 to exactly one caller: the one whose results complete the listed set.
 _RECORD = """
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-if ARGV[3] == '1' then
-  redis.call('SADD', KEYS[2], ARGV[1])
-else
-  redis.call('SREM', KEYS[2], ARGV[1])
+for i = 1, #ARGV, 3 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  if ARGV[i + 2] == '1' then
+    redis.call('SADD', KEYS[2], ARGV[i])
+  else
+    redis.call('SREM', KEYS[2], ARGV[i])
+  end
 end
 local listed = redis.call('HGET', KEYS[3], 'listed')
 if not listed then return 0 end
@@ -102,7 +104,7 @@ class RunTracker:
         """Record how many results complete the run; True when they are all in already."""
         results, failed, meta = self._keys(run_id)
         pipe = self._redis.pipeline()
-        pipe.hset(meta, mapping={"listed": listed, "status": "syncing"})
+        pipe.hset(meta, mapping={"listed": listed, "status": "syncing", "listedAt": time.time()})
         for key in (results, failed):
             pipe.expire(key, self._ttl)
         pipe.execute()
@@ -116,13 +118,13 @@ class RunTracker:
             return False
         return bool(self._redis.hsetnx(meta, "fired", "1"))
 
-    def record(self, run_id: str, customer_key: str, result: Mapping[str, Any]) -> bool:
-        """Store one customer's result; True for exactly one caller: the one that completes it."""
-        failed_flag = "0" if result.get("success") else "1"
-        fired = self._record(
-            keys=list(self._keys(run_id)), args=[customer_key, json.dumps(result), failed_flag]
-        )
-        return bool(fired)
+    def record(self, run_id: str, results: Mapping[str, Mapping[str, Any]]) -> bool:
+        """Store results by customer key in one round trip; True for exactly one caller: the
+        one whose results complete the run."""
+        args: list[str] = []
+        for key, result in results.items():
+            args += [key, json.dumps(result), "0" if result.get("success") else "1"]
+        return bool(self._record(keys=list(self._keys(run_id)), args=args))
 
     def iter_results(self, run_id: str, *, batch: int = 1000) -> Iterator[dict[str, Any]]:
         """Every stored result, streamed in batches (bounded memory for 100,000 customers)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -29,6 +29,7 @@ class BatchOptions:
     window_days: int
     parallelism: int
     lock_ttl_s: int
+    chunk_size: int
 
 
 @dataclass(frozen=True)
@@ -49,11 +50,11 @@ def start_batch(
     store: ProfileStore,
     ledger: RunLedger,
     options: BatchOptions,
-    enqueue: Callable[[CustomerWork], None],
+    enqueue: Callable[[list[CustomerWork]], None],
     summarize: Callable[[str], None],
     today: date | None = None,
 ) -> BatchStart:
-    """Plan the org's run and enqueue one sync per customer; at most one run per org at a time.
+    """Plan the org's run and enqueue its customers in chunks; at most one run per org at a time.
 
     A LoyaltyError while planning (bad credentials, Alleaves down) ends the run at once as
     ``failed``: its summary and its one alert say why.
@@ -89,30 +90,38 @@ def start_batch(
         orderPages=plan.history.pages_fetched,
     )
     now = time.time()
-    for record in plan.malformed_customers:
+    if plan.malformed_customers:
         ledger.record(
             run_id,
-            f"malformed:{record.record_id}",
             {
-                "success": False,
-                "status": "failed",
-                "orgId": org_id,
-                "customerId": record.record_id,
-                "reason": record.reason,
-                "detail": str(record),
-                "updatedAt": now,
+                f"malformed:{record.record_id}": {
+                    "success": False,
+                    "status": "failed",
+                    "orgId": org_id,
+                    "customerId": record.record_id,
+                    "reason": record.reason,
+                    "detail": str(record),
+                    "updatedAt": now,
+                }
+                for record in plan.malformed_customers
             },
         )
     if ledger.set_listed(run_id, plan.listed):
         summarize("completed")
+    chunk: list[CustomerWork] = []
     for work in plan.work():
-        enqueue(work)
+        chunk.append(work)
+        if len(chunk) == options.chunk_size:
+            enqueue(chunk)
+            chunk = []
+    if chunk:
+        enqueue(chunk)
     return BatchStart(run_id, started=True, listed=plan.listed)
 
 
-def record_result(ledger: RunLedger, run_id: str, result: Mapping[str, Any]) -> bool:
-    """Store one customer's result; True when it completes the run."""
-    return ledger.record(run_id, str(result["customerId"]), result)
+def record_results(ledger: RunLedger, run_id: str, results: Sequence[Mapping[str, Any]]) -> bool:
+    """Store customers' results (keyed by customer); True when they complete the run."""
+    return ledger.record(run_id, {str(result["customerId"]): result for result in results})
 
 
 def summarize_batch(
@@ -139,6 +148,9 @@ def summarize_batch(
     summary = builder.build(
         started_at=float(meta["startedAt"]), finished_at=time.time(), status=status
     )
+    if "listedAt" in meta:
+        # Time spent reading Alleaves, Alpine IQ and Firestore before the first task.
+        summary["planS"] = round(float(meta["listedAt"]) - float(meta["startedAt"]), 3)
     if "error" in meta:
         summary["error"] = meta["error"]
     try:

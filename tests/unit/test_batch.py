@@ -13,15 +13,21 @@ from loyalty_worker.domain.models import AlpineProfile, Customer, Order
 from loyalty_worker.errors import AuthError, MalformedRecord, TransientError
 from loyalty_worker.services.batch import (
     BatchOptions,
-    record_result,
+    record_results,
     start_batch,
     summarize_batch,
 )
-from loyalty_worker.services.sync_customer import sync_customer
+from loyalty_worker.services.sync_customer import sync_chunk
 from loyalty_worker.services.work import CustomerWork
 from tests.fakes import FakeAlleaves, FakeAlpine, InMemoryProfileStore, RecordingNotifier
 
-OPTIONS = BatchOptions(history_start=date(2026, 1, 1), window_days=10, parallelism=3, lock_ttl_s=60)
+OPTIONS = BatchOptions(
+    history_start=date(2026, 1, 1),
+    window_days=10,
+    parallelism=3,
+    lock_ttl_s=60,
+    chunk_size=5,
+)
 TODAY = date(2026, 3, 1)
 
 
@@ -33,7 +39,7 @@ class Harness:
         self.store.settings["org-1"] = {"discrepancyThreshold": 0.1}
         self.ledger = RunTracker(fakeredis.FakeRedis())
         self.notifier = RecordingNotifier()
-        self.queue: list[CustomerWork] = []
+        self.queue: list[list[CustomerWork]] = []
         self.summaries: list[dict[str, object]] = []
 
     def start(self, run_id: str = "r1"):  # type: ignore[no-untyped-def]
@@ -63,10 +69,11 @@ class Harness:
     def drain(self, run_id: str = "r1") -> None:
         org = self.store.get_org_settings("org-1")
         while self.queue:
-            result = sync_customer(
+            outcome = sync_chunk(
                 org, self.queue.pop(0), store=self.store, alpine=self.alpine, run_id=run_id
-            ).to_dict()
-            if record_result(self.ledger, run_id, result):
+            )
+            assert outcome.retry == []
+            if record_results(self.ledger, run_id, [r.to_dict() for r in outcome.results]):
                 self.summaries.append(self.summarize(run_id))
 
 
@@ -94,7 +101,7 @@ def harness() -> Harness:
 def test_counts_add_up_and_one_alert_is_sent(harness: Harness) -> None:
     started = harness.start()
     assert (started.started, started.listed) == (True, 13)
-    assert len(harness.queue) == 12
+    assert [len(chunk) for chunk in harness.queue] == [5, 5, 2]
     assert harness.alleaves.order_pages > 6  # several windows were read
     harness.drain()
     (summary,) = harness.summaries
@@ -118,7 +125,7 @@ def test_a_second_trigger_while_running_starts_nothing(harness: Harness) -> None
     harness.start("r1")
     second = harness.start("r2")
     assert (second.started, second.run_id) == (False, "r1")
-    assert len(harness.queue) == 12
+    assert sum(len(chunk) for chunk in harness.queue) == 12
     assert harness.ledger.progress("r2").status == "duplicate"
 
 

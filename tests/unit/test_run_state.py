@@ -20,7 +20,7 @@ def ok(cid: int) -> dict[str, object]:
 def test_only_the_result_that_completes_the_run_fires(tracker: RunTracker) -> None:
     tracker.start("r1", "org-1")
     assert tracker.set_listed("r1", 3) is False
-    assert [tracker.record("r1", str(i), ok(i)) for i in range(3)] == [False, False, True]
+    assert [tracker.record("r1", {str(i): ok(i)}) for i in range(3)] == [False, False, True]
     progress = tracker.progress("r1")
     assert (progress.listed, progress.done, progress.failed) == (3, 3, 0)
 
@@ -28,17 +28,17 @@ def test_only_the_result_that_completes_the_run_fires(tracker: RunTracker) -> No
 def test_a_redelivered_result_overwrites_instead_of_counting_twice(tracker: RunTracker) -> None:
     tracker.start("r1", "org-1")
     tracker.set_listed("r1", 2)
-    assert tracker.record("r1", "1", {"success": False, "status": "failed"}) is False
+    assert tracker.record("r1", {"1": {"success": False, "status": "failed"}}) is False
     assert tracker.progress("r1").failed == 1
-    assert tracker.record("r1", "1", ok(1)) is False  # same customer again: still 1 of 2
+    assert tracker.record("r1", {"1": ok(1)}) is False  # same customer again: still 1 of 2
     assert tracker.progress("r1").failed == 0
-    assert tracker.record("r1", "2", ok(2)) is True
-    assert tracker.record("r1", "2", ok(2)) is False  # a late duplicate never fires again
+    assert tracker.record("r1", {"2": ok(2)}) is True
+    assert tracker.record("r1", {"2": ok(2)}) is False  # a late duplicate never fires again
 
 
 def test_results_before_the_count_is_known_fire_at_set_listed(tracker: RunTracker) -> None:
     tracker.start("r1", "org-1")
-    assert tracker.record("r1", "m1", {"success": False, "status": "failed"}) is False
+    assert tracker.record("r1", {"m1": {"success": False, "status": "failed"}}) is False
     assert tracker.set_listed("r1", 1) is True
     assert tracker.set_listed("r1", 1) is False
 
@@ -52,7 +52,7 @@ def test_concurrent_completions_fire_exactly_once(tracker: RunTracker) -> None:
     tracker.start("r1", "org-1")
     tracker.set_listed("r1", 200)
     with ThreadPoolExecutor(8) as pool:
-        fired = list(pool.map(lambda i: tracker.record("r1", str(i), ok(i)), range(200)))
+        fired = list(pool.map(lambda i: tracker.record("r1", {str(i): ok(i)}), range(200)))
     assert fired.count(True) == 1
     assert sorted(r["customerId"] for r in tracker.iter_results("r1")) == list(range(200))
 
@@ -73,3 +73,11 @@ def test_nightly_marker_is_once_per_org_and_day(tracker: RunTracker) -> None:
     assert tracker.mark_nightly("org-1", date(2026, 11, 25), ttl_s=60) is False
     assert tracker.mark_nightly("org-2", date(2026, 11, 25), ttl_s=60) is True
     assert tracker.mark_nightly("org-1", date(2026, 11, 26), ttl_s=60) is True
+
+
+def test_a_chunk_of_results_is_recorded_at_once(tracker: RunTracker) -> None:
+    tracker.start("r1", "org-1")
+    tracker.set_listed("r1", 5)
+    assert tracker.record("r1", {str(i): ok(i) for i in range(3)}) is False
+    assert tracker.record("r1", {"3": ok(3), "4": {"success": False}}) is True
+    assert (tracker.progress("r1").done, tracker.progress("r1").failed) == (5, 1)

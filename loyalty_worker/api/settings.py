@@ -1,0 +1,106 @@
+"""The HTTP API's own settings (``LOYALTY_API_*``); Redis and Firestore come from ``config``.
+
+| variable | default | meaning |
+|---|---|---|
+| ``LOYALTY_API_TOKENS`` | ``{}`` | JSON ``{"<token>": ["org-1", ...]}``; ``["*"]``: every org |
+| ``LOYALTY_API_WEBHOOK_SECRETS`` | ``{}`` | JSON ``{"<orgId>": "<secret>"}``: used for an org whose settings document has no ``alleaves.webhookSecret`` |
+| ``LOYALTY_API_WEBHOOK_REPLAY_WINDOW_S`` | ``300`` | a webhook's ``timestamp`` may be this far from now |
+| ``LOYALTY_API_WEBHOOK_DEDUPE_WINDOW_S`` | ``30`` | one customer sync per org and customer in this window |
+| ``LOYALTY_API_LOOKUP_TIMEOUT_S`` | ``3`` | timeout of an Alpine IQ call made for a points look-up |
+| ``LOYALTY_API_LOOKUP_MAX_ATTEMPTS`` | ``2`` | attempts of that call |
+| ``LOYALTY_PHONE_HASH_KEY`` | unset | key of the profiles' ``phoneHash`` (shared with the sync) |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ALL_ORGS = "*"
+MIN_SECRET_LENGTH = 16
+_PLACEHOLDERS = frozenset({"changeme", "change-me", "secret", "token", "password", "example"})
+
+
+class ApiToken(BaseModel):
+    """One caller: a bearer token and the orgs it may act for."""
+
+    model_config = ConfigDict(frozen=True, hide_input_in_errors=True)
+
+    token: SecretStr
+    orgs: frozenset[str] = Field(min_length=1)
+
+    @field_validator("token")
+    @classmethod
+    def _not_a_placeholder(cls, token: SecretStr) -> SecretStr:
+        _check_secret(token.get_secret_value(), "token")
+        return token
+
+    def allows(self, org_id: str) -> bool:
+        return ALL_ORGS in self.orgs or org_id in self.orgs
+
+
+def _tokens_from_mapping(value: Any) -> Any:
+    """``{"<token>": [orgs]}`` (the variable's shape) into ``[{"token", "orgs"}]``."""
+    if isinstance(value, Mapping):
+        return [{"token": token, "orgs": orgs} for token, orgs in value.items()]
+    return value
+
+
+def _check_secret(value: str, what: str) -> None:
+    # The message never repeats the value: settings errors end up in logs.
+    if len(value) < MIN_SECRET_LENGTH:
+        raise ValueError(f"a {what} must be at least {MIN_SECRET_LENGTH} characters")
+    if value.strip().lower() in _PLACEHOLDERS or len(set(value)) < 4:
+        raise ValueError(f"a {what} looks like a placeholder")
+
+
+class ApiSettings(BaseSettings):
+    """Who may call the API, and how webhooks are checked."""
+
+    # Errors must not echo a token or secret: they are printed at start-up.
+    model_config = SettingsConfigDict(
+        env_prefix="LOYALTY_API_", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
+
+    tokens: Annotated[tuple[ApiToken, ...], BeforeValidator(_tokens_from_mapping)] = ()
+    webhook_secrets: dict[str, SecretStr] = Field(default_factory=dict)
+    webhook_replay_window_s: int = Field(default=300, ge=1, le=3600)
+    webhook_dedupe_window_s: int = Field(default=30, ge=0, le=3600)
+    # Largest webhook body read (an order event is a few KiB).
+    webhook_max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    lookup_timeout_s: float = Field(default=3.0, gt=0)
+    lookup_max_attempts: int = Field(default=2, ge=1, le=5)
+    phone_hash_key: SecretStr | None = Field(
+        default=None, validation_alias="LOYALTY_PHONE_HASH_KEY"
+    )
+
+    @field_validator("webhook_secrets")
+    @classmethod
+    def _usable_secrets(cls, secrets: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for secret in secrets.values():
+            _check_secret(secret.get_secret_value(), "webhook secret")
+        return secrets
+
+    @field_validator("phone_hash_key")
+    @classmethod
+    def _usable_key(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None:
+            _check_secret(key.get_secret_value(), "phone hash key")
+        return key
+
+    @property
+    def phone_key(self) -> bytes | None:
+        """The ``phoneHash`` key as bytes, when configured."""
+        if self.phone_hash_key is None:
+            return None
+        return self.phone_hash_key.get_secret_value().encode()
+
+
+@lru_cache(maxsize=1)
+def get_api_settings() -> ApiSettings:
+    """The API's settings, read once; tests build ``ApiSettings(...)`` or clear this cache."""
+    return ApiSettings()
