@@ -19,6 +19,7 @@ from loyalty_worker.adapters.alpine import AlpineIQClient
 from loyalty_worker.adapters.discord import ConsoleNotifier, DiscordNotifier
 from loyalty_worker.adapters.firestore import FirestoreProfileStore, build_firestore_client
 from loyalty_worker.adapters.http import RetryPolicy, build_http_client
+from loyalty_worker.adapters.rate_limit import RedisRateLimiter, request_hook
 from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.config import Settings, get_settings
 from loyalty_worker.errors import PermanentError
@@ -45,6 +46,7 @@ class Container:
         self._http: httpx.Client | None = None
         self._store: FirestoreProfileStore | None = None
         self._tracker: RunTracker | None = None
+        self._redis: redis.Redis | None = None
         self._orgs: dict[str, tuple[float, OrgClients]] = {}
 
     @property
@@ -55,10 +57,33 @@ class Container:
         )
 
     @property
+    def redis(self) -> redis.Redis:
+        with self._lock:
+            if self._redis is None:
+                self._redis = redis.Redis.from_url(self.settings.redis_url)
+            return self._redis
+
+    @property
     def http(self) -> httpx.Client:
+        limits = {
+            "alleaves": self.settings.alleaves_rate_limit,
+            "alpine": self.settings.alpine_rate_limit,
+        }
+        hook = None
+        if any(limits.values()):
+            limiter = RedisRateLimiter(
+                self.redis, {api: limit for api, limit in limits.items() if limit}
+            )
+            hook = request_hook(
+                limiter,
+                {
+                    self.settings.alleaves_base_url: "alleaves",
+                    self.settings.alpine_base_url: "alpine",
+                },
+            )
         with self._lock:
             if self._http is None:
-                self._http = build_http_client(self.settings)
+                self._http = build_http_client(self.settings, on_request=hook)
             return self._http
 
     @property
@@ -71,9 +96,10 @@ class Container:
 
     @property
     def tracker(self) -> RunTracker:
+        client = self.redis
         with self._lock:
             if self._tracker is None:
-                self._tracker = RunTracker(redis.Redis.from_url(self.settings.redis_url))
+                self._tracker = RunTracker(client)
             return self._tracker
 
     def org(self, org_id: str) -> OrgClients:

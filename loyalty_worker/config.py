@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     http_max_attempts: int = Field(default=4, ge=1)
     http_max_retry_s: float = Field(default=30.0, ge=0)
 
+    # Requests per second to each API, shared by all worker processes (unset: no limit).
+    alleaves_rate_limit: float | None = Field(default=None, gt=0)
+    alpine_rate_limit: float | None = Field(default=None, gt=0)
+
     order_history_start: date = date(2018, 1, 1)
     order_window_days: int = Field(default=14, ge=1)
     order_fetch_parallelism: int = Field(default=32, ge=1)

@@ -74,10 +74,16 @@ class RetryPolicy:
         return random.uniform(0, ceiling)
 
 
-def build_http_client(settings: Settings) -> httpx.Client:
-    """One pooled, keep-alive client per worker process; every call bounded by explicit timeouts."""
+def build_http_client(
+    settings: Settings, *, on_request: Callable[[httpx.Request], None] | None = None
+) -> httpx.Client:
+    """One pooled, keep-alive client per worker process; every call bounded by explicit timeouts.
+
+    ``on_request`` runs before every request (and every retry): the shared rate limit.
+    """
     pool = settings.http_pool_size
     return httpx.Client(
+        event_hooks={"request": [on_request] if on_request is not None else []},
         timeout=httpx.Timeout(settings.http_timeout_s, connect=settings.http_connect_timeout_s),
         limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
         headers={"User-Agent": "loyalty-worker"},

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from loyalty_worker.errors import LoyaltyError
+from loyalty_worker.errors import LoyaltyError, TransientError
 from loyalty_worker.ports import CustomerSource, LoyaltyLookup, Notifier, ProfileStore, RunLedger
 from loyalty_worker.services.summary import SummaryBuilder, summary_alert
-from loyalty_worker.services.sync_org import plan_run
+from loyalty_worker.services.sync_org import RunPlan, plan_run
 from loyalty_worker.services.work import CustomerWork
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ class BatchOptions:
     parallelism: int
     lock_ttl_s: int
     chunk_size: int
+    plan_attempts: int = 3
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ def start_batch(
     enqueue: Callable[[list[CustomerWork]], None],
     summarize: Callable[[str], None],
     today: date | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> BatchStart:
     """Plan the org's run and enqueue its customers in chunks; at most one run per org at a time.
 
@@ -67,17 +69,21 @@ def start_batch(
         return BatchStart(holder, started=False, message=message)
     ledger.start(run_id, org_id, dryRun=int(dry_run))
     try:
-        plan = plan_run(
-            org_id,
-            alleaves,
-            alpine,
-            store,
-            history_start=options.history_start,
-            # One day past today: an order placed this evening in the org's timezone is
-            # already dated tomorrow in UTC.
-            today=(today or date.today()) + timedelta(days=1),
-            window_days=options.window_days,
-            parallelism=options.parallelism,
+        plan = _plan_with_retries(
+            lambda: plan_run(
+                org_id,
+                alleaves,
+                alpine,
+                store,
+                history_start=options.history_start,
+                # One day past today: an order placed this evening in the org's timezone is
+                # already dated tomorrow in UTC.
+                today=(today or date.today()) + timedelta(days=1),
+                window_days=options.window_days,
+                parallelism=options.parallelism,
+            ),
+            attempts=options.plan_attempts,
+            sleep=sleep,
         )
     except LoyaltyError as exc:
         log.error("run %s: org %s could not start: %s", run_id, org_id, exc)
@@ -117,6 +123,23 @@ def start_batch(
     if chunk:
         enqueue(chunk)
     return BatchStart(run_id, started=True, listed=plan.listed)
+
+
+def _plan_with_retries(
+    plan: Callable[[], RunPlan], *, attempts: int, sleep: Callable[[float], None]
+) -> RunPlan:
+    """Planning reads thousands of pages: a burst of 429s or 5xx beyond the clients' own
+    retries starts it again after a pause, a bounded number of times."""
+    attempt = 1
+    while True:
+        try:
+            return plan()
+        except TransientError as exc:
+            if attempt >= attempts:
+                raise
+            log.warning("planning attempt %d failed (%s); trying again", attempt, exc)
+            sleep(2.0**attempt)
+            attempt += 1
 
 
 def record_results(ledger: RunLedger, run_id: str, results: Sequence[Mapping[str, Any]]) -> bool:

@@ -42,7 +42,7 @@ class Harness:
         self.queue: list[list[CustomerWork]] = []
         self.summaries: list[dict[str, object]] = []
 
-    def start(self, run_id: str = "r1"):  # type: ignore[no-untyped-def]
+    def start(self, run_id: str = "r1", sleep=lambda _: None):  # type: ignore[no-untyped-def]
         return start_batch(
             org_id="org-1",
             run_id=run_id,
@@ -55,6 +55,7 @@ class Harness:
             enqueue=self.queue.append,
             summarize=lambda status: self.summaries.append(self.summarize(run_id, status)),
             today=TODAY,
+            sleep=sleep,
         )
 
     def summarize(self, run_id: str, status: str = "completed") -> dict[str, object]:
@@ -181,3 +182,23 @@ def test_a_contact_listed_without_a_balance_is_looked_up() -> None:
     assert answer is not None and answer.profile == AlpineProfile(4)
     unknown = plan.alpine_answer("5550003333")
     assert unknown is not None and unknown.profile is None  # no contact: no account
+
+
+def test_planning_is_tried_again_after_a_transient_error(harness: Harness) -> None:
+    harness.alleaves.error = TransientError("alleaves", "429 burst")
+    pauses: list[float] = []
+
+    def pause(seconds: float) -> None:
+        pauses.append(seconds)
+        harness.alleaves.error = None  # the burst is over
+
+    assert harness.start(sleep=pause).started is True
+    assert pauses == [2.0]
+
+
+def test_planning_gives_up_after_its_attempts(harness: Harness) -> None:
+    harness.alleaves.error = TransientError("alleaves", "503 for good")
+    pauses: list[float] = []
+    assert harness.start(sleep=pauses.append).started is False
+    assert pauses == [2.0, 4.0]
+    assert "alleaves_unavailable" in str(harness.summaries[0]["error"])

@@ -1,0 +1,78 @@
+"""A request rate per external API, shared by every worker process through Redis.
+
+More workers must never mean more 429s: each request first takes a slot in a sliding-window log
+kept in Redis (one sorted set per API), timed by Redis's own clock so that every process agrees.
+The window is a little longer than a second so that, even with a millisecond of jitter between
+sending and arrival, no wall-clock second at the API sees more than the limit.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping
+
+import httpx
+import redis
+
+WINDOW_US = 1_050_000
+
+# KEYS: the API's log. ARGV: limit, window (µs), member. Returns 0 when a slot was taken, else the
+# microseconds until the oldest entry leaves the window.
+_ACQUIRE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], 0, now - window)
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000) + 1000)
+  return 0
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return math.max(1, tonumber(oldest[2]) + window - now)
+"""
+
+
+class RedisRateLimiter:
+    """Blocks a caller until its API has a free slot under the shared per-second limit."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        limits: Mapping[str, float],
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._limits = dict(limits)
+        self._acquire = client.register_script(_ACQUIRE)
+        self._sleep = sleep
+
+    def acquire(self, api: str) -> None:
+        """Wait for a slot of ``api``; an API without a limit passes at once."""
+        limit = self._limits.get(api)
+        if not limit:
+            return
+        member = uuid.uuid4().hex
+        while True:
+            wait_us = int(
+                self._acquire(keys=[f"loyalty:ratelimit:{api}"], args=[limit, WINDOW_US, member])
+            )
+            if wait_us == 0:
+                return
+            self._sleep(wait_us / 1_000_000)
+
+
+def request_hook(
+    limiter: RedisRateLimiter, apis: Mapping[str, str]
+) -> Callable[[httpx.Request], None]:
+    """An httpx request hook that takes a slot of the API whose base URL the request starts with."""
+
+    def before_request(request: httpx.Request) -> None:
+        url = str(request.url)
+        for base_url, api in apis.items():
+            if url.startswith(base_url):
+                limiter.acquire(api)
+                return
+
+    return before_request
