@@ -45,6 +45,7 @@ task_routes = {
     "loyalty.sync_org": {"queue": "loyalty.runs"},
     "loyalty.summarize_run": {"queue": "loyalty.runs"},
     "loyalty.nightly_tick": {"queue": "loyalty.runs"},
+    "loyalty.incremental_tick": {"queue": "loyalty.runs"},
     "loyalty.sync_customer": {"queue": "loyalty.customers"},
     "loyalty.sync_chunk": {"queue": "loyalty.customers"},
 }
@@ -61,3 +62,10 @@ beat_schedule = {
         "options": {"expires": 240},
     },
 }
+
+if _settings.incremental_every_min is not None:
+    beat_schedule["loyalty-incremental"] = {
+        "task": "loyalty.incremental_tick",
+        "schedule": _settings.incremental_every_min * 60.0,
+        "options": {"expires": _settings.incremental_every_min * 60.0 * 0.8},
+    }

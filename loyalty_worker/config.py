@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     sync_chunk_size: int = Field(default=25, ge=1, le=500)
     sync_max_retries: int = Field(default=5, ge=0)
     run_lock_ttl_s: int = Field(default=6 * 3600, ge=60)
+    # Incremental runs: every N minutes from Beat (unset: none), re-reading orders created up
+    # to this many days before the last successful run.
+    incremental_every_min: int | None = Field(default=None, ge=1)
+    incremental_overlap_days: int = Field(default=14, ge=1)
     nightly_hour: int = Field(default=2, ge=0, le=23)
     # A Beat that was down at 02:00 still starts the night's run until 02:00 + this many hours.
     nightly_window_h: int = Field(default=4, ge=1, le=12)

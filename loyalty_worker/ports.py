@@ -140,6 +140,10 @@ class RunLedger(Protocol):
         """The run's record."""
         ...
 
+    def mark_success(self, org_id: str, started_at: float) -> None:
+        """Remember when the org's last fully successful run started."""
+        ...
+
     def finish(self, run_id: str, status: str, summary: Mapping[str, Any]) -> None:
         """Close the run with its summary."""
         ...

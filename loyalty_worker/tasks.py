@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -33,9 +33,28 @@ def new_run_id(org_id: str) -> str:
     return f"{org_id}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
+def _since(value: str | None, tracker_last: float | None) -> date | None:
+    """``since`` as a day: an ISO date, ``"last"`` (the last fully successful run), or None."""
+    if value is None:
+        return None
+    if value == "last":
+        return None if tracker_last is None else datetime.fromtimestamp(tracker_last, UTC).date()
+    return date.fromisoformat(value[:10])
+
+
 @app.task(name="loyalty.sync_org", acks_late=False, soft_time_limit=3000, time_limit=3300)
-def sync_org(org_id: str, *, run_id: str | None = None, dry_run: bool = False) -> dict[str, Any]:
-    """Fan out an org's batch: one ``loyalty.sync_customer`` per listed customer."""
+def sync_org(
+    org_id: str,
+    *,
+    run_id: str | None = None,
+    dry_run: bool = False,
+    since: str | None = None,
+) -> dict[str, Any]:
+    """Fan out an org's batch in chunks of customers.
+
+    ``since``: an ISO date or ``"last"`` for an incremental run that reads only the orders
+    created since then (less an overlap); ``"last"`` with no earlier success runs in full.
+    """
     run_id = run_id or new_run_id(org_id)
     c = container()
     try:
@@ -70,9 +89,11 @@ def sync_org(org_id: str, *, run_id: str | None = None, dry_run: bool = False) -
             parallelism=settings.order_fetch_parallelism,
             lock_ttl_s=settings.run_lock_ttl_s,
             chunk_size=settings.sync_chunk_size,
+            overlap_days=settings.incremental_overlap_days,
         ),
         enqueue=enqueue,
         summarize=summarize,
+        since=_since(since, c.tracker.last_success(org_id)),
     )
     log.info(
         "run %s: org %s: started=%s listed=%d", run_id, org_id, started.started, started.listed
@@ -102,7 +123,17 @@ def sync_customer(
         customer_work = (
             CustomerWork.from_payload(work)
             if work is not None
-            else find_customer_work(org.alleaves, int(customer_id), settings=c.settings)
+            else find_customer_work(
+                org_id,
+                int(customer_id),
+                alleaves=org.alleaves,
+                store=c.store,
+                history_start=c.settings.order_history_start,
+                today=date.today() + timedelta(days=1),
+                window_days=c.settings.order_window_days,
+                parallelism=c.settings.order_fetch_parallelism,
+                overlap_days=c.settings.incremental_overlap_days,
+            )
         )
         result = sync_one(
             org.settings,
@@ -242,3 +273,13 @@ def nightly_tick() -> list[str]:
             sync_org.apply_async((org_id,), expires=3600)
             started.append(org_id)
     return started
+
+
+@app.task(name="loyalty.incremental_tick", acks_late=False)
+def incremental_tick() -> list[str]:
+    """Start an incremental run of every enabled org (Beat, when LOYALTY_INCREMENTAL_EVERY_MIN
+    is set); an org whose run is still going starts nothing (its run lock)."""
+    orgs = container().store.list_org_ids()
+    for org_id in orgs:
+        sync_org.apply_async((org_id,), {"since": "last"}, expires=600)
+    return orgs

@@ -155,5 +155,13 @@ class RunTracker:
             error=meta.get("error"),
         )
 
+    def mark_success(self, org_id: str, started_at: float) -> None:
+        self._redis.set(f"loyalty:lastsuccess:{org_id}", started_at)
+
+    def last_success(self, org_id: str) -> float | None:
+        """When the org's last fully successful run started (epoch seconds), if any."""
+        value = cast(bytes | None, self._redis.get(f"loyalty:lastsuccess:{org_id}"))
+        return float(value) if value is not None else None
+
     def finish(self, run_id: str, status: str, summary: Mapping[str, Any]) -> None:
         self.update(run_id, status=status, summary=json.dumps(summary), finishedAt=time.time())

@@ -7,6 +7,7 @@ guessed at but reported, by id, as a ``MalformedRecord``.
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +19,14 @@ from loyalty_worker.errors import MalformedRecord
 from loyalty_worker.ports import AlpineContact
 
 _ZERO = Decimal(0)
+
+
+def _day(timestamp: str | None) -> date | None:
+    """The calendar day of an ISO timestamp (``2024-05-01T10:00:00.000Z``); None if unreadable."""
+    try:
+        return date.fromisoformat(timestamp[:10]) if timestamp else None
+    except ValueError:
+        return None
 
 
 class _Wire(BaseModel):
@@ -32,6 +41,7 @@ class AlleavesCustomer(_Wire):
     id_customer: int
     phone: str | None = None
     alpine_user_code: str | None = None
+    date_created: str | None = None
 
     def to_customer(self) -> Customer:
         """Blank strings mean "absent" at Alleaves; the domain wants None for them."""
@@ -39,6 +49,7 @@ class AlleavesCustomer(_Wire):
             customer_id=self.id_customer,
             phone=_blank_to_none(self.phone),
             alpine_user_code=_blank_to_none(self.alpine_user_code),
+            created_on=_day(self.date_created),
         )
 
 

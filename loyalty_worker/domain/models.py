@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 
 
@@ -78,6 +79,7 @@ class Customer:
     customer_id: int
     phone: str | None = None
     alpine_user_code: str | None = None
+    created_on: date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +99,8 @@ class PointsCalculation:
     points_from_orders: int
     orders_processed: int
     total_spent: Decimal
+    # Each counted order's eligible spend, by order id: the customer's order ledger.
+    counted: tuple[tuple[int, Decimal], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,4 +136,3 @@ class LoyaltyOutcome:
     reconciliation: Reconciliation
     displayed: DisplayedLoyalty
     adjustment: Adjustment | None = None
-    counted_order_ids: tuple[int, ...] = field(default=())

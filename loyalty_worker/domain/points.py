@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 from loyalty_worker.domain.models import LoyaltyRules, Order, PointsCalculation
@@ -37,19 +37,43 @@ def calculate_points(
 ) -> PointsCalculation:
     """Sum base points over counted orders, then add the equity bonus."""
     base = 0
-    counted = 0
-    spent = _ZERO
+    counted: list[tuple[int, Decimal]] = []
     for order in orders:
         if not is_counted(order):
             continue
-        counted += 1
-        spent += eligible_spend(order)
+        counted.append((order.order_id, eligible_spend(order)))
         base += order_points(order, rules)
+    spent = sum((spend for _, spend in counted), _ZERO)
     bonus = floor_points(Decimal(base) * (rules.equity_multiplier - 1)) if equity else 0
     return PointsCalculation(
         base_points=base,
         equity_bonus=bonus,
         points_from_orders=base + bonus,
-        orders_processed=counted,
+        orders_processed=len(counted),
         total_spent=spent.quantize(_CENT, rounding=ROUND_HALF_UP),
+        counted=tuple(counted),
     )
+
+
+def ledger_orders(customer_id: int, ledger: Mapping[str, str]) -> list[Order]:
+    """The counted orders a profile's ledger remembers, as orders that give the same points.
+
+    The ledger keeps each counted order's eligible spend: a completed order of that subtotal
+    earns exactly the points the original did, under any later points-per-dollar rate.
+    """
+    return [
+        Order(
+            order_id=int(order_id),
+            customer_id=customer_id,
+            status="completed",
+            subtotal=Decimal(spend),
+        )
+        for order_id, spend in ledger.items()
+    ]
+
+
+def merge_orders(known: Iterable[Order], recent: Iterable[Order]) -> list[Order]:
+    """Orders by id; a recent copy replaces a remembered one (completed or voided since)."""
+    merged = {order.order_id: order for order in known}
+    merged.update((order.order_id, order) for order in recent)
+    return list(merged.values())

@@ -26,6 +26,7 @@ LOYALTY_FIELDS = (
     "alpineUserId",
     "ordersProcessed",
     "totalSpent",
+    "loyaltyOrders",
     "lastLoyaltySyncRunId",
     "orgId",
     "alleavesCustomerId",
@@ -90,6 +91,8 @@ def build_profile_update(
         "ordersProcessed": calc.orders_processed,
         # Firestore has no decimal type; the amount is already rounded to cents.
         "totalSpent": float(calc.total_spent),
+        # The counted orders' eligible spend, so a later sync needs only the recent orders.
+        "loyaltyOrders": {str(order_id): str(spend) for order_id, spend in calc.counted},
         "lastLoyaltySyncRunId": run_id,
     }
     deletes: list[str] = []

@@ -31,6 +31,9 @@ class BatchOptions:
     lock_ttl_s: int
     chunk_size: int
     plan_attempts: int = 3
+    # An incremental run re-reads orders created this many days before its ``since``: orders
+    # change (complete, void, refund) for a while after they are created.
+    overlap_days: int = 14
 
 
 @dataclass(frozen=True)
@@ -54,9 +57,12 @@ def start_batch(
     enqueue: Callable[[list[CustomerWork]], None],
     summarize: Callable[[str], None],
     today: date | None = None,
+    since: date | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> BatchStart:
     """Plan the org's run and enqueue its customers in chunks; at most one run per org at a time.
+
+    With ``since`` (incremental) only the orders created since then, less the overlap, are read.
 
     A LoyaltyError while planning (bad credentials, Alleaves down) ends the run at once as
     ``failed``: its summary and its one alert say why.
@@ -67,7 +73,7 @@ def start_batch(
         log.warning(message)
         ledger.start(run_id, org_id, status="duplicate", error=message, runningRunId=holder)
         return BatchStart(holder, started=False, message=message)
-    ledger.start(run_id, org_id, dryRun=int(dry_run))
+    ledger.start(run_id, org_id, dryRun=int(dry_run), since=since.isoformat() if since else "full")
     try:
         plan = _plan_with_retries(
             lambda: plan_run(
@@ -81,6 +87,7 @@ def start_batch(
                 today=(today or date.today()) + timedelta(days=1),
                 window_days=options.window_days,
                 parallelism=options.parallelism,
+                recent_since=since - timedelta(days=options.overlap_days) if since else None,
             ),
             attempts=options.plan_attempts,
             sleep=sleep,
@@ -94,6 +101,7 @@ def start_batch(
         run_id,
         ordersSeen=plan.history.orders_seen,
         orderPages=plan.history.pages_fetched,
+        ordersSince=plan.recent_since.isoformat() if plan.recent_since else "all",
     )
     now = time.time()
     if plan.malformed_customers:
@@ -171,6 +179,7 @@ def summarize_batch(
     summary = builder.build(
         started_at=float(meta["startedAt"]), finished_at=time.time(), status=status
     )
+    summary["ordersSince"] = meta.get("ordersSince", "all")
     if "listedAt" in meta:
         # Time spent reading Alleaves, Alpine IQ and Firestore before the first task.
         summary["planS"] = round(float(meta["listedAt"]) - float(meta["startedAt"]), 3)
@@ -183,6 +192,9 @@ def summarize_batch(
         log.warning("run %s: alert not delivered: %s", run_id, exc)
         summary["alert"] = {"sent": False, "error": str(exc)}
     store.write_run_summary(run_id, summary)
+    if status == "completed" and not summary["dryRun"] and summary["failed"] == 0:
+        # The next incremental run reads the orders created since this run started.
+        ledger.mark_success(org_id, float(meta["startedAt"]))
     ledger.finish(run_id, status, summary)
     ledger.release_lock(org_id, run_id)
     return summary

@@ -1,40 +1,76 @@
-"""Inputs of a single-customer sync called on its own (another service, a webhook)."""
+"""Inputs of a single-customer sync called on its own (another service, a webhook).
+
+Alleaves has neither a get-customer-by-id nor a per-customer order query. The customer is found
+by paging the listing (several pages at a time, stopping once found), and the orders come from
+the ledger the profile keeps plus the orders created since its last calculation (less an
+overlap), so a single sync does not page the org's whole history.
+"""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, datetime, timedelta
 
-from loyalty_worker.config import Settings
 from loyalty_worker.domain.models import Customer
+from loyalty_worker.domain.points import ledger_orders, merge_orders
 from loyalty_worker.errors import PermanentError
-from loyalty_worker.ports import CustomerSource
+from loyalty_worker.ports import CustomerSource, ProfileStore
 from loyalty_worker.services.order_history import fetch_order_history
-from loyalty_worker.services.work import CustomerWork
+from loyalty_worker.services.work import CustomerWork, profile_subset
 
 
-def find_customer(alleaves: CustomerSource, customer_id: int) -> Customer:
-    """The customer's Alleaves record; Alleaves has no get-by-id, so the listing is paged."""
-    for record in alleaves.iter_customers():
-        if isinstance(record, Customer) and record.customer_id == customer_id:
-            return record
-    raise PermanentError("alleaves", f"customer {customer_id} not found")
+def find_customer(source: CustomerSource, customer_id: int, *, parallelism: int) -> Customer:
+    """The customer's Alleaves record, ``parallelism`` listing pages at a time."""
+    first = 1
+    with ThreadPoolExecutor(max_workers=parallelism) as pool:
+        while True:
+            pages = list(pool.map(source.fetch_customer_page, range(first, first + parallelism)))
+            for records in pages:
+                for record in records:
+                    if isinstance(record, Customer) and record.customer_id == customer_id:
+                        return record
+                if len(records) < source.page_size:
+                    raise PermanentError("alleaves", f"customer {customer_id} not found")
+            first += parallelism
 
 
 def find_customer_work(
-    alleaves: CustomerSource, customer_id: int, *, settings: Settings
+    org_id: str,
+    customer_id: int,
+    *,
+    alleaves: CustomerSource,
+    store: ProfileStore,
+    history_start: date,
+    today: date,
+    window_days: int,
+    parallelism: int,
+    overlap_days: int,
 ) -> CustomerWork:
-    """The customer and their orders, found in the org's order history."""
-    customer = find_customer(alleaves, customer_id)
+    """The customer, their orders (ledger + recent ones, or the whole history) and profile."""
+    # A few listing pages at a time: the customer is usually found early, and every page
+    # fetched past the last one is a wasted call.
+    customer = find_customer(alleaves, customer_id, parallelism=min(parallelism, 4))
+    profile = store.get_profiles(org_id, [customer_id]).get(customer_id)
+    ledger = profile.get("loyaltyOrders") if profile else None
+    calculated = profile.get("pointsLastCalculated") if profile else None
+    start = history_start
+    if ledger is not None and isinstance(calculated, datetime):
+        start = max(history_start, calculated.date() - timedelta(days=overlap_days))
     history = fetch_order_history(
         alleaves.fetch_order_page,
-        start=settings.order_history_start,
-        end=date.today() + timedelta(days=1),
-        window_days=settings.order_window_days,
+        start=start,
+        end=today,
+        window_days=window_days,
         page_size=alleaves.page_size,
-        parallelism=settings.order_fetch_parallelism,
+        parallelism=parallelism,
     )
+    orders = history.orders.get(customer_id, [])
+    if start > history_start and ledger:
+        orders = merge_orders(ledger_orders(customer_id, ledger), orders)
     return CustomerWork(
         customer=customer,
-        orders=tuple(history.orders.get(customer_id, ())),
+        orders=tuple(orders),
         malformed_orders=tuple(history.malformed.get(customer_id, ())),
+        profile=profile_subset(profile),
+        profile_known=True,
     )

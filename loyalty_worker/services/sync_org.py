@@ -8,6 +8,7 @@ customer's task gets its share in its message and makes no read of its own.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -16,10 +17,13 @@ from typing import Any
 
 from loyalty_worker.domain.models import AlpineProfile, Customer
 from loyalty_worker.domain.phone import normalize_phone
+from loyalty_worker.domain.points import ledger_orders, merge_orders
 from loyalty_worker.errors import MalformedRecord
 from loyalty_worker.ports import CustomerSource, LoyaltyLookup, ProfileStore
 from loyalty_worker.services.order_history import OrderHistory, fetch_order_history
 from loyalty_worker.services.work import AlpineAnswer, CustomerWork
+
+log = logging.getLogger(__name__)
 
 PROFILE_CHUNK = 300
 
@@ -34,6 +38,23 @@ class RunPlan:
     history: OrderHistory = field(default_factory=OrderHistory)
     balances: AlpineBalances = field(default_factory=dict)
     profiles: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # Incremental: the history holds only orders created since this day; the older ones come
+    # from each profile's order ledger.
+    recent_since: date | None = None
+
+    def knows_every_older_order(self) -> bool:
+        """Incremental only: every customer's orders before ``recent_since`` are known.
+
+        They are when the profile keeps an order ledger, or when the customer was created
+        since that day (so has no older orders).
+        """
+        since = self.recent_since
+        assert since is not None
+        return all(
+            "loyaltyOrders" in self.profiles.get(c.customer_id, {})
+            or (c.created_on is not None and c.created_on >= since)
+            for c in self.customers
+        )
 
     @property
     def listed(self) -> int:
@@ -51,9 +72,13 @@ class RunPlan:
         """Each listed customer with its own orders, Alpine IQ answer and profile."""
         for customer in self.customers:
             cid = customer.customer_id
+            orders = self.history.orders.get(cid, [])
+            ledger = (self.profiles.get(cid) or {}).get("loyaltyOrders")
+            if self.recent_since is not None and ledger:
+                orders = merge_orders(ledger_orders(cid, ledger), orders)
             yield CustomerWork(
                 customer=customer,
-                orders=tuple(self.history.orders.get(cid, ())),
+                orders=tuple(orders),
                 malformed_orders=tuple(self.history.malformed.get(cid, ())),
                 alpine=self.alpine_answer(normalize_phone(customer.phone)),
                 profile=self.profiles.get(cid),
@@ -119,25 +144,41 @@ def plan_run(
     today: date,
     window_days: int,
     parallelism: int,
+    recent_since: date | None = None,
 ) -> RunPlan:
     """Everything a batch needs, read before any customer is enqueued.
+
+    With ``recent_since`` (incremental) only the orders created since that day are read; a
+    customer's older orders come from the ledger its profile keeps. Should any customer lack
+    both (never synced, and created before that day), the whole history is read after all.
 
     Raises AuthError (either API) or TransientError before any customer is enqueued, so a wrong
     credential stops the run with one alert instead of a thousand failures.
     """
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        balances = pool.submit(alpine_balances, alpine)
-        history = pool.submit(
-            fetch_order_history,
+
+    def history(start: date) -> OrderHistory:
+        return fetch_order_history(
             alleaves.fetch_order_page,
-            start=history_start,
+            start=start,
             end=today,
             window_days=window_days,
             page_size=alleaves.page_size,
             parallelism=parallelism,
         )
+
+    start = history_start if recent_since is None else max(history_start, recent_since)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        balances = pool.submit(alpine_balances, alpine)
+        orders = pool.submit(history, start)
         customers, malformed = list_customers(alleaves, parallelism=parallelism)
         profiles = read_profiles(
             store, org_id, [c.customer_id for c in customers], parallelism=parallelism
         )
-        return RunPlan(customers, malformed, history.result(), balances.result(), profiles)
+        plan = RunPlan(customers, malformed, orders.result(), balances.result(), profiles)
+    if start > history_start:
+        plan.recent_since = start
+        if not plan.knows_every_older_order():
+            log.info("org %s: profiles without an order ledger: reading the whole history", org_id)
+            plan.recent_since = None
+            plan.history = history(history_start)
+    return plan

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import uuid
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -26,8 +29,9 @@ LOYALTY_KEYS = (
 )
 
 
-def check_profiles(stack: Stack, org_id: str) -> int:
-    org = stack.org(org_id)
+def check_profiles(stack: Stack, org_id: str, org: dict[str, Any] | None = None) -> int:
+    """Every profile equals what the rules give for ``org`` (default: the seeded dataset)."""
+    org = org or stack.org(org_id)
     expected = expected_profiles(org)
     seeded = {p["customerId"]: p for p in org["profiles"]}
     codes = {c["id_customer"]: c.get("alpine_user_code") for c in org["customers"]}
@@ -96,3 +100,61 @@ def test_single_customer_by_task_name_only(stack: Stack) -> None:
     result = stack.celery.send_task("loyalty.sync_customer", args=["org-2", cid]).get(timeout=60)
     assert result["status"] == "synced"
     assert stack.profile("org-2", cid)["points"] == expected_profiles(org)[cid]["points"]
+
+
+def test_incremental_runs_give_the_full_rules_after_orders_change(stack: Stack) -> None:
+    org = stack.org("org-1")
+    a, b, c = (cust["id_customer"] for cust in org["customers"][:3])
+    template = copy.deepcopy(org["orders"][0])
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+    def order(order_id: int, customer: int, status: str, subtotal: str) -> dict[str, Any]:
+        return {
+            **template,
+            "id_order": order_id,
+            "id_customer": customer,
+            "status": status,
+            "subtotal": subtotal,
+            "discount": None,
+            "date_created": now,
+            "date_updated": now,
+        }
+
+    stack.sandbox.upsert_orders(
+        "org-1", [order(9_000_002, b, "pending", "20"), order(9_000_003, c, "completed", "70")]
+    )
+    first = stack.run("org-1", since="last").summary
+    assert first is not None and first["ordersSince"] != "all"
+    assert first["synced"] == 1  # c; b's order is still pending
+    check_profiles(stack, "org-1", stack.sandbox.dataset()["orgs"][0])
+
+    stack.sandbox.upsert_orders(
+        "org-1",
+        [
+            order(9_000_001, a, "completed", "55.25"),  # added
+            order(9_000_002, b, "completed", "20"),  # completed
+            order(9_000_003, c, "voided", "70"),  # voided
+        ],
+    )
+    stack.sandbox.reset_stats()
+    second = stack.run("org-1", since="last").summary
+    assert second is not None and second["synced"] == 3
+    check_profiles(stack, "org-1", stack.sandbox.dataset()["orgs"][0])
+    incremental_calls = stack.sandbox.stats()["alleaves"]["requests"]
+
+    stack.sandbox.reset_stats()
+    full = stack.run("org-1").summary
+    assert full is not None and full["unchanged"] == full["listed"]  # nothing left to fix
+    assert incremental_calls < stack.sandbox.stats()["alleaves"]["requests"]
+
+
+def test_single_customer_sync_reads_only_recent_orders(stack: Stack) -> None:
+    org = stack.sandbox.dataset()["orgs"][0]
+    cid = org["customers"][5]["id_customer"]
+    stack.firestore.collection("customers").document(f"org-1_{cid}").update({"points": -1})
+    stack.sandbox.reset_stats()
+    result = stack.celery.send_task("loyalty.sync_customer", args=["org-1", cid]).get(timeout=60)
+    assert result["status"] == "synced"
+    assert stack.profile("org-1", cid)["points"] == expected_profiles(org)[cid]["points"]
+    # the ledger spares the history: a few recent windows, not years of order pages
+    assert stack.sandbox.stats()["alleaves"]["requests"] < 20

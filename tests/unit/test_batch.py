@@ -42,7 +42,7 @@ class Harness:
         self.queue: list[list[CustomerWork]] = []
         self.summaries: list[dict[str, object]] = []
 
-    def start(self, run_id: str = "r1", sleep=lambda _: None):  # type: ignore[no-untyped-def]
+    def start(self, run_id: str = "r1", sleep=lambda _: None, since=None):  # type: ignore[no-untyped-def]
         return start_batch(
             org_id="org-1",
             run_id=run_id,
@@ -55,6 +55,7 @@ class Harness:
             enqueue=self.queue.append,
             summarize=lambda status: self.summaries.append(self.summarize(run_id, status)),
             today=TODAY,
+            since=since,
             sleep=sleep,
         )
 
@@ -202,3 +203,50 @@ def test_planning_gives_up_after_its_attempts(harness: Harness) -> None:
     assert harness.start(sleep=pauses.append).started is False
     assert pauses == [2.0, 4.0]
     assert "alleaves_unavailable" in str(harness.summaries[0]["error"])
+
+
+def _stable(profiles: dict[str, dict[str, object]]) -> dict[str, dict[str, object]]:
+    stamps = {"pointsLastCalculated", "lastLoyaltySyncRunId"}
+    return {k: {f: v for f, v in p.items() if f not in stamps} for k, p in profiles.items()}
+
+
+def test_incremental_run_gives_the_profiles_a_full_run_gives(harness: Harness) -> None:
+    recent = date(2026, 2, 27)
+    orders = harness.alleaves.orders
+    # without the malformed order: a customer never synced has no ledger (see the next test)
+    orders[:] = [o for o in orders if isinstance(o[1], Order)]
+    orders += [
+        (recent, Order(5002, 2, "pending", Decimal("15"))),
+        (recent, Order(5003, 4, "completed", Decimal("60"))),
+    ]
+    harness.start("full")
+    harness.drain("full")
+    # after the full run: an order added, a pending one completed, a completed one voided
+    orders[-2] = (recent, Order(5002, 2, "completed", Decimal("15")))
+    orders[-1] = (recent, Order(5003, 4, "voided", Decimal("60")))
+    orders.append((recent, Order(5001, 1, "Delivered", Decimal("40.75"))))
+    pages_before = harness.alleaves.order_pages
+    harness.start("incremental", since=date(2026, 2, 28))
+    harness.drain("incremental")
+    incremental_pages = harness.alleaves.order_pages - pages_before
+    summary = harness.store.run_summaries["incremental"]
+    assert summary["ordersSince"] == "2026-02-14"  # since less the 14-day overlap
+    assert summary["synced"] == 3  # the three customers whose orders changed
+
+    fresh = Harness(FakeAlleaves(harness.alleaves.customers, orders, page_size=5), harness.alpine)
+    fresh.store.profiles = {
+        k: {"equityStatus": v["equityStatus"]}
+        for k, v in harness.store.profiles.items()
+        if "equityStatus" in v
+    }
+    fresh.start("reference")
+    fresh.drain("reference")
+    assert _stable(harness.store.profiles) == _stable(fresh.store.profiles)
+    assert incremental_pages < fresh.alleaves.order_pages
+
+
+def test_incremental_without_ledgers_reads_the_whole_history(harness: Harness) -> None:
+    harness.start("r1", since=date(2026, 2, 28))  # nothing synced before: no ledgers
+    harness.drain("r1")
+    assert harness.store.run_summaries["r1"]["ordersSince"] == "all"
+    assert harness.store.profiles["org-1_1"]["pointsFromOrders"] == 37
