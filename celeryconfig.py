@@ -46,6 +46,7 @@ task_routes = {
     "loyalty.summarize_run": {"queue": "loyalty.runs"},
     "loyalty.nightly_tick": {"queue": "loyalty.runs"},
     "loyalty.incremental_tick": {"queue": "loyalty.runs"},
+    "loyalty.watchdog": {"queue": "loyalty.runs"},
     "loyalty.sync_customer": {"queue": "loyalty.customers"},
     "loyalty.sync_chunk": {"queue": "loyalty.customers"},
 }
@@ -59,6 +60,11 @@ beat_schedule = {
         "task": "loyalty.nightly_tick",
         "schedule": 300.0,
         # A Beat that fell behind must not pile up ticks.
+        "options": {"expires": 240},
+    },
+    "loyalty-watchdog": {
+        "task": "loyalty.watchdog",
+        "schedule": 300.0,
         "options": {"expires": 240},
     },
 }

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     # Customers per batch task: one message, one batched Firestore write, one result record.
     sync_chunk_size: int = Field(default=25, ge=1, le=500)
     sync_max_retries: int = Field(default=5, ge=0)
+    # A run without a new result for this long is closed as incomplete by the watchdog.
+    run_stall_s: float = Field(default=1800.0, gt=0)
     run_lock_ttl_s: int = Field(default=6 * 3600, ge=60)
     # Incremental runs: every N minutes from Beat (unset: none), re-reading orders created up
     # to this many days before the last successful run.

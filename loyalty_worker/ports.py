@@ -100,6 +100,10 @@ class ProfileStore(Protocol):
         """Store a run's summary at ``loyalty_sync_runs/{runId}`` (merge)."""
         ...
 
+    def list_running_runs(self) -> list[dict[str, Any]]:
+        """Run summaries still marked ``running`` (each with its ``runId``)."""
+        ...
+
     def get_run_summary(self, run_id: str) -> dict[str, Any] | None:
         """A run's summary document, or None."""
         ...
@@ -138,6 +142,10 @@ class RunLedger(Protocol):
 
     def meta(self, run_id: str) -> dict[str, str]:
         """The run's record."""
+        ...
+
+    def claim_summary(self, run_id: str) -> bool:
+        """True for exactly one caller: the one that may write the run's summary."""
         ...
 
     def mark_success(self, org_id: str, started_at: float) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -23,6 +24,7 @@ from loyalty_worker.services.results import SyncResult, SyncStatus
 from loyalty_worker.services.single import find_customer_work
 from loyalty_worker.services.sync_customer import sync_chunk as sync_many
 from loyalty_worker.services.sync_customer import sync_customer as sync_one
+from loyalty_worker.services.watchdog import finalize_overdue_runs
 from loyalty_worker.services.work import CustomerWork
 
 log = logging.getLogger(__name__)
@@ -283,3 +285,19 @@ def incremental_tick() -> list[str]:
     for org_id in orgs:
         sync_org.apply_async((org_id,), {"since": "last"}, expires=600)
     return orgs
+
+
+@app.task(name="loyalty.watchdog", acks_late=False)
+def watchdog() -> list[str]:
+    """Close runs that made no progress for LOYALTY_RUN_STALL_S as ``incomplete`` (Beat)."""
+    c = container()
+    closed = finalize_overdue_runs(
+        store=c.store,
+        ledger=c.tracker,
+        notifier_for=lambda org_id: c.org(org_id).notifier,
+        now=time.time(),
+        stall_s=c.settings.run_stall_s,
+    )
+    for run_id in closed:
+        log.warning("watchdog: run %s closed as incomplete", run_id)
+    return closed

@@ -73,6 +73,14 @@ class InMemoryProfileStore:
         """Store a run's summary, replacing the top-level fields it names."""
         self.run_summaries.setdefault(run_id, {}).update(copy.deepcopy(dict(summary)))
 
+    def list_running_runs(self) -> list[dict[str, Any]]:
+        """Summaries still marked ``running``."""
+        return [
+            {**copy.deepcopy(summary), "runId": run_id}
+            for run_id, summary in self.run_summaries.items()
+            if summary.get("status") == "running"
+        ]
+
     def get_run_summary(self, run_id: str) -> dict[str, Any] | None:
         """A run's summary document, or None."""
         summary = self.run_summaries.get(run_id)

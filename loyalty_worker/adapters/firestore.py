@@ -17,6 +17,7 @@ from google.api_core import exceptions as api_exceptions
 from google.api_core.retry import Retry, if_exception_type
 from google.auth import exceptions as auth_exceptions
 from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.document import DocumentReference
 from google.cloud.firestore_v1.field_path import FieldPath
 
@@ -159,6 +160,16 @@ class FirestoreProfileStore:
             batch.set(reference, data, merge=[FieldPath(name) for name in data] or True)
         with _translate_errors(action):
             batch.commit(retry=self._retry, timeout=self._timeout_s)
+
+    def list_running_runs(self) -> list[dict[str, Any]]:
+        """Summaries still marked ``running`` (a finished run replaces its status)."""
+        runs = self._client.collection(RUN_SUMMARIES)
+        query = runs.where(filter=FieldFilter("status", "==", "running"))
+        with _translate_errors("list running runs"):
+            return [
+                {**(snapshot.to_dict() or {}), "runId": snapshot.id}
+                for snapshot in query.stream(retry=self._retry, timeout=self._timeout_s)
+            ]
 
     def get_run_summary(self, run_id: str) -> dict[str, Any] | None:
         """A run's summary document, or None."""

@@ -29,6 +29,8 @@ for i = 1, #ARGV, 3 do
     redis.call('SREM', KEYS[2], ARGV[i])
   end
 end
+local t = redis.call('TIME')
+redis.call('HSET', KEYS[3], 'lastResultAt', tonumber(t[1]) + tonumber(t[2]) / 1000000)
 local listed = redis.call('HGET', KEYS[3], 'listed')
 if not listed then return 0 end
 if redis.call('HLEN', KEYS[1]) >= tonumber(listed) then
@@ -154,6 +156,10 @@ class RunTracker:
             summary=summary,
             error=meta.get("error"),
         )
+
+    def claim_summary(self, run_id: str) -> bool:
+        """The watchdog's way to fire a run's summary: the same once-only flag as completion."""
+        return bool(self._redis.hsetnx(self._keys(run_id)[2], "fired", "1"))
 
     def mark_success(self, org_id: str, started_at: float) -> None:
         self._redis.set(f"loyalty:lastsuccess:{org_id}", started_at)

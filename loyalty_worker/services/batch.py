@@ -120,6 +120,7 @@ def start_batch(
                 for record in plan.malformed_customers
             },
         )
+    store.write_run_summary(run_id, {"listed": plan.listed})
     if ledger.set_listed(run_id, plan.listed):
         summarize("completed")
     chunk: list[CustomerWork] = []
