@@ -23,6 +23,7 @@ from loyalty_worker.adapters.rate_limit import RedisRateLimiter, request_hook
 from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.config import Settings, get_settings
 from loyalty_worker.errors import PermanentError
+from loyalty_worker.logs import register_secret
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports import Notifier
 
@@ -42,6 +43,9 @@ class Container:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        for secret in (settings.discord_webhook_url, settings.flower_password):
+            if secret is not None:
+                register_secret(secret.get_secret_value())
         self._lock = threading.Lock()
         self._http: httpx.Client | None = None
         self._store: FirestoreProfileStore | None = None
@@ -108,6 +112,7 @@ class Container:
         if cached is not None and time.monotonic() - cached[0] < SETTINGS_TTL_S:
             return cached[1]
         org = self.store.get_org_settings(org_id)
+        _register_secrets(org)
         if org.alleaves is None or org.alpine is None:
             raise PermanentError("settings", f"org {org_id} has no alleaves/alpine credentials")
         clients = OrgClients(
@@ -146,6 +151,18 @@ class Container:
         if url is None:
             return ConsoleNotifier()
         return DiscordNotifier(self.http, webhook_url=url.get_secret_value(), retry=self.retry)
+
+
+def _register_secrets(org: OrgSettings) -> None:
+    """Whatever an org's settings hold as a secret is masked in every log line."""
+    secrets = [org.discord_webhook_url]
+    if org.alleaves is not None:
+        secrets += [org.alleaves.password, org.alleaves.pin]
+    if org.alpine is not None:
+        secrets.append(org.alpine.api_key)
+    for secret in secrets:
+        if secret is not None:
+            register_secret(secret.get_secret_value())
 
 
 _container: Container | None = None

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import after_setup_logger, after_setup_task_logger, worker_process_init
 
-from loyalty_worker import bootstrap
+from loyalty_worker import bootstrap, logs
+from loyalty_worker.config import get_settings
 
 app = Celery("loyalty_worker")
 app.config_from_object("celeryconfig")
@@ -18,3 +20,10 @@ app.autodiscover_tasks(["loyalty_worker"], related_name="tasks", force=True)
 def _fresh_clients_per_process(**_: Any) -> None:
     # A prefork child must not reuse its parent's sockets or gRPC channels.
     bootstrap.reset()
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _redacted_logs(logger: logging.Logger, **_: Any) -> None:
+    # Celery has set up its handlers: every line they write is redacted (and JSON if asked).
+    logs.install(logger, json_format=get_settings().log_format == "json")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -49,6 +50,8 @@ class Settings(BaseSettings):
     nightly_hour: int = Field(default=2, ge=0, le=23)
     # A Beat that was down at 02:00 still starts the night's run until 02:00 + this many hours.
     nightly_window_h: int = Field(default=4, ge=1, le=12)
+
+    log_format: Literal["text", "json"] = "text"
 
     flower_user: str = "admin"
     flower_password: SecretStr | None = None

@@ -97,8 +97,14 @@ def sync_org(
         summarize=summarize,
         since=_since(since, c.tracker.last_success(org_id)),
     )
+    outcome = "started" if started.started else "not started"
     log.info(
-        "run %s: org %s: started=%s listed=%d", run_id, org_id, started.started, started.listed
+        "run %s: org %s: %s, %d listed",
+        run_id,
+        org_id,
+        outcome,
+        started.listed,
+        extra={"run_id": run_id, "org_id": org_id, "outcome": outcome},
     )
     return {
         "runId": started.run_id,
@@ -159,6 +165,12 @@ def sync_customer(
         customer_id,
         result["status"],
         f" ({result['reason']})" if "reason" in result else "",
+        extra={
+            "run_id": run_id,
+            "org_id": org_id,
+            "customer_id": customer_id,
+            "outcome": result.get("reason", result["status"]),
+        },
     )
     if run_id is not None and record_results(c.tracker, run_id, [result]):
         summarize_run.delay(run_id)
@@ -217,6 +229,7 @@ def sync_chunk(
         len(results),
         failed,
         counts["retried"],
+        extra={"run_id": run_id, "org_id": org_id, "outcome": f"{failed} failed"},
     )
     if results and record_results(c.tracker, run_id, results):
         summarize_run.delay(run_id)

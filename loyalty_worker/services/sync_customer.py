@@ -56,13 +56,13 @@ def evaluate_customer(
             )
         equity = bool(profile and profile.get("equityStatus") is True)
         calculation = calculate_points(work.orders, org.rules(), equity=equity)
-        if work.alpine is not None:
+        if work.alpine is not None:  # answered ahead: the run matched the phone already
             alpine_profile = work.alpine.profile
         else:
             alpine_profile = alpine.lookup(phone) if phone else None
     except PermanentError as exc:
         return Evaluation(_failed(org, work, stamp, exc.reason, str(exc), dry_run), None)
-    outcome = decide(calculation, alpine_profile if phone else None, org.rules())
+    outcome = decide(calculation, alpine_profile, org.rules())
     update = build_profile_update(org.org_id, customer, outcome, run_id=run_id, now=now)
     changed = update.changes(profile)
     previous_tier = profile.get("tier") if profile else None
@@ -72,7 +72,7 @@ def evaluate_customer(
         SyncStatus.SYNCED if changed else SyncStatus.UNCHANGED,
         stamp,
         outcome=outcome,
-        phone=phone,
+        phone=customer.phone,
         previous_tier=previous_tier if isinstance(previous_tier, str) else None,
         dry_run=dry_run,
     )
@@ -89,7 +89,7 @@ def _failed(
         stamp,
         reason=reason,
         detail=detail,
-        phone=normalize_phone(work.customer.phone),
+        phone=work.customer.phone,
         dry_run=dry_run,
     )
 

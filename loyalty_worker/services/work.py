@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from loyalty_worker.domain.models import AlpineProfile, Customer, Order
+from loyalty_worker.domain.phone import mask_phone
 from loyalty_worker.domain.profile import LOYALTY_FIELDS, STAMP_FIELDS
 
 # What a sync needs of an existing profile: equity status, and the loyalty fields to tell
@@ -46,12 +47,13 @@ class CustomerWork:
 
     def to_payload(self) -> dict[str, Any]:
         """Compact JSON for a task message: amounts as strings, never floats."""
+        # The raw phone travels only when the task must look it up; otherwise its masked form
+        # (messages are visible in Flower and the broker).
+        phone = self.customer.phone
+        if self.alpine is not None and phone:
+            phone = mask_phone(phone)
         payload: dict[str, Any] = {
-            "customer": [
-                self.customer.customer_id,
-                self.customer.phone,
-                self.customer.alpine_user_code,
-            ],
+            "customer": [self.customer.customer_id, phone, self.customer.alpine_user_code],
             "orders": [
                 [
                     o.order_id,

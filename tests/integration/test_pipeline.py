@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import json
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -10,7 +12,7 @@ from typing import Any
 import pytest
 
 from loyalty_worker.progress import watch_run
-from tests.fixtures.pipeline import Stack, wait_for
+from tests.fixtures.pipeline import WEBHOOK_TOKEN, Stack, wait_for
 from tests.reference import expected_profiles
 
 pytestmark = pytest.mark.integration
@@ -158,3 +160,21 @@ def test_single_customer_sync_reads_only_recent_orders(stack: Stack) -> None:
     assert stack.profile("org-1", cid)["points"] == expected_profiles(org)[cid]["points"]
     # the ledger spares the history: a few recent windows, not years of order pages
     assert stack.sandbox.stats()["alleaves"]["requests"] < 20
+
+
+def test_worker_logs_hold_no_secret_and_no_phone(stack: Stack) -> None:
+    """Runs last in this module: the worker's log holds every run above."""
+    output = stack.workers[0].output()
+    task_lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    assert any(line.get("run_id") and line.get("outcome") for line in task_lines)
+    forbidden = {WEBHOOK_TOKEN, "eyJ"}
+    for org in stack.dataset["orgs"]:
+        forbidden |= {org["alleaves"]["password"], org["alpine"]["apiKey"]}
+        for customer in org["customers"]:
+            digits = re.sub(r"\D", "", customer.get("phone") or "")
+            if len(digits) >= 10:
+                forbidden.add(digits[-10:])
+            if customer.get("phone") and len(customer["phone"]) >= 10:
+                forbidden.add(customer["phone"])
+    leaked = sorted(secret for secret in forbidden if secret in output)
+    assert leaked == []

@@ -139,11 +139,35 @@ def test_tier_change_is_recorded(store: InMemoryProfileStore) -> None:
     assert result.to_dict()["tierChange"] == {"from": "bronze", "to": "silver"}
 
 
-def test_work_survives_its_json_payload() -> None:
+def test_work_survives_its_json_payload_with_the_phone_masked_once_answered() -> None:
     original = CustomerWork(
         Customer(7, "5551234567", None),
         (Order(1, 7, "Completed", Decimal("19.99"), Decimal("0.99"), Decimal(0), "2026-01-01"),),
         ("bad-1",),
         AlpineAnswer(AlpineProfile(12, "gold", "2026-02-02", "c-1")),
+        profile={"equityStatus": True, "points": 3},
+        profile_known=True,
     )
-    assert CustomerWork.from_payload(original.to_payload()) == original
+    payload = original.to_payload()
+    assert "5551234567" not in str(payload)  # the run answered Alpine IQ: no raw phone needed
+    back = CustomerWork.from_payload(payload)
+    assert back.customer.phone == "***-***-4567"
+    assert back == CustomerWork(
+        Customer(7, "***-***-4567", None),
+        *(
+            getattr(original, f)
+            for f in ("orders", "malformed_orders", "alpine", "profile", "profile_known")
+        ),
+    )
+
+
+def test_work_without_an_answer_carries_the_phone_for_its_lookup() -> None:
+    work = CustomerWork(Customer(7, "(555) 123-4567", None))
+    assert CustomerWork.from_payload(work.to_payload()).customer.phone == "(555) 123-4567"
+
+
+def test_a_masked_phone_still_shows_in_the_result(store: InMemoryProfileStore) -> None:
+    work = CustomerWork(Customer(42, "***-***-4567", None), alpine=AlpineAnswer(AlpineProfile(0)))
+    result = sync_customer(ORG, work, store=store, alpine=FakeAlpine()).to_dict()
+    assert result["phone"] == "***-***-4567"
+    assert result["reconciliation"]["status"] == "matched"

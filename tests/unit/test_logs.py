@@ -1,0 +1,63 @@
+"""Log lines never carry secrets or phone numbers, whatever wrote them."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from loyalty_worker import logs
+
+
+@pytest.fixture
+def captured() -> tuple[logging.Logger, list[str]]:
+    lines: list[str] = []
+
+    class ListHandler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(self.format(record))
+
+    logger = logging.getLogger(f"test-{id(lines)}")
+    logger.handlers = [ListHandler()]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    return logger, lines
+
+
+def test_secrets_phones_and_jwts_are_masked(captured: tuple[logging.Logger, list[str]]) -> None:
+    logger, lines = captured
+    logs.register_secret("pw-Very-Secret-42")
+    logs.install(logger, json_format=False)
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"
+    logger.warning("login %s with %s for (555) 867-5309 / 5558675309", jwt, "pw-Very-Secret-42")
+    (line,) = lines
+    assert "pw-Very-Secret-42" not in line
+    assert jwt not in line
+    assert "867-5309" not in line and "5558675309" not in line
+    assert line.count("***-***-5309") == 2
+
+
+def test_exception_text_is_redacted_too(captured: tuple[logging.Logger, list[str]]) -> None:
+    logger, lines = captured
+    logs.register_secret("ak-live-0099887766")
+    logs.install(logger, json_format=False)
+    try:
+        raise RuntimeError("bad key ak-live-0099887766")
+    except RuntimeError:
+        logger.exception("call failed")
+    assert "ak-live-0099887766" not in "\n".join(lines)
+
+
+def test_json_format_carries_the_task_context(captured: tuple[logging.Logger, list[str]]) -> None:
+    logger, lines = captured
+    logs.install(logger, json_format=True)
+    logger.info("chunk done", extra={"run_id": "r1", "org_id": "org-1", "outcome": "0 failed"})
+    record = json.loads(lines[0])
+    assert record["message"] == "chunk done"
+    assert (record["run_id"], record["org_id"], record["outcome"]) == ("r1", "org-1", "0 failed")
+
+
+def test_short_values_are_not_registered() -> None:
+    logs.register_secret("12")
+    assert logs.redact("order 12 of 120") == "order 12 of 120"
