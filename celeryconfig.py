@@ -33,10 +33,11 @@ worker_concurrency = _settings.worker_concurrency
 task_soft_time_limit = 120
 task_time_limit = 150
 
-# Redis redelivers an unacknowledged message after the visibility timeout; it must exceed the
-# longest countdown a retry can ask for, or retried tasks would run twice.
-broker_transport_options = {"visibility_timeout": 3600}
-result_backend_transport_options = {"visibility_timeout": 3600}
+# Redis redelivers an unacknowledged message after the visibility timeout (this is how a task
+# of a killed worker comes back); it must exceed the longest retry countdown (60 s), or retried
+# tasks would run twice.
+broker_transport_options = {"visibility_timeout": _settings.visibility_timeout_s}
+result_backend_transport_options = {"visibility_timeout": _settings.visibility_timeout_s}
 result_expires = 24 * 3600
 
 task_default_queue = "loyalty.customers"

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     order_fetch_parallelism: int = Field(default=32, ge=1)
     page_size: int = Field(default=100, ge=1, le=1000)
 
+    # Redis redelivers a message whose worker died unacknowledged after this many seconds.
+    visibility_timeout_s: int = Field(default=3600, ge=10)
     worker_concurrency: int = Field(default=16, ge=1)
     # Customers per batch task: one message, one batched Firestore write, one result record.
     sync_chunk_size: int = Field(default=25, ge=1, le=500)
