@@ -256,6 +256,101 @@ def _cmd_firestore_emulator(args: argparse.Namespace) -> int:
     return main_emulator(args.port, bind=args.host)
 
 
+def _cmd_api(args: argparse.Namespace) -> int:
+    """Serve the HTTP API (sync triggers, run status, points look-up, webhooks) with uvicorn."""
+    import logging
+
+    import uvicorn
+    from pydantic import ValidationError
+
+    from loyalty_worker.api.settings import get_api_settings
+    from loyalty_worker.api.wiring import build_app
+    from loyalty_worker.config import get_settings
+
+    try:
+        api_settings = get_api_settings()
+    except ValidationError as exc:  # the message never shows a token (hide_input_in_errors)
+        print(f"api: invalid settings: {exc}", file=sys.stderr)
+        return 2
+    if not api_settings.tokens:
+        print("api: no callers: set LOYALTY_API_TOKENS (JSON {token: [orgIds]})", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app = build_app(get_settings(), api_settings)
+    # uvicorn's access log prints query strings (phone numbers): the app logs paths instead.
+    uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_config=None)
+    return 0
+
+
+def _cmd_check_points(args: argparse.Namespace) -> int:
+    """Print a customer's loyalty by phone (calculated and Alpine IQ, reconciled) as JSON."""
+    import json
+
+    from loyalty_worker.api.settings import get_api_settings
+    from loyalty_worker.api.wiring import AlpineClients, build_queries
+    from loyalty_worker.config import get_settings
+    from loyalty_worker.errors import LoyaltyError
+    from loyalty_worker.services.check_points import InvalidPhone, check_points
+
+    settings = get_settings()
+    api_settings = get_api_settings()
+    store = build_queries(settings)
+    alpine = AlpineClients(settings, api_settings)
+    try:
+        org = store.get_org_settings(args.org)
+        answer = check_points(
+            args.org, args.phone, store=store, alpine=alpine(org), phone_key=api_settings.phone_key
+        )
+    except InvalidPhone as exc:
+        print(f"check-points: {exc}", file=sys.stderr)
+        return 2
+    except LoyaltyError as exc:
+        print(f"check-points: {exc}", file=sys.stderr)
+        return 2 if exc.reason == "unknown_org" else 1
+    finally:
+        alpine.close()
+    print(json.dumps(answer, indent=2))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    """Stream every profile's loyalty fields of an org as CSV or NDJSON."""
+    import os
+    import tempfile
+
+    from loyalty_worker.api.wiring import build_queries
+    from loyalty_worker.config import get_settings
+    from loyalty_worker.errors import LoyaltyError
+    from loyalty_worker.services.export import ExportFormat, export_profiles
+
+    store = build_queries(get_settings())
+    fmt = ExportFormat(args.format)
+    try:
+        store.get_settings_document(args.org)
+        if args.out is None:
+            count = export_profiles(
+                args.org, sys.stdout, source=store, fmt=fmt, include_pii=args.include_pii
+            )
+        else:
+            # Written beside the target and renamed at the end: a failed export leaves no
+            # half-written file where a complete one is expected.
+            fd, temp = tempfile.mkstemp(dir=args.out.parent, prefix=".export-")
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+                    count = export_profiles(
+                        args.org, out, source=store, fmt=fmt, include_pii=args.include_pii
+                    )
+                Path(temp).replace(args.out)
+            except BaseException:
+                Path(temp).unlink(missing_ok=True)
+                raise
+    except LoyaltyError as exc:
+        print(f"export: {exc}", file=sys.stderr)
+        return 2 if exc.reason == "unknown_org" else 1
+    print(f"export: {count} profiles of org {args.org}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="loyalty-worker",
@@ -366,6 +461,38 @@ def build_parser() -> argparse.ArgumentParser:
     emulator.add_argument("--port", type=int, default=8085)
     emulator.add_argument("--host", default="127.0.0.1", help="address to listen on")
     emulator.set_defaults(handler=_cmd_firestore_emulator)
+
+    api = commands.add_parser(
+        "api",
+        help="serve the HTTP API (sync triggers, run status, points look-up, Alleaves webhooks)",
+        description="Serve the loyalty API with uvicorn; callers' tokens come from "
+        "LOYALTY_API_TOKENS. The OpenAPI schema is at /openapi.json.",
+    )
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=8000)
+    api.set_defaults(handler=_cmd_api)
+
+    check = commands.add_parser(
+        "check-points",
+        help="print a customer's points by phone: calculated, Alpine IQ, reconciled (JSON)",
+    )
+    check.add_argument("--org", required=True)
+    check.add_argument("--phone", required=True, help="a US phone number, any format")
+    check.set_defaults(handler=_cmd_check_points)
+
+    export = commands.add_parser(
+        "export",
+        help="stream every profile's loyalty fields of an org (CSV or NDJSON)",
+        description="Without --include-pii a row holds loyalty fields, ids and the phone masked "
+        "to its last four digits.",
+    )
+    export.add_argument("--org", required=True)
+    export.add_argument("--format", choices=["csv", "ndjson"], default="csv")
+    export.add_argument(
+        "--include-pii", action="store_true", help="also names, e-mail and phone of the profile"
+    )
+    export.add_argument("--out", type=Path, help="file to write (default: stdout)")
+    export.set_defaults(handler=_cmd_export)
     return parser
 
 

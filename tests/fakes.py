@@ -155,3 +155,75 @@ class RecordingNotifier:
         if self.error is not None:
             raise self.error
         self.alerts.append(alert)
+
+
+class QueryableProfileStore(InMemoryProfileStore):
+    """``InMemoryProfileStore`` plus the queries of ``FirestoreProfileQueries`` (look-up, export).
+
+    ``error``, when set, is raised by every query, as an unavailable Firestore would.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.error: Exception | None = None
+        self.queries: list[tuple[str, str, str]] = []
+
+    def get_settings_document(self, org_id: str) -> dict[str, Any]:
+        if self.error is not None:
+            raise self.error
+        document = self.settings.get(org_id)
+        if document is None:
+            raise UnknownOrg(org_id)
+        return copy.deepcopy(document)
+
+    def find_profiles(
+        self, org_id: str, field: str, value: str, *, limit: int
+    ) -> list[dict[str, Any]]:
+        if self.error is not None:
+            raise self.error
+        self.queries.append((org_id, field, value))
+        found = [
+            copy.deepcopy(document)
+            for document in self.profiles.values()
+            if document.get("orgId") == org_id and document.get(field) == value
+        ]
+        return found[:limit]
+
+    def iter_org_profiles(self, org_id: str) -> Iterator[dict[str, Any]]:
+        if self.error is not None:
+            raise self.error
+        for document_id in sorted(self.profiles):
+            document = self.profiles[document_id]
+            if document.get("orgId") == org_id:
+                yield copy.deepcopy(document)
+
+
+class RecordingEnqueuer:
+    """``Enqueuer`` that keeps what it was asked to send; raises ``error`` instead when set."""
+
+    def __init__(self) -> None:
+        self.org_runs: list[dict[str, Any]] = []
+        self.customer_syncs: list[dict[str, Any]] = []
+        self.error: Exception | None = None
+
+    def sync_org(self, org_id: str, *, run_id: str, dry_run: bool) -> None:
+        if self.error is not None:
+            raise self.error
+        self.org_runs.append({"org_id": org_id, "run_id": run_id, "dry_run": dry_run})
+
+    def sync_customer(
+        self, org_id: str, customer_id: int, *, dry_run: bool = False, delay_s: float = 0.0
+    ) -> str:
+        if self.error is not None:
+            raise self.error
+        task_id = f"task-{len(self.customer_syncs) + 1}"
+        self.customer_syncs.append(
+            {
+                "org_id": org_id,
+                "customer_id": customer_id,
+                "dry_run": dry_run,
+                "delay_s": delay_s,
+                "task_id": task_id,
+            }
+        )
+        return task_id

@@ -1,14 +1,13 @@
 """The HTTP API's own settings (``LOYALTY_API_*``); Redis and Firestore come from ``config``.
 
-| variable | default | meaning |
-|---|---|---|
-| ``LOYALTY_API_TOKENS`` | ``{}`` | JSON ``{"<token>": ["org-1", ...]}``; ``["*"]``: every org |
-| ``LOYALTY_API_WEBHOOK_SECRETS`` | ``{}`` | JSON ``{"<orgId>": "<secret>"}``: used for an org whose settings document has no ``alleaves.webhookSecret`` |
-| ``LOYALTY_API_WEBHOOK_REPLAY_WINDOW_S`` | ``300`` | a webhook's ``timestamp`` may be this far from now |
-| ``LOYALTY_API_WEBHOOK_DEDUPE_WINDOW_S`` | ``30`` | one customer sync per org and customer in this window |
-| ``LOYALTY_API_LOOKUP_TIMEOUT_S`` | ``3`` | timeout of an Alpine IQ call made for a points look-up |
-| ``LOYALTY_API_LOOKUP_MAX_ATTEMPTS`` | ``2`` | attempts of that call |
-| ``LOYALTY_PHONE_HASH_KEY`` | unset | key of the profiles' ``phoneHash`` (shared with the sync) |
+- ``LOYALTY_API_TOKENS`` (``{}``): JSON ``{"<token>": ["org-1", ...]}``; ``["*"]``: every org.
+- ``LOYALTY_API_WEBHOOK_SECRETS`` (``{}``): JSON ``{"<orgId>": "<secret>"}``, for an org whose
+  settings document has no ``alleaves.webhookSecret``.
+- ``LOYALTY_API_WEBHOOK_REPLAY_WINDOW_S`` (300): how far a webhook's ``timestamp`` may be from now.
+- ``LOYALTY_API_WEBHOOK_DEDUPE_WINDOW_S`` (30): one sync per org and customer in this window.
+- ``LOYALTY_API_LOOKUP_TIMEOUT_S`` (1.5) and ``LOYALTY_API_LOOKUP_MAX_ATTEMPTS`` (2): the Alpine IQ
+  call of a points look-up.
+- ``LOYALTY_PHONE_HASH_KEY`` (unset): key of the profiles' ``phoneHash``, shared with the sync.
 """
 
 from __future__ import annotations
@@ -72,7 +71,7 @@ class ApiSettings(BaseSettings):
     webhook_dedupe_window_s: int = Field(default=30, ge=0, le=3600)
     # Largest webhook body read (an order event is a few KiB).
     webhook_max_body_bytes: int = Field(default=256 * 1024, ge=1024)
-    lookup_timeout_s: float = Field(default=3.0, gt=0)
+    lookup_timeout_s: float = Field(default=1.5, gt=0, le=30)
     lookup_max_attempts: int = Field(default=2, ge=1, le=5)
     phone_hash_key: SecretStr | None = Field(
         default=None, validation_alias="LOYALTY_PHONE_HASH_KEY"

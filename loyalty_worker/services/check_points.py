@@ -52,7 +52,7 @@ class PointsStore(Protocol):
     def find_profiles(
         self, org_id: str, field: str, value: str, *, limit: int
     ) -> list[dict[str, Any]]:
-        """Up to ``limit`` profiles of the org (``customers`` where ``orgId``) with ``field == value``."""
+        """Up to ``limit`` profiles of the org whose ``field`` equals ``value``."""
         ...
 
 

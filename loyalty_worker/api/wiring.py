@@ -1,0 +1,83 @@
+"""The real clients behind the API, the look-up and the export, built from settings.
+
+Built when a command starts (never at import): one Firestore client, one Redis client, one
+publish-only Celery app, one httpx pool for Alpine IQ look-ups.
+"""
+
+from __future__ import annotations
+
+import httpx
+import redis
+from fastapi import FastAPI
+
+from loyalty_worker.adapters.alpine import AlpineIQClient
+from loyalty_worker.adapters.firestore import build_firestore_client
+from loyalty_worker.adapters.http import RetryPolicy
+from loyalty_worker.adapters.run_state import RunTracker
+from loyalty_worker.api.enqueue import CeleryEnqueuer, broker_app
+from loyalty_worker.api.firestore_queries import FirestoreProfileQueries
+from loyalty_worker.api.settings import ApiSettings
+from loyalty_worker.config import Settings
+from loyalty_worker.org_settings import OrgSettings
+
+
+class AlpineClients:
+    """An Alpine IQ client for an org's credentials, tuned for a person waiting on the answer.
+
+    The workers' policy (4 attempts in up to 30 s) suits a batch; an agent's look-up gets a
+    short timeout and few attempts (total time bounded by the timeout), after which it answers
+    from Firestore alone: the seed wants agents answered within 2 seconds.
+    """
+
+    def __init__(self, settings: Settings, api: ApiSettings) -> None:
+        self._base_url = settings.alpine_base_url
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(api.lookup_timeout_s, connect=min(api.lookup_timeout_s, 2.0)),
+            limits=httpx.Limits(
+                max_connections=settings.http_pool_size,
+                max_keepalive_connections=settings.http_pool_size,
+            ),
+            headers={"User-Agent": "loyalty-worker-api"},
+            follow_redirects=False,
+        )
+        self._retry = RetryPolicy(
+            max_attempts=api.lookup_max_attempts,
+            max_total_s=api.lookup_timeout_s,
+            base_delay_s=0.05,
+            max_delay_s=0.25,
+        )
+
+    def __call__(self, org: OrgSettings) -> AlpineIQClient | None:
+        """The org's client; None when the org has no Alpine IQ credentials."""
+        if org.alpine is None:
+            return None
+        return AlpineIQClient(
+            self._http,
+            base_url=self._base_url,
+            uid=org.alpine.uid,
+            api_key=org.alpine.api_key.get_secret_value(),
+            retry=self._retry,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def build_queries(settings: Settings) -> FirestoreProfileQueries:
+    """Firestore reads for the look-up and the export (the emulator when configured)."""
+    return FirestoreProfileQueries(build_firestore_client(settings.firestore_project))
+
+
+def build_app(settings: Settings, api: ApiSettings) -> FastAPI:
+    """The API over the real Firestore, Redis, broker and Alpine IQ."""
+    from loyalty_worker.api.app import ApiServices, create_app
+
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=3)
+    services = ApiServices(
+        store=build_queries(settings),
+        tracker=RunTracker(client),
+        enqueuer=CeleryEnqueuer(broker_app(settings.redis_url)),
+        redis=client,
+        alpine_for=AlpineClients(settings, api),
+    )
+    return create_app(services, api)
