@@ -144,8 +144,8 @@ class RunLedger(Protocol):
         """The run's record."""
         ...
 
-    def claim_summary(self, run_id: str) -> bool:
-        """True for exactly one caller: the one that may write the run's summary."""
+    def claim_summary(self, run_id: str, flag: str = "fired") -> bool:
+        """True for exactly one caller (per ``flag``): the one that may write the summary."""
         ...
 
     def mark_success(self, org_id: str, started_at: float) -> None:

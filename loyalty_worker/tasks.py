@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -24,7 +25,7 @@ from loyalty_worker.services.results import SyncResult, SyncStatus
 from loyalty_worker.services.single import find_customer_work
 from loyalty_worker.services.sync_customer import sync_chunk as sync_many
 from loyalty_worker.services.sync_customer import sync_customer as sync_one
-from loyalty_worker.services.watchdog import finalize_overdue_runs
+from loyalty_worker.services.watchdog import FINAL, finalize_overdue_runs
 from loyalty_worker.services.work import CustomerWork
 
 log = logging.getLogger(__name__)
@@ -254,7 +255,11 @@ def _failed(
 def summarize_run(self: Task, run_id: str, *, status: str = "completed") -> dict[str, Any]:
     """Aggregate a run's results into its summary and send the run's one alert."""
     c = container()
-    org_id = c.tracker.meta(run_id)["orgId"]
+    meta = c.tracker.meta(run_id)
+    if meta.get("status") in FINAL and "summary" in meta:
+        # Summarised already: the watchdog closed the run while this message was late.
+        return dict(json.loads(meta["summary"]))
+    org_id = meta["orgId"]
     try:
         notifier = c.org(org_id).notifier
         return summarize_batch(

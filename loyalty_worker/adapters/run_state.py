@@ -157,9 +157,10 @@ class RunTracker:
             error=meta.get("error"),
         )
 
-    def claim_summary(self, run_id: str) -> bool:
-        """The watchdog's way to fire a run's summary: the same once-only flag as completion."""
-        return bool(self._redis.hsetnx(self._keys(run_id)[2], "fired", "1"))
+    def claim_summary(self, run_id: str, flag: str = "fired") -> bool:
+        """The watchdog's way to fire a run's summary: the same once-only flag as completion
+        (another ``flag`` for a run whose fired summary was lost)."""
+        return bool(self._redis.hsetnx(self._keys(run_id)[2], flag, "1"))
 
     def mark_success(self, org_id: str, started_at: float) -> None:
         self._redis.set(f"loyalty:lastsuccess:{org_id}", started_at)

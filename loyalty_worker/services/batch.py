@@ -120,7 +120,18 @@ def start_batch(
                 for record in plan.malformed_customers
             },
         )
-    store.write_run_summary(run_id, {"listed": plan.listed})
+    # Registered as running in Firestore: the watchdog finds the run even if Redis loses it.
+    store.write_run_summary(
+        run_id,
+        {
+            "runId": run_id,
+            "orgId": org_id,
+            "status": "running",
+            "startedAt": now,
+            "listed": plan.listed,
+            "dryRun": dry_run,
+        },
+    )
     if ledger.set_listed(run_id, plan.listed):
         summarize("completed")
     chunk: list[CustomerWork] = []

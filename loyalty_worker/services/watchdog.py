@@ -46,9 +46,12 @@ def finalize_overdue_runs(
             last = float(run.get("startedAt", now))
         if now - last < stall_s:
             continue
-        if not meta:
+        if "orgId" not in meta:  # gone from Redis (a late result may have left a bare record)
             _close_lost_run(run, store=store, notifier=notifier_for(run["orgId"]), now=now)
-        elif ledger.claim_summary(run_id):
+        elif ledger.claim_summary(run_id) or (
+            # Its last result fired the summary, which never came (a lost message): close it.
+            meta.get("fired") == "1" and ledger.claim_summary(run_id, flag="watchdogFired")
+        ):
             log.warning(
                 "run %s: no progress for %.0f s: closing it as incomplete", run_id, now - last
             )
