@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 EMULATOR := loyalty_worker/firestore_emulator
 CUSTOMERS ?= 1000
 
-.PHONY: install demo test test-unit check format worker beat flower sandbox firestore bench clean
+.PHONY: install demo test test-unit test-chaos check format worker beat flower sandbox firestore bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test: install
 
 test-unit: install
 	$(BIN)/pytest tests/unit
+
+# The chaos suite (tests/chaos, marked chaos): real stack, one injected failure per case.
+test-chaos: install
+	$(BIN)/pytest tests/chaos -m chaos -p no:randomly -s
 
 check: install
 	$(BIN)/ruff check .

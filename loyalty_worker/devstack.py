@@ -254,25 +254,33 @@ def redis_answers(url: str) -> bool:
         return False
 
 
-def ensure_redis(url: str) -> tuple[str, ChildProcess | None]:
-    """``url`` when a Redis answers there; otherwise a private redis-server on a free port."""
-    if redis_answers(url):
-        return url, None
+def start_redis_server(port: int | None = None) -> tuple[str, ChildProcess]:
+    """A private, memory-only redis-server on ``port`` (a free one by default) and its URL."""
     server = shutil.which("redis-server")
     if server is None:
         raise StartupError(
-            f"no Redis answers at {url} and redis-server is not installed: install it "
-            "(Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) or set "
-            "LOYALTY_REDIS_URL to a running Redis"
+            "redis-server is not installed: install it (Debian/Ubuntu: apt-get install "
+            "redis-server; macOS: brew install redis) or set LOYALTY_REDIS_URL to a running Redis"
         )
-    port = free_port()
+    port = port or free_port()
     child = ChildProcess.start(
         "redis",
         [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
     )
     child.wait_for_line(r"Ready to accept connections", timeout_s=20.0)
+    return f"redis://127.0.0.1:{port}/0", child
+
+
+def ensure_redis(url: str) -> tuple[str, ChildProcess | None]:
+    """``url`` when a Redis answers there; otherwise a private redis-server on a free port."""
+    if redis_answers(url):
+        return url, None
+    try:
+        private_url, child = start_redis_server()
+    except StartupError as exc:
+        raise StartupError(f"no Redis answers at {url} and {exc}") from None
     db = urllib.parse.urlparse(url).path or "/0"
-    return f"redis://127.0.0.1:{port}{db}", child
+    return private_url.rsplit("/", 1)[0] + db, child
 
 
 def stop_all(children: Sequence[ChildProcess | None]) -> None:

@@ -31,7 +31,7 @@ from loyalty_worker.config import Settings
 from loyalty_worker.domain.phone import normalize_phone
 from loyalty_worker.progress import FINAL_STATUSES
 from loyalty_worker.services.check_points import check_points, phone_lookup_key
-from tests.fixtures.pipeline import TEST_REDIS_URL, Stack, wait_for
+from tests.fixtures.pipeline import Stack, wait_for
 
 with warnings.catch_warnings():
     # Starlette's test client names an anyio alias that anyio 4.16 deprecates (at import only).
@@ -75,13 +75,13 @@ def live(stack: Stack) -> Iterator[LiveApi]:
         webhook_dedupe_window_s=1,
         **{"LOYALTY_PHONE_HASH_KEY": PHONE_KEY.decode()},
     )
-    client = redis.Redis.from_url(TEST_REDIS_URL)
+    client = redis.Redis.from_url(stack.redis_url)
     queries = FirestoreProfileQueries(stack.firestore)
     alpine = AlpineClients(Settings(alpine_base_url=stack.sandbox.alpine_url), settings)
     services = ApiServices(
         store=queries,
         tracker=stack.tracker,
-        enqueuer=CeleryEnqueuer(broker_app(TEST_REDIS_URL)),
+        enqueuer=CeleryEnqueuer(broker_app(stack.redis_url)),
         redis=client,
         alpine_for=alpine,
     )

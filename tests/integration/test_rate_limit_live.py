@@ -11,7 +11,9 @@ pytestmark = pytest.mark.integration
 LIMIT = 40
 
 
-def test_two_workers_stay_under_the_apis_limit(firestore_emulator: str) -> None:
+def test_two_workers_stay_under_the_apis_limit(
+    firestore_emulator: str, test_redis_url: str
+) -> None:
     with running_stack(
         firestore_emulator,
         "--customers",
@@ -21,6 +23,7 @@ def test_two_workers_stay_under_the_apis_limit(firestore_emulator: str) -> None:
         "--rate-limit",
         str(LIMIT),
         workers=2,
+        redis_url=test_redis_url,
         worker_env={
             "LOYALTY_ALLEAVES_RATE_LIMIT": str(LIMIT),
             "LOYALTY_ALPINE_RATE_LIMIT": str(LIMIT),
