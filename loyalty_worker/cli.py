@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 DEFAULT_CUSTOMERS = 200
 DEFAULT_SEED = 1
 DEFAULT_ORGS = 2
+
+T = TypeVar("T")
 
 
 def _fraction(text: str) -> float:
@@ -231,22 +233,59 @@ def _cmd_flower(args: argparse.Namespace) -> int:
 
 
 def _cmd_seed_firestore(args: argparse.Namespace) -> int:
-    """Write a dataset's org settings and Markitbot profiles into Firestore."""
-    import httpx
+    """Write a dataset's org settings and Markitbot profiles into Firestore.
+
+    Started beside the sandbox and the emulator (compose), it waits up to ``--wait`` seconds for
+    each to answer rather than failing on the first refused connection.
+    """
+    import os
+    import socket
 
     from loyalty_worker.adapters.firestore import build_firestore_client
     from loyalty_worker.adapters.seed import seed_firestore
     from loyalty_worker.config import get_settings
     from loyalty_worker.sandbox.data import load_dataset
 
-    if args.dataset is not None:
-        dataset = load_dataset(args.dataset)
-    else:
-        dataset = httpx.get(f"{args.sandbox}/sandbox/dataset", timeout=120).json()
+    try:
+        if args.dataset is not None:
+            dataset = load_dataset(args.dataset)
+        else:
+            dataset = _retry_until(lambda: _get_json(f"{args.sandbox}/sandbox/dataset"), args.wait)
+        emulator = os.environ.get("FIRESTORE_EMULATOR_HOST")
+        if emulator:  # gRPC only: a TCP connection is its sign of life
+            host, _, port = emulator.rpartition(":")
+            _retry_until(lambda: socket.create_connection((host, int(port)), 2).close(), args.wait)
+    except TimeoutError as exc:
+        print(f"seed-firestore: {exc}", file=sys.stderr)
+        return 1
     client = build_firestore_client(get_settings().firestore_project)
     counts = seed_firestore(client, dataset)
     print(f"seeded {counts.orgs} org settings and {counts.profiles} profiles")
     return 0
+
+
+def _get_json(url: str) -> Any:
+    import httpx
+
+    response = httpx.get(url, timeout=120)
+    response.raise_for_status()
+    return response.json()
+
+
+def _retry_until(attempt: Callable[[], T], wait_s: float) -> T:
+    """``attempt()``'s value, retried every second while it fails, for up to ``wait_s``."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return attempt()
+        except (OSError, ValueError, httpx.HTTPError) as exc:  # refused, reset, 5xx: "not yet"
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"no answer within {wait_s:.0f} s: {exc}") from exc
+        time.sleep(1.0)
 
 
 def _cmd_firestore_emulator(args: argparse.Namespace) -> int:
@@ -453,6 +492,12 @@ def build_parser() -> argparse.ArgumentParser:
     source = seed.add_mutually_exclusive_group(required=True)
     source.add_argument("--dataset", type=Path, help="a file written by 'loyalty-worker dataset'")
     source.add_argument("--sandbox", help="the base URL of a running sandbox, to read its dataset")
+    seed.add_argument(
+        "--wait",
+        type=float,
+        default=120.0,
+        help="seconds to wait for the sandbox and the Firestore emulator to answer (default 120)",
+    )
     seed.set_defaults(handler=_cmd_seed_firestore)
 
     emulator = commands.add_parser(

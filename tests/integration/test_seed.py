@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -9,6 +10,9 @@ from google.cloud import firestore
 
 from loyalty_worker.adapters.firestore import PROFILES, SETTINGS, FirestoreProfileStore
 from loyalty_worker.adapters.seed import SeedCounts, seed_firestore
+from loyalty_worker.cli import main
+from loyalty_worker.config import get_settings
+from loyalty_worker.devstack import Sandbox, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -101,3 +105,36 @@ def test_seeding_again_resets_documents_to_the_dataset(firestore_client: firesto
         "orgId": "org-a",
         "alleavesCustomerId": 1,
     }
+
+
+def test_seed_command_reads_a_running_sandboxs_dataset(
+    firestore_client: firestore.Client, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOYALTY_FIRESTORE_PROJECT", firestore_client.project)
+    get_settings.cache_clear()
+    try:
+        code = main(["seed-firestore", "--sandbox", sandbox.base_url, "--wait", "5"])
+    finally:
+        get_settings.cache_clear()
+
+    assert code == 0
+    dataset = sandbox.dataset()
+    for seeded in dataset["orgs"]:
+        assert read(firestore_client, SETTINGS, seeded["orgId"]) is not None
+        for profile in seeded["profiles"][:3]:
+            document = f"{seeded['orgId']}_{profile['customerId']}"
+            assert read(firestore_client, PROFILES, document) is not None
+
+
+def test_seed_command_gives_up_on_a_sandbox_that_never_answers(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    started = time.monotonic()
+
+    assert main(["seed-firestore", "--sandbox", nowhere, "--wait", "1.5"]) == 1
+
+    assert time.monotonic() - started >= 1.5  # it retried for the whole wait
+    error = capsys.readouterr().err
+    assert error.startswith("seed-firestore: no answer within 2 s: ")
+    assert "Connect" in error  # the last attempt's reason
