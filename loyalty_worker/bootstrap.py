@@ -43,7 +43,11 @@ class Container:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        for secret in (settings.discord_webhook_url, settings.flower_password):
+        for secret in (
+            settings.discord_webhook_url,
+            settings.flower_password,
+            settings.phone_hash_key,
+        ):
             if secret is not None:
                 register_secret(secret.get_secret_value())
         self._lock = threading.Lock()

@@ -338,7 +338,7 @@ def _cmd_check_points(args: argparse.Namespace) -> int:
     try:
         org = store.get_org_settings(args.org)
         answer = check_points(
-            args.org, args.phone, store=store, alpine=alpine(org), phone_key=api_settings.phone_key
+            args.org, args.phone, store=store, alpine=alpine(org), phone_key=settings.phone_key
         )
     except InvalidPhone as exc:
         print(f"check-points: {exc}", file=sys.stderr)

@@ -6,14 +6,19 @@ from datetime import date
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_KEY_LENGTH = 16
 
 
 class Settings(BaseSettings):
     """Where the worker finds its services; per-org rules and credentials live in Firestore."""
 
-    model_config = SettingsConfigDict(env_prefix="LOYALTY_", extra="ignore", frozen=True)
+    # Errors never echo a value (keys, webhook URLs): they are printed at start-up.
+    model_config = SettingsConfigDict(
+        env_prefix="LOYALTY_", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     firestore_project: str = "markitbot-local"
@@ -55,8 +60,26 @@ class Settings(BaseSettings):
 
     log_format: Literal["text", "json"] = "text"
 
+    # Key of the profiles' phoneHash (agents find a profile by phone); unset: none written.
+    phone_hash_key: SecretStr | None = None
+
     flower_user: str = "admin"
     flower_password: SecretStr | None = None
+
+    @field_validator("phone_hash_key")
+    @classmethod
+    def _long_key(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None and len(key.get_secret_value()) < MIN_KEY_LENGTH:
+            # never repeats the value: settings errors are printed
+            raise ValueError(f"must be at least {MIN_KEY_LENGTH} characters")
+        return key
+
+    @property
+    def phone_key(self) -> bytes | None:
+        """The ``phoneHash`` key as bytes, when configured."""
+        return (
+            None if self.phone_hash_key is None else self.phone_hash_key.get_secret_value().encode()
+        )
 
 
 @lru_cache(maxsize=1)

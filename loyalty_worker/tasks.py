@@ -67,10 +67,11 @@ def sync_org(
         log.error("run %s: org %s: %s", run_id, org_id, exc)
         return {"runId": run_id, "started": False, "message": str(exc)}
     settings = c.settings
+    phone_key = settings.phone_key
 
     def enqueue(works: list[CustomerWork]) -> None:
         sync_chunk.apply_async(
-            (org_id, run_id, [work.to_payload() for work in works]),
+            (org_id, run_id, [work.with_phone_hash(phone_key).to_payload() for work in works]),
             {"dry_run": dry_run},
             ignore_result=True,
         )
@@ -142,7 +143,7 @@ def sync_customer(
                 window_days=c.settings.order_window_days,
                 parallelism=c.settings.order_fetch_parallelism,
                 overlap_days=c.settings.incremental_overlap_days,
-            )
+            ).with_phone_hash(c.settings.phone_key)
         )
         result = sync_one(
             org.settings,

@@ -79,6 +79,8 @@ class ApiServices:
     enqueuer: Enqueuer
     redis: redis.Redis
     alpine_for: Callable[[OrgSettings], LoyaltyLookup | None]
+    # Key of the profiles' phoneHash (``Settings.phone_key``), to find a profile by phone.
+    phone_key: bytes | None = None
     clock: Callable[[], float] = time.time
     new_run_id: Callable[[str], str] = new_run_id
 
@@ -276,7 +278,7 @@ def create_app(services: ApiServices, settings: ApiSettings) -> FastAPI:
                 phone,
                 store=directory,
                 alpine=services.alpine_for(org),
-                phone_key=settings.phone_key,
+                phone_key=services.phone_key,
             )
         except InvalidPhone as exc:
             raise RequestValidationError(

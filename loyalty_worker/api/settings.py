@@ -7,7 +7,6 @@
 - ``LOYALTY_API_WEBHOOK_DEDUPE_WINDOW_S`` (30): one sync per org and customer in this window.
 - ``LOYALTY_API_LOOKUP_TIMEOUT_S`` (1.5) and ``LOYALTY_API_LOOKUP_MAX_ATTEMPTS`` (2): the Alpine IQ
   call of a points look-up.
-- ``LOYALTY_PHONE_HASH_KEY`` (unset): key of the profiles' ``phoneHash``, shared with the sync.
 """
 
 from __future__ import annotations
@@ -73,9 +72,6 @@ class ApiSettings(BaseSettings):
     webhook_max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     lookup_timeout_s: float = Field(default=1.5, gt=0, le=30)
     lookup_max_attempts: int = Field(default=2, ge=1, le=5)
-    phone_hash_key: SecretStr | None = Field(
-        default=None, validation_alias="LOYALTY_PHONE_HASH_KEY"
-    )
 
     @field_validator("webhook_secrets")
     @classmethod
@@ -83,20 +79,6 @@ class ApiSettings(BaseSettings):
         for secret in secrets.values():
             _check_secret(secret.get_secret_value(), "webhook secret")
         return secrets
-
-    @field_validator("phone_hash_key")
-    @classmethod
-    def _usable_key(cls, key: SecretStr | None) -> SecretStr | None:
-        if key is not None:
-            _check_secret(key.get_secret_value(), "phone hash key")
-        return key
-
-    @property
-    def phone_key(self) -> bytes | None:
-        """The ``phoneHash`` key as bytes, when configured."""
-        if self.phone_hash_key is None:
-            return None
-        return self.phone_hash_key.get_secret_value().encode()
 
 
 @lru_cache(maxsize=1)

@@ -79,5 +79,6 @@ def build_app(settings: Settings, api: ApiSettings) -> FastAPI:
         enqueuer=CeleryEnqueuer(broker_app(settings.redis_url)),
         redis=client,
         alpine_for=AlpineClients(settings, api),
+        phone_key=settings.phone_key,
     )
     return create_app(services, api)

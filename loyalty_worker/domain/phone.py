@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 
 _NON_DIGITS = re.compile(r"\D")
@@ -16,6 +18,15 @@ def normalize_phone(raw: str | None) -> str | None:
     if len(digits) == 11 and digits.startswith("1"):
         digits = digits[1:]
     return digits if len(digits) == 10 else None
+
+
+def phone_hash(phone10: str, key: bytes) -> str:
+    """A profile's ``phoneHash``: HMAC-SHA256 of the 10-digit phone, hex.
+
+    Keyed rather than a bare SHA-256: ten digits are few enough to hash them all in minutes, so an
+    unkeyed hash would put every customer's phone within reach of anyone who can read profiles.
+    """
+    return hmac.new(key, b"phone:v1:" + phone10.encode("ascii"), hashlib.sha256).hexdigest()
 
 
 def mask_phone(raw: str | None) -> str:

@@ -24,6 +24,7 @@ LOYALTY_FIELDS = (
     "loyaltyDiscrepancy",
     "loyaltyStatus",
     "alpineUserId",
+    "phoneHash",
     "ordersProcessed",
     "totalSpent",
     "loyaltyOrders",
@@ -73,8 +74,13 @@ def build_profile_update(
     *,
     run_id: str | None,
     now: datetime,
+    phone_hash: str | None = None,
 ) -> ProfileUpdate:
-    """The loyalty fields the rules give for one customer; absent ones are deleted."""
+    """The loyalty fields the rules give for one customer; absent ones are deleted.
+
+    ``phone_hash`` (``domain.phone.phone_hash`` of the customer's phone) lets an agent find the
+    profile by phone without Markitbot storing the number.
+    """
     calc = outcome.calculation
     rec = outcome.reconciliation
     shown = outcome.displayed
@@ -100,6 +106,7 @@ def build_profile_update(
         "pointsFromAlpine": outcome.alpine.points if outcome.alpine is not None else None,
         "loyaltyDiscrepancy": rec.discrepancy,
         "alpineUserId": customer.alpine_user_code or None,
+        "phoneHash": phone_hash,
     }
     for name, value in optional.items():
         if value is None:

@@ -5,9 +5,9 @@ the last sync wrote) and the **live** Alpine IQ balance, reconciled by the org's
 
 Finding the profile from a phone: profiles hold no raw phone, so the look-up tries, in order,
 
-1. ``phoneHash``: a keyed hash of the normalised phone (``phone_lookup_key``), when the caller has
-   the key. It finds every synced customer with a phone, Alpine IQ account or not, and works while
-   Alpine IQ is down. The sync has to write it (see ``phone_lookup_key``);
+1. ``phoneHash``: the keyed hash of the normalised phone (``domain.phone.phone_hash``) that the
+   sync writes when ``LOYALTY_PHONE_HASH_KEY`` is set. It finds every synced customer with a
+   phone, Alpine IQ account or not, and works while Alpine IQ is down;
 2. ``alpineUserId``: Alpine IQ's ``contactID`` from the live look-up, which the sync copies from
    Alleaves' ``alpine_user_code``. Finds only customers with an Alpine IQ account, and only while
    Alpine IQ answers.
@@ -18,14 +18,12 @@ alone, with ``alpineAvailable: false`` and a note, and Alpine's side as of the l
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
 from loyalty_worker.domain.models import AlpineProfile, LoyaltyRules
-from loyalty_worker.domain.phone import mask_phone, normalize_phone
+from loyalty_worker.domain.phone import mask_phone, normalize_phone, phone_hash
 from loyalty_worker.domain.reconciliation import displayed_loyalty, reconcile
 from loyalty_worker.domain.tiers import assign_tier, known_tier
 from loyalty_worker.errors import LoyaltyError, TransientError
@@ -54,17 +52,6 @@ class PointsStore(Protocol):
     ) -> list[dict[str, Any]]:
         """Up to ``limit`` profiles of the org whose ``field`` equals ``value``."""
         ...
-
-
-def phone_lookup_key(phone10: str, key: bytes) -> str:
-    """The profile's ``phoneHash``: HMAC-SHA256 of the 10-digit phone, hex.
-
-    Keyed rather than a bare SHA-256: ten digits are few enough to hash them all in minutes, so an
-    unkeyed hash would put every customer's phone within reach of anyone who can read profiles.
-    The sync writes this value with the same key (``LOYALTY_PHONE_HASH_KEY``) for each customer
-    that has a phone, and deletes the field for one that has none.
-    """
-    return hmac.new(key, b"phone:v1:" + phone10.encode("ascii"), hashlib.sha256).hexdigest()
 
 
 def check_points(
@@ -120,7 +107,7 @@ def _find_profile(
     """The customer's profile by ``phoneHash``, else by Alpine IQ's contact id."""
     lookups: list[tuple[str, str]] = []
     if phone_key is not None:
-        lookups.append((PHONE_HASH_FIELD, phone_lookup_key(phone10, phone_key)))
+        lookups.append((PHONE_HASH_FIELD, phone_hash(phone10, phone_key)))
     if live is not None and live.contact_id:
         lookups.append((ALPINE_ID_FIELD, live.contact_id))
     for field, value in lookups:

@@ -63,7 +63,9 @@ def evaluate_customer(
     except PermanentError as exc:
         return Evaluation(_failed(org, work, stamp, exc.reason, str(exc), dry_run), None)
     outcome = decide(calculation, alpine_profile, org.rules())
-    update = build_profile_update(org.org_id, customer, outcome, run_id=run_id, now=now)
+    update = build_profile_update(
+        org.org_id, customer, outcome, run_id=run_id, now=now, phone_hash=work.phone_hash
+    )
     changed = update.changes(profile)
     previous_tier = profile.get("tier") if profile else None
     result = SyncResult(

@@ -7,12 +7,12 @@ gets only its customer's orders in the message, so no task pages Alleaves again.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
 from loyalty_worker.domain.models import AlpineProfile, Customer, Order
-from loyalty_worker.domain.phone import mask_phone
+from loyalty_worker.domain.phone import mask_phone, normalize_phone, phone_hash
 from loyalty_worker.domain.profile import LOYALTY_FIELDS, STAMP_FIELDS
 
 # What a sync needs of an existing profile: equity status, and the loyalty fields to tell
@@ -44,6 +44,13 @@ class CustomerWork:
     # The existing profile (its PROFILE_FIELDS), when the run read it ahead in bulk.
     profile: Mapping[str, Any] | None = None
     profile_known: bool = False
+    # The profile's phoneHash (``with_phone_hash``), computed while the raw phone is at hand.
+    phone_hash: str | None = None
+
+    def with_phone_hash(self, key: bytes | None) -> CustomerWork:
+        """This work with its customer's ``phoneHash`` under ``key`` (none without a key)."""
+        phone = normalize_phone(self.customer.phone)
+        return replace(self, phone_hash=phone_hash(phone, key) if key and phone else None)
 
     def to_payload(self) -> dict[str, Any]:
         """Compact JSON for a task message: amounts as strings, never floats."""
@@ -77,6 +84,8 @@ class CustomerWork:
             )
         if self.profile_known:
             payload["profile"] = profile_subset(self.profile)
+        if self.phone_hash is not None:
+            payload["phoneHash"] = self.phone_hash
         return payload
 
     @classmethod
@@ -107,4 +116,5 @@ class CustomerWork:
             alpine=alpine,
             profile=payload.get("profile"),
             profile_known="profile" in payload,
+            phone_hash=payload.get("phoneHash"),
         )

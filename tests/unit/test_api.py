@@ -17,8 +17,8 @@ from loyalty_worker.api.app import ApiServices, create_app
 from loyalty_worker.api.settings import ApiSettings
 from loyalty_worker.api.webhooks import sign
 from loyalty_worker.domain.models import AlpineProfile
+from loyalty_worker.domain.phone import phone_hash
 from loyalty_worker.errors import TransientError
-from loyalty_worker.services.check_points import phone_lookup_key
 from tests.fakes import FakeAlpine, QueryableProfileStore, RecordingEnqueuer
 
 with warnings.catch_warnings():
@@ -85,14 +85,13 @@ def order_event(
 
 @pytest.fixture
 def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
-    for name in ("LOYALTY_API_TOKENS", "LOYALTY_API_WEBHOOK_SECRETS", "LOYALTY_PHONE_HASH_KEY"):
+    for name in ("LOYALTY_API_TOKENS", "LOYALTY_API_WEBHOOK_SECRETS"):
         monkeypatch.delenv(name, raising=False)
     settings = ApiSettings(
         tokens={ORG1_TOKEN: ["org-1"], ADMIN_TOKEN: ["*"]},
         webhook_secrets={"org-2": FALLBACK_SECRET},
         webhook_replay_window_s=300,
         webhook_dedupe_window_s=30,
-        **{"LOYALTY_PHONE_HASH_KEY": PHONE_KEY},
     )
     store = QueryableProfileStore()
     store.settings["org-1"] = {
@@ -112,7 +111,7 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
         "loyaltyReconciled": True,
         "loyaltyDiscrepancy": 25,
         "alpineUserId": "C-42",
-        "phoneHash": phone_lookup_key(PHONE, PHONE_KEY.encode()),
+        "phoneHash": phone_hash(PHONE, PHONE_KEY.encode()),
         "pointsLastCalculated": "2026-01-30T02:00:00+00:00",
     }
     redis = fakeredis.FakeRedis()
@@ -125,6 +124,7 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
         enqueuer=enqueuer,
         redis=redis,
         alpine_for=lambda org: alpine,
+        phone_key=PHONE_KEY.encode(),
         clock=lambda: NOW,
         new_run_id=lambda org_id: f"{org_id}-run-1",
     )
@@ -522,10 +522,9 @@ def test_settings_never_show_secrets() -> None:
     settings = ApiSettings(
         tokens={ORG1_TOKEN: ["org-1"]},
         webhook_secrets={"org-1": WEBHOOK_SECRET},
-        **{"LOYALTY_PHONE_HASH_KEY": PHONE_KEY},
     )
     shown = repr(settings) + str(settings) + settings.model_dump_json()
-    for secret in (ORG1_TOKEN, WEBHOOK_SECRET, PHONE_KEY):
+    for secret in (ORG1_TOKEN, WEBHOOK_SECRET):
         assert secret not in shown
 
 

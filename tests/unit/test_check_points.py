@@ -11,8 +11,9 @@ import pytest
 from loyalty_worker import cli
 from loyalty_worker.api import wiring
 from loyalty_worker.domain.models import AlpineProfile
+from loyalty_worker.domain.phone import phone_hash
 from loyalty_worker.errors import AuthError, TransientError, UnknownOrg
-from loyalty_worker.services.check_points import InvalidPhone, check_points, phone_lookup_key
+from loyalty_worker.services.check_points import InvalidPhone, check_points
 from tests.fakes import FakeAlpine, QueryableProfileStore
 
 PHONE = "5551234567"
@@ -103,7 +104,7 @@ def test_phone_hash_finds_a_customer_without_an_alpine_account(
         alpineUserId=None,
         pointsFromAlpine=None,
         loyaltyStatus="no_alpine_account",
-        phoneHash=phone_lookup_key("5559870000", KEY),
+        phoneHash=phone_hash("5559870000", KEY),
     )
     answer = check_points(
         "org-1", "+1 555.987.0000", store=store, alpine=FakeAlpine(), phone_key=KEY
@@ -121,7 +122,7 @@ def test_phone_hash_finds_a_customer_without_an_alpine_account(
 
 
 def test_alpine_down_answers_from_firestore_alone(store: QueryableProfileStore) -> None:
-    store.profiles["org-1_42"]["phoneHash"] = phone_lookup_key(PHONE, KEY)
+    store.profiles["org-1_42"]["phoneHash"] = phone_hash(PHONE, KEY)
     alpine = FakeAlpine()
     alpine.error = TransientError("alpine_iq", "GET /v2/loyalty/lookup: server error (503)")
     answer = check_points("org-1", PHONE, store=store, alpine=alpine, phone_key=KEY)
@@ -159,7 +160,7 @@ def test_alpine_down_and_no_phone_hash_says_why_nothing_is_found(
 def test_a_refused_alpine_key_is_reported_not_raised(store: QueryableProfileStore) -> None:
     alpine = FakeAlpine()
     alpine.error = AuthError("alpine_iq", "not authorised (401)")
-    store.profiles["org-1_42"]["phoneHash"] = phone_lookup_key(PHONE, KEY)
+    store.profiles["org-1_42"]["phoneHash"] = phone_hash(PHONE, KEY)
     answer = check_points("org-1", PHONE, store=store, alpine=alpine, phone_key=KEY)
     assert answer["alpineAvailable"] is False
     assert "refused" in answer["note"] and "alpine_iq_auth" in answer["note"]
@@ -167,7 +168,7 @@ def test_a_refused_alpine_key_is_reported_not_raised(store: QueryableProfileStor
 
 
 def test_an_org_without_alpine_credentials(store: QueryableProfileStore) -> None:
-    store.profiles["org-1_42"]["phoneHash"] = phone_lookup_key(PHONE, KEY)
+    store.profiles["org-1_42"]["phoneHash"] = phone_hash(PHONE, KEY)
     answer = check_points("org-1", PHONE, store=store, alpine=None, phone_key=KEY)
     assert answer["alpineAvailable"] is False
     assert "no Alpine IQ credentials" in answer["note"]
@@ -235,11 +236,11 @@ def test_firestore_unavailable_is_raised(store: QueryableProfileStore, alpine: F
 
 
 def test_phone_lookup_key_is_keyed_and_format_free() -> None:
-    key = phone_lookup_key(PHONE, KEY)
+    key = phone_hash(PHONE, KEY)
     assert len(key) == 64 and int(key, 16) >= 0
-    assert key == phone_lookup_key(PHONE, KEY)
-    assert key != phone_lookup_key(PHONE, b"another-key-0000000000")
-    assert key != phone_lookup_key("5551234568", KEY)
+    assert key == phone_hash(PHONE, KEY)
+    assert key != phone_hash(PHONE, b"another-key-0000000000")
+    assert key != phone_hash("5551234568", KEY)
     assert PHONE not in key
 
 

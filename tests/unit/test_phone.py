@@ -2,7 +2,7 @@
 
 import pytest
 
-from loyalty_worker.domain.phone import mask_phone, mask_phones_in, normalize_phone
+from loyalty_worker.domain.phone import mask_phone, mask_phones_in, normalize_phone, phone_hash
 
 
 @pytest.mark.parametrize(
@@ -34,3 +34,12 @@ def test_mask_phones_inside_text() -> None:
     assert "5551234567" not in masked
     assert "987-6543" not in masked
     assert masked.count("***-***-") == 2
+
+
+def test_phone_hash_is_keyed_and_stable() -> None:
+    key = b"k" * 16
+    digest = phone_hash("5551234567", key)
+    assert digest == phone_hash("5551234567", key)  # the sync and the look-up agree
+    assert len(digest) == 64 and "5551234567" not in digest
+    assert digest != phone_hash("5551234568", key)
+    assert digest != phone_hash("5551234567", b"j" * 16)  # no key, no dictionary of all numbers

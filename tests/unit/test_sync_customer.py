@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
 
 from loyalty_worker.domain.models import AlpineProfile, Customer, Order
+from loyalty_worker.domain.phone import phone_hash
 from loyalty_worker.errors import AuthError, TransientError
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.services.sync_customer import sync_customer
@@ -171,3 +173,20 @@ def test_a_masked_phone_still_shows_in_the_result(store: InMemoryProfileStore) -
     result = sync_customer(ORG, work, store=store, alpine=FakeAlpine()).to_dict()
     assert result["phone"] == "***-***-4567"
     assert result["reconciliation"]["status"] == "matched"
+
+
+def test_the_phone_hash_is_written_with_a_key_and_deleted_without(
+    store: InMemoryProfileStore,
+) -> None:
+    key = b"phone-key-0123456789"
+    alpine = FakeAlpine({PHONE: AlpineProfile(20)})
+    keyed = work("10").with_phone_hash(key)
+    # planned with the raw phone, sent masked: the hash travels in the message instead
+    sent = CustomerWork.from_payload(replace(keyed, alpine=AlpineAnswer(None)).to_payload())
+    assert PHONE not in str(sent.to_payload())
+    sync_customer(ORG, sent, store=store, alpine=alpine)
+    assert store.profiles["org-1_42"]["phoneHash"] == phone_hash(PHONE, key)
+
+    sync_customer(ORG, work("10").with_phone_hash(None), store=store, alpine=alpine)
+    assert "phoneHash" not in store.profiles["org-1_42"]
+    assert work("10", phone=None).with_phone_hash(key).phone_hash is None
