@@ -8,7 +8,6 @@ overlap), so a single sync does not page the org's whole history.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
 
 from loyalty_worker.domain.models import Customer
@@ -16,22 +15,17 @@ from loyalty_worker.domain.points import ledger_orders, merge_orders
 from loyalty_worker.errors import PermanentError
 from loyalty_worker.ports import CustomerSource, ProfileStore
 from loyalty_worker.services.order_history import fetch_order_history
+from loyalty_worker.services.sync_org import customer_pages
 from loyalty_worker.services.work import CustomerWork, profile_subset
 
 
 def find_customer(source: CustomerSource, customer_id: int, *, parallelism: int) -> Customer:
-    """The customer's Alleaves record, ``parallelism`` listing pages at a time."""
-    first = 1
-    with ThreadPoolExecutor(max_workers=parallelism) as pool:
-        while True:
-            pages = list(pool.map(source.fetch_customer_page, range(first, first + parallelism)))
-            for records in pages:
-                for record in records:
-                    if isinstance(record, Customer) and record.customer_id == customer_id:
-                        return record
-                if len(records) < source.page_size:
-                    raise PermanentError("alleaves", f"customer {customer_id} not found")
-            first += parallelism
+    """The customer's Alleaves record, reading the listing only until it shows up."""
+    for records in customer_pages(source, parallelism=parallelism):
+        for record in records:
+            if isinstance(record, Customer) and record.customer_id == customer_id:
+                return record
+    raise PermanentError("alleaves", f"customer {customer_id} not found")
 
 
 def find_customer_work(

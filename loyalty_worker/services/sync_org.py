@@ -86,31 +86,40 @@ class RunPlan:
             )
 
 
-def list_customers(
+def customer_pages(
     source: CustomerSource, *, parallelism: int
-) -> tuple[list[Customer], list[MalformedRecord]]:
-    """Every customer, ``parallelism`` pages at a time, until a short page; duplicates dropped.
+) -> Iterator[Sequence[Customer | MalformedRecord]]:
+    """The customer listing's pages in order, fetched ``parallelism`` at a time.
 
-    Alleaves gives no total, so pages are fetched in rounds: a round with a short (or empty) page
-    is the last, at the cost of at most ``parallelism - 1`` empty pages.
+    Alleaves gives no total, so pages are fetched in rounds: a short (or empty) page is the last,
+    at the cost of at most ``parallelism - 1`` empty pages. A caller may stop early.
     """
-    customers: list[Customer] = []
-    malformed: list[MalformedRecord] = []
-    seen: set[int] = set()
     first = 1
     with ThreadPoolExecutor(max_workers=parallelism) as pool:
         while True:
             pages = list(pool.map(source.fetch_customer_page, range(first, first + parallelism)))
             for records in pages:
-                for record in records:
-                    if isinstance(record, MalformedRecord):
-                        malformed.append(record)
-                    elif record.customer_id not in seen:
-                        seen.add(record.customer_id)
-                        customers.append(record)
+                yield records
                 if len(records) < source.page_size:
-                    return customers, malformed
+                    return
             first += parallelism
+
+
+def list_customers(
+    source: CustomerSource, *, parallelism: int
+) -> tuple[list[Customer], list[MalformedRecord]]:
+    """Every customer and every malformed record of the listing; duplicates dropped."""
+    customers: list[Customer] = []
+    malformed: list[MalformedRecord] = []
+    seen: set[int] = set()
+    for records in customer_pages(source, parallelism=parallelism):
+        for record in records:
+            if isinstance(record, MalformedRecord):
+                malformed.append(record)
+            elif record.customer_id not in seen:
+                seen.add(record.customer_id)
+                customers.append(record)
+    return customers, malformed
 
 
 def alpine_balances(alpine: LoyaltyLookup) -> AlpineBalances:
