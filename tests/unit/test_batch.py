@@ -116,6 +116,8 @@ def test_counts_add_up_and_one_alert_is_sent(harness: Harness) -> None:
         "alpine_higher": 4,
         "no_alpine_account": 4,
     }
+    # the rules' action per status: a discrepancy alerts (autoAdjust off), the rest need none
+    assert summary["actions"] == {"none": 7, "alert_admin": 4}
     assert summary["ordersProcessed"] == 33
     assert len(harness.notifier.alerts) == 1
     assert "13 listed" in harness.notifier.alerts[0].summary

@@ -4,7 +4,10 @@ from decimal import Decimal
 
 import pytest
 
-from loyalty_worker.domain.models import SourceOfTruth
+from loyalty_worker.domain.models import AlpineProfile, Order, SourceOfTruth
+from loyalty_worker.domain.points import calculate_points
+from loyalty_worker.domain.reconciliation import reconcile
+from loyalty_worker.domain.tiers import assign_tier
 from loyalty_worker.errors import SettingsInvalid
 from loyalty_worker.org_settings import OrgSettings
 
@@ -59,3 +62,68 @@ def test_secrets_do_not_show_in_repr() -> None:
     assert "hunter2-secret" not in text
     assert "ak-live-123" not in text
     assert "8812" not in text
+
+
+def test_default_tier_thresholds_names_and_timezone() -> None:
+    settings = OrgSettings.parse("org-1", {})
+    tiers = [(t.id, t.name, t.threshold) for t in settings.rules().tiers]
+    assert tiers == [
+        ("bronze", "Bronze", Decimal(0)),
+        ("silver", "Silver", Decimal(500)),
+        ("gold", "Gold", Decimal(1000)),
+        ("platinum", "Platinum", Decimal(2500)),
+    ]
+    assert settings.timezone == "America/Los_Angeles"
+
+
+def test_boundary_values_are_accepted() -> None:
+    low = OrgSettings.parse(
+        "org-1", {"pointsPerDollar": 0.01, "equityMultiplier": 1, "discrepancyThreshold": 0}
+    ).rules()
+    # pointsPerDollar > 0, equityMultiplier >= 1 (exactly 1 allowed), threshold a fraction 0..1
+    assert (low.points_per_dollar, low.equity_multiplier) == (Decimal("0.01"), Decimal(1))
+    assert low.discrepancy_threshold == 0
+    high = OrgSettings.parse("org-1", {"discrepancyThreshold": 1}).rules()
+    assert high.discrepancy_threshold == 1
+
+
+def test_orders_as_source_of_truth_and_auto_adjust_are_read() -> None:
+    rules = OrgSettings.parse("org-1", {"sourceOfTruth": "orders", "autoAdjust": True}).rules()
+    assert rules.source_of_truth is SourceOfTruth.ORDERS
+    assert rules.auto_adjust is True
+
+
+def test_tiers_in_any_order_without_names_are_kept_as_given_and_assigned_by_threshold() -> None:
+    document = {"tiers": [{"id": "gold", "threshold": 1000}, {"id": "base", "threshold": 0}]}
+    tiers = OrgSettings.parse("org-1", document).rules().tiers
+    assert [(t.id, t.name) for t in tiers] == [("gold", None), ("base", None)]
+    assert assign_tier(999, tiers) == "base"  # 0 <= 999 < 1000
+    assert assign_tier(1000, tiers) == "gold"  # 1000 <= 1000
+    assert [t.id for t in tiers] == ["gold", "base"]  # not reordered by the assignment
+
+
+def test_firestore_floats_keep_the_rules_exact() -> None:
+    document = {"pointsPerDollar": 1.15, "equityMultiplier": 1.15, "discrepancyThreshold": 0.3}
+    rules = OrgSettings.parse("org-1", document).rules()
+    result = calculate_points([Order(1, 7, "completed", Decimal(100))], rules, equity=True)
+    # base floor(100 * 1.15) = 115 (float 1.15 * 100 = 114.99999999999999 would give 114);
+    # bonus floor(115 * 0.15) = floor(17.25) = 17; total 132
+    assert (result.base_points, result.equity_bonus, result.points_from_orders) == (115, 17, 132)
+    # r = |70 - 100| / 100 = 0.3 exactly: within a 0.3 threshold (float 0.3 is 0.29999...)
+    assert reconcile(100, AlpineProfile(70), rules).status.value == "within_tolerance"
+
+
+@pytest.mark.parametrize(
+    ("document", "field"),
+    [
+        ({"discrepancyThreshold": -0.1}, "discrepancyThreshold"),
+        ({"pointsPerDollar": "abc"}, "pointsPerDollar"),
+        ({"tiers": [{"id": "", "threshold": 0}]}, "tiers.0.id"),
+        ({"tiers": [{"id": "a"}]}, "tiers.0.threshold"),
+        ({"tiers": [{"id": "a", "threshold": 0}, {"id": "A", "threshold": 5}]}, "tiers"),
+    ],
+)
+def test_more_bad_documents_name_the_field(document: dict[str, object], field: str) -> None:
+    with pytest.raises(SettingsInvalid) as caught:
+        OrgSettings.parse("org-9", document)
+    assert (caught.value.org_id, caught.value.field) == ("org-9", field)

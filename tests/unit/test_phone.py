@@ -43,3 +43,26 @@ def test_phone_hash_is_keyed_and_stable() -> None:
     assert len(digest) == 64 and "5551234567" not in digest
     assert digest != phone_hash("5551234568", key)
     assert digest != phone_hash("5551234567", b"j" * 16)  # no key, no dictionary of all numbers
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalised"),
+    [
+        ("1-800-555-0199", "8005550199"),  # 11 digits with a leading 1: the 1 is dropped
+        (" 555 123 4567 ", "5551234567"),
+        ("+44 20 7946 0958", None),  # 12 digits
+        ("555 123 4567 x9", None),  # 11 digits not starting with 1
+        ("555-CALL-NOW", None),  # 3 digits
+        ("1555123456", "1555123456"),  # 10 digits are kept as they are
+        ("155512345", None),  # 9 digits: too short even with the 1
+    ],
+)
+def test_normalize_more_shapes(raw: str, normalised: str | None) -> None:
+    assert normalize_phone(raw) == normalised
+
+
+@pytest.mark.parametrize("raw", ["5551234567", "15551234567", "+1 555 123 4567", "555.123.4567"])
+def test_mask_shows_the_last_four_digits_whatever_the_format(raw: str) -> None:
+    masked = mask_phone(raw)
+    assert masked == "***-***-4567"
+    assert "555" not in masked and "123" not in masked

@@ -124,3 +124,49 @@ def test_mixed_history() -> None:
     assert result.points_from_orders == 193
     assert result.orders_processed == 3
     assert result.total_spent == Decimal("155.55")
+
+
+def test_equity_bonus_is_floored_once_on_the_summed_base_not_per_order() -> None:
+    rules = LoyaltyRules(equity_multiplier=Decimal("1.5"))
+    result = calculate_points([order("101"), order("101")], rules, equity=True)
+    # base 101 + 101 = 202; bonus floor(202 * 0.5) = 101.
+    # A per-order bonus would give floor(50.5) + floor(50.5) = 100 instead.
+    assert (result.base_points, result.equity_bonus, result.points_from_orders) == (202, 101, 303)
+
+
+def test_equity_multiplier_is_applied_in_decimal_not_float() -> None:
+    rules = LoyaltyRules(equity_multiplier=Decimal("1.15"))
+    result = calculate_points([order("100")], rules, equity=True)
+    # bonus floor(100 * (1.15 - 1)) = floor(100 * 0.15) = 15;
+    # in float, 100 * (1.15 - 1) = 14.999999999999991 would floor to 14.
+    assert (result.base_points, result.equity_bonus, result.points_from_orders) == (100, 15, 115)
+
+
+def test_partial_refund_and_discount_lower_points_and_total_spent() -> None:
+    result = calculate_points(
+        [order("100.00", discount="10.00", refunded_amount="30.50")], RULES, equity=False
+    )
+    # 100.00 - 10.00 - 30.50 = 59.50 -> floor(59.50 * 1) = 59 points; the order still counts.
+    assert (result.points_from_orders, result.orders_processed) == (59, 1)
+    assert result.total_spent == Decimal("59.50")
+
+
+def test_points_per_dollar_below_one_still_floors_per_order() -> None:
+    rules = LoyaltyRules(points_per_dollar=Decimal("0.5"))
+    result = calculate_points([order("99.99"), order("3")], rules, equity=False)
+    # floor(99.99 * 0.5) = floor(49.995) = 49; floor(3 * 0.5) = floor(1.5) = 1; 49 + 1 = 50
+    assert result.base_points == 50
+    assert result.total_spent == Decimal("102.99")
+
+
+def test_uncounted_orders_add_nothing_to_total_spent_or_points() -> None:
+    orders = [
+        order("40", "completed"),
+        order("1000", "Cancelled"),
+        order("250", "REFUNDED", refunded_amount="250"),
+        order("75", "ready"),
+    ]
+    result = calculate_points(orders, RULES, equity=False)
+    # only the completed 40.00 counts: 40 points, 1 order, 40.00 spent
+    assert (result.points_from_orders, result.orders_processed) == (40, 1)
+    assert result.total_spent == Decimal("40.00")

@@ -120,3 +120,71 @@ def test_auto_adjust_records_the_adjustment_from_the_other_source() -> None:
 def test_no_adjustment_without_auto_adjust_or_without_a_discrepancy() -> None:
     assert decide(calc(100), alpine(300), RULES).adjustment is None
     assert decide(calc(100), alpine(100), LoyaltyRules(auto_adjust=True)).adjustment is None
+
+
+@pytest.mark.parametrize(
+    ("calculated", "alpine_points", "auto_adjust", "status", "action"),
+    [
+        (100, 200, False, S.ALPINE_HIGHER, Action.ALERT_ADMIN),  # r = 100/200 = 0.5
+        (100, 200, True, S.ALPINE_HIGHER, Action.AUTO_ADJUST),
+        (200, 100, False, S.CALCULATED_HIGHER, Action.ALERT_ADMIN),  # r = 100/200 = 0.5
+        (200, 100, True, S.CALCULATED_HIGHER, Action.AUTO_ADJUST),
+        (100, 100, True, S.MATCHED, Action.NONE),  # r = 0
+        (1000, 900, True, S.WITHIN_TOLERANCE, Action.NONE),  # r = 100/1000 = 0.10
+        (0, 0, True, S.MATCHED, Action.NONE),  # both zero: r = 0
+    ],
+)
+def test_action_by_status_and_auto_adjust(
+    calculated: int, alpine_points: int, auto_adjust: bool, status: S, action: Action
+) -> None:
+    rec = reconcile(calculated, alpine(alpine_points), LoyaltyRules(auto_adjust=auto_adjust))
+    assert (rec.status, rec.action) == (status, action)
+
+
+def test_zero_threshold_leaves_no_tolerance() -> None:
+    rules = LoyaltyRules(discrepancy_threshold=Decimal(0))
+    # r = 1/101 = 0.0099 > 0 -> a discrepancy; equal points are still matched
+    assert reconcile(100, alpine(101), rules).status is S.ALPINE_HIGHER
+    assert reconcile(101, alpine(100), rules).status is S.CALCULATED_HIGHER
+    assert reconcile(100, alpine(100), rules).status is S.MATCHED
+
+
+def test_an_org_tier_named_by_alpine_wins_over_alpine_points_thresholds() -> None:
+    # 3000 Alpine points reach platinum (>= 2500) by threshold, but Alpine names "Bronze",
+    # one of the org's tier ids: Alpine's tier is shown.
+    shown = displayed_loyalty(100, alpine(3000, "Bronze"), RULES)
+    assert (shown.points, shown.tier, shown.tier_source) == (3000, "bronze", TierSource.ALPINE_IQ)
+
+
+def test_alpine_tier_outside_a_custom_org_list_uses_alpine_points_thresholds() -> None:
+    rules = LoyaltyRules(tiers=(Tier("vip", Decimal(1000)), Tier("member", Decimal(100))))
+    # "gold" is not an id of this org: tier of A by member 100 / vip 1000
+    assert displayed_loyalty(0, alpine(150, "gold"), rules).tier == "member"  # 100 <= 150 < 1000
+    assert displayed_loyalty(0, alpine(1000, "gold"), rules).tier == "vip"  # 1000 <= 1000
+    below = displayed_loyalty(500, alpine(50, "gold"), rules)  # 50 < 100: no tier
+    assert (below.points, below.tier, below.tier_source) == (50, None, TierSource.ALPINE_IQ)
+
+
+def test_calculated_tier_follows_the_custom_org_list_without_an_account() -> None:
+    rules = LoyaltyRules(tiers=(Tier("vip", Decimal(1000)), Tier("member", Decimal(100))))
+    assert displayed_loyalty(99, None, rules).tier is None  # 99 < 100
+    assert displayed_loyalty(100, None, rules).tier == "member"
+
+
+def test_auto_adjust_of_a_calculated_higher_gap_records_orders_to_alpine() -> None:
+    auto = LoyaltyRules(auto_adjust=True)
+    # C = 300, A = 100: r = 200/300 = 0.667 > 0.10 -> calculated_higher, auto_adjust
+    outcome = decide(calc(300), alpine(100), auto)
+    assert outcome.reconciliation.status is S.CALCULATED_HIGHER
+    assert outcome.reconciliation.discrepancy == -200  # A - C = 100 - 300
+    assert outcome.displayed.points == 100  # Alpine IQ is the source of truth
+    assert outcome.adjustment is not None
+    adjustment = outcome.adjustment
+    assert (adjustment.source, adjustment.from_points, adjustment.to_points) == ("orders", 300, 100)
+
+
+def test_no_adjustment_within_tolerance_or_without_an_account_under_auto_adjust() -> None:
+    auto = LoyaltyRules(auto_adjust=True)
+    # r = 5/105 = 0.048 <= 0.10: within tolerance, nothing to adjust
+    assert decide(calc(100), alpine(105), auto).adjustment is None
+    assert decide(calc(100), None, auto).adjustment is None

@@ -190,3 +190,32 @@ def test_the_phone_hash_is_written_with_a_key_and_deleted_without(
     sync_customer(ORG, work("10").with_phone_hash(None), store=store, alpine=alpine)
     assert "phoneHash" not in store.profiles["org-1_42"]
     assert work("10", phone=None).with_phone_hash(key).phone_hash is None
+
+
+@pytest.mark.parametrize("profile", [None, {}, {"equityStatus": False}, {"equityStatus": "true"}])
+def test_only_equity_status_true_earns_the_bonus(profile: dict[str, object] | None) -> None:
+    store = InMemoryProfileStore()
+    if profile is not None:
+        store.profiles["org-1_42"] = dict(profile)
+    sync_customer(ORG, work("300"), store=store, alpine=FakeAlpine())
+    # multiplier 2, but no equity: base 300, no bonus
+    assert store.profiles["org-1_42"]["pointsFromOrders"] == 300
+
+
+def test_a_customer_without_an_alpine_code_loses_the_alpine_user_id(
+    store: InMemoryProfileStore,
+) -> None:
+    sync_customer(ORG, work("10"), store=store, alpine=FakeAlpine())
+    assert store.profiles["org-1_42"]["alpineUserId"] == "A-42"
+    no_code = CustomerWork(Customer(42, "(555) 123-4567", None), work("10").orders)
+    sync_customer(ORG, no_code, store=store, alpine=FakeAlpine())
+    assert "alpineUserId" not in store.profiles["org-1_42"]
+
+
+def test_the_profile_carries_its_ids_counts_and_stamp(store: InMemoryProfileStore) -> None:
+    sync_customer(ORG, work("10", "0"), store=store, alpine=FakeAlpine(), run_id="r9")
+    profile = store.profiles["org-1_42"]
+    assert (profile["orgId"], profile["alleavesCustomerId"]) == ("org-1", 42)
+    assert profile["ordersProcessed"] == 2  # the zero-spend order is processed too
+    assert profile["pointsLastCalculated"].tzinfo is not None
+    assert profile["lastLoyaltySyncRunId"] == "r9"

@@ -57,3 +57,17 @@ def test_known_tier_is_case_insensitive_and_returns_the_orgs_id() -> None:
 def test_unusable_tier_lists_are_rejected(tiers: list[Tier]) -> None:
     with pytest.raises(ValueError, match="tier"):
         validate_tiers(tiers)
+
+
+def test_a_decimal_threshold_is_reached_only_at_or_above_it() -> None:
+    tiers = [Tier("plus", Decimal("499.5")), Tier("base", Decimal(0))]
+    # 499 < 499.5 -> base; 500 >= 499.5 -> plus
+    assert assign_tier(499, tiers) == "base"
+    assert assign_tier(500, tiers) == "plus"
+
+
+def test_known_tier_returns_the_orgs_own_spelling() -> None:
+    tiers = (Tier("Member", Decimal(0)), Tier("VIP", Decimal(1000)))
+    assert known_tier("vip", tiers) == "VIP"
+    assert known_tier("MEMBER", tiers) == "Member"
+    assert known_tier("gold", tiers) is None  # a default id, but not this org's
