@@ -98,12 +98,17 @@ class AlpineIQClient:
                     yield AlpineContactRow.model_validate(raw).to_contact()
                 except ValidationError as exc:
                     logger.warning(
-                        "%s: skipped contact at start %d #%d: %s",
+                        "%s: malformed contact at start %d #%d: %s",
                         SERVICE,
                         start,
                         position,
                         describe_problem(exc),
                     )
+                    # Its phone, when readable, is left to a look-up of its own (which reports
+                    # the customer as malformed) rather than read as "no account".
+                    unread = _unread_contact(raw)
+                    if unread is not None:
+                        yield unread
             size = page.size if page.size is not None else len(page.results)
             if not page.results or size < 1:
                 return
@@ -145,6 +150,22 @@ def _ten_digits(phone10: str) -> str:
     if phone is None:
         raise ValueError(f"not a 10-digit US phone: {mask_phone(phone10)}")
     return phone
+
+
+def _unread_contact(raw: Any) -> AlpineContact | None:
+    """A contact row that failed validation, with its phone and no balance (None: no phone)."""
+    if not isinstance(raw, dict):
+        return None
+    phones = (raw.get("mobilePhone"), raw.get("phone"))
+    phone = next((p for p in map(_phone_or_none, phones) if p is not None), None)
+    contact_id = raw.get("contactID")
+    if phone is None:
+        return None
+    return AlpineContact("" if contact_id is None else str(contact_id), phone, None)
+
+
+def _phone_or_none(value: Any) -> str | None:
+    return normalize_phone(value) if isinstance(value, str) else None
 
 
 def _data(body: Any, label: str) -> Any:

@@ -82,7 +82,7 @@ class AlpineLoyalty(_Wire):
 
     contact_id: str | None = Field(default=None, alias="contactID")
     loyalty: bool = True
-    points: int
+    points: int = Field(ge=0)  # a negative balance is a malformed record, not a gap of its own
     tier: str | None = None
     last_visit: str | None = Field(default=None, alias="lastVisit")
 
@@ -110,7 +110,7 @@ class AlpineContactRow(_Wire):
     contact_id: str = Field(alias="contactID")
     mobile_phone: str | None = Field(default=None, alias="mobilePhone")
     phone: str | None = None
-    points: int | None = None
+    points: int | None = Field(default=None, ge=0)
     tier: str | None = None
     last_visit: str | None = Field(default=None, alias="lastVisit")
 

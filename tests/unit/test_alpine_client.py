@@ -159,9 +159,12 @@ def test_wrong_api_key_is_an_auth_error_without_key_or_phone() -> None:
     assert no_secrets(caught.value)
 
 
-def test_a_profile_without_points_is_malformed_and_names_the_phone_masked() -> None:
+@pytest.mark.parametrize("points", ["lots", -5, None])
+def test_a_profile_without_usable_points_is_malformed_and_names_the_phone_masked(
+    points: object,
+) -> None:
     fake = FakeAlpine()
-    fake.profiles[PHONE] = {"contactID": "1", "points": "lots"}
+    fake.profiles[PHONE] = {"contactID": "1", "points": points}
     with pytest.raises(MalformedRecord) as caught:
         make_client(fake).lookup(PHONE)
     assert caught.value.record_id == "***-***-4567"
@@ -227,6 +230,7 @@ def test_contact_phones_and_profiles() -> None:
         {"contactID": "3", "mobilePhone": "12"},
         {"mobilePhone": "5550100004"},
         {"contactID": "5", "mobilePhone": "5550100005", "points": 0, "lastVisit": "2024-01-01"},
+        {"contactID": "6", "mobilePhone": "5550100006", "points": -5},
     ]
     contacts = list(make_client(fake).iter_contacts())
     assert contacts == [
@@ -235,11 +239,15 @@ def test_contact_phones_and_profiles() -> None:
             contact_id="2", phone="5550100002", profile=AlpineProfile(points=40, contact_id="2")
         ),
         AlpineContact(contact_id="3", phone=None, profile=None),
+        # malformed rows (no id, a negative balance) keep their phone, with no balance: the
+        # customer's own look-up reports them, never "no account"
+        AlpineContact(contact_id="", phone="5550100004", profile=None),
         AlpineContact(
             contact_id="5",
             phone="5550100005",
             profile=AlpineProfile(points=0, last_visit="2024-01-01", contact_id="5"),
         ),
+        AlpineContact(contact_id="6", phone="5550100006", profile=None),
     ]
 
 
