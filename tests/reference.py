@@ -38,6 +38,21 @@ def _tier(points: int, tiers: list[dict[str, Any]]) -> str | None:
     return best
 
 
+# The profile fields ``expected_profiles`` gives, in the order tests compare them.
+LOYALTY_KEYS = (
+    "points",
+    "pointsFromOrders",
+    "pointsFromAlpine",
+    "tier",
+    "tierSource",
+    "loyaltyReconciled",
+    "loyaltyDiscrepancy",
+    "loyaltyStatus",
+    "ordersProcessed",
+    "totalSpent",
+)
+
+
 def expected_profiles(org: dict[str, Any]) -> dict[int, dict[str, Any]]:
     """Customer id → the loyalty fields the rules give (customers with malformed data left out)."""
     settings = org["settings"]

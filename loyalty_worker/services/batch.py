@@ -7,6 +7,7 @@ gets True and triggers ``summarize_batch``, which writes the summary and sends o
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -177,7 +178,8 @@ def summarize_batch(
 ) -> dict[str, Any]:
     """Aggregate the run's results, store the summary, send one alert, release the org's lock.
 
-    An alert that cannot be delivered does not fail the run: the summary records it.
+    An alert that cannot be delivered does not fail the run: the summary records it. A summary
+    tried again (Firestore did not take it) does not alert again.
     """
     meta = ledger.meta(run_id)
     org_id = meta["orgId"]
@@ -197,12 +199,7 @@ def summarize_batch(
         summary["planS"] = round(float(meta["listedAt"]) - float(meta["startedAt"]), 3)
     if "error" in meta:
         summary["error"] = meta["error"]
-    try:
-        notifier.send(summary_alert(summary))
-        summary["alert"] = {"sent": True}
-    except LoyaltyError as exc:
-        log.warning("run %s: alert not delivered: %s", run_id, exc)
-        summary["alert"] = {"sent": False, "error": str(exc)}
+    summary["alert"] = _alert_once(run_id, meta, ledger, notifier, summary)
     store.write_run_summary(run_id, summary)
     if status == "completed" and not summary["dryRun"] and summary["failed"] == 0:
         # The next incremental run reads the orders created since this run started.
@@ -210,3 +207,25 @@ def summarize_batch(
     ledger.finish(run_id, status, summary)
     ledger.release_lock(org_id, run_id)
     return summary
+
+
+def _alert_once(
+    run_id: str,
+    meta: Mapping[str, str],
+    ledger: RunLedger,
+    notifier: Notifier,
+    summary: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Send the run's one alert; what became of it, kept in the run's record so that a retried
+    summary reports the first attempt's alert instead of posting a second one."""
+    if "alert" in meta:
+        kept: dict[str, Any] = json.loads(meta["alert"])
+        return kept
+    try:
+        notifier.send(summary_alert(summary))
+        alert: dict[str, Any] = {"sent": True}
+    except LoyaltyError as exc:
+        log.warning("run %s: alert not delivered: %s", run_id, exc)
+        alert = {"sent": False, "error": str(exc)}
+    ledger.update(run_id, alert=json.dumps(alert))
+    return alert

@@ -13,22 +13,9 @@ import pytest
 
 from loyalty_worker.progress import watch_run
 from tests.fixtures.pipeline import WEBHOOK_TOKEN, Stack, wait_for
-from tests.reference import expected_profiles
+from tests.reference import LOYALTY_KEYS, expected_profiles
 
 pytestmark = pytest.mark.integration
-
-LOYALTY_KEYS = (
-    "points",
-    "pointsFromOrders",
-    "pointsFromAlpine",
-    "tier",
-    "tierSource",
-    "loyaltyReconciled",
-    "loyaltyDiscrepancy",
-    "loyaltyStatus",
-    "ordersProcessed",
-    "totalSpent",
-)
 
 
 def check_profiles(stack: Stack, org_id: str, org: dict[str, Any] | None = None) -> int:

@@ -252,3 +252,24 @@ def test_incremental_without_ledgers_reads_the_whole_history(harness: Harness) -
     harness.drain("r1")
     assert harness.store.run_summaries["r1"]["ordersSince"] == "all"
     assert harness.store.profiles["org-1_1"]["pointsFromOrders"] == 37
+
+
+def test_a_summary_retried_after_firestore_refused_it_alerts_once(harness: Harness) -> None:
+    harness.start()
+    refused = TransientError("firestore", "write summary of run r1: unavailable")
+    write_summary = harness.store.write_run_summary
+    attempts: list[str] = []
+
+    def unavailable_once(run_id: str, summary: dict[str, object]) -> None:
+        attempts.append(run_id)
+        if len(attempts) == 1:
+            raise refused
+        write_summary(run_id, summary)
+
+    harness.store.write_run_summary = unavailable_once  # type: ignore[method-assign]
+    with pytest.raises(TransientError):
+        harness.drain()
+    summary = harness.summarize("r1")  # the task's retry
+    assert len(harness.notifier.alerts) == 1
+    assert summary["alert"] == {"sent": True}
+    assert harness.store.run_summaries["r1"]["status"] == "completed"
