@@ -28,6 +28,9 @@ logger = logging.getLogger(__name__)
 SERVICE = "alleaves"
 # Log in again this long before the token's exp, so no call in flight meets an expired token.
 REFRESH_MARGIN_S = 300.0
+# A refused login is answered from memory this long (an org's clients are rebuilt every minute,
+# so corrected credentials are tried again by then).
+REFUSED_LOGIN_HOLD_S = 30.0
 
 
 class AlleavesClient:
@@ -58,6 +61,9 @@ class AlleavesClient:
         self._login_lock = threading.Lock()
         # (token, renew_at) swapped as one tuple, so readers outside the lock never see a mix.
         self._session: tuple[str, float] | None = None
+        # A refused login and until when it stands: callers waiting on the lock fail with it
+        # instead of each sending the same wrong credentials again.
+        self._refused: tuple[AuthError, float] | None = None
 
     @property
     def page_size(self) -> int:
@@ -150,7 +156,13 @@ class AlleavesClient:
         with self._login_lock:
             session = self._session
             if session is None or self._clock() >= session[1]:
-                session = self._login()
+                if self._refused is not None and self._clock() < self._refused[1]:
+                    raise self._refused[0]
+                try:
+                    session = self._login()
+                except AuthError as exc:
+                    self._refused = (exc, self._clock() + REFUSED_LOGIN_HOLD_S)
+                    raise
                 self._session = session
             return session[0]
 

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from loyalty_worker.adapters.alleaves import AlleavesClient
+from loyalty_worker.adapters.alleaves import REFUSED_LOGIN_HOLD_S, AlleavesClient
 from loyalty_worker.adapters.http import RetryPolicy
 from loyalty_worker.domain.models import Customer, Order
 from loyalty_worker.errors import AuthError, MalformedRecord
@@ -241,6 +241,38 @@ def test_a_second_401_is_an_auth_error() -> None:
     assert fake.logins == 2
     assert len(fake.data_requests()) == 2
     assert PASSWORD not in str(caught.value)
+
+
+def test_a_refused_login_is_not_sent_again_by_every_waiting_caller() -> None:
+    fake = FakeAlleaves()
+    client = AlleavesClient(
+        httpx.Client(transport=httpx.MockTransport(fake.handler)),
+        base_url=BASE,
+        username="clerk",
+        password="wrong-secret",
+        pin=PIN,
+        retry=RetryPolicy(max_attempts=3, wait=False),
+        clock=fake.clock,
+    )
+    errors: list[BaseException] = []
+
+    def page() -> None:
+        try:
+            client.fetch_customer_page(1)
+        except AuthError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=page) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(errors) == 16
+    assert len(fake.requests) == 1  # one POST /auth for all sixteen callers
+    fake.now += REFUSED_LOGIN_HOLD_S
+    with pytest.raises(AuthError):
+        client.fetch_customer_page(1)
+    assert len(fake.requests) == 2  # tried again once the refusal has aged
 
 
 def test_wrong_password_is_an_auth_error_without_the_password() -> None:
