@@ -158,7 +158,7 @@ class RecordingNotifier:
 
 
 class QueryableProfileStore(InMemoryProfileStore):
-    """``InMemoryProfileStore`` plus the queries of ``FirestoreProfileQueries`` (look-up, export).
+    """``InMemoryProfileStore`` plus ``FirestoreProfileStore``'s queries (look-up, export).
 
     ``error``, when set, is raised by every query, as an unavailable Firestore would.
     """

@@ -59,7 +59,12 @@ def build_firestore_client(project: str) -> firestore.Client:
 
 
 class FirestoreProfileStore:
-    """``ProfileStore`` over a ``google.cloud.firestore.Client``."""
+    """``ProfileStore`` over a ``google.cloud.firestore.Client``, plus the reads of the API, the
+    points look-up and the export (profiles queried by equal fields, or streamed per org).
+
+    Queries use equality filters only: Firestore serves them from its automatic single-field
+    indexes, so no composite index has to be deployed.
+    """
 
     def __init__(
         self,
@@ -67,9 +72,11 @@ class FirestoreProfileStore:
         *,
         timeout_s: float = 10.0,
         retry_budget_s: float = 3.0,
+        stream_timeout_s: float = 1800.0,
     ) -> None:
         self._client = client
         self._timeout_s = timeout_s
+        self._stream_timeout_s = stream_timeout_s
         self._retry = Retry(
             predicate=if_exception_type(*_TRANSIENT_API_ERRORS),
             initial=0.1,
@@ -78,15 +85,51 @@ class FirestoreProfileStore:
             timeout=retry_budget_s,
         )
 
-    def get_org_settings(self, org_id: str) -> OrgSettings:
-        """The org's validated settings; UnknownOrg or SettingsInvalid otherwise."""
+    def get_settings_document(self, org_id: str) -> dict[str, Any]:
+        """``loyalty_settings/{orgId}`` as stored (``alleaves.webhookSecret`` included, which
+        ``OrgSettings`` does not model); UnknownOrg when there is none."""
         reference = self._client.collection(SETTINGS).document(org_id)
         with _translate_errors(f"read settings of org {org_id}"):
             snapshot = reference.get(retry=self._retry, timeout=self._timeout_s)
         document = snapshot.to_dict()
         if not snapshot.exists or document is None:
             raise UnknownOrg(org_id)
-        return OrgSettings.parse(org_id, document)
+        return document
+
+    def get_org_settings(self, org_id: str) -> OrgSettings:
+        """The org's validated settings; UnknownOrg or SettingsInvalid otherwise."""
+        return OrgSettings.parse(org_id, self.get_settings_document(org_id))
+
+    def find_profiles(
+        self, org_id: str, field: str, value: str, *, limit: int
+    ) -> list[dict[str, Any]]:
+        """Up to ``limit`` profiles of the org whose ``field`` equals ``value``."""
+        query = (
+            self._client.collection(PROFILES)
+            .where(filter=FieldFilter("orgId", "==", org_id))
+            .where(filter=FieldFilter(field, "==", value))
+            .limit(limit)
+        )
+        with _translate_errors(f"query profiles of org {org_id} by {field}"):
+            return [
+                document
+                for snapshot in query.stream(retry=self._retry, timeout=self._timeout_s)
+                if (document := snapshot.to_dict()) is not None
+            ]
+
+    def iter_org_profiles(self, org_id: str) -> Iterator[dict[str, Any]]:
+        """Every profile of the org, streamed as Firestore sends them (bounded memory).
+
+        One streamed query under ``stream_timeout_s``: the client resumes it after the last
+        document received when the stream breaks on a retryable error. (Paging by hand with
+        cursors would do the same work, and the local emulator ignores cursors.)
+        """
+        query = self._client.collection(PROFILES).where(filter=FieldFilter("orgId", "==", org_id))
+        with _translate_errors(f"read profiles of org {org_id}"):
+            for snapshot in query.stream(retry=self._retry, timeout=self._stream_timeout_s):
+                document = snapshot.to_dict()
+                if document is not None:
+                    yield document
 
     def list_org_ids(self) -> list[str]:
         """Ids of every org whose loyalty settings are not disabled, sorted.

@@ -24,7 +24,7 @@ CACHE_TTL_S = 60.0
 
 
 class OrgStore(Protocol):
-    """Firestore reads the API needs (``FirestoreProfileQueries``; a fake in tests)."""
+    """Firestore reads the API needs (``FirestoreProfileStore``; a fake in tests)."""
 
     def get_settings_document(self, org_id: str) -> dict[str, Any]:
         """``loyalty_settings/{orgId}`` as stored; UnknownOrg when there is none."""

@@ -11,11 +11,10 @@ import redis
 from fastapi import FastAPI
 
 from loyalty_worker.adapters.alpine import AlpineIQClient
-from loyalty_worker.adapters.firestore import build_firestore_client
+from loyalty_worker.adapters.firestore import FirestoreProfileStore, build_firestore_client
 from loyalty_worker.adapters.http import RetryPolicy
 from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.api.enqueue import CeleryEnqueuer, broker_app
-from loyalty_worker.api.firestore_queries import FirestoreProfileQueries
 from loyalty_worker.api.settings import ApiSettings
 from loyalty_worker.config import Settings
 from loyalty_worker.org_settings import OrgSettings
@@ -63,9 +62,11 @@ class AlpineClients:
         self._http.close()
 
 
-def build_queries(settings: Settings) -> FirestoreProfileQueries:
+def build_queries(settings: Settings) -> FirestoreProfileStore:
     """Firestore reads for the look-up and the export (the emulator when configured)."""
-    return FirestoreProfileQueries(build_firestore_client(settings.firestore_project))
+    # Short timeouts: a person (an agent, a webhook sender) waits on these reads.
+    client = build_firestore_client(settings.firestore_project)
+    return FirestoreProfileStore(client, timeout_s=3.0, retry_budget_s=2.0)
 
 
 def build_app(settings: Settings, api: ApiSettings) -> FastAPI:

@@ -20,10 +20,10 @@ import redis
 from celery.result import AsyncResult
 
 from loyalty_worker.adapters.alpine import AlpineIQClient
+from loyalty_worker.adapters.firestore import FirestoreProfileStore
 from loyalty_worker.adapters.http import RetryPolicy
 from loyalty_worker.api.app import ApiServices, create_app
 from loyalty_worker.api.enqueue import CeleryEnqueuer, broker_app
-from loyalty_worker.api.firestore_queries import FirestoreProfileQueries
 from loyalty_worker.api.settings import ApiSettings
 from loyalty_worker.api.webhooks import sign
 from loyalty_worker.api.wiring import AlpineClients
@@ -45,7 +45,7 @@ WEBHOOK_SECRET = "whsec-live-Rt6Yu1Io8Pa3"
 
 
 class LiveApi:
-    def __init__(self, client: TestClient, queries: FirestoreProfileQueries) -> None:
+    def __init__(self, client: TestClient, queries: FirestoreProfileStore) -> None:
         self.client = client
         self.queries = queries
 
@@ -74,7 +74,7 @@ def live(stack: Stack) -> Iterator[LiveApi]:
         webhook_dedupe_window_s=1,
     )
     client = redis.Redis.from_url(stack.redis_url)
-    queries = FirestoreProfileQueries(stack.firestore)
+    queries = FirestoreProfileStore(stack.firestore)
     alpine = AlpineClients(Settings(alpine_base_url=stack.sandbox.alpine_url), settings)
     services = ApiServices(
         store=queries,

@@ -7,6 +7,7 @@ relies on the fake relies on behaviour the real store has too.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -18,7 +19,7 @@ from loyalty_worker.adapters.firestore import PROFILES, SETTINGS, FirestoreProfi
 from loyalty_worker.domain.profile import ProfileUpdate
 from loyalty_worker.errors import SettingsInvalid, UnknownOrg
 from loyalty_worker.ports import ProfileStore
-from tests.fakes import InMemoryProfileStore
+from tests.fakes import InMemoryProfileStore, QueryableProfileStore
 
 ORG = "org-contract"
 
@@ -34,8 +35,8 @@ class Harness(Protocol):
 
 
 class FakeHarness:
-    def __init__(self) -> None:
-        self.fake = InMemoryProfileStore()
+    def __init__(self, fake: InMemoryProfileStore | None = None) -> None:
+        self.fake = fake or InMemoryProfileStore()
         self.store: ProfileStore = self.fake
 
     def put_settings(self, org_id: str, document: dict[str, Any]) -> None:
@@ -195,3 +196,47 @@ def test_run_summaries_round_trip_merging_top_level_fields(harness: Harness) -> 
         "startedAt": started,
         "counts": {"ok": 3},
     }
+
+
+class Queries(Protocol):
+    def find_profiles(
+        self, org_id: str, field: str, value: str, *, limit: int
+    ) -> list[dict[str, Any]]: ...
+
+    def iter_org_profiles(self, org_id: str) -> Iterator[dict[str, Any]]: ...
+
+
+@pytest.fixture(params=["fake", pytest.param("firestore", marks=pytest.mark.integration)])
+def queries(request: pytest.FixtureRequest) -> tuple[Queries, Harness]:
+    """The look-up's and the export's queries, over profiles the harness arranges."""
+    if request.param == "fake":
+        fake = QueryableProfileStore()
+        return fake, FakeHarness(fake)
+    client = request.getfixturevalue("firestore_client")
+    return FirestoreProfileStore(client), FirestoreHarness(client)
+
+
+def test_profiles_are_found_by_an_equal_field_within_their_org(
+    queries: tuple[Queries, Harness],
+) -> None:
+    store, harness = queries
+    for n in range(4):
+        harness.put_profile(f"{ORG}_{n}", {"orgId": ORG, "phoneHash": "h1" if n < 3 else "h2"})
+    harness.put_profile("other_1", {"orgId": "other", "phoneHash": "h1"})
+
+    found = store.find_profiles(ORG, "phoneHash", "h1", limit=2)
+    assert len(found) == 2 and all(p["orgId"] == ORG for p in found)
+    assert store.find_profiles(ORG, "phoneHash", "h2", limit=5) == [
+        {"orgId": ORG, "phoneHash": "h2"}
+    ]
+    assert store.find_profiles(ORG, "phoneHash", "nope", limit=5) == []
+
+
+def test_an_orgs_profiles_stream_without_another_orgs(queries: tuple[Queries, Harness]) -> None:
+    store, harness = queries
+    for n in range(7):
+        harness.put_profile(f"{ORG}_{n}", {"orgId": ORG, "points": n})
+    harness.put_profile("other_1", {"orgId": "other", "points": 99})
+
+    streamed = list(store.iter_org_profiles(ORG))
+    assert sorted(p["points"] for p in streamed) == list(range(7))
