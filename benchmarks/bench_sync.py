@@ -1,0 +1,1013 @@
+"""Full-org sync benchmark: the naive loop, an asyncio reference and the Celery worker.
+
+``make bench`` (``.venv/bin/python benchmarks/bench_sync.py``) syncs ``org-1`` of a generated
+dataset (``--customers N``, seed 1) against the local stack: the sandbox (Alleaves and Alpine IQ
+look-alikes, ``--latency-ms`` per call), a Firestore emulator and the machine's Redis. Each way
+runs ``--repeat`` times per latency and the run with the median wall time is reported:
+
+- ``naive``: the seed plan: one process, one customer after another, on the project's own
+  clients and ``services.sync_customer``; the order history read as one date range, page after
+  page. Above ``--naive-limit`` customers only the first ones are synced and the loop is
+  extrapolated linearly (the listing and the history are always read in full).
+- ``asyncio``: one process, ``httpx.AsyncClient`` and a semaphore of the workers' total
+  concurrency, reading what the worker's plan reads the way it reads it (customer pages in
+  rounds, history windows in parallel, Alpine IQ contacts listing, profiles in chunks) and
+  committing the profiles by chunk as its tasks do; the domain rules reused: the floor a
+  hand-written script could reach with the worker's calls.
+- ``asyncio_per_customer``: the same script with one profile read, one Alpine IQ look-up and
+  one merge-write per customer (what ``loyalty.sync_customer`` does when called alone).
+- ``loyalty_worker``: real Celery worker processes (``--workers`` × ``--concurrency`` threads)
+  running ``loyalty.sync_org``, timed from sending the task until the run's summary is in Redis;
+  ``loyalty_worker_rerun`` is the same org again, unchanged, on the same workers.
+
+Every run starts from a freshly seeded Firestore project on an emulator of its own, zeroed
+sandbox counters, and (for the worker) a flushed Redis database. The figures per row: wall
+time, customers/s, API calls (Alleaves + Alpine IQ requests the sandbox served, logins and
+retries included), Firestore profile writes, peak RSS of the way's process tree (sampled every
+100 ms from /proc), Redis ``used_memory`` around and during the run (server-wide), and the
+bound ``api_calls × latency ÷ total concurrency``: the time the calls would take if the slots
+never idled (with ``--rate-limit R``, at least the busier API's calls ÷ R).
+
+Results: a table on stdout and a JSON list of rows in ``--out`` (rewritten after each row, so an
+interrupted benchmark keeps what it measured).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any, Self, cast
+
+import redis
+from celery import Celery
+from google.cloud import firestore
+from inprocess_ways import RESULT_MARKER, WayConfig
+
+from loyalty_worker import devstack
+from loyalty_worker.adapters.run_state import Progress, RunTracker
+from loyalty_worker.adapters.seed import seed_firestore
+from loyalty_worker.firestore_emulator import EmulatorProcess, EmulatorUnavailable, start_emulator
+from loyalty_worker.progress import FINAL_STATUSES
+from loyalty_worker.sandbox.data import generate_dataset
+
+WAYS = ("naive", "asyncio", "asyncio_per_customer", "loyalty_worker")
+RERUN = "loyalty_worker_rerun"
+# The same unchanged org once more, as the incremental Beat entry runs it: sync_org(since="last").
+RERUN_SINCE_LAST = "loyalty_worker_rerun_since_last"
+ORG_ID = "org-1"
+SEED = 1
+BENCH_REDIS_DB = 13
+# The limit the worker is told about in --rate-limit mode (requests per second, per API).
+RATE_LIMIT_VARS = ("LOYALTY_ALLEAVES_RATE_LIMIT", "LOYALTY_ALPINE_RATE_LIMIT")
+DATA_APIS = ("alleaves", "alpine")
+WAYS_SCRIPT = Path(__file__).resolve().with_name("inprocess_ways.py")
+SAMPLE_INTERVAL_S = 0.1
+# Run progress is polled faster than memory is sampled: it decides the measured wall time.
+POLL_S = 0.05
+MB = 1024 * 1024
+_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+
+
+# --- options -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Options:
+    customers: int
+    latencies: tuple[int, ...]
+    repeat: int
+    concurrency: int
+    workers: int
+    ways: tuple[str, ...]
+    rate_limit: int | None
+    out: Path
+    naive_limit: int
+    redis_url: str
+    timeout_s: float | None
+    reruns: bool = True
+
+    @property
+    def total_concurrency(self) -> int:
+        """Threads of all workers together: the slots the asyncio reference gets too."""
+        return self.workers * self.concurrency
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a comma-separated list of integers: {text}"
+        ) from None
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError("give at least one value, none negative")
+    return values
+
+
+def _ways(text: str) -> tuple[str, ...]:
+    ways = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = set(ways) - set(WAYS)
+    if not ways or unknown:
+        raise argparse.ArgumentTypeError(f"ways are a comma-separated subset of {','.join(WAYS)}")
+    return ways
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _bench_redis_url() -> str:
+    """The project's Redis (``LOYALTY_REDIS_URL``), on a database of the benchmark's own.
+
+    The database is flushed before every worker run, so it must not be the one a demo, a test
+    session (14) or a deployment (0) uses.
+    """
+    base = os.environ.get("LOYALTY_REDIS_URL", "redis://127.0.0.1:6379/0")
+    return urllib.parse.urlparse(base)._replace(path=f"/{BENCH_REDIS_DB}").geturl()
+
+
+def parse_options(argv: Sequence[str] | None = None) -> Options:
+    parser = argparse.ArgumentParser(
+        description="Benchmark a full-org loyalty sync three ways against the local stack.",
+    )
+    parser.add_argument("--customers", type=_positive, default=1000, help="org-1's customers")
+    parser.add_argument("--latencies", type=_int_list, default=(50, 150), help="ms, e.g. 50,150")
+    parser.add_argument("--repeat", type=_positive, default=3, help="runs per way and latency")
+    parser.add_argument("--concurrency", type=_positive, default=16, help="threads per worker")
+    parser.add_argument(
+        "--workers", type=_positive, help="worker processes (default 1; 2 with --rate-limit)"
+    )
+    parser.add_argument(
+        "--ways",
+        type=_ways,
+        help=f"subset of {','.join(WAYS)} (default all; loyalty_worker with --rate-limit)",
+    )
+    parser.add_argument(
+        "--rate-limit",
+        type=_positive,
+        help="requests/s per API, enforced by the sandbox and given to the worker",
+    )
+    parser.add_argument("--out", type=Path, default=Path("bench-results.json"))
+    parser.add_argument(
+        "--naive-limit",
+        type=_positive,
+        default=1000,
+        help="above this many customers the naive loop syncs only the first N and extrapolates",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=_bench_redis_url(),
+        help="a Redis database the benchmark may flush (default: LOYALTY_REDIS_URL's server, "
+        f"database {BENCH_REDIS_DB})",
+    )
+    parser.add_argument(
+        "--timeout", type=float, help="seconds one run may take (default: from the workload)"
+    )
+    parser.add_argument(
+        "--reruns",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="after each worker run, run the unchanged org again, in full and since the last run",
+    )
+    args = parser.parse_args(argv)
+    limited = args.rate_limit is not None
+    return Options(
+        customers=args.customers,
+        latencies=args.latencies,
+        repeat=args.repeat,
+        concurrency=args.concurrency,
+        workers=args.workers or (2 if limited else 1),
+        ways=args.ways or (("loyalty_worker",) if limited else WAYS),
+        rate_limit=args.rate_limit,
+        out=args.out,
+        naive_limit=args.naive_limit,
+        redis_url=args.redis_url,
+        timeout_s=args.timeout,
+        reruns=args.reruns,
+    )
+
+
+# --- sampling ----------------------------------------------------------------------------------
+
+
+def tree_rss_bytes(roots: Collection[int]) -> list[int]:
+    """Resident memory of each of processes ``roots`` and all their descendants, from /proc.
+
+    The parent links are read afresh on every sample, so a child started mid-run is counted.
+    """
+    children: dict[int, list[int]] = defaultdict(list)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+            ppid = int(stat.read_text().rpartition(")")[2].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children[ppid].append(int(stat.parent.name))
+    sizes: list[int] = []
+    pending, seen = list(roots), set()
+    while pending:
+        pid = pending.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        try:
+            sizes.append(int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * _PAGE_BYTES)
+        except (OSError, IndexError, ValueError):
+            continue
+        pending.extend(children.get(pid, ()))
+    return sizes
+
+
+class TreeRss:
+    """A ``PeakSampler`` reading: the process tree's total RSS; keeps the largest process's peak.
+
+    The goal is per worker process (at most 300 MB each), the total says what the way costs.
+    """
+
+    def __init__(self, roots: Collection[int]) -> None:
+        self._roots = roots
+        self.peak_process: float | None = None
+
+    def __call__(self) -> float | None:
+        sizes = tree_rss_bytes(self._roots)
+        if not sizes:
+            return None
+        self.peak_process = max(self.peak_process or 0.0, float(max(sizes)))
+        return float(sum(sizes))
+
+
+def redis_used_memory(client: redis.Redis) -> float | None:
+    try:
+        info = cast(dict[str, Any], client.info("memory"))
+        return float(info["used_memory"])
+    except redis.RedisError:
+        return None
+
+
+class PeakSampler:
+    """Reads a value every 100 ms on a thread of its own; keeps the first, last and largest."""
+
+    def __init__(self, read: Callable[[], float | None], interval_s: float = SAMPLE_INTERVAL_S):
+        self._read = read
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self.first: float | None = None
+        self.last: float | None = None
+        self.peak: float | None = None
+
+    def _sample(self) -> None:
+        value = self._read()
+        if value is None:
+            return
+        if self.first is None:
+            self.first = value
+        self.last = value
+        self.peak = value if self.peak is None else max(self.peak, value)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            self._sample()
+
+    def __enter__(self) -> Self:
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+
+def _mb(value: float | None) -> float | None:
+    return None if value is None else round(value / MB, 1)
+
+
+# --- one run -----------------------------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    """One run of one way, before the figures derived from it (rate, bound) are added."""
+
+    way: str
+    ok: bool
+    error: str | None = None
+    wall_s: float | None = None
+    api_calls: float | None = None
+    calls_by_api: dict[str, float] = field(default_factory=dict)
+    sandbox_stats: dict[str, dict[str, int]] = field(default_factory=dict)
+    firestore_writes: float | None = None
+    failed_customers: int | None = None
+    peak_rss_mb: float | None = None
+    peak_rss_process_mb: float | None = None
+    redis_before_mb: float | None = None
+    redis_peak_mb: float | None = None
+    redis_after_mb: float | None = None
+    extrapolated: bool = False
+    measured_customers: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Bench:
+    """What the runs of one latency share: the options, Redis, the sandbox, the seed data."""
+
+    options: Options
+    latency_ms: int
+    redis: redis.Redis
+    sandbox: devstack.Sandbox
+    seed_data: dict[str, Any]
+    celery: Celery
+    source: str  # the loyalty_worker commit measured
+
+    def timeout_s(self, *, customers: int, concurrency: int) -> float:
+        """A generous bound on one run: a run past it is reported as failed, not waited for.
+
+        Expected time: the pages (customers, about five orders each, a few hundred history
+        windows) and one look-up per customer at the sandbox's latency spread over the slots,
+        plus 20 ms of Firestore and CPU per customer on a small machine; five times that.
+        """
+        if self.options.timeout_s is not None:
+            return self.options.timeout_s
+        calls = self.options.customers * 0.07 + 300 + customers * 1.1
+        expected = calls * self.latency_ms / 1000 / concurrency + customers * 0.02
+        if self.options.rate_limit is not None:
+            expected = max(expected, calls / self.options.rate_limit)
+        return 300.0 + 5 * expected
+
+    def data_calls(self) -> tuple[float, dict[str, float], dict[str, dict[str, int]]]:
+        """Alleaves + Alpine IQ requests served since the last reset, the total and per API."""
+        stats = self.sandbox.stats()
+        by_api = {api: float(stats[api]["requests"]) for api in DATA_APIS}
+        return sum(by_api.values()), by_api, stats
+
+
+def seed_project(emulator: EmulatorProcess, seed_data: dict[str, Any]) -> str:
+    """A fresh Firestore project holding org-1's settings and profiles as generated."""
+    project = f"bench-{uuid.uuid4().hex[:10]}"
+    os.environ["FIRESTORE_EMULATOR_HOST"] = emulator.host
+    with contextlib.closing(firestore.Client(project=project)) as client:
+        seed_firestore(client, seed_data)
+    return project
+
+
+def _tail(text: str, lines: int = 15) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def run_inprocess(bench: Bench, way: str) -> RunResult:
+    """One run of ``naive``, ``asyncio`` or ``asyncio_per_customer`` in a child process."""
+    options = bench.options
+    limit = (
+        options.naive_limit if way == "naive" and options.customers > options.naive_limit else None
+    )
+    concurrency = 1 if way == "naive" else options.total_concurrency
+    emulator: EmulatorProcess | None = None
+    child: devstack.ChildProcess | None = None
+    try:
+        emulator = start_emulator()
+        config: WayConfig = {
+            "way": way,
+            "org_id": ORG_ID,
+            "run_id": f"bench-{way}-{uuid.uuid4().hex[:8]}",
+            "project": seed_project(emulator, bench.seed_data),
+            "alleaves_url": bench.sandbox.alleaves_url,
+            "alpine_url": bench.sandbox.alpine_url,
+            "sandbox_url": bench.sandbox.base_url,
+            "concurrency": concurrency,
+            "limit": limit,
+        }
+        timeout_s = bench.timeout_s(customers=limit or options.customers, concurrency=concurrency)
+        bench.sandbox.reset_stats()
+        child = devstack.ChildProcess.start(
+            f"bench-{way}",
+            [sys.executable, str(WAYS_SCRIPT), json.dumps(config)],
+            env={"FIRESTORE_EMULATOR_HOST": emulator.host},
+        )
+        pid = child.process.pid
+        deadline = time.monotonic() + timeout_s
+        tree = TreeRss([pid])
+        with PeakSampler(tree) as rss:
+            while child.running and time.monotonic() < deadline:
+                time.sleep(POLL_S)
+        if child.running:
+            return RunResult(way, ok=False, error=f"did not finish within {timeout_s:.0f} s")
+        output = child.output()
+        lines = [line for line in output.splitlines() if line.startswith(RESULT_MARKER)]
+        if child.process.returncode != 0 or not lines:
+            error = f"exited {child.process.returncode}:\n{_tail(output)}"
+            return RunResult(way, ok=False, error=error)
+        report: dict[str, Any] = json.loads(lines[-1][len(RESULT_MARKER) :])
+        api_calls, by_api, stats = bench.data_calls()
+    except (devstack.StartupError, EmulatorUnavailable) as exc:
+        return RunResult(way, ok=False, error=str(exc))
+    finally:
+        if child is not None:
+            child.stop()
+        if emulator is not None:
+            emulator.stop()
+
+    statuses: dict[str, int] = report["statuses"]
+    failed = sum(count for status, count in statuses.items() if status.startswith("failed"))
+    result = RunResult(
+        way,
+        ok=True,
+        wall_s=report["wall_s"],
+        api_calls=api_calls,
+        calls_by_api=by_api,
+        sandbox_stats=stats,
+        firestore_writes=report["firestore_writes"],
+        failed_customers=failed,
+        peak_rss_mb=_mb(rss.peak),
+        peak_rss_process_mb=_mb(tree.peak_process),
+        measured_customers=report["measured_customers"],
+        extra={
+            "plan_s": round(report["plan_s"], 3),
+            "statuses": statuses,
+            "orders_seen": report["orders_seen"],
+            "reads": report["reads"],
+        },
+    )
+    listed, measured = report["listed"], report["measured_customers"]
+    if way == "naive" and 0 < measured < listed:
+        # The plan (login, listing, history) was paid in full; the loop scales with customers.
+        scale = listed / measured
+        plan_calls: dict[str, int] = report["plan_requests"]
+        result.extrapolated = True
+        result.wall_s = report["plan_s"] + report["loop_s"] * scale
+        result.calls_by_api = {
+            api: plan_calls[api] + (by_api[api] - plan_calls[api]) * scale for api in DATA_APIS
+        }
+        result.api_calls = round(sum(result.calls_by_api.values()))
+        result.firestore_writes = round(report["firestore_writes"] * scale)
+        result.failed_customers = round(failed * scale)
+        result.extra["measured_wall_s"] = round(report["wall_s"], 3)
+    return result
+
+
+def run_worker_runs(bench: Bench) -> list[RunResult]:
+    """A first run on freshly seeded Firestore, then (``--reruns``) the same org again.
+
+    Twice again, on the same workers: a full run, then an incremental one (``since="last"``: the
+    orders created since the first run's day, less the overlap; older ones from the profiles'
+    ledgers). The reruns are left out when the first run fails.
+    """
+    options = bench.options
+    emulator: EmulatorProcess | None = None
+    workers: list[devstack.ChildProcess] = []
+    try:
+        # Flushed before the workers start: they declare their queues in Redis on start-up.
+        bench.redis.flushdb()
+        emulator = start_emulator()
+        env = {
+            "LOYALTY_REDIS_URL": options.redis_url,
+            "FIRESTORE_EMULATOR_HOST": emulator.host,
+            "LOYALTY_FIRESTORE_PROJECT": seed_project(emulator, bench.seed_data),
+            "LOYALTY_ALLEAVES_BASE_URL": bench.sandbox.alleaves_url,
+            "LOYALTY_ALPINE_BASE_URL": bench.sandbox.alpine_url,
+            "LOYALTY_DISCORD_WEBHOOK_URL": bench.sandbox.webhook_url("bench", "token"),
+            "LOYALTY_WORKER_CONCURRENCY": str(options.concurrency),
+        }
+        if options.rate_limit is not None:
+            env.update(dict.fromkeys(RATE_LIMIT_VARS, str(options.rate_limit)))
+        for index in range(options.workers):
+            workers.append(
+                devstack.start_worker(env, concurrency=options.concurrency, name=f"bench{index}")
+            )
+        first = timed_worker_run(bench, workers, "loyalty_worker")
+        if not (first.ok and options.reruns):
+            return [first]
+        again = timed_worker_run(bench, workers, RERUN)
+        return [first, again, timed_worker_run(bench, workers, RERUN_SINCE_LAST, since="last")]
+    except (devstack.StartupError, EmulatorUnavailable) as exc:
+        return [RunResult("loyalty_worker", ok=False, error=str(exc))]
+    finally:
+        for worker in reversed(workers):
+            worker.stop()
+        if emulator is not None:
+            emulator.stop()
+
+
+def wait_for_summary(
+    tracker: RunTracker,
+    run_id: str,
+    workers: Sequence[devstack.ChildProcess],
+    *,
+    timeout_s: float,
+    started: float,
+) -> tuple[Progress, str | None]:
+    """Poll the run until its summary is in Redis; an error text when it cannot complete."""
+    while True:
+        progress = tracker.progress(run_id)
+        if progress.summary is not None:
+            if progress.status != "completed":
+                return progress, f"run ended {progress.status}: {progress.error}"
+            return progress, None
+        if progress.status in FINAL_STATUSES:
+            return progress, f"run ended {progress.status} without a summary: {progress.error}"
+        dead = [worker.name for worker in workers if not worker.running]
+        if dead:
+            return progress, f"worker process exited: {', '.join(dead)}"
+        if time.monotonic() - started > timeout_s:
+            done = f"{progress.done}/{progress.listed if progress.listed is not None else '?'}"
+            return progress, f"no summary within {timeout_s:.0f} s ({done} customers done)"
+        time.sleep(POLL_S)
+
+
+def timed_worker_run(
+    bench: Bench,
+    workers: Sequence[devstack.ChildProcess],
+    way: str,
+    *,
+    since: str | None = None,
+) -> RunResult:
+    """Send ``loyalty.sync_org`` (``since``: incremental); time it until its summary is in."""
+    options = bench.options
+    tracker = RunTracker(bench.redis)
+    run_id = f"bench-{way}-{uuid.uuid4().hex[:8]}"
+    timeout_s = bench.timeout_s(customers=options.customers, concurrency=options.total_concurrency)
+    tree = TreeRss([worker.process.pid for worker in workers])
+    bench.sandbox.reset_stats()
+    with (
+        PeakSampler(tree) as rss,
+        PeakSampler(lambda: redis_used_memory(bench.redis)) as memory,
+    ):
+        started = time.monotonic()
+        kwargs: dict[str, Any] = {"run_id": run_id}
+        if since is not None:
+            kwargs["since"] = since
+        bench.celery.send_task(
+            "loyalty.sync_org", args=[ORG_ID], kwargs=kwargs, queue="loyalty.runs"
+        )
+        progress, error = wait_for_summary(
+            tracker, run_id, workers, timeout_s=timeout_s, started=started
+        )
+        wall_s = time.monotonic() - started
+    api_calls, by_api, stats = bench.data_calls()
+    result = RunResult(
+        way,
+        ok=error is None,
+        error=error,
+        sandbox_stats=stats,
+        # Kept for a failed run too: memory is often why a large run fails.
+        peak_rss_mb=_mb(rss.peak),
+        peak_rss_process_mb=_mb(tree.peak_process),
+        redis_before_mb=_mb(memory.first),
+        redis_peak_mb=_mb(memory.peak),
+        redis_after_mb=_mb(memory.last),
+    )
+    if error is not None:
+        for worker in workers:
+            print(f"--- {worker.name} output (tail) ---\n{_tail(worker.output())}", file=sys.stderr)
+        return result
+    summary = progress.summary or {}
+    return replace(
+        result,
+        wall_s=wall_s,
+        api_calls=api_calls,
+        calls_by_api=by_api,
+        firestore_writes=summary.get("synced"),
+        failed_customers=summary.get("failed"),
+        measured_customers=summary.get("listed"),
+        extra={
+            "worker_duration_s": summary.get("durationS"),
+            # Reading Alleaves, Alpine IQ and Firestore before the first task was sent.
+            "plan_s": summary.get("planS"),
+            "listed": summary.get("listed"),
+            "unchanged": summary.get("unchanged"),
+            "missing": summary.get("missing"),
+            "failed_by_reason": summary.get("failedByReason"),
+            "orders_processed": summary.get("ordersProcessed"),
+        },
+    )
+
+
+# --- rows --------------------------------------------------------------------------------------
+
+
+def to_row(options: Options, latency_ms: int, runs: Sequence[RunResult]) -> dict[str, Any]:
+    """The median run (by wall time) of ``runs`` as a row, with the derived figures."""
+    ok = sorted((run for run in runs if run.ok), key=lambda run: run.wall_s or 0.0)
+    chosen = ok[(len(ok) - 1) // 2] if ok else runs[-1]
+    concurrency = options.total_concurrency
+    row: dict[str, Any] = {
+        "way": chosen.way,
+        "customers": options.customers,
+        "latency_ms": latency_ms,
+        "ok": chosen.ok,
+        "wall_s": None if chosen.wall_s is None else round(chosen.wall_s, 3),
+        "customers_per_s": None,
+        "api_calls": None if chosen.api_calls is None else round(chosen.api_calls),
+        "firestore_writes": chosen.firestore_writes,
+        "peak_rss_mb": chosen.peak_rss_mb,
+        "peak_rss_process_mb": chosen.peak_rss_process_mb,
+        "redis_before_mb": chosen.redis_before_mb,
+        "redis_peak_mb": chosen.redis_peak_mb,
+        "redis_after_mb": chosen.redis_after_mb,
+        "bound_s": None,
+        "ratio_to_bound": None,
+        "calls_per_customer": None,
+        "bound_concurrency": concurrency,
+        "way_concurrency": 1 if chosen.way == "naive" else concurrency,
+        "workers": options.workers if chosen.way.startswith("loyalty_worker") else None,
+        "rate_limit": options.rate_limit,
+        "extrapolated": chosen.extrapolated,
+        "measured_customers": chosen.measured_customers,
+        "failed_customers": chosen.failed_customers,
+        "runs": len(runs),
+        "runs_ok": len(ok),
+        "wall_s_runs": [round(run.wall_s, 3) for run in ok if run.wall_s is not None],
+        "errors": [run.error for run in runs if run.error],
+        "api": _api_stats(chosen),
+        # Every run's, not only the median's: a limit must hold in all of them.
+        "api_runs": [_api_stats(run) for run in runs if run.sandbox_stats],
+        **chosen.extra,
+    }
+    if chosen.ok and chosen.wall_s and chosen.api_calls is not None:
+        row["customers_per_s"] = round(options.customers / chosen.wall_s, 1)
+        row["calls_per_customer"] = round(chosen.api_calls / options.customers, 3)
+        bound = chosen.api_calls * latency_ms / 1000 / concurrency
+        if options.rate_limit is not None and chosen.calls_by_api:
+            # Each API allows R requests a second, whatever the concurrency.
+            bound = max(bound, max(chosen.calls_by_api.values()) / options.rate_limit)
+        row["bound_s"] = round(bound, 3)
+        row["ratio_to_bound"] = round(chosen.wall_s / bound, 2) if bound else None
+    return row
+
+
+def _api_stats(run: RunResult) -> dict[str, dict[str, int | None]]:
+    return {
+        api: {
+            key: run.sandbox_stats[api].get(key)
+            for key in ("requests", "max_per_second", "rate_limited", "server_errors")
+        }
+        for api in DATA_APIS
+        if api in run.sandbox_stats
+    }
+
+
+def write_rows(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    """Replace the results file whole, so a reader never sees half of it."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(list(rows), indent=2) + "\n")
+    partial.replace(path)
+
+
+def _cell(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def format_table(rows: Sequence[dict[str, Any]]) -> str:
+    columns = (
+        ("way", "way", 0),
+        ("customers", "customers", 0),
+        ("latency_ms", "lat ms", 0),
+        ("wall_s", "wall s", 1),
+        ("customers_per_s", "cust/s", 1),
+        ("api_calls", "API calls", 0),
+        ("firestore_writes", "FS writes", 0),
+        ("peak_rss_mb", "peak RSS MB", 1),
+        ("peak_rss_process_mb", "per proc", 1),
+        ("redis_peak_mb", "Redis peak MB", 1),
+        ("bound_s", "bound s", 1),
+        ("ratio_to_bound", "x bound", 2),
+    )
+    table = [[title for _, title, _ in columns] + ["note"]]
+    for row in rows:
+        cells = [_cell(row.get(key), digits) for key, _, digits in columns]
+        notes = []
+        if row.get("extrapolated"):
+            notes.append(f"extrapolated from the first {row['measured_customers']:,}")
+        if not row.get("ok"):
+            notes.append("FAILED: " + (row["errors"][-1].splitlines()[0] if row["errors"] else "?"))
+        elif row["runs_ok"] < row["runs"]:
+            notes.append(f"{row['runs'] - row['runs_ok']} of {row['runs']} runs failed")
+        if row.get("failed_customers"):
+            notes.append(f"{row['failed_customers']:,} customers failed")
+        table.append([*cells, "; ".join(notes)])
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
+    lines = []
+    for number, line in enumerate(table):
+        lines.append(
+            "  ".join(
+                cell.ljust(widths[i]) if i in (0, len(line) - 1) else cell.rjust(widths[i])
+                for i, cell in enumerate(line)
+            ).rstrip()
+        )
+        if number == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+# The issue's goals (1,000 customers at 50 ms; memory at any size).
+GOAL_WALL_S = 5.0
+GOAL_VS_NAIVE = 10.0
+GOAL_VS_ASYNCIO = 1.5
+GOAL_RERUN_SPEEDUP = 3.0
+GOAL_RSS_PROCESS_MB = 300.0
+GOAL_REDIS_PEAK_MB = 200.0
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def format_checks(options: Options, rows: Sequence[dict[str, Any]]) -> str:
+    """The issue's goals, checked: speed, counts, memory, the reruns and the rate limit."""
+    lines = []
+    for latency in options.latencies:
+        first = _find(rows, "loyalty_worker", latency)
+        if not (first and first["ok"]):
+            continue
+        wall = first["wall_s"]
+        # The time goals are set at 1,000 customers and 50 ms; elsewhere the ratios are shown.
+        goal = options.customers == 1000 and latency == 50 and options.rate_limit is None
+        speed = [f"loyalty_worker at {latency} ms: {wall:.2f} s"]
+        if goal:
+            speed[0] += f" (goal <= {GOAL_WALL_S:g} s: {_verdict(wall <= GOAL_WALL_S)})"
+        for other, target, faster in (
+            ("naive", GOAL_VS_NAIVE, True),
+            ("asyncio", GOAL_VS_ASYNCIO, False),
+        ):
+            row = _find(rows, other, latency)
+            if not (row and row["ok"]):
+                continue
+            ratio = row["wall_s"] / wall
+            if faster:
+                text = f"{ratio:.1f}x faster than {other}"
+                met = ratio >= target
+                wanted = f">= {target:g}x"
+            else:
+                text = f"{1 / ratio:.2f}x {other}'s time"
+                met = 1 / ratio <= target
+                wanted = f"<= {target:g}x"
+            speed.append(text + (f" (goal {wanted}: {_verdict(met)})" if goal else ""))
+        lines.append(", ".join(speed))
+        for way, kind in ((RERUN, "full"), (RERUN_SINCE_LAST, "since last")):
+            rerun = _find(rows, way, latency)
+            if not (rerun and rerun["ok"]):
+                continue
+            speedup = first["wall_s"] / rerun["wall_s"]
+            writes = rerun["firestore_writes"]
+            verdict = _verdict(writes == 0 and speedup >= GOAL_RERUN_SPEEDUP)
+            lines.append(
+                f"rerun ({kind}) at {latency} ms: {writes} Firestore writes (goal 0), "
+                f"{speedup:.2f}x faster than the first run (goal >= {GOAL_RERUN_SPEEDUP:g}x): "
+                f"{verdict}"
+            )
+    for row in rows:
+        if row["ok"] and row["way"].startswith("loyalty_worker"):
+            lines.append(_counts_and_memory(row))
+    if options.rate_limit is not None:
+        lines.append(f"rate limit {options.rate_limit}/s per API ({options.workers} workers):")
+        for row in rows:
+            runs = row["api_runs"]
+            if not runs:
+                continue
+            figures = ", ".join(
+                f"{api} max {max(run[api]['max_per_second'] or 0 for run in runs)}/s, "
+                f"{sum(run[api]['rate_limited'] or 0 for run in runs)} rate limited"
+                for api in DATA_APIS
+            )
+            over = sum(
+                any((run[api]["max_per_second"] or 0) > options.rate_limit for api in DATA_APIS)
+                for run in runs
+            )
+            status = "completed" if row["ok"] and row["runs_ok"] == row["runs"] else "FAILED"
+            verdict = f"over the limit in {over} of them" if over else "within the limit"
+            lines.append(
+                f"  {row['way']} at {row['latency_ms']} ms, {len(runs)} run(s): {figures}: "
+                f"{verdict}; {status}"
+            )
+    return "\n".join(lines)
+
+
+def _counts_and_memory(row: dict[str, Any]) -> str:
+    """A worker run's summary adds up to the generated org, within the memory goals."""
+    listed, synced, unchanged = row["listed"], row["firestore_writes"], row["unchanged"]
+    failed, missing = row["failed_customers"], row["missing"]
+    adds_up = listed == row["customers"] and missing == 0 and synced + unchanged + failed == listed
+    rss, redis_peak = row["peak_rss_process_mb"], row["redis_peak_mb"]
+    memory_ok = (rss or 0) <= GOAL_RSS_PROCESS_MB and (redis_peak or 0) <= GOAL_REDIS_PEAK_MB
+    return (
+        f"{row['way']} at {row['latency_ms']} ms: listed {listed:,} of {row['customers']:,} = "
+        f"{synced:,} synced + {unchanged:,} unchanged + {failed:,} failed, {missing} missing: "
+        f"{'add up' if adds_up else 'do NOT add up'}; peak RSS {rss} MB per worker process "
+        f"(goal <= {GOAL_RSS_PROCESS_MB:g}), Redis peak {redis_peak} MB (goal <= "
+        f"{GOAL_REDIS_PEAK_MB:g}): {_verdict(memory_ok)}"
+    )
+
+
+def _find(rows: Sequence[dict[str, Any]], way: str, latency: int) -> dict[str, Any] | None:
+    return next((r for r in rows if r["way"] == way and r["latency_ms"] == latency), None)
+
+
+def source_version() -> str:
+    """The commit measured, and whether the working tree differs from it (read-only git)."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", *args], cwd=root, capture_output=True, text=True, timeout=10, check=False
+        )
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD")
+    if not commit:
+        return "unknown (not a git checkout)"
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", "loyalty_worker")
+    return f"commit {commit}" + (" with uncommitted changes in loyalty_worker/" if changed else "")
+
+
+def header(options: Options, redis_client: redis.Redis, source: str) -> str:
+    cores = os.cpu_count()
+    usable = len(os.sched_getaffinity(0))
+    memory = next(
+        (
+            line.split()[1]
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal:")
+        ),
+        "?",
+    )
+    server = cast(dict[str, Any], redis_client.info("server"))
+    ways = ",".join(options.ways)
+    return "\n".join(
+        [
+            f"loyalty_worker sync benchmark, {datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
+            f"machine: {cores} cores ({usable} usable), {int(memory) // 1024:,} MB RAM, "
+            f"{platform.system()} {platform.release()}, Python {platform.python_version()}, "
+            f"Redis {server.get('redis_version')} at {options.redis_url}",
+            f"loyalty_worker source: {source}",
+            f"org {ORG_ID}: {options.customers:,} generated customers (seed {SEED}); latencies "
+            f"{','.join(map(str, options.latencies))} ms; {options.repeat} run(s) each, median "
+            f"shown; ways {ways}",
+            f"concurrency: {options.workers} worker(s) x {options.concurrency} threads = "
+            f"{options.total_concurrency} (asyncio: the same; naive: 1); plans fetch with the "
+            "worker's LOYALTY_ORDER_FETCH_PARALLELISM per stream"
+            + (f"; rate limit {options.rate_limit}/s per API" if options.rate_limit else ""),
+        ]
+    )
+
+
+# --- the benchmark -----------------------------------------------------------------------------
+
+
+def _seed_data(customers: int) -> dict[str, Any]:
+    """org-1's settings, credentials and Markitbot profiles, as the sandbox generates them.
+
+    Generated here rather than read from ``/sandbox/dataset``: at 100,000 customers the served
+    dataset is hundreds of MB of JSON, and these parts do not depend on the day it was made.
+    """
+    org = generate_dataset(customers, SEED)["orgs"][0]
+    keep = ("orgId", "settings", "alleaves", "alpine", "profiles")
+    return {"orgs": [{key: org[key] for key in keep}]}
+
+
+def _describe(result: RunResult, latency_ms: int, number: int, repeat: int) -> str:
+    head = f"  {result.way} @ {latency_ms} ms, run {number}/{repeat}:"
+    if not result.ok:
+        return f"{head} FAILED: {result.error}"
+    return (
+        f"{head} {result.wall_s:.1f} s, {result.api_calls:,.0f} API calls, "
+        f"{result.firestore_writes} writes, peak RSS {result.peak_rss_mb} MB"
+        + (" (extrapolated)" if result.extrapolated else "")
+    )
+
+
+def run_latency(bench: Bench, rows: list[dict[str, Any]]) -> None:
+    """Every chosen way at one latency, ``repeat`` times; one row per way appended."""
+    options = bench.options
+    for way in options.ways:
+        # By way: the worker's runs bring their reruns along.
+        groups: dict[str, list[RunResult]] = {}
+        try:
+            for number in range(1, options.repeat + 1):
+                results = (
+                    run_worker_runs(bench)
+                    if way == "loyalty_worker"
+                    else [run_inprocess(bench, way)]
+                )
+                for result in results:
+                    groups.setdefault(result.way, []).append(result)
+                    print(_describe(result, bench.latency_ms, number, options.repeat), flush=True)
+        finally:
+            # Also on Ctrl-C: the runs already measured are kept (``runs`` in the row says how
+            # many there were).
+            for group in groups.values():
+                rows.append({**to_row(options, bench.latency_ms, group), "source": bench.source})
+            write_rows(options.out, rows)
+
+
+@contextlib.contextmanager
+def _terminate_as_exit() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C, so every ``finally`` stops the children it started."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = parse_options(argv)
+    if options.rate_limit is None:
+        # A limit left in the shell would throttle the worker and no other way.
+        for name in RATE_LIMIT_VARS:
+            os.environ.pop(name, None)
+    rows: list[dict[str, Any]] = []
+    started = time.monotonic()
+    redis_child: devstack.ChildProcess | None = None
+    interrupted = False
+    with _terminate_as_exit():
+        try:
+            redis_url, redis_child = devstack.ensure_redis(options.redis_url)
+            if redis_url != options.redis_url:
+                options = replace(options, redis_url=redis_url)
+            redis_client = redis.Redis.from_url(redis_url)
+            source = source_version()
+            print(header(options, redis_client, source), flush=True)
+            seed_data = _seed_data(options.customers)
+            celery = Celery("bench", broker=redis_url, backend=redis_url)
+            for latency in options.latencies:
+                print(f"\nlatency {latency} ms: starting the sandbox", flush=True)
+                sandbox_args = [
+                    *("--customers", str(options.customers), "--seed", str(SEED)),
+                    *("--latency-ms", str(latency)),
+                ]
+                if options.rate_limit is not None:
+                    sandbox_args += ["--rate-limit", str(options.rate_limit)]
+                sandbox = devstack.start_sandbox(
+                    *sandbox_args, timeout_s=60.0 + options.customers / 500
+                )
+                with sandbox:
+                    run_latency(
+                        Bench(options, latency, redis_client, sandbox, seed_data, celery, source),
+                        rows,
+                    )
+            celery.close()
+        except KeyboardInterrupt:
+            interrupted = True
+            print("\ninterrupted: stopping the children; partial results follow", file=sys.stderr)
+        except devstack.StartupError as exc:
+            print(f"bench: {exc}", file=sys.stderr)
+            return 2
+        finally:
+            if redis_child is not None:
+                redis_child.stop()
+    elapsed = time.monotonic() - started
+    if rows:
+        print(f"\n{format_table(rows)}")
+        checks = format_checks(options, rows)
+        if checks:
+            print(f"\n{checks}")
+    print(
+        "\nbound = API calls x latency / total concurrency: the calls' own latency with no slot "
+        "idle (a plan fetching wider than the\ntotal concurrency can beat it); x bound = wall / "
+        "bound. Redis memory is the whole server's used_memory."
+    )
+    where = f"{options.out} ({len(rows)} rows)" if rows else "none"
+    print(f"results: {where}; benchmark wall time {elapsed / 60:.1f} min")
+    if interrupted:
+        return 130
+    return 0 if rows and all(row["ok"] for row in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
