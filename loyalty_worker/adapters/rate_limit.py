@@ -2,8 +2,11 @@
 
 More workers must never mean more 429s: each request first takes a slot in a sliding-window log
 kept in Redis (one sorted set per API), timed by Redis's own clock so that every process agrees.
-The window is a little longer than a second so that, even with a millisecond of jitter between
-sending and arrival, no wall-clock second at the API sees more than the limit.
+The window is a quarter second longer than a second: a request reaches the API some time after
+it took its slot (thread scheduling, connection set-up, a loaded machine), so two slots a
+second apart can land in the same wall-clock second at the API. With a 1.05 s window the
+benchmark saw 117 requests in one second against a limit of 100 on a busy 2-core machine; 1.25 s
+absorbs up to 250 ms between slot and arrival, at the cost of running at 80% of the limit.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Callable, Mapping
 import httpx
 import redis
 
-WINDOW_US = 1_050_000
+WINDOW_US = 1_250_000
 
 # KEYS: the API's log. ARGV: limit, window (µs), member. Returns 0 when a slot was taken, else the
 # microseconds until the oldest entry leaves the window.
