@@ -9,7 +9,8 @@ customer's task gets its share in its message and makes no read of its own.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
@@ -18,7 +19,7 @@ from typing import Any
 from loyalty_worker.domain.models import AlpineProfile, Customer
 from loyalty_worker.domain.phone import normalize_phone
 from loyalty_worker.domain.points import ledger_orders, merge_orders
-from loyalty_worker.errors import MalformedRecord
+from loyalty_worker.errors import MalformedRecord, TransientError
 from loyalty_worker.ports import CustomerSource, LoyaltyLookup, ProfileStore
 from loyalty_worker.services.order_history import OrderHistory, fetch_order_history
 from loyalty_worker.services.work import AlpineAnswer, CustomerWork
@@ -26,6 +27,8 @@ from loyalty_worker.services.work import AlpineAnswer, CustomerWork
 log = logging.getLogger(__name__)
 
 PROFILE_CHUNK = 300
+PROFILE_READ_PARALLELISM = 8
+PROFILE_READ_ATTEMPTS = 4
 
 # Phone → the contact's balance; None: the contact exists, but the listing carried no balance.
 AlpineBalances = dict[str, AlpineProfile | None]
@@ -132,13 +135,36 @@ def alpine_balances(alpine: LoyaltyLookup) -> AlpineBalances:
 
 
 def read_profiles(
-    store: ProfileStore, org_id: str, ids: Sequence[int], *, parallelism: int
+    store: ProfileStore,
+    org_id: str,
+    ids: Sequence[int],
+    *,
+    parallelism: int,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> dict[int, dict[str, Any]]:
-    """The existing profiles of ``ids``, read in parallel chunks."""
+    """The existing profiles of ``ids``, read in parallel chunks.
+
+    At most ``PROFILE_READ_PARALLELISM`` reads at once (a wider fan-out only queues at
+    Firestore), and a chunk whose read fails transiently is read again after a pause, up to
+    ``PROFILE_READ_ATTEMPTS`` times: one slow answer among hundreds must not fail a whole plan.
+    """
+
+    def read(chunk: Sequence[int]) -> dict[int, dict[str, Any]]:
+        attempt = 1
+        while True:
+            try:
+                return store.get_profiles(org_id, chunk)
+            except TransientError as exc:
+                if attempt == PROFILE_READ_ATTEMPTS:
+                    raise
+                log.warning("org %s: profile read failed (%s); reading it again", org_id, exc)
+                sleep(2.0**attempt)
+                attempt += 1
+
     chunks = [ids[i : i + PROFILE_CHUNK] for i in range(0, len(ids), PROFILE_CHUNK)]
     profiles: dict[int, dict[str, Any]] = {}
-    with ThreadPoolExecutor(max_workers=parallelism) as pool:
-        for found in pool.map(lambda chunk: store.get_profiles(org_id, chunk), chunks):
+    with ThreadPoolExecutor(max_workers=min(parallelism, PROFILE_READ_PARALLELISM)) as pool:
+        for found in pool.map(read, chunks):
             profiles.update(found)
     return profiles
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 import fakeredis
 import pytest
@@ -18,6 +20,7 @@ from loyalty_worker.services.batch import (
     summarize_batch,
 )
 from loyalty_worker.services.sync_customer import sync_chunk
+from loyalty_worker.services.sync_org import PROFILE_READ_ATTEMPTS, read_profiles
 from loyalty_worker.services.work import CustomerWork
 from tests.fakes import FakeAlleaves, FakeAlpine, InMemoryProfileStore, RecordingNotifier
 
@@ -273,3 +276,34 @@ def test_a_summary_retried_after_firestore_refused_it_alerts_once(harness: Harne
     assert len(harness.notifier.alerts) == 1
     assert summary["alert"] == {"sent": True}
     assert harness.store.run_summaries["r1"]["status"] == "completed"
+
+
+class FlakyProfileStore(InMemoryProfileStore):
+    """Refuses the first ``failures`` profile reads, as a Firestore under load times out."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+        self.reads = 0
+
+    def get_profiles(self, org_id: str, customer_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        self.reads += 1
+        if self.reads <= self.failures:
+            raise TransientError("firestore", "read profiles: DeadlineExceeded")
+        return super().get_profiles(org_id, customer_ids)
+
+
+def test_a_profile_chunk_read_that_times_out_is_read_again() -> None:
+    store = FlakyProfileStore(failures=PROFILE_READ_ATTEMPTS - 1)
+    store.profiles["org-1_7"] = {"equityStatus": True}
+    pauses: list[float] = []
+    found = read_profiles(store, "org-1", [7, 8], parallelism=32, sleep=pauses.append)
+    assert found == {7: {"equityStatus": True}}
+    assert pauses == [2.0, 4.0, 8.0]  # backing off between the attempts
+
+
+def test_a_profile_read_that_keeps_failing_fails_the_plan() -> None:
+    store = FlakyProfileStore(failures=PROFILE_READ_ATTEMPTS)
+    with pytest.raises(TransientError):
+        read_profiles(store, "org-1", [7], parallelism=4, sleep=lambda s: None)
+    assert store.reads == PROFILE_READ_ATTEMPTS
