@@ -7,6 +7,7 @@ guessed at but reported, by id, as a ``MalformedRecord``.
 
 from __future__ import annotations
 
+import sys
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -69,12 +70,18 @@ class AlleavesOrder(_Wire):
         return Order(
             order_id=self.id_order,
             customer_id=self.id_customer or 0,
-            status=self.status,
+            status=sys.intern(self.status),
             subtotal=self.subtotal,
-            discount=self.discount if self.discount is not None else _ZERO,
-            refunded_amount=self.refunded_amount if self.refunded_amount is not None else _ZERO,
+            discount=_shared_zero(self.discount),
+            refunded_amount=_shared_zero(self.refunded_amount),
             updated_at=self.date_updated,
         )
+
+
+def _shared_zero(amount: Decimal | None) -> Decimal:
+    """Absent or zero as one shared ``Decimal``: a run holds every order of an org at once, and
+    most discounts and refunds are zero (equal values, so the rules' results are unchanged)."""
+    return _ZERO if amount is None or amount == 0 else amount
 
 
 class AlpineLoyalty(_Wire):

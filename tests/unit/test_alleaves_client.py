@@ -15,6 +15,7 @@ import pytest
 
 from loyalty_worker.adapters.alleaves import REFUSED_LOGIN_HOLD_S, AlleavesClient
 from loyalty_worker.adapters.http import RetryPolicy
+from loyalty_worker.adapters.wire import AlleavesOrder
 from loyalty_worker.domain.models import Customer, Order
 from loyalty_worker.errors import AuthError, MalformedRecord
 from loyalty_worker.ports import CustomerSource
@@ -455,3 +456,18 @@ def test_a_5xx_page_is_retried_transparently() -> None:
     )
     assert len(list(client.iter_customers())) == 1
     assert fake.logins == 1
+
+
+def test_zero_amounts_and_statuses_are_shared_between_orders() -> None:
+    """A run holds every order of an org: equal zeros and statuses are one object each."""
+    rows = [
+        {"id_order": 1, "status": "completed", "subtotal": "10", "discount": "0.00"},
+        {"id_order": 2, "status": "completed", "subtotal": 5, "refunded_amount": 0},
+    ]
+    first, second = (
+        AlleavesOrder.model_validate(json.loads(json.dumps(r))).to_order() for r in rows
+    )
+    assert first.discount == second.discount == 0
+    assert first.discount is second.discount is first.refunded_amount is second.refunded_amount
+    assert first.status is second.status
+    assert first.subtotal == Decimal("10")
