@@ -2,14 +2,15 @@
 
 Alleaves has no per-customer order query: the history comes by date range, about 1,000 pages for
 one store. Pages of one window must be read in order (there is no total), but separate date
-windows are independent, so they are fetched in parallel.
+windows are independent, so they are fetched in parallel, and busy windows are split smaller.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -51,18 +52,6 @@ class OrderHistory:
             self.orders[record.customer_id].append(record)
 
 
-def _window_records(
-    fetch_page: PageFetcher, window: tuple[date, date], page_size: int
-) -> Iterator[list[Order | MalformedRecord]]:
-    page = 1
-    while True:
-        records = fetch_page(window[0], window[1], page)
-        yield records
-        if len(records) < page_size:
-            return
-        page += 1
-
-
 def fetch_order_history(
     fetch_page: PageFetcher,
     *,
@@ -72,25 +61,53 @@ def fetch_order_history(
     page_size: int,
     parallelism: int,
 ) -> OrderHistory:
-    """Every order created in [start, end], windows fetched ``parallelism`` at a time.
+    """Every order created in [start, end], ``parallelism`` pages in flight.
 
-    An order seen twice (a page boundary shifting while paging) is kept once.
+    The range is cut into windows of ``window_days``. A window whose first page comes back full
+    holds more than one page; pages of a window must be read one after another, so a busy window
+    of several days is split in two halves, each read like any window (the full first page is
+    read again within them: one call per split). Only a single busy day is paged in order, so
+    the longest chain of sequential calls is one day's pages, not a fortnight's.
+
+    An order seen twice (a page boundary shifting while paging) is kept once; each customer's
+    orders end sorted by order id.
     """
     history = OrderHistory()
     seen: set[int] = set()
+    lock = threading.Lock()
 
-    def read_window(window: tuple[date, date]) -> list[list[Order | MalformedRecord]]:
-        return list(_window_records(fetch_page, window, page_size))
+    def take(records: list[Order | MalformedRecord]) -> None:
+        with lock:
+            history.pages_fetched += 1
+            for record in records:
+                if isinstance(record, Order):
+                    if record.order_id in seen:
+                        continue
+                    seen.add(record.order_id)
+                history.add(record)
+
+    def read(window: tuple[date, date]) -> list[tuple[date, date]]:
+        """Reads the window, or returns its two halves to read instead."""
+        first, last = window
+        records = fetch_page(first, last, 1)
+        if len(records) >= page_size and last > first:
+            middle = first + (last - first) // 2
+            return [(first, middle), (middle + timedelta(days=1), last)]
+        take(records)
+        page = 1
+        while len(records) >= page_size:
+            page += 1
+            records = fetch_page(first, last, page)
+            take(records)
+        return []
 
     windows = date_windows(start, end, window_days)
-    with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(windows)))) as pool:
-        for pages in pool.map(read_window, windows):
-            for records in pages:
-                history.pages_fetched += 1
-                for record in records:
-                    if isinstance(record, Order):
-                        if record.order_id in seen:
-                            continue
-                        seen.add(record.order_id)
-                    history.add(record)
+    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+        pending = {pool.submit(read, window) for window in windows}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                pending.update(pool.submit(read, half) for half in future.result())
+    for orders in history.orders.values():
+        orders.sort(key=lambda order: order.order_id)
     return history

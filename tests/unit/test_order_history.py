@@ -51,4 +51,39 @@ def test_history_groups_by_customer_and_drops_anonymous_orders() -> None:
     assert sum(len(v) for v in history.orders.values()) == 250 - 83  # customer 0 dropped
     assert set(history.orders) == {1, 2}
     assert history.malformed == {2: ["999"]}
-    assert len({(a, b) for a, b, _ in calls}) == len(date_windows(start, start + timedelta(59), 7))
+    # every day of the range was read by some window
+    read_days = {a + timedelta(d) for a, b, _ in calls for d in range((b - a).days + 1)}
+    assert read_days == {start + timedelta(d) for d in range(60)}
+    assert all(v == sorted(v, key=lambda o: o.order_id) for v in history.orders.values())
+
+
+def test_a_busy_window_is_split_down_to_days_and_only_a_day_is_paged_in_order() -> None:
+    start = date(2026, 1, 1)
+    # 8 quiet days with 3 orders each, then one busy day with 45 orders
+    day_of: dict[int, date] = {}
+    for n in range(1, 25):
+        day_of[n] = start + timedelta(days=(n - 1) // 3)
+    for n in range(25, 70):
+        day_of[n] = start + timedelta(days=8)
+    calls: list[tuple[date, date, int]] = []
+    lock = Lock()
+
+    def fetch_page(a: date, b: date, page: int) -> list[Order | MalformedRecord]:
+        with lock:
+            calls.append((a, b, page))
+        rows = [Order(n, 1, "completed", Decimal(1)) for n in sorted(day_of) if a <= day_of[n] <= b]
+        return list(rows[(page - 1) * 10 : page * 10])
+
+    history = fetch_order_history(
+        fetch_page,
+        start=start,
+        end=start + timedelta(days=13),
+        window_days=14,
+        page_size=10,
+        parallelism=4,
+    )
+    assert [o.order_id for o in history.orders[1]] == list(range(1, 70))
+    # only the busy day itself is read beyond its first page, in order
+    paged = sorted((a, b, page) for a, b, page in calls if page > 1)
+    busy = start + timedelta(days=8)
+    assert paged == [(busy, busy, 2), (busy, busy, 3), (busy, busy, 4), (busy, busy, 5)]
