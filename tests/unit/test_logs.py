@@ -61,3 +61,9 @@ def test_json_format_carries_the_task_context(captured: tuple[logging.Logger, li
 def test_short_values_are_not_registered() -> None:
     logs.register_secret("12")
     assert logs.redact("order 12 of 120") == "order 12 of 120"
+
+
+def test_httpx_request_lines_are_left_out() -> None:
+    logs.install(logging.getLogger("test-install"), json_format=False)
+    assert not logging.getLogger("httpx").isEnabledFor(logging.INFO)
+    assert logging.getLogger("httpx").isEnabledFor(logging.WARNING)
