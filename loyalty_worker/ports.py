@@ -88,8 +88,11 @@ class ProfileStore(Protocol):
         """Ids of every org whose loyalty settings are not disabled."""
         ...
 
-    def get_profiles(self, org_id: str, customer_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-        """Existing profiles by customer id; customers without a profile are left out."""
+    def get_profiles(
+        self, org_id: str, customer_ids: Sequence[int], fields: Sequence[str] | None = None
+    ) -> dict[int, dict[str, Any]]:
+        """Existing profiles by customer id, only their top-level ``fields`` when given;
+        customers without a profile are left out."""
         ...
 
     def write_profiles(self, updates: Sequence[ProfileUpdate]) -> None:

@@ -49,12 +49,16 @@ class InMemoryProfileStore:
             if document.get("disabled") is not True
         )
 
-    def get_profiles(self, org_id: str, customer_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-        """Existing profiles by customer id; customers without a profile are left out."""
+    def get_profiles(
+        self, org_id: str, customer_ids: Sequence[int], fields: Sequence[str] | None = None
+    ) -> dict[int, dict[str, Any]]:
+        """Existing profiles by customer id (only ``fields`` when given); missing ones left out."""
         found: dict[int, dict[str, Any]] = {}
         for customer_id in customer_ids:
             document = self.profiles.get(profile_id(org_id, customer_id))
             if document is not None:
+                if fields is not None:
+                    document = {name: document[name] for name in fields if name in document}
                 found[customer_id] = copy.deepcopy(document)
         return found
 

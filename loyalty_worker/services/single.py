@@ -16,7 +16,7 @@ from loyalty_worker.errors import PermanentError
 from loyalty_worker.ports import CustomerSource, ProfileStore
 from loyalty_worker.services.order_history import fetch_order_history
 from loyalty_worker.services.sync_org import customer_pages
-from loyalty_worker.services.work import CustomerWork, profile_subset
+from loyalty_worker.services.work import PROFILE_FIELDS, CustomerWork, profile_subset
 
 
 def find_customer(source: CustomerSource, customer_id: int, *, parallelism: int) -> Customer:
@@ -44,7 +44,10 @@ def find_customer_work(
     # A few listing pages at a time: the customer is usually found early, and every page
     # fetched past the last one is a wasted call.
     customer = find_customer(alleaves, customer_id, parallelism=min(parallelism, 4))
-    profile = store.get_profiles(org_id, [customer_id]).get(customer_id)
+    # pointsLastCalculated dates the ledger: only orders created after it (less the overlap)
+    # need reading
+    fields = (*PROFILE_FIELDS, "pointsLastCalculated")
+    profile = store.get_profiles(org_id, [customer_id], fields).get(customer_id)
     ledger = profile.get("loyaltyOrders") if profile else None
     calculated = profile.get("pointsLastCalculated") if profile else None
     start = history_start

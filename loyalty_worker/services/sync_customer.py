@@ -15,7 +15,7 @@ from loyalty_worker.errors import PermanentError, TransientError
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports import LoyaltyLookup, ProfileStore
 from loyalty_worker.services.results import SyncResult, SyncStatus
-from loyalty_worker.services.work import CustomerWork
+from loyalty_worker.services.work import PROFILE_FIELDS, CustomerWork
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +51,7 @@ def evaluate_customer(
     try:
         profile: Mapping[str, Any] | None = work.profile
         if not work.profile_known:
-            profile = store.get_profiles(org.org_id, [customer.customer_id]).get(
+            profile = store.get_profiles(org.org_id, [customer.customer_id], PROFILE_FIELDS).get(
                 customer.customer_id
             )
         equity = bool(profile and profile.get("equityStatus") is True)

@@ -22,7 +22,7 @@ from loyalty_worker.domain.points import ledger_orders, merge_orders
 from loyalty_worker.errors import MalformedRecord, TransientError
 from loyalty_worker.ports import CustomerSource, LoyaltyLookup, ProfileStore
 from loyalty_worker.services.order_history import OrderHistory, fetch_order_history
-from loyalty_worker.services.work import AlpineAnswer, CustomerWork
+from loyalty_worker.services.work import PROFILE_FIELDS, AlpineAnswer, CustomerWork
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ def read_profiles(
         attempt = 1
         while True:
             try:
-                return store.get_profiles(org_id, chunk)
+                return store.get_profiles(org_id, chunk, PROFILE_FIELDS)
             except TransientError as exc:
                 if attempt == PROFILE_READ_ATTEMPTS:
                     raise

@@ -240,3 +240,12 @@ def test_an_orgs_profiles_stream_without_another_orgs(queries: tuple[Queries, Ha
 
     streamed = list(store.iter_org_profiles(ORG))
     assert sorted(p["points"] for p in streamed) == list(range(7))
+
+
+def test_get_profiles_reads_only_the_fields_asked_for(harness: Harness) -> None:
+    harness.put_profile(f"{ORG}_1", {"equityStatus": True, "points": 5, "firstName": "Ana"})
+    harness.put_profile(f"{ORG}_2", {"firstName": "Bo"})
+
+    found = harness.store.get_profiles(ORG, [1, 2, 3], ["equityStatus", "points"])
+    # a profile without any of the fields still exists; a missing one is left out
+    assert found == {1: {"equityStatus": True, "points": 5}, 2: {}}

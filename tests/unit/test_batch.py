@@ -286,11 +286,13 @@ class FlakyProfileStore(InMemoryProfileStore):
         self.failures = failures
         self.reads = 0
 
-    def get_profiles(self, org_id: str, customer_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    def get_profiles(
+        self, org_id: str, customer_ids: Sequence[int], fields: Sequence[str] | None = None
+    ) -> dict[int, dict[str, Any]]:
         self.reads += 1
         if self.reads <= self.failures:
             raise TransientError("firestore", "read profiles: DeadlineExceeded")
-        return super().get_profiles(org_id, customer_ids)
+        return super().get_profiles(org_id, customer_ids, fields)
 
 
 def test_a_profile_chunk_read_that_times_out_is_read_again() -> None:
