@@ -58,6 +58,7 @@ from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.services.order_history import OrderHistory, date_windows
 from loyalty_worker.services.results import SyncStatus
 from loyalty_worker.services.sync_customer import sync_customer
+from loyalty_worker.services.sync_org import FIRST_ROUND_PAGES
 from loyalty_worker.services.work import CustomerWork
 
 RESULT_MARKER = "BENCH-RESULT "
@@ -328,18 +329,19 @@ async def run_asyncio(config: WayConfig, *, bulk: bool) -> dict[str, Any]:
 
         async def list_customers() -> list[Customer | MalformedRecord]:
             # No total: pages go in rounds, the round with a short page is the last (as the
-            # worker lists them, in rounds of its fetch parallelism).
+            # worker lists them: rounds of FIRST_ROUND_PAGES doubling to its fetch parallelism).
             records: list[Customer | MalformedRecord] = []
-            first = 1
+            first, size = 1, min(FIRST_ROUND_PAGES, parallelism)
             while True:
                 pages = await asyncio.gather(
-                    *(customer_page(n) for n in range(first, first + parallelism))
+                    *(customer_page(n) for n in range(first, first + size))
                 )
                 for page in pages:
                     records += page
                     if len(page) < page_size:
                         return records
-                first += parallelism
+                first += size
+                size = min(size * 2, parallelism)
 
         async def read_window(start: date, end: date) -> list[Order | MalformedRecord]:
             records: list[Order | MalformedRecord] = []

@@ -27,6 +27,7 @@ from loyalty_worker.services.work import PROFILE_FIELDS, AlpineAnswer, CustomerW
 log = logging.getLogger(__name__)
 
 PROFILE_CHUNK = 300
+FIRST_ROUND_PAGES = 4
 PROFILE_READ_PARALLELISM = 8
 PROFILE_READ_ATTEMPTS = 4
 
@@ -92,20 +93,23 @@ class RunPlan:
 def customer_pages(
     source: CustomerSource, *, parallelism: int
 ) -> Iterator[Sequence[Customer | MalformedRecord]]:
-    """The customer listing's pages in order, fetched ``parallelism`` at a time.
+    """The customer listing's pages in order, fetched in parallel rounds.
 
-    Alleaves gives no total, so pages are fetched in rounds: a short (or empty) page is the last,
-    at the cost of at most ``parallelism - 1`` empty pages. A caller may stop early.
+    Alleaves gives no total, so pages are fetched in rounds and a short (or empty) page is the
+    last. Rounds start at 4 pages and double up to ``parallelism``: a small org wastes at most a
+    few empty pages, a large one soon reads ``parallelism`` at a time. A caller may stop early.
     """
     first = 1
+    size = min(FIRST_ROUND_PAGES, parallelism)
     with ThreadPoolExecutor(max_workers=parallelism) as pool:
         while True:
-            pages = list(pool.map(source.fetch_customer_page, range(first, first + parallelism)))
+            pages = list(pool.map(source.fetch_customer_page, range(first, first + size)))
             for records in pages:
                 yield records
                 if len(records) < source.page_size:
                     return
-            first += parallelism
+            first += size
+            size = min(size * 2, parallelism)
 
 
 def list_customers(

@@ -20,7 +20,7 @@ from loyalty_worker.services.batch import (
     summarize_batch,
 )
 from loyalty_worker.services.sync_customer import sync_chunk
-from loyalty_worker.services.sync_org import PROFILE_READ_ATTEMPTS, read_profiles
+from loyalty_worker.services.sync_org import PROFILE_READ_ATTEMPTS, list_customers, read_profiles
 from loyalty_worker.services.work import CustomerWork
 from tests.fakes import FakeAlleaves, FakeAlpine, InMemoryProfileStore, RecordingNotifier
 
@@ -309,3 +309,28 @@ def test_a_profile_read_that_keeps_failing_fails_the_plan() -> None:
     with pytest.raises(TransientError):
         read_profiles(store, "org-1", [7], parallelism=4, sleep=lambda s: None)
     assert store.reads == PROFILE_READ_ATTEMPTS
+
+
+class CountingAlleaves(FakeAlleaves):
+    def __init__(self, customers: int) -> None:
+        super().__init__([Customer(n, None, None) for n in range(1, customers + 1)], [])
+        self.pages: list[int] = []
+
+    def fetch_customer_page(self, page: int) -> list[Customer | MalformedRecord]:
+        self.pages.append(page)
+        return super().fetch_customer_page(page)
+
+
+@pytest.mark.parametrize(
+    ("customers", "pages_read"),
+    [(1_050, 12), (250, 4), (0, 4), (10_000, 124)],
+)
+def test_the_listing_reads_rounds_of_4_doubling_to_the_parallelism(
+    customers: int, pages_read: int
+) -> None:
+    # 1,050 customers: pages 1-11 hold them (11 short); rounds of 4 then 8 read pages 1-12.
+    # 10,000: 100 full pages and an empty 101st; rounds 4+8+16+32+32+32 = 124 pages.
+    source = CountingAlleaves(customers)
+    listed, malformed = list_customers(source, parallelism=32)
+    assert len(listed) == customers and malformed == []
+    assert sorted(source.pages) == list(range(1, pages_read + 1))
