@@ -109,13 +109,17 @@ class FakeAlleaves:
 
 
 def make_client(
-    fake: FakeAlleaves, *, page_size: int = 100, partner_id: str | None = None
+    fake: FakeAlleaves,
+    *,
+    page_size: int = 100,
+    partner_id: str | None = None,
+    password: str = PASSWORD,
 ) -> AlleavesClient:
     return AlleavesClient(
         httpx.Client(transport=httpx.MockTransport(fake.handler)),
         base_url=BASE,
         username="clerk",
-        password=PASSWORD,
+        password=password,
         pin=PIN,
         partner_id=partner_id,
         page_size=page_size,
@@ -246,15 +250,7 @@ def test_a_second_401_is_an_auth_error() -> None:
 
 def test_a_refused_login_is_not_sent_again_by_every_waiting_caller() -> None:
     fake = FakeAlleaves()
-    client = AlleavesClient(
-        httpx.Client(transport=httpx.MockTransport(fake.handler)),
-        base_url=BASE,
-        username="clerk",
-        password="wrong-secret",
-        pin=PIN,
-        retry=RetryPolicy(max_attempts=3, wait=False),
-        clock=fake.clock,
-    )
+    client = make_client(fake, password="wrong-secret")
     errors: list[BaseException] = []
 
     def page() -> None:
@@ -278,14 +274,7 @@ def test_a_refused_login_is_not_sent_again_by_every_waiting_caller() -> None:
 
 def test_wrong_password_is_an_auth_error_without_the_password() -> None:
     fake = FakeAlleaves()
-    client = AlleavesClient(
-        httpx.Client(transport=httpx.MockTransport(fake.handler)),
-        base_url=BASE,
-        username="clerk",
-        password="wrong-secret",
-        pin=PIN,
-        retry=RetryPolicy(max_attempts=3, wait=False),
-    )
+    client = make_client(fake, password="wrong-secret")
     with pytest.raises(AuthError) as caught:
         list(client.iter_customers())
     text = str(caught.value) + repr(caught.value.args)
