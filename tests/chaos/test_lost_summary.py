@@ -46,10 +46,12 @@ def test_a_lost_summary_callback_is_closed_by_the_watchdog_once(
     ) as stack:
         broker = redis.Redis.from_url(test_redis_url)
         planner = start_queue_worker(stack, "loyalty.runs", name="planner")
-        start_queue_worker(stack, "loyalty.customers", name="w0", concurrency=8)
         run_id, started = trigger(stack, "org-1")
         assert started.get(timeout=120)["started"] is True
         planner.stop()  # nothing consumes loyalty.runs now: the summary message waits there
+        # Only now are the customers synced: had they all finished before the planner stopped,
+        # it could have taken the summary message itself.
+        start_queue_worker(stack, "loyalty.customers", name="w0", concurrency=8)
 
         wait_until(
             lambda: stack.tracker.meta(run_id).get("fired") == "1",
