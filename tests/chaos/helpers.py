@@ -41,7 +41,16 @@ QUEUES = ("loyalty.runs", "loyalty.customers")
 REPORT: list[str] = []
 
 
-def report(case: str, **figures: object) -> None:
+def report(case: str, outcome: Outcome, **figures: object) -> None:
+    """The case's counts (listed, synced, unchanged, failed, Discord posts), then ``figures``."""
+    figures = {
+        "listed": outcome.listed,
+        "synced": outcome.synced,
+        "unchanged": outcome.unchanged,
+        "failed": outcome.failed,
+        "discord_posts": outcome.posts,
+        **figures,
+    }
     line = f"{case}: " + ", ".join(f"{name.replace('_', ' ')} {v}" for name, v in figures.items())
     REPORT.append(line)
     print(line)

@@ -103,11 +103,7 @@ def test_5xx_and_bursts_of_429_are_retried_within_bounds_until_all_synced(
         assert max(task_retries.values(), default=0) <= SYNC_MAX_RETRIES, task_retries
         report(
             "2 5% 5xx + 429 bursts",
-            listed=outcome.listed,
-            synced=outcome.synced,
-            unchanged=outcome.unchanged,
-            failed=outcome.failed,
-            discord_posts=outcome.posts,
+            outcome,
             server_errors=server_errors,
             rate_limited=refused,
             http_retries=len(retries),

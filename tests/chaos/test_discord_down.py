@@ -39,10 +39,6 @@ def test_a_discord_outage_leaves_the_run_completed_and_the_failed_alert_recorded
         assert 1 <= discord["requests"] <= MAX_ATTEMPTS, discord
         report(
             "6 Discord down",
-            listed=outcome.listed,
-            synced=outcome.synced,
-            unchanged=outcome.unchanged,
-            failed=outcome.failed,
-            discord_posts=outcome.posts,
+            outcome,
             webhook_attempts=discord["requests"],
         )

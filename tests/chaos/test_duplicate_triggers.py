@@ -85,11 +85,7 @@ def test_two_triggers_at_once_start_one_batch(firestore_emulator: str, test_redi
         assert len(chunks) == CHUNKS and set(chunks.values()) == {1}, chunks
         report(
             "7a two triggers",
-            listed=outcome.listed,
-            synced=outcome.synced,
-            unchanged=outcome.unchanged,
-            failed=outcome.failed,
-            discord_posts=outcome.posts,
+            outcome,
             other_run=duplicate.status,
         )
 
@@ -140,11 +136,7 @@ def test_two_beats_at_once_start_one_batch(
         assert len(chunks) == CHUNKS and set(chunks.values()) == {1}, chunks
         report(
             "7b two Beats",
-            listed=outcome.listed,
-            synced=outcome.synced,
-            unchanged=outcome.unchanged,
-            failed=outcome.failed,
-            discord_posts=outcome.posts,
+            outcome,
             nightly_ticks=len(ticks),
             runs_started=1,
         )

@@ -108,11 +108,7 @@ def test_a_firestore_restart_mid_run_loses_no_write(
         assert outcome.synced + outcome.unchanged == outcome.listed == CUSTOMERS
         report(
             "4 Firestore restart",
-            listed=outcome.listed,
-            synced=outcome.synced,
-            unchanged=outcome.unchanged,
-            failed=outcome.failed,
-            discord_posts=outcome.posts,
+            outcome,
             chunk_writes_retried_in_outage=retried,
         )
 
@@ -187,10 +183,6 @@ def test_firestore_unavailable_when_the_summary_is_written_still_posts_one_alert
         assert datetime.fromisoformat(post["receivedAt"]) < answering_again, post["receivedAt"]
         report(
             "4b Firestore frozen at summary",
-            listed=outcome.listed,
-            synced=outcome.synced,
-            unchanged=outcome.unchanged,
-            failed=outcome.failed,
-            discord_posts=outcome.posts,
+            outcome,
             summary_retries=summary_retries(worker.output()),
         )

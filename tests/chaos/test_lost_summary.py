@@ -87,10 +87,6 @@ def test_a_lost_summary_callback_is_closed_by_the_watchdog_once(
         assert outcome.synced + outcome.unchanged == outcome.listed == 250
         report(
             "9 lost summary callback",
-            listed=outcome.listed,
-            synced=outcome.synced,
-            unchanged=outcome.unchanged,
-            failed=outcome.failed,
-            discord_posts=outcome.posts,
+            outcome,
             status=outcome.summary["status"],
         )

@@ -71,11 +71,7 @@ def test_malformed_customers_and_orders_are_reported_by_id_and_the_rest_synced(
         assert outcome.synced + outcome.unchanged == outcome.listed - len(reported)
         report(
             "3 malformed 2%",
-            listed=outcome.listed,
-            synced=outcome.synced,
-            unchanged=outcome.unchanged,
-            failed=outcome.failed,
-            discord_posts=outcome.posts,
+            outcome,
             customers_without_id=len(without_id),
             customers_with_broken_orders=len(broken_orders),
         )

@@ -107,11 +107,7 @@ def test_redis_restarted_mid_run_is_reported_incomplete_and_a_rerun_completes(
             assert outcome.synced + outcome.unchanged == outcome.listed == CUSTOMERS
             report(
                 "5 Redis restart",
-                listed=outcome.listed,
-                synced=outcome.synced,
-                unchanged=outcome.unchanged,
-                failed=outcome.failed,
-                discord_posts=outcome.posts,
+                outcome,
                 first_run=f"{lost['status']} ({lost['missing']} missing, 1 post)",
                 done_at_restart=f"{at_restart.done}/{at_restart.listed}",
             )

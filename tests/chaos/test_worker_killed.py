@@ -110,11 +110,7 @@ def test_a_worker_killed_mid_run_loses_nothing_and_duplicates_nothing(
         wait_until(lambda: broker_idle(stack), timeout_s=60, what="nothing left in the broker")
         report(
             "1 worker SIGKILL",
-            listed=outcome.listed,
-            synced=outcome.synced,
-            unchanged=outcome.unchanged,
-            failed=outcome.failed,
-            discord_posts=outcome.posts,
+            outcome,
             chunks_lost_and_redelivered=len(lost),
             done_before_restart=f"{before_restart.done}/{before_restart.listed}",
         )

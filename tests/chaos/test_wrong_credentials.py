@@ -42,11 +42,7 @@ def test_wrong_alleaves_credentials_stop_the_run_with_one_clear_alert(
         assert alleaves["requests"] < 1000, alleaves  # no call per customer
         report(
             "8 wrong Alleaves credentials",
-            listed=outcome.listed,
-            synced=outcome.synced,
-            unchanged=outcome.unchanged,
-            failed=outcome.failed,
-            discord_posts=outcome.posts,
+            outcome,
             status=outcome.summary["status"],
             alleaves_requests=alleaves["requests"],
         )
