@@ -113,7 +113,7 @@ class FakeAlpine:
 
 
 class FakeAlleaves:
-    """``CustomerSource`` over lists, paging like Alleaves (orders filtered by ``updated_at``)."""
+    """``CustomerSource`` over lists, paging like Alleaves (orders filtered by creation day)."""
 
     def __init__(
         self,

@@ -63,7 +63,6 @@ class AlleavesOrder(_Wire):
     subtotal: Decimal = Field(allow_inf_nan=False)
     discount: Decimal | None = Field(default=None, allow_inf_nan=False)
     refunded_amount: Decimal | None = Field(default=None, allow_inf_nan=False)
-    date_updated: str | None = None
 
     def to_order(self) -> Order:
         """Anonymous orders (``id_customer`` 0, null or missing) keep customer 0: nobody's."""
@@ -74,7 +73,6 @@ class AlleavesOrder(_Wire):
             subtotal=self.subtotal,
             discount=_shared_zero(self.discount),
             refunded_amount=_shared_zero(self.refunded_amount),
-            updated_at=self.date_updated,
         )
 
 

@@ -69,7 +69,6 @@ class Order:
     subtotal: Decimal
     discount: Decimal = Decimal(0)
     refunded_amount: Decimal = Decimal(0)
-    updated_at: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from itertools import pairwise
 
 from loyalty_worker.domain.models import Order
 from loyalty_worker.errors import MalformedRecord
@@ -70,20 +71,15 @@ def fetch_order_history(
     the longest chain of sequential calls is one day's pages, not a fortnight's.
 
     An order seen twice (a page boundary shifting while paging) is kept once; each customer's
-    orders end sorted by order id.
+    orders end sorted by order id, and ``orders_seen`` counts each order once.
     """
     history = OrderHistory()
-    seen: set[int] = set()
     lock = threading.Lock()
 
     def take(records: list[Order | MalformedRecord]) -> None:
         with lock:
             history.pages_fetched += 1
             for record in records:
-                if isinstance(record, Order):
-                    if record.order_id in seen:
-                        continue
-                    seen.add(record.order_id)
                 history.add(record)
 
     def read(window: tuple[date, date]) -> list[tuple[date, date]]:
@@ -109,5 +105,23 @@ def fetch_order_history(
             for future in done:
                 pending.update(pool.submit(read, half) for half in future.result())
     for orders in history.orders.values():
-        orders.sort(key=lambda order: order.order_id)
+        history.orders_seen -= _sort_unique(orders)
     return history
+
+
+def _sort_unique(orders: list[Order]) -> int:
+    """Sort one customer's orders by id, keeping one of each; returns how many were dropped.
+
+    De-duplicating per customer, once all pages are in, spares a run-wide set of every order id
+    (about 60 bytes an order: 30 MB for an org of 500,000 orders).
+    """
+    orders.sort(key=lambda order: order.order_id)
+    if all(a.order_id != b.order_id for a, b in pairwise(orders)):
+        return 0
+    unique = orders[:1]
+    for order in orders[1:]:
+        if order.order_id != unique[-1].order_id:
+            unique.append(order)
+    dropped = len(orders) - len(unique)
+    orders[:] = unique
+    return dropped

@@ -62,14 +62,7 @@ class CustomerWork:
         payload: dict[str, Any] = {
             "customer": [self.customer.customer_id, phone, self.customer.alpine_user_code],
             "orders": [
-                [
-                    o.order_id,
-                    o.status,
-                    str(o.subtotal),
-                    str(o.discount),
-                    str(o.refunded_amount),
-                    o.updated_at,
-                ]
+                [o.order_id, o.status, str(o.subtotal), str(o.discount), str(o.refunded_amount)]
                 for o in self.orders
             ],
         }
@@ -99,7 +92,6 @@ class CustomerWork:
                 subtotal=Decimal(o[2]),
                 discount=Decimal(o[3]),
                 refunded_amount=Decimal(o[4]),
-                updated_at=o[5],
             )
             for o in payload.get("orders", ())
         )

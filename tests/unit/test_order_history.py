@@ -21,7 +21,7 @@ def test_windows_cover_the_range_without_overlap() -> None:
 def test_history_groups_by_customer_and_drops_anonymous_orders() -> None:
     start = date(2026, 1, 1)
     orders: list[Order | MalformedRecord] = [
-        Order(i, i % 3, "completed", Decimal(10), updated_at=None) for i in range(1, 251)
+        Order(i, i % 3, "completed", Decimal(10)) for i in range(1, 251)
     ]
     orders.append(MalformedRecord("alleaves", "order", "999", "subtotal n/a", customer_id=2))
     dated = {
@@ -87,3 +87,22 @@ def test_a_busy_window_is_split_down_to_days_and_only_a_day_is_paged_in_order() 
     paged = sorted((a, b, page) for a, b, page in calls if page > 1)
     busy = start + timedelta(days=8)
     assert paged == [(busy, busy, 2), (busy, busy, 3), (busy, busy, 4), (busy, busy, 5)]
+
+
+def test_an_order_on_two_pages_is_kept_once_and_counted_once() -> None:
+    # The page boundary shifts while paging (an order created meanwhile): order 10 is the last
+    # of page 1 and again the first of page 2.
+    pages = {
+        1: [Order(n, 7, "completed", Decimal(1)) for n in range(1, 11)],
+        2: [Order(n, 7, "completed", Decimal(1)) for n in range(10, 15)],
+    }
+    history = fetch_order_history(
+        lambda a, b, page: list(pages.get(page, [])),
+        start=date(2026, 1, 1),
+        end=date(2026, 1, 1),
+        window_days=1,
+        page_size=10,
+        parallelism=2,
+    )
+    assert [o.order_id for o in history.orders[7]] == list(range(1, 15))
+    assert history.orders_seen == 14

@@ -144,7 +144,7 @@ def test_tier_change_is_recorded(store: InMemoryProfileStore) -> None:
 def test_work_survives_its_json_payload_with_the_phone_masked_once_answered() -> None:
     original = CustomerWork(
         Customer(7, "5551234567", None),
-        (Order(1, 7, "Completed", Decimal("19.99"), Decimal("0.99"), Decimal(0), "2026-01-01"),),
+        (Order(1, 7, "Completed", Decimal("19.99"), Decimal("0.99"), Decimal(0)),),
         ("bad-1",),
         AlpineAnswer(AlpineProfile(12, "gold", "2026-02-02", "c-1")),
         profile={"equityStatus": True, "points": 3},
