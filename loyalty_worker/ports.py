@@ -151,6 +151,14 @@ class RunLedger(Protocol):
         """True for exactly one caller (per ``flag``): the one that may write the summary."""
         ...
 
+    def remember(self, results: Sequence[Mapping[str, Any]]) -> None:
+        """Keep each customer's latest successful result (per org); a failure forgets it."""
+        ...
+
+    def recall(self, org_id: str, customer_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """The latest kept result of each of ``customer_ids`` that has one."""
+        ...
+
     def mark_success(self, org_id: str, started_at: float) -> None:
         """Remember when the org's last fully successful run started."""
         ...

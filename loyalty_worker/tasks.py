@@ -67,11 +67,10 @@ def sync_org(
         log.error("run %s: org %s: %s", run_id, org_id, exc)
         return {"runId": run_id, "started": False, "message": str(exc)}
     settings = c.settings
-    phone_key = settings.phone_key
 
     def enqueue(works: list[CustomerWork]) -> None:
         sync_chunk.apply_async(
-            (org_id, run_id, [work.with_phone_hash(phone_key).to_payload() for work in works]),
+            (org_id, run_id, [work.to_payload() for work in works]),
             {"dry_run": dry_run},
             ignore_result=True,
         )
@@ -80,7 +79,7 @@ def sync_org(
         summarize_run.delay(run_id, status=status)
 
     started = start_batch(
-        org_id=org_id,
+        org=org.settings,
         run_id=run_id,
         dry_run=dry_run,
         alleaves=org.alleaves,
@@ -98,6 +97,7 @@ def sync_org(
         enqueue=enqueue,
         summarize=summarize,
         since=_since(since, c.tracker.last_success(org_id)),
+        phone_key=settings.phone_key,
     )
     outcome = "started" if started.started else "not started"
     log.info(
@@ -174,7 +174,9 @@ def sync_customer(
             "outcome": result.get("reason", result["status"]),
         },
     )
-    if run_id is not None and record_results(c.tracker, run_id, [result]):
+    if run_id is None:
+        c.tracker.remember([result])
+    elif record_results(c.tracker, run_id, [result]):
         summarize_run.delay(run_id)
     return result
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, cast
@@ -60,9 +60,12 @@ class Progress:
 class RunTracker:
     """Run locks, completion counting and results of batch runs, shared by every worker."""
 
-    def __init__(self, client: redis.Redis, *, ttl_s: int = 7 * 24 * 3600) -> None:
+    def __init__(
+        self, client: redis.Redis, *, ttl_s: int = 7 * 24 * 3600, memo_ttl_s: int = 8 * 24 * 3600
+    ) -> None:
         self._redis = client
         self._ttl = ttl_s
+        self._memo_ttl = memo_ttl_s
         self._record = client.register_script(_RECORD)
         self._release = client.register_script(_RELEASE)
 
@@ -161,6 +164,43 @@ class RunTracker:
         """The watchdog's way to fire a run's summary: the same once-only flag as completion
         (another ``flag`` for a run whose fired summary was lost)."""
         return bool(self._redis.hsetnx(self._keys(run_id)[2], flag, "1"))
+
+    @staticmethod
+    def _memo_key(org_id: str) -> str:
+        return f"loyalty:memo:{org_id}"
+
+    def remember(self, results: Sequence[Mapping[str, Any]]) -> None:
+        """Keep each customer's latest result per org (the incremental runs' memo): a success
+        that wrote or confirmed the profile replaces the entry, a failure removes it, a dry run
+        leaves it alone. The memo expires ``memo_ttl_s`` after its last change."""
+        pipe = self._redis.pipeline(transaction=False)
+        orgs: set[str] = set()
+        for result in results:
+            if result.get("dryRun"):
+                continue
+            org_id = str(result["orgId"])
+            key, customer = self._memo_key(org_id), str(result["customerId"])
+            if result.get("success") and "inputs" in result:
+                pipe.hset(key, customer, json.dumps(result))
+            else:
+                pipe.hdel(key, customer)
+            orgs.add(org_id)
+        for org_id in orgs:
+            pipe.expire(self._memo_key(org_id), self._memo_ttl)
+        if orgs:
+            pipe.execute()
+
+    def recall(self, org_id: str, customer_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """The memo's latest result of each of ``customer_ids`` that has one."""
+        if not customer_ids:
+            return {}
+        raw = cast(
+            list[bytes | None],
+            self._redis.hmget(self._memo_key(org_id), [str(cid) for cid in customer_ids]),
+        )
+        return {
+            cid: json.loads(value) for cid, value in zip(customer_ids, raw, strict=True) if value
+        }
 
     def mark_success(self, org_id: str, started_at: float) -> None:
         self._redis.set(f"loyalty:lastsuccess:{org_id}", started_at)

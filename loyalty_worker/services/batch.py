@@ -12,16 +12,23 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from loyalty_worker.errors import LoyaltyError, TransientError
+from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports import CustomerSource, LoyaltyLookup, Notifier, ProfileStore, RunLedger
+from loyalty_worker.services.memo import carry_over
+from loyalty_worker.services.results import SyncStatus
 from loyalty_worker.services.summary import SummaryBuilder, summary_alert
+from loyalty_worker.services.sync_customer import evaluate_customer
 from loyalty_worker.services.sync_org import RunPlan, plan_run
 from loyalty_worker.services.work import CustomerWork
 
 log = logging.getLogger(__name__)
+
+# Results the plan settles are recorded this many at a time.
+SETTLED_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -47,7 +54,7 @@ class BatchStart:
 
 def start_batch(
     *,
-    org_id: str,
+    org: OrgSettings,
     run_id: str,
     dry_run: bool,
     alleaves: CustomerSource,
@@ -59,15 +66,22 @@ def start_batch(
     summarize: Callable[[str], None],
     today: date | None = None,
     since: date | None = None,
+    phone_key: bytes | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> BatchStart:
     """Plan the org's run and enqueue its customers in chunks; at most one run per org at a time.
 
-    With ``since`` (incremental) only the orders created since then, less the overlap, are read.
+    With ``since`` (incremental) only the orders created since then, less the overlap, are read,
+    and customers the memo shows unchanged are carried over (``services.memo``). A customer
+    whose inputs the plan holds in full (profile, Alpine IQ answer) and whose profile would not
+    change is settled in the plan: its result is recorded, no task is sent. The rest go to the
+    workers with their phone's ``phoneHash`` under ``phone_key``.
 
     A LoyaltyError while planning (bad credentials, Alleaves down) ends the run at once as
     ``failed``: its summary and its one alert say why.
     """
+    org_id = org.org_id
+    rules = org.rules()
     holder = ledger.acquire_lock(org_id, run_id, options.lock_ttl_s)
     if holder is not None:
         message = f"org {org_id} already has run {holder} in progress; no second batch started"
@@ -89,6 +103,16 @@ def start_batch(
                 window_days=options.window_days,
                 parallelism=options.parallelism,
                 recent_since=since - timedelta(days=options.overlap_days) if since else None,
+                carry_over=lambda plan: carry_over(
+                    plan,
+                    org_id=org_id,
+                    run_id=run_id,
+                    ledger=ledger,
+                    rules=rules,
+                    phone_key=phone_key,
+                    dry_run=dry_run,
+                    stamp=datetime.now(UTC).isoformat(),
+                ),
             ),
             attempts=options.plan_attempts,
             sleep=sleep,
@@ -103,6 +127,7 @@ def start_batch(
         ordersSeen=plan.history.orders_seen,
         orderPages=plan.history.pages_fetched,
         ordersSince=plan.recent_since.isoformat() if plan.recent_since else "all",
+        carried=len(plan.carried),
     )
     now = time.time()
     if plan.malformed_customers:
@@ -136,14 +161,69 @@ def start_batch(
     if ledger.set_listed(run_id, plan.listed):
         summarize("completed")
     chunk: list[CustomerWork] = []
+    settled: list[Mapping[str, Any]] = []
+    sent = settled_count = 0
     for work in plan.work():
+        work = work.with_phone_hash(phone_key)
+        result = _settled(org, work, store=store, alpine=alpine, run_id=run_id, dry_run=dry_run)
+        if result is not None:
+            settled.append(result)
+            settled_count += 1
+            if len(settled) == SETTLED_BATCH:
+                _record(ledger, run_id, settled, summarize)
+                settled = []
+            continue
         chunk.append(work)
+        sent += 1
         if len(chunk) == options.chunk_size:
             enqueue(chunk)
             chunk = []
     if chunk:
         enqueue(chunk)
+    if settled:
+        _record(ledger, run_id, settled, summarize)
+    log.info(
+        "run %s: org %s: %d listed: %d carried over, %d settled in the plan, %d sent to workers",
+        run_id,
+        org_id,
+        plan.listed,
+        len(plan.carried),
+        settled_count,
+        sent,
+    )
     return BatchStart(run_id, started=True, listed=plan.listed)
+
+
+def _settled(
+    org: OrgSettings,
+    work: CustomerWork,
+    *,
+    store: ProfileStore,
+    alpine: LoyaltyLookup,
+    run_id: str,
+    dry_run: bool,
+) -> dict[str, Any] | None:
+    """The result of a customer whose profile would not change, decided from the plan alone
+    (no call is made: the plan holds the profile and Alpine IQ's answer); None when a task must
+    sync it: a write to make, or a look-up."""
+    if work.profile is None or work.alpine is None or work.malformed_orders:
+        return None  # no profile yet (so a write), or an answer only a look-up gives
+    evaluation = evaluate_customer(
+        org, work, store=store, alpine=alpine, run_id=run_id, dry_run=dry_run
+    )
+    if evaluation.result.status is not SyncStatus.UNCHANGED:
+        return None
+    return evaluation.result.to_dict()
+
+
+def _record(
+    ledger: RunLedger,
+    run_id: str,
+    results: Sequence[Mapping[str, Any]],
+    summarize: Callable[[str], None],
+) -> None:
+    if record_results(ledger, run_id, results):
+        summarize("completed")
 
 
 def _plan_with_retries(
@@ -164,7 +244,9 @@ def _plan_with_retries(
 
 
 def record_results(ledger: RunLedger, run_id: str, results: Sequence[Mapping[str, Any]]) -> bool:
-    """Store customers' results (keyed by customer); True when they complete the run."""
+    """Store customers' results (keyed by customer) and keep them in the org's memo; True when
+    they complete the run."""
+    ledger.remember(results)
     return ledger.record(run_id, {str(result["customerId"]): result for result in results})
 
 

@@ -28,6 +28,8 @@ class SyncResult:
     phone: str | None = None
     previous_tier: str | None = None
     dry_run: bool = False
+    # ``services.work.inputs_digest`` of what this outcome was computed from.
+    inputs: str | None = None
 
     @property
     def success(self) -> bool:
@@ -56,6 +58,8 @@ class SyncResult:
             data["detail"] = self.detail
         if self.phone is not None:
             data["phone"] = mask_phone(self.phone)
+        if self.inputs is not None:
+            data["inputs"] = self.inputs
         if self.outcome is None:
             return data
         calc = self.outcome.calculation

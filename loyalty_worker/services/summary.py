@@ -25,6 +25,8 @@ class SummaryBuilder:
     dry_run: bool = False
     synced: int = 0
     unchanged: int = 0
+    # Of the unchanged: left as the last sync left them by an incremental run (services.memo).
+    carried: int = 0
     failed: int = 0
     orders_processed: int = 0
     with_alpine: int = 0
@@ -57,6 +59,7 @@ class SummaryBuilder:
             self.synced += 1
         else:
             self.unchanged += 1
+            self.carried += bool(result.get("carried"))
         self.orders_processed += int(result["calculated"]["ordersProcessed"])
         displayed = result["displayed"]
         self.tiers[str(displayed["tier"])] += 1
@@ -105,6 +108,7 @@ class SummaryBuilder:
             "listed": self.listed,
             "synced": self.synced,
             "unchanged": self.unchanged,
+            "carried": self.carried,
             "failed": self.failed,
             "missing": max(self.listed - accounted, 0),
             "failedByReason": dict(self.failed_by_reason),

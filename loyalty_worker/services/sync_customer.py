@@ -15,7 +15,7 @@ from loyalty_worker.errors import PermanentError, TransientError
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports import LoyaltyLookup, ProfileStore
 from loyalty_worker.services.results import SyncResult, SyncStatus
-from loyalty_worker.services.work import PROFILE_FIELDS, CustomerWork
+from loyalty_worker.services.work import PROFILE_FIELDS, CustomerWork, inputs_digest
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +42,7 @@ def evaluate_customer(
     ahead (``work.profile_known``) spares the read here.
     """
     now = datetime.now(UTC)
+    rules = org.rules()
     customer = work.customer
     phone = normalize_phone(customer.phone)
     stamp = now.isoformat()
@@ -55,14 +56,14 @@ def evaluate_customer(
                 customer.customer_id
             )
         equity = bool(profile and profile.get("equityStatus") is True)
-        calculation = calculate_points(work.orders, org.rules(), equity=equity)
+        calculation = calculate_points(work.orders, rules, equity=equity)
         if work.alpine is not None:  # answered ahead: the run matched the phone already
             alpine_profile = work.alpine.profile
         else:
             alpine_profile = alpine.lookup(phone) if phone else None
     except PermanentError as exc:
         return Evaluation(_failed(org, work, stamp, exc.reason, str(exc), dry_run), None)
-    outcome = decide(calculation, alpine_profile, org.rules())
+    outcome = decide(calculation, alpine_profile, rules)
     update = build_profile_update(
         org.org_id, customer, outcome, run_id=run_id, now=now, phone_hash=work.phone_hash
     )
@@ -77,6 +78,7 @@ def evaluate_customer(
         phone=customer.phone,
         previous_tier=previous_tier if isinstance(previous_tier, str) else None,
         dry_run=dry_run,
+        inputs=inputs_digest(rules, customer, alpine_profile, work.phone_hash),
     )
     return Evaluation(result, update if changed and not dry_run else None)
 

@@ -45,6 +45,13 @@ class RunPlan:
     # Incremental: the history holds only orders created since this day; the older ones come
     # from each profile's order ledger.
     recent_since: date | None = None
+    # Incremental: customers left as their last sync left them (``services.memo``); they get
+    # no work and their profiles are not read.
+    carried: set[int] = field(default_factory=set)
+
+    def to_sync(self) -> list[Customer]:
+        """The listed customers that get a sync (all but the carried ones)."""
+        return [c for c in self.customers if c.customer_id not in self.carried]
 
     def knows_every_older_order(self) -> bool:
         """Incremental only: every customer's orders before ``recent_since`` are known.
@@ -57,7 +64,7 @@ class RunPlan:
         return all(
             "loyaltyOrders" in self.profiles.get(c.customer_id, {})
             or (c.created_on is not None and c.created_on >= since)
-            for c in self.customers
+            for c in self.to_sync()
         )
 
     @property
@@ -73,8 +80,8 @@ class RunPlan:
         return AlpineAnswer(profile) if profile is not None else None
 
     def work(self) -> Iterator[CustomerWork]:
-        """Each listed customer with its own orders, Alpine IQ answer and profile."""
-        for customer in self.customers:
+        """Each customer to sync with its own orders, Alpine IQ answer and profile."""
+        for customer in self.to_sync():
             cid = customer.customer_id
             orders = self.history.orders.get(cid, [])
             ledger = (self.profiles.get(cid) or {}).get("loyaltyOrders")
@@ -173,6 +180,12 @@ def read_profiles(
     return profiles
 
 
+def _profiles_of(
+    store: ProfileStore, org_id: str, customers: Sequence[Customer], parallelism: int
+) -> dict[int, dict[str, Any]]:
+    return read_profiles(store, org_id, [c.customer_id for c in customers], parallelism=parallelism)
+
+
 def plan_run(
     org_id: str,
     alleaves: CustomerSource,
@@ -184,12 +197,15 @@ def plan_run(
     window_days: int,
     parallelism: int,
     recent_since: date | None = None,
+    carry_over: Callable[[RunPlan], set[int]] | None = None,
 ) -> RunPlan:
     """Everything a batch needs, read before any customer is enqueued.
 
     With ``recent_since`` (incremental) only the orders created since that day are read; a
-    customer's older orders come from the ledger its profile keeps. Should any customer lack
-    both (never synced, and created before that day), the whole history is read after all.
+    customer's older orders come from the ledger its profile keeps. ``carry_over`` then picks
+    the customers to leave as they are (``services.memo``): only the others' profiles are read.
+    Should any of those lack a ledger (never synced) and have been created before that day,
+    the whole history is read after all.
 
     Raises AuthError (either API) or TransientError before any customer is enqueued, so a wrong
     credential stops the run with one alert instead of a thousand failures.
@@ -206,16 +222,20 @@ def plan_run(
         )
 
     start = history_start if recent_since is None else max(history_start, recent_since)
+    incremental = start > history_start
     with ThreadPoolExecutor(max_workers=3) as pool:
         balances = pool.submit(alpine_balances, alpine)
         orders = pool.submit(history, start)
         customers, malformed = list_customers(alleaves, parallelism=parallelism)
-        profiles = read_profiles(
-            store, org_id, [c.customer_id for c in customers], parallelism=parallelism
-        )
-        plan = RunPlan(customers, malformed, orders.result(), balances.result(), profiles)
-    if start > history_start:
+        plan = RunPlan(customers, malformed)
+        if not incremental:  # read side by side with the history
+            plan.profiles = _profiles_of(store, org_id, customers, parallelism)
+        plan.history, plan.balances = orders.result(), balances.result()
+    if incremental:
         plan.recent_since = start
+        if carry_over is not None:
+            plan.carried = carry_over(plan)
+        plan.profiles = _profiles_of(store, org_id, plan.to_sync(), parallelism)
         if not plan.knows_every_older_order():
             log.info("org %s: profiles without an order ledger: reading the whole history", org_id)
             plan.recent_since = None

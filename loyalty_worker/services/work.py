@@ -6,18 +6,49 @@ gets only its customer's orders in the message, so no task pages Alleaves again.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
-from loyalty_worker.domain.models import AlpineProfile, Customer, Order
+from loyalty_worker.domain.models import AlpineProfile, Customer, LoyaltyRules, Order
 from loyalty_worker.domain.phone import mask_phone, normalize_phone, phone_hash
 from loyalty_worker.domain.profile import LOYALTY_FIELDS, STAMP_FIELDS
 
 # What a sync needs of an existing profile: equity status, and the loyalty fields to tell
 # whether anything changed (the stamps never decide that, and a datetime is no JSON).
 PROFILE_FIELDS = ("equityStatus", *(f for f in LOYALTY_FIELDS if f not in STAMP_FIELDS))
+
+
+# Part of every inputs digest: a change to what the digest covers, or to the rules' code,
+# bumps it, so that no digest of an older worker ever matches.
+_DIGEST_VERSION = "1"
+
+
+def inputs_digest(
+    rules: LoyaltyRules,
+    customer: Customer,
+    alpine: AlpineProfile | None,
+    phone_hash: str | None,
+) -> str:
+    """A digest of everything a sync's outcome depends on except the orders and the profile's
+    equity status: the org's rules, the customer's Alleaves record (its phone masked) and
+    Alpine IQ's answer.
+
+    An incremental run leaves a customer without recent orders as the last sync left them when
+    this digest is unchanged (``services.memo``). Only the masked phone goes in: the digest is
+    kept in Redis.
+    """
+    parts = (
+        _DIGEST_VERSION,
+        repr(rules),
+        mask_phone(customer.phone) if customer.phone else None,
+        customer.alpine_user_code,
+        repr(alpine),
+        phone_hash,
+    )
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:24]
 
 
 def profile_subset(profile: Mapping[str, Any] | None) -> dict[str, Any] | None:

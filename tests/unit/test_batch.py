@@ -47,7 +47,7 @@ class Harness:
 
     def start(self, run_id: str = "r1", sleep=lambda _: None, since=None):  # type: ignore[no-untyped-def]
         return start_batch(
-            org_id="org-1",
+            org=self.store.get_org_settings("org-1"),
             run_id=run_id,
             dry_run=False,
             alleaves=self.alleaves,
@@ -334,3 +334,93 @@ def test_the_listing_reads_rounds_of_4_doubling_to_the_parallelism(
     listed, malformed = list_customers(source, parallelism=32)
     assert len(listed) == customers and malformed == []
     assert sorted(source.pages) == list(range(1, pages_read + 1))
+
+
+class ReadCountingStore(InMemoryProfileStore):
+    """Counts the profiles read, by customer id."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.read_ids: list[int] = []
+
+    def get_profiles(
+        self, org_id: str, customer_ids: Sequence[int], fields: Sequence[str] | None = None
+    ) -> dict[int, dict[str, Any]]:
+        self.read_ids += customer_ids
+        return super().get_profiles(org_id, customer_ids, fields)
+
+
+def test_an_unchanged_rerun_is_settled_in_the_plan(harness: Harness) -> None:
+    harness.start("first")
+    harness.drain("first")
+    writes = harness.store.writes
+    harness.start("again")
+    # only customer 3 (a malformed order) is sent: every other profile would stay as it is
+    assert [[w.customer.customer_id for w in chunk] for chunk in harness.queue] == [[3]]
+    harness.drain("again")
+    summary = harness.store.run_summaries["again"]
+    assert (summary["synced"], summary["unchanged"], summary["failed"]) == (0, 11, 2)
+    assert summary["carried"] == 0  # a full run reads and checks every profile
+    assert summary["reconciliation"] == harness.store.run_summaries["first"]["reconciliation"]
+    assert harness.store.writes == writes
+    assert len(harness.notifier.alerts) == 2  # one per run
+
+
+def test_a_changed_profile_is_not_settled_in_the_plan(harness: Harness) -> None:
+    harness.start("first")
+    harness.drain("first")
+    harness.store.profiles["org-1_5"]["points"] = 1  # edited by hand
+    harness.start("again")
+    sent = [w.customer.customer_id for chunk in harness.queue for w in chunk]
+    assert sorted(sent) == [3, 5]
+    harness.drain("again")
+    assert harness.store.profiles["org-1_5"]["points"] == 37
+
+
+@pytest.fixture
+def synced(harness: Harness) -> Harness:
+    """A full run done, on a store that counts profile reads; no malformed order."""
+    harness.store = ReadCountingStore()
+    harness.store.settings["org-1"] = {"discrepancyThreshold": 0.1}
+    orders = harness.alleaves.orders
+    orders[:] = [o for o in orders if isinstance(o[1], Order)]
+    harness.start("full")
+    harness.drain("full")
+    harness.store.read_ids.clear()
+    return harness
+
+
+def test_an_incremental_run_reads_only_the_profiles_of_customers_it_syncs(
+    synced: Harness,
+) -> None:
+    synced.alpine.accounts["5550000002"] = AlpineProfile(50)  # a balance changed
+    synced.alleaves.orders.append((date(2026, 2, 27), Order(6001, 4, "completed", Decimal("9"))))
+    synced.start("incremental", since=date(2026, 2, 28))
+    synced.drain("incremental")
+    assert sorted(synced.store.read_ids) == [2, 4]  # the other ten were left as they were
+    summary = synced.store.run_summaries["incremental"]
+    assert (summary["synced"], summary["unchanged"], summary["carried"]) == (2, 10, 10)
+    assert summary["failed"] == 1  # the malformed customer record, as in every run
+    # the carried results still count in the summary's tiers and reconciliation
+    assert sum(summary["tiers"].values()) == 12  # type: ignore[attr-defined]
+    assert synced.store.profiles["org-1_2"]["pointsFromAlpine"] == 50
+    assert synced.store.profiles["org-1_4"]["pointsFromOrders"] == 46
+
+
+def test_new_rules_leave_no_customer_to_carry_over(synced: Harness) -> None:
+    synced.store.settings["org-1"]["pointsPerDollar"] = 2
+    synced.start("incremental", since=date(2026, 2, 28))
+    synced.drain("incremental")
+    summary = synced.store.run_summaries["incremental"]
+    assert (summary["synced"], summary["carried"]) == (12, 0)
+    assert synced.store.profiles["org-1_1"]["pointsFromOrders"] == 75  # 20 + 41 + 14
+
+
+def test_a_customer_whose_last_sync_failed_is_synced_again(synced: Harness) -> None:
+    synced.ledger.remember(
+        [{"success": False, "status": "failed", "orgId": "org-1", "customerId": 7}]
+    )
+    synced.start("incremental", since=date(2026, 2, 28))
+    synced.drain("incremental")
+    assert synced.store.read_ids == [7]
+    assert synced.store.run_summaries["incremental"]["carried"] == 11

@@ -81,3 +81,18 @@ def test_a_chunk_of_results_is_recorded_at_once(tracker: RunTracker) -> None:
     assert tracker.record("r1", {str(i): ok(i) for i in range(3)}) is False
     assert tracker.record("r1", {"3": ok(3), "4": {"success": False}}) is True
     assert (tracker.progress("r1").done, tracker.progress("r1").failed) == (5, 1)
+
+
+def test_the_memo_keeps_successes_forgets_failures_and_ignores_dry_runs(
+    tracker: RunTracker,
+) -> None:
+    kept = {**ok(1), "orgId": "org-1", "inputs": "d1"}
+    tracker.remember([kept, {**ok(2), "orgId": "org-1", "inputs": "d2"}])
+    assert tracker.recall("org-1", [1, 2, 3]) == {
+        1: kept,
+        2: {**ok(2), "orgId": "org-1", "inputs": "d2"},
+    }
+    assert tracker.recall("org-2", [1]) == {}  # per org
+    tracker.remember([{"success": False, "status": "failed", "orgId": "org-1", "customerId": 2}])
+    tracker.remember([{**ok(1), "orgId": "org-1", "inputs": "other", "dryRun": True}])
+    assert tracker.recall("org-1", [1, 2]) == {1: kept}
