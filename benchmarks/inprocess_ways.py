@@ -159,7 +159,7 @@ def run_naive(config: WayConfig) -> dict[str, Any]:
         for customer in chosen:
             work = CustomerWork(
                 customer=customer,
-                orders=tuple(history.orders.get(customer.customer_id, ())),
+                orders=tuple(history.orders_of(customer.customer_id)),
                 malformed_orders=tuple(history.malformed.get(customer.customer_id, ())),
             )
             try:
@@ -454,7 +454,7 @@ async def run_asyncio(config: WayConfig, *, bulk: bool) -> dict[str, Any]:
                 snapshot = await reference.get()
                 profile = snapshot.to_dict() if snapshot.exists else None
             equity = bool(profile and profile.get("equityStatus") is True)
-            orders = history.orders.get(customer.customer_id, [])
+            orders = history.orders_of(customer.customer_id)
             calculation = calculate_points(orders, rules, equity=equity)
             phone = normalize_phone(customer.phone)
             alpine_profile: AlpineProfile | None = None

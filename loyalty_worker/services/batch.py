@@ -206,8 +206,10 @@ def _settled(
     """The result of a customer whose profile would not change, decided from the plan alone
     (no call is made: the plan holds the profile and Alpine IQ's answer); None when a task must
     sync it: a write to make, or a look-up."""
-    if work.profile is None or work.alpine is None or work.malformed_orders:
-        return None  # no profile yet (so a write), or an answer only a look-up gives
+    if work.profile is None or "loyaltyStatus" not in work.profile:
+        return None  # a profile this worker never wrote: there is a write to make
+    if work.alpine is None or work.malformed_orders:
+        return None  # an answer only a look-up gives, or a failure for the task to report
     evaluation = evaluate_customer(
         org, work, store=store, alpine=alpine, run_id=run_id, dry_run=dry_run
     )

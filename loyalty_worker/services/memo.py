@@ -64,7 +64,7 @@ def _unchanged(
     phone_key: bytes | None,
 ) -> bool:
     cid = customer.customer_id
-    if cid in plan.history.orders or cid in plan.history.malformed:
+    if cid in plan.history or cid in plan.history.malformed:
         return False  # orders created since: synced as usual
     # Orders created after the kept sync are all among the recent ones only if it ran after
     # the recent window's first day.

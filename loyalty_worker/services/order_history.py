@@ -7,12 +7,14 @@ windows are independent, so they are fetched in parallel, and busy windows are s
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, KeysView
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from decimal import Decimal
 from itertools import pairwise
 
 from loyalty_worker.domain.models import Order
@@ -32,11 +34,22 @@ def date_windows(start: date, end: date, days: int) -> list[tuple[date, date]]:
     return windows
 
 
+# A customer's orders are kept packed in one string: a row per order, its fields apart.
+_ROW, _FIELD = "\x1e", "\x1f"
+
+
 @dataclass
 class OrderHistory:
-    """Orders by customer id; malformed order ids by customer id; anonymous orders dropped."""
+    """Orders by customer id; malformed order ids by customer id; anonymous orders dropped.
 
-    orders: dict[int, list[Order]] = field(default_factory=lambda: defaultdict(list))
+    A run holds the org's whole history at once (500,000 orders for a large chain), so each
+    customer's orders are packed into one string (``_ROW``-separated rows of id, subtotal,
+    discount, refund, status: about 30 bytes an order, against about 350 as ``Order``
+    objects) and unpacked, as ``Order`` values, one customer at a time (``orders_of``).
+    Amounts keep their exact ``Decimal`` text.
+    """
+
+    _packed: dict[int, str] = field(default_factory=dict)
     malformed: dict[int, list[str]] = field(default_factory=lambda: defaultdict(list))
     unowned_malformed: list[str] = field(default_factory=list)
     pages_fetched: int = 0
@@ -50,7 +63,66 @@ class OrderHistory:
             else:
                 self.unowned_malformed.append(record.record_id)
         elif record.customer_id:
-            self.orders[record.customer_id].append(record)
+            row = _pack(record)
+            packed = self._packed.get(record.customer_id)
+            self._packed[record.customer_id] = row if packed is None else packed + _ROW + row
+
+    def __contains__(self, customer_id: object) -> bool:
+        """Whether the customer has any (well-formed) order in this history."""
+        return customer_id in self._packed
+
+    def customer_ids(self) -> KeysView[int]:
+        """The customers with any (well-formed) order in this history."""
+        return self._packed.keys()
+
+    def orders_of(self, customer_id: int) -> list[Order]:
+        """The customer's orders, sorted by order id."""
+        packed = self._packed.get(customer_id)
+        if packed is None:
+            return []
+        return [_unpack(customer_id, row) for row in packed.split(_ROW)]
+
+    def finish(self) -> None:
+        """Sort each customer's orders by id and keep one of each (an order read on two
+        pages); ``orders_seen`` then counts each order once."""
+        for customer_id, packed in self._packed.items():
+            if _ROW not in packed:
+                continue
+            rows = sorted(packed.split(_ROW), key=_row_id)
+            unique = [rows[0]] + [b for a, b in pairwise(rows) if _row_id(a) != _row_id(b)]
+            self.orders_seen -= len(rows) - len(unique)
+            self._packed[customer_id] = _ROW.join(unique)
+
+
+def _pack(order: Order) -> str:
+    status = order.status
+    if _ROW in status or _FIELD in status:  # never a status that counts: kept apart
+        status = status.replace(_ROW, " ").replace(_FIELD, " ")
+    return _FIELD.join(
+        (
+            str(order.order_id),
+            str(order.subtotal),
+            str(order.discount),
+            str(order.refunded_amount),
+            status,
+        )
+    )
+
+
+def _row_id(row: str) -> int:
+    return int(row[: row.index(_FIELD)])
+
+
+def _unpack(customer_id: int, row: str) -> Order:
+    order_id, subtotal, discount, refunded, status = row.split(_FIELD, 4)
+    return Order(
+        order_id=int(order_id),
+        customer_id=customer_id,
+        status=sys.intern(status),
+        subtotal=Decimal(subtotal),
+        discount=Decimal(discount),
+        refunded_amount=Decimal(refunded),
+    )
 
 
 def fetch_order_history(
@@ -104,24 +176,5 @@ def fetch_order_history(
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 pending.update(pool.submit(read, half) for half in future.result())
-    for orders in history.orders.values():
-        history.orders_seen -= _sort_unique(orders)
+    history.finish()
     return history
-
-
-def _sort_unique(orders: list[Order]) -> int:
-    """Sort one customer's orders by id, keeping one of each; returns how many were dropped.
-
-    De-duplicating per customer, once all pages are in, spares a run-wide set of every order id
-    (about 60 bytes an order: 30 MB for an org of 500,000 orders).
-    """
-    orders.sort(key=lambda order: order.order_id)
-    if all(a.order_id != b.order_id for a, b in pairwise(orders)):
-        return 0
-    unique = orders[:1]
-    for order in orders[1:]:
-        if order.order_id != unique[-1].order_id:
-            unique.append(order)
-    dropped = len(orders) - len(unique)
-    orders[:] = unique
-    return dropped

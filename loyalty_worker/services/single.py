@@ -61,7 +61,7 @@ def find_customer_work(
         page_size=alleaves.page_size,
         parallelism=parallelism,
     )
-    orders = history.orders.get(customer_id, [])
+    orders = history.orders_of(customer_id)
     if start > history_start and ledger:
         orders = merge_orders(ledger_orders(customer_id, ledger), orders)
     return CustomerWork(

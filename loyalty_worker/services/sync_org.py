@@ -83,7 +83,7 @@ class RunPlan:
         """Each customer to sync with its own orders, Alpine IQ answer and profile."""
         for customer in self.to_sync():
             cid = customer.customer_id
-            orders = self.history.orders.get(cid, [])
+            orders = self.history.orders_of(cid)
             ledger = (self.profiles.get(cid) or {}).get("loyaltyOrders")
             if self.recent_since is not None and ledger:
                 orders = merge_orders(ledger_orders(cid, ledger), orders)

@@ -6,6 +6,7 @@ gets only its customer's orders in the message, so no task pages Alleaves again.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -41,14 +42,18 @@ def inputs_digest(
     kept in Redis.
     """
     parts = (
-        _DIGEST_VERSION,
-        repr(rules),
+        _rules_key(rules),
         mask_phone(customer.phone) if customer.phone else None,
         customer.alpine_user_code,
         repr(alpine),
         phone_hash,
     )
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:24]
+
+
+@functools.lru_cache(maxsize=64)
+def _rules_key(rules: LoyaltyRules) -> str:
+    return f"{_DIGEST_VERSION}:{rules!r}"
 
 
 def profile_subset(profile: Mapping[str, Any] | None) -> dict[str, Any] | None:

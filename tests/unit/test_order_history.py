@@ -7,7 +7,11 @@ from threading import Lock
 
 from loyalty_worker.domain.models import Order
 from loyalty_worker.errors import MalformedRecord
-from loyalty_worker.services.order_history import date_windows, fetch_order_history
+from loyalty_worker.services.order_history import (
+    OrderHistory,
+    date_windows,
+    fetch_order_history,
+)
 
 
 def test_windows_cover_the_range_without_overlap() -> None:
@@ -48,13 +52,14 @@ def test_history_groups_by_customer_and_drops_anonymous_orders() -> None:
         parallelism=4,
     )
     assert history.orders_seen == 251
-    assert sum(len(v) for v in history.orders.values()) == 250 - 83  # customer 0 dropped
-    assert set(history.orders) == {1, 2}
+    orders = {cid: history.orders_of(cid) for cid in history.customer_ids()}
+    assert sum(len(v) for v in orders.values()) == 250 - 83  # customer 0 dropped
+    assert set(orders) == {1, 2} and 0 not in history and 1 in history
     assert history.malformed == {2: ["999"]}
     # every day of the range was read by some window
     read_days = {a + timedelta(d) for a, b, _ in calls for d in range((b - a).days + 1)}
     assert read_days == {start + timedelta(d) for d in range(60)}
-    assert all(v == sorted(v, key=lambda o: o.order_id) for v in history.orders.values())
+    assert all(v == sorted(v, key=lambda o: o.order_id) for v in orders.values())
 
 
 def test_a_busy_window_is_split_down_to_days_and_only_a_day_is_paged_in_order() -> None:
@@ -82,7 +87,7 @@ def test_a_busy_window_is_split_down_to_days_and_only_a_day_is_paged_in_order() 
         page_size=10,
         parallelism=4,
     )
-    assert [o.order_id for o in history.orders[1]] == list(range(1, 70))
+    assert [o.order_id for o in history.orders_of(1)] == list(range(1, 70))
     # only the busy day itself is read beyond its first page, in order
     paged = sorted((a, b, page) for a, b, page in calls if page > 1)
     busy = start + timedelta(days=8)
@@ -104,5 +109,22 @@ def test_an_order_on_two_pages_is_kept_once_and_counted_once() -> None:
         page_size=10,
         parallelism=2,
     )
-    assert [o.order_id for o in history.orders[7]] == list(range(1, 15))
+    assert [o.order_id for o in history.orders_of(7)] == list(range(1, 15))
     assert history.orders_seen == 14
+
+
+def test_orders_come_back_exactly_as_read() -> None:
+    history = OrderHistory()
+    kept = [
+        Order(12, 7, "Completed", Decimal("19.990"), Decimal("0.99"), Decimal("1E+1")),
+        Order(3, 7, "voided", Decimal("0"), Decimal(0), Decimal(0)),
+    ]
+    for order in kept:
+        history.add(order)
+    history.add(Order(5, 7, "odd\x1estatus\x1f", Decimal("2")))
+    history.finish()
+    orders = history.orders_of(7)
+    assert orders[0] == kept[1] and orders[2] == kept[0]  # sorted by id, amounts exact
+    assert str(orders[2].subtotal) == "19.990" and orders[2].refunded_amount == 10
+    assert orders[1].status == "odd status "  # a separator in a status never counts anyway
+    assert history.orders_of(8) == []
