@@ -601,6 +601,8 @@ def timed_worker_run(
             "plan_s": summary.get("planS"),
             "listed": summary.get("listed"),
             "unchanged": summary.get("unchanged"),
+            # Of the unchanged: left as the memo kept them, their profiles not read.
+            "carried": summary.get("carried"),
             "missing": summary.get("missing"),
             "failed_by_reason": summary.get("failedByReason"),
             "orders_processed": summary.get("ordersProcessed"),
@@ -823,7 +825,8 @@ def _counts_and_memory(row: dict[str, Any]) -> str:
     memory_ok = (rss or 0) <= GOAL_RSS_PROCESS_MB and (redis_peak or 0) <= GOAL_REDIS_PEAK_MB
     return (
         f"{row['way']} at {row['latency_ms']} ms: listed {listed:,} of {row['customers']:,} = "
-        f"{synced:,} synced + {unchanged:,} unchanged + {failed:,} failed, {missing} missing: "
+        f"{synced:,} synced + {unchanged:,} unchanged ({row.get('carried') or 0:,} carried over) "
+        f"+ {failed:,} failed, {missing} missing: "
         f"{'add up' if adds_up else 'do NOT add up'}; peak RSS {rss} MB per worker process "
         f"(goal <= {GOAL_RSS_PROCESS_MB:g}), Redis peak {redis_peak} MB (goal <= "
         f"{GOAL_REDIS_PEAK_MB:g}): {_verdict(memory_ok)}"

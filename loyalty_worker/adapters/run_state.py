@@ -198,9 +198,15 @@ class RunTracker:
             list[bytes | None],
             self._redis.hmget(self._memo_key(org_id), [str(cid) for cid in customer_ids]),
         )
-        return {
-            cid: json.loads(value) for cid, value in zip(customer_ids, raw, strict=True) if value
-        }
+        kept: dict[int, dict[str, Any]] = {}
+        for cid, value in zip(customer_ids, raw, strict=True):
+            try:
+                entry = json.loads(value) if value else None
+            except ValueError:
+                entry = None  # unreadable: as if nothing were kept (the customer is synced)
+            if isinstance(entry, dict):
+                kept[cid] = entry
+        return kept
 
     def mark_success(self, org_id: str, started_at: float) -> None:
         self._redis.set(f"loyalty:lastsuccess:{org_id}", started_at)

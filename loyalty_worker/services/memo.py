@@ -68,7 +68,11 @@ def _unchanged(
         return False  # orders created since: synced as usual
     # Orders created after the kept sync are all among the recent ones only if it ran after
     # the recent window's first day.
-    if datetime.fromisoformat(entry["updatedAt"]).date() <= since:
+    try:
+        kept_on = datetime.fromisoformat(str(entry["updatedAt"])).date()
+    except (KeyError, ValueError):
+        return False  # an entry this worker did not write: sync as usual
+    if kept_on <= since:
         return False
     answer = plan.alpine_answer(normalize_phone(customer.phone))
     if answer is None:

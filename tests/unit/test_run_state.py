@@ -96,3 +96,5 @@ def test_the_memo_keeps_successes_forgets_failures_and_ignores_dry_runs(
     tracker.remember([{"success": False, "status": "failed", "orgId": "org-1", "customerId": 2}])
     tracker.remember([{**ok(1), "orgId": "org-1", "inputs": "other", "dryRun": True}])
     assert tracker.recall("org-1", [1, 2]) == {1: kept}
+    tracker._redis.hset("loyalty:memo:org-1", "1", b"{not json")  # written by someone else
+    assert tracker.recall("org-1", [1]) == {}
