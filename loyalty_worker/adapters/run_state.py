@@ -19,8 +19,10 @@ from typing import Any, cast
 import redis
 
 # KEYS: results, failed, meta. ARGV: (customer key, result JSON, failed flag "1"/"0") repeated.
-# Returns 1 to exactly one caller: the one whose results complete the listed set.
+# Returns 1 to exactly one caller: the one whose results complete the listed set. A result that
+# comes after the run was closed (a late redelivery) is dropped: the summary is written.
 _RECORD = """
+if redis.call('HEXISTS', KEYS[3], 'finishedAt') == 1 then return 0 end
 for i = 1, #ARGV, 3 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
   if ARGV[i + 2] == '1' then
@@ -150,6 +152,9 @@ class RunTracker:
         raw_meta, done, failures = pipe.execute()
         meta = {k.decode(): v.decode() for k, v in raw_meta.items()}
         summary = json.loads(meta["summary"]) if "summary" in meta else None
+        if summary is not None:  # closed: its results are gone, the summary counts them
+            done = int(summary.get("listed", 0)) - int(summary.get("missing", 0))
+            failures = int(summary.get("failed", 0))
         return Progress(
             org_id=meta.get("orgId"),
             status=meta.get("status", "unknown"),
@@ -217,4 +222,13 @@ class RunTracker:
         return float(value) if value is not None else None
 
     def finish(self, run_id: str, status: str, summary: Mapping[str, Any]) -> None:
-        self.update(run_id, status=status, summary=json.dumps(summary), finishedAt=time.time())
+        """Close the run with its summary and drop its per-customer results: the summary holds
+        what they add up to (100,000 results are about 60 MB of Redis)."""
+        results, failed, meta = self._keys(run_id)
+        pipe = self._redis.pipeline()
+        pipe.hset(
+            meta,
+            mapping={"status": status, "summary": json.dumps(summary), "finishedAt": time.time()},
+        )
+        pipe.delete(results, failed)
+        pipe.execute()

@@ -98,3 +98,15 @@ def test_the_memo_keeps_successes_forgets_failures_and_ignores_dry_runs(
     assert tracker.recall("org-1", [1, 2]) == {1: kept}
     tracker._redis.hset("loyalty:memo:org-1", "1", b"{not json")  # written by someone else
     assert tracker.recall("org-1", [1]) == {}
+
+
+def test_a_closed_run_drops_its_results_and_ignores_a_late_one(tracker: RunTracker) -> None:
+    tracker.start("r1", "org-1")
+    tracker.set_listed("r1", 2)
+    tracker.record("r1", {"1": ok(1), "2": {"success": False, "status": "failed"}})
+    tracker.finish("r1", "completed", {"listed": 2, "missing": 0, "failed": 1})
+    assert list(tracker.iter_results("r1")) == []
+    assert tracker.record("r1", {"2": ok(2)}) is False  # a late redelivery
+    assert list(tracker.iter_results("r1")) == []
+    progress = tracker.progress("r1")
+    assert (progress.status, progress.done, progress.failed) == ("completed", 2, 1)
