@@ -113,6 +113,7 @@ def start_batch(
                     dry_run=dry_run,
                     stamp=datetime.now(UTC).isoformat(),
                 ),
+                sleep=sleep,
             ),
             attempts=options.plan_attempts,
             sleep=sleep,
@@ -122,75 +123,78 @@ def start_batch(
         ledger.update(run_id, error=f"{exc.reason}: {exc}", listed=0)
         summarize("failed")
         return BatchStart(run_id, started=False, message=str(exc))
-    ledger.update(
-        run_id,
-        ordersSeen=plan.history.orders_seen,
-        orderPages=plan.history.pages_fetched,
-        ordersSince=plan.recent_since.isoformat() if plan.recent_since else "all",
-        carried=len(plan.carried),
-    )
-    now = time.time()
-    if plan.malformed_customers:
-        ledger.record(
+    try:
+        ledger.update(
+            run_id,
+            ordersSeen=plan.history.orders_seen,
+            orderPages=plan.history.pages_fetched,
+            ordersSince=plan.recent_since.isoformat() if plan.recent_since else "all",
+            carried=len(plan.carried),
+        )
+        now = time.time()
+        if plan.malformed_customers:
+            ledger.record(
+                run_id,
+                {
+                    f"malformed:{record.record_id}": {
+                        "success": False,
+                        "status": "failed",
+                        "orgId": org_id,
+                        "customerId": record.record_id,
+                        "reason": record.reason,
+                        "detail": str(record),
+                        "updatedAt": now,
+                    }
+                    for record in plan.malformed_customers
+                },
+            )
+        # Registered as running in Firestore: the watchdog finds the run even if Redis loses it.
+        store.write_run_summary(
             run_id,
             {
-                f"malformed:{record.record_id}": {
-                    "success": False,
-                    "status": "failed",
-                    "orgId": org_id,
-                    "customerId": record.record_id,
-                    "reason": record.reason,
-                    "detail": str(record),
-                    "updatedAt": now,
-                }
-                for record in plan.malformed_customers
+                "runId": run_id,
+                "orgId": org_id,
+                "status": "running",
+                "startedAt": now,
+                "listed": plan.listed,
+                "dryRun": dry_run,
             },
         )
-    # Registered as running in Firestore: the watchdog finds the run even if Redis loses it.
-    store.write_run_summary(
-        run_id,
-        {
-            "runId": run_id,
-            "orgId": org_id,
-            "status": "running",
-            "startedAt": now,
-            "listed": plan.listed,
-            "dryRun": dry_run,
-        },
-    )
-    if ledger.set_listed(run_id, plan.listed):
-        summarize("completed")
-    chunk: list[CustomerWork] = []
-    settled: list[Mapping[str, Any]] = []
-    sent = settled_count = 0
-    for work in plan.work():
-        work = work.with_phone_hash(phone_key)
-        result = _settled(org, work, store=store, alpine=alpine, run_id=run_id, dry_run=dry_run)
-        if result is not None:
-            settled.append(result)
-            settled_count += 1
-            if len(settled) == SETTLED_BATCH:
-                _record(ledger, run_id, settled, summarize)
-                settled = []
-            continue
-        chunk.append(work)
-        sent += 1
-        if len(chunk) == options.chunk_size:
+        if ledger.set_listed(run_id, plan.listed):
+            summarize("completed")
+        chunk: list[CustomerWork] = []
+        settled: list[Mapping[str, Any]] = []
+        sent = settled_count = 0
+        for work in plan.work():
+            work = work.with_phone_hash(phone_key)
+            result = _settled(org, work, store=store, alpine=alpine, run_id=run_id, dry_run=dry_run)
+            if result is not None:
+                settled.append(result)
+                settled_count += 1
+                if len(settled) == SETTLED_BATCH:
+                    _record(ledger, run_id, settled, summarize)
+                    settled = []
+                continue
+            chunk.append(work)
+            sent += 1
+            if len(chunk) == options.chunk_size:
+                enqueue(chunk)
+                chunk = []
+        if chunk:
             enqueue(chunk)
-            chunk = []
-    if chunk:
-        enqueue(chunk)
-    if settled:
-        _record(ledger, run_id, settled, summarize)
-    log.info(
-        "run %s: org %s: %d listed: %d carried over, %d settled in the plan, %d sent to workers",
-        run_id,
-        org_id,
-        plan.listed,
-        len(plan.carried),
-        settled_count,
-        sent,
-    )
+        if settled:
+            _record(ledger, run_id, settled, summarize)
+        log.info(
+            "run %s: org %s: %d listed: %d carried over, %d settled in the plan, %d sent",
+            run_id,
+            org_id,
+            plan.listed,
+            len(plan.carried),
+            settled_count,
+            sent,
+        )
+    finally:
+        plan.close()  # reads ahead no longer needed, if the loop stopped early
     return BatchStart(run_id, started=True, listed=plan.listed)
 
 

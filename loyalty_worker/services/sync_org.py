@@ -2,7 +2,8 @@
 
 Four reads, run in parallel: the customer listing (pages fetched several at a time), the order
 history (date windows in parallel), Alpine IQ's contacts listing (every balance in a few pages
-instead of one look-up per customer) and then the existing profiles (chunked bulk reads). Each
+instead of one look-up per customer) and then the existing profiles (chunked bulk reads; a full
+run reads them a few blocks ahead of the work it sends, so it never holds them all). Each
 customer's task gets its share in its message and makes no read of its own.
 """
 
@@ -10,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -30,6 +32,8 @@ PROFILE_CHUNK = 300
 FIRST_ROUND_PAGES = 4
 PROFILE_READ_PARALLELISM = 8
 PROFILE_READ_ATTEMPTS = 4
+# Blocks of profiles a full run reads ahead of the work it sends.
+PROFILE_READ_AHEAD = 8
 
 # Phone → the contact's balance; None: the contact exists, but the listing carried no balance.
 AlpineBalances = dict[str, AlpineProfile | None]
@@ -42,6 +46,8 @@ class RunPlan:
     history: OrderHistory = field(default_factory=OrderHistory)
     balances: AlpineBalances = field(default_factory=dict)
     profiles: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # A full run's profiles, read block by block as ``work()`` goes (instead of ``profiles``).
+    feed: ProfileFeed | None = None
     # Incremental: the history holds only orders created since this day; the older ones come
     # from each profile's order ledger.
     recent_since: date | None = None
@@ -80,21 +86,41 @@ class RunPlan:
         return AlpineAnswer(profile) if profile is not None else None
 
     def work(self) -> Iterator[CustomerWork]:
-        """Each customer to sync with its own orders, Alpine IQ answer and profile."""
-        for customer in self.to_sync():
-            cid = customer.customer_id
-            orders = self.history.orders_of(cid)
-            ledger = (self.profiles.get(cid) or {}).get("loyaltyOrders")
-            if self.recent_since is not None and ledger:
-                orders = merge_orders(ledger_orders(cid, ledger), orders)
-            yield CustomerWork(
-                customer=customer,
-                orders=tuple(orders),
-                malformed_orders=tuple(self.history.malformed.get(cid, ())),
-                alpine=self.alpine_answer(normalize_phone(customer.phone)),
-                profile=self.profiles.get(cid),
-                profile_known=True,
-            )
+        """Each customer to sync with its own orders, Alpine IQ answer and profile.
+
+        A block of profiles the feed could not read leaves its customers' profiles unknown:
+        their tasks read them.
+        """
+        if self.feed is None:
+            for customer in self.to_sync():
+                yield self._work(customer, self.profiles)
+            return
+        for block, profiles in self.feed:
+            for customer in block:
+                yield self._work(customer, profiles)
+
+    def _work(
+        self, customer: Customer, profiles: Mapping[int, dict[str, Any]] | None
+    ) -> CustomerWork:
+        cid = customer.customer_id
+        profile = profiles.get(cid) if profiles is not None else None
+        orders = self.history.orders_of(cid)
+        ledger = (profile or {}).get("loyaltyOrders")
+        if self.recent_since is not None and ledger:
+            orders = merge_orders(ledger_orders(cid, ledger), orders)
+        return CustomerWork(
+            customer=customer,
+            orders=tuple(orders),
+            malformed_orders=tuple(self.history.malformed.get(cid, ())),
+            alpine=self.alpine_answer(normalize_phone(customer.phone)),
+            profile=profile,
+            profile_known=profiles is not None,
+        )
+
+    def close(self) -> None:
+        """Stop reading profiles ahead (a run that ends before its work is all sent)."""
+        if self.feed is not None:
+            self.feed.close()
 
 
 def customer_pages(
@@ -145,6 +171,26 @@ def alpine_balances(alpine: LoyaltyLookup) -> AlpineBalances:
     return balances
 
 
+def _read_chunk(
+    store: ProfileStore,
+    org_id: str,
+    ids: Sequence[int],
+    sleep: Callable[[float], None],
+) -> dict[int, dict[str, Any]]:
+    """One chunk of profiles; a transient failure is read again after a pause, up to
+    ``PROFILE_READ_ATTEMPTS`` times: one slow answer among hundreds must not fail a plan."""
+    attempt = 1
+    while True:
+        try:
+            return store.get_profiles(org_id, ids, PROFILE_FIELDS)
+        except TransientError as exc:
+            if attempt == PROFILE_READ_ATTEMPTS:
+                raise
+            log.warning("org %s: profile read failed (%s); reading it again", org_id, exc)
+            sleep(2.0**attempt)
+            attempt += 1
+
+
 def read_profiles(
     store: ProfileStore,
     org_id: str,
@@ -156,34 +202,74 @@ def read_profiles(
     """The existing profiles of ``ids``, read in parallel chunks.
 
     At most ``PROFILE_READ_PARALLELISM`` reads at once (a wider fan-out only queues at
-    Firestore), and a chunk whose read fails transiently is read again after a pause, up to
-    ``PROFILE_READ_ATTEMPTS`` times: one slow answer among hundreds must not fail a whole plan.
+    Firestore), each chunk read again after a transient failure (``_read_chunk``).
     """
-
-    def read(chunk: Sequence[int]) -> dict[int, dict[str, Any]]:
-        attempt = 1
-        while True:
-            try:
-                return store.get_profiles(org_id, chunk, PROFILE_FIELDS)
-            except TransientError as exc:
-                if attempt == PROFILE_READ_ATTEMPTS:
-                    raise
-                log.warning("org %s: profile read failed (%s); reading it again", org_id, exc)
-                sleep(2.0**attempt)
-                attempt += 1
-
     chunks = [ids[i : i + PROFILE_CHUNK] for i in range(0, len(ids), PROFILE_CHUNK)]
     profiles: dict[int, dict[str, Any]] = {}
     with ThreadPoolExecutor(max_workers=min(parallelism, PROFILE_READ_PARALLELISM)) as pool:
-        for found in pool.map(read, chunks):
+        for found in pool.map(lambda chunk: _read_chunk(store, org_id, chunk, sleep), chunks):
             profiles.update(found)
     return profiles
 
 
-def _profiles_of(
-    store: ProfileStore, org_id: str, customers: Sequence[Customer], parallelism: int
-) -> dict[int, dict[str, Any]]:
-    return read_profiles(store, org_id, [c.customer_id for c in customers], parallelism=parallelism)
+class ProfileFeed:
+    """A full run's profiles, in blocks of ``PROFILE_CHUNK`` customers in listing order, read
+    ``PROFILE_READ_AHEAD`` blocks ahead of the consumer (``PROFILE_READ_PARALLELISM`` at once).
+
+    Reading starts at once, beside the order history; the run then holds a few thousand
+    profiles at a time instead of all of them (100,000 synced profiles with their order ledgers
+    are over 100 MB). A block whose read keeps failing comes as None, so that its customers'
+    tasks read their own profiles.
+    """
+
+    def __init__(
+        self,
+        store: ProfileStore,
+        org_id: str,
+        customers: Sequence[Customer],
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._read = lambda ids: _read_chunk(store, org_id, ids, sleep)
+        self._org_id = org_id
+        self._blocks = deque(
+            customers[i : i + PROFILE_CHUNK] for i in range(0, len(customers), PROFILE_CHUNK)
+        )
+        self._pool = ThreadPoolExecutor(max_workers=PROFILE_READ_PARALLELISM)
+        self._pending: deque[tuple[Sequence[Customer], Future[dict[int, dict[str, Any]]]]]
+        self._pending = deque()
+        for _ in range(PROFILE_READ_AHEAD):
+            self._read_next()
+
+    def _read_next(self) -> None:
+        if self._blocks:
+            block = self._blocks.popleft()
+            ids = [c.customer_id for c in block]
+            self._pending.append((block, self._pool.submit(self._read, ids)))
+
+    def __iter__(self) -> Iterator[tuple[Sequence[Customer], dict[int, dict[str, Any]] | None]]:
+        try:
+            while self._pending:
+                block, future = self._pending.popleft()
+                self._read_next()
+                try:
+                    profiles: dict[int, dict[str, Any]] | None = future.result()
+                except TransientError as exc:
+                    log.warning(
+                        "org %s: %d profiles unread (%s): their tasks read them",
+                        self._org_id,
+                        len(block),
+                        exc,
+                    )
+                    profiles = None
+                yield block, profiles
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._blocks.clear()
+        self._pending.clear()
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def plan_run(
@@ -198,6 +284,7 @@ def plan_run(
     parallelism: int,
     recent_since: date | None = None,
     carry_over: Callable[[RunPlan], set[int]] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> RunPlan:
     """Everything a batch needs, read before any customer is enqueued.
 
@@ -228,14 +315,19 @@ def plan_run(
         orders = pool.submit(history, start)
         customers, malformed = list_customers(alleaves, parallelism=parallelism)
         plan = RunPlan(customers, malformed)
-        if not incremental:  # read side by side with the history
-            plan.profiles = _profiles_of(store, org_id, customers, parallelism)
-        plan.history, plan.balances = orders.result(), balances.result()
+        if not incremental:  # read side by side with the history, and on as work is sent
+            plan.feed = ProfileFeed(store, org_id, customers, sleep=sleep)
+        try:
+            plan.history, plan.balances = orders.result(), balances.result()
+        except BaseException:
+            plan.close()
+            raise
     if incremental:
         plan.recent_since = start
         if carry_over is not None:
             plan.carried = carry_over(plan)
-        plan.profiles = _profiles_of(store, org_id, plan.to_sync(), parallelism)
+        ids = [c.customer_id for c in plan.to_sync()]
+        plan.profiles = read_profiles(store, org_id, ids, parallelism=parallelism, sleep=sleep)
         if not plan.knows_every_older_order():
             log.info("org %s: profiles without an order ledger: reading the whole history", org_id)
             plan.recent_since = None

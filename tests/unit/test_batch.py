@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
@@ -424,3 +425,33 @@ def test_a_customer_whose_last_sync_failed_is_synced_again(synced: Harness) -> N
     synced.drain("incremental")
     assert synced.store.read_ids == [7]
     assert synced.store.run_summaries["incremental"]["carried"] == 11
+
+
+def test_a_full_run_reads_profiles_a_few_blocks_ahead_of_the_work_it_sends() -> None:
+    from loyalty_worker.services.sync_org import PROFILE_CHUNK, PROFILE_READ_AHEAD, ProfileFeed
+
+    store = ReadCountingStore()
+    customers = [Customer(n) for n in range(1, 20 * PROFILE_CHUNK + 1)]
+    store.profiles = {f"org-1_{c.customer_id}": {"equityStatus": True} for c in customers}
+    feed = ProfileFeed(store, "org-1", customers)
+    ahead = PROFILE_READ_AHEAD * PROFILE_CHUNK
+    wait_until = time.monotonic() + 10
+    while len(store.read_ids) < ahead and time.monotonic() < wait_until:
+        time.sleep(0.01)
+    time.sleep(0.05)
+    assert len(store.read_ids) == ahead  # not the 20 blocks: nothing is read far ahead
+    blocks = list(feed)
+    assert [c for block, _ in blocks for c in block] == customers
+    assert all(profiles is not None and len(profiles) == PROFILE_CHUNK for _, profiles in blocks)
+    assert len(store.read_ids) == len(customers)
+
+
+def test_profiles_a_full_run_cannot_read_are_read_by_the_tasks(harness: Harness) -> None:
+    flaky = FlakyProfileStore(failures=PROFILE_READ_ATTEMPTS)  # the plan's one block fails
+    flaky.settings = harness.store.settings
+    harness.store = flaky
+    harness.start(sleep=lambda _: None)
+    works = [w for chunk in harness.queue for w in chunk]
+    assert len(works) == 12 and not any(w.profile_known for w in works)
+    harness.drain()
+    assert harness.store.run_summaries["r1"]["synced"] == 11  # and customer 3 failed malformed
