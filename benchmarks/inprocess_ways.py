@@ -142,13 +142,9 @@ def run_naive(config: WayConfig) -> dict[str, Any]:
                 seen.add(record.customer_id)
                 customers.append(record)
         history = OrderHistory()
-        seen_orders: set[int] = set()
         for order in alleaves.iter_orders(settings.order_history_start, _history_end()):
-            if isinstance(order, Order):
-                if order.order_id in seen_orders:
-                    continue
-                seen_orders.add(order.order_id)
             history.add(order)
+        history.finish()
         plan_s = time.monotonic() - started
         plan_requests = _sandbox_requests(config["sandbox_url"])
 
@@ -369,14 +365,10 @@ async def run_asyncio(config: WayConfig, *, bulk: bool) -> dict[str, Any]:
             )
             pages = await asyncio.gather(*(read_window(start, end) for start, end in windows))
             history = OrderHistory()
-            seen_orders: set[int] = set()
             for records in pages:
                 for order in records:
-                    if isinstance(order, Order):
-                        if order.order_id in seen_orders:
-                            continue
-                        seen_orders.add(order.order_id)
                     history.add(order)
+            history.finish()
             return history
 
         async def contacts_page(start: int) -> AlpineContactsPage:
