@@ -107,7 +107,7 @@ class Container:
         client = self.redis
         with self._lock:
             if self._tracker is None:
-                self._tracker = RunTracker(client)
+                self._tracker = RunTracker(client, results_keep_s=self.settings.run_results_keep_s)
             return self._tracker
 
     def org(self, org_id: str) -> OrgClients:

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     sync_max_retries: int = Field(default=5, ge=0)
     # A run without a new result for this long is closed as incomplete by the watchdog.
     run_stall_s: float = Field(default=1800.0, gt=0)
+    # A closed run keeps its per-customer results in Redis this long for inspection (0: they go
+    # with the summary write; the summary holds their totals).
+    run_results_keep_s: int = Field(default=0, ge=0)
     run_lock_ttl_s: int = Field(default=6 * 3600, ge=60)
     # Incremental runs: every N minutes from Beat (unset: none), re-reading orders created up
     # to this many days before the last successful run.

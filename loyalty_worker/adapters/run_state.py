@@ -63,11 +63,17 @@ class RunTracker:
     """Run locks, completion counting and results of batch runs, shared by every worker."""
 
     def __init__(
-        self, client: redis.Redis, *, ttl_s: int = 7 * 24 * 3600, memo_ttl_s: int = 8 * 24 * 3600
+        self,
+        client: redis.Redis,
+        *,
+        ttl_s: int = 7 * 24 * 3600,
+        memo_ttl_s: int = 8 * 24 * 3600,
+        results_keep_s: int = 0,
     ) -> None:
         self._redis = client
         self._ttl = ttl_s
         self._memo_ttl = memo_ttl_s
+        self._results_keep_s = results_keep_s
         self._record = client.register_script(_RECORD)
         self._release = client.register_script(_RELEASE)
 
@@ -222,13 +228,18 @@ class RunTracker:
         return float(value) if value is not None else None
 
     def finish(self, run_id: str, status: str, summary: Mapping[str, Any]) -> None:
-        """Close the run with its summary and drop its per-customer results: the summary holds
-        what they add up to (100,000 results are about 60 MB of Redis)."""
+        """Close the run with its summary; its per-customer results go now, or after
+        ``results_keep_s``: the summary holds what they add up to (100,000 results are about
+        60 MB of Redis)."""
         results, failed, meta = self._keys(run_id)
         pipe = self._redis.pipeline()
         pipe.hset(
             meta,
             mapping={"status": status, "summary": json.dumps(summary), "finishedAt": time.time()},
         )
-        pipe.delete(results, failed)
+        for key in (results, failed):
+            if self._results_keep_s:
+                pipe.expire(key, self._results_keep_s)
+            else:
+                pipe.delete(key)
         pipe.execute()

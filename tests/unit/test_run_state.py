@@ -110,3 +110,16 @@ def test_a_closed_run_drops_its_results_and_ignores_a_late_one(tracker: RunTrack
     assert list(tracker.iter_results("r1")) == []
     progress = tracker.progress("r1")
     assert (progress.status, progress.done, progress.failed) == ("completed", 2, 1)
+
+
+def test_a_closed_run_can_keep_its_results_for_inspection() -> None:
+    client = fakeredis.FakeRedis()
+    tracker = RunTracker(client, results_keep_s=600)
+    tracker.start("r1", "org-1")
+    tracker.set_listed("r1", 1)
+    tracker.record("r1", {"1": ok(1)})
+    tracker.finish("r1", "completed", {"listed": 1, "missing": 0, "failed": 0})
+    assert list(tracker.iter_results("r1")) == [ok(1)]
+    assert 0 < client.ttl("loyalty:run:r1:results") <= 600
+    assert tracker.record("r1", {"1": {"success": False, "status": "failed"}}) is False
+    assert list(tracker.iter_results("r1")) == [ok(1)]  # a late result changes nothing
