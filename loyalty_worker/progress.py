@@ -84,7 +84,8 @@ def format_summary(summary: Mapping[str, Any]) -> str:
         "duration": f"{summary['durationS']} s",
         "listed": summary["listed"],
         "synced": summary["synced"],
-        "unchanged": summary["unchanged"],
+        "unchanged": f"{summary['unchanged']}"
+        + (f" ({summary['carried']} carried over)" if summary.get("carried") else ""),
         "failed": summary["failed"],
         "orders processed": summary["ordersProcessed"],
         "discrepancies": f"{summary['discrepancies']} ({summary['discrepancyRate']:.1%} of "
