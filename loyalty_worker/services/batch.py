@@ -129,7 +129,6 @@ def start_batch(
             ordersSeen=plan.history.orders_seen,
             orderPages=plan.history.pages_fetched,
             ordersSince=plan.recent_since.isoformat() if plan.recent_since else "all",
-            carried=len(plan.carried),
         )
         now = time.time()
         if plan.malformed_customers:
