@@ -5,6 +5,7 @@ Every value that differs between deployments comes from the environment (see REA
 
 from kombu import Queue
 
+from loyalty_worker import names
 from loyalty_worker.config import get_settings
 
 _settings = get_settings()
@@ -40,17 +41,9 @@ broker_transport_options = {"visibility_timeout": _settings.visibility_timeout_s
 result_backend_transport_options = {"visibility_timeout": _settings.visibility_timeout_s}
 result_expires = 24 * 3600
 
-task_default_queue = "loyalty.customers"
-task_queues = (Queue("loyalty.runs"), Queue("loyalty.customers"))
-task_routes = {
-    "loyalty.sync_org": {"queue": "loyalty.runs"},
-    "loyalty.summarize_run": {"queue": "loyalty.runs"},
-    "loyalty.nightly_tick": {"queue": "loyalty.runs"},
-    "loyalty.incremental_tick": {"queue": "loyalty.runs"},
-    "loyalty.watchdog": {"queue": "loyalty.runs"},
-    "loyalty.sync_customer": {"queue": "loyalty.customers"},
-    "loyalty.sync_chunk": {"queue": "loyalty.customers"},
-}
+task_default_queue = names.CUSTOMERS_QUEUE
+task_queues = tuple(Queue(name) for name in names.WORKER_QUEUES)
+task_routes = names.TASK_ROUTES
 
 worker_send_task_events = True
 task_send_sent_event = True
@@ -58,13 +51,13 @@ task_send_sent_event = True
 beat_schedule = {
     # Each org runs at its own 02:00 local time: the tick decides per org (see tasks.nightly_tick).
     "loyalty-nightly-tick": {
-        "task": "loyalty.nightly_tick",
+        "task": names.NIGHTLY_TICK,
         "schedule": 300.0,
         # A Beat that fell behind must not pile up ticks.
         "options": {"expires": 240},
     },
     "loyalty-watchdog": {
-        "task": "loyalty.watchdog",
+        "task": names.WATCHDOG,
         "schedule": 300.0,
         "options": {"expires": 240},
     },
@@ -72,7 +65,7 @@ beat_schedule = {
 
 if _settings.incremental_every_min is not None:
     beat_schedule["loyalty-incremental"] = {
-        "task": "loyalty.incremental_tick",
+        "task": names.INCREMENTAL_TICK,
         "schedule": _settings.incremental_every_min * 60.0,
         "options": {"expires": _settings.incremental_every_min * 60.0 * 0.8},
     }

@@ -148,12 +148,12 @@ def _cmd_sync(args: argparse.Namespace) -> int:
         print(f"sync: Redis is unreachable at {_redacted(settings.redis_url)}", file=sys.stderr)
         return 2
     from loyalty_worker.celery_app import app
-    from loyalty_worker.tasks import new_run_id
+    from loyalty_worker.names import new_run_id
 
     if not app.control.ping(timeout=2.0):
         print(
             "sync: no worker answers; start one with "
-            "`celery -A loyalty_worker.celery_app worker -Q loyalty.runs,loyalty.customers`",
+            "`celery -A loyalty_worker.celery_app worker -Q loyalty.runs,loyalty.customers,celery`",
             file=sys.stderr,
         )
         return 2

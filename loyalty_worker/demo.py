@@ -78,7 +78,7 @@ def run_demo(*, customers: int, seed: int = 1, flower: bool = True) -> int:
             who = f"user {settings.flower_user}" if auth else "no login: loopback only"
             print(f"flower: http://127.0.0.1:{port} ({who})")
 
-        from loyalty_worker.tasks import new_run_id
+        from loyalty_worker.names import new_run_id
 
         org_id = dataset["orgs"][0]["orgId"]
         run_id = new_run_id(org_id)

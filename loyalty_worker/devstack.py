@@ -23,6 +23,8 @@ from typing import IO, Any, Self
 import httpx
 import redis
 
+from loyalty_worker.names import WORKER_QUEUES
+
 
 class StartupError(RuntimeError):
     """A child process did not become ready; the message carries its output."""
@@ -218,14 +220,14 @@ def start_worker(
     name: str = "worker",
     timeout_s: float = 60.0,
 ) -> ChildProcess:
-    """A real Celery worker process consuming both queues; returns once it is ready."""
+    """A real Celery worker process consuming the worker's queues; returns once it is ready."""
     hostname = f"{name}-{os.getpid()}-{free_port()}@%h"
     child = ChildProcess.start(
         name,
         celery_argv(
             "worker",
             "-Q",
-            "loyalty.runs,loyalty.customers",
+            ",".join(WORKER_QUEUES),
             f"--pool={pool}",
             f"--concurrency={concurrency}",
             "--loglevel=INFO",

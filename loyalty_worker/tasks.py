@@ -5,16 +5,17 @@ from __future__ import annotations
 import json
 import logging
 import time
-import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from celery import Task
 
+from loyalty_worker import names
 from loyalty_worker.bootstrap import container
 from loyalty_worker.celery_app import app
 from loyalty_worker.errors import LoyaltyError, PermanentError, TransientError
+from loyalty_worker.names import new_run_id
 from loyalty_worker.services.batch import (
     BatchOptions,
     record_results,
@@ -31,11 +32,6 @@ from loyalty_worker.services.work import CustomerWork
 log = logging.getLogger(__name__)
 
 
-def new_run_id(org_id: str) -> str:
-    """Sortable and unique: ``{org}-{UTC time}-{random}``."""
-    return f"{org_id}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
-
-
 def _since(value: str | None, tracker_last: float | None) -> date | None:
     """``since`` as a day: an ISO date, ``"last"`` (the last fully successful run), or None."""
     if value is None:
@@ -45,7 +41,7 @@ def _since(value: str | None, tracker_last: float | None) -> date | None:
     return date.fromisoformat(value[:10])
 
 
-@app.task(name="loyalty.sync_org", acks_late=False, soft_time_limit=3000, time_limit=3300)
+@app.task(name=names.SYNC_ORG, acks_late=False, soft_time_limit=3000, time_limit=3300)
 def sync_org(
     org_id: str,
     *,
@@ -116,7 +112,7 @@ def sync_org(
     }
 
 
-@app.task(name="loyalty.sync_customer", bind=True, max_retries=None)
+@app.task(name=names.SYNC_CUSTOMER, bind=True, max_retries=None)
 def sync_customer(
     self: Task,
     org_id: str,
@@ -181,7 +177,7 @@ def sync_customer(
     return result
 
 
-@app.task(name="loyalty.sync_chunk", bind=True, max_retries=None)
+@app.task(name=names.SYNC_CHUNK, bind=True, max_retries=None)
 def sync_chunk(
     self: Task,
     org_id: str,
@@ -254,7 +250,7 @@ def _failed(
     ).to_dict()
 
 
-@app.task(name="loyalty.summarize_run", bind=True, max_retries=5)
+@app.task(name=names.SUMMARIZE_RUN, bind=True, max_retries=5)
 def summarize_run(self: Task, run_id: str, *, status: str = "completed") -> dict[str, Any]:
     """Aggregate a run's results into its summary and send the run's one alert."""
     c = container()
@@ -272,7 +268,7 @@ def summarize_run(self: Task, run_id: str, *, status: str = "completed") -> dict
         raise self.retry(exc=exc, countdown=min(2**self.request.retries, 30)) from exc
 
 
-@app.task(name="loyalty.nightly_tick", acks_late=False)
+@app.task(name=names.NIGHTLY_TICK, acks_late=False)
 def nightly_tick() -> list[str]:
     """Start each enabled org's nightly run once, in its own timezone's night.
 
@@ -298,7 +294,7 @@ def nightly_tick() -> list[str]:
     return started
 
 
-@app.task(name="loyalty.incremental_tick", acks_late=False)
+@app.task(name=names.INCREMENTAL_TICK, acks_late=False)
 def incremental_tick() -> list[str]:
     """Start an incremental run of every enabled org (Beat, when LOYALTY_INCREMENTAL_EVERY_MIN
     is set); an org whose run is still going starts nothing (its run lock)."""
@@ -308,7 +304,7 @@ def incremental_tick() -> list[str]:
     return orgs
 
 
-@app.task(name="loyalty.watchdog", acks_late=False)
+@app.task(name=names.WATCHDOG, acks_late=False)
 def watchdog() -> list[str]:
     """Close runs that made no progress for LOYALTY_RUN_STALL_S as ``incomplete`` (Beat)."""
     c = container()

@@ -58,10 +58,10 @@ from loyalty_worker.errors import (
     TransientError,
     UnknownOrg,
 )
+from loyalty_worker.names import new_run_id
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports import LoyaltyLookup
 from loyalty_worker.services.check_points import InvalidPhone, check_points
-from loyalty_worker.tasks import new_run_id
 
 log = logging.getLogger(__name__)
 

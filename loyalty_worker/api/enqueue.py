@@ -13,11 +13,7 @@ from celery import Celery
 from kombu.exceptions import OperationalError
 
 from loyalty_worker.errors import TransientError
-
-SYNC_ORG = "loyalty.sync_org"
-SYNC_CUSTOMER = "loyalty.sync_customer"
-RUNS_QUEUE = "loyalty.runs"
-CUSTOMERS_QUEUE = "loyalty.customers"
+from loyalty_worker.names import CUSTOMERS_QUEUE, RUNS_QUEUE, SYNC_CUSTOMER, SYNC_ORG
 
 
 class Enqueuer(Protocol):

@@ -1,0 +1,41 @@
+"""The names the worker, the API, the CLI and the demo share: tasks, queues and run ids.
+
+Nothing here imports Celery or builds a client: a process that only publishes (the API, the
+CLI, another service) needs these strings, not the task code.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Final
+
+SYNC_ORG: Final = "loyalty.sync_org"
+SYNC_CUSTOMER: Final = "loyalty.sync_customer"
+SYNC_CHUNK: Final = "loyalty.sync_chunk"
+SUMMARIZE_RUN: Final = "loyalty.summarize_run"
+NIGHTLY_TICK: Final = "loyalty.nightly_tick"
+INCREMENTAL_TICK: Final = "loyalty.incremental_tick"
+WATCHDOG: Final = "loyalty.watchdog"
+
+RUNS_QUEUE: Final = "loyalty.runs"
+CUSTOMERS_QUEUE: Final = "loyalty.customers"
+# Celery's own default queue: a plain client (``Celery(broker=...).send_task(name, args)``)
+# publishes there when it names no queue, so the workers read it too.
+PUBLIC_QUEUE: Final = "celery"
+WORKER_QUEUES: Final = (RUNS_QUEUE, CUSTOMERS_QUEUE, PUBLIC_QUEUE)
+
+TASK_ROUTES: Final = {
+    SYNC_ORG: {"queue": RUNS_QUEUE},
+    SUMMARIZE_RUN: {"queue": RUNS_QUEUE},
+    NIGHTLY_TICK: {"queue": RUNS_QUEUE},
+    INCREMENTAL_TICK: {"queue": RUNS_QUEUE},
+    WATCHDOG: {"queue": RUNS_QUEUE},
+    SYNC_CUSTOMER: {"queue": CUSTOMERS_QUEUE},
+    SYNC_CHUNK: {"queue": CUSTOMERS_QUEUE},
+}
+
+
+def new_run_id(org_id: str) -> str:
+    """Sortable and unique: ``{org}-{UTC time}-{random}``."""
+    return f"{org_id}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
