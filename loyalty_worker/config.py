@@ -10,6 +10,9 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_KEY_LENGTH = 16
+MIN_FLOWER_PASSWORD_LENGTH = 12
+# Passwords that sample files and tutorials use: a deployment that kept one is refused.
+PLACEHOLDERS = ("change-me", "changeme", "password", "secret", "admin")
 
 
 class Settings(BaseSettings):
@@ -76,6 +79,18 @@ class Settings(BaseSettings):
             # never repeats the value: settings errors are printed
             raise ValueError(f"must be at least {MIN_KEY_LENGTH} characters")
         return key
+
+    @field_validator("flower_password")
+    @classmethod
+    def _real_password(cls, password: SecretStr | None) -> SecretStr | None:
+        if password is None:
+            return None
+        value = password.get_secret_value()
+        if len(value) < MIN_FLOWER_PASSWORD_LENGTH:
+            raise ValueError(f"must be at least {MIN_FLOWER_PASSWORD_LENGTH} characters")
+        if any(placeholder in value.lower() for placeholder in PLACEHOLDERS):
+            raise ValueError("is a placeholder; choose a random password")
+        return password
 
     @property
     def phone_key(self) -> bytes | None:

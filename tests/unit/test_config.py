@@ -1,4 +1,4 @@
-"""Process settings: the phone-hash key is checked without ever being echoed."""
+"""Process settings: keys and passwords are checked without ever being echoed."""
 
 from __future__ import annotations
 
@@ -18,3 +18,20 @@ def test_a_short_phone_hash_key_is_refused_without_showing_it() -> None:
 def test_the_phone_key_is_bytes_when_set_and_none_otherwise() -> None:
     assert Settings(phone_hash_key="k" * 20).phone_key == b"k" * 20
     assert Settings().phone_key is None
+
+
+@pytest.mark.parametrize(
+    "password", ["short-pw-1", "change-me-in-prod", "MyPassword-2026", "admin-admin-1"]
+)
+def test_a_short_or_placeholder_flower_password_is_refused_without_showing_it(
+    password: str,
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings(flower_password=password)
+    assert "flower_password" in str(caught.value)
+    assert password not in str(caught.value)
+
+
+def test_a_long_random_flower_password_is_taken() -> None:
+    password = Settings(flower_password="q7Rk2mWx9TzL4v").flower_password
+    assert password is not None and password.get_secret_value() == "q7Rk2mWx9TzL4v"
