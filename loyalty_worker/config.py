@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.parse
 from datetime import date
 from functools import lru_cache
 from typing import Literal
@@ -79,6 +80,16 @@ class Settings(BaseSettings):
             # never repeats the value: settings errors are printed
             raise ValueError(f"must be at least {MIN_KEY_LENGTH} characters")
         return key
+
+    @field_validator("alleaves_base_url", "alpine_base_url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        parsed = urllib.parse.urlsplit(url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError("must be an http(s) URL with a host")
+        if parsed.query or parsed.fragment or parsed.username or parsed.password:
+            raise ValueError("must hold no query, fragment or credentials")
+        return url
 
     @field_validator("flower_password")
     @classmethod

@@ -7,9 +7,10 @@ naming the org and the field, before any customer is touched.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -17,6 +18,14 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from loyalty_worker.domain.models import LoyaltyRules, SourceOfTruth, Tier
 from loyalty_worker.domain.tiers import validate_tiers
 from loyalty_worker.errors import SettingsInvalid
+
+# What may go into a request path or header: ids, never a path, a query or a line break.
+SAFE_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+# Alerts go to Discord and nowhere else: a settings document cannot point them at another host
+# (the process-wide LOYALTY_DISCORD_WEBHOOK_URL, set by the operator, is taken as given).
+DISCORD_WEBHOOK = re.compile(
+    r"https://(?:(?:canary|ptb)\.)?(?:discord\.com|discordapp\.com)/api/webhooks/\d+/[A-Za-z0-9_-]+"
+)
 
 
 class _Model(BaseModel):
@@ -42,12 +51,14 @@ class AlleavesCredentials(_Model):
     username: str = Field(min_length=1)
     password: SecretStr
     pin: SecretStr
-    location_id: int | str | None = Field(default=None, alias="locationId")
-    partner_id: str | None = Field(default=None, alias="partnerId")
+    location_id: int | Annotated[str, Field(pattern=SAFE_ID)] | None = Field(
+        default=None, alias="locationId"
+    )
+    partner_id: str | None = Field(default=None, alias="partnerId", pattern=SAFE_ID)
 
 
 class AlpineCredentials(_Model):
-    uid: str = Field(min_length=1)
+    uid: str = Field(pattern=SAFE_ID)
     api_key: SecretStr = Field(alias="apiKey")
 
 
@@ -74,6 +85,14 @@ class OrgSettings(_Model):
     def _tiers_usable(cls, tiers: list[TierSetting]) -> list[TierSetting]:
         validate_tiers([Tier(t.id, t.threshold, t.name) for t in tiers])
         return tiers
+
+    @field_validator("discord_webhook_url")
+    @classmethod
+    def _discord_only(cls, url: SecretStr | None) -> SecretStr | None:
+        if url is not None and not DISCORD_WEBHOOK.fullmatch(url.get_secret_value()):
+            # never repeats the value: it holds the webhook's token
+            raise ValueError("must be a https://discord.com/api/webhooks/{id}/{token} URL")
+        return url
 
     @field_validator("timezone")
     @classmethod

@@ -8,6 +8,7 @@ sit in paths here, so every call is named by a label with the phone masked.
 from __future__ import annotations
 
 import logging
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from typing import Any, TypeVar
 
@@ -48,7 +49,8 @@ class AlpineIQClient:
     ) -> None:
         self._http = http
         self._base_url = base_url.rstrip("/")
-        self._uid = uid
+        # settings validate the uid; quoting keeps it one path segment whatever it holds
+        self._uid = urllib.parse.quote(uid, safe="")
         self._headers = {"X-APIKEY": api_key}
         self._retry = retry
 

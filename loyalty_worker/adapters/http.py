@@ -115,7 +115,11 @@ def retry_after_header(response: httpx.Response) -> float | None:
 
 def call_label(method: str, url: httpx.URL | str) -> str:
     """How a call is named in errors and logs: method and path only, phone numbers masked."""
-    return f"{method.upper()} {mask_phones_in(httpx.URL(url).path)}"
+    try:
+        path = httpx.URL(url).path
+    except httpx.InvalidURL:
+        path = "<invalid URL>"  # never the text itself: it may hold a token
+    return f"{method.upper()} {mask_phones_in(path)}"
 
 
 def send(
@@ -151,6 +155,10 @@ def send(
         except httpx.TransportError as exc:
             error = TransientError(service, f"{name}: connection failed ({_kind(exc)})")
             asked = None
+        except (httpx.RequestError, httpx.InvalidURL, httpx.StreamError) as exc:
+            # A malformed URL (a bad base URL or id), a body that cannot be decoded, a redirect
+            # loop: trying again gives the same answer.
+            raise PermanentError(service, f"{name}: request failed ({_kind(exc)})") from None
         else:
             status = response.status_code
             if response.is_success or status in answers:

@@ -254,3 +254,21 @@ def test_contact_phones_and_profiles() -> None:
 def test_contacts_under_a_wrong_key_are_an_auth_error() -> None:
     with pytest.raises(AuthError):
         list(make_client(FakeAlpine(), api_key="nope").iter_contacts())
+
+
+def test_the_uid_stays_one_path_segment_whatever_it_holds() -> None:
+    paths: list[bytes] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        paths.append(request.url.raw_path)
+        return httpx.Response(200, json={"data": {"results": [], "start": 0, "limit": 100}})
+
+    client = AlpineIQClient(
+        httpx.Client(transport=httpx.MockTransport(handler)),
+        base_url=BASE,
+        uid="../v2/wallet?x=1",
+        api_key=API_KEY,
+        retry=RetryPolicy(max_attempts=1, wait=False),
+    )
+    assert list(client.iter_contacts()) == []
+    assert paths[0].split(b"?")[0].endswith(b"/v1.1/piis/..%2Fv2%2Fwallet%3Fx%3D1")

@@ -35,3 +35,18 @@ def test_a_short_or_placeholder_flower_password_is_refused_without_showing_it(
 def test_a_long_random_flower_password_is_taken() -> None:
     password = Settings(flower_password="q7Rk2mWx9TzL4v").flower_password
     assert password is not None and password.get_secret_value() == "q7Rk2mWx9TzL4v"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://app.alleaves.com/api",
+        "app.alleaves.com/api",
+        "https://u:p@app.alleaves.com/api",
+        "https://x.test/api?x=1",
+    ],
+)
+def test_a_base_url_that_is_not_a_plain_http_url_is_refused(url: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings(alleaves_base_url=url)
+    assert "alleaves_base_url" in str(caught.value)

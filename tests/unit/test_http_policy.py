@@ -228,6 +228,37 @@ def test_400_is_permanent_and_not_retried() -> None:
     assert_no_secret(caught.value)
 
 
+@pytest.mark.parametrize(
+    "exc",
+    [
+        httpx.DecodingError(f"cannot decode the body of {SECRET_URL}"),
+        httpx.TooManyRedirects(f"redirect loop at {SECRET_URL}"),
+        httpx.InvalidURL(f"invalid port in {SECRET_URL}"),
+    ],
+)
+def test_other_request_errors_are_permanent_and_not_retried(exc: Exception) -> None:
+    script = Script(exc)
+    with pytest.raises(PermanentError) as caught:
+        call(script, policy(FakeTime()))
+    assert not isinstance(caught.value, TransientError)
+    assert script.calls == 1
+    assert type(exc).__name__ in str(caught.value)
+    assert_no_secret(caught.value)
+
+
+def test_an_unparseable_url_is_a_permanent_error_naming_no_part_of_it() -> None:
+    bad = "https://api.example.test:8a/v2/loyalty/lookup/5551234567?apikey=top-secret-key"
+    with pytest.raises(PermanentError) as caught:
+        send(
+            client(Script(httpx.Response(200))),
+            "GET",
+            bad,
+            service="svc",
+            policy=policy(FakeTime()),
+        )
+    assert_no_secret(caught.value)
+
+
 def test_declared_answers_are_returned_not_raised() -> None:
     script = Script(httpx.Response(404))
     assert call(script, policy(FakeTime()), answers=(404,)).status_code == 404

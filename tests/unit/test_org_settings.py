@@ -39,6 +39,19 @@ def test_firestore_floats_become_exact_decimals() -> None:
         ({"sourceOfTruth": "gut_feeling"}, "sourceOfTruth"),
         ({"timezone": "Mars/Olympus"}, "timezone"),
         ({"alleaves": {"username": "u"}}, "alleaves.password"),
+        ({"alpine": {"uid": "../v2/wallet", "apiKey": "k"}}, "alpine.uid"),
+        ({"alpine": {"uid": "12?start=0", "apiKey": "k"}}, "alpine.uid"),
+        (
+            {"alleaves": {"username": "u", "password": "p", "pin": "1", "partnerId": "a\r\nX: y"}},
+            "alleaves.partnerId",
+        ),
+        ({"discordWebhookUrl": "http://discord.com/api/webhooks/1/abc"}, "discordWebhookUrl"),
+        ({"discordWebhookUrl": "https://evil.example/api/webhooks/1/abc"}, "discordWebhookUrl"),
+        (
+            {"discordWebhookUrl": "https://discord.com.evil.example/api/webhooks/1/a"},
+            "discordWebhookUrl",
+        ),
+        ({"discordWebhookUrl": "http://127.0.0.1:8900/discord/webhooks/1/a"}, "discordWebhookUrl"),
     ],
 )
 def test_bad_documents_name_org_and_field(document: dict[str, object], field: str) -> None:
@@ -127,3 +140,24 @@ def test_more_bad_documents_name_the_field(document: dict[str, object], field: s
     with pytest.raises(SettingsInvalid) as caught:
         OrgSettings.parse("org-9", document)
     assert (caught.value.org_id, caught.value.field) == ("org-9", field)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://discord.com/api/webhooks/123456789/tok_EN-1",
+        "https://discordapp.com/api/webhooks/1/t",
+        "https://canary.discord.com/api/webhooks/1/t",
+    ],
+)
+def test_discord_webhook_urls_are_taken(url: str) -> None:
+    settings = OrgSettings.parse("org-1", {"discordWebhookUrl": url})
+    assert settings.discord_webhook_url is not None
+    assert settings.discord_webhook_url.get_secret_value() == url
+
+
+def test_a_refused_webhook_url_is_not_repeated_in_the_error() -> None:
+    url = "https://evil.example/api/webhooks/1/secret-token-123"
+    with pytest.raises(SettingsInvalid) as caught:
+        OrgSettings.parse("org-1", {"discordWebhookUrl": url})
+    assert "secret-token-123" not in str(caught.value)
