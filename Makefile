@@ -5,18 +5,27 @@ BIN := $(VENV)/bin
 EMULATOR := loyalty_worker/firestore_emulator
 CUSTOMERS ?= 1000
 
-.PHONY: install demo test test-unit test-chaos check format worker beat flower sandbox firestore bench clean
+.PHONY: install lock demo test test-unit test-chaos check format worker beat flower sandbox firestore bench clean
 
-$(BIN)/.installed: pyproject.toml
+# Every package, build tools included, comes from requirements.lock at the version and hashes
+# it pins; the project itself goes on top without resolving anything. `make lock` rewrites the
+# lock after a change to pyproject.toml's dependencies.
+$(BIN)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/pip check
 	touch $@
 
 $(EMULATOR)/node_modules/.package-lock.json: $(EMULATOR)/package.json $(EMULATOR)/package-lock.json
 	cd $(EMULATOR) && npm ci --no-audit --no-fund --loglevel=error
 
 install: $(BIN)/.installed $(EMULATOR)/node_modules/.package-lock.json
+
+lock: $(BIN)/.installed
+	$(BIN)/pip install --quiet "pip-tools>=7.4,<8"
+	$(BIN)/pip-compile --quiet --generate-hashes --extra dev --strip-extras --allow-unsafe \
+		--all-build-deps --no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
 
 demo: install
 	$(BIN)/loyalty-worker demo --customers $(CUSTOMERS)
