@@ -166,3 +166,142 @@ class RunLedger(Protocol):
     def finish(self, run_id: str, status: str, summary: Mapping[str, Any]) -> None:
         """Close the run with its summary."""
         ...
+
+
+# --- The API's side: queries, triggers and webhook bookkeeping ---------------------------------
+# (Kept together at the end: the look-up, the export and the HTTP API read through these.)
+
+
+class OrgStore(Protocol):
+    """Firestore reads the API needs (``FirestoreProfileStore``; a fake in tests)."""
+
+    def get_settings_document(self, org_id: str) -> dict[str, Any]:
+        """``loyalty_settings/{orgId}`` as stored; UnknownOrg when there is none."""
+        ...
+
+    def find_profiles(
+        self, org_id: str, field: str, value: str, *, limit: int
+    ) -> list[dict[str, Any]]:
+        """Up to ``limit`` profiles of the org whose ``field`` equals ``value``."""
+        ...
+
+    def get_run_summary(self, run_id: str) -> dict[str, Any] | None:
+        """A run's summary document, or None."""
+        ...
+
+
+class PointsStore(Protocol):
+    """What the points look-up reads from Markitbot's Firestore."""
+
+    def get_org_settings(self, org_id: str) -> OrgSettings:
+        """The org's validated settings; UnknownOrg or SettingsInvalid otherwise."""
+        ...
+
+    def find_profiles(
+        self, org_id: str, field: str, value: str, *, limit: int
+    ) -> list[dict[str, Any]]:
+        """Up to ``limit`` profiles of the org whose ``field`` equals ``value``."""
+        ...
+
+
+class ProfileSource(Protocol):
+    """Every profile of an org, streamed (the export)."""
+
+    def iter_org_profiles(self, org_id: str) -> Iterator[dict[str, Any]]:
+        """The org's profiles (``customers`` where ``orgId == org_id``), page by page."""
+        ...
+
+
+class Enqueuer(Protocol):
+    """Where the API's triggers go: the workers' tasks, by name, through the broker."""
+
+    def sync_org(self, org_id: str, *, run_id: str, dry_run: bool) -> None:
+        """Enqueue an org's run under ``run_id``; TransientError when the broker is down."""
+        ...
+
+    def sync_customer(
+        self, org_id: str, customer_id: int, *, dry_run: bool = False, delay_s: float = 0.0
+    ) -> str:
+        """Enqueue one customer's sync, to start after ``delay_s``; returns the task id."""
+        ...
+
+
+class RunRecords(Protocol):
+    """A run's record as the API opens it before any worker has (the Redis run state)."""
+
+    def start(self, run_id: str, org_id: str, **meta: str | int | float) -> None:
+        """Open the run's record."""
+        ...
+
+    def update(self, run_id: str, **fields: str | int | float) -> None:
+        """Set fields of the run's record."""
+        ...
+
+
+class WebhookSecrets(Protocol):
+    """The secret each org's Alleaves webhooks are signed with."""
+
+    def webhook_secret(self, org_id: str) -> bytes | None:
+        """The org's secret, None when it has none; UnknownOrg for an unknown org."""
+        ...
+
+
+class WebhookLedger(Protocol):
+    """Claims shared by every API process (Redis): seen deliveries, customers being synced."""
+
+    def claim_delivery(self, org_id: str, signature: str, *, ttl_s: int) -> bool:
+        """True the first time this signature is claimed within ``ttl_s``."""
+        ...
+
+    def release_delivery(self, org_id: str, signature: str) -> None:
+        """Forget a claimed delivery, so that the sender's retry is accepted."""
+        ...
+
+    def claim_customer(self, org_id: str, customer_id: int, *, ttl_s: int) -> bool:
+        """True when no one claimed this customer within ``ttl_s``."""
+        ...
+
+    def release_customer(self, org_id: str, customer_id: int) -> None:
+        """Forget a customer's claim."""
+        ...
+
+
+class RunProgress(Protocol):
+    """A run's live state as the run state (Redis) reports it."""
+
+    @property
+    def org_id(self) -> str | None: ...
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def listed(self) -> int | None: ...
+
+    @property
+    def done(self) -> int: ...
+
+    @property
+    def failed(self) -> int: ...
+
+    @property
+    def summary(self) -> dict[str, Any] | None: ...
+
+    @property
+    def error(self) -> str | None: ...
+
+
+class RunProgressSource(Protocol):
+    """Live runs (Redis), which forget a run some time after it closed."""
+
+    def progress(self, run_id: str) -> RunProgress:
+        """The run's state; ``org_id`` None when the run is unknown (or forgotten)."""
+        ...
+
+
+class RunSummaries(Protocol):
+    """Closed runs' summaries (``loyalty_sync_runs/{runId}``)."""
+
+    def get_run_summary(self, run_id: str) -> dict[str, Any] | None:
+        """A run's summary document, or None."""
+        ...

@@ -6,7 +6,7 @@ publishes with ``send_task`` on a bare Celery app: no task module is imported, n
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 import redis
 from celery import Celery
@@ -14,20 +14,6 @@ from kombu.exceptions import OperationalError
 
 from loyalty_worker.errors import TransientError
 from loyalty_worker.names import CUSTOMERS_QUEUE, RUNS_QUEUE, SYNC_CUSTOMER, SYNC_ORG
-
-
-class Enqueuer(Protocol):
-    """Where the API's triggers go."""
-
-    def sync_org(self, org_id: str, *, run_id: str, dry_run: bool) -> None:
-        """Enqueue an org's run under ``run_id``."""
-        ...
-
-    def sync_customer(
-        self, org_id: str, customer_id: int, *, dry_run: bool = False, delay_s: float = 0.0
-    ) -> str:
-        """Enqueue one customer's sync, to start after ``delay_s``; returns the task id."""
-        ...
 
 
 def broker_app(redis_url: str) -> Celery:
@@ -50,7 +36,7 @@ def broker_app(redis_url: str) -> Celery:
 
 
 class CeleryEnqueuer:
-    """``Enqueuer`` over a Celery app's ``send_task``."""
+    """``ports.Enqueuer`` over a Celery app's ``send_task``."""
 
     def __init__(self, app: Celery) -> None:
         self._app = app

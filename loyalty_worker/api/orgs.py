@@ -14,31 +14,14 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import SecretStr
 
 from loyalty_worker.org_settings import OrgSettings
+from loyalty_worker.ports import OrgStore
 
 CACHE_TTL_S = 60.0
-
-
-class OrgStore(Protocol):
-    """Firestore reads the API needs (``FirestoreProfileStore``; a fake in tests)."""
-
-    def get_settings_document(self, org_id: str) -> dict[str, Any]:
-        """``loyalty_settings/{orgId}`` as stored; UnknownOrg when there is none."""
-        ...
-
-    def find_profiles(
-        self, org_id: str, field: str, value: str, *, limit: int
-    ) -> list[dict[str, Any]]:
-        """Up to ``limit`` profiles of the org whose ``field`` equals ``value``."""
-        ...
-
-    def get_run_summary(self, run_id: str) -> dict[str, Any] | None:
-        """A run's summary document, or None."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +31,8 @@ class OrgRecord:
 
 
 class OrgDirectory:
-    """Settings and secrets of orgs, cached for ``ttl_s``; also the look-up's ``PointsStore``."""
+    """Settings and secrets of orgs, cached for ``ttl_s``; also the look-up's ``PointsStore`` and
+    the webhook's ``WebhookSecrets``."""
 
     def __init__(
         self,

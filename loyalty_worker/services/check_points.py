@@ -20,15 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from loyalty_worker.domain.models import AlpineProfile, LoyaltyRules
 from loyalty_worker.domain.phone import mask_phone, normalize_phone, phone_hash
 from loyalty_worker.domain.reconciliation import displayed_loyalty, reconcile
 from loyalty_worker.domain.tiers import assign_tier, known_tier
 from loyalty_worker.errors import LoyaltyError, TransientError
-from loyalty_worker.org_settings import OrgSettings
-from loyalty_worker.ports import LoyaltyLookup
+from loyalty_worker.ports import LoyaltyLookup, PointsStore
 
 PHONE_HASH_FIELD = "phoneHash"
 ALPINE_ID_FIELD = "alpineUserId"
@@ -38,20 +37,6 @@ MAX_MATCHES = 5
 
 class InvalidPhone(ValueError):
     """The text given is not a 10-digit US phone number (the message shows it masked)."""
-
-
-class PointsStore(Protocol):
-    """What the look-up reads from Markitbot's Firestore."""
-
-    def get_org_settings(self, org_id: str) -> OrgSettings:
-        """The org's validated settings; UnknownOrg or SettingsInvalid otherwise."""
-        ...
-
-    def find_profiles(
-        self, org_id: str, field: str, value: str, *, limit: int
-    ) -> list[dict[str, Any]]:
-        """Up to ``limit`` profiles of the org whose ``field`` equals ``value``."""
-        ...
 
 
 def check_points(

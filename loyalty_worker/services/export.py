@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol, TextIO
+from typing import Any, TextIO
 
 from loyalty_worker.domain.phone import mask_phone
+from loyalty_worker.ports import ProfileSource
 
 LOYALTY_COLUMNS = (
     "customerId",
@@ -53,14 +54,6 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 class ExportFormat(StrEnum):
     CSV = "csv"
     NDJSON = "ndjson"
-
-
-class ProfileSource(Protocol):
-    """Every profile of an org, streamed."""
-
-    def iter_org_profiles(self, org_id: str) -> Iterator[dict[str, Any]]:
-        """The org's profiles (``customers`` where ``orgId == org_id``), page by page."""
-        ...
 
 
 def export_row(profile: Mapping[str, Any], *, include_pii: bool) -> dict[str, Any]:

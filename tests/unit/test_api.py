@@ -15,10 +15,10 @@ import pytest
 from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.api.app import ApiServices, create_app
 from loyalty_worker.api.settings import ApiSettings
-from loyalty_worker.api.webhooks import sign
 from loyalty_worker.domain.models import AlpineProfile
 from loyalty_worker.domain.phone import phone_hash
 from loyalty_worker.errors import TransientError
+from loyalty_worker.services.webhooks import sign
 from tests.fakes import FakeAlpine, QueryableProfileStore, RecordingEnqueuer
 
 with warnings.catch_warnings():

@@ -1,0 +1,36 @@
+"""``GET /api/loyalty/runs/{runId}``: follow a run.
+
+No ``from __future__ import annotations``: FastAPI reads the route's annotations at run time.
+"""
+
+from dataclasses import asdict
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path
+
+from loyalty_worker.api.deps import Authenticated, Services, allow
+from loyalty_worker.api.errors import responses
+from loyalty_worker.api.models import RUN_ID_PATTERN, RunStatus
+from loyalty_worker.services.runs import find_run
+
+router = APIRouter()
+
+
+@router.get(
+    "/api/loyalty/runs/{runId}",
+    summary="A run's progress and summary",
+    response_model=RunStatus,
+    response_model_exclude_none=True,
+    responses=responses(401, 403, 404, 503),
+)
+def run_status(
+    run_id: Annotated[str, Path(alias="runId", pattern=RUN_ID_PATTERN, description="The run id.")],
+    who: Authenticated,
+    services: Services,
+) -> RunStatus:
+    """Live progress from Redis; once Redis has forgotten the run, its stored summary."""
+    run = find_run(run_id, live=services.tracker, stored=services.store)
+    if run is None:
+        raise HTTPException(404, f"unknown run {run_id!r}")
+    allow(who, run.org_id)
+    return RunStatus(**asdict(run))

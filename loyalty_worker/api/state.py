@@ -1,0 +1,73 @@
+"""What the routes work with, built once per app and kept on ``app.state``.
+
+``ApiServices`` is what a caller hands ``create_app`` (``wiring`` the real clients, tests fakes);
+``ApiState`` adds what the API builds over them: the org directory and the webhook receiver.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+from pydantic import ValidationError
+
+from loyalty_worker.adapters.run_state import RunTracker
+from loyalty_worker.adapters.webhook_ledger import RedisWebhookLedger
+from loyalty_worker.api.errors import invalid_body
+from loyalty_worker.api.models import WebhookEvent
+from loyalty_worker.api.orgs import OrgDirectory
+from loyalty_worker.api.settings import ApiSettings
+from loyalty_worker.names import new_run_id
+from loyalty_worker.org_settings import OrgSettings
+from loyalty_worker.ports import Enqueuer, LoyaltyLookup, OrgStore
+from loyalty_worker.services.webhooks import SignedEvent, WebhookReceiver
+
+
+@dataclass
+class ApiServices:
+    """What the routes work with; ``wiring.build_app`` builds the real ones."""
+
+    store: OrgStore
+    tracker: RunTracker
+    enqueuer: Enqueuer
+    redis: redis.Redis
+    alpine_for: Callable[[OrgSettings], LoyaltyLookup | None]
+    # Key of the profiles' phoneHash (``Settings.phone_key``), to find a profile by phone.
+    phone_key: bytes | None = None
+    clock: Callable[[], float] = time.time
+    new_run_id: Callable[[str], str] = new_run_id
+
+
+@dataclass(frozen=True, slots=True)
+class ApiState:
+    """One app's dependencies (``app.state.api``), read by the routes through ``deps``."""
+
+    services: ApiServices
+    settings: ApiSettings
+    directory: OrgDirectory
+    webhooks: WebhookReceiver
+
+
+def build_state(services: ApiServices, settings: ApiSettings) -> ApiState:
+    """The app's dependencies over ``services``: nothing here opens a connection."""
+    directory = OrgDirectory(services.store, fallback_secrets=settings.webhook_secrets)
+    webhooks = WebhookReceiver(
+        secrets=directory,
+        ledger=RedisWebhookLedger(services.redis),
+        enqueuer=services.enqueuer,
+        parse=parse_event,
+        replay_window_s=settings.webhook_replay_window_s,
+        dedupe_window_s=settings.webhook_dedupe_window_s,
+        clock=services.clock,
+    )
+    return ApiState(services=services, settings=settings, directory=directory, webhooks=webhooks)
+
+
+def parse_event(body: bytes) -> SignedEvent:
+    """A verified body as an event; RequestValidationError (a 422) when it is none."""
+    try:
+        return WebhookEvent.model_validate_json(body)
+    except ValidationError as exc:
+        raise invalid_body(exc) from None
