@@ -154,47 +154,67 @@ def _answer(
         "customerId": profile.get("alleavesCustomerId") if profile else None,
     }
     if calculated_points is not None and alpine_available:
-        # Live Alpine IQ against the points of the last sync: a small gap on the day of a
-        # purchase is Alpine's lag, as the rules say.
-        reconciliation = reconcile(calculated_points, live, rules)
-        shown = displayed_loyalty(calculated_points, live, rules)
-        answer.update(
-            reconciled=reconciliation.reconciled,
-            discrepancy=reconciliation.discrepancy,
-            status=reconciliation.status.value,
-            displayed={
-                "points": shown.points,
-                "tier": shown.tier,
-                "source": shown.tier_source.value,
-            },
-        )
+        answer.update(_live_comparison(calculated_points, live, rules))
     elif profile is not None and calculated_points is not None:
-        # Alpine IQ unavailable: the reconciliation of the last sync, as stored.
-        answer.update(
-            reconciled=profile.get("loyaltyReconciled"),
-            discrepancy=profile.get("loyaltyDiscrepancy"),
-            status=profile.get("loyaltyStatus") or "unknown",
-            displayed={
-                "points": profile.get("points"),
-                "tier": profile.get("tier"),
-                "source": profile.get("tierSource"),
-            },
-        )
+        answer.update(_stored_comparison(profile))
     else:
-        if not alpine_available:
-            status = "unknown"
-        elif live is None:
-            status = "not_found" if profile is None else "no_alpine_account"
-        else:
-            status = "not_synced"
-        shown_alpine = alpine_available and live is not None
-        answer.update(
-            reconciled=None,
-            discrepancy=None,
-            status=status,
-            displayed=_alpine_only_display(live, rules) if shown_alpine else None,
-        )
+        answer.update(_no_comparison(profile, live, alpine_available, rules))
     return answer
+
+
+def _live_comparison(
+    calculated_points: int, live: AlpineProfile | None, rules: LoyaltyRules
+) -> dict[str, Any]:
+    """Live Alpine IQ against the points of the last sync, reconciled by the org's rules."""
+    # A small gap on the day of a purchase is Alpine's lag, as the rules say.
+    reconciliation = reconcile(calculated_points, live, rules)
+    shown = displayed_loyalty(calculated_points, live, rules)
+    return {
+        "reconciled": reconciliation.reconciled,
+        "discrepancy": reconciliation.discrepancy,
+        "status": reconciliation.status.value,
+        "displayed": {
+            "points": shown.points,
+            "tier": shown.tier,
+            "source": shown.tier_source.value,
+        },
+    }
+
+
+def _stored_comparison(profile: Mapping[str, Any]) -> dict[str, Any]:
+    """Alpine IQ unavailable: the reconciliation of the last sync, as stored."""
+    return {
+        "reconciled": profile.get("loyaltyReconciled"),
+        "discrepancy": profile.get("loyaltyDiscrepancy"),
+        "status": profile.get("loyaltyStatus") or "unknown",
+        "displayed": {
+            "points": profile.get("points"),
+            "tier": profile.get("tier"),
+            "source": profile.get("tierSource"),
+        },
+    }
+
+
+def _no_comparison(
+    profile: Mapping[str, Any] | None,
+    live: AlpineProfile | None,
+    alpine_available: bool,
+    rules: LoyaltyRules,
+) -> dict[str, Any]:
+    """No calculated points to compare: why, and Alpine IQ's balance when it is all there is."""
+    if not alpine_available:
+        status = "unknown"
+    elif live is None:
+        status = "not_found" if profile is None else "no_alpine_account"
+    else:
+        status = "not_synced"
+    shown_alpine = alpine_available and live is not None
+    return {
+        "reconciled": None,
+        "discrepancy": None,
+        "status": status,
+        "displayed": _alpine_only_display(live, rules) if shown_alpine else None,
+    }
 
 
 def _alpine_view(alpine: AlpineProfile, rules: LoyaltyRules, *, live: bool) -> dict[str, Any]:
