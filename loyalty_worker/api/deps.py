@@ -1,7 +1,7 @@
 """FastAPI dependencies: the app's parts (from ``app.state``) and the authenticated caller.
 
-Routes declare what they need (``Services``, ``Directory``, ``Authenticated``...) and FastAPI
-hands it over per request; nothing is a module-level instance, so two apps (two tests) never
+Routes declare what they need (``ServicesDep``, ``DirectoryDep``, ``Authenticated``...) and
+FastAPI hands it over per request; nothing is a module-level instance, so two apps (two tests) never
 share a client.
 
 No ``from __future__ import annotations`` here: FastAPI reads these annotations at run time.
@@ -36,34 +36,34 @@ def api_state(request: Request) -> ApiState:
     return state
 
 
-State = Annotated[ApiState, Depends(api_state)]
+StateDep = Annotated[ApiState, Depends(api_state)]
 
 
-def api_services(state: State) -> ApiServices:
+def api_services(state: StateDep) -> ApiServices:
     return state.services
 
 
-def api_settings(state: State) -> ApiSettings:
+def api_settings(state: StateDep) -> ApiSettings:
     return state.settings
 
 
-def org_directory(state: State) -> OrgDirectory:
+def org_directory(state: StateDep) -> OrgDirectory:
     return state.directory
 
 
-def webhook_receiver(state: State) -> WebhookReceiver:
+def webhook_receiver(state: StateDep) -> WebhookReceiver:
     return state.webhooks
 
 
-Services = Annotated[ApiServices, Depends(api_services)]
-Settings = Annotated[ApiSettings, Depends(api_settings)]
-Directory = Annotated[OrgDirectory, Depends(org_directory)]
-Webhooks = Annotated[WebhookReceiver, Depends(webhook_receiver)]
+ServicesDep = Annotated[ApiServices, Depends(api_services)]
+SettingsDep = Annotated[ApiSettings, Depends(api_settings)]
+DirectoryDep = Annotated[OrgDirectory, Depends(org_directory)]
+WebhooksDep = Annotated[WebhookReceiver, Depends(webhook_receiver)]
 
 
 def caller(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
-    settings: Settings,
+    settings: SettingsDep,
 ) -> Caller:
     """The caller whose bearer token this is; 401 with a challenge otherwise."""
     if credentials is None:

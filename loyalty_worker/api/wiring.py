@@ -71,7 +71,8 @@ def build_queries(settings: Settings) -> FirestoreProfileStore:
 
 def build_app(settings: Settings, api: ApiSettings) -> FastAPI:
     """The API over the real Firestore, Redis, broker and Alpine IQ."""
-    from loyalty_worker.api.app import ApiServices, create_app
+    from loyalty_worker.api.app import create_app
+    from loyalty_worker.api.state import ApiServices
 
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=3)
     services = ApiServices(

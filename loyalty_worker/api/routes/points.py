@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from loyalty_worker.api.deps import Authenticated, Directory, Services, allow
+from loyalty_worker.api.deps import Authenticated, DirectoryDep, ServicesDep, allow
 from loyalty_worker.api.errors import invalid, responses
 from loyalty_worker.api.models import ORG_ID_PATTERN, PointsCheck
 from loyalty_worker.domain.phone import mask_phone
@@ -32,8 +32,8 @@ def points(
         Query(min_length=1, max_length=32, description="The customer's US phone, any format."),
     ],
     who: Authenticated,
-    services: Services,
-    directory: Directory,
+    services: ServicesDep,
+    directory: DirectoryDep,
 ) -> PointsCheck:
     """The profile's calculated points (last sync) and Alpine IQ's live balance. With Alpine
     IQ down the answer comes from Firestore alone: ``alpineAvailable`` false, and a note."""

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path
 
-from loyalty_worker.api.deps import Authenticated, Services, allow
+from loyalty_worker.api.deps import Authenticated, ServicesDep, allow
 from loyalty_worker.api.errors import responses
 from loyalty_worker.api.models import RUN_ID_PATTERN, RunStatus
 from loyalty_worker.services.runs import find_run
@@ -26,7 +26,7 @@ router = APIRouter()
 def run_status(
     run_id: Annotated[str, Path(alias="runId", pattern=RUN_ID_PATTERN, description="The run id.")],
     who: Authenticated,
-    services: Services,
+    services: ServicesDep,
 ) -> RunStatus:
     """Live progress from Redis; once Redis has forgotten the run, its stored summary."""
     run = find_run(run_id, live=services.tracker, stored=services.store)

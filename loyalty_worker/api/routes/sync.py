@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from loyalty_worker.api.deps import Authenticated, Directory, Services, allow
+from loyalty_worker.api.deps import Authenticated, DirectoryDep, ServicesDep, allow
 from loyalty_worker.api.errors import responses
 from loyalty_worker.api.models import RunAccepted, SyncRequest, TaskAccepted
 from loyalty_worker.services.triggers import enqueue_org_run
@@ -29,8 +29,8 @@ def trigger_sync(
     body: SyncRequest,
     who: Authenticated,
     response: Response,
-    services: Services,
-    directory: Directory,
+    services: ServicesDep,
+    directory: DirectoryDep,
 ) -> Any:
     """Enqueue ``loyalty.sync_org`` (answers a run id) or ``loyalty.sync_customer`` (a task
     id). A second org run while one is going is refused by the worker: its run reads

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, HTTPException, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from loyalty_worker.api.deps import Settings, Webhooks
+from loyalty_worker.api.deps import SettingsDep, WebhooksDep
 from loyalty_worker.api.errors import invalid
 from loyalty_worker.api.models import (
     ORG_ID_PATTERN,
@@ -50,8 +50,8 @@ _REQUEST_BODY = {
 )
 async def alleaves_webhook(
     request: Request,
-    settings: Settings,
-    receiver: Webhooks,
+    settings: SettingsDep,
+    receiver: WebhooksDep,
     x_alleaves_signature: Annotated[
         str | None,
         Header(description="Hex HMAC-SHA256 of the raw body with the org's webhook secret."),
