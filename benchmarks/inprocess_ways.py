@@ -55,14 +55,14 @@ from loyalty_worker.domain.profile import ProfileUpdate, build_profile_update, p
 from loyalty_worker.domain.reconciliation import decide
 from loyalty_worker.errors import LoyaltyError, MalformedRecord
 from loyalty_worker.org_settings import OrgSettings
+from loyalty_worker.services.customer_inputs import CustomerWork
 from loyalty_worker.services.order_history import OrderHistory, date_windows
+from loyalty_worker.services.plan import FIRST_ROUND_PAGES
 from loyalty_worker.services.results import SyncStatus
 from loyalty_worker.services.sync_customer import sync_customer
-from loyalty_worker.services.sync_org import FIRST_ROUND_PAGES
-from loyalty_worker.services.work import CustomerWork
 
 RESULT_MARKER = "BENCH-RESULT "
-# As the worker reads them (services/sync_org.py, adapters/alpine.py).
+# As the worker reads them (services/plan.py, adapters/alpine.py).
 PROFILE_CHUNK = 300
 CONTACTS_PAGE = 1000
 MAX_ATTEMPTS = 4
@@ -253,7 +253,7 @@ async def run_asyncio(config: WayConfig, *, bulk: bool) -> dict[str, Any]:
     of customers with ``bulk``, else one customer) holds one for its whole sync, as one Celery
     task holds one of the workers' threads.
 
-    ``bulk`` reads as the worker's plan does (``services/sync_org.py``): Alpine IQ balances
+    ``bulk`` reads as the worker's plan does (``services/plan.py``): Alpine IQ balances
     from the contacts listing, profiles in chunks of 300, one batched commit per chunk of
     ``LOYALTY_SYNC_CHUNK_SIZE`` customers. Without it, every customer costs a profile read, an
     Alpine IQ look-up and a write of its own, as ``services.sync_customer`` does alone.

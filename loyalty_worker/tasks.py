@@ -22,12 +22,12 @@ from loyalty_worker.services.batch import (
     start_batch,
     summarize_batch,
 )
+from loyalty_worker.services.customer_inputs import CustomerWork
+from loyalty_worker.services.lone_customer import find_customer_work
 from loyalty_worker.services.results import SyncResult, SyncStatus
-from loyalty_worker.services.single import find_customer_work
 from loyalty_worker.services.sync_customer import sync_chunk as sync_many
 from loyalty_worker.services.sync_customer import sync_customer as sync_one
 from loyalty_worker.services.watchdog import FINAL, finalize_overdue_runs
-from loyalty_worker.services.work import CustomerWork
 
 log = logging.getLogger(__name__)
 

@@ -18,12 +18,12 @@ from typing import Any
 from loyalty_worker.errors import LoyaltyError, TransientError
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports import CustomerSource, LoyaltyLookup, Notifier, ProfileStore, RunLedger
+from loyalty_worker.services.customer_inputs import CustomerWork
 from loyalty_worker.services.memo import carry_over
+from loyalty_worker.services.plan import RunPlan, plan_run
 from loyalty_worker.services.results import SyncStatus
 from loyalty_worker.services.summary import SummaryBuilder, summary_alert
 from loyalty_worker.services.sync_customer import evaluate_customer
-from loyalty_worker.services.sync_org import RunPlan, plan_run
-from loyalty_worker.services.work import CustomerWork
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from typing import Any
 from loyalty_worker.domain.models import Customer, LoyaltyRules
 from loyalty_worker.domain.phone import normalize_phone
 from loyalty_worker.ports import RunLedger
-from loyalty_worker.services.sync_org import RunPlan
-from loyalty_worker.services.work import CustomerWork, inputs_digest
+from loyalty_worker.services.customer_inputs import CustomerWork, inputs_digest
+from loyalty_worker.services.plan import RunPlan
 
 RECALL_CHUNK = 1000
 

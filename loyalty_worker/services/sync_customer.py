@@ -14,8 +14,8 @@ from loyalty_worker.domain.reconciliation import decide
 from loyalty_worker.errors import PermanentError, TransientError
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports import LoyaltyLookup, ProfileStore
+from loyalty_worker.services.customer_inputs import PROFILE_FIELDS, CustomerWork, inputs_digest
 from loyalty_worker.services.results import SyncResult, SyncStatus
-from loyalty_worker.services.work import PROFILE_FIELDS, CustomerWork, inputs_digest
 
 
 @dataclass(frozen=True, slots=True)

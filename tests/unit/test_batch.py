@@ -20,9 +20,9 @@ from loyalty_worker.services.batch import (
     start_batch,
     summarize_batch,
 )
+from loyalty_worker.services.customer_inputs import CustomerWork
+from loyalty_worker.services.plan import PROFILE_READ_ATTEMPTS, list_customers, read_profiles
 from loyalty_worker.services.sync_customer import sync_chunk
-from loyalty_worker.services.sync_org import PROFILE_READ_ATTEMPTS, list_customers, read_profiles
-from loyalty_worker.services.work import CustomerWork
 from tests.fakes import FakeAlleaves, FakeAlpine, InMemoryProfileStore, RecordingNotifier
 
 OPTIONS = BatchOptions(
@@ -181,7 +181,7 @@ def test_a_batch_reads_balances_and_profiles_in_bulk(harness: Harness) -> None:
 
 
 def test_a_contact_listed_without_a_balance_is_looked_up() -> None:
-    from loyalty_worker.services.sync_org import RunPlan
+    from loyalty_worker.services.plan import RunPlan
 
     plan = RunPlan(balances={"5550001111": None, "5550002222": AlpineProfile(4)})
     assert plan.alpine_answer("5550001111") is None  # only a look-up can tell
@@ -428,7 +428,7 @@ def test_a_customer_whose_last_sync_failed_is_synced_again(synced: Harness) -> N
 
 
 def test_a_full_run_reads_profiles_a_few_blocks_ahead_of_the_work_it_sends() -> None:
-    from loyalty_worker.services.sync_org import PROFILE_CHUNK, PROFILE_READ_AHEAD, ProfileFeed
+    from loyalty_worker.services.plan import PROFILE_CHUNK, PROFILE_READ_AHEAD, ProfileFeed
 
     store = ReadCountingStore()
     customers = [Customer(n) for n in range(1, 20 * PROFILE_CHUNK + 1)]

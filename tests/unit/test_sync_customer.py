@@ -11,8 +11,8 @@ from loyalty_worker.domain.models import AlpineProfile, Customer, Order
 from loyalty_worker.domain.phone import phone_hash
 from loyalty_worker.errors import AuthError, TransientError
 from loyalty_worker.org_settings import OrgSettings
+from loyalty_worker.services.customer_inputs import AlpineAnswer, CustomerWork
 from loyalty_worker.services.sync_customer import sync_customer
-from loyalty_worker.services.work import AlpineAnswer, CustomerWork
 from tests.fakes import FakeAlpine, InMemoryProfileStore
 
 PHONE = "5551234567"

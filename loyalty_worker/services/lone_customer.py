@@ -14,9 +14,9 @@ from loyalty_worker.domain.models import Customer
 from loyalty_worker.domain.points import ledger_orders, merge_orders
 from loyalty_worker.errors import PermanentError
 from loyalty_worker.ports import CustomerSource, ProfileStore
+from loyalty_worker.services.customer_inputs import PROFILE_FIELDS, CustomerWork, profile_subset
 from loyalty_worker.services.order_history import fetch_order_history
-from loyalty_worker.services.sync_org import customer_pages
-from loyalty_worker.services.work import PROFILE_FIELDS, CustomerWork, profile_subset
+from loyalty_worker.services.plan import customer_pages
 
 
 def find_customer(source: CustomerSource, customer_id: int, *, parallelism: int) -> Customer:

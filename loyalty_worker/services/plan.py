@@ -23,8 +23,8 @@ from loyalty_worker.domain.phone import normalize_phone
 from loyalty_worker.domain.points import ledger_orders, merge_orders
 from loyalty_worker.errors import MalformedRecord, TransientError
 from loyalty_worker.ports import CustomerSource, LoyaltyLookup, ProfileStore
+from loyalty_worker.services.customer_inputs import PROFILE_FIELDS, AlpineAnswer, CustomerWork
 from loyalty_worker.services.order_history import OrderHistory, fetch_order_history
-from loyalty_worker.services.work import PROFILE_FIELDS, AlpineAnswer, CustomerWork
 
 log = logging.getLogger(__name__)
 
