@@ -26,6 +26,7 @@ from loyalty_worker.errors import PermanentError
 from loyalty_worker.logs import register_secret
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports import Notifier
+from loyalty_worker.services.batch import BatchOptions, RunPorts
 
 SETTINGS_TTL_S = 60.0
 
@@ -150,8 +151,36 @@ class Container:
             retry=self.retry,
         )
 
-    def _notifier(self, org: OrgSettings) -> Notifier:
-        url = org.discord_webhook_url or self.settings.discord_webhook_url
+    def notifier_for(self, org_id: str) -> Notifier:
+        """The org's notifier; for an org that cannot be served (unknown, invalid settings, no
+        credentials), its own webhook if its settings name one, else the default one: the run
+        that failed for it still alerts."""
+        try:
+            return self.org(org_id).notifier
+        except PermanentError:
+            pass
+        try:
+            return self._notifier(self.store.get_org_settings(org_id))
+        except PermanentError:
+            return self._notifier(None)
+
+    def run_ports(self) -> RunPorts:
+        """What the run's services read and write through, with the batch options of the
+        settings."""
+        settings = self.settings
+        options = BatchOptions(
+            history_start=settings.order_history_start,
+            window_days=settings.order_window_days,
+            parallelism=settings.order_fetch_parallelism,
+            lock_ttl_s=settings.run_lock_ttl_s,
+            chunk_size=settings.sync_chunk_size,
+            overlap_days=settings.incremental_overlap_days,
+            phone_key=settings.phone_key,
+        )
+        return RunPorts(org_for=self.org, store=self.store, ledger=self.tracker, options=options)
+
+    def _notifier(self, org: OrgSettings | None) -> Notifier:
+        url = (org.discord_webhook_url if org else None) or self.settings.discord_webhook_url
         if url is None:
             return ConsoleNotifier()
         return DiscordNotifier(self.http, webhook_url=url.get_secret_value(), retry=self.retry)

@@ -13,20 +13,24 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, Protocol
 
-from loyalty_worker.errors import LoyaltyError, TransientError
+from loyalty_worker.errors import LoyaltyError, MalformedRecord, TransientError
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports import CustomerSource, LoyaltyLookup, Notifier, ProfileStore, RunLedger
 from loyalty_worker.services.customer_inputs import CustomerWork
 from loyalty_worker.services.memo import carry_over
 from loyalty_worker.services.plan import RunPlan, plan_run
-from loyalty_worker.services.results import SyncStatus
+from loyalty_worker.services.results import SyncResult, SyncStatus
+from loyalty_worker.services.retries import Attempt
 from loyalty_worker.services.summary import SummaryBuilder, summary_alert
 from loyalty_worker.services.sync_customer import evaluate_customer
 
 log = logging.getLogger(__name__)
 
+# A run in one of these states is closed: its summary is written.
+FINAL = frozenset({"completed", "failed", "incomplete"})
 # Results the plan settles are recorded this many at a time.
 SETTLED_BATCH = 500
 
@@ -42,6 +46,51 @@ class BatchOptions:
     # An incremental run re-reads orders created this many days before its ``since``: orders
     # change (complete, void, refund) for a while after they are created.
     overlap_days: int = 14
+    # The key of each profile's ``phoneHash`` (none without one).
+    phone_key: bytes | None = None
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What a run was asked for: which org, under which run id, dry or not, since when."""
+
+    org_id: str
+    run_id: str
+    dry_run: bool = False
+    # Incremental: only the orders created since this day (less the overlap) are read.
+    since: date | None = None
+
+
+class OrgAdapters(Protocol):
+    """The org's settings and the clients its run reads (bootstrap's ``OrgClients`` is one)."""
+
+    @property
+    def settings(self) -> OrgSettings: ...
+
+    @property
+    def alleaves(self) -> CustomerSource: ...
+
+    @property
+    def alpine(self) -> LoyaltyLookup: ...
+
+
+@dataclass(frozen=True)
+class RunPorts:
+    """What a run's services read and write through, built once per worker process."""
+
+    org_for: Callable[[str], OrgAdapters]  # raises LoyaltyError for an org it cannot serve
+    store: ProfileStore
+    ledger: RunLedger
+    options: BatchOptions
+
+
+@dataclass(frozen=True)
+class RunDispatch:
+    """How a run hands work on: a chunk of customers to sync; the run, to be summarised (with
+    its status)."""
+
+    enqueue: Callable[[list[CustomerWork]], None]
+    summarize: Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -51,160 +100,236 @@ class BatchStart:
     listed: int = 0
     message: str = ""
 
+    def to_dict(self) -> dict[str, Any]:
+        """The answer of ``loyalty.sync_org``."""
+        return {
+            "runId": self.run_id,
+            "started": self.started,
+            "listed": self.listed,
+            "message": self.message,
+        }
+
 
 def start_batch(
+    request: RunRequest,
+    org: OrgAdapters,
     *,
-    org: OrgSettings,
-    run_id: str,
-    dry_run: bool,
-    alleaves: CustomerSource,
-    alpine: LoyaltyLookup,
     store: ProfileStore,
     ledger: RunLedger,
     options: BatchOptions,
-    enqueue: Callable[[list[CustomerWork]], None],
-    summarize: Callable[[str], None],
+    dispatch: RunDispatch,
     today: date | None = None,
-    since: date | None = None,
-    phone_key: bytes | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> BatchStart:
     """Plan the org's run and enqueue its customers in chunks; at most one run per org at a time.
 
-    With ``since`` (incremental) only the orders created since then, less the overlap, are read,
-    and customers the memo shows unchanged are carried over (``services.memo``). A customer
-    whose inputs the plan holds in full (profile, Alpine IQ answer) and whose profile would not
-    change is settled in the plan: its result is recorded, no task is sent. The rest go to the
-    workers with their phone's ``phoneHash`` under ``phone_key``.
+    Three steps: open the run (its lock and record), plan it, dispatch the plan. With ``since``
+    (incremental) only the orders created since then, less the overlap, are read, and customers
+    the memo shows unchanged are carried over (``services.memo``). A customer whose inputs the
+    plan holds in full (profile, Alpine IQ answer) and whose profile would not change is settled
+    in the plan: its result is recorded, no task is sent. The rest go to the workers with their
+    phone's ``phoneHash`` under ``options.phone_key``.
 
     A LoyaltyError while planning (bad credentials, Alleaves down) ends the run at once as
-    ``failed``: its summary and its one alert say why.
+    ``failed`` (``fail_start``): its summary and its one alert say why.
     """
-    org_id = org.org_id
-    rules = org.rules()
-    holder = ledger.acquire_lock(org_id, run_id, options.lock_ttl_s)
-    if holder is not None:
-        message = f"org {org_id} already has run {holder} in progress; no second batch started"
-        log.warning(message)
-        ledger.start(run_id, org_id, status="duplicate", error=message, runningRunId=holder)
-        return BatchStart(holder, started=False, message=message)
-    ledger.start(run_id, org_id, dryRun=int(dry_run), since=since.isoformat() if since else "full")
+    refused = open_run(request, ledger=ledger, lock_ttl_s=options.lock_ttl_s)
+    if refused is not None:
+        return refused
     try:
         plan = _plan_with_retries(
-            lambda: plan_run(
-                org_id,
-                alleaves,
-                alpine,
-                store,
-                history_start=options.history_start,
-                # One day past today: an order placed this evening in the org's timezone is
-                # already dated tomorrow in UTC.
-                today=(today or date.today()) + timedelta(days=1),
-                window_days=options.window_days,
-                parallelism=options.parallelism,
-                recent_since=since - timedelta(days=options.overlap_days) if since else None,
-                carry_over=lambda plan: carry_over(
-                    plan,
-                    org_id=org_id,
-                    run_id=run_id,
-                    ledger=ledger,
-                    rules=rules,
-                    phone_key=phone_key,
-                    dry_run=dry_run,
-                    stamp=datetime.now(UTC).isoformat(),
-                ),
-                sleep=sleep,
+            _planner(
+                request, org, store=store, ledger=ledger, options=options, today=today, sleep=sleep
             ),
             attempts=options.plan_attempts,
             sleep=sleep,
         )
     except LoyaltyError as exc:
-        log.error("run %s: org %s could not start: %s", run_id, org_id, exc)
-        ledger.update(run_id, error=f"{exc.reason}: {exc}", listed=0)
-        summarize("failed")
-        return BatchStart(run_id, started=False, message=str(exc))
+        return fail_start(request, exc, ledger=ledger, dispatch=dispatch)
     try:
-        ledger.update(
-            run_id,
-            ordersSeen=plan.history.orders_seen,
-            orderPages=plan.history.pages_fetched,
-            ordersSince=plan.recent_since.isoformat() if plan.recent_since else "all",
-        )
-        now = time.time()
-        if plan.malformed_customers:
-            ledger.record(
-                run_id,
-                {
-                    f"malformed:{record.record_id}": {
-                        "success": False,
-                        "status": "failed",
-                        "orgId": org_id,
-                        "customerId": record.record_id,
-                        "reason": record.reason,
-                        "detail": str(record),
-                        "updatedAt": now,
-                    }
-                    for record in plan.malformed_customers
-                },
-            )
-        # Registered as running in Firestore: the watchdog finds the run even if Redis loses it.
-        store.write_run_summary(
-            run_id,
-            {
-                "runId": run_id,
-                "orgId": org_id,
-                "status": "running",
-                "startedAt": now,
-                "listed": plan.listed,
-                "dryRun": dry_run,
-            },
-        )
-        if ledger.set_listed(run_id, plan.listed):
-            summarize("completed")
-        chunk: list[CustomerWork] = []
-        settled: list[Mapping[str, Any]] = []
-        sent = settled_count = 0
-        for work in plan.work():
-            work = work.with_phone_hash(phone_key)
-            result = _settled(org, work, store=store, alpine=alpine, run_id=run_id, dry_run=dry_run)
-            if result is not None:
-                settled.append(result)
-                settled_count += 1
-                if len(settled) == SETTLED_BATCH:
-                    _record(ledger, run_id, settled, summarize)
-                    settled = []
-                continue
-            chunk.append(work)
-            sent += 1
-            if len(chunk) == options.chunk_size:
-                enqueue(chunk)
-                chunk = []
-        if chunk:
-            enqueue(chunk)
-        if settled:
-            _record(ledger, run_id, settled, summarize)
-        log.info(
-            "run %s: org %s: %d listed: %d carried over, %d settled in the plan, %d sent",
-            run_id,
-            org_id,
-            plan.listed,
-            len(plan.carried),
-            settled_count,
-            sent,
+        _record_plan(request, plan, store=store, ledger=ledger)
+        if ledger.set_listed(request.run_id, plan.listed):
+            dispatch.summarize("completed")
+        _dispatch_plan(
+            request, org, plan, store=store, ledger=ledger, options=options, dispatch=dispatch
         )
     finally:
         plan.close()  # reads ahead no longer needed, if the loop stopped early
-    return BatchStart(run_id, started=True, listed=plan.listed)
+    return BatchStart(request.run_id, started=True, listed=plan.listed)
+
+
+def open_run(request: RunRequest, *, ledger: RunLedger, lock_ttl_s: int) -> BatchStart | None:
+    """Take the org's run lock and open the run's record; the refusal when another run of the
+    org holds the lock (this run is recorded as its ``duplicate``)."""
+    org_id, run_id = request.org_id, request.run_id
+    holder = ledger.acquire_lock(org_id, run_id, lock_ttl_s)
+    if holder is not None:
+        message = f"org {org_id} already has run {holder} in progress; no second batch started"
+        log.warning(message)
+        ledger.start(run_id, org_id, status="duplicate", error=message, runningRunId=holder)
+        return BatchStart(holder, started=False, message=message)
+    record_start(request, ledger)
+    return None
+
+
+def record_start(request: RunRequest, ledger: RunLedger) -> None:
+    """Open the run's record: dry or not, and since when (``full``: a full run)."""
+    since = request.since.isoformat() if request.since else "full"
+    ledger.start(request.run_id, request.org_id, dryRun=int(request.dry_run), since=since)
+
+
+def fail_start(
+    request: RunRequest, exc: LoyaltyError, *, ledger: RunLedger, dispatch: RunDispatch
+) -> BatchStart:
+    """End an opened run that could not start as ``failed``: its summary and its one alert
+    carry the error."""
+    log.error("run %s: org %s could not start: %s", request.run_id, request.org_id, exc)
+    ledger.update(request.run_id, error=f"{exc.reason}: {exc}", listed=0)
+    dispatch.summarize("failed")
+    return BatchStart(request.run_id, started=False, message=str(exc))
+
+
+def _planner(
+    request: RunRequest,
+    org: OrgAdapters,
+    *,
+    store: ProfileStore,
+    ledger: RunLedger,
+    options: BatchOptions,
+    today: date | None,
+    sleep: Callable[[float], None],
+) -> Callable[[], RunPlan]:
+    """The run's planning as one call (tried again by ``_plan_with_retries``)."""
+    since = request.since
+    carry = partial(
+        _carry_over_now,
+        org_id=request.org_id,
+        run_id=request.run_id,
+        ledger=ledger,
+        rules=org.settings.rules(),
+        phone_key=options.phone_key,
+        dry_run=request.dry_run,
+    )
+    return partial(
+        plan_run,
+        request.org_id,
+        org.alleaves,
+        org.alpine,
+        store,
+        history_start=options.history_start,
+        # One day past today: an order placed this evening in the org's timezone is already
+        # dated tomorrow in UTC.
+        today=(today or date.today()) + timedelta(days=1),
+        window_days=options.window_days,
+        parallelism=options.parallelism,
+        recent_since=since - timedelta(days=options.overlap_days) if since else None,
+        carry_over=carry,
+        sleep=sleep,
+    )
+
+
+def _carry_over_now(plan: RunPlan, **kwargs: Any) -> set[int]:
+    """``memo.carry_over``, its kept results stamped with the time they are carried."""
+    return carry_over(plan, stamp=datetime.now(UTC).isoformat(), **kwargs)
+
+
+def _record_plan(
+    request: RunRequest, plan: RunPlan, *, store: ProfileStore, ledger: RunLedger
+) -> None:
+    """Record what the plan read, the failed results of its malformed customers, and the run as
+    ``running`` in Firestore (the watchdog finds the run even if Redis loses it)."""
+    run_id = request.run_id
+    ledger.update(
+        run_id,
+        ordersSeen=plan.history.orders_seen,
+        orderPages=plan.history.pages_fetched,
+        ordersSince=plan.recent_since.isoformat() if plan.recent_since else "all",
+    )
+    now = time.time()
+    _record_malformed(request, plan.malformed_customers, ledger=ledger, now=now)
+    store.write_run_summary(
+        run_id,
+        {
+            "runId": run_id,
+            "orgId": request.org_id,
+            "status": "running",
+            "startedAt": now,
+            "listed": plan.listed,
+            "dryRun": request.dry_run,
+        },
+    )
+
+
+def _record_malformed(
+    request: RunRequest, records: Sequence[MalformedRecord], *, ledger: RunLedger, now: float
+) -> None:
+    """A ``failed`` result (reason ``malformed``) for each customer record of the listing that
+    cannot be trusted, keyed by record id: they count in the run as any customer does."""
+    if not records:
+        return
+    stamp = datetime.fromtimestamp(now, UTC).isoformat()
+    results = {
+        f"malformed:{record.record_id}": SyncResult(
+            request.org_id,
+            record.record_id,
+            SyncStatus.FAILED,
+            stamp,
+            reason=record.reason,
+            detail=str(record),
+            dry_run=request.dry_run,
+        ).to_dict()
+        for record in records
+    }
+    ledger.record(request.run_id, results)
+
+
+def _dispatch_plan(
+    request: RunRequest,
+    org: OrgAdapters,
+    plan: RunPlan,
+    *,
+    store: ProfileStore,
+    ledger: RunLedger,
+    options: BatchOptions,
+    dispatch: RunDispatch,
+) -> None:
+    """Settle in the plan the customers whose profile would not change (their results recorded
+    ``SETTLED_BATCH`` at a time); enqueue the others in chunks of ``options.chunk_size``."""
+    chunk: list[CustomerWork] = []
+    settled: list[Mapping[str, Any]] = []
+    sent = settled_count = 0
+    for work in plan.work():
+        work = work.with_phone_hash(options.phone_key)
+        result = _settled(request, org, work, store=store)
+        if result is not None:
+            settled.append(result)
+            settled_count += 1
+            if len(settled) == SETTLED_BATCH:
+                _record(ledger, request.run_id, settled, dispatch.summarize)
+                settled = []
+            continue
+        chunk.append(work)
+        sent += 1
+        if len(chunk) == options.chunk_size:
+            dispatch.enqueue(chunk)
+            chunk = []
+    if chunk:
+        dispatch.enqueue(chunk)
+    if settled:
+        _record(ledger, request.run_id, settled, dispatch.summarize)
+    log.info(
+        "run %s: org %s: %d listed: %d carried over, %d settled in the plan, %d sent",
+        request.run_id,
+        request.org_id,
+        plan.listed,
+        len(plan.carried),
+        settled_count,
+        sent,
+    )
 
 
 def _settled(
-    org: OrgSettings,
-    work: CustomerWork,
-    *,
-    store: ProfileStore,
-    alpine: LoyaltyLookup,
-    run_id: str,
-    dry_run: bool,
+    request: RunRequest, org: OrgAdapters, work: CustomerWork, *, store: ProfileStore
 ) -> dict[str, Any] | None:
     """The result of a customer whose profile would not change, decided from the plan alone
     (no call is made: the plan holds the profile and Alpine IQ's answer); None when a task must
@@ -214,7 +339,12 @@ def _settled(
     if work.alpine is None or work.malformed_orders:
         return None  # an answer only a look-up gives, or a failure for the task to report
     evaluation = evaluate_customer(
-        org, work, store=store, alpine=alpine, run_id=run_id, dry_run=dry_run
+        org.settings,
+        work,
+        store=store,
+        alpine=org.alpine,
+        run_id=request.run_id,
+        dry_run=request.dry_run,
     )
     if evaluation.result.status is not SyncStatus.UNCHANGED:
         return None
@@ -253,6 +383,30 @@ def record_results(ledger: RunLedger, run_id: str, results: Sequence[Mapping[str
     they complete the run."""
     ledger.remember(results)
     return ledger.record(run_id, {str(result["customerId"]): result for result in results})
+
+
+def close_run(
+    run_id: str,
+    *,
+    status: str,
+    ledger: RunLedger,
+    store: ProfileStore,
+    notifier_for: Callable[[str], Notifier],
+    attempt: Attempt,
+) -> dict[str, Any]:
+    """Summarise the run (``summarize_batch``), unless the watchdog closed it while this call
+    was late; a transient error is tried again (``RetryLater``)."""
+    meta = ledger.meta(run_id)
+    if meta.get("status") in FINAL and "summary" in meta:
+        return dict(json.loads(meta["summary"]))
+    try:
+        notifier = notifier_for(meta["orgId"])
+        return summarize_batch(
+            run_id=run_id, ledger=ledger, store=store, notifier=notifier, status=status
+        )
+    except TransientError as exc:
+        attempt.retry_or_fail(exc)
+        raise
 
 
 def summarize_batch(

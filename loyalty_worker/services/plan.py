@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 from typing import Any
 
 from loyalty_worker.domain.models import AlpineProfile, Customer
@@ -272,6 +273,20 @@ class ProfileFeed:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
+def _order_history(
+    alleaves: CustomerSource, start: date, *, end: date, window_days: int, parallelism: int
+) -> OrderHistory:
+    """The org's orders created from ``start`` to ``end`` (``services.order_history``)."""
+    return fetch_order_history(
+        alleaves.fetch_order_page,
+        start=start,
+        end=end,
+        window_days=window_days,
+        page_size=alleaves.page_size,
+        parallelism=parallelism,
+    )
+
+
 def plan_run(
     org_id: str,
     alleaves: CustomerSource,
@@ -297,17 +312,9 @@ def plan_run(
     Raises AuthError (either API) or TransientError before any customer is enqueued, so a wrong
     credential stops the run with one alert instead of a thousand failures.
     """
-
-    def history(start: date) -> OrderHistory:
-        return fetch_order_history(
-            alleaves.fetch_order_page,
-            start=start,
-            end=today,
-            window_days=window_days,
-            page_size=alleaves.page_size,
-            parallelism=parallelism,
-        )
-
+    history = partial(
+        _order_history, alleaves, end=today, window_days=window_days, parallelism=parallelism
+    )
     start = history_start if recent_since is None else max(history_start, recent_since)
     incremental = start > history_start
     with ThreadPoolExecutor(max_workers=3) as pool:

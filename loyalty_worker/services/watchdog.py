@@ -15,12 +15,11 @@ from typing import Any
 
 from loyalty_worker.errors import LoyaltyError
 from loyalty_worker.ports import Notifier, ProfileStore, RunLedger
-from loyalty_worker.services.batch import summarize_batch
+from loyalty_worker.services.batch import FINAL, summarize_batch
 from loyalty_worker.services.summary import SummaryBuilder, summary_alert
 
 log = logging.getLogger(__name__)
 
-FINAL = frozenset({"completed", "failed", "incomplete"})
 PROGRESS_STAMPS = ("startedAt", "listedAt", "lastResultAt")
 
 

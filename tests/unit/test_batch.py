@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -14,8 +15,11 @@ import pytest
 from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.domain.models import AlpineProfile, Customer, Order
 from loyalty_worker.errors import AuthError, MalformedRecord, TransientError
+from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.services.batch import (
     BatchOptions,
+    RunDispatch,
+    RunRequest,
     record_results,
     start_batch,
     summarize_batch,
@@ -35,6 +39,13 @@ OPTIONS = BatchOptions(
 TODAY = date(2026, 3, 1)
 
 
+@dataclass(frozen=True)
+class OrgRun:
+    settings: OrgSettings
+    alleaves: FakeAlleaves
+    alpine: FakeAlpine
+
+
 class Harness:
     def __init__(self, alleaves: FakeAlleaves, alpine: FakeAlpine) -> None:
         self.alleaves = alleaves
@@ -47,19 +58,18 @@ class Harness:
         self.summaries: list[dict[str, object]] = []
 
     def start(self, run_id: str = "r1", sleep=lambda _: None, since=None):  # type: ignore[no-untyped-def]
+        org = OrgRun(self.store.get_org_settings("org-1"), self.alleaves, self.alpine)
         return start_batch(
-            org=self.store.get_org_settings("org-1"),
-            run_id=run_id,
-            dry_run=False,
-            alleaves=self.alleaves,
-            alpine=self.alpine,
+            RunRequest("org-1", run_id, since=since),
+            org,
             store=self.store,
             ledger=self.ledger,
             options=OPTIONS,
-            enqueue=self.queue.append,
-            summarize=lambda status: self.summaries.append(self.summarize(run_id, status)),
+            dispatch=RunDispatch(
+                enqueue=self.queue.append,
+                summarize=lambda status: self.summaries.append(self.summarize(run_id, status)),
+            ),
             today=TODAY,
-            since=since,
             sleep=sleep,
         )
 

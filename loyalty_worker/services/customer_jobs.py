@@ -1,0 +1,148 @@
+"""Customers' syncs as the workers run them: their inputs unpacked (or found, for a customer
+synced alone), a transient error tried again or, after the last retry, a ``failed`` result, and
+every result recorded in its run (the one that completes the run closes it).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date, timedelta
+from typing import Any
+
+from loyalty_worker.errors import PermanentError, TransientError
+from loyalty_worker.services.batch import OrgAdapters, RunPorts, record_results
+from loyalty_worker.services.customer_inputs import CustomerWork
+from loyalty_worker.services.lone_customer import find_customer_work
+from loyalty_worker.services.retries import Attempt, failed_result
+from loyalty_worker.services.sync_customer import sync_chunk, sync_customer
+
+log = logging.getLogger(__name__)
+
+
+def sync_alone(
+    org_id: str,
+    customer_id: int | str,
+    *,
+    run_id: str | None,
+    dry_run: bool,
+    payload: Mapping[str, Any] | None,
+    ports: RunPorts,
+    attempt: Attempt,
+    close_run: Callable[[str], None],
+) -> dict[str, Any]:
+    """Sync one customer: a run's customer retried alone (its inputs in ``payload``), or one
+    asked for on its own (another service), whose inputs are found first.
+
+    A result of a run is recorded in it (``close_run(run_id)`` when it completes the run); one
+    without a run is kept in the org's memo only.
+    """
+    try:
+        org = ports.org_for(org_id)
+        work = (
+            CustomerWork.from_payload(payload)
+            if payload is not None
+            else _lone_work(org_id, int(customer_id), org, ports)
+        )
+        result = sync_customer(
+            org.settings,
+            work,
+            store=ports.store,
+            alpine=org.alpine,
+            run_id=run_id,
+            dry_run=dry_run,
+        ).to_dict()
+    except (TransientError, PermanentError) as exc:
+        attempt.retry_or_fail(exc)
+        result = failed_result(org_id, customer_id, exc, dry_run=dry_run).to_dict()
+    log.info(
+        "run %s: org %s: customer %s: %s%s",
+        run_id,
+        org_id,
+        customer_id,
+        result["status"],
+        f" ({result['reason']})" if "reason" in result else "",
+        extra={
+            "run_id": run_id,
+            "org_id": org_id,
+            "customer_id": customer_id,
+            "outcome": result.get("reason", result["status"]),
+        },
+    )
+    if run_id is None:
+        ports.ledger.remember([result])
+    elif record_results(ports.ledger, run_id, [result]):
+        close_run(run_id)
+    return result
+
+
+def _lone_work(org_id: str, customer_id: int, org: OrgAdapters, ports: RunPorts) -> CustomerWork:
+    """The inputs of a customer synced on its own (``services.lone_customer``)."""
+    options = ports.options
+    return find_customer_work(
+        org_id,
+        customer_id,
+        alleaves=org.alleaves,
+        store=ports.store,
+        history_start=options.history_start,
+        today=date.today() + timedelta(days=1),
+        window_days=options.window_days,
+        parallelism=options.parallelism,
+        overlap_days=options.overlap_days,
+    ).with_phone_hash(options.phone_key)
+
+
+def sync_run_chunk(
+    org_id: str,
+    run_id: str,
+    payloads: Sequence[Mapping[str, Any]],
+    *,
+    dry_run: bool,
+    ports: RunPorts,
+    attempt: Attempt,
+    retry_alone: Callable[[CustomerWork], None],
+    close_run: Callable[[str], None],
+) -> dict[str, int]:
+    """Sync a run's chunk of customers (``sync_customer.sync_chunk``) and record their results.
+
+    A customer whose own read hits a transient error goes to ``retry_alone`` (a sync of its
+    own, with its own retries), so the chunk never waits on it. Returns how many results were
+    recorded and how many customers were handed on.
+    """
+    works = [CustomerWork.from_payload(payload) for payload in payloads]
+    retried: list[CustomerWork] = []
+    try:
+        org = ports.org_for(org_id)
+        outcome = sync_chunk(
+            org.settings,
+            works,
+            store=ports.store,
+            alpine=org.alpine,
+            run_id=run_id,
+            dry_run=dry_run,
+        )
+        results = [result.to_dict() for result in outcome.results]
+        retried = [work for work, _ in outcome.retry]
+    except (TransientError, PermanentError) as exc:
+        attempt.retry_or_fail(exc)
+        results = [
+            failed_result(org_id, w.customer.customer_id, exc, dry_run=dry_run).to_dict()
+            for w in works
+        ]
+    for work in retried:
+        retry_alone(work)
+    counts = {"results": len(results), "retried": len(works) - len(results)}
+    failed = sum(1 for result in results if not result["success"])
+    log.info(
+        "run %s: org %s: chunk of %d: %d done, %d failed, %d retried alone",
+        run_id,
+        org_id,
+        len(works),
+        len(results),
+        failed,
+        counts["retried"],
+        extra={"run_id": run_id, "org_id": org_id, "outcome": f"{failed} failed"},
+    )
+    if results and record_results(ports.ledger, run_id, results):
+        close_run(run_id)
+    return counts
