@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -465,3 +465,14 @@ def test_profiles_a_full_run_cannot_read_are_read_by_the_tasks(harness: Harness)
     assert len(works) == 12 and not any(w.profile_known for w in works)
     harness.drain()
     assert harness.store.run_summaries["r1"]["synced"] == 11  # and customer 3 failed malformed
+
+
+def test_malformed_customers_get_results_like_every_other(harness: Harness) -> None:
+    harness.start()
+    (result,) = [r for r in harness.ledger.iter_results("r1") if r["status"] == "failed"]
+    assert result["success"] is False
+    assert (result["customerId"], result["reason"]) == ("page 1 #13", "malformed")
+    assert result["dryRun"] is False
+    # An ISO timestamp, as every SyncResult has (not an epoch float)
+    assert isinstance(result["updatedAt"], str)
+    datetime.fromisoformat(result["updatedAt"])

@@ -1,0 +1,134 @@
+"""Customers' syncs as workers run them: retried while transient errors last, then failed;
+every result recorded in its run, the last one closing it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import fakeredis
+import pytest
+
+from loyalty_worker.adapters.run_state import RunTracker
+from loyalty_worker.domain.models import AlpineProfile, Customer
+from loyalty_worker.errors import AuthError, TransientError
+from loyalty_worker.org_settings import OrgSettings
+from loyalty_worker.services.batch import BatchOptions, OrgAdapters, RunPorts
+from loyalty_worker.services.customer_inputs import AlpineAnswer, CustomerWork
+from loyalty_worker.services.customer_jobs import sync_alone, sync_run_chunk
+from loyalty_worker.services.retries import Attempt, RetryLater, backoff_s
+from tests.fakes import FakeAlleaves, FakeAlpine, InMemoryProfileStore
+
+OPTIONS = BatchOptions(
+    history_start=date(2026, 1, 1), window_days=30, parallelism=2, lock_ttl_s=60, chunk_size=5
+)
+
+
+@dataclass(frozen=True)
+class OrgRun:
+    settings: OrgSettings
+    alleaves: FakeAlleaves
+    alpine: FakeAlpine
+
+
+class Worker:
+    def __init__(self) -> None:
+        self.store = InMemoryProfileStore()
+        self.store.settings["org-1"] = {}
+        self.ledger = RunTracker(fakeredis.FakeRedis())
+        self.alpine = FakeAlpine({"5550000001": AlpineProfile(12)})
+        self.alleaves = FakeAlleaves([Customer(1, "5550000001")], [], page_size=5)
+        self.closed: list[str] = []
+        self.alone: list[CustomerWork] = []
+        self.ports = RunPorts(self.org_for, self.store, self.ledger, OPTIONS)
+
+    def org_for(self, org_id: str) -> OrgAdapters:
+        return OrgRun(self.store.get_org_settings(org_id), self.alleaves, self.alpine)
+
+    def alone_sync(self, attempt: Attempt, run_id: str | None = None) -> dict[str, Any]:
+        return sync_alone(
+            "org-1",
+            1,
+            run_id=run_id,
+            dry_run=False,
+            payload=None,
+            ports=self.ports,
+            attempt=attempt,
+            close_run=self.closed.append,
+        )
+
+    def chunk(self, works: list[CustomerWork], attempt: Attempt) -> dict[str, int]:
+        return sync_run_chunk(
+            "org-1",
+            "r1",
+            [work.to_payload() for work in works],
+            dry_run=False,
+            ports=self.ports,
+            attempt=attempt,
+            retry_alone=self.alone.append,
+            close_run=self.closed.append,
+        )
+
+
+def test_backoff_doubles_up_to_its_cap() -> None:
+    assert [backoff_s(n) for n in range(8)] == [1, 2, 4, 8, 16, 32, 60, 60]
+    assert backoff_s(6, cap_s=30) == 30
+
+
+def test_only_a_transient_error_with_retries_left_is_tried_again() -> None:
+    transient = TransientError("alpine", "503")
+    with pytest.raises(RetryLater) as raised:
+        Attempt(retries=2, max_retries=5).retry_or_fail(transient)
+    assert (raised.value.error, raised.value.countdown) == (transient, 4)
+    Attempt(retries=5, max_retries=5).retry_or_fail(transient)  # the last one: no retry
+    Attempt(retries=0, max_retries=5).retry_or_fail(AuthError("alpine", "401"))
+    with pytest.raises(RetryLater):
+        Attempt(retries=50, max_retries=None).retry_or_fail(transient)
+
+
+def test_a_customer_alone_is_found_synced_and_kept_in_the_memo() -> None:
+    worker = Worker()
+    result = worker.alone_sync(Attempt())
+    assert (result["status"], result["customerId"]) == ("synced", 1)
+    assert worker.store.profiles["org-1_1"]["loyaltyStatus"]
+    assert 1 in worker.ledger.recall("org-1", [1])
+    assert worker.closed == []
+
+
+def test_a_transient_error_retries_then_fails_the_customer() -> None:
+    worker = Worker()
+    worker.alpine.error = TransientError("alpine", "503")
+    with pytest.raises(RetryLater) as raised:
+        worker.alone_sync(Attempt(retries=1, max_retries=2))
+    assert raised.value.countdown == 2
+    worker.ledger.start("r1", "org-1")
+    worker.ledger.set_listed("r1", 1)
+    result = worker.alone_sync(Attempt(retries=2, max_retries=2), run_id="r1")
+    assert (result["status"], result["reason"]) == ("failed", "alpine_unavailable")
+    datetime.fromisoformat(result["updatedAt"])  # ISO, like every result
+    assert worker.closed == ["r1"]  # its result completed the run
+
+
+def test_a_chunk_hands_a_customer_with_a_transient_error_on_alone() -> None:
+    worker = Worker()
+    worker.ledger.start("r1", "org-1")
+    worker.ledger.set_listed("r1", 2)
+    known = CustomerWork(Customer(1, "5550000001"), alpine=AlpineAnswer(AlpineProfile(12)))
+    look_up = CustomerWork(Customer(2, "5550000002"))  # Alpine IQ must be asked: it is down
+    worker.alpine.error = TransientError("alpine", "503")
+    assert worker.chunk([known, look_up], Attempt(max_retries=5)) == {"results": 1, "retried": 1}
+    assert [work.customer.customer_id for work in worker.alone] == [2]
+    assert worker.closed == []
+
+
+def test_a_chunk_fails_all_its_customers_on_a_permanent_error() -> None:
+    worker = Worker()
+    worker.ledger.start("r1", "org-1")
+    worker.ledger.set_listed("r1", 1)
+    del worker.store.settings["org-1"]  # the org is gone: no retry helps
+    works = [CustomerWork(Customer(1, "5550000001"))]
+    assert worker.chunk(works, Attempt(max_retries=5)) == {"results": 1, "retried": 0}
+    (result,) = worker.ledger.iter_results("r1")
+    assert (result["status"], result["reason"]) == ("failed", "unknown_org")
+    assert worker.closed == ["r1"]

@@ -1,0 +1,215 @@
+"""The Celery tasks are wiring: registered under the shared names, routed to the shared queues,
+each calling its one service, a service's RetryLater becoming a Celery retry.
+
+Tasks run here through ``Task.apply`` (eager, in process) with the services replaced: this
+checks the wiring only. What the services do is tested over fakes in their own modules, and a
+real worker answers a plain client in ``tests/integration/test_public_client.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import fakeredis
+import pytest
+from celery import Task
+
+from loyalty_worker import names, tasks
+from loyalty_worker.adapters.run_state import RunTracker
+from loyalty_worker.config import Settings
+from loyalty_worker.domain.models import Customer
+from loyalty_worker.errors import TransientError
+from loyalty_worker.services.batch import BatchStart, RunDispatch
+from loyalty_worker.services.customer_inputs import CustomerWork
+from loyalty_worker.services.retries import Attempt, RetryLater
+from tests.fakes import InMemoryProfileStore, RecordingNotifier
+
+TASKS: dict[str, Task] = {
+    names.SYNC_ORG: tasks.sync_org,
+    names.SYNC_CUSTOMER: tasks.sync_customer,
+    names.SYNC_CHUNK: tasks.sync_chunk,
+    names.SUMMARIZE_RUN: tasks.summarize_run,
+    names.NIGHTLY_TICK: tasks.nightly_tick,
+    names.INCREMENTAL_TICK: tasks.incremental_tick,
+    names.WATCHDOG: tasks.watchdog,
+}
+
+
+@dataclass
+class FakeContainer:
+    """What the tasks take from ``bootstrap.container()``."""
+
+    settings: Settings = field(default_factory=lambda: Settings(sync_max_retries=2))
+    store: InMemoryProfileStore = field(default_factory=InMemoryProfileStore)
+    tracker: RunTracker = field(default_factory=lambda: RunTracker(fakeredis.FakeRedis()))
+    notifier: RecordingNotifier = field(default_factory=RecordingNotifier)
+
+    def run_ports(self) -> str:
+        return "ports"  # passed through untouched
+
+    def notifier_for(self, org_id: str) -> RecordingNotifier:
+        return self.notifier
+
+
+class Published:
+    """Messages the tasks publish, instead of a broker."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.sent: list[tuple[str, Any, Any, dict[str, Any]]] = []
+        for name in (names.SYNC_ORG, names.SYNC_CHUNK, names.SYNC_CUSTOMER):
+            monkeypatch.setattr(TASKS[name], "apply_async", self._recorder(name))
+        monkeypatch.setattr(
+            tasks.summarize_run,
+            "delay",
+            lambda *args, **kwargs: self.sent.append((names.SUMMARIZE_RUN, args, kwargs, {})),
+        )
+
+    def _recorder(self, name: str) -> Any:
+        def apply_async(args: Any = None, kwargs: Any = None, **options: Any) -> None:
+            self.sent.append((name, args, kwargs, options))
+
+        return apply_async
+
+
+@pytest.fixture
+def container(monkeypatch: pytest.MonkeyPatch) -> FakeContainer:
+    fake = FakeContainer()
+    monkeypatch.setattr(tasks, "container", lambda: fake)
+    return fake
+
+
+@pytest.fixture
+def published(monkeypatch: pytest.MonkeyPatch) -> Published:
+    return Published(monkeypatch)
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_each_task_has_its_shared_name_and_queue(name: str) -> None:
+    task = TASKS[name]
+    assert task.name == name
+    # The module's task is a proxy of the app's registered one.
+    assert tasks.app.tasks[name] is task._get_current_object()  # type: ignore[attr-defined]
+    route = tasks.app.amqp.router.route({}, name)
+    assert route["queue"].name == names.TASK_ROUTES[name]["queue"]
+
+
+def test_workers_read_every_queue_a_task_is_routed_to_and_celerys_default() -> None:
+    queues = {queue.name for queue in tasks.app.conf.task_queues}
+    assert queues == set(names.WORKER_QUEUES)
+    assert {route["queue"] for route in names.TASK_ROUTES.values()} <= queues
+    assert names.PUBLIC_QUEUE == "celery" and names.PUBLIC_QUEUE in queues
+
+
+def test_sync_org_calls_start_run_and_publishes_what_it_dispatches(
+    container: FakeContainer, published: Published, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[dict[str, Any]] = []
+
+    def start_run(org_id: str, run_id: str, **kwargs: Any) -> BatchStart:
+        calls.append({"org_id": org_id, "run_id": run_id, **kwargs})
+        dispatch: RunDispatch = kwargs["dispatch"]
+        dispatch.enqueue([CustomerWork(Customer(7, None))])
+        dispatch.summarize("failed")
+        return BatchStart(run_id, started=True, listed=1)
+
+    monkeypatch.setattr(tasks, "start_run", start_run)
+    answer = tasks.sync_org.apply(("org-1",), {"run_id": "r1", "since": "last"}).get()
+    assert answer == {"runId": "r1", "started": True, "listed": 1, "message": ""}
+    (call,) = calls
+    assert (call["org_id"], call["run_id"], call["since"], call["dry_run"]) == (
+        "org-1",
+        "r1",
+        "last",
+        False,
+    )
+    assert call["ports"] == "ports"
+    assert call["last_success"] == container.tracker.last_success
+    chunk, summary = published.sent
+    assert chunk[0] == names.SYNC_CHUNK
+    assert chunk[1][:2] == ("org-1", "r1")
+    assert CustomerWork.from_payload(chunk[1][2][0]).customer.customer_id == 7
+    assert summary == (names.SUMMARIZE_RUN, ("r1",), {"status": "failed"}, {})
+
+
+def test_sync_org_names_a_new_run_when_none_is_given(
+    container: FakeContainer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        tasks, "start_run", lambda org_id, run_id, **_: BatchStart(run_id, started=False)
+    )
+    answer = tasks.sync_org.apply(("org-9",)).get()
+    assert answer["runId"].startswith("org-9-")
+
+
+def test_sync_customer_retries_through_celery_while_the_service_asks(
+    container: FakeContainer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    attempts: list[Attempt] = []
+
+    def sync_alone(org_id: str, customer_id: int, **kwargs: Any) -> dict[str, Any]:
+        attempts.append(kwargs["attempt"])
+        if len(attempts) < 3:
+            raise RetryLater(TransientError("alpine", "503"), countdown=len(attempts))
+        return {"customerId": customer_id, "status": "synced", "payload": kwargs["payload"]}
+
+    monkeypatch.setattr(tasks, "sync_alone", sync_alone)
+    result = tasks.sync_customer.apply(("org-1", 5), {"work": {"customer": [5, None, None]}})
+    assert result.get() == {
+        "customerId": 5,
+        "status": "synced",
+        "payload": {"customer": [5, None, None]},
+    }
+    assert [(a.retries, a.max_retries) for a in attempts] == [(0, 2), (1, 2), (2, 2)]
+
+
+def test_sync_chunk_hands_customers_on_as_sync_customer_tasks(
+    container: FakeContainer, published: Published, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def sync_run_chunk(org_id: str, run_id: str, payloads: Any, **kwargs: Any) -> dict[str, int]:
+        kwargs["retry_alone"](CustomerWork.from_payload(payloads[0]))
+        kwargs["close_run"](run_id)
+        return {"results": 0, "retried": 1}
+
+    monkeypatch.setattr(tasks, "sync_run_chunk", sync_run_chunk)
+    payload = CustomerWork(Customer(3, None)).to_payload()
+    counts = tasks.sync_chunk.apply(("org-1", "r1", [payload]), {"dry_run": True}).get()
+    assert counts == {"results": 0, "retried": 1}
+    alone, summary = published.sent
+    assert alone[:3] == (
+        names.SYNC_CUSTOMER,
+        ("org-1", 3),
+        {"run_id": "r1", "dry_run": True, "work": payload},
+    )
+    assert summary[:2] == (names.SUMMARIZE_RUN, ("r1",))
+
+
+def test_summarize_run_calls_close_run(
+    container: FakeContainer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[dict[str, Any]] = []
+
+    def close_run(run_id: str, **kwargs: Any) -> dict[str, Any]:
+        calls.append(kwargs)
+        return {"runId": run_id}
+
+    monkeypatch.setattr(tasks, "close_run", close_run)
+    assert tasks.summarize_run.apply(("r1",), {"status": "failed"}).get() == {"runId": "r1"}
+    (call,) = calls
+    assert call["status"] == "failed"
+    assert call["notifier_for"]("org-1") is container.notifier
+    assert call["attempt"].cap_s == tasks.SUMMARY_BACKOFF_CAP_S
+
+
+def test_nightly_tick_starts_the_orgs_the_schedule_names(
+    container: FakeContainer, published: Published, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def start_nightly_runs(**kwargs: Any) -> list[str]:
+        assert kwargs["hour"] == container.settings.nightly_hour
+        assert kwargs["window_h"] == container.settings.nightly_window_h
+        kwargs["start"]("org-1")
+        return ["org-1"]
+
+    monkeypatch.setattr(tasks, "start_nightly_runs", start_nightly_runs)
+    assert tasks.nightly_tick.apply().get() == ["org-1"]
+    assert published.sent == [(names.SYNC_ORG, ("org-1",), None, {"expires": 3600})]
