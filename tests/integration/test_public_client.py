@@ -1,4 +1,5 @@
-"""Another service's plain Celery client, configured with nothing but the broker, gets an answer.
+"""Another service's plain Celery client, configured with nothing but the broker, gets an answer;
+a run asked for an org the worker does not know ends like any failed run.
 
 Such a client names no queue: ``send_task`` publishes to Celery's default queue, ``celery``,
 which the workers read beside their own (``names.WORKER_QUEUES``).
@@ -41,3 +42,16 @@ def test_a_plain_client_gets_a_customers_result(small_stack: Stack) -> None:
     profile = small_stack.profile("org-1", cid)
     assert profile is not None
     assert profile["points"] == expected_profiles(org)[cid]["points"]
+
+
+def test_a_run_for_an_unknown_org_fails_with_a_summary_and_one_alert(small_stack: Stack) -> None:
+    before = len(small_stack.messages())
+    progress = small_stack.run("no-such-org", timeout_s=60)
+    assert progress.status == "failed", progress
+    summary = progress.summary
+    assert summary is not None
+    assert str(summary["error"]).startswith("unknown_org")
+    runs = small_stack.firestore.collection("loyalty_sync_runs")
+    stored = runs.document(summary["runId"]).get().to_dict()
+    assert stored is not None and stored["status"] == "failed"
+    assert len(small_stack.messages()) == before + 1
