@@ -1,8 +1,9 @@
 """A batch run from trigger to summary, independent of Celery.
 
-``start_batch`` takes the org's lock, plans the run and hands each customer's work to
-``enqueue``; every finished customer calls ``record_result``; the one that completes the run
-gets True and triggers ``summarize_batch``, which writes the summary and sends one alert.
+``start_batch`` opens the run (the org's lock, the run's record), plans it and dispatches the
+plan: each chunk of customers' work goes to ``RunDispatch.enqueue``. Every finished customer's
+result goes through ``record_results``; the one that completes the run gets True and has the
+run closed (``close_run``, ``summarize_batch``): its summary written and one alert sent.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ class OrgAdapters(Protocol):
 
 @dataclass(frozen=True)
 class RunPorts:
-    """What a run's services read and write through, built once per worker process."""
+    """What a run's services read and write through (the worker process's clients)."""
 
     org_for: Callable[[str], OrgAdapters]  # raises LoyaltyError for an org it cannot serve
     store: ProfileStore
