@@ -56,10 +56,6 @@ def sync_org(
     """
     c = container()
     run_id = run_id or new_run_id(org_id)
-    dispatch = RunDispatch(
-        enqueue=partial(_enqueue_chunk, org_id, run_id, dry_run),
-        summarize=partial(_summarize, run_id),
-    )
     started = start_run(
         org_id,
         run_id,
@@ -67,7 +63,7 @@ def sync_org(
         since=since,
         last_success=c.tracker.last_success,
         ports=c.run_ports(),
-        dispatch=dispatch,
+        dispatch=_run_dispatch(org_id, run_id, dry_run),
     )
     return started.to_dict()
 
@@ -182,6 +178,13 @@ def watchdog() -> list[str]:
 
 
 # What the services hand on, published as tasks.
+
+
+def _run_dispatch(org_id: str, run_id: str, dry_run: bool) -> RunDispatch:
+    return RunDispatch(
+        enqueue=partial(_enqueue_chunk, org_id, run_id, dry_run),
+        summarize=partial(_summarize, run_id),
+    )
 
 
 def _enqueue_chunk(org_id: str, run_id: str, dry_run: bool, works: list[CustomerWork]) -> None:
