@@ -11,6 +11,7 @@ from loyalty_worker.domain.models import AlpineProfile, Customer, Order
 from loyalty_worker.domain.profile import ProfileUpdate
 from loyalty_worker.errors import MalformedRecord
 from loyalty_worker.org_settings import OrgSettings
+from loyalty_worker.services.results import SyncResult
 
 
 class CustomerSource(Protocol):
@@ -135,12 +136,14 @@ class RunLedger(Protocol):
         """How many results complete the run; True when all are in already."""
         ...
 
-    def record(self, run_id: str, results: Mapping[str, Mapping[str, Any]]) -> bool:
-        """Store results by customer key; True for exactly the one caller that completes it."""
+    def record(self, run_id: str, results: Mapping[str, SyncResult]) -> bool:
+        """Store results by customer key (a key stored again replaces its result, counted once);
+        True for exactly the one caller whose results complete the run; nothing once it is
+        closed."""
         ...
 
-    def iter_results(self, run_id: str) -> Iterator[dict[str, Any]]:
-        """Every stored result."""
+    def iter_results(self, run_id: str) -> Iterator[SyncResult]:
+        """Every stored result, equal to what was recorded."""
         ...
 
     def meta(self, run_id: str) -> dict[str, str]:
@@ -151,11 +154,12 @@ class RunLedger(Protocol):
         """True for exactly one caller (per ``flag``): the one that may write the summary."""
         ...
 
-    def remember(self, results: Sequence[Mapping[str, Any]]) -> None:
-        """Keep each customer's latest successful result (per org); a failure forgets it."""
+    def remember(self, results: Sequence[SyncResult]) -> None:
+        """Keep each customer's latest successful result with its inputs (per org); a failure
+        forgets it, a dry run leaves it alone."""
         ...
 
-    def recall(self, org_id: str, customer_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    def recall(self, org_id: str, customer_ids: Sequence[int]) -> dict[int, SyncResult]:
         """The latest kept result of each of ``customer_ids`` that has one."""
         ...
 

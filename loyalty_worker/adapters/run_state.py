@@ -5,6 +5,8 @@ and is known to hang or blow memory. Instead each sync task stores its small res
 per run, keyed by customer, and a Lua script tells exactly one caller, the one that completes the
 set, to fire the summary. Keying by customer makes a redelivered task (``acks_late`` after a
 killed worker) overwrite its own entry instead of counting twice.
+
+Results come in and go out as ``SyncResult``; Redis holds their camelCase JSON (``to_dict``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from datetime import date
 from typing import Any, cast
 
 import redis
+
+from loyalty_worker.services.results import SyncResult
 
 # KEYS: results, failed, meta. ARGV: (customer key, result JSON, failed flag "1"/"0") repeated.
 # Returns 1 to exactly one caller: the one whose results complete the listed set. A result that
@@ -131,19 +135,19 @@ class RunTracker:
             return False
         return bool(self._redis.hsetnx(meta, "fired", "1"))
 
-    def record(self, run_id: str, results: Mapping[str, Mapping[str, Any]]) -> bool:
+    def record(self, run_id: str, results: Mapping[str, SyncResult]) -> bool:
         """Store results by customer key in one round trip; True for exactly one caller: the
         one whose results complete the run."""
         args: list[str] = []
         for key, result in results.items():
-            args += [key, json.dumps(result), "0" if result.get("success") else "1"]
+            args += [key, json.dumps(result.to_dict()), "0" if result.success else "1"]
         return bool(self._record(keys=list(self._keys(run_id)), args=args))
 
-    def iter_results(self, run_id: str, *, batch: int = 1000) -> Iterator[dict[str, Any]]:
+    def iter_results(self, run_id: str, *, batch: int = 1000) -> Iterator[SyncResult]:
         """Every stored result, streamed in batches (bounded memory for 100,000 customers)."""
         results = self._keys(run_id)[0]
         for _, raw in self._redis.hscan_iter(results, count=batch):
-            yield json.loads(raw)
+            yield SyncResult.from_dict(json.loads(raw))
 
     def meta(self, run_id: str) -> dict[str, str]:
         raw = cast(dict[bytes, bytes], self._redis.hgetall(self._keys(run_id)[2]))
@@ -180,28 +184,27 @@ class RunTracker:
     def _memo_key(org_id: str) -> str:
         return f"loyalty:memo:{org_id}"
 
-    def remember(self, results: Sequence[Mapping[str, Any]]) -> None:
+    def remember(self, results: Sequence[SyncResult]) -> None:
         """Keep each customer's latest result per org (the incremental runs' memo): a success
         that wrote or confirmed the profile replaces the entry, a failure removes it, a dry run
         leaves it alone. The memo expires ``memo_ttl_s`` after its last change."""
         pipe = self._redis.pipeline(transaction=False)
         orgs: set[str] = set()
         for result in results:
-            if result.get("dryRun"):
+            if result.dry_run:
                 continue
-            org_id = str(result["orgId"])
-            key, customer = self._memo_key(org_id), str(result["customerId"])
-            if result.get("success") and "inputs" in result:
-                pipe.hset(key, customer, json.dumps(result))
+            key, customer = self._memo_key(result.org_id), str(result.customer_id)
+            if result.success and result.inputs is not None:
+                pipe.hset(key, customer, json.dumps(result.to_dict()))
             else:
                 pipe.hdel(key, customer)
-            orgs.add(org_id)
+            orgs.add(result.org_id)
         for org_id in orgs:
             pipe.expire(self._memo_key(org_id), self._memo_ttl)
         if orgs:
             pipe.execute()
 
-    def recall(self, org_id: str, customer_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    def recall(self, org_id: str, customer_ids: Sequence[int]) -> dict[int, SyncResult]:
         """The memo's latest result of each of ``customer_ids`` that has one."""
         if not customer_ids:
             return {}
@@ -209,14 +212,14 @@ class RunTracker:
             list[bytes | None],
             self._redis.hmget(self._memo_key(org_id), [str(cid) for cid in customer_ids]),
         )
-        kept: dict[int, dict[str, Any]] = {}
+        kept: dict[int, SyncResult] = {}
         for cid, value in zip(customer_ids, raw, strict=True):
+            if not value:
+                continue
             try:
-                entry = json.loads(value) if value else None
-            except ValueError:
-                entry = None  # unreadable: as if nothing were kept (the customer is synced)
-            if isinstance(entry, dict):
-                kept[cid] = entry
+                kept[cid] = SyncResult.from_dict(json.loads(value))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue  # unreadable: as if nothing were kept (the customer is synced)
         return kept
 
     def mark_success(self, org_id: str, started_at: float) -> None:

@@ -23,7 +23,7 @@ from loyalty_worker.ports import CustomerSource, LoyaltyLookup, Notifier, Profil
 from loyalty_worker.services.customer_inputs import CustomerWork
 from loyalty_worker.services.memo import carry_over
 from loyalty_worker.services.plan import RunPlan, plan_run
-from loyalty_worker.services.results import SyncResult, SyncStatus
+from loyalty_worker.services.results import SyncResult, SyncStatus, utc_stamp
 from loyalty_worker.services.retries import Attempt
 from loyalty_worker.services.summary import SummaryBuilder, summary_alert
 from loyalty_worker.services.sync_customer import evaluate_customer
@@ -268,7 +268,7 @@ def _record_malformed(
     cannot be trusted, keyed by record id: they count in the run as any customer does."""
     if not records:
         return
-    stamp = datetime.fromtimestamp(now, UTC).isoformat()
+    stamp = utc_stamp(datetime.fromtimestamp(now, UTC))
     results = {
         f"malformed:{record.record_id}": SyncResult(
             request.org_id,
@@ -278,7 +278,7 @@ def _record_malformed(
             reason=record.reason,
             detail=str(record),
             dry_run=request.dry_run,
-        ).to_dict()
+        )
         for record in records
     }
     ledger.record(request.run_id, results)
@@ -297,7 +297,7 @@ def _dispatch_plan(
     """Settle in the plan the customers whose profile would not change (their results recorded
     ``SETTLED_BATCH`` at a time); enqueue the others in chunks of ``options.chunk_size``."""
     chunk: list[CustomerWork] = []
-    settled: list[Mapping[str, Any]] = []
+    settled: list[SyncResult] = []
     sent = settled_count = 0
     for work in plan.work():
         work = work.with_phone_hash(options.phone_key)
@@ -331,7 +331,7 @@ def _dispatch_plan(
 
 def _settled(
     request: RunRequest, org: OrgAdapters, work: CustomerWork, *, store: ProfileStore
-) -> dict[str, Any] | None:
+) -> SyncResult | None:
     """The result of a customer whose profile would not change, decided from the plan alone
     (no call is made: the plan holds the profile and Alpine IQ's answer); None when a task must
     sync it: a write to make, or a look-up."""
@@ -349,13 +349,13 @@ def _settled(
     )
     if evaluation.result.status is not SyncStatus.UNCHANGED:
         return None
-    return evaluation.result.to_dict()
+    return evaluation.result
 
 
 def _record(
     ledger: RunLedger,
     run_id: str,
-    results: Sequence[Mapping[str, Any]],
+    results: Sequence[SyncResult],
     summarize: Callable[[str], None],
 ) -> None:
     if record_results(ledger, run_id, results):
@@ -379,11 +379,11 @@ def _plan_with_retries(
             attempt += 1
 
 
-def record_results(ledger: RunLedger, run_id: str, results: Sequence[Mapping[str, Any]]) -> bool:
+def record_results(ledger: RunLedger, run_id: str, results: Sequence[SyncResult]) -> bool:
     """Store customers' results (keyed by customer) and keep them in the org's memo; True when
     they complete the run."""
     ledger.remember(results)
-    return ledger.record(run_id, {str(result["customerId"]): result for result in results})
+    return ledger.record(run_id, {str(result.customer_id): result for result in results})
 
 
 def close_run(

@@ -51,29 +51,29 @@ def sync_alone(
             alpine=org.alpine,
             run_id=run_id,
             dry_run=dry_run,
-        ).to_dict()
+        )
     except (TransientError, PermanentError) as exc:
         attempt.retry_or_fail(exc)
-        result = failed_result(org_id, customer_id, exc, dry_run=dry_run).to_dict()
+        result = failed_result(org_id, customer_id, exc, dry_run=dry_run)
     log.info(
         "run %s: org %s: customer %s: %s%s",
         run_id,
         org_id,
         customer_id,
-        result["status"],
-        f" ({result['reason']})" if "reason" in result else "",
+        result.status.value,
+        f" ({result.reason})" if result.reason is not None else "",
         extra={
             "run_id": run_id,
             "org_id": org_id,
             "customer_id": customer_id,
-            "outcome": result.get("reason", result["status"]),
+            "outcome": result.reason or result.status.value,
         },
     )
     if run_id is None:
         ports.ledger.remember([result])
     elif record_results(ports.ledger, run_id, [result]):
         close_run(run_id)
-    return result
+    return result.to_dict()
 
 
 def _lone_work(org_id: str, customer_id: int, org: OrgAdapters, ports: RunPorts) -> CustomerWork:
@@ -121,18 +121,17 @@ def sync_run_chunk(
             run_id=run_id,
             dry_run=dry_run,
         )
-        results = [result.to_dict() for result in outcome.results]
+        results = list(outcome.results)
         retried = [work for work, _ in outcome.retry]
     except (TransientError, PermanentError) as exc:
         attempt.retry_or_fail(exc)
         results = [
-            failed_result(org_id, w.customer.customer_id, exc, dry_run=dry_run).to_dict()
-            for w in works
+            failed_result(org_id, w.customer.customer_id, exc, dry_run=dry_run) for w in works
         ]
     for work in retried:
         retry_alone(work)
     counts = {"results": len(results), "retried": len(works) - len(results)}
-    failed = sum(1 for result in results if not result["success"])
+    failed = sum(1 for result in results if not result.success)
     log.info(
         "run %s: org %s: chunk of %d: %d done, %d failed, %d retried alone",
         run_id,

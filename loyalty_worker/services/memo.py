@@ -14,14 +14,15 @@ a loyalty field edited by hand). The nightly full run reads every profile and pu
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import date, datetime
-from typing import Any
 
 from loyalty_worker.domain.models import Customer, LoyaltyRules
 from loyalty_worker.domain.phone import normalize_phone
 from loyalty_worker.ports import RunLedger
 from loyalty_worker.services.customer_inputs import CustomerWork, inputs_digest
 from loyalty_worker.services.plan import RunPlan
+from loyalty_worker.services.results import SyncResult, SyncStatus
 
 RECALL_CHUNK = 1000
 
@@ -44,7 +45,7 @@ def carry_over(
     carried: set[int] = set()
     for chunk in _chunks(plan.customers, RECALL_CHUNK):
         kept = ledger.recall(org_id, [c.customer_id for c in chunk])
-        results: dict[str, dict[str, Any]] = {}
+        results: dict[str, SyncResult] = {}
         for customer in chunk:
             entry = kept.get(customer.customer_id)
             if entry is not None and _unchanged(plan, customer, entry, since, rules, phone_key):
@@ -58,7 +59,7 @@ def carry_over(
 def _unchanged(
     plan: RunPlan,
     customer: Customer,
-    entry: dict[str, Any],
+    entry: SyncResult,
     since: date,
     rules: LoyaltyRules,
     phone_key: bytes | None,
@@ -69,8 +70,8 @@ def _unchanged(
     # Orders created after the kept sync are all among the recent ones only if it ran after
     # the recent window's first day.
     try:
-        kept_on = datetime.fromisoformat(str(entry["updatedAt"])).date()
-    except (KeyError, ValueError):
+        kept_on = datetime.fromisoformat(entry.updated_at).date()
+    except ValueError:
         return False  # an entry this worker did not write: sync as usual
     if kept_on <= since:
         return False
@@ -78,16 +79,20 @@ def _unchanged(
     if answer is None:
         return False  # only a look-up can tell Alpine IQ's balance
     work = CustomerWork(customer, alpine=answer).with_phone_hash(phone_key)
-    return bool(
-        entry.get("inputs") == inputs_digest(rules, customer, answer.profile, work.phone_hash)
+    return entry.inputs == inputs_digest(rules, customer, answer.profile, work.phone_hash)
+
+
+def _carried(entry: SyncResult, stamp: str, dry_run: bool) -> SyncResult:
+    """The kept result as this run's: unchanged, so no tier change (the tier before this run is
+    the one the kept sync showed)."""
+    return replace(
+        entry,
+        status=SyncStatus.UNCHANGED,
+        updated_at=stamp,
+        dry_run=dry_run,
+        carried=True,
+        previous_tier=entry.outcome.displayed.tier if entry.outcome is not None else None,
     )
-
-
-def _carried(entry: dict[str, Any], stamp: str, dry_run: bool) -> dict[str, Any]:
-    """The kept result as this run's: unchanged, so no tier change."""
-    result = {k: v for k, v in entry.items() if k != "tierChange"}
-    result.update(status="unchanged", updatedAt=stamp, dryRun=dry_run, carried=True)
-    return result
 
 
 def _chunks(items: Sequence[Customer], size: int) -> Iterator[Sequence[Customer]]:

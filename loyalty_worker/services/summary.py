@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loyalty_worker.ports import Alert
+from loyalty_worker.services.results import SyncResult, SyncStatus
 
 DISCREPANCY_STATUSES = ("alpine_higher", "calculated_higher")
 TOP_DISCREPANCIES = 25
@@ -40,56 +41,56 @@ class SummaryBuilder:
     tier_change_count: int = 0
     _top: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)
 
-    def add(self, result: Mapping[str, Any]) -> None:
-        status = result.get("status")
-        if status == "failed":
+    def add(self, result: SyncResult) -> None:
+        if result.status is SyncStatus.FAILED:
             self.failed += 1
-            reason = str(result.get("reason") or "unknown")
+            reason = result.reason or "unknown"
             self.failed_by_reason[reason] += 1
             if len(self.failures) < MAX_LISTED:
                 self.failures.append(
-                    {
-                        "customerId": result.get("customerId"),
-                        "reason": reason,
-                        "detail": result.get("detail"),
-                    }
+                    {"customerId": result.customer_id, "reason": reason, "detail": result.detail}
                 )
             return
-        if status == "synced":
+        if result.status is SyncStatus.SYNCED:
             self.synced += 1
         else:
             self.unchanged += 1
-            self.carried += bool(result.get("carried"))
-        self.orders_processed += int(result["calculated"]["ordersProcessed"])
-        displayed = result["displayed"]
-        self.tiers[str(displayed["tier"])] += 1
-        rec = result["reconciliation"]
-        self.statuses[rec["status"]] += 1
-        self.actions[rec["action"]] += 1
-        if result.get("alpine") is not None:
+            self.carried += result.carried
+        outcome = result.outcome
+        if outcome is None:  # a success always has one; nothing more to count without it
+            return
+        self.orders_processed += outcome.calculation.orders_processed
+        self.tiers[str(outcome.displayed.tier)] += 1
+        rec = outcome.reconciliation
+        self.statuses[rec.status.value] += 1
+        self.actions[rec.action.value] += 1
+        if outcome.alpine is not None:
             self.with_alpine += 1
-        if rec["status"] in DISCREPANCY_STATUSES:
+        if rec.status.value in DISCREPANCY_STATUSES and outcome.alpine is not None:
             self.discrepancies += 1
+            discrepancy = rec.discrepancy or 0
             entry = {
-                "customerId": result["customerId"],
-                "phone": result.get("phone"),
-                "calculated": result["calculated"]["points"],
-                "alpine": result["alpine"]["points"],
-                "discrepancy": rec["discrepancy"],
-                "status": rec["status"],
+                "customerId": result.customer_id,
+                "phone": result.phone,
+                "calculated": outcome.calculation.points_from_orders,
+                "alpine": outcome.alpine.points,
+                "discrepancy": discrepancy,
+                "status": rec.status.value,
             }
-            item = (abs(int(rec["discrepancy"])), str(result["customerId"]), entry)
+            item = (abs(discrepancy), str(result.customer_id), entry)
             if len(self._top) < TOP_DISCREPANCIES:
                 heapq.heappush(self._top, item)
             else:
                 heapq.heappushpop(self._top, item)
-        change = result.get("tierChange")
-        if change:
+        change = result.tier_change
+        if change is not None:
             self.tier_change_count += 1
             if len(self.tier_changes) < MAX_LISTED:
-                self.tier_changes.append({"customerId": result["customerId"], **change})
+                self.tier_changes.append(
+                    {"customerId": result.customer_id, "from": change[0], "to": change[1]}
+                )
 
-    def add_all(self, results: Iterable[Mapping[str, Any]]) -> SummaryBuilder:
+    def add_all(self, results: Iterable[SyncResult]) -> SummaryBuilder:
         for result in results:
             self.add(result)
         return self

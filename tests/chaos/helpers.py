@@ -269,7 +269,7 @@ def check_run(
     assert summary["listed"] == listed, summary
     assert summary["synced"] + summary["unchanged"] + summary["failed"] == listed, summary
     assert summary["missing"] == 0, summary
-    results = list(stack.tracker.iter_results(run_id))
+    results = [result.to_dict() for result in stack.tracker.iter_results(run_id)]
     keys = Counter(str(r["customerId"]) for r in results)
     assert [k for k, n in keys.items() if n > 1] == [], "a customer counted twice"
     with_id = {str(c["id_customer"]) for c in customers if c.get("id_customer") is not None}

@@ -20,6 +20,7 @@ from loyalty_worker.domain.phone import phone_hash
 from loyalty_worker.errors import TransientError
 from loyalty_worker.services.webhooks import sign
 from tests.fakes import FakeAlpine, QueryableProfileStore, RecordingEnqueuer
+from tests.results import failed, synced
 
 with warnings.catch_warnings():
     # Starlette's test client names an anyio alias that anyio 4.16 deprecates (at import only).
@@ -244,7 +245,7 @@ def test_broker_down_is_503_and_the_run_reads_failed(api: Api) -> None:
 def test_run_progress_and_summary(api: Api) -> None:
     api.tracker.start("r-1", "org-1")
     api.tracker.set_listed("r-1", 2)
-    api.tracker.record("r-1", {"1": {"success": True, "status": "synced"}})
+    api.tracker.record("r-1", {"1": synced(1)})
     assert api.get("/api/loyalty/runs/r-1").json() == {
         "runId": "r-1",
         "orgId": "org-1",
@@ -253,7 +254,7 @@ def test_run_progress_and_summary(api: Api) -> None:
         "done": 1,
         "failed": 0,
     }
-    api.tracker.record("r-1", {"2": {"success": False, "status": "failed"}})
+    api.tracker.record("r-1", {"2": failed(2)})
     api.tracker.finish("r-1", "completed", {"runId": "r-1", "listed": 2, "failed": 1})
     body = api.get("/api/loyalty/runs/r-1").json()
     assert (body["status"], body["done"], body["failed"]) == ("completed", 2, 1)

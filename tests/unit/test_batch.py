@@ -26,6 +26,7 @@ from loyalty_worker.services.batch import (
 )
 from loyalty_worker.services.customer_inputs import CustomerWork
 from loyalty_worker.services.plan import PROFILE_READ_ATTEMPTS, list_customers, read_profiles
+from loyalty_worker.services.results import SyncResult, SyncStatus
 from loyalty_worker.services.sync_customer import sync_chunk
 from tests.fakes import FakeAlleaves, FakeAlpine, InMemoryProfileStore, RecordingNotifier
 
@@ -89,7 +90,7 @@ class Harness:
                 org, self.queue.pop(0), store=self.store, alpine=self.alpine, run_id=run_id
             )
             assert outcome.retry == []
-            if record_results(self.ledger, run_id, [r.to_dict() for r in outcome.results]):
+            if record_results(self.ledger, run_id, outcome.results):
                 self.summaries.append(self.summarize(run_id))
 
 
@@ -429,7 +430,7 @@ def test_new_rules_leave_no_customer_to_carry_over(synced: Harness) -> None:
 
 def test_a_customer_whose_last_sync_failed_is_synced_again(synced: Harness) -> None:
     synced.ledger.remember(
-        [{"success": False, "status": "failed", "orgId": "org-1", "customerId": 7}]
+        [SyncResult("org-1", 7, SyncStatus.FAILED, "2026-03-01T00:00:00+00:00", reason="x")]
     )
     synced.start("incremental", since=date(2026, 2, 28))
     synced.drain("incremental")
@@ -469,10 +470,9 @@ def test_profiles_a_full_run_cannot_read_are_read_by_the_tasks(harness: Harness)
 
 def test_malformed_customers_get_results_like_every_other(harness: Harness) -> None:
     harness.start()
-    (result,) = [r for r in harness.ledger.iter_results("r1") if r["status"] == "failed"]
-    assert result["success"] is False
-    assert (result["customerId"], result["reason"]) == ("page 1 #13", "malformed")
-    assert result["dryRun"] is False
+    (result,) = [r for r in harness.ledger.iter_results("r1") if r.status is SyncStatus.FAILED]
+    assert result.success is False
+    assert (result.customer_id, result.reason) == ("page 1 #13", "malformed")
+    assert result.dry_run is False
     # An ISO timestamp, as every SyncResult has (not an epoch float)
-    assert isinstance(result["updatedAt"], str)
-    datetime.fromisoformat(result["updatedAt"])
+    assert datetime.fromisoformat(result.updated_at).tzinfo is not None

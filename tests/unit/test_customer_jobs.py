@@ -17,6 +17,7 @@ from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.services.batch import BatchOptions, OrgAdapters, RunPorts
 from loyalty_worker.services.customer_inputs import AlpineAnswer, CustomerWork
 from loyalty_worker.services.customer_jobs import sync_alone, sync_run_chunk
+from loyalty_worker.services.results import SyncStatus
 from loyalty_worker.services.retries import Attempt, RetryLater, backoff_s
 from tests.fakes import FakeAlleaves, FakeAlpine, InMemoryProfileStore
 
@@ -130,5 +131,5 @@ def test_a_chunk_fails_all_its_customers_on_a_permanent_error() -> None:
     works = [CustomerWork(Customer(1, "5550000001"))]
     assert worker.chunk(works, Attempt(max_retries=5)) == {"results": 1, "retried": 0}
     (result,) = worker.ledger.iter_results("r1")
-    assert (result["status"], result["reason"]) == ("failed", "unknown_org")
+    assert (result.status, result.reason) == (SyncStatus.FAILED, "unknown_org")
     assert worker.closed == ["r1"]

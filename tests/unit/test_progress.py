@@ -1,23 +1,15 @@
 """The summary table the CLI and the demo print."""
 
 from loyalty_worker.progress import format_summary
+from loyalty_worker.services.results import SyncStatus
 from loyalty_worker.services.summary import SummaryBuilder
+from tests.results import synced
 
 
 def summary() -> dict[str, object]:
     builder = SummaryBuilder(run_id="r1", org_id="org-1", listed=3)
     for n, carried in enumerate((False, True, True)):
-        builder.add(
-            {
-                "status": "unchanged",
-                "customerId": n,
-                "carried": carried,
-                "calculated": {"points": 10, "ordersProcessed": 1},
-                "displayed": {"tier": "bronze"},
-                "reconciliation": {"status": "no_alpine_account", "action": "none"},
-                "alpine": None,
-            }
-        )
+        builder.add(synced(n, status=SyncStatus.UNCHANGED, carried=carried))
     return builder.build(started_at=0.0, finished_at=1.5, status="completed")
 
 

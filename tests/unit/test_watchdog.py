@@ -10,6 +10,7 @@ import pytest
 from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.services.watchdog import finalize_overdue_runs
 from tests.fakes import InMemoryProfileStore, RecordingNotifier
+from tests.results import synced
 
 
 @pytest.fixture
@@ -30,23 +31,6 @@ def register(store: InMemoryProfileStore, run_id: str, listed: int, started: flo
     )
 
 
-def ok(cid: int) -> dict[str, object]:
-    return {
-        "success": True,
-        "status": "synced",
-        "customerId": cid,
-        "calculated": {"points": 1, "ordersProcessed": 1},
-        "displayed": {"points": 1, "tier": "bronze", "tierSource": "calculated"},
-        "reconciliation": {
-            "status": "no_alpine_account",
-            "action": "none",
-            "discrepancy": None,
-            "reconciled": None,
-        },
-        "alpine": None,
-    }
-
-
 def run(parts: tuple[InMemoryProfileStore, RunTracker, RecordingNotifier], now: float) -> list[str]:
     store, tracker, notifier = parts
     return finalize_overdue_runs(
@@ -60,7 +44,7 @@ def test_a_stalled_run_is_closed_incomplete_with_what_it_has(parts) -> None:  # 
     tracker.start("r1", "org-1")
     register(store, "r1", 5, time.time())
     tracker.set_listed("r1", 5)
-    tracker.record("r1", {str(i): ok(i) for i in range(3)})
+    tracker.record("r1", {str(i): synced(i) for i in range(3)})
     assert run(parts, time.time() + 60) == []  # still fresh
     assert run(parts, time.time() + 3600) == ["r1"]
     summary = store.run_summaries["r1"]
@@ -69,7 +53,7 @@ def test_a_stalled_run_is_closed_incomplete_with_what_it_has(parts) -> None:  # 
     assert tracker.lock_holder("org-1") is None
     assert run(parts, time.time() + 7200) == []  # closed once
     # a late result after the close does not fire a second summary
-    assert tracker.record("r1", {"3": ok(3), "4": ok(4)}) is False
+    assert tracker.record("r1", {"3": synced(3), "4": synced(4)}) is False
 
 
 def test_a_run_lost_from_redis_is_reported(parts) -> None:  # type: ignore[no-untyped-def]
