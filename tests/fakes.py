@@ -1,22 +1,28 @@
 """Working in-memory stand-ins for the ports, for fast unit tests.
 
 Each fake keeps the semantics of the real adapter, and the contract tests under
-``tests/integration`` run the same checks over both, so a unit test that passes on a fake means
+``tests/contracts`` run the same checks over both, so a unit test that passes on a fake means
 the same on the real thing.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
 from typing import Any
 
+from loyalty_worker.adapters.wire import AlpineLoyalty, parse_customer, parse_order
 from loyalty_worker.domain.models import AlpineProfile, Customer, Order
+from loyalty_worker.domain.phone import normalize_phone
 from loyalty_worker.domain.profile import ProfileUpdate, profile_id
 from loyalty_worker.errors import MalformedRecord, UnknownOrg
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports import Alert, AlpineContact
+from loyalty_worker.services.results import SyncResult
 
 
 class InMemoryProfileStore:
@@ -99,6 +105,19 @@ class FakeAlpine:
         self.lookups: list[str] = []
         self.error: Exception | None = None
 
+    @classmethod
+    def from_contacts(cls, contacts: Sequence[Mapping[str, Any]]) -> FakeAlpine:
+        """Loaded with an Alpine IQ account's contacts as the sandbox's dataset holds them
+        (``contactID``, ``phone``, ``points``, ``tier``, ``lastVisit``), read as the client
+        reads a look-up answer."""
+        accounts: dict[str, AlpineProfile] = {}
+        for raw in contacts:
+            phone = normalize_phone(raw.get("phone"))
+            profile = AlpineLoyalty.model_validate(raw).to_profile()
+            if phone is not None and profile is not None:
+                accounts[phone] = profile
+        return cls(accounts)
+
     def lookup(self, phone: str) -> AlpineProfile | None:
         self.lookups.append(phone)
         if self.error is not None:
@@ -114,6 +133,31 @@ class FakeAlpine:
 
 class FakeAlleaves:
     """``CustomerSource`` over lists, paging like Alleaves (orders filtered by creation day)."""
+
+    @classmethod
+    def from_rows(
+        cls,
+        customers: Sequence[Mapping[str, Any]],
+        orders: Sequence[Mapping[str, Any]] = (),
+        *,
+        page_size: int = 100,
+    ) -> FakeAlleaves:
+        """Loaded with Alleaves' own rows (the sandbox's dataset), read as the client reads
+        them: a customer that fails validation is named by its page and position."""
+        return cls(
+            [
+                parse_customer(raw, page=i // page_size + 1, position=i % page_size)
+                for i, raw in enumerate(customers)
+            ],
+            [
+                (
+                    date.fromisoformat(str(raw["date_created"])[:10]),
+                    parse_order(raw, page=0, position=i),
+                )
+                for i, raw in enumerate(orders)
+            ],
+            page_size=page_size,
+        )
 
     def __init__(
         self,
@@ -159,6 +203,108 @@ class RecordingNotifier:
         if self.error is not None:
             raise self.error
         self.alerts.append(alert)
+
+
+class InMemoryRunLedger:
+    """``RunLedger`` over dicts, as ``RunTracker`` keeps it in Redis: the run's record holds
+    text values, a closed run drops its results and ignores late ones, completion fires for
+    exactly one caller (thread-safe, like the Lua script). Lock and memo expiry are not kept."""
+
+    def __init__(self) -> None:
+        self.locks: dict[str, str] = {}
+        self.runs: dict[str, dict[str, str]] = {}
+        self.results: dict[str, dict[str, SyncResult]] = {}
+        self.memo: dict[str, dict[str, SyncResult]] = {}
+        self.successes: dict[str, float] = {}
+        self._mutex = threading.RLock()
+
+    def acquire_lock(self, org_id: str, run_id: str, ttl_s: int) -> str | None:
+        with self._mutex:
+            if org_id in self.locks:
+                return self.locks[org_id]  # taken, even by this run: SET NX answers the same
+            self.locks[org_id] = run_id
+            return None
+
+    def release_lock(self, org_id: str, run_id: str) -> None:
+        with self._mutex:
+            if self.locks.get(org_id) == run_id:
+                del self.locks[org_id]
+
+    def start(self, run_id: str, org_id: str, **meta: str | int | float) -> None:
+        fields = {"orgId": org_id, "status": "listing", "startedAt": time.time(), **meta}
+        self.update(run_id, **fields)
+
+    def update(self, run_id: str, **fields: str | int | float) -> None:
+        with self._mutex:
+            self.runs.setdefault(run_id, {}).update({k: str(v) for k, v in fields.items()})
+
+    def set_listed(self, run_id: str, listed: int) -> bool:
+        self.update(run_id, listed=listed, status="syncing", listedAt=time.time())
+        with self._mutex:
+            return listed == 0 or self._fire_if_complete(run_id)
+
+    def record(self, run_id: str, results: Mapping[str, SyncResult]) -> bool:
+        with self._mutex:
+            meta = self.runs.setdefault(run_id, {})
+            if "finishedAt" in meta:
+                return False  # closed: a late redelivery changes nothing
+            self.results.setdefault(run_id, {}).update(results)
+            meta["lastResultAt"] = str(time.time())
+            return self._fire_if_complete(run_id)
+
+    def _fire_if_complete(self, run_id: str) -> bool:
+        meta = self.runs.setdefault(run_id, {})
+        listed = meta.get("listed")
+        if listed is None or len(self.results.get(run_id, {})) < int(listed):
+            return False
+        return self._set_once(meta, "fired")
+
+    @staticmethod
+    def _set_once(meta: dict[str, str], flag: str) -> bool:
+        if flag in meta:
+            return False
+        meta[flag] = "1"
+        return True
+
+    def iter_results(self, run_id: str) -> Iterator[SyncResult]:
+        with self._mutex:
+            results = list(self.results.get(run_id, {}).values())
+        yield from results
+
+    def meta(self, run_id: str) -> dict[str, str]:
+        with self._mutex:
+            return dict(self.runs.get(run_id, {}))
+
+    def claim_summary(self, run_id: str, flag: str = "fired") -> bool:
+        with self._mutex:
+            return self._set_once(self.runs.setdefault(run_id, {}), flag)
+
+    def remember(self, results: Sequence[SyncResult]) -> None:
+        with self._mutex:
+            for result in results:
+                if result.dry_run:
+                    continue
+                kept = self.memo.setdefault(result.org_id, {})
+                if result.success and result.inputs is not None:
+                    kept[str(result.customer_id)] = result
+                else:
+                    kept.pop(str(result.customer_id), None)
+
+    def recall(self, org_id: str, customer_ids: Sequence[int]) -> dict[int, SyncResult]:
+        with self._mutex:
+            kept = self.memo.get(org_id, {})
+            return {cid: kept[str(cid)] for cid in customer_ids if str(cid) in kept}
+
+    def mark_success(self, org_id: str, started_at: float) -> None:
+        self.successes[org_id] = started_at
+
+    def last_success(self, org_id: str) -> float | None:
+        return self.successes.get(org_id)
+
+    def finish(self, run_id: str, status: str, summary: Mapping[str, Any]) -> None:
+        self.update(run_id, status=status, summary=json.dumps(summary), finishedAt=time.time())
+        with self._mutex:
+            self.results.pop(run_id, None)
 
 
 class QueryableProfileStore(InMemoryProfileStore):

@@ -56,8 +56,9 @@ def outcomes() -> Iterator[LoyaltyOutcome]:
 def shapes() -> Iterator[SyncResult]:
     """Every shape a result takes: failed (with a reason, from a malformed record too),
     unchanged or synced with every kind of outcome, a tier change or none, carried, dry run."""
+    customer_ids: tuple[int | str, ...] = (42, "page 3 #7")
     for customer_id, reason, phone, dry_run in itertools.product(
-        (42, "page 3 #7"), ("malformed", "alpine_auth"), (None, "(555) 123-4567"), (False, True)
+        customer_ids, ("malformed", "alpine_auth"), (None, "(555) 123-4567"), (False, True)
     ):
         yield SyncResult(
             "org-1",

@@ -198,6 +198,29 @@ def test_run_summaries_round_trip_merging_top_level_fields(harness: Harness) -> 
     }
 
 
+def test_running_runs_are_listed_with_their_run_id(harness: Harness) -> None:
+    assert harness.store.list_running_runs() == []
+    harness.store.write_run_summary("run-a", {"status": "running", "orgId": "org-1"})
+    harness.store.write_run_summary("run-b", {"status": "running", "orgId": "org-2"})
+    harness.store.write_run_summary("run-c", {"status": "completed", "orgId": "org-1"})
+    harness.store.write_run_summary("run-b", {"status": "incomplete"})
+
+    assert harness.store.list_running_runs() == [
+        {"status": "running", "orgId": "org-1", "runId": "run-a"}
+    ]
+
+
+def test_stored_documents_do_not_alias_the_callers(harness: Harness) -> None:
+    summary: dict[str, Any] = {"status": "done", "counts": {"ok": 1}}
+    harness.store.write_run_summary("run-1", summary)
+    summary["counts"]["ok"] = 99
+    read = harness.store.get_run_summary("run-1")
+    assert read == {"status": "done", "counts": {"ok": 1}}
+    assert read is not None
+    read["counts"]["ok"] = 7
+    assert harness.store.get_run_summary("run-1") == {"status": "done", "counts": {"ok": 1}}
+
+
 class Queries(Protocol):
     def find_profiles(
         self, org_id: str, field: str, value: str, *, limit: int

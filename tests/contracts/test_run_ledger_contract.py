@@ -1,0 +1,259 @@
+"""One set of RunLedger checks, run over the in-memory fake, RunTracker on fakeredis and
+RunTracker on a real redis-server (the Lua scripts and pipelines as production runs them).
+
+Completion must fire for exactly one caller, a redelivered result must count once, a closed run
+must ignore late results, and the memo must keep only what an incremental run may trust.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import date
+from typing import Protocol, cast
+
+import fakeredis
+import pytest
+import redis
+
+from loyalty_worker.adapters.run_state import RunTracker
+from loyalty_worker.ports import RunLedger
+from loyalty_worker.services.results import SyncStatus
+from tests.fakes import InMemoryRunLedger
+from tests.results import failed, outcome, synced
+
+
+class Ledger(RunLedger, Protocol):
+    def last_success(self, org_id: str) -> float | None: ...
+
+
+@pytest.fixture
+def redis_client(test_redis_url: str) -> Iterator[redis.Redis]:
+    """The session's private redis-server, emptied for each test."""
+    client = redis.Redis.from_url(test_redis_url)
+    client.flushdb()
+    try:
+        yield client
+    finally:
+        client.flushdb()
+        client.close()
+
+
+@pytest.fixture(params=["fake", "fakeredis", pytest.param("redis", marks=pytest.mark.integration)])
+def ledger(request: pytest.FixtureRequest) -> Ledger:
+    if request.param == "fake":
+        return InMemoryRunLedger()
+    if request.param == "fakeredis":
+        return RunTracker(fakeredis.FakeRedis())
+    return RunTracker(request.getfixturevalue("redis_client"))
+
+
+@pytest.fixture(params=["fakeredis", pytest.param("redis", marks=pytest.mark.integration)])
+def redis_for_tracker(request: pytest.FixtureRequest) -> redis.Redis:
+    """For RunTracker's own additions (progress, nightly marker, kept results)."""
+    if request.param == "fakeredis":
+        return fakeredis.FakeRedis()
+    client: redis.Redis = request.getfixturevalue("redis_client")
+    return client
+
+
+@pytest.fixture
+def tracker(redis_for_tracker: redis.Redis) -> RunTracker:
+    return RunTracker(redis_for_tracker)
+
+
+# --- the port, over every implementation ---------------------------------------------------
+
+
+def test_org_lock_is_exclusive_and_released_only_by_its_holder(ledger: Ledger) -> None:
+    assert ledger.acquire_lock("org-1", "r1", 60) is None
+    assert ledger.acquire_lock("org-1", "r2", 60) == "r1"
+    assert ledger.acquire_lock("org-1", "r1", 60) == "r1"  # taken, even for its holder
+    assert ledger.acquire_lock("org-2", "r3", 60) is None  # per org
+    ledger.release_lock("org-1", "r2")
+    assert ledger.acquire_lock("org-1", "r2", 60) == "r1"
+    ledger.release_lock("org-1", "r1")
+    assert ledger.acquire_lock("org-1", "r2", 60) is None
+
+
+def test_the_run_record_holds_text_fields(ledger: Ledger) -> None:
+    ledger.start("r1", "org-1", dryRun=1, since="full")
+    meta = ledger.meta("r1")
+    assert (meta["orgId"], meta["status"], meta["dryRun"], meta["since"]) == (
+        "org-1",
+        "listing",
+        "1",
+        "full",
+    )
+    float(meta["startedAt"])
+    ledger.update("r1", status="failed", listed=0)
+    assert (ledger.meta("r1")["status"], ledger.meta("r1")["listed"]) == ("failed", "0")
+    assert ledger.meta("r-unknown") == {}
+
+
+def test_only_the_result_that_completes_the_run_fires(ledger: Ledger) -> None:
+    ledger.start("r1", "org-1")
+    assert ledger.set_listed("r1", 3) is False
+    assert ledger.meta("r1")["status"] == "syncing"
+    assert [ledger.record("r1", {str(i): synced(i)}) for i in range(3)] == [False, False, True]
+    assert ledger.claim_summary("r1") is False  # completion took the once-only flag
+
+
+def test_a_redelivered_result_overwrites_instead_of_counting_twice(ledger: Ledger) -> None:
+    ledger.start("r1", "org-1")
+    ledger.set_listed("r1", 2)
+    assert ledger.record("r1", {"1": failed(1)}) is False
+    assert ledger.record("r1", {"1": synced(1)}) is False  # same customer again: still 1 of 2
+    assert ledger.record("r1", {"2": synced(2)}) is True
+    assert ledger.record("r1", {"2": synced(2)}) is False  # a late duplicate never fires again
+    assert sorted(r.customer_id for r in ledger.iter_results("r1")) == [1, 2]
+    assert {r.customer_id: r.status for r in ledger.iter_results("r1")}[1] is SyncStatus.SYNCED
+
+
+def test_results_before_the_count_is_known_fire_at_set_listed(ledger: Ledger) -> None:
+    ledger.start("r1", "org-1")
+    assert ledger.record("r1", {"m1": failed("page 1 #0")}) is False
+    assert ledger.set_listed("r1", 1) is True
+    assert ledger.set_listed("r1", 1) is False
+
+
+def test_empty_run_fires_at_once(ledger: Ledger) -> None:
+    ledger.start("r1", "org-1")
+    assert ledger.set_listed("r1", 0) is True
+
+
+def test_a_chunk_of_results_is_recorded_at_once(ledger: Ledger) -> None:
+    ledger.start("r1", "org-1")
+    ledger.set_listed("r1", 5)
+    assert ledger.record("r1", {str(i): synced(i) for i in range(3)}) is False
+    assert ledger.record("r1", {"3": synced(3), "4": failed(4)}) is True
+
+
+def test_concurrent_completions_fire_exactly_once(ledger: Ledger) -> None:
+    ledger.start("r1", "org-1")
+    ledger.set_listed("r1", 200)
+    with ThreadPoolExecutor(8) as pool:
+        fired = list(pool.map(lambda i: ledger.record("r1", {str(i): synced(i)}), range(200)))
+    assert fired.count(True) == 1
+    assert sorted(r.customer_id for r in ledger.iter_results("r1")) == list(range(200))
+
+
+def test_results_read_back_equal_to_what_was_recorded(ledger: Ledger) -> None:
+    kept = [
+        synced(1, inputs="d1"),
+        replace(synced(2), outcome=outcome(points=700, tier="silver", alpine=700)),
+        replace(synced(3), previous_tier="silver", phone="5551230003"),
+        synced(4, status=SyncStatus.UNCHANGED, carried=True, dry_run=True),
+        failed(5, reason="alpine_auth"),
+        failed("page 2 #4"),
+    ]
+    ledger.start("r1", "org-1")
+    ledger.record("r1", {str(r.customer_id): r for r in kept})
+    assert sorted(ledger.iter_results("r1"), key=lambda r: str(r.customer_id)) == kept
+
+
+def test_the_summary_is_claimed_once_per_flag(ledger: Ledger) -> None:
+    ledger.start("r1", "org-1")
+    assert ledger.claim_summary("r1") is True
+    assert ledger.claim_summary("r1") is False
+    assert ledger.claim_summary("r1", flag="watchdogFired") is True
+    assert ledger.claim_summary("r1", flag="watchdogFired") is False
+
+
+def test_a_closed_run_drops_its_results_and_ignores_a_late_one(ledger: Ledger) -> None:
+    ledger.start("r1", "org-1")
+    ledger.set_listed("r1", 2)
+    ledger.record("r1", {"1": synced(1), "2": failed(2)})
+    ledger.finish("r1", "completed", {"listed": 2, "missing": 0, "failed": 1})
+    assert list(ledger.iter_results("r1")) == []
+    assert ledger.record("r1", {"2": synced(2)}) is False  # a late redelivery
+    assert list(ledger.iter_results("r1")) == []
+    meta = ledger.meta("r1")
+    assert meta["status"] == "completed"
+    assert "finishedAt" in meta and '"failed": 1' in meta["summary"]
+
+
+def test_the_memo_keeps_successes_forgets_failures_and_ignores_dry_runs(ledger: Ledger) -> None:
+    kept = synced(1, inputs="d1")
+    ledger.remember([kept, synced(2, inputs="d2"), synced(3)])  # 3: no inputs, nothing kept
+    assert ledger.recall("org-1", [1, 2, 3]) == {1: kept, 2: synced(2, inputs="d2")}
+    assert ledger.recall("org-2", [1]) == {}  # per org
+    assert ledger.recall("org-1", []) == {}
+    ledger.remember([failed(2)])
+    ledger.remember([synced(1, inputs="other", dry_run=True)])
+    assert ledger.recall("org-1", [1, 2]) == {1: kept}
+    newer = replace(kept, inputs="d1b", updated_at="2026-03-02T00:00:00+00:00")
+    ledger.remember([newer])
+    assert ledger.recall("org-1", [1]) == {1: newer}
+
+
+def test_the_last_success_is_kept_per_org(ledger: Ledger) -> None:
+    assert ledger.last_success("org-1") is None
+    ledger.mark_success("org-1", 1772366400.5)
+    assert ledger.last_success("org-1") == 1772366400.5
+    assert ledger.last_success("org-2") is None
+
+
+# --- RunTracker's own additions, on fakeredis and on a real redis-server --------------------
+
+
+def test_progress_counts_a_redelivered_result_once(tracker: RunTracker) -> None:
+    tracker.start("r1", "org-1")
+    tracker.set_listed("r1", 2)
+    tracker.record("r1", {"1": failed(1)})
+    assert tracker.progress("r1").failed == 1
+    tracker.record("r1", {"1": synced(1)})
+    progress = tracker.progress("r1")
+    assert (progress.status, progress.listed, progress.done, progress.failed) == (
+        "syncing",
+        2,
+        1,
+        0,
+    )
+
+
+def test_a_closed_runs_progress_comes_from_its_summary(tracker: RunTracker) -> None:
+    tracker.start("r1", "org-1")
+    tracker.set_listed("r1", 2)
+    tracker.record("r1", {"1": synced(1), "2": failed(2)})
+    tracker.finish("r1", "completed", {"listed": 2, "missing": 0, "failed": 1})
+    progress = tracker.progress("r1")
+    assert (progress.status, progress.done, progress.failed) == ("completed", 2, 1)
+
+
+def test_the_lock_holder_is_readable(tracker: RunTracker) -> None:
+    assert tracker.lock_holder("org-1") is None
+    tracker.acquire_lock("org-1", "r1", 60)
+    assert tracker.lock_holder("org-1") == "r1"
+
+
+def test_nightly_marker_is_once_per_org_and_day(tracker: RunTracker) -> None:
+    assert tracker.mark_nightly("org-1", date(2026, 11, 25), ttl_s=60) is True
+    assert tracker.mark_nightly("org-1", date(2026, 11, 25), ttl_s=60) is False
+    assert tracker.mark_nightly("org-2", date(2026, 11, 25), ttl_s=60) is True
+    assert tracker.mark_nightly("org-1", date(2026, 11, 26), ttl_s=60) is True
+
+
+def test_an_unreadable_memo_entry_is_as_if_nothing_were_kept(
+    redis_for_tracker: redis.Redis,
+) -> None:
+    tracker = RunTracker(redis_for_tracker)
+    tracker.remember([synced(1, inputs="d1"), synced(2, inputs="d2")])
+    redis_for_tracker.hset("loyalty:memo:org-1", "1", "{not json")  # written by someone else
+    redis_for_tracker.hset("loyalty:memo:org-1", "2", '{"status": "synced"}')
+    assert tracker.recall("org-1", [1, 2]) == {}
+
+
+def test_a_closed_run_can_keep_its_results_for_inspection(
+    redis_for_tracker: redis.Redis,
+) -> None:
+    tracker = RunTracker(redis_for_tracker, results_keep_s=600)
+    tracker.start("r1", "org-1")
+    tracker.set_listed("r1", 1)
+    tracker.record("r1", {"1": synced(1)})
+    tracker.finish("r1", "completed", {"listed": 1, "missing": 0, "failed": 0})
+    assert list(tracker.iter_results("r1")) == [synced(1)]
+    assert 0 < cast(int, redis_for_tracker.ttl("loyalty:run:r1:results")) <= 600
+    assert tracker.record("r1", {"1": failed(1)}) is False
+    assert list(tracker.iter_results("r1")) == [synced(1)]  # a late result changes nothing
