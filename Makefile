@@ -40,10 +40,12 @@ test-unit: install
 test-chaos: install
 	$(BIN)/pytest tests/chaos -m chaos -p no:randomly -s
 
+# lint-imports keeps the rings pointing inward (contracts in pyproject.toml).
 check: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy --strict loyalty_worker
+	$(BIN)/lint-imports
+	$(BIN)/mypy --strict loyalty_worker tests
 
 format: install
 	$(BIN)/ruff format .

@@ -58,7 +58,7 @@ def expected_profiles(org: dict[str, Any]) -> dict[int, dict[str, Any]]:
     settings = org["settings"]
     ppd = _dec(settings.get("pointsPerDollar", 1))
     multiplier = _dec(settings.get("equityMultiplier", 1))
-    tiers = settings.get("tiers") or DEFAULT_TIERS
+    tiers: list[dict[str, Any]] = settings.get("tiers") or DEFAULT_TIERS
     threshold = _dec(settings.get("discrepancyThreshold", "0.10"))
     by_alpine = settings.get("sourceOfTruth", "alpine_iq") == "alpine_iq"
     equity = {p["customerId"] for p in org.get("profiles", []) if p.get("equityStatus") is True}

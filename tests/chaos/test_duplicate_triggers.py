@@ -115,7 +115,7 @@ def test_two_beats_at_once_start_one_batch(
 
         for beat in beats:
             wait_until(
-                lambda beat=beat: "Sending due task loyalty-nightly-tick" in beat.output(),
+                lambda beat=beat: "Sending due task loyalty-nightly-tick" in beat.output(),  # type: ignore[misc]
                 timeout_s=60,
                 what=f"{beat.name} sends the nightly tick",
             )

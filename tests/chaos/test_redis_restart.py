@@ -78,7 +78,7 @@ def test_redis_restarted_mid_run_is_reported_incomplete_and_a_rerun_completes(
             worker.kill(signal.SIGCONT)
             for child in (planner, worker):
                 wait_until(
-                    lambda child=child: child.output().count("Connected to redis://") >= 2,
+                    lambda child=child: child.output().count("Connected to redis://") >= 2,  # type: ignore[misc]
                     timeout_s=60,
                     what=f"{child.name} reconnects",
                 )

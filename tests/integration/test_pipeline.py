@@ -54,12 +54,7 @@ def test_full_run_writes_the_rules_profiles_and_one_alert(stack: Stack) -> None:
     customers_with_orders = {o.get("id_customer") for o in org["orders"]}
     assert any(c["id_customer"] not in customers_with_orders for c in org["customers"])
     assert len(stack.messages()) == before + 1
-    assert (
-        stack.firestore.collection("loyalty_sync_runs")
-        .document(progress.summary["runId"])
-        .get()
-        .exists
-    )
+    assert stack.firestore.collection("loyalty_sync_runs").document(summary["runId"]).get().exists
 
 
 def test_second_run_rewrites_nothing(stack: Stack) -> None:
@@ -88,7 +83,9 @@ def test_single_customer_by_task_name_only(stack: Stack) -> None:
     stack.firestore.collection("customers").document(f"org-2_{cid}").update({"points": -1})
     result = stack.celery.send_task("loyalty.sync_customer", args=["org-2", cid]).get(timeout=60)
     assert result["status"] == "synced"
-    assert stack.profile("org-2", cid)["points"] == expected_profiles(org)[cid]["points"]
+    profile = stack.profile("org-2", cid)
+    assert profile is not None
+    assert profile["points"] == expected_profiles(org)[cid]["points"]
 
 
 def test_incremental_runs_give_the_full_rules_after_orders_change(stack: Stack) -> None:
@@ -146,7 +143,9 @@ def test_single_customer_sync_reads_only_recent_orders(stack: Stack) -> None:
     stack.sandbox.reset_stats()
     result = stack.celery.send_task("loyalty.sync_customer", args=["org-1", cid]).get(timeout=60)
     assert result["status"] == "synced"
-    assert stack.profile("org-1", cid)["points"] == expected_profiles(org)[cid]["points"]
+    profile = stack.profile("org-1", cid)
+    assert profile is not None
+    assert profile["points"] == expected_profiles(org)[cid]["points"]
     # the ledger spares the history: a few recent windows, not years of order pages
     assert stack.sandbox.stats()["alleaves"]["requests"] < 20
 

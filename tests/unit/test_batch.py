@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -275,7 +275,7 @@ def test_a_summary_retried_after_firestore_refused_it_alerts_once(harness: Harne
     write_summary = harness.store.write_run_summary
     attempts: list[str] = []
 
-    def unavailable_once(run_id: str, summary: dict[str, object]) -> None:
+    def unavailable_once(run_id: str, summary: Mapping[str, Any]) -> None:
         attempts.append(run_id)
         if len(attempts) == 1:
             raise refused
@@ -409,12 +409,13 @@ def test_an_incremental_run_reads_only_the_profiles_of_customers_it_syncs(
     synced.alleaves.orders.append((date(2026, 2, 27), Order(6001, 4, "completed", Decimal("9"))))
     synced.start("incremental", since=date(2026, 2, 28))
     synced.drain("incremental")
+    assert isinstance(synced.store, ReadCountingStore)
     assert sorted(synced.store.read_ids) == [2, 4]  # the other ten were left as they were
     summary = synced.store.run_summaries["incremental"]
     assert (summary["synced"], summary["unchanged"], summary["carried"]) == (2, 10, 10)
     assert summary["failed"] == 1  # the malformed customer record, as in every run
     # the carried results still count in the summary's tiers and reconciliation
-    assert sum(summary["tiers"].values()) == 12  # type: ignore[attr-defined]
+    assert sum(summary["tiers"].values()) == 12
     assert synced.store.profiles["org-1_2"]["pointsFromAlpine"] == 50
     assert synced.store.profiles["org-1_4"]["pointsFromOrders"] == 46
 
@@ -434,6 +435,7 @@ def test_a_customer_whose_last_sync_failed_is_synced_again(synced: Harness) -> N
     )
     synced.start("incremental", since=date(2026, 2, 28))
     synced.drain("incremental")
+    assert isinstance(synced.store, ReadCountingStore)
     assert synced.store.read_ids == [7]
     assert synced.store.run_summaries["incremental"]["carried"] == 11
 

@@ -52,14 +52,14 @@ def test_history_groups_by_customer_and_drops_anonymous_orders() -> None:
         parallelism=4,
     )
     assert history.orders_seen == 251
-    orders = {cid: history.orders_of(cid) for cid in history.customer_ids()}
-    assert sum(len(v) for v in orders.values()) == 250 - 83  # customer 0 dropped
-    assert set(orders) == {1, 2} and 0 not in history and 1 in history
+    by_customer = {cid: history.orders_of(cid) for cid in history.customer_ids()}
+    assert sum(len(v) for v in by_customer.values()) == 250 - 83  # customer 0 dropped
+    assert set(by_customer) == {1, 2} and 0 not in history and 1 in history
     assert history.malformed == {2: ["999"]}
     # every day of the range was read by some window
     read_days = {a + timedelta(d) for a, b, _ in calls for d in range((b - a).days + 1)}
     assert read_days == {start + timedelta(d) for d in range(60)}
-    assert all(v == sorted(v, key=lambda o: o.order_id) for v in orders.values())
+    assert all(v == sorted(v, key=lambda o: o.order_id) for v in by_customer.values())
 
 
 def test_a_busy_window_is_split_down_to_days_and_only_a_day_is_paged_in_order() -> None:

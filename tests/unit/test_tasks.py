@@ -17,6 +17,7 @@ from celery import Task
 
 from loyalty_worker import names, tasks
 from loyalty_worker.adapters.run_state import RunTracker
+from loyalty_worker.celery_app import app as celery_app
 from loyalty_worker.config import Settings
 from loyalty_worker.domain.models import Customer
 from loyalty_worker.errors import TransientError
@@ -89,13 +90,13 @@ def test_each_task_has_its_shared_name_and_queue(name: str) -> None:
     task = TASKS[name]
     assert task.name == name
     # The module's task is a proxy of the app's registered one.
-    assert tasks.app.tasks[name] is task._get_current_object()  # type: ignore[attr-defined]
-    route = tasks.app.amqp.router.route({}, name)
+    assert celery_app.tasks[name] is task._get_current_object()
+    route = celery_app.amqp.router.route({}, name)
     assert route["queue"].name == names.TASK_ROUTES[name]["queue"]
 
 
 def test_workers_read_every_queue_a_task_is_routed_to_and_celerys_default() -> None:
-    queues = {queue.name for queue in tasks.app.conf.task_queues}
+    queues = {queue.name for queue in celery_app.conf.task_queues}
     assert queues == set(names.WORKER_QUEUES)
     assert {route["queue"] for route in names.TASK_ROUTES.values()} <= queues
     assert names.PUBLIC_QUEUE == "celery" and names.PUBLIC_QUEUE in queues
