@@ -230,6 +230,9 @@ class InMemoryRunLedger:
             if self.locks.get(org_id) == run_id:
                 del self.locks[org_id]
 
+    def lock_holder(self, org_id: str) -> str | None:
+        return self.locks.get(org_id)
+
     def start(self, run_id: str, org_id: str, **meta: str | int | float) -> None:
         fields = {"orgId": org_id, "status": "listing", "startedAt": time.time(), **meta}
         self.update(run_id, **fields)

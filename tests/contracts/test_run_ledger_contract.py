@@ -25,7 +25,11 @@ from tests.results import failed, outcome, synced
 
 
 class Ledger(RunLedger, Protocol):
+    """The port, and the two reads that tasks and tests use beside it."""
+
     def last_success(self, org_id: str) -> float | None: ...
+
+    def lock_holder(self, org_id: str) -> str | None: ...
 
 
 @pytest.fixture
@@ -73,7 +77,9 @@ def test_org_lock_is_exclusive_and_released_only_by_its_holder(ledger: Ledger) -
     assert ledger.acquire_lock("org-2", "r3", 60) is None  # per org
     ledger.release_lock("org-1", "r2")
     assert ledger.acquire_lock("org-1", "r2", 60) == "r1"
+    assert ledger.lock_holder("org-1") == "r1"
     ledger.release_lock("org-1", "r1")
+    assert ledger.lock_holder("org-1") is None
     assert ledger.acquire_lock("org-1", "r2", 60) is None
 
 
@@ -220,12 +226,6 @@ def test_a_closed_runs_progress_comes_from_its_summary(tracker: RunTracker) -> N
     tracker.finish("r1", "completed", {"listed": 2, "missing": 0, "failed": 1})
     progress = tracker.progress("r1")
     assert (progress.status, progress.done, progress.failed) == ("completed", 2, 1)
-
-
-def test_the_lock_holder_is_readable(tracker: RunTracker) -> None:
-    assert tracker.lock_holder("org-1") is None
-    tracker.acquire_lock("org-1", "r1", 60)
-    assert tracker.lock_holder("org-1") == "r1"
 
 
 def test_nightly_marker_is_once_per_org_and_day(tracker: RunTracker) -> None:

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import time
 
-import fakeredis
 import pytest
 
-from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.services.watchdog import finalize_overdue_runs
-from tests.fakes import InMemoryProfileStore, RecordingNotifier
+from tests.fakes import InMemoryProfileStore, InMemoryRunLedger, RecordingNotifier
 from tests.results import synced
+
+Parts = tuple[InMemoryProfileStore, InMemoryRunLedger, RecordingNotifier]
 
 
 @pytest.fixture
-def parts() -> tuple[InMemoryProfileStore, RunTracker, RecordingNotifier]:
-    return InMemoryProfileStore(), RunTracker(fakeredis.FakeRedis()), RecordingNotifier()
+def parts() -> Parts:
+    return InMemoryProfileStore(), InMemoryRunLedger(), RecordingNotifier()
 
 
 def register(store: InMemoryProfileStore, run_id: str, listed: int, started: float) -> None:
@@ -31,7 +31,7 @@ def register(store: InMemoryProfileStore, run_id: str, listed: int, started: flo
     )
 
 
-def run(parts: tuple[InMemoryProfileStore, RunTracker, RecordingNotifier], now: float) -> list[str]:
+def run(parts: Parts, now: float) -> list[str]:
     store, tracker, notifier = parts
     return finalize_overdue_runs(
         store=store, ledger=tracker, notifier_for=lambda _: notifier, now=now, stall_s=600
