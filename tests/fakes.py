@@ -12,6 +12,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -380,3 +381,12 @@ class RecordingEnqueuer:
             }
         )
         return task_id
+
+
+@dataclass(frozen=True)
+class FakeOrg:
+    """An org as the run's services reach it (``services.batch.OrgAdapters``), over fakes."""
+
+    settings: OrgSettings
+    alleaves: FakeAlleaves
+    alpine: FakeAlpine

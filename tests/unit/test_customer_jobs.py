@@ -3,7 +3,6 @@ every result recorded in its run, the last one closing it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -13,24 +12,16 @@ import pytest
 from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.domain.models import AlpineProfile, Customer
 from loyalty_worker.errors import AuthError, TransientError
-from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.services.batch import BatchOptions, OrgAdapters, RunPorts
 from loyalty_worker.services.customer_inputs import AlpineAnswer, CustomerWork
 from loyalty_worker.services.customer_jobs import sync_alone, sync_run_chunk
 from loyalty_worker.services.results import SyncStatus
 from loyalty_worker.services.retries import Attempt, RetryLater, backoff_s
-from tests.fakes import FakeAlleaves, FakeAlpine, InMemoryProfileStore
+from tests.fakes import FakeAlleaves, FakeAlpine, FakeOrg, InMemoryProfileStore
 
 OPTIONS = BatchOptions(
     history_start=date(2026, 1, 1), window_days=30, parallelism=2, lock_ttl_s=60, chunk_size=5
 )
-
-
-@dataclass(frozen=True)
-class OrgRun:
-    settings: OrgSettings
-    alleaves: FakeAlleaves
-    alpine: FakeAlpine
 
 
 class Worker:
@@ -45,7 +36,7 @@ class Worker:
         self.ports = RunPorts(self.org_for, self.store, self.ledger, OPTIONS)
 
     def org_for(self, org_id: str) -> OrgAdapters:
-        return OrgRun(self.store.get_org_settings(org_id), self.alleaves, self.alpine)
+        return FakeOrg(self.store.get_org_settings(org_id), self.alleaves, self.alpine)
 
     def alone_sync(self, attempt: Attempt, run_id: str | None = None) -> dict[str, Any]:
         return sync_alone(

@@ -3,7 +3,6 @@ run with a summary and one alert, like a run whose planning fails."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -13,7 +12,6 @@ import pytest
 from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.domain.models import AlpineProfile, Customer
 from loyalty_worker.errors import PermanentError, TransientError
-from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.services.batch import (
     BatchOptions,
     OrgAdapters,
@@ -25,18 +23,11 @@ from loyalty_worker.services.batch import (
 from loyalty_worker.services.customer_inputs import CustomerWork
 from loyalty_worker.services.retries import Attempt, RetryLater
 from loyalty_worker.services.run_start import parse_since, start_run
-from tests.fakes import FakeAlleaves, FakeAlpine, InMemoryProfileStore, RecordingNotifier
+from tests.fakes import FakeAlleaves, FakeAlpine, FakeOrg, InMemoryProfileStore, RecordingNotifier
 
 OPTIONS = BatchOptions(
     history_start=date(2026, 1, 1), window_days=30, parallelism=2, lock_ttl_s=60, chunk_size=5
 )
-
-
-@dataclass(frozen=True)
-class OrgRun:
-    settings: OrgSettings
-    alleaves: FakeAlleaves
-    alpine: FakeAlpine
 
 
 class Trigger:
@@ -54,7 +45,7 @@ class Trigger:
         self.last_success: float | None = None
 
     def org_for(self, org_id: str) -> OrgAdapters:
-        return OrgRun(self.store.get_org_settings(org_id), self.alleaves, self.alpine)
+        return FakeOrg(self.store.get_org_settings(org_id), self.alleaves, self.alpine)
 
     def start(self, org_id: str, run_id: str = "r1", since: str | None = None) -> Any:
         def summarize(status: str) -> None:
