@@ -88,8 +88,9 @@ class ApiStats:
         self._second = 0
         self._in_second = 0
 
-    def arrive(self, now: float) -> int:
-        """Count a request; returns how many arrived in this wall-clock second, this one included.
+    def arrive(self, now: float) -> tuple[int, int]:
+        """Count a request; returns its wall-clock second and how many arrived in that second,
+        this one included.
 
         One counter serves both the fixed-window rate limit and ``max_per_second``, so the
         figure a benchmark reads is exactly the one the limit is enforced on.
@@ -100,7 +101,7 @@ class ApiStats:
             self._busiest = max(self._busiest, self._in_second)
             self._second, self._in_second = second, 0
         self._in_second += 1
-        return self._in_second
+        return second, self._in_second
 
     def answered(self, status: int) -> None:
         if status == 429:
@@ -119,6 +120,9 @@ class ApiStats:
         if self.counts_logins:
             snapshot["logins"] = self.logins
         return snapshot
+
+
+SECOND_HEADER = b"x-sandbox-second"
 
 
 class FaultState:
@@ -155,11 +159,15 @@ class FaultGate:
             return
         stats = self.state.stats[self.api]
         faults = self.state.faults
-        in_second = stats.arrive(time.time())
+        second, in_second = stats.arrive(time.time())
+        # A sandbox-only header (no real API sends it): the rate-limit window the request was
+        # counted in, so a test can check the limit per window whatever the machine's speed.
+        window = (SECOND_HEADER, str(second).encode())
 
         async def send_counted(message: Message) -> None:
             if message["type"] == "http.response.start":
                 stats.answered(message["status"])
+                message = {**message, "headers": [*message.get("headers", ()), window]}
             await send(message)
 
         if faults.latency_ms > 0:
