@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from dataclasses import dataclass
 
 _NON_DIGITS = re.compile(r"\D")
 _PHONE_LIKE = re.compile(r"(?<!\d)(?:\+?1[\s.-]?)?\(?\d{3}\)?[\s.-]?\d{3}[\s.-]?(\d{4})(?!\d)")
@@ -27,6 +28,45 @@ def phone_hash(phone10: str, key: bytes) -> str:
     unkeyed hash would put every customer's phone within reach of anyone who can read profiles.
     """
     return hmac.new(key, b"phone:v1:" + phone10.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def phone_key_id(key: bytes) -> str:
+    """A short, non-secret fingerprint of a ``phoneHash`` key: the profile's ``phoneHashKeyId``.
+
+    Stored beside each ``phoneHash`` so that a worker and an API holding different keys can tell
+    (the look-up by hash would otherwise just miss). Eight hex digits of an HMAC under the key:
+    it names the key without revealing it.
+    """
+    return hmac.new(key, b"loyalty-phone-hash-key-id", hashlib.sha256).hexdigest()[:8]
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneHash:
+    """A customer's ``phoneHash`` under the key ``key_id`` names; ``value`` None: no phone.
+
+    Its text form ``{key_id}:{value}`` (``{key_id}:`` without a phone) travels in task
+    messages. No ``PhoneHash`` at all means no key is configured: the profile's hash is left
+    as it is.
+    """
+
+    key_id: str
+    value: str | None
+
+    @classmethod
+    def of(cls, phone10: str | None, key: bytes) -> PhoneHash:
+        return cls(phone_key_id(key), phone_hash(phone10, key) if phone10 else None)
+
+    def to_text(self) -> str:
+        return f"{self.key_id}:{self.value or ''}"
+
+    @classmethod
+    def from_text(cls, text: str | None) -> PhoneHash | None:
+        """The text form back; None for none, or for a bare hash (an older worker's message,
+        whose key is unknown: the profile's hash is then left alone)."""
+        if not text or ":" not in text:
+            return None
+        key_id, _, value = text.partition(":")
+        return cls(key_id, value or None)
 
 
 def mask_phone(raw: str | None) -> str:

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from loyalty_worker.domain.models import Customer, LoyaltyOutcome
+from loyalty_worker.domain.phone import PhoneHash
 
 LOYALTY_FIELDS = (
     "points",
@@ -25,6 +26,7 @@ LOYALTY_FIELDS = (
     "loyaltyStatus",
     "alpineUserId",
     "phoneHash",
+    "phoneHashKeyId",
     "ordersProcessed",
     "totalSpent",
     "loyaltyOrders",
@@ -74,12 +76,14 @@ def build_profile_update(
     *,
     run_id: str | None,
     now: datetime,
-    phone_hash: str | None = None,
+    phone_hash: PhoneHash | None = None,
 ) -> ProfileUpdate:
     """The loyalty fields the rules give for one customer; absent ones are deleted.
 
     ``phone_hash`` (``domain.phone.phone_hash`` of the customer's phone) lets an agent find the
-    profile by phone without Markitbot storing the number.
+    profile by phone without Markitbot storing the number; ``phoneHashKeyId`` beside it names
+    the key. A customer without a phone has both deleted. None (no key configured) leaves both
+    as they are: a worker started without the key must not wipe the hashes another one wrote.
     """
     calc = outcome.calculation
     rec = outcome.reconciliation
@@ -102,12 +106,14 @@ def build_profile_update(
         "lastLoyaltySyncRunId": run_id,
     }
     deletes: list[str] = []
-    optional = {
+    optional: dict[str, Any] = {
         "pointsFromAlpine": outcome.alpine.points if outcome.alpine is not None else None,
         "loyaltyDiscrepancy": rec.discrepancy,
         "alpineUserId": customer.alpine_user_code or None,
-        "phoneHash": phone_hash,
     }
+    if phone_hash is not None:
+        optional["phoneHash"] = phone_hash.value
+        optional["phoneHashKeyId"] = phone_hash.key_id if phone_hash.value else None
     for name, value in optional.items():
         if value is None:
             deletes.append(name)

@@ -12,24 +12,34 @@ Finding the profile from a phone: profiles hold no raw phone, so the look-up tri
    Alleaves' ``alpine_user_code``. Finds only customers with an Alpine IQ account, and only while
    Alpine IQ answers.
 
+Each ``phoneHash`` has a ``phoneHashKeyId`` beside it (``domain.phone.phone_key_id``): a short,
+non-secret fingerprint of the key it was made with. The look-up compares it with its own key's:
+a profile found by contact id whose key id differs, or a miss by hash while no profile of the
+org carries this key's id, means the workers and the API hold different keys. That is logged
+as a warning and said in the answer's note, instead of look-ups silently missing.
+
 Alpine IQ down (or refusing the org's key) is not an error here: the answer comes from Firestore
 alone, with ``alpineAvailable: false`` and a note, and Alpine's side as of the last sync.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from loyalty_worker.domain.models import AlpineProfile, LoyaltyRules
-from loyalty_worker.domain.phone import mask_phone, normalize_phone, phone_hash
+from loyalty_worker.domain.phone import mask_phone, normalize_phone, phone_hash, phone_key_id
 from loyalty_worker.domain.reconciliation import displayed_loyalty, reconcile
 from loyalty_worker.domain.tiers import assign_tier, known_tier
 from loyalty_worker.errors import LoyaltyError, TransientError
 from loyalty_worker.ports import LoyaltyLookup, PointsStore
 
+log = logging.getLogger(__name__)
+
 PHONE_HASH_FIELD = "phoneHash"
+PHONE_KEY_ID_FIELD = "phoneHashKeyId"
 ALPINE_ID_FIELD = "alpineUserId"
 # More than one profile per phone is a data problem worth a note, not a reason to read them all.
 MAX_MATCHES = 5
@@ -98,7 +108,12 @@ def _find_profile(
     for field, value in lookups:
         matches = store.find_profiles(org_id, field, value, limit=MAX_MATCHES)
         if matches:
-            return _most_recent(matches, notes)
+            found = _most_recent(matches, notes)
+            if phone_key is not None and field != PHONE_HASH_FIELD:
+                _check_key_id(org_id, found.get(PHONE_KEY_ID_FIELD), phone_key, notes)
+            return found
+    if phone_key is not None:
+        _check_key_in_use(org_id, phone_key, store=store, notes=notes)
     if phone_key is None and live is None:
         notes.append(
             "no synced profile can be found by phone without Alpine IQ's contact id "
@@ -107,6 +122,43 @@ def _find_profile(
     else:
         notes.append("no synced Markitbot profile found for this phone")
     return None
+
+
+def _check_key_id(org_id: str, stored: Any, phone_key: bytes, notes: list[str]) -> None:
+    """A profile found by other means whose hash was made under another key: say so."""
+    own = phone_key_id(phone_key)
+    if isinstance(stored, str) and stored != own:
+        _key_mismatch(
+            org_id,
+            f"this profile's phoneHash was made with key id {stored}, this API's key id is {own}",
+            notes,
+        )
+
+
+def _check_key_in_use(
+    org_id: str, phone_key: bytes, *, store: PointsStore, notes: list[str]
+) -> None:
+    """A miss by hash: when no profile of the org carries this API's key id at all, the
+    workers hash with another key (or have not synced with one yet)."""
+    own = phone_key_id(phone_key)
+    if not store.find_profiles(org_id, PHONE_KEY_ID_FIELD, own, limit=1):
+        _key_mismatch(
+            org_id,
+            f"no profile of this org carries this API's phone-hash key id {own}: "
+            "the workers use another LOYALTY_PHONE_HASH_KEY, or have not synced with one yet",
+            notes,
+        )
+
+
+def _key_mismatch(org_id: str, detail: str, notes: list[str]) -> None:
+    log.warning(
+        "org %s: phone-hash key mismatch: %s; set the same LOYALTY_PHONE_HASH_KEY on the "
+        "workers and the API, then run a full sync",
+        org_id,
+        detail,
+        extra={"org_id": org_id, "outcome": "phone_hash_key_mismatch"},
+    )
+    notes.append(f"phone-hash key mismatch: {detail}")
 
 
 def _most_recent(matches: list[dict[str, Any]], notes: list[str]) -> dict[str, Any]:

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
 from loyalty_worker.domain.models import AlpineProfile, Customer, LoyaltyRules, Order
-from loyalty_worker.domain.phone import mask_phone, normalize_phone, phone_hash
+from loyalty_worker.domain.phone import PhoneHash, mask_phone, normalize_phone
 from loyalty_worker.domain.profile import LOYALTY_FIELDS, STAMP_FIELDS
+
+log = logging.getLogger(__name__)
 
 # What a sync needs of an existing profile: equity status, and the loyalty fields to tell
 # whether anything changed (the stamps never decide that, and a datetime is no JSON).
@@ -24,7 +27,7 @@ PROFILE_FIELDS = ("equityStatus", *(f for f in LOYALTY_FIELDS if f not in STAMP_
 
 # Part of every inputs digest: a change to what the digest covers, or to the rules' code,
 # bumps it, so that no digest of an older worker ever matches.
-_DIGEST_VERSION = "1"
+_DIGEST_VERSION = "2"  # 2: the phone hash with its key id
 
 
 def inputs_digest(
@@ -34,8 +37,9 @@ def inputs_digest(
     phone_hash: str | None,
 ) -> str:
     """A digest of everything a sync's outcome depends on except the orders and the profile's
-    equity status: the org's rules, the customer's Alleaves record (its phone masked) and
-    Alpine IQ's answer.
+    equity status: the org's rules, the customer's Alleaves record (its phone masked), Alpine
+    IQ's answer and the phone hash with its key id (``CustomerWork.phone_hash``: a new key
+    changes the digest, so a rotation re-syncs every customer with a phone).
 
     An incremental run leaves a customer without recent orders as the last sync left them when
     this digest is unchanged (``services.memo``). Only the masked phone goes in: the digest is
@@ -63,6 +67,14 @@ def profile_subset(profile: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return {name: profile[name] for name in PROFILE_FIELDS if name in profile}
 
 
+@functools.cache
+def _warn_no_phone_key() -> None:
+    log.warning(
+        "LOYALTY_PHONE_HASH_KEY is not set: profiles' phoneHash and phoneHashKeyId are left "
+        "as they are (none written, none deleted); agents cannot find new customers by phone"
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class AlpineAnswer:
     """Alpine IQ's answer fetched ahead (bulk listing): a profile, or None for "no account"."""
@@ -80,13 +92,24 @@ class CustomerWork:
     # The existing profile (its PROFILE_FIELDS), when the run read it ahead in bulk.
     profile: Mapping[str, Any] | None = None
     profile_known: bool = False
-    # The profile's phoneHash (``with_phone_hash``), computed while the raw phone is at hand.
+    # The profile's phoneHash and its key id (``with_phone_hash``), computed while the raw
+    # phone is at hand, as ``PhoneHash.to_text``. None: no key configured, the profile's
+    # phoneHash is left as it is.
     phone_hash: str | None = None
 
     def with_phone_hash(self, key: bytes | None) -> CustomerWork:
-        """This work with its customer's ``phoneHash`` under ``key`` (none without a key)."""
-        phone = normalize_phone(self.customer.phone)
-        return replace(self, phone_hash=phone_hash(phone, key) if key and phone else None)
+        """This work with its customer's ``phoneHash`` under ``key``; without a key, none (the
+        profile's hash is then left alone, and a warning says so once per process)."""
+        if not key:
+            _warn_no_phone_key()
+            return replace(self, phone_hash=None)
+        hashed = PhoneHash.of(normalize_phone(self.customer.phone), key)
+        return replace(self, phone_hash=hashed.to_text())
+
+    @property
+    def hashed_phone(self) -> PhoneHash | None:
+        """``phone_hash`` as a value: None leaves the profile's phoneHash untouched."""
+        return PhoneHash.from_text(self.phone_hash)
 
     def to_payload(self) -> dict[str, Any]:
         """Compact JSON for a task message: amounts as strings, never floats."""

@@ -65,7 +65,7 @@ def evaluate_customer(
         return Evaluation(_failed(org, work, stamp, exc.reason, str(exc), dry_run), None)
     outcome = decide(calculation, alpine_profile, rules)
     update = build_profile_update(
-        org.org_id, customer, outcome, run_id=run_id, now=now, phone_hash=work.phone_hash
+        org.org_id, customer, outcome, run_id=run_id, now=now, phone_hash=work.hashed_phone
     )
     changed = update.changes(profile)
     previous_tier = profile.get("tier") if profile else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 from loyalty_worker import cli
 from loyalty_worker.api import wiring
 from loyalty_worker.domain.models import AlpineProfile
-from loyalty_worker.domain.phone import phone_hash
+from loyalty_worker.domain.phone import phone_hash, phone_key_id
 from loyalty_worker.errors import AuthError, TransientError, UnknownOrg
 from loyalty_worker.services.check_points import InvalidPhone, check_points
 from tests.fakes import FakeAlpine, QueryableProfileStore
@@ -119,6 +120,54 @@ def test_phone_hash_finds_a_customer_without_an_alpine_account(
     )
     assert answer["displayed"] == {"points": 450, "tier": "bronze", "source": "calculated"}
     assert "note" not in answer
+
+
+OTHER_KEY = b"the-workers-other-key-0002"
+
+
+def test_a_profile_found_by_contact_id_under_another_key_is_reported(
+    store: QueryableProfileStore, alpine: FakeAlpine, caplog: pytest.LogCaptureFixture
+) -> None:
+    store.profiles["org-1_42"].update(
+        phoneHash=phone_hash(PHONE, OTHER_KEY), phoneHashKeyId=phone_key_id(OTHER_KEY)
+    )
+    with caplog.at_level(logging.WARNING):
+        answer = check_points("org-1", PHONE, store=store, alpine=alpine, phone_key=KEY)
+    assert answer["customerId"] == 42  # still found, by Alpine IQ's contact id
+    assert "phone-hash key mismatch" in answer["note"]
+    assert phone_key_id(OTHER_KEY) in answer["note"] and phone_key_id(KEY) in answer["note"]
+    assert any("key mismatch" in r.getMessage() for r in caplog.records)
+    assert KEY.decode() not in answer["note"] and KEY.decode() not in caplog.text
+
+
+def test_a_miss_by_hash_with_no_profile_under_this_key_is_reported(
+    store: QueryableProfileStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    store.profiles["org-1_42"].update(
+        phoneHash=phone_hash(PHONE, OTHER_KEY), phoneHashKeyId=phone_key_id(OTHER_KEY)
+    )
+    with caplog.at_level(logging.WARNING):
+        answer = check_points("org-1", PHONE, store=store, alpine=FakeAlpine(), phone_key=KEY)
+    assert answer["status"] == "not_found"
+    assert "phone-hash key mismatch" in answer["note"]
+    assert phone_key_id(KEY) in answer["note"]
+    assert any("key mismatch" in r.getMessage() for r in caplog.records)
+
+
+def test_a_miss_while_profiles_carry_this_key_is_no_mismatch(
+    store: QueryableProfileStore,
+) -> None:
+    store.profiles["org-1_42"].update(
+        phoneHash=phone_hash(PHONE, KEY), phoneHashKeyId=phone_key_id(KEY)
+    )
+    answer = check_points("org-1", "555-000-2222", store=store, alpine=FakeAlpine(), phone_key=KEY)
+    assert answer["status"] == "not_found"
+    assert "mismatch" not in answer.get("note", "")
+    # found by contact id under the same key (the phone changed since): no mismatch either
+    alpine = FakeAlpine({"5550002222": AlpineProfile(475, None, contact_id="C-42")})
+    answer = check_points("org-1", "555-000-2222", store=store, alpine=alpine, phone_key=KEY)
+    assert answer["customerId"] == 42
+    assert "mismatch" not in answer.get("note", "")
 
 
 def test_alpine_down_answers_from_firestore_alone(store: QueryableProfileStore) -> None:

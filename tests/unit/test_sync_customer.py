@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from decimal import Decimal
 
 import pytest
 
 from loyalty_worker.domain.models import AlpineProfile, Customer, Order
-from loyalty_worker.domain.phone import phone_hash
+from loyalty_worker.domain.phone import PhoneHash, phone_hash, phone_key_id
 from loyalty_worker.errors import AuthError, TransientError
 from loyalty_worker.org_settings import OrgSettings
-from loyalty_worker.services.customer_inputs import AlpineAnswer, CustomerWork
+from loyalty_worker.services import customer_inputs
+from loyalty_worker.services.customer_inputs import AlpineAnswer, CustomerWork, inputs_digest
+from loyalty_worker.services.results import SyncStatus
 from loyalty_worker.services.sync_customer import sync_customer
 from tests.fakes import FakeAlpine, InMemoryProfileStore
 
@@ -175,21 +178,98 @@ def test_a_masked_phone_still_shows_in_the_result(store: InMemoryProfileStore) -
     assert result["reconciliation"]["status"] == "matched"
 
 
-def test_the_phone_hash_is_written_with_a_key_and_deleted_without(
+KEY = b"phone-key-0123456789"
+OTHER_KEY = b"phone-key-9876543210"
+
+
+def test_the_phone_hash_is_written_with_its_key_id_and_travels_masked(
     store: InMemoryProfileStore,
 ) -> None:
-    key = b"phone-key-0123456789"
     alpine = FakeAlpine({PHONE: AlpineProfile(20)})
-    keyed = work("10").with_phone_hash(key)
+    keyed = work("10").with_phone_hash(KEY)
     # planned with the raw phone, sent masked: the hash travels in the message instead
     sent = CustomerWork.from_payload(replace(keyed, alpine=AlpineAnswer(None)).to_payload())
     assert PHONE not in str(sent.to_payload())
     sync_customer(ORG, sent, store=store, alpine=alpine)
-    assert store.profiles["org-1_42"]["phoneHash"] == phone_hash(PHONE, key)
+    profile = store.profiles["org-1_42"]
+    assert profile["phoneHash"] == phone_hash(PHONE, KEY)
+    assert profile["phoneHashKeyId"] == phone_key_id(KEY)
+    assert len(profile["phoneHashKeyId"]) == 8 and phone_key_id(OTHER_KEY) != phone_key_id(KEY)
 
-    sync_customer(ORG, work("10").with_phone_hash(None), store=store, alpine=alpine)
+
+def test_a_worker_without_the_key_leaves_the_phone_hash_alone(
+    store: InMemoryProfileStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    alpine = FakeAlpine({PHONE: AlpineProfile(20)})
+    sync_customer(ORG, work("10").with_phone_hash(KEY), store=store, alpine=alpine)
+    written = dict(store.profiles["org-1_42"])
+
+    customer_inputs._warn_no_phone_key.cache_clear()
+    with caplog.at_level(logging.WARNING):
+        unkeyed = work("10").with_phone_hash(None)
+        work("10").with_phone_hash(None)
+    result = sync_customer(ORG, unkeyed, store=store, alpine=alpine)
+    profile = store.profiles["org-1_42"]
+    assert (profile["phoneHash"], profile["phoneHashKeyId"]) == (
+        written["phoneHash"],
+        written["phoneHashKeyId"],
+    )
+    # nothing else changed: the sync without a key sees no difference at all
+    assert result.status is SyncStatus.UNCHANGED
+    warnings = [r for r in caplog.records if "LOYALTY_PHONE_HASH_KEY" in r.getMessage()]
+    assert len(warnings) == 1  # once per process
+
+
+def test_a_customer_without_a_phone_has_the_hash_and_its_key_id_deleted(
+    store: InMemoryProfileStore,
+) -> None:
+    alpine = FakeAlpine({PHONE: AlpineProfile(20)})
+    sync_customer(ORG, work("10").with_phone_hash(KEY), store=store, alpine=alpine)
+    phoneless = work("10", phone=None).with_phone_hash(KEY)
+    assert phoneless.hashed_phone == PhoneHash(phone_key_id(KEY), None)
+    result = sync_customer(ORG, phoneless, store=store, alpine=alpine)
+    assert result.status is SyncStatus.SYNCED
     assert "phoneHash" not in store.profiles["org-1_42"]
-    assert work("10", phone=None).with_phone_hash(key).phone_hash is None
+    assert "phoneHashKeyId" not in store.profiles["org-1_42"]
+
+
+def test_a_new_key_alone_makes_the_sync_write(store: InMemoryProfileStore) -> None:
+    alpine = FakeAlpine({PHONE: AlpineProfile(20)})
+    sync_customer(ORG, work("10").with_phone_hash(KEY), store=store, alpine=alpine)
+    again = sync_customer(ORG, work("10").with_phone_hash(KEY), store=store, alpine=alpine)
+    assert again.status is SyncStatus.UNCHANGED
+    rotated = sync_customer(ORG, work("10").with_phone_hash(OTHER_KEY), store=store, alpine=alpine)
+    assert rotated.status is SyncStatus.SYNCED
+    assert store.profiles["org-1_42"]["phoneHashKeyId"] == phone_key_id(OTHER_KEY)
+    # a profile written before key ids: the id is added beside the unchanged hash
+    del store.profiles["org-1_42"]["phoneHashKeyId"]
+    backfilled = sync_customer(
+        ORG, work("10").with_phone_hash(OTHER_KEY), store=store, alpine=alpine
+    )
+    assert backfilled.status is SyncStatus.SYNCED
+    assert store.profiles["org-1_42"]["phoneHashKeyId"] == phone_key_id(OTHER_KEY)
+
+
+def test_the_inputs_digest_tells_a_missing_key_from_a_missing_phone() -> None:
+    rules = ORG.rules()
+    customer = Customer(42, None, "A-42")
+    no_key = CustomerWork(customer).with_phone_hash(None)
+    keyed = CustomerWork(customer).with_phone_hash(KEY)
+    other = CustomerWork(customer).with_phone_hash(OTHER_KEY)
+    digests = {inputs_digest(rules, customer, None, w.phone_hash) for w in (no_key, keyed, other)}
+    assert len(digests) == 3
+
+
+def test_a_bare_hash_from_an_older_worker_leaves_the_profile_alone(
+    store: InMemoryProfileStore,
+) -> None:
+    alpine = FakeAlpine({PHONE: AlpineProfile(20)})
+    sync_customer(ORG, work("10").with_phone_hash(KEY), store=store, alpine=alpine)
+    payload = work("10").to_payload()
+    payload["phoneHash"] = phone_hash(PHONE, OTHER_KEY)  # no key id: which key is unknown
+    sync_customer(ORG, CustomerWork.from_payload(payload), store=store, alpine=alpine)
+    assert store.profiles["org-1_42"]["phoneHash"] == phone_hash(PHONE, KEY)
+    assert store.profiles["org-1_42"]["phoneHashKeyId"] == phone_key_id(KEY)
 
 
 @pytest.mark.parametrize("profile", [None, {}, {"equityStatus": False}, {"equityStatus": "true"}])
