@@ -21,6 +21,7 @@ from loyalty_worker.adapters.firestore import FirestoreProfileStore, build_fires
 from loyalty_worker.adapters.http import RetryPolicy, build_http_client
 from loyalty_worker.adapters.rate_limit import RedisRateLimiter, request_hook
 from loyalty_worker.adapters.run_state import RunTracker
+from loyalty_worker.adapters.sync_slots import RedisSyncSlots
 from loyalty_worker.config import Settings, get_settings
 from loyalty_worker.errors import PermanentError
 from loyalty_worker.logs import register_secret
@@ -176,8 +177,17 @@ class Container:
             chunk_size=settings.sync_chunk_size,
             overlap_days=settings.incremental_overlap_days,
             phone_key=settings.phone_key,
+            customer_page_limit=settings.single_sync_max_customer_pages,
+            single_sync_concurrency=settings.single_sync_concurrency,
+            single_sync_slot_ttl_s=settings.single_sync_slot_ttl_s,
         )
-        return RunPorts(org_for=self.org, store=self.store, ledger=self.tracker, options=options)
+        return RunPorts(
+            org_for=self.org,
+            store=self.store,
+            ledger=self.tracker,
+            options=options,
+            single_syncs=RedisSyncSlots(self.redis),
+        )
 
     def _notifier(self, org: OrgSettings | None) -> Notifier:
         url = (org.discord_webhook_url if org else None) or self.settings.discord_webhook_url

@@ -65,9 +65,18 @@ class Settings(BaseSettings):
     # A Beat that was down at 02:00 still starts the night's run until 02:00 + this many hours.
     nightly_window_h: int = Field(default=4, ge=1, le=12)
 
+    # A customer synced on its own (another service, a webhook): Alleaves has no get-by-id, so
+    # the customer listing is read at most this many pages deep to find them; at most this many
+    # such syncs of one org run at once (the others wait their turn, retried); the slot of a
+    # worker that died mid-sync frees itself after this many seconds.
+    single_sync_max_customer_pages: int = Field(default=200, ge=1)
+    single_sync_concurrency: int = Field(default=2, ge=1)
+    single_sync_slot_ttl_s: int = Field(default=900, ge=10)
+
     log_format: Literal["text", "json"] = "text"
 
-    # Key of the profiles' phoneHash (agents find a profile by phone); unset: none written.
+    # Key of the profiles' phoneHash (agents find a profile by phone); unset: none written, and
+    # the hashes already written are left as they are.
     phone_hash_key: SecretStr | None = None
 
     flower_user: str = "admin"

@@ -309,3 +309,20 @@ class RunSummaries(Protocol):
     def get_run_summary(self, run_id: str) -> dict[str, Any] | None:
         """A run's summary document, or None."""
         ...
+
+
+# --- Single-customer syncs: a cap per org -------------------------------------------------------
+
+
+class SyncSlots(Protocol):
+    """Slots for an org's single-customer syncs, shared by every worker (Redis): each such sync
+    pages Alleaves on its own, so only so many of an org's run at once."""
+
+    def acquire(self, org_id: str, holder: str, *, limit: int, ttl_s: float) -> bool:
+        """Take a slot for ``holder`` when the org has fewer than ``limit`` held; a slot whose
+        holder never released it frees itself after ``ttl_s``."""
+        ...
+
+    def release(self, org_id: str, holder: str) -> None:
+        """Give ``holder``'s slot back (nothing when it holds none)."""
+        ...

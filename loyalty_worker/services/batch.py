@@ -19,7 +19,14 @@ from typing import Any, Protocol
 
 from loyalty_worker.errors import LoyaltyError, MalformedRecord, TransientError
 from loyalty_worker.org_settings import OrgSettings
-from loyalty_worker.ports import CustomerSource, LoyaltyLookup, Notifier, ProfileStore, RunLedger
+from loyalty_worker.ports import (
+    CustomerSource,
+    LoyaltyLookup,
+    Notifier,
+    ProfileStore,
+    RunLedger,
+    SyncSlots,
+)
 from loyalty_worker.services.customer_inputs import CustomerWork
 from loyalty_worker.services.memo import carry_over
 from loyalty_worker.services.plan import RunPlan, plan_run
@@ -47,8 +54,14 @@ class BatchOptions:
     # An incremental run re-reads orders created this many days before its ``since``: orders
     # change (complete, void, refund) for a while after they are created.
     overlap_days: int = 14
-    # The key of each profile's ``phoneHash`` (none without one).
+    # The key of each profile's ``phoneHash`` (None: profiles' hashes are left as they are).
     phone_key: bytes | None = None
+    # A customer synced on its own: the customer listing is read at most this many pages deep
+    # to find them; at most this many of an org's such syncs run at once, each slot freed
+    # after ``single_sync_slot_ttl_s`` should its worker die.
+    customer_page_limit: int = 200
+    single_sync_concurrency: int = 2
+    single_sync_slot_ttl_s: float = 900.0
 
 
 @dataclass(frozen=True)
@@ -83,6 +96,8 @@ class RunPorts:
     store: ProfileStore
     ledger: RunLedger
     options: BatchOptions
+    # The cap on an org's concurrent single-customer syncs (None: no cap).
+    single_syncs: SyncSlots | None = None
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@ every result recorded in its run (the one that completes the run closes it).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import date, timedelta
 from typing import Any
 
@@ -34,24 +36,29 @@ def sync_alone(
     """Sync one customer: a run's customer retried alone (its inputs in ``payload``), or one
     asked for on its own (another service), whose inputs are found first.
 
+    A customer asked for on its own pages Alleaves itself: it first takes one of the org's
+    ``single_sync_concurrency`` slots, and when all are taken waits its turn (``RetryLater``)
+    rather than pile more calls on Alleaves.
+
     A result of a run is recorded in it (``close_run(run_id)`` when it completes the run); one
     without a run is kept in the org's memo only.
     """
     try:
-        org = ports.org_for(org_id)
-        work = (
-            CustomerWork.from_payload(payload)
-            if payload is not None
-            else _lone_work(org_id, int(customer_id), org, ports)
-        )
-        result = sync_customer(
-            org.settings,
-            work,
-            store=ports.store,
-            alpine=org.alpine,
-            run_id=run_id,
-            dry_run=dry_run,
-        )
+        with _single_sync_slot(org_id, ports, attempt, needed=payload is None):
+            org = ports.org_for(org_id)
+            work = (
+                CustomerWork.from_payload(payload)
+                if payload is not None
+                else _lone_work(org_id, int(customer_id), org, ports)
+            )
+            result = sync_customer(
+                org.settings,
+                work,
+                store=ports.store,
+                alpine=org.alpine,
+                run_id=run_id,
+                dry_run=dry_run,
+            )
     except (TransientError, PermanentError) as exc:
         attempt.retry_or_fail(exc)
         result = failed_result(org_id, customer_id, exc, dry_run=dry_run)
@@ -76,6 +83,35 @@ def sync_alone(
     return result.to_dict()
 
 
+@contextmanager
+def _single_sync_slot(
+    org_id: str, ports: RunPorts, attempt: Attempt, *, needed: bool
+) -> Iterator[None]:
+    """Hold one of the org's single-sync slots while the body runs (when ``needed`` and the
+    ports cap them); all taken: ``RetryLater``, however many retries came before."""
+    slots = ports.single_syncs
+    if not needed or slots is None:
+        yield
+        return
+    options = ports.options
+    holder = uuid.uuid4().hex
+    limit = options.single_sync_concurrency
+    if not slots.acquire(org_id, holder, limit=limit, ttl_s=options.single_sync_slot_ttl_s):
+        log.info(
+            "org %s: %d single-customer syncs already running; this one waits its turn",
+            org_id,
+            limit,
+            extra={"org_id": org_id, "outcome": "waiting"},
+        )
+        attempt.wait(
+            TransientError("single_sync", f"org {org_id}: {limit} single-customer syncs running")
+        )
+    try:
+        yield
+    finally:
+        slots.release(org_id, holder)
+
+
 def _lone_work(org_id: str, customer_id: int, org: OrgAdapters, ports: RunPorts) -> CustomerWork:
     """The inputs of a customer synced on its own (``services.lone_customer``)."""
     options = ports.options
@@ -89,6 +125,7 @@ def _lone_work(org_id: str, customer_id: int, org: OrgAdapters, ports: RunPorts)
         window_days=options.window_days,
         parallelism=options.parallelism,
         overlap_days=options.overlap_days,
+        max_pages=options.customer_page_limit,
     ).with_phone_hash(options.phone_key)
 
 

@@ -1,9 +1,12 @@
 """Inputs of a single-customer sync called on its own (another service, a webhook).
 
 Alleaves has neither a get-customer-by-id nor a per-customer order query. The customer is found
-by paging the listing (several pages at a time, stopping once found), and the orders come from
-the ledger the profile keeps plus the orders created since its last calculation (less an
-overlap), so a single sync does not page the org's whole history.
+by paging the listing (several pages at a time, stopping once found, and never past
+``max_pages``: an unknown id fails with "not found within N pages" instead of reading the
+whole listing), and the orders come from the ledger the profile keeps plus the orders created
+since its last calculation (less an overlap). A customer without a ledger has their orders read
+from the day their Alleaves record was created (``date_created``), so a single sync does not
+page the org's whole history.
 """
 
 from __future__ import annotations
@@ -18,13 +21,27 @@ from loyalty_worker.services.customer_inputs import PROFILE_FIELDS, CustomerWork
 from loyalty_worker.services.order_history import fetch_order_history
 from loyalty_worker.services.plan import customer_pages
 
+# Orders are dated in UTC and a record's date_created may be a local day: one day of margin.
+CREATED_MARGIN = timedelta(days=1)
 
-def find_customer(source: CustomerSource, customer_id: int, *, parallelism: int) -> Customer:
-    """The customer's Alleaves record, reading the listing only until it shows up."""
-    for records in customer_pages(source, parallelism=parallelism):
+
+def find_customer(
+    source: CustomerSource, customer_id: int, *, parallelism: int, max_pages: int
+) -> Customer:
+    """The customer's Alleaves record, reading the listing only until it shows up, and at most
+    ``max_pages`` pages of it."""
+    if customer_id <= 0:  # Alleaves ids start at 1; 0 is its anonymous customer
+        raise PermanentError("alleaves", f"customer {customer_id} is no customer id")
+    pages = 0
+    for records in customer_pages(source, parallelism=parallelism, max_pages=max_pages):
+        pages += 1
         for record in records:
             if isinstance(record, Customer) and record.customer_id == customer_id:
                 return record
+    if pages >= max_pages:
+        raise PermanentError(
+            "alleaves", f"customer {customer_id} not found within {max_pages} pages"
+        )
     raise PermanentError("alleaves", f"customer {customer_id} not found")
 
 
@@ -39,11 +56,15 @@ def find_customer_work(
     window_days: int,
     parallelism: int,
     overlap_days: int,
+    max_pages: int,
 ) -> CustomerWork:
-    """The customer, their orders (ledger + recent ones, or the whole history) and profile."""
+    """The customer, their orders (ledger + recent ones, or all since the customer's
+    ``date_created``) and profile."""
     # A few listing pages at a time: the customer is usually found early, and every page
     # fetched past the last one is a wasted call.
-    customer = find_customer(alleaves, customer_id, parallelism=min(parallelism, 4))
+    customer = find_customer(
+        alleaves, customer_id, parallelism=min(parallelism, 4), max_pages=max_pages
+    )
     # pointsLastCalculated dates the ledger: only orders created after it (less the overlap)
     # need reading
     fields = (*PROFILE_FIELDS, "pointsLastCalculated")
@@ -51,8 +72,14 @@ def find_customer_work(
     ledger = profile.get("loyaltyOrders") if profile else None
     calculated = profile.get("pointsLastCalculated") if profile else None
     start = history_start
+    if customer.created_on is not None:  # no order of theirs is older than their record
+        start = max(start, customer.created_on - CREATED_MARGIN)
+    # the ledger holds the older orders: read only those created since it (less the overlap)
+    read_since_ledger = False
     if ledger is not None and isinstance(calculated, datetime):
-        start = max(history_start, calculated.date() - timedelta(days=overlap_days))
+        since_ledger = calculated.date() - timedelta(days=overlap_days)
+        if since_ledger > start:
+            start, read_since_ledger = since_ledger, True
     history = fetch_order_history(
         alleaves.fetch_order_page,
         start=start,
@@ -62,7 +89,7 @@ def find_customer_work(
         parallelism=parallelism,
     )
     orders = history.orders_of(customer_id)
-    if start > history_start and ledger:
+    if read_since_ledger and ledger:
         orders = merge_orders(ledger_orders(customer_id, ledger), orders)
     return CustomerWork(
         customer=customer,

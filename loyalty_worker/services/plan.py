@@ -125,18 +125,23 @@ class RunPlan:
 
 
 def customer_pages(
-    source: CustomerSource, *, parallelism: int
+    source: CustomerSource, *, parallelism: int, max_pages: int | None = None
 ) -> Iterator[Sequence[Customer | MalformedRecord]]:
     """The customer listing's pages in order, fetched in parallel rounds.
 
     Alleaves gives no total, so pages are fetched in rounds and a short (or empty) page is the
     last. Rounds start at 4 pages and double up to ``parallelism``: a small org wastes at most a
-    few empty pages, a large one soon reads ``parallelism`` at a time. A caller may stop early.
+    few empty pages, a large one soon reads ``parallelism`` at a time. A caller may stop early;
+    ``max_pages`` stops the listing after that many pages (none fetched past it).
     """
     first = 1
     size = min(FIRST_ROUND_PAGES, parallelism)
     with ThreadPoolExecutor(max_workers=parallelism) as pool:
         while True:
+            if max_pages is not None:
+                size = min(size, max_pages - first + 1)
+                if size <= 0:
+                    return
             pages = list(pool.map(source.fetch_customer_page, range(first, first + size)))
             for records in pages:
                 yield records

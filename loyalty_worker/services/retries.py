@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NoReturn
 
 from loyalty_worker.errors import LoyaltyError, TransientError
 from loyalty_worker.services.results import SyncResult, SyncStatus
@@ -39,6 +40,11 @@ class Attempt:
     retries: int = 0
     max_retries: int | None = 0
     cap_s: int = BACKOFF_CAP_S
+
+    def wait(self, error: TransientError) -> NoReturn:
+        """Raise ``RetryLater`` whatever the retries so far: waiting for a turn (a free slot)
+        is no failure, and tries again after ``backoff_s`` until the turn comes."""
+        raise RetryLater(error, backoff_s(self.retries, self.cap_s))
 
     def retry_or_fail(self, exc: LoyaltyError) -> None:
         """Raise ``RetryLater`` for a transient error with retries left; otherwise return, and
