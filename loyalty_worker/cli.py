@@ -92,7 +92,11 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
     try:
         # No reference to the raw dataset is kept here: the app holds its orders encoded,
         # and a full history as dicts would double the memory for the life of the server.
-        app = create_app(_sandbox_dataset(args), faults)
+        app = create_app(
+            _sandbox_dataset(args),
+            faults,
+            alpine_balances_in_listing=args.alpine_balances_in_listing,
+        )
     except DatasetError as exc:
         print(f"sandbox: {exc}", file=sys.stderr)
         return 2
@@ -437,6 +441,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_float,
         default=24 * 3600.0,
         help="lifetime of Alleaves tokens",
+    )
+    sandbox.add_argument(
+        "--alpine-balances-in-listing",
+        action="store_true",
+        help="shortcut, not the documented API: Alpine IQ's contacts listing carries each "
+        "contact's points, tier and lastVisit (default: ids, phones and names only, so each "
+        "balance costs a look-up by phone)",
     )
     sandbox.set_defaults(handler=_cmd_sandbox)
 
