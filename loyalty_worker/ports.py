@@ -326,3 +326,24 @@ class SyncSlots(Protocol):
     def release(self, org_id: str, holder: str) -> None:
         """Give ``holder``'s slot back (nothing when it holds none)."""
         ...
+
+
+# --- A run's phones, kept beside its task messages ------------------------------------------------
+# (Task messages sit in the broker and show in Flower: they carry masked phones only.)
+
+
+class RunPhones(Protocol):
+    """The phones a run's tasks must look up in Alpine IQ, kept out of their messages (Redis,
+    for a bounded time)."""
+
+    def keep(self, run_id: str, phones: Mapping[int, str]) -> None:
+        """Keep these customers' 10-digit phones for the run's tasks and their retries."""
+        ...
+
+    def phones(self, run_id: str, customer_ids: Sequence[int]) -> dict[int, str]:
+        """The kept phones of those of ``customer_ids`` that have one."""
+        ...
+
+    def forget(self, run_id: str) -> None:
+        """Drop the run's phones: its summary is written, no task of it needs them."""
+        ...
