@@ -50,7 +50,7 @@ class RedisRecorder:
     _thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._monitor = self.client.monitor().__enter__()
+        self._monitor = self.client.monitor().__enter__()  # type: ignore[no-untyped-call]
         self._thread = threading.Thread(target=self._record, daemon=True)
         self._thread.start()
 
@@ -90,7 +90,7 @@ def key_values(client: redis.Redis) -> dict[str, str]:
     values: dict[str, str] = {}
     for raw_key in client.scan_iter(count=1000):
         key = raw_key.decode()
-        kind = client.type(raw_key).decode()
+        kind = _text(client.type(raw_key))
         value: Any
         if kind == "string":
             value = client.get(raw_key)
