@@ -301,13 +301,12 @@ def _cmd_firestore_emulator(args: argparse.Namespace) -> int:
 
 def _cmd_api(args: argparse.Namespace) -> int:
     """Serve the HTTP API (sync triggers, run status, points look-up, webhooks) with uvicorn."""
-    import logging
-
     import uvicorn
     from pydantic import ValidationError
 
+    from loyalty_worker import logs
+    from loyalty_worker.api import wiring
     from loyalty_worker.api.settings import get_api_settings
-    from loyalty_worker.api.wiring import build_app
     from loyalty_worker.config import get_settings
 
     try:
@@ -318,8 +317,15 @@ def _cmd_api(args: argparse.Namespace) -> int:
     if not api_settings.tokens:
         print("api: no callers: set LOYALTY_API_TOKENS (JSON {token: [orgIds]})", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    app = build_app(get_settings(), api_settings)
+    settings = get_settings()
+    # Redacted like the workers' logs (httpx's request URLs hold phone numbers), tokens and
+    # secrets masked wherever they appear, httpx's line per request left out.
+    logs.configure_process(json_format=settings.log_format == "json")
+    for grant in api_settings.tokens:
+        logs.register_secret(grant.token.get_secret_value())
+    for secret in api_settings.webhook_secrets.values():
+        logs.register_secret(secret.get_secret_value())
+    app = wiring.build_app(settings, api_settings)
     # uvicorn's access log prints query strings (phone numbers): the app logs paths instead.
     uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_config=None)
     return 0

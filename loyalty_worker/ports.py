@@ -311,6 +311,14 @@ class RunSummaries(Protocol):
         ...
 
 
+class WebhookOrgs(WebhookSecrets, Protocol):
+    """An org's webhook secret, and the Alleaves location its signed events must name."""
+
+    def alleaves_location(self, org_id: str) -> str | None:
+        """The org's Alleaves ``locationId`` as text, None when its settings name none."""
+        ...
+
+
 # --- Single-customer syncs: a cap per org -------------------------------------------------------
 
 
