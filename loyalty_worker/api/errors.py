@@ -33,6 +33,7 @@ __all__ = ["BEARER_CHALLENGE", "install_error_handlers", "responses"]
 RETRY_AFTER_S = "5"
 SIGNATURE_CHALLENGE = 'Signature realm="alleaves-webhook", headers="x-alleaves-signature"'
 _KNOWN = {
+    400: "The body is not text (FastAPI reads JSON bodies as UTF-8).",
     401: "Missing or invalid bearer token.",
     403: "The token may not act for this org.",
     404: "Unknown org (no loyalty settings), or no run of the caller's with this id.",

@@ -95,7 +95,14 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
 
 @contextmanager
 def build_api(redis: fakeredis.FakeRedis | None = None, **overrides: Any) -> Iterator[Api]:
-    """The app over fakes; ``overrides`` change its settings, ``redis`` is shared if given."""
+    """The app over fakes, started; ``overrides`` change its settings, ``redis`` is shared."""
+    api = assemble_api(redis, **overrides)
+    with api.client:
+        yield api
+
+
+def assemble_api(redis: fakeredis.FakeRedis | None = None, **overrides: Any) -> Api:
+    """The app over fakes and a (not yet started) test client."""
     settings = ApiSettings(
         **{
             "tokens": {ORG1_TOKEN: ["org-1"], ADMIN_TOKEN: ["*"]},
@@ -140,8 +147,8 @@ def build_api(redis: fakeredis.FakeRedis | None = None, **overrides: Any) -> Ite
         clock=lambda: NOW,
         new_run_id=lambda org_id: f"{org_id}-run-1",
     )
-    with TestClient(create_app(services, settings)) as client:
-        yield Api(client, store, enqueuer, alpine, tracker, redis)
+    client = TestClient(create_app(services, settings))
+    return Api(client, store, enqueuer, alpine, tracker, redis)
 
 
 def fields_of(response: Any) -> list[str]:
