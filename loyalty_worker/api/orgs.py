@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from loyalty_worker.errors import SettingsInvalid, UnknownOrg
+from loyalty_worker.logs import register_secret
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports import OrgStore
 
@@ -92,6 +93,7 @@ class OrgDirectory:
                 webhook_secret=_document_secret(document) or self._fallback_secret(org_id),
             )
             ttl_s = self._ttl_s
+            _register_secrets(entry)
         except (UnknownOrg, SettingsInvalid) as exc:
             entry, ttl_s = exc, self._missing_ttl_s
         with self._lock:
@@ -118,6 +120,21 @@ class OrgDirectory:
     def _fallback_secret(self, org_id: str) -> bytes | None:
         secret = self._fallback.get(org_id)
         return secret.get_secret_value().encode() if secret is not None else None
+
+
+def _register_secrets(record: OrgRecord) -> None:
+    """The org's credentials and webhook secret are masked in every log line of the process."""
+    org = record.settings
+    secrets = [org.discord_webhook_url]
+    if org.alleaves is not None:
+        secrets += [org.alleaves.password, org.alleaves.pin]
+    if org.alpine is not None:
+        secrets.append(org.alpine.api_key)
+    for secret in secrets:
+        if secret is not None:
+            register_secret(secret.get_secret_value())
+    if record.webhook_secret is not None:
+        register_secret(record.webhook_secret.decode(errors="replace"))
 
 
 def _document_secret(document: Mapping[str, Any]) -> bytes | None:

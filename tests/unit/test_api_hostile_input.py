@@ -408,3 +408,12 @@ def test_the_api_process_logs_redacted_and_without_httpx_request_lines(
     assert "HTTP Request" not in err
     assert "5551234567" not in err and "***-***-4567" in err
     assert ORG1_TOKEN not in err and FALLBACK_SECRET not in err
+
+
+def test_an_orgs_credentials_are_masked_in_logs_once_the_api_reads_them(api: Api) -> None:
+    key = "alpine-key-Xy7Wv3Ut9Sr1Qp"
+    api.store.settings["org-1"]["alpine"]["apiKey"] = key
+    assert api.get("/api/loyalty/points", params={"orgId": "org-1", "phone": PHONE}).is_success
+    assert logs.redact(f"GET /v2/wallet X-APIKEY={key} {WEBHOOK_SECRET}") == (
+        "GET /v2/wallet X-APIKEY=*** ***"
+    )
