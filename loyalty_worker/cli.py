@@ -325,6 +325,8 @@ def _cmd_api(args: argparse.Namespace) -> int:
         logs.register_secret(grant.token.get_secret_value())
     for secret in api_settings.webhook_secrets.values():
         logs.register_secret(secret.get_secret_value())
+    if settings.phone_hash_key is not None:
+        logs.register_secret(settings.phone_hash_key.get_secret_value())
     app = wiring.build_app(settings, api_settings)
     # uvicorn's access log prints query strings (phone numbers): the app logs paths instead.
     uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_config=None)

@@ -26,6 +26,7 @@ from tests.unit.test_api import (
     NOW,
     ORG1_TOKEN,
     PHONE,
+    PHONE_KEY,
     UNKNOWN_TOKEN,
     WEBHOOK_SECRET,
     Api,
@@ -385,6 +386,7 @@ def test_the_api_process_logs_redacted_and_without_httpx_request_lines(
 
     monkeypatch.setenv("LOYALTY_API_TOKENS", json.dumps({ORG1_TOKEN: ["org-1"]}))
     monkeypatch.setenv("LOYALTY_API_WEBHOOK_SECRETS", json.dumps({"org-2": FALLBACK_SECRET}))
+    monkeypatch.setenv("LOYALTY_PHONE_HASH_KEY", PHONE_KEY)
     monkeypatch.setattr(wiring, "build_app", lambda settings, api_settings: object())
     lookup = "https://lab.alpineiq.com/api/v2/loyalty/lookup/5551234567"
 
@@ -393,21 +395,24 @@ def test_the_api_process_logs_redacted_and_without_httpx_request_lines(
         logging.getLogger("httpx").info('HTTP Request: GET %s "HTTP/1.1 200 OK"', lookup)
         logging.getLogger("loyalty_worker.adapters.alpine").warning("look-up failed: %s", lookup)
         logging.getLogger("uvicorn.error").warning("bad header: Bearer %s", ORG1_TOKEN)
-        logging.getLogger("loyalty_worker.api").warning("secret %s", FALLBACK_SECRET)
+        logging.getLogger("loyalty_worker.api").warning("secrets %s %s", FALLBACK_SECRET, PHONE_KEY)
 
     monkeypatch.setattr(uvicorn, "run", serve)
     from loyalty_worker.api.settings import get_api_settings
+    from loyalty_worker.config import get_settings
 
     get_api_settings.cache_clear()
+    get_settings.cache_clear()
     try:
         assert cli.main(["api", "--port", "0"]) == 0
     finally:
         get_api_settings.cache_clear()
+        get_settings.cache_clear()
     err = capsys.readouterr().err
     assert "look-up failed" in err  # the process does log, to stderr
     assert "HTTP Request" not in err
     assert "5551234567" not in err and "***-***-4567" in err
-    assert ORG1_TOKEN not in err and FALLBACK_SECRET not in err
+    assert ORG1_TOKEN not in err and FALLBACK_SECRET not in err and PHONE_KEY not in err
 
 
 def test_an_orgs_credentials_are_masked_in_logs_once_the_api_reads_them(api: Api) -> None:
