@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from loyalty_worker.api.orgs import OrgDirectory
 from loyalty_worker.errors import TransientError
-from loyalty_worker.ports import WebhookSecrets
+from loyalty_worker.ports import WebhookOrgs
 from loyalty_worker.services.webhooks import (
     WebhookOutcome,
     WebhookReceiver,
@@ -57,7 +57,7 @@ class Harness:
     ledger: InMemoryWebhookLedger
     enqueuer: RecordingEnqueuer
     receiver: WebhookReceiver
-    secrets: WebhookSecrets
+    secrets: WebhookOrgs
 
     def deliver(
         self, body: bytes, *, org: str = "org-1", secret: bytes = SECRET, signature: str = ""
@@ -67,7 +67,7 @@ class Harness:
 
 @dataclass
 class Options:
-    secrets: WebhookSecrets = field(default_factory=lambda: StaticWebhookSecrets({"org-1": SECRET}))
+    secrets: WebhookOrgs = field(default_factory=lambda: StaticWebhookSecrets({"org-1": SECRET}))
     dedupe_s: int = DEDUPE_S
 
 
