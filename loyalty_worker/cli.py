@@ -205,11 +205,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     """The main job end to end on one machine."""
     from loyalty_worker.demo import run_demo
 
-    return run_demo(customers=args.customers, seed=args.seed, flower=not args.no_flower)
+    return run_demo(
+        customers=args.customers, seed=args.seed, flower=not args.no_flower, redis_db=args.redis_db
+    )
 
 
-def _cmd_flower(args: argparse.Namespace) -> int:
-    """Flower, with basic auth from the settings (passed in the environment, not the argv)."""
+def _cmd_flower(args: argparse.Namespace) -> int:  # noqa: RET503 - exec does not return
+    """Flower, with basic auth from the settings (passed in the environment, not the argv).
+
+    This process becomes Flower (exec): a signal meant for the command reaches Flower itself,
+    and there is no wrapper left to outlive it or to die leaving it behind."""
     import os
 
     from loyalty_worker.config import get_settings
@@ -228,12 +233,9 @@ def _cmd_flower(args: argparse.Namespace) -> int:
         return 2
     argv = [sys.executable, "-m", "celery", "-A", "loyalty_worker.celery_app", "flower"]
     argv += [f"--port={args.port}", f"--address={args.address}"]
-    import subprocess
-
-    try:
-        return subprocess.call(argv, env=env)
-    except KeyboardInterrupt:
-        return 0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, argv, env)  # noqa: S606 - a fixed argv, no shell
 
 
 def _cmd_seed_firestore(args: argparse.Namespace) -> int:
@@ -497,6 +499,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--customers", type=_positive_int, default=1000)
     demo.add_argument("--seed", type=int, default=DEFAULT_SEED)
     demo.add_argument("--no-flower", action="store_true")
+    demo.add_argument(
+        "--redis-db",
+        type=_non_negative_int,
+        default=15,
+        help="the demo's own database on the Redis of LOYALTY_REDIS_URL, emptied when a demo "
+        "starts (default 15)",
+    )
     demo.set_defaults(handler=_cmd_demo)
 
     flower = commands.add_parser("flower", help="Flower with basic auth from the settings")
