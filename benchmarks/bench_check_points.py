@@ -110,6 +110,16 @@ class ApiServer:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # SIGTERM, SIGHUP and Ctrl-C stop every child started below (devstack.supervise).
+    with devstack.supervise("bench"):
+        try:
+            return _main(argv)
+        except devstack.Stopped as exc:
+            print(f"bench: stopped ({exc})", file=sys.stderr)
+            return exc.exit_code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1000)
     parser.add_argument("--latency-ms", type=float, default=50.0)

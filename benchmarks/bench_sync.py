@@ -44,7 +44,6 @@ import contextlib
 import json
 import os
 import platform
-import signal
 import subprocess
 import sys
 import threading
@@ -52,11 +51,11 @@ import time
 import urllib.parse
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import Any, Self, cast
 
 import redis
@@ -955,20 +954,6 @@ def run_latency(bench: Bench, rows: list[dict[str, Any]]) -> None:
             write_rows(options.out, rows)
 
 
-@contextlib.contextmanager
-def _terminate_as_exit() -> Iterator[None]:
-    """SIGTERM unwinds like Ctrl-C, so every ``finally`` stops the children it started."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse_options(argv)
     if options.rate_limit is None:
@@ -979,7 +964,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     redis_child: devstack.ChildProcess | None = None
     interrupted = False
-    with _terminate_as_exit():
+    # SIGTERM and SIGHUP unwind like Ctrl-C (devstack.Stopped is a KeyboardInterrupt), so every
+    # ``finally`` stops the children it started; what is left is stopped on the way out.
+    with devstack.supervise("bench"):
         try:
             redis_url, redis_child = devstack.ensure_redis(options.redis_url)
             if redis_url != options.redis_url:

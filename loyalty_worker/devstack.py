@@ -165,6 +165,20 @@ def terminate(process: subprocess.Popen[Any], *, timeout_s: float = 10.0) -> Non
         _children.pop(process.pid, None)
 
 
+def terminate_all(processes: Sequence[subprocess.Popen[Any]], *, timeout_s: float = 10.0) -> None:
+    """``terminate`` several children side by side: one bounded wait for all of them."""
+    for process in processes:
+        if process.poll() is None:
+            _signal_group(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and not _hurry:
+        if all(process.poll() is not None for process in processes):
+            break
+        time.sleep(0.05)
+    for process in processes:
+        terminate(process, timeout_s=0.0)
+
+
 def _signal_group(pid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
@@ -482,12 +496,15 @@ def stop_all(
     label: str = "",
     timeout_s: float = 10.0,
 ) -> None:
-    """Stop ``children`` newest first (a worker before the services it uses); ``out`` is told
-    which."""
-    for child in reversed(children):
-        if child is not None:
-            if child.running and out is not None:
-                print(
-                    f"{label}stopping {child.name} (pid {child.process.pid})", file=out, flush=True
-                )
-            child.stop(timeout_s=timeout_s)
+    """Stop ``children`` side by side (SIGTERM to all, one bounded wait, SIGKILL to the rest);
+    ``out`` is told which. Children that must stop before others (a worker before the services
+    it uses) go in an earlier call."""
+    started = [child for child in reversed(children) if child is not None]
+    for child in started:
+        if child.running and out is not None:
+            print(f"{label}stopping {child.name} (pid {child.process.pid})", file=out, flush=True)
+    try:
+        terminate_all([child.process for child in started], timeout_s=timeout_s)
+    finally:
+        for child in started:
+            child.stop()
