@@ -13,6 +13,7 @@ killed outright (SIGKILL) left there does not block the next one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -132,12 +133,13 @@ def close_run(tracker: RunTracker, org_id: str, run_id: str, reason: str) -> str
 
 def run_demo(*, customers: int, seed: int = 1, flower: bool = True, redis_db: int = 15) -> int:
     """Run the demo; returns the process exit code (128 + the signal's number when stopped)."""
-    with devstack.supervise("demo"):
+    with devstack.supervise("demo"):  # stops, at its end, a child the demo had not listed yet
         try:
             return _run_demo(customers=customers, seed=seed, flower=flower, redis_db=redis_db)
         except devstack.Stopped as exc:
-            print(f"demo: stopped ({exc}); everything it started is stopped", file=sys.stderr)
-            return exc.exit_code
+            stopped = exc
+    devstack.say(f"demo: stopped ({stopped}); everything it started is stopped")
+    return stopped.exit_code
 
 
 def _run_demo(*, customers: int, seed: int, flower: bool, redis_db: int) -> int:
@@ -227,10 +229,11 @@ def _run_demo(*, customers: int, seed: int, flower: bool, redis_db: int) -> int:
         return 2
     except devstack.Stopped as exc:
         stopped_by = f"the demo was stopped ({exc})"
-        print(f"\ndemo: {stopped_by}: stopping what it started", file=sys.stderr)
+        devstack.say(f"\ndemo: {stopped_by}: stopping what it started")
         raise
     finally:
-        sys.stdout.flush()
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()
         # The workers first (each finishes or gives back its tasks), then the run they leave,
         # then the services they used.
         devstack.stop_all(workers, out=sys.stderr, label="demo: ", timeout_s=WORKER_STOP_S)
@@ -239,7 +242,7 @@ def _run_demo(*, customers: int, seed: int, flower: bool, redis_db: int) -> int:
         devstack.stop_all(services, out=sys.stderr, label="demo: ")
         if emulator is not None:
             if emulator.running():
-                print("demo: stopping firestore emulator", file=sys.stderr)
+                devstack.say("demo: stopping firestore emulator")
             emulator.stop()
 
 
@@ -249,9 +252,9 @@ def _release(client: redis.Redis, run: tuple[str, str] | None, reason: str) -> N
         if run is not None:
             done = close_run(RunTracker(client), *run, reason=reason)
             if done:
-                print(f"demo: {done}", file=sys.stderr)
+                devstack.say(f"demo: {done}")
         client.hset(OWNER_KEY, "pid", "")
     except redis.RedisError as exc:
-        print(f"demo: could not close the run in Redis: {exc}", file=sys.stderr)
+        devstack.say(f"demo: could not close the run in Redis: {exc}")
     finally:
         client.close()

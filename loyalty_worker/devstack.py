@@ -184,6 +184,12 @@ def _signal_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
 
 
+def say(message: str, out: TextIO | None = None) -> None:
+    """Print a line while stopping: a closed terminal (SIGHUP) must not cut the stop short."""
+    with contextlib.suppress(OSError, ValueError):
+        print(message, file=out or sys.stderr, flush=True)
+
+
 def running_children() -> list[tuple[str, int]]:
     """The registered children still running, oldest first: ``(name, pid)``."""
     return [(name, pid) for pid, (name, p) in list(_children.items()) if p.poll() is None]
@@ -193,7 +199,7 @@ def stop_children(*, out: TextIO | None = None, label: str = "", timeout_s: floa
     """Stop every registered child, newest first; ``out`` is told which."""
     for pid, (name, process) in reversed(list(_children.items())):
         if process.poll() is None and out is not None:
-            print(f"{label}stopping {name} (pid {pid})", file=out, flush=True)
+            say(f"{label}stopping {name} (pid {pid})", out)
         terminate(process, timeout_s=timeout_s)
 
 
@@ -502,7 +508,7 @@ def stop_all(
     started = [child for child in reversed(children) if child is not None]
     for child in started:
         if child.running and out is not None:
-            print(f"{label}stopping {child.name} (pid {child.process.pid})", file=out, flush=True)
+            say(f"{label}stopping {child.name} (pid {child.process.pid})", out)
     try:
         terminate_all([child.process for child in started], timeout_s=timeout_s)
     finally:
