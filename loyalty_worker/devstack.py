@@ -475,12 +475,25 @@ def start_redis_server(port: int | None = None) -> tuple[str, ChildProcess]:
             "redis-server; macOS: brew install redis) or set LOYALTY_REDIS_URL to a running Redis"
         )
     port = port or free_port()
-    child = ChildProcess.start(
-        "redis",
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-    )
+    argv = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    if _redis_version(server) >= (6, 2):
+        # Its process title would overwrite its environment, and with it the marker.
+        argv += ["--set-proc-title", "no"]
+    child = ChildProcess.start("redis", argv)
     child.wait_for_line(r"Ready to accept connections", timeout_s=20.0)
     return f"redis://127.0.0.1:{port}/0", child
+
+
+def _redis_version(server: str) -> tuple[int, ...]:
+    """``redis-server --version`` as numbers, (0,) when it does not say."""
+    try:
+        output = subprocess.run(
+            [server, "--version"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return (0,)
+    match = re.search(r"v=(\d+)\.(\d+)", output)
+    return (int(match.group(1)), int(match.group(2))) if match else (0,)
 
 
 def ensure_redis(url: str) -> tuple[str, ChildProcess | None]:
