@@ -216,11 +216,11 @@ def _on_stop_signal(signum: int, frame: FrameType | None) -> None:
 
 
 @contextlib.contextmanager
-def supervise(label: str, *, out: TextIO = sys.stderr) -> Iterator[None]:
+def supervise(label: str, *, out: TextIO = sys.stderr, timeout_s: float = 10.0) -> Iterator[None]:
     """Run a command that starts children: SIGTERM, SIGHUP and SIGINT raise ``Stopped`` (once;
     a second signal only cuts the graceful waits short), and every child still running at the
     end, for whatever reason it comes, is stopped, saying so. Handlers are only installed in
-    the main thread."""
+    the main thread. ``timeout_s``: each child's graceful wait in that final stop."""
     global _signalled, _hurry
     previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
@@ -232,7 +232,7 @@ def supervise(label: str, *, out: TextIO = sys.stderr) -> Iterator[None]:
     finally:
         _signalled = True  # from here on a signal hurries the stop
         try:
-            stop_children(out=out, label=f"{label}: ")
+            stop_children(out=out, label=f"{label}: ", timeout_s=timeout_s)
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)

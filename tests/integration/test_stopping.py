@@ -38,9 +38,9 @@ DEMO_CUSTOMERS = "200"
 
 
 class Command:
-    """A ``loyalty-worker`` command run as a user would, under a marker of its own."""
+    """A command run as a user would, under a marker of its own."""
 
-    def __init__(self, args: list[str], *, cwd: Path, redis_url: str) -> None:
+    def __init__(self, argv: list[str], *, cwd: Path, redis_url: str) -> None:
         self.marker = f"{devstack.run_marker()}/{uuid.uuid4().hex[:8]}"
         env = {**os.environ, devstack.MARKER_VAR: self.marker, "PYTHONUNBUFFERED": "1"}
         env["LOYALTY_REDIS_URL"] = redis_url
@@ -49,7 +49,7 @@ class Command:
         self._log: IO[bytes] = self._log_path.open("wb")
         # A session of its own: a signal reaches it only when the test sends one.
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "loyalty_worker.cli", *args],
+            argv,
             cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -105,7 +105,9 @@ def command(tmp_path: Path, test_redis_url: str) -> Iterator[Start]:
     started: list[Command] = []
 
     def start(args: list[str]) -> Command:
-        run = Command(args, cwd=tmp_path / f"cmd{len(started)}", redis_url=test_redis_url)
+        """``loyalty-worker *args``."""
+        argv = [sys.executable, "-m", "loyalty_worker.cli", *args]
+        run = Command(argv, cwd=tmp_path / f"cmd{len(started)}", redis_url=test_redis_url)
         started.append(run)
         return run
 
@@ -207,3 +209,59 @@ def test_flower_is_the_commands_own_process(command: Start) -> None:
     flower.process.send_signal(signal.SIGTERM)
     flower.wait_gone()
     assert flower.process.returncode is not None
+
+
+# --- the mechanism itself, on a stand-in command -------------------------------------------
+
+# A command that starts two children the way the demo does, then waits: ``sleeper`` ignores
+# SIGTERM (a worker that does not finish in time), ``plain`` stops at once.
+STAND_IN = """
+import signal, sys, time
+from loyalty_worker import devstack
+
+def main() -> int:
+    with devstack.supervise("stand-in", timeout_s=2.0):
+        try:
+            devstack.ChildProcess.start(
+                "plain", [sys.executable, "-c", "import time; time.sleep(300)"]
+            )
+            devstack.ChildProcess.start("sleeper", [sys.executable, "-c",
+                "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                "print('up', flush=True); time.sleep(300)"]).wait_for_line("up", timeout_s=30)
+            print("ready", flush=True)
+            time.sleep(300)
+            return 0
+        except devstack.Stopped as exc:
+            stopped = exc
+    print(f"stopped {stopped.exit_code}", flush=True)
+    return stopped.exit_code
+
+sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize(
+    "signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL], ids=lambda s: s.name
+)
+def test_supervised_children_stop_with_their_command(
+    tmp_path: Path, test_redis_url: str, signum: signal.Signals
+) -> None:
+    """The sleeper ignores SIGTERM: it is gone only because it was killed after the wait."""
+    script = tmp_path / "stand_in.py"
+    script.write_text(STAND_IN)
+    run = Command([sys.executable, str(script)], cwd=tmp_path, redis_url=test_redis_url)
+    try:
+        run.wait_for("^ready", timeout_s=60.0)
+        assert len(run.left()) == 3, run.left()  # the command and its two children
+
+        run.process.send_signal(signum)
+        took = run.wait_gone()
+        if signum == signal.SIGKILL:
+            assert took < 5.0  # the kernel's parent-death signal, no grace period
+        else:
+            assert run.process.returncode == 128 + signum
+            output = run.output()
+            assert "stand-in: stopping sleeper" in output and "stand-in: stopping plain" in output
+            assert f"stopped {128 + signum}" in output
+    finally:
+        run.close()
