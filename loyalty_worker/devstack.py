@@ -151,32 +151,28 @@ def spawn(
 def terminate(process: subprocess.Popen[Any], *, timeout_s: float = 10.0) -> None:
     """Stop a spawned child: SIGTERM to its process group, SIGKILL after ``timeout_s`` (at once
     after a second stop signal); what is left of its group is killed too. Safe to call twice."""
-    try:
-        if process.poll() is None:
-            _signal_group(process.pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout_s
-            while process.poll() is None and time.monotonic() < deadline and not _hurry:
-                time.sleep(0.05)
-            if process.poll() is None:
-                _signal_group(process.pid, signal.SIGKILL)
-                process.wait()
-        _signal_group(process.pid, signal.SIGKILL)  # grandchildren its leader left behind
-    finally:
-        _children.pop(process.pid, None)
+    terminate_all([process], timeout_s=timeout_s)
 
 
 def terminate_all(processes: Sequence[subprocess.Popen[Any]], *, timeout_s: float = 10.0) -> None:
     """``terminate`` several children side by side: one bounded wait for all of them."""
-    for process in processes:
-        if process.poll() is None:
+    try:
+        running = [process for process in processes if process.poll() is None]
+        for process in running:
             _signal_group(process.pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and not _hurry:
-        if all(process.poll() is not None for process in processes):
-            break
-        time.sleep(0.05)
-    for process in processes:
-        terminate(process, timeout_s=0.0)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not _hurry:
+            if all(process.poll() is not None for process in running):
+                break
+            time.sleep(0.05)
+        for process in running:
+            # Also what is left of its group (grandchildren its leader left behind): the group
+            # id cannot be reused while any of them lives, and this follows the leader's end.
+            _signal_group(process.pid, signal.SIGKILL)
+            process.wait()
+    finally:
+        for process in processes:
+            _children.pop(process.pid, None)
 
 
 def _signal_group(pid: int, sig: int) -> None:
@@ -188,11 +184,6 @@ def say(message: str, out: TextIO | None = None) -> None:
     """Print a line while stopping: a closed terminal (SIGHUP) must not cut the stop short."""
     with contextlib.suppress(OSError, ValueError):
         print(message, file=out or sys.stderr, flush=True)
-
-
-def running_children() -> list[tuple[str, int]]:
-    """The registered children still running, oldest first: ``(name, pid)``."""
-    return [(name, pid) for pid, (name, p) in list(_children.items()) if p.poll() is None]
 
 
 def stop_children(*, out: TextIO | None = None, label: str = "", timeout_s: float = 10.0) -> None:
