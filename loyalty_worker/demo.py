@@ -232,6 +232,7 @@ def _run_demo(*, customers: int, seed: int, flower: bool, redis_db: int) -> int:
         devstack.say(f"\ndemo: {stopped_by}: stopping what it started")
         raise
     finally:
+        devstack.stopping()  # a signal now (Ctrl-C twice) hurries this, cannot cut it short
         with contextlib.suppress(OSError, ValueError):
             sys.stdout.flush()
         # The workers first (each finishes or gives back its tasks), then the run they leave,

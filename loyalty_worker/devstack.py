@@ -206,6 +206,13 @@ def _on_stop_signal(signum: int, frame: FrameType | None) -> None:
     raise Stopped(signum)
 
 
+def stopping() -> None:
+    """Cleanup starts: from now on a stop signal only cuts its graceful waits short, it no
+    longer interrupts it."""
+    global _signalled
+    _signalled = True
+
+
 @contextlib.contextmanager
 def supervise(label: str, *, out: TextIO = sys.stderr, timeout_s: float = 10.0) -> Iterator[None]:
     """Run a command that starts children: SIGTERM, SIGHUP and SIGINT raise ``Stopped`` (once;
@@ -221,7 +228,7 @@ def supervise(label: str, *, out: TextIO = sys.stderr, timeout_s: float = 10.0) 
     try:
         yield
     finally:
-        _signalled = True  # from here on a signal hurries the stop
+        stopping()
         try:
             stop_children(out=out, label=f"{label}: ", timeout_s=timeout_s)
         finally:
