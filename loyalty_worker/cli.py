@@ -231,11 +231,30 @@ def _cmd_flower(args: argparse.Namespace) -> int:  # noqa: RET503 - exec does no
             file=sys.stderr,
         )
         return 2
+    elif not _is_loopback(args.address):
+        # Flower's task view and controls would be open to anyone who reaches the address.
+        print(
+            f"flower: --no-auth serves only a loopback address (127.0.0.1, ::1), not "
+            f"{args.address!r}; set LOYALTY_FLOWER_PASSWORD to serve it further",
+            file=sys.stderr,
+        )
+        return 2
     argv = [sys.executable, "-m", "celery", "-A", "loyalty_worker.celery_app", "flower"]
     argv += [f"--port={args.port}", f"--address={args.address}"]
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, argv, env)  # noqa: S606 - a fixed argv, no shell
+
+
+def _is_loopback(address: str) -> bool:
+    import ipaddress
+
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve anywhere
 
 
 def _cmd_seed_firestore(args: argparse.Namespace) -> int:
