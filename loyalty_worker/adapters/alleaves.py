@@ -223,7 +223,12 @@ def _page_rows(payload: Any, page: int) -> list[Any]:
         data = payload.get("data")
         if isinstance(data, list):
             return data
-        keyed = [(int(key), row) for key, row in payload.items() if key.isdigit()]
+        # ASCII digits only: "²".isdigit() is true, but int("²") fails.
+        keyed = [
+            (int(key), row)
+            for key, row in payload.items()
+            if isinstance(key, str) and key.isascii() and key.isdigit()
+        ]
         if keyed or not payload:
             return [row for _, row in sorted(keyed, key=lambda item: item[0])]
     raise PermanentError(SERVICE, f"page {page}: unexpected response shape")

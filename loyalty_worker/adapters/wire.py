@@ -3,17 +3,24 @@
 The models are lenient where the providers are loose (unknown fields, nulls, numbers as strings)
 and strict where the loyalty rules need a fact: an order without a numeric ``subtotal`` is not
 guessed at but reported, by id, as a ``MalformedRecord``.
+
+Numbers are held to sane bounds (``domain.bounds``): ids and balances within what Firestore and
+a JavaScript reader keep exactly, amounts within one order's plausible size, discounts and
+refunds never negative (a negative one would inflate the spend), and numeric text in ASCII
+digits only (``Decimal`` and ``int`` also read Arabic-Indic or full-width digits).
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from loyalty_worker.domain.bounds import MAX_AMOUNT, MAX_ID, MAX_POINTS
 from loyalty_worker.domain.models import AlpineProfile, Customer, Order
 from loyalty_worker.domain.phone import mask_phones_in, normalize_phone
 from loyalty_worker.errors import MalformedRecord
@@ -30,6 +37,28 @@ def _day(timestamp: str | None) -> date | None:
         return None
 
 
+# Numeric text as JSON writes numbers, in ASCII: ``Decimal("١٢")`` and ``int("１２")`` read
+# non-ASCII digits, and ``"²".isdigit()`` is true though ``int("²")`` fails.
+_NUMERIC_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+
+
+def _ascii_number(value: object) -> object:
+    """A number given as text must be plain ASCII numeric text; a bool is no number."""
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a number")
+    if isinstance(value, str) and not _NUMERIC_TEXT.fullmatch(value.strip()):
+        raise ValueError("not a number in ASCII digits")
+    return value
+
+
+_Number = BeforeValidator(_ascii_number)
+RecordId = Annotated[int, _Number, Field(ge=1, le=MAX_ID)]
+OwnerId = Annotated[int, _Number, Field(ge=0, le=MAX_ID)]
+Amount = Annotated[Decimal, _Number, Field(ge=-MAX_AMOUNT, le=MAX_AMOUNT, allow_inf_nan=False)]
+Deduction = Annotated[Decimal, _Number, Field(ge=0, le=MAX_AMOUNT, allow_inf_nan=False)]
+Points = Annotated[int, _Number, Field(ge=0, le=MAX_POINTS)]
+
+
 class _Wire(BaseModel):
     """Tolerant by default: providers add fields, and send ids or codes as numbers or strings."""
 
@@ -39,7 +68,7 @@ class _Wire(BaseModel):
 class AlleavesCustomer(_Wire):
     """A row of ``POST /customer/search``."""
 
-    id_customer: int
+    id_customer: RecordId
     phone: str | None = None
     alpine_user_code: str | None = None
     date_created: str | None = None
@@ -57,12 +86,13 @@ class AlleavesCustomer(_Wire):
 class AlleavesOrder(_Wire):
     """A row of ``GET /order``; amounts as ``Decimal`` (numbers or numeric strings, not floats)."""
 
-    id_order: int
-    id_customer: int | None = None
+    id_order: RecordId
+    id_customer: OwnerId | None = None
     status: str
-    subtotal: Decimal = Field(allow_inf_nan=False)
-    discount: Decimal | None = Field(default=None, allow_inf_nan=False)
-    refunded_amount: Decimal | None = Field(default=None, allow_inf_nan=False)
+    subtotal: Amount
+    # Never negative: "minus a negative discount" would add to the spend.
+    discount: Deduction | None = None
+    refunded_amount: Deduction | None = None
 
     def to_order(self) -> Order:
         """Anonymous orders (``id_customer`` 0, null or missing) keep customer 0: nobody's."""
@@ -87,7 +117,7 @@ class AlpineLoyalty(_Wire):
 
     contact_id: str | None = Field(default=None, alias="contactID")
     loyalty: bool = True
-    points: int = Field(ge=0)  # a negative balance is a malformed record, not a gap of its own
+    points: Points  # a negative balance is a malformed record, not a gap of its own
     tier: str | None = None
     last_visit: str | None = Field(default=None, alias="lastVisit")
 
@@ -106,7 +136,7 @@ class AlpineLoyalty(_Wire):
 class AlpineWallet(_Wire):
     """The ``data`` of ``POST /v2/wallet``."""
 
-    loyalty_points: int | None = Field(default=None, alias="loyaltyPoints")
+    loyalty_points: Points | None = Field(default=None, alias="loyaltyPoints")
 
 
 class AlpineContactRow(_Wire):
@@ -115,7 +145,7 @@ class AlpineContactRow(_Wire):
     contact_id: str = Field(alias="contactID")
     mobile_phone: str | None = Field(default=None, alias="mobilePhone")
     phone: str | None = None
-    points: int | None = Field(default=None, ge=0)
+    points: Points | None = None
     tier: str | None = None
     last_visit: str | None = Field(default=None, alias="lastVisit")
 
@@ -191,7 +221,7 @@ def _readable_int(raw: object, key: str) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         return int(value)
     return None
 

@@ -7,7 +7,10 @@ import hmac
 import re
 from dataclasses import dataclass
 
-_NON_DIGITS = re.compile(r"\D")
+# ASCII digits only: ``\d`` also matches Arabic-Indic, Devanagari or full-width digits, which
+# are no phone number (and would fail the ASCII encoding of the ``phoneHash``).
+_NON_DIGITS = re.compile(r"[^0-9]")
+# Masking, though, matches any digits: hiding too much is harmless.
 _PHONE_LIKE = re.compile(r"(?<!\d)(?:\+?1[\s.-]?)?\(?\d{3}\)?[\s.-]?\d{3}[\s.-]?(\d{4})(?!\d)")
 
 

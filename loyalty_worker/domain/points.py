@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
+from loyalty_worker.domain.bounds import check_points
 from loyalty_worker.domain.models import LoyaltyRules, Order, PointsCalculation
 
 COUNTED_STATUSES = frozenset({"completed", "delivered"})
@@ -35,7 +36,10 @@ def order_points(order: Order, rules: LoyaltyRules) -> int:
 def calculate_points(
     orders: Iterable[Order], rules: LoyaltyRules, *, equity: bool
 ) -> PointsCalculation:
-    """Sum base points over counted orders, then add the equity bonus."""
+    """Sum base points over counted orders, then add the equity bonus.
+
+    Points beyond ``bounds.MAX_POINTS`` raise ``OutOfBounds`` (the orders cannot be real).
+    """
     base = 0
     counted: list[tuple[int, Decimal]] = []
     for order in orders:
@@ -48,7 +52,7 @@ def calculate_points(
     return PointsCalculation(
         base_points=base,
         equity_bonus=bonus,
-        points_from_orders=base + bonus,
+        points_from_orders=check_points(base + bonus, "points from orders"),
         orders_processed=len(counted),
         total_spent=spent.quantize(_CENT, rounding=ROUND_HALF_UP),
         counted=tuple(counted),

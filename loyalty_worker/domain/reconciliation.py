@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from loyalty_worker.domain.bounds import check_points
 from loyalty_worker.domain.models import (
     Action,
     Adjustment,
@@ -71,6 +72,8 @@ def decide(
 ) -> LoyaltyOutcome:
     """Everything the rules say for one customer, given the calculation and Alpine IQ's view."""
     calculated = calculation.points_from_orders
+    if alpine is not None:
+        check_points(alpine.points, "Alpine IQ points")
     reconciliation = reconcile(calculated, alpine, rules)
     displayed = displayed_loyalty(calculated, alpine, rules)
     adjustment = None

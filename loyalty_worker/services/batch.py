@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 FINAL = frozenset({"completed", "failed", "incomplete"})
 # Results the plan settles are recorded this many at a time.
 SETTLED_BATCH = 500
+# Ids of malformed orders without a customer that a run's summary lists (all are counted).
+UNOWNED_LISTED = 100
 
 
 @dataclass(frozen=True)
@@ -255,11 +257,21 @@ def _record_plan(
     """Record what the plan read, the failed results of its malformed customers, and the run as
     ``running`` in Firestore (the watchdog finds the run even if Redis loses it)."""
     run_id = request.run_id
+    unowned = plan.unowned_malformed_orders()
+    if unowned:
+        log.warning(
+            "run %s: org %s: %d malformed orders without a listed customer",
+            run_id,
+            request.org_id,
+            len(unowned),
+        )
     ledger.update(
         run_id,
         ordersSeen=plan.history.orders_seen,
         orderPages=plan.history.pages_fetched,
         ordersSince=plan.recent_since.isoformat() if plan.recent_since else "all",
+        unownedMalformedOrders=len(unowned),
+        unownedMalformedOrderIds=json.dumps(unowned[:UNOWNED_LISTED]),
     )
     now = time.time()
     _record_malformed(request, plan.malformed_customers, ledger=ledger, now=now)
@@ -451,6 +463,9 @@ def summarize_batch(
         started_at=float(meta["startedAt"]), finished_at=time.time(), status=status
     )
     summary["ordersSince"] = meta.get("ordersSince", "all")
+    # Malformed orders no customer's failure reports (no readable customer id): counted here.
+    summary["unownedMalformedOrders"] = int(meta.get("unownedMalformedOrders", 0))
+    summary["unownedMalformedOrderIds"] = json.loads(meta.get("unownedMalformedOrderIds", "[]"))
     if "listedAt" in meta:
         # Time spent reading Alleaves, Alpine IQ and Firestore before the first task.
         summary["planS"] = round(float(meta["listedAt"]) - float(meta["startedAt"]), 3)

@@ -80,6 +80,18 @@ class RunPlan:
     def listed(self) -> int:
         return len(self.customers) + len(self.malformed_customers)
 
+    def unowned_malformed_orders(self) -> list[str]:
+        """Ids of malformed orders that no listed customer will report: those without a
+        readable ``id_customer``, and those of a customer the listing does not hold."""
+        listed = {c.customer_id for c in self.customers}
+        orphans = [
+            order_id
+            for customer_id, order_ids in self.history.malformed.items()
+            if customer_id not in listed
+            for order_id in order_ids
+        ]
+        return self.history.unowned_malformed + orphans
+
     def alpine_answer(self, phone: str | None) -> AlpineAnswer | None:
         """Alpine IQ's answer from the listing, or None when only a look-up can tell."""
         if phone is None or phone not in self.balances:
@@ -108,13 +120,18 @@ class RunPlan:
         cid = customer.customer_id
         profile = profiles.get(cid) if profiles is not None else None
         orders = self.history.orders_of(cid)
+        malformed = tuple(self.history.malformed.get(cid, ()))
         ledger = (profile or {}).get("loyaltyOrders")
         if self.recent_since is not None and ledger:
-            orders = merge_orders(ledger_orders(cid, ledger), orders)
+            try:
+                orders = merge_orders(ledger_orders(cid, ledger), orders)
+            except (ArithmeticError, ValueError, TypeError, AttributeError):
+                # A ledger edited by hand: this customer fails as malformed, the run goes on.
+                malformed += ("loyaltyOrders (the profile's order ledger)",)
         return CustomerWork(
             customer=customer,
             orders=tuple(orders),
-            malformed_orders=tuple(self.history.malformed.get(cid, ())),
+            malformed_orders=malformed,
             alpine=self.alpine_answer(normalize_phone(customer.phone)),
             profile=profile,
             profile_known=profiles is not None,

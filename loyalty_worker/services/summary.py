@@ -161,10 +161,16 @@ def summary_alert(summary: Mapping[str, Any]) -> Alert:
         sections.append(
             ("Failures by reason", [f"{r}: {n}" for r, n in summary["failedByReason"].items()])
         )
+    unowned = int(summary.get("unownedMalformedOrders") or 0)
+    if unowned:
+        ids = [str(order_id) for order_id in summary.get("unownedMalformedOrderIds") or ()]
+        line = f"{unowned} orders (ids {', '.join(ids[:10])}"
+        line += f" and {unowned - 10} more)" if unowned > 10 else ")"
+        sections.append(("Malformed orders without a customer", [line]))
     if summary.get("error"):
         sections.append(("Error", [str(summary["error"])]))
     severity = "info"
-    if summary["discrepancies"] or summary["failed"]:
+    if summary["discrepancies"] or summary["failed"] or unowned:
         severity = "warning"
     if summary["status"] != "completed":
         severity = "error"

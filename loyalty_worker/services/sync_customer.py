@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from loyalty_worker.domain.phone import normalize_phone
+from loyalty_worker.domain.bounds import OutOfBounds
+from loyalty_worker.domain.phone import mask_phones_in, normalize_phone
 from loyalty_worker.domain.points import calculate_points
 from loyalty_worker.domain.profile import ProfileUpdate, build_profile_update
 from loyalty_worker.domain.reconciliation import decide
@@ -16,6 +18,8 @@ from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports import LoyaltyLookup, ProfileStore
 from loyalty_worker.services.customer_inputs import PROFILE_FIELDS, CustomerWork, inputs_digest
 from loyalty_worker.services.results import SyncResult, SyncStatus
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,31 +42,52 @@ def evaluate_customer(
     """Apply the loyalty rules to one customer; the write is left to the caller.
 
     Transient errors (Alpine IQ or Firestore unavailable) propagate so the caller can retry;
-    permanent ones become a ``failed`` result with the error's reason. A profile the run read
+    permanent ones become a ``failed`` result with the error's reason. Any other exception
+    (a number beyond its bound, an amount ``Decimal`` cannot hold, a bug met by odd data) fails
+    this customer alone (``failure_reason``): never the chunk or the run. A profile the run read
     ahead (``work.profile_known``) spares the read here.
     """
+    stamp = datetime.now(UTC).isoformat()
+    if work.malformed_orders:
+        detail = "malformed orders: " + ", ".join(work.malformed_orders)
+        return Evaluation(_failed(org, work, stamp, "malformed", detail, dry_run), None)
+    try:
+        return _evaluate(org, work, store=store, alpine=alpine, run_id=run_id, dry_run=dry_run)
+    except TransientError:
+        raise
+    except PermanentError as exc:
+        return Evaluation(_failed(org, work, stamp, exc.reason, str(exc), dry_run), None)
+    except Exception as exc:  # one customer's bad data fails that customer, nothing more
+        reason, detail = failure_reason(exc)
+        _log_failure(org.org_id, work.customer.customer_id, reason, detail, exc)
+        return Evaluation(_failed(org, work, stamp, reason, detail, dry_run), None)
+
+
+def _evaluate(
+    org: OrgSettings,
+    work: CustomerWork,
+    *,
+    store: ProfileStore,
+    alpine: LoyaltyLookup,
+    run_id: str | None,
+    dry_run: bool,
+) -> Evaluation:
     now = datetime.now(UTC)
     rules = org.rules()
     customer = work.customer
     phone = normalize_phone(customer.phone)
     stamp = now.isoformat()
-    if work.malformed_orders:
-        detail = "malformed orders: " + ", ".join(work.malformed_orders)
-        return Evaluation(_failed(org, work, stamp, "malformed", detail, dry_run), None)
-    try:
-        profile: Mapping[str, Any] | None = work.profile
-        if not work.profile_known:
-            profile = store.get_profiles(org.org_id, [customer.customer_id], PROFILE_FIELDS).get(
-                customer.customer_id
-            )
-        equity = bool(profile and profile.get("equityStatus") is True)
-        calculation = calculate_points(work.orders, rules, equity=equity)
-        if work.alpine is not None:  # answered ahead: the run matched the phone already
-            alpine_profile = work.alpine.profile
-        else:
-            alpine_profile = alpine.lookup(phone) if phone else None
-    except PermanentError as exc:
-        return Evaluation(_failed(org, work, stamp, exc.reason, str(exc), dry_run), None)
+    profile: Mapping[str, Any] | None = work.profile
+    if not work.profile_known:
+        profile = store.get_profiles(org.org_id, [customer.customer_id], PROFILE_FIELDS).get(
+            customer.customer_id
+        )
+    equity = bool(profile and profile.get("equityStatus") is True)
+    calculation = calculate_points(work.orders, rules, equity=equity)
+    if work.alpine is not None:  # answered ahead: the run matched the phone already
+        alpine_profile = work.alpine.profile
+    else:
+        alpine_profile = alpine.lookup(phone) if phone else None
     outcome = decide(calculation, alpine_profile, rules)
     update = build_profile_update(
         org.org_id, customer, outcome, run_id=run_id, now=now, phone_hash=work.hashed_phone
@@ -81,6 +106,35 @@ def evaluate_customer(
         inputs=inputs_digest(rules, customer, alpine_profile, work.phone_hash),
     )
     return Evaluation(result, update if changed and not dry_run else None)
+
+
+# Exceptions that bad data raises (an amount beyond Decimal's precision, a number outside its
+# bound, text that is not a number): the customer is ``malformed``. Any other is a bug that odd
+# data met: ``internal_error``, logged with its traceback. Either way only that customer fails.
+_DATA_ERRORS: tuple[type[Exception], ...] = (ArithmeticError, ValueError, OutOfBounds)
+_MAX_DETAIL = 300
+
+
+def failure_reason(exc: Exception) -> tuple[str, str]:
+    """The reason and detail a customer fails with for an exception the rules did not expect;
+    the detail names the exception (its text cut short, phone numbers masked)."""
+    reason = "malformed" if isinstance(exc, _DATA_ERRORS) else "internal_error"
+    detail = mask_phones_in(f"{type(exc).__name__}: {exc}")
+    if len(detail) > _MAX_DETAIL:
+        detail = detail[: _MAX_DETAIL - 1] + "…"
+    return reason, detail
+
+
+def _log_failure(org_id: str, customer_id: int, reason: str, detail: str, exc: Exception) -> None:
+    log.warning(
+        "org %s: customer %s failed (%s): %s",
+        org_id,
+        customer_id,
+        reason,
+        detail,
+        exc_info=reason == "internal_error",
+        extra={"org_id": org_id, "customer_id": customer_id, "outcome": reason},
+    )
 
 
 def _failed(
@@ -113,12 +167,27 @@ def sync_customer(
     )
     if evaluation.update is None:
         return evaluation.result
-    try:
-        store.write_profiles([evaluation.update])
-    except PermanentError as exc:
-        stamp = evaluation.result.updated_at
-        return _failed(org, work, stamp, exc.reason, str(exc), dry_run)
+    failure = _write_failure(store, evaluation.update)
+    if failure is not None:
+        reason, detail = failure
+        return _failed(org, work, evaluation.result.updated_at, reason, detail, dry_run)
     return evaluation.result
+
+
+def _write_failure(store: ProfileStore, update: ProfileUpdate) -> tuple[str, str] | None:
+    """Write one profile; None when it is written, else the reason and detail it failed with.
+    A transient error propagates (the write is idempotent: the caller tries again)."""
+    try:
+        store.write_profiles([update])
+    except TransientError:
+        raise
+    except PermanentError as exc:
+        return exc.reason, str(exc)
+    except Exception as exc:  # a value the store cannot encode fails this customer alone
+        reason, detail = failure_reason(exc)
+        _log_failure(update.org_id, update.customer_id, reason, detail, exc)
+        return reason, detail
+    return None
 
 
 @dataclass
@@ -142,7 +211,9 @@ def sync_chunk(
 
     A customer whose evaluation hits a transient error is handed back for a retry of its own,
     so one slow look-up does not hold up the chunk. A transient error of the batched write
-    propagates: the whole chunk is retried (the sync is idempotent).
+    propagates: the whole chunk is retried (the sync is idempotent). A batched write refused
+    for any other reason is made again one profile at a time, so that only a profile that
+    cannot be written fails, with its reason.
     """
     outcome = ChunkOutcome()
     evaluations: list[Evaluation] = []
@@ -159,17 +230,33 @@ def sync_chunk(
     try:
         if updates:
             store.write_profiles(updates)
+    except TransientError:
+        raise
+    except Exception as exc:  # the batch refused: each write alone, so only a bad one fails
+        log.warning(
+            "org %s: batched write of %d profiles failed (%s); writing them one by one",
+            org.org_id,
+            len(updates),
+            failure_reason(exc)[1],
+        )
+        outcome.results.extend(_write_one_by_one(evaluations, store))
+    else:
         outcome.results.extend(e.result for e in evaluations)
-    except PermanentError as exc:
-        for evaluation in evaluations:
-            result = evaluation.result
-            if evaluation.update is not None:
-                result = replace(
-                    result,
-                    status=SyncStatus.FAILED,
-                    outcome=None,
-                    reason=exc.reason,
-                    detail=str(exc),
-                )
-            outcome.results.append(result)
     return outcome
+
+
+def _write_one_by_one(evaluations: Sequence[Evaluation], store: ProfileStore) -> list[SyncResult]:
+    """Results of a chunk whose batched write failed: each profile written on its own; one
+    that still fails gets a ``failed`` result with its reason, the others keep theirs."""
+    results = []
+    for evaluation in evaluations:
+        result = evaluation.result
+        if evaluation.update is not None:
+            failure = _write_failure(store, evaluation.update)
+            if failure is not None:
+                reason, detail = failure
+                result = replace(
+                    result, status=SyncStatus.FAILED, outcome=None, reason=reason, detail=detail
+                )
+        results.append(result)
+    return results
