@@ -3,12 +3,16 @@
 Every value that differs between deployments comes from the environment (see README.md).
 """
 
+import math
+
 from kombu import Queue
 
 from loyalty_worker import names
 from loyalty_worker.config import get_settings
+from loyalty_worker.deadlines import deadlines
 
 _settings = get_settings()
+_deadlines = deadlines(_settings)
 
 broker_url = _settings.redis_url
 result_backend = _settings.redis_url
@@ -31,12 +35,15 @@ worker_prefetch_multiplier = 1
 worker_pool = "threads"
 worker_concurrency = _settings.worker_concurrency
 
-task_soft_time_limit = 120
-task_time_limit = 150
+# The threads pool enforces neither limit (nor the ones in tasks.py): every task bounds its own
+# time (loyalty_worker.deadlines, README "Deadlines"). They are set to the computed longest
+# task, so that a prefork pool, should one be configured, would enforce the same bound.
+task_soft_time_limit = math.ceil(_deadlines.longest_task_s)
+task_time_limit = task_soft_time_limit + 30
 
 # Redis redelivers an unacknowledged message after the visibility timeout (this is how a task
-# of a killed worker comes back); it must exceed the longest retry countdown (60 s), or retried
-# tasks would run twice.
+# of a killed worker comes back); it must exceed the longest task (checked at worker start) and
+# the longest retry countdown (60 s), or tasks would run twice.
 broker_transport_options = {"visibility_timeout": _settings.visibility_timeout_s}
 result_backend_transport_options = {"visibility_timeout": _settings.visibility_timeout_s}
 result_expires = 24 * 3600

@@ -102,7 +102,11 @@ class Container:
         with self._lock:
             if self._store is None:
                 client = build_firestore_client(self.settings.firestore_project)
-                self._store = FirestoreProfileStore(client)
+                self._store = FirestoreProfileStore(
+                    client,
+                    timeout_s=self.settings.firestore_timeout_s,
+                    retry_budget_s=self.settings.firestore_retry_s,
+                )
             return self._store
 
     @property
@@ -138,6 +142,7 @@ class Container:
                 uid=org.alpine.uid,
                 api_key=org.alpine.api_key.get_secret_value(),
                 retry=self.retry,
+                max_pages=self.settings.max_pages,
             ),
             notifier=self._notifier(org),
         )
@@ -158,6 +163,7 @@ class Container:
             partner_id=org.alleaves.partner_id,
             page_size=self.settings.page_size,
             retry=self.retry,
+            max_pages=self.settings.max_pages,
         )
 
     def notifier_for(self, org_id: str) -> Notifier:
@@ -188,6 +194,9 @@ class Container:
             customer_page_limit=settings.single_sync_max_customer_pages,
             single_sync_concurrency=settings.single_sync_concurrency,
             single_sync_slot_ttl_s=settings.single_sync_slot_ttl_s,
+            task_budget_s=settings.task_budget_s,
+            plan_budget_s=settings.plan_budget_s,
+            max_pages=settings.max_pages,
         )
         return RunPorts(
             org_for=self.org,

@@ -6,10 +6,16 @@ import logging
 from typing import Any
 
 from celery import Celery
-from celery.signals import after_setup_logger, after_setup_task_logger, worker_process_init
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    worker_init,
+    worker_process_init,
+)
 
 from loyalty_worker import bootstrap, logs
 from loyalty_worker.config import get_settings
+from loyalty_worker.deadlines import check_at_worker_start
 
 app = Celery("loyalty_worker")
 app.config_from_object("celeryconfig")
@@ -20,6 +26,12 @@ app.autodiscover_tasks(["loyalty_worker"], related_name="tasks", force=True)
 def _fresh_clients_per_process(**_: Any) -> None:
     # A prefork child must not reuse its parent's sockets or gRPC channels.
     bootstrap.reset()
+
+
+@worker_init.connect
+def _deadlines_hold_together(**_: Any) -> None:
+    # The threads pool enforces no time limit: the tasks' own bounds must fit the timeouts.
+    check_at_worker_start(get_settings(), logging.getLogger(__name__))
 
 
 @after_setup_logger.connect

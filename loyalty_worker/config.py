@@ -35,6 +35,14 @@ class Settings(BaseSettings):
     http_pool_size: int = Field(default=64, ge=1)
     http_max_attempts: int = Field(default=4, ge=1)
     http_max_retry_s: float = Field(default=30.0, ge=0)
+    # A response body larger than this is refused (a provider gone wrong cannot fill memory).
+    http_max_response_bytes: int = Field(default=16 * 2**20, ge=1024)
+    # Every Firestore call: the deadline of one RPC, and the time its retries may take.
+    firestore_timeout_s: float = Field(default=10.0, gt=0)
+    firestore_retry_s: float = Field(default=3.0, ge=0)
+    # The most pages one listing is read (the customers, one date window of orders, Alpine IQ's
+    # contacts): a provider that keeps answering full pages stops the run here, reported.
+    max_pages: int = Field(default=5000, ge=1)
 
     # Requests per second to each API, shared by all worker processes (unset: no limit).
     alleaves_rate_limit: float | None = Field(default=None, gt=0)
@@ -46,13 +54,22 @@ class Settings(BaseSettings):
     page_size: int = Field(default=100, ge=1, le=1000)
 
     # Redis redelivers a message whose worker died unacknowledged after this many seconds.
-    visibility_timeout_s: int = Field(default=3600, ge=10)
+    # The deadlines must hold together (README "Deadlines"; checked at worker start):
+    # longest task < visibility timeout < stall timeout.
+    visibility_timeout_s: int = Field(default=1800, ge=10)
+    # A customer task starts no new customer (a chunk) or page (a single sync) after this
+    # long; a run's planning reads no new page after ``plan_budget_s``.
+    task_budget_s: float = Field(default=120.0, gt=0)
+    plan_budget_s: float = Field(default=1200.0, gt=0)
+    # "enforce": a worker refuses to start with deadlines out of order; "warn": it logs them
+    # (test stacks that shrink one timeout on purpose).
+    deadline_check: Literal["enforce", "warn"] = "enforce"
     worker_concurrency: int = Field(default=16, ge=1)
     # Customers per batch task: one message, one batched Firestore write, one result record.
     sync_chunk_size: int = Field(default=25, ge=1, le=500)
     sync_max_retries: int = Field(default=5, ge=0)
     # A run without a new result for this long is closed as incomplete by the watchdog.
-    run_stall_s: float = Field(default=1800.0, gt=0)
+    run_stall_s: float = Field(default=3600.0, gt=0)
     # A closed run keeps its per-customer results in Redis this long for inspection (0: they go
     # with the summary write; the summary holds their totals).
     run_results_keep_s: int = Field(default=0, ge=0)

@@ -6,7 +6,8 @@ decided once, at the client boundary::
 
     LoyaltyError
     ├── TransientError          retry later: 429, 5xx, timeouts, connection errors
-    │   └── RateLimited         429; ``retry_after`` seconds when the service said so
+    │   ├── RateLimited         429; ``retry_after`` seconds when the service said so
+    │   └── DeadlineExceeded    a task's own time budget ran out: the rest is handed on
     └── PermanentError          retrying will not help
         ├── AuthError           401/403: wrong credentials or API key (stops an org's run)
         ├── MalformedRecord     a record from a provider that cannot be trusted (reported by id)
@@ -143,3 +144,18 @@ class PhoneNotKept(PermanentError):
     @property
     def reason(self) -> str:  # type: ignore[override]
         return "phone_not_kept"
+
+
+class DeadlineExceeded(TransientError):
+    """A task's own time budget ran out before its work did (``services.deadline``): the work
+    left is handed on or tried again later, never run past the budget."""
+
+    def __init__(self, what: str, budget_s: float) -> None:
+        super().__init__("deadline", f"{what}: not done within {budget_s:g} s")
+        self.args = (what, budget_s)
+        self.what = what
+        self.budget_s = budget_s
+
+    @property
+    def reason(self) -> str:  # type: ignore[override]
+        return "deadline_exceeded"

@@ -48,6 +48,7 @@ class AlleavesClient:
         page_size: int = 100,
         retry: RetryPolicy,
         clock: Callable[[], float] = time.time,
+        max_pages: int = 5000,
     ) -> None:
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
@@ -58,6 +59,7 @@ class AlleavesClient:
         self._page_size = page_size
         self._retry = retry
         self._clock = clock
+        self._max_pages = max_pages
         self._login_lock = threading.Lock()
         # (token, renew_at) swapped as one tuple, so readers outside the lock never see a mix.
         self._session: tuple[str, float] | None = None
@@ -70,14 +72,15 @@ class AlleavesClient:
         return self._page_size
 
     def iter_customers(self) -> Iterator[Customer | MalformedRecord]:
-        """Every customer, page by page from 1, until an empty or short page (there is no total)."""
+        """Every customer, page by page from 1, until an empty or short page (there is no total);
+        never past ``max_pages`` pages (PermanentError)."""
         page = 1
         while True:
             records = self.fetch_customer_page(page)
             yield from records
             if len(records) < self._page_size:
                 return
-            page += 1
+            page = self._next_page(page, "customer listing")
 
     def fetch_customer_page(self, page: int) -> list[Customer | MalformedRecord]:
         """One page (from 1) of the customer listing; public so pages can be fetched in parallel."""
@@ -88,14 +91,20 @@ class AlleavesClient:
         return [parse_customer(raw, page=page, position=i) for i, raw in enumerate(rows)]
 
     def iter_orders(self, start: date, end: date) -> Iterator[Order | MalformedRecord]:
-        """Every order created from ``start`` to ``end`` (inclusive), flat, until a short page."""
+        """Every order created from ``start`` to ``end`` (inclusive), flat, until a short page;
+        never past ``max_pages`` pages (PermanentError)."""
         page = 1
         while True:
             orders = self.fetch_order_page(start, end, page)
             yield from orders
             if len(orders) < self._page_size:
                 return
-            page += 1
+            page = self._next_page(page, f"orders {start}..{end}")
+
+    def _next_page(self, page: int, what: str) -> int:
+        if page >= self._max_pages:
+            raise PermanentError(SERVICE, f"{what} still full at {self._max_pages} pages")
+        return page + 1
 
     def fetch_order_page(self, start: date, end: date, page: int) -> list[Order | MalformedRecord]:
         """One page of a date window; public so that a caller can fetch windows in parallel.

@@ -46,6 +46,7 @@ class AlpineIQClient:
         uid: str,
         api_key: str,
         retry: RetryPolicy,
+        max_pages: int = 5000,
     ) -> None:
         self._http = http
         self._base_url = base_url.rstrip("/")
@@ -53,6 +54,7 @@ class AlpineIQClient:
         self._uid = urllib.parse.quote(uid, safe="")
         self._headers = {"X-APIKEY": api_key}
         self._retry = retry
+        self._max_pages = max_pages
 
     def lookup(self, phone10: str) -> AlpineProfile | None:
         """The loyalty account of a phone, or None when Alpine IQ has none (404)."""
@@ -81,12 +83,19 @@ class AlpineIQClient:
 
         Alpine IQ documents ``limit`` between 100 and 2000. A row that cannot be read (no
         ``contactID``) is logged and skipped: one bad row must not hide every other balance.
+        The listing is bounded: past ``max_pages`` pages, or at a page that repeats the one
+        before (an account ignoring ``start``), it stops with PermanentError.
         """
         if limit < 1:
             raise ValueError("limit must be at least 1")
         label = "GET /v1.1/piis/{uid}"
         start = 0
-        while True:
+        previous: list[Any] | None = None
+        for number in range(1, self._max_pages + 2):
+            if number > self._max_pages:
+                raise PermanentError(
+                    SERVICE, f"{label}: contacts still coming after {self._max_pages} pages"
+                )
             response = self._send(
                 "GET",
                 f"/v1.1/piis/{self._uid}",
@@ -95,6 +104,10 @@ class AlpineIQClient:
             )
             data = _data(decode_json(response, service=SERVICE, label=label), label)
             page = _validated(AlpineContactsPage, data, "contacts page", f"start {start}")
+            ids = [row.get("contactID") if isinstance(row, dict) else row for row in page.results]
+            if ids and ids == previous:
+                raise PermanentError(SERVICE, f"{label}: page at start {start} repeats the last")
+            previous = ids
             for position, raw in enumerate(page.results):
                 try:
                     yield AlpineContactRow.model_validate(raw).to_contact()

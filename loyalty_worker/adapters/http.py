@@ -53,6 +53,11 @@ class RetryPolicy:
     max_total_s: float = 30.0
     base_delay_s: float = 0.5
     max_delay_s: float = 8.0
+    # A body larger than this is refused (PermanentError): a provider gone wrong cannot fill
+    # memory. An attempt whose response is not read within ``attempt_deadline_s`` times out
+    # (httpx's read timeout bounds each read, not a body trickling in for ever).
+    max_response_bytes: int = 16 * 2**20
+    attempt_deadline_s: float | None = None
     wait: bool = True
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False, repr=False)
     clock: Callable[[], float] = field(default=time.monotonic, compare=False, repr=False)
@@ -66,7 +71,12 @@ class RetryPolicy:
     @classmethod
     def from_settings(cls, settings: Settings) -> RetryPolicy:
         """The process-wide policy, from ``LOYALTY_HTTP_MAX_ATTEMPTS`` / ``_MAX_RETRY_S``."""
-        return cls(max_attempts=settings.http_max_attempts, max_total_s=settings.http_max_retry_s)
+        return cls(
+            max_attempts=settings.http_max_attempts,
+            max_total_s=settings.http_max_retry_s,
+            max_response_bytes=settings.http_max_response_bytes,
+            attempt_deadline_s=settings.http_connect_timeout_s + settings.http_timeout_s,
+        )
 
     def backoff_s(self, attempt: int) -> float:
         """Full jitter: uniform below the capped exponential, so retrying workers spread out."""
@@ -148,7 +158,11 @@ def send(
     while True:
         attempt += 1
         try:
-            response = http.request(method, url, params=params, json=json_body, headers=headers)
+            response = _fetch(http, method, url, policy, params, json_body, headers)
+        except _TooLarge as exc:
+            raise PermanentError(
+                service, f"{name}: response larger than {exc.limit} bytes: refused"
+            ) from None
         except httpx.TimeoutException as exc:
             error: TransientError = TransientError(service, f"{name}: timed out ({_kind(exc)})")
             asked: float | None = None
@@ -189,6 +203,55 @@ def send(
         )
         if policy.wait and delay > 0:
             policy.sleep(delay)
+
+
+class _TooLarge(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.limit = limit
+
+
+# Headers that describe the body as sent; the response handed on holds it decoded.
+_BODY_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+
+
+def _fetch(
+    http: httpx.Client,
+    method: str,
+    url: str,
+    policy: RetryPolicy,
+    params: Mapping[str, str | int] | None,
+    json_body: Any,
+    headers: Mapping[str, str] | None,
+) -> httpx.Response:
+    """One attempt, its body read in chunks: refused past ``policy.max_response_bytes``, timed
+    out past ``policy.attempt_deadline_s``."""
+    started = policy.clock()
+    request = http.build_request(method, url, params=params, json=json_body, headers=headers)
+    response = http.send(request, stream=True)
+    limit = policy.max_response_bytes
+    try:
+        declared = response.headers.get("Content-Length", "")
+        if declared.isascii() and declared.isdigit() and int(declared) > limit:
+            raise _TooLarge(limit)
+        body = bytearray()
+        for chunk in response.iter_bytes():
+            body += chunk
+            if len(body) > limit:
+                raise _TooLarge(limit)
+            deadline = policy.attempt_deadline_s
+            if deadline is not None and policy.clock() - started > deadline:
+                raise httpx.ReadTimeout("response not read within the deadline", request=request)
+    finally:
+        response.close()
+    kept = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _BODY_HEADERS]
+    return httpx.Response(
+        response.status_code,
+        headers=kept,
+        content=bytes(body),
+        request=request,
+        extensions=response.extensions,
+    )
 
 
 def decode_json(response: httpx.Response, *, service: str, label: str) -> Any:

@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import Any, Protocol
 
-from loyalty_worker.errors import LoyaltyError, MalformedRecord, TransientError
+from loyalty_worker.errors import DeadlineExceeded, LoyaltyError, MalformedRecord, TransientError
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports import (
     CustomerSource,
@@ -28,6 +28,7 @@ from loyalty_worker.ports import (
     SyncSlots,
 )
 from loyalty_worker.services.customer_inputs import CustomerWork
+from loyalty_worker.services.deadline import Deadline
 from loyalty_worker.services.memo import carry_over
 from loyalty_worker.services.plan import RunPlan, plan_run
 from loyalty_worker.services.results import SyncResult, SyncStatus, utc_stamp
@@ -64,6 +65,12 @@ class BatchOptions:
     customer_page_limit: int = 200
     single_sync_concurrency: int = 2
     single_sync_slot_ttl_s: float = 900.0
+    # Time budgets (``services.deadline``): a customer task starts no new customer or page
+    # after ``task_budget_s``; the plan reads no new page after ``plan_budget_s``. No listing
+    # is read past ``max_pages`` pages.
+    task_budget_s: float = 120.0
+    plan_budget_s: float = 1200.0
+    max_pages: int = 5000
 
 
 @dataclass(frozen=True)
@@ -154,10 +161,18 @@ def start_batch(
     refused = open_run(request, ledger=ledger, lock_ttl_s=options.lock_ttl_s)
     if refused is not None:
         return refused
+    deadline = Deadline(options.plan_budget_s)  # one budget for every attempt
     try:
         plan = _plan_with_retries(
             _planner(
-                request, org, store=store, ledger=ledger, options=options, today=today, sleep=sleep
+                request,
+                org,
+                store=store,
+                ledger=ledger,
+                options=options,
+                today=today,
+                sleep=sleep,
+                deadline=deadline,
             ),
             attempts=options.plan_attempts,
             sleep=sleep,
@@ -216,6 +231,7 @@ def _planner(
     options: BatchOptions,
     today: date | None,
     sleep: Callable[[float], None],
+    deadline: Deadline | None = None,
 ) -> Callable[[], RunPlan]:
     """The run's planning as one call (tried again by ``_plan_with_retries``)."""
     since = request.since
@@ -243,6 +259,8 @@ def _planner(
         recent_since=since - timedelta(days=options.overlap_days) if since else None,
         carry_over=carry,
         sleep=sleep,
+        max_pages=options.max_pages,
+        deadline=deadline,
     )
 
 
@@ -399,7 +417,7 @@ def _plan_with_retries(
         try:
             return plan()
         except TransientError as exc:
-            if attempt >= attempts:
+            if attempt >= attempts or isinstance(exc, DeadlineExceeded):
                 raise
             log.warning("planning attempt %d failed (%s); trying again", attempt, exc)
             sleep(2.0**attempt)

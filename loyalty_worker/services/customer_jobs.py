@@ -16,6 +16,7 @@ from loyalty_worker.errors import PermanentError, TransientError
 from loyalty_worker.ports import RunPhones
 from loyalty_worker.services.batch import OrgAdapters, RunPorts, record_results
 from loyalty_worker.services.customer_inputs import CustomerWork
+from loyalty_worker.services.deadline import Deadline
 from loyalty_worker.services.lone_customer import find_customer_work
 from loyalty_worker.services.retries import Attempt, failed_result
 from loyalty_worker.services.run_phones import Unpacked, unpack, unpack_one
@@ -130,6 +131,7 @@ def _lone_work(org_id: str, customer_id: int, org: OrgAdapters, ports: RunPorts)
         parallelism=options.parallelism,
         overlap_days=options.overlap_days,
         max_pages=options.customer_page_limit,
+        deadline=Deadline(options.task_budget_s),
     ).with_phone_hash(options.phone_key)
 
 
@@ -164,6 +166,7 @@ def sync_run_chunk(
             alpine=org.alpine,
             run_id=run_id,
             dry_run=dry_run,
+            deadline=Deadline(ports.options.task_budget_s),
         )
         results = list(outcome.results)
         retried = [work for work, _ in outcome.retry]

@@ -18,6 +18,7 @@ from loyalty_worker.domain.points import ledger_orders, merge_orders
 from loyalty_worker.errors import PermanentError
 from loyalty_worker.ports import CustomerSource, ProfileStore
 from loyalty_worker.services.customer_inputs import PROFILE_FIELDS, CustomerWork, profile_subset
+from loyalty_worker.services.deadline import Deadline
 from loyalty_worker.services.order_history import fetch_order_history
 from loyalty_worker.services.plan import customer_pages
 
@@ -26,14 +27,22 @@ CREATED_MARGIN = timedelta(days=1)
 
 
 def find_customer(
-    source: CustomerSource, customer_id: int, *, parallelism: int, max_pages: int
+    source: CustomerSource,
+    customer_id: int,
+    *,
+    parallelism: int,
+    max_pages: int,
+    deadline: Deadline | None = None,
 ) -> Customer:
     """The customer's Alleaves record, reading the listing only until it shows up, and at most
     ``max_pages`` pages of it."""
     if customer_id <= 0:  # Alleaves ids start at 1; 0 is its anonymous customer
         raise PermanentError("alleaves", f"customer {customer_id} is no customer id")
     pages = 0
-    for records in customer_pages(source, parallelism=parallelism, max_pages=max_pages):
+    listing = customer_pages(
+        source, parallelism=parallelism, max_pages=max_pages, deadline=deadline
+    )
+    for records in listing:
         pages += 1
         for record in records:
             if isinstance(record, Customer) and record.customer_id == customer_id:
@@ -57,13 +66,18 @@ def find_customer_work(
     parallelism: int,
     overlap_days: int,
     max_pages: int,
+    deadline: Deadline | None = None,
 ) -> CustomerWork:
     """The customer, their orders (ledger + recent ones, or all since the customer's
-    ``date_created``) and profile."""
+    ``date_created``) and profile; no page is fetched once ``deadline`` has passed."""
     # A few listing pages at a time: the customer is usually found early, and every page
     # fetched past the last one is a wasted call.
     customer = find_customer(
-        alleaves, customer_id, parallelism=min(parallelism, 4), max_pages=max_pages
+        alleaves,
+        customer_id,
+        parallelism=min(parallelism, 4),
+        max_pages=max_pages,
+        deadline=deadline,
     )
     # pointsLastCalculated dates the ledger: only orders created after it (less the overlap)
     # need reading
@@ -87,6 +101,7 @@ def find_customer_work(
         window_days=window_days,
         page_size=alleaves.page_size,
         parallelism=parallelism,
+        deadline=deadline,
     )
     orders = history.orders_of(customer_id)
     if read_since_ledger and ledger:

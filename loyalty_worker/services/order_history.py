@@ -10,17 +10,31 @@ from __future__ import annotations
 import sys
 import threading
 from collections import defaultdict
-from collections.abc import Callable, KeysView
+from collections.abc import Callable, KeysView, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 from itertools import pairwise
 
-from loyalty_worker.domain.models import Order
-from loyalty_worker.errors import MalformedRecord
+from loyalty_worker.domain.models import Customer, Order
+from loyalty_worker.errors import MalformedRecord, PermanentError
+from loyalty_worker.services.deadline import Deadline, check
 
 PageFetcher = Callable[[date, date, int], list[Order | MalformedRecord]]
+
+
+def page_ids(records: Sequence[Order | Customer | MalformedRecord]) -> list[str]:
+    """The ids of a page's records, in order: two pages with the same ids are the same page."""
+    ids = []
+    for record in records:
+        if isinstance(record, MalformedRecord):
+            ids.append(f"malformed {record.record_id}")
+        elif isinstance(record, Order):
+            ids.append(str(record.order_id))
+        else:
+            ids.append(str(record.customer_id))
+    return ids
 
 
 def date_windows(start: date, end: date, days: int) -> list[tuple[date, date]]:
@@ -133,6 +147,8 @@ def fetch_order_history(
     window_days: int,
     page_size: int,
     parallelism: int,
+    max_pages: int | None = None,
+    deadline: Deadline | None = None,
 ) -> OrderHistory:
     """Every order created in [start, end], ``parallelism`` pages in flight.
 
@@ -144,6 +160,10 @@ def fetch_order_history(
 
     An order seen twice (a page boundary shifting while paging) is kept once; each customer's
     orders end sorted by order id, and ``orders_seen`` counts each order once.
+
+    Paging is bounded: a day still full at ``max_pages`` pages, or a full page that repeats the
+    one before (a provider ignoring ``page``), raises PermanentError; no page is fetched once
+    ``deadline`` has passed (``DeadlineExceeded``).
     """
     history = OrderHistory()
     lock = threading.Lock()
@@ -157,6 +177,7 @@ def fetch_order_history(
     def read(window: tuple[date, date]) -> list[tuple[date, date]]:
         """Reads the window, or returns its two halves to read instead."""
         first, last = window
+        check(deadline, f"orders of {first}..{last}")
         records = fetch_page(first, last, 1)
         if len(records) >= page_size and last > first:
             middle = first + (last - first) // 2
@@ -164,8 +185,16 @@ def fetch_order_history(
         take(records)
         page = 1
         while len(records) >= page_size:
+            if max_pages is not None and page >= max_pages:
+                raise PermanentError(
+                    "alleaves", f"orders of {first} still full at {max_pages} pages"
+                )
+            check(deadline, f"orders of {first}..{last}, page {page + 1}")
+            previous = page_ids(records)
             page += 1
             records = fetch_page(first, last, page)
+            if records and page_ids(records) == previous:
+                raise PermanentError("alleaves", f"orders of {first}: page {page} repeats the last")
             take(records)
         return []
 

@@ -24,10 +24,15 @@ from typing import Any
 from loyalty_worker.domain.models import AlpineProfile, Customer
 from loyalty_worker.domain.phone import normalize_phone
 from loyalty_worker.domain.points import ledger_orders, merge_orders
-from loyalty_worker.errors import MalformedRecord, TransientError
+from loyalty_worker.errors import MalformedRecord, PermanentError, TransientError
 from loyalty_worker.ports import CustomerSource, LoyaltyLookup, ProfileStore
 from loyalty_worker.services.customer_inputs import PROFILE_FIELDS, AlpineAnswer, CustomerWork
-from loyalty_worker.services.order_history import OrderHistory, fetch_order_history
+from loyalty_worker.services.deadline import Deadline, check
+from loyalty_worker.services.order_history import (
+    OrderHistory,
+    fetch_order_history,
+    page_ids,
+)
 
 log = logging.getLogger(__name__)
 
@@ -144,25 +149,39 @@ class RunPlan:
 
 
 def customer_pages(
-    source: CustomerSource, *, parallelism: int, max_pages: int | None = None
+    source: CustomerSource,
+    *,
+    parallelism: int,
+    max_pages: int | None = None,
+    deadline: Deadline | None = None,
 ) -> Iterator[Sequence[Customer | MalformedRecord]]:
     """The customer listing's pages in order, fetched in parallel rounds.
 
     Alleaves gives no total, so pages are fetched in rounds and a short (or empty) page is the
     last. Rounds start at 4 pages and double up to ``parallelism``: a small org wastes at most a
     few empty pages, a large one soon reads ``parallelism`` at a time. A caller may stop early;
-    ``max_pages`` stops the listing after that many pages (none fetched past it).
+    ``max_pages`` stops the listing after that many pages (none fetched past it). A full page
+    that repeats the one before (a provider ignoring ``page``) raises PermanentError rather
+    than being read for ever; no round starts once ``deadline`` has passed.
     """
     first = 1
     size = min(FIRST_ROUND_PAGES, parallelism)
+    previous: list[str] | None = None
     with ThreadPoolExecutor(max_workers=parallelism) as pool:
         while True:
             if max_pages is not None:
                 size = min(size, max_pages - first + 1)
                 if size <= 0:
                     return
+            check(deadline, f"customer listing at page {first}")
             pages = list(pool.map(source.fetch_customer_page, range(first, first + size)))
-            for records in pages:
+            for number, records in enumerate(pages, start=first):
+                ids = page_ids(records)
+                if ids and ids == previous:
+                    raise PermanentError(
+                        "alleaves", f"customer page {number} repeats page {number - 1}"
+                    )
+                previous = ids
                 yield records
                 if len(records) < source.page_size:
                     return
@@ -171,13 +190,27 @@ def customer_pages(
 
 
 def list_customers(
-    source: CustomerSource, *, parallelism: int
+    source: CustomerSource,
+    *,
+    parallelism: int,
+    max_pages: int | None = None,
+    deadline: Deadline | None = None,
 ) -> tuple[list[Customer], list[MalformedRecord]]:
-    """Every customer and every malformed record of the listing; duplicates dropped."""
+    """Every customer and every malformed record of the listing; duplicates dropped.
+
+    A listing still full at ``max_pages`` pages raises PermanentError: a run on part of the
+    customers would report the others as nothing at all."""
     customers: list[Customer] = []
     malformed: list[MalformedRecord] = []
     seen: set[int] = set()
-    for records in customer_pages(source, parallelism=parallelism):
+    listing = customer_pages(
+        source, parallelism=parallelism, max_pages=max_pages, deadline=deadline
+    )
+    for pages, records in enumerate(listing, start=1):
+        if max_pages is not None and pages == max_pages and len(records) >= source.page_size:
+            raise PermanentError(
+                "alleaves", f"customer listing still full at {max_pages} pages (LOYALTY_MAX_PAGES)"
+            )
         for record in records:
             if isinstance(record, MalformedRecord):
                 malformed.append(record)
@@ -187,10 +220,11 @@ def list_customers(
     return customers, malformed
 
 
-def alpine_balances(alpine: LoyaltyLookup) -> AlpineBalances:
+def alpine_balances(alpine: LoyaltyLookup, deadline: Deadline | None = None) -> AlpineBalances:
     """Every contact's balance by phone, from the contacts listing (this also proves the key)."""
     balances: AlpineBalances = {}
     for contact in alpine.iter_contacts():
+        check(deadline, "Alpine IQ contacts listing")
         if contact.phone is not None:
             balances[contact.phone] = contact.profile
     return balances
@@ -298,7 +332,14 @@ class ProfileFeed:
 
 
 def _order_history(
-    alleaves: CustomerSource, start: date, *, end: date, window_days: int, parallelism: int
+    alleaves: CustomerSource,
+    start: date,
+    *,
+    end: date,
+    window_days: int,
+    parallelism: int,
+    max_pages: int | None = None,
+    deadline: Deadline | None = None,
 ) -> OrderHistory:
     """The org's orders created from ``start`` to ``end`` (``services.order_history``)."""
     return fetch_order_history(
@@ -308,6 +349,8 @@ def _order_history(
         window_days=window_days,
         page_size=alleaves.page_size,
         parallelism=parallelism,
+        max_pages=max_pages,
+        deadline=deadline,
     )
 
 
@@ -324,6 +367,8 @@ def plan_run(
     recent_since: date | None = None,
     carry_over: Callable[[RunPlan], set[int]] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    max_pages: int | None = None,
+    deadline: Deadline | None = None,
 ) -> RunPlan:
     """Everything a batch needs, read before any customer is enqueued.
 
@@ -334,17 +379,27 @@ def plan_run(
     the whole history is read after all.
 
     Raises AuthError (either API) or TransientError before any customer is enqueued, so a wrong
-    credential stops the run with one alert instead of a thousand failures.
+    credential stops the run with one alert instead of a thousand failures. No listing is read
+    past ``max_pages`` pages, and no page is fetched once ``deadline`` has passed
+    (``DeadlineExceeded``).
     """
     history = partial(
-        _order_history, alleaves, end=today, window_days=window_days, parallelism=parallelism
+        _order_history,
+        alleaves,
+        end=today,
+        window_days=window_days,
+        parallelism=parallelism,
+        max_pages=max_pages,
+        deadline=deadline,
     )
     start = history_start if recent_since is None else max(history_start, recent_since)
     incremental = start > history_start
     with ThreadPoolExecutor(max_workers=3) as pool:
-        balances = pool.submit(alpine_balances, alpine)
+        balances = pool.submit(alpine_balances, alpine, deadline)
         orders = pool.submit(history, start)
-        customers, malformed = list_customers(alleaves, parallelism=parallelism)
+        customers, malformed = list_customers(
+            alleaves, parallelism=parallelism, max_pages=max_pages, deadline=deadline
+        )
         plan = RunPlan(customers, malformed)
         if not incremental:  # read side by side with the history, and on as work is sent
             plan.feed = ProfileFeed(store, org_id, customers, sleep=sleep)

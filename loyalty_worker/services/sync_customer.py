@@ -13,10 +13,11 @@ from loyalty_worker.domain.phone import mask_phones_in, normalize_phone
 from loyalty_worker.domain.points import calculate_points
 from loyalty_worker.domain.profile import ProfileUpdate, build_profile_update
 from loyalty_worker.domain.reconciliation import decide
-from loyalty_worker.errors import PermanentError, TransientError
+from loyalty_worker.errors import DeadlineExceeded, PermanentError, TransientError
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports import LoyaltyLookup, ProfileStore
 from loyalty_worker.services.customer_inputs import PROFILE_FIELDS, CustomerWork, inputs_digest
+from loyalty_worker.services.deadline import Deadline
 from loyalty_worker.services.results import SyncResult, SyncStatus
 
 log = logging.getLogger(__name__)
@@ -206,6 +207,7 @@ def sync_chunk(
     alpine: LoyaltyLookup,
     run_id: str | None = None,
     dry_run: bool = False,
+    deadline: Deadline | None = None,
 ) -> ChunkOutcome:
     """Evaluate a chunk of customers and write their changed profiles in one batched call.
 
@@ -213,11 +215,15 @@ def sync_chunk(
     so one slow look-up does not hold up the chunk. A transient error of the batched write
     propagates: the whole chunk is retried (the sync is idempotent). A batched write refused
     for any other reason is made again one profile at a time, so that only a profile that
-    cannot be written fails, with its reason.
+    cannot be written fails, with its reason. Once ``deadline`` has passed no new customer is
+    started: the rest are handed back too, each to be synced on its own.
     """
     outcome = ChunkOutcome()
     evaluations: list[Evaluation] = []
     for work in works:
+        if deadline is not None and deadline.passed():
+            outcome.retry.append((work, DeadlineExceeded("chunk", deadline.budget_s)))
+            continue
         try:
             evaluations.append(
                 evaluate_customer(
