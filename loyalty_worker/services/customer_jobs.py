@@ -18,9 +18,9 @@ from loyalty_worker.services.batch import OrgAdapters, RunPorts, record_results
 from loyalty_worker.services.customer_inputs import CustomerWork
 from loyalty_worker.services.deadline import Deadline
 from loyalty_worker.services.lone_customer import find_customer_work
-from loyalty_worker.services.retries import Attempt, failed_result
+from loyalty_worker.services.retries import Attempt, RetryLater, failed_result
 from loyalty_worker.services.run_phones import Unpacked, unpack, unpack_one
-from loyalty_worker.services.sync_customer import sync_chunk, sync_customer
+from loyalty_worker.services.sync_customer import sync_chunk, sync_customer, unexpected_failure
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +64,13 @@ def sync_alone(
                 run_id=run_id,
                 dry_run=dry_run,
             )
+    except RetryLater:
+        raise
     except (TransientError, PermanentError) as exc:
         attempt.retry_or_fail(exc)
         result = failed_result(org_id, customer_id, exc, dry_run=dry_run)
+    except Exception as exc:  # bad data met outside the rules: this customer alone fails
+        result = unexpected_failure(org_id, customer_id, exc, dry_run=dry_run)
     log.info(
         "run %s: org %s: customer %s: %s%s",
         run_id,

@@ -104,12 +104,17 @@ def find_customer_work(
         deadline=deadline,
     )
     orders = history.orders_of(customer_id)
+    malformed = tuple(history.malformed.get(customer_id, ()))
     if read_since_ledger and ledger:
-        orders = merge_orders(ledger_orders(customer_id, ledger), orders)
+        try:
+            orders = merge_orders(ledger_orders(customer_id, ledger), orders)
+        except (ArithmeticError, ValueError, TypeError, AttributeError):
+            # A ledger edited by hand: the customer fails as malformed, with a reason.
+            malformed += ("loyaltyOrders (the profile's order ledger)",)
     return CustomerWork(
         customer=customer,
         orders=tuple(orders),
-        malformed_orders=tuple(history.malformed.get(customer_id, ())),
+        malformed_orders=malformed,
         profile=profile_subset(profile),
         profile_known=True,
     )

@@ -8,11 +8,10 @@ helper turns it into a Celery retry.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import NoReturn
 
 from loyalty_worker.errors import LoyaltyError, TransientError
-from loyalty_worker.services.results import SyncResult, SyncStatus
+from loyalty_worker.services.results import SyncResult, SyncStatus, utc_stamp
 
 BACKOFF_CAP_S = 60
 
@@ -62,7 +61,7 @@ def failed_result(
         org_id,
         customer_id,
         SyncStatus.FAILED,
-        datetime.now(UTC).isoformat(),
+        utc_stamp(),
         reason=exc.reason,
         detail=str(exc),
         dry_run=dry_run,

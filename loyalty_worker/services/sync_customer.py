@@ -18,7 +18,7 @@ from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports import LoyaltyLookup, ProfileStore
 from loyalty_worker.services.customer_inputs import PROFILE_FIELDS, CustomerWork, inputs_digest
 from loyalty_worker.services.deadline import Deadline
-from loyalty_worker.services.results import SyncResult, SyncStatus
+from loyalty_worker.services.results import SyncResult, SyncStatus, utc_stamp
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,27 @@ def failure_reason(exc: Exception) -> tuple[str, str]:
     return reason, detail
 
 
-def _log_failure(org_id: str, customer_id: int, reason: str, detail: str, exc: Exception) -> None:
+def unexpected_failure(
+    org_id: str, customer_id: int | str, exc: Exception, *, dry_run: bool
+) -> SyncResult:
+    """The ``failed`` result of a customer whose sync met an exception the rules did not
+    expect (``failure_reason``), logged; only that customer fails."""
+    reason, detail = failure_reason(exc)
+    _log_failure(org_id, customer_id, reason, detail, exc)
+    return SyncResult(
+        org_id,
+        customer_id,
+        SyncStatus.FAILED,
+        utc_stamp(),
+        reason=reason,
+        detail=detail,
+        dry_run=dry_run,
+    )
+
+
+def _log_failure(
+    org_id: str, customer_id: int | str, reason: str, detail: str, exc: Exception
+) -> None:
     log.warning(
         "org %s: customer %s failed (%s): %s",
         org_id,

@@ -277,3 +277,70 @@ class _Org:
         self.settings = settings
         self.alleaves = alleaves
         self.alpine = alpine
+
+
+def test_a_single_sync_with_a_hand_edited_ledger_fails_as_malformed() -> None:
+    from datetime import UTC, datetime
+
+    from loyalty_worker.services.lone_customer import find_customer_work
+
+    store = InMemoryProfileStore()
+    store.profiles["org-1_7"] = {
+        "loyaltyOrders": {"not-an-id": "1"},
+        "pointsLastCalculated": datetime(2026, 2, 20, tzinfo=UTC),
+    }
+    found = find_customer_work(
+        "org-1",
+        7,
+        alleaves=FakeAlleaves([Customer(7)]),
+        store=store,
+        history_start=date(2026, 1, 1),
+        today=date(2026, 3, 1),
+        window_days=30,
+        parallelism=2,
+        overlap_days=3,
+        max_pages=3,
+    )
+    assert found.malformed_orders
+    result = sync_customer(ORG, found, store=store, alpine=FakeAlpine())
+    assert (result.status, result.reason) == (SyncStatus.FAILED, "malformed")
+
+
+def test_a_single_sync_meeting_an_unexpected_exception_records_a_failure() -> None:
+    from loyalty_worker.services.batch import RunPorts
+    from loyalty_worker.services.customer_jobs import sync_alone
+    from loyalty_worker.services.retries import Attempt
+
+    class BrokenListing(FakeAlleaves):
+        def fetch_customer_page(self, page: int) -> list[Customer | MalformedRecord]:
+            raise ValueError("a page no parser expected")
+
+    ledger = RunTracker(fakeredis.FakeRedis())
+    ledger.start("r1", "org-1")
+    ledger.set_listed("r1", 1)
+    closed: list[str] = []
+    ports = RunPorts(
+        org_for=lambda org_id: _Org(ORG, BrokenListing([]), FakeAlpine()),
+        store=InMemoryProfileStore(),
+        ledger=ledger,
+        options=BatchOptions(
+            history_start=date(2026, 1, 1),
+            window_days=30,
+            parallelism=2,
+            lock_ttl_s=60,
+            chunk_size=5,
+        ),
+    )
+    result = sync_alone(
+        "org-1",
+        7,
+        run_id="r1",
+        dry_run=False,
+        payload=None,
+        ports=ports,
+        attempt=Attempt(0, 3),
+        close_run=closed.append,
+    )
+    assert (result["status"], result["reason"]) == ("failed", "malformed")
+    assert "ValueError" in result["detail"]
+    assert closed == ["r1"]  # its result recorded: the run completes
