@@ -14,7 +14,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -198,6 +198,7 @@ def test_a_customer_gets_the_rules_result_or_fails_alone(data: dict[str, Any]) -
         return
     customer: Customer = parsed
     cid = customer.customer_id
+    assume(cid != COMPANION)
 
     history = OrderHistory()
     records = [parse_order(raw, page=1, position=i) for i, raw in enumerate(data["orders"])]
@@ -225,7 +226,8 @@ def test_a_customer_gets_the_rules_result_or_fails_alone(data: dict[str, Any]) -
     assert outcome.retry == []
     by_id = {result.customer_id: result for result in outcome.results}
     assert set(by_id) == {cid, COMPANION}
-    assert by_id[COMPANION].status is SyncStatus.SYNCED
+    if not any(getattr(r, "customer_id", None) == COMPANION for r in records):
+        assert by_id[COMPANION].status is SyncStatus.SYNCED
     result = by_id[cid]
 
     phone = normalize_phone(customer.phone)
