@@ -104,10 +104,10 @@ class AlpineIQClient:
             )
             data = _data(decode_json(response, service=SERVICE, label=label), label)
             page = _validated(AlpineContactsPage, data, "contacts page", f"start {start}")
-            ids = [row.get("contactID") if isinstance(row, dict) else row for row in page.results]
-            if ids and ids == previous:
+            # The same rows again: an account (or a proxy) ignoring ``start``.
+            if page.results and page.results == previous:
                 raise PermanentError(SERVICE, f"{label}: page at start {start} repeats the last")
-            previous = ids
+            previous = page.results
             for position, raw in enumerate(page.results):
                 try:
                     yield AlpineContactRow.model_validate(raw).to_contact()

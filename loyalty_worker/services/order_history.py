@@ -201,9 +201,15 @@ def fetch_order_history(
     windows = date_windows(start, end, window_days)
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
         pending = {pool.submit(read, window) for window in windows}
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                pending.update(pool.submit(read, half) for half in future.result())
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    pending.update(pool.submit(read, half) for half in future.result())
+        except BaseException:
+            # One window failed the history: the windows not yet started are not read.
+            for future in pending:
+                future.cancel()
+            raise
     history.finish()
     return history
