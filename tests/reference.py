@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 DEFAULT_TIERS = [
@@ -103,7 +103,8 @@ def expected_profiles(org: dict[str, Any]) -> dict[int, dict[str, Any]]:
         fields: dict[str, Any] = {
             "pointsFromOrders": calc,
             "ordersProcessed": counted,
-            "totalSpent": float(spent.quantize(Decimal("0.01"))),
+            # money: half a cent rounds up
+            "totalSpent": float(spent.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)),
         }
         if contact is None:
             fields.update(

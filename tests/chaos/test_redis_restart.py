@@ -57,7 +57,11 @@ def test_redis_restarted_mid_run_is_reported_incomplete_and_a_rerun_completes(
             *("--customers", str(CUSTOMERS), "--seed", "51", "--orgs", "1"),
             workers=0,
             redis_url=url,
-            worker_env={"LOYALTY_RUN_STALL_S": str(STALL_S)},
+            worker_env={
+                # shortened on purpose, out of the deadlines' order: start anyway, with a warning
+                "LOYALTY_DEADLINE_CHECK": "warn",
+                "LOYALTY_RUN_STALL_S": str(STALL_S),
+            },
         ) as stack:
             planner = start_queue_worker(stack, "loyalty.runs", name="planner")
             worker = start_queue_worker(stack, "loyalty.customers", name="w0", concurrency=2)

@@ -31,7 +31,8 @@ from loyalty_worker.services.customer_inputs import CustomerWork
 from loyalty_worker.services.results import SyncStatus
 from loyalty_worker.services.summary import summary_alert
 from loyalty_worker.services.sync_customer import evaluate_customer, sync_chunk, sync_customer
-from tests.fakes import FakeAlleaves, FakeAlpine, InMemoryProfileStore, RecordingNotifier
+from tests.fakes import FakeAlleaves, FakeAlpine, FakeOrg, InMemoryProfileStore, RecordingNotifier
+from tests.pii_fakes import InMemoryRunPhones
 
 ORG = OrgSettings.parse("org-1", {})
 GOOD = ("10.00", None, None)
@@ -249,7 +250,7 @@ def test_malformed_orders_without_a_customer_are_counted_in_the_summary() -> Non
     options = BatchOptions(
         history_start=date(2026, 1, 1), window_days=30, parallelism=2, lock_ttl_s=60, chunk_size=5
     )
-    org = _Org(store.get_org_settings("org-1"), alleaves, FakeAlpine())
+    org = FakeOrg(store.get_org_settings("org-1"), alleaves, FakeAlpine())
     start_batch(
         RunRequest("org-1", "r1"),
         org,
@@ -270,13 +271,6 @@ def test_malformed_orders_without_a_customer_are_counted_in_the_summary() -> Non
     alert = summary_alert(summary)
     assert alert.severity == "warning"
     assert any(title == "Malformed orders without a customer" for title, _ in alert.sections)
-
-
-class _Org:
-    def __init__(self, settings: OrgSettings, alleaves: FakeAlleaves, alpine: FakeAlpine) -> None:
-        self.settings = settings
-        self.alleaves = alleaves
-        self.alpine = alpine
 
 
 def test_a_single_sync_with_a_hand_edited_ledger_fails_as_malformed() -> None:
@@ -320,7 +314,7 @@ def test_a_single_sync_meeting_an_unexpected_exception_records_a_failure() -> No
     ledger.set_listed("r1", 1)
     closed: list[str] = []
     ports = RunPorts(
-        org_for=lambda org_id: _Org(ORG, BrokenListing([]), FakeAlpine()),
+        org_for=lambda org_id: FakeOrg(ORG, BrokenListing([]), FakeAlpine()),
         store=InMemoryProfileStore(),
         ledger=ledger,
         options=BatchOptions(
@@ -337,6 +331,7 @@ def test_a_single_sync_meeting_an_unexpected_exception_records_a_failure() -> No
         run_id="r1",
         dry_run=False,
         payload=None,
+        phones=InMemoryRunPhones(),
         ports=ports,
         attempt=Attempt(0, 3),
         close_run=closed.append,

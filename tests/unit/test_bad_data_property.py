@@ -182,8 +182,11 @@ def _alpine_profile(raw: Any) -> AlpineProfile | str | None:
         return "malformed"
 
 
+# The same examples on every run (CI must not turn on a new draw); explore further with
+# `pytest --hypothesis-seed=N` or by raising max_examples locally.
 @settings(
     max_examples=300,
+    derandomize=True,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -270,11 +273,7 @@ def test_a_customer_gets_the_rules_result_or_fails_alone(data: dict[str, Any]) -
     )[cid]
     written = store.profiles[profile_id("org-p", cid)]
     for key in LOYALTY_KEYS:
-        if key == "totalSpent":
-            # The reference rounds half to even, the worker half up: a cent apart at most.
-            assert abs(written[key] - expected[key]) <= 0.0100001
-        else:
-            assert written.get(key) == expected[key], key
+        assert written.get(key) == expected[key], key
 
 
 def _utf8(text: str) -> bool:
