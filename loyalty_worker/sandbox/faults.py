@@ -87,6 +87,8 @@ class ApiStats:
         self._busiest = 0
         self._second = 0
         self._in_second = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
 
     def arrive(self, now: float) -> tuple[int, int]:
         """Count a request; returns its wall-clock second and how many arrived in that second,
@@ -96,12 +98,18 @@ class ApiStats:
         figure a benchmark reads is exactly the one the limit is enforced on.
         """
         self.requests += 1
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
         second = int(now)
         if second != self._second:
             self._busiest = max(self._busiest, self._in_second)
             self._second, self._in_second = second, 0
         self._in_second += 1
         return second, self._in_second
+
+    def left(self) -> None:
+        """A request counted by ``arrive`` has been answered (or given up)."""
+        self.in_flight -= 1
 
     def answered(self, status: int) -> None:
         if status == 429:
@@ -116,6 +124,9 @@ class ApiStats:
             "rate_limited": self.rate_limited,
             "server_errors": self.server_errors,
             "max_per_second": max(self._busiest, self._in_second),
+            # the most requests inside the API at once (latency included): concurrency, seen
+            # from the server
+            "max_in_flight": self.max_in_flight,
         }
         if self.counts_logins:
             snapshot["logins"] = self.logins
@@ -170,13 +181,16 @@ class FaultGate:
                 message = {**message, "headers": [*message.get("headers", ()), window]}
             await send(message)
 
-        if faults.latency_ms > 0:
-            await asyncio.sleep(faults.latency_ms / 1000)
-        injected = self._injected(faults, in_second)
-        if injected is not None:
-            await injected(scope, receive, send_counted)
-        else:
-            await self.app(scope, receive, send_counted)
+        try:
+            if faults.latency_ms > 0:
+                await asyncio.sleep(faults.latency_ms / 1000)
+            injected = self._injected(faults, in_second)
+            if injected is not None:
+                await injected(scope, receive, send_counted)
+            else:
+                await self.app(scope, receive, send_counted)
+        finally:
+            stats.left()
 
     def _injected(self, faults: Faults, in_second: int) -> Response | None:
         """The answer a fault gives instead of the API's, or None to let the API answer."""

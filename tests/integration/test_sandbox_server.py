@@ -433,13 +433,18 @@ def test_the_rate_limit_refuses_past_the_limit_within_one_window(
 def test_stats_count_the_busiest_second(clean_sandbox: Sandbox, alpine: httpx.Client) -> None:
     uid = _org(clean_sandbox)["alpine"]["uid"]
     _start_of_next_second()
-    for _ in range(7):
-        alpine.get(f"/v1.1/piis/{uid}")
+    responses = [alpine.get(f"/v1.1/piis/{uid}") for _ in range(7)]
     _start_of_next_second()
-    for _ in range(3):
-        alpine.get(f"/v1.1/piis/{uid}")
+    responses += [alpine.get(f"/v1.1/piis/{uid}") for _ in range(3)]
+    busiest = max(len(statuses) for statuses in _by_window(responses).values())
     stats = clean_sandbox.stats()["alpine"]
-    assert stats == {"requests": 10, "rate_limited": 0, "server_errors": 0, "max_per_second": 7}
+    assert stats == {
+        "requests": 10,
+        "rate_limited": 0,
+        "server_errors": 0,
+        "max_per_second": busiest,  # 7, unless a busy machine spread them over more seconds
+        "max_in_flight": 1,  # one after the other
+    }
     clean_sandbox.reset_stats()
     assert clean_sandbox.stats()["alpine"]["requests"] == 0
 
@@ -447,13 +452,14 @@ def test_stats_count_the_busiest_second(clean_sandbox: Sandbox, alpine: httpx.Cl
 def test_latency_delays_api_calls_but_not_control_routes(
     clean_sandbox: Sandbox, alpine: httpx.Client
 ) -> None:
-    clean_sandbox.set_faults(latency_ms=300)
+    clean_sandbox.set_faults(latency_ms=3000)
     started = time.monotonic()
     alpine.post("/v2/wallet", json={"phone": "0000000000"})
-    assert time.monotonic() - started >= 0.3
+    assert time.monotonic() - started >= 3.0  # a lower bound: it never comes early
     started = time.monotonic()
     clean_sandbox.stats()
-    assert time.monotonic() - started < 0.3
+    # a control route is not held for the 3 s (a loaded machine adds far less than half of it)
+    assert time.monotonic() - started < 1.5
 
 
 def test_latency_is_concurrent(clean_sandbox: Sandbox) -> None:
@@ -470,9 +476,10 @@ def test_latency_is_concurrent(clean_sandbox: Sandbox) -> None:
             )
         return [r.status_code for r in responses]
 
-    started = time.monotonic()
     assert asyncio.run(burst()) == [404] * 100
-    assert time.monotonic() - started < 2.5
+    # Served side by side, not one after another: many were inside the API at once (counted by
+    # the sandbox itself, so a slow machine changes nothing; one at a time would be 1).
+    assert clean_sandbox.stats()["alpine"]["max_in_flight"] >= 10
 
 
 def test_faults_are_validated_and_restored(clean_sandbox: Sandbox) -> None:
