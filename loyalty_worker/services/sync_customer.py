@@ -80,7 +80,9 @@ def evaluate_customer(
         dry_run=dry_run,
         inputs=inputs_digest(rules, customer, alpine_profile, work.phone_hash),
     )
-    return Evaluation(result, update if changed and not dry_run else None)
+    if not changed or dry_run:
+        return Evaluation(result, None)
+    return Evaluation(result, update.with_history(profile, run_id=run_id, at=now))
 
 
 def _failed(
