@@ -171,7 +171,7 @@ def bars(
         return []
     top = max(value for _, value in items) or 1.0
     slot = width / len(items)
-    bar_width = max(slot * 0.7, 1.0)
+    bar_width = min(max(slot * 0.7, 1.0), 64.0)
     chart = height - 20
     out = []
     for index, (label, value) in enumerate(items):
