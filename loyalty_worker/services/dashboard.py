@@ -258,8 +258,8 @@ def effective_review(
     resolved as ``matched`` when the sources agree again."""
     status = (profile or {}).get("loyaltyStatus")
     if status not in DISCREPANCY_STATUSES:
-        if review is None:
-            return {"state": "resolved", "outcome": AUTO_OUTCOME, "comment": None}
+        if review is None:  # never under review: nothing to show
+            return {"state": "none", "outcome": None, "comment": None}
         if review.get("state") == "resolved":
             return dict(review)
         return {**review, "state": "resolved", "outcome": AUTO_OUTCOME, "comment": None}

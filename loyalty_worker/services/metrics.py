@@ -2,8 +2,9 @@
 
 Read at scrape time from the same places the dashboard reads (aggregation counts, the latest run
 summaries), so the API process keeps no counters of its own and every API process answers alike.
-Alpine IQ and Alleaves errors (429s included: ``rate_limited``) show as the last run's failures
-by reason, the way the workers record them.
+Alpine IQ and Alleaves errors show as the last run's failures by reason, the way the workers
+record them (a 429 that outlasted its retries counts as ``<service>_unavailable``); the workers
+keep no count of the 429 answers they retried through.
 """
 
 from __future__ import annotations

@@ -11,7 +11,10 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
 
+from loyalty_worker.adapters.dashboard_store import FirestoreDashboardStore
+from loyalty_worker.adapters.firestore import HISTORY
 from tests.browser.conftest import Dashboard, screenshot, sign_in, wait
+from tests.fixtures.pipeline import Stack
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +128,36 @@ def test_sign_out_and_be_refused(synced: Dashboard, driver: WebDriver) -> None:
     assert not driver.get_cookies() or all(c["name"] != "lw_session" for c in driver.get_cookies())
     refused = httpx.get(f"{synced.url}/api/loyalty/orgs/org-1/overview")
     assert refused.status_code == 401
+
+
+def _history_sizes(stack: Stack) -> dict[int, int]:
+    customers = stack.firestore.collection("customers")
+    return {
+        c["id_customer"]: len(
+            list(customers.document(f"org-1_{c['id_customer']}").collection(HISTORY).stream())
+        )
+        for c in stack.org("org-1")["customers"]
+    }
+
+
+def test_history_is_written_on_change_only(synced: Dashboard) -> None:
+    stack = synced.stack
+    before = _history_sizes(stack)
+    assert all(size >= 1 for size in before.values())  # the first sync created every profile
+    rerun = stack.run("org-1")
+    assert rerun.summary is not None and rerun.summary["synced"] == 0
+    assert _history_sizes(stack) == before  # an unchanged rerun: no history entry either
+    customer = stack.org("org-1")["customers"][1]["id_customer"]
+    profile = stack.firestore.collection("customers").document(f"org-1_{customer}")
+    profile.update({"points": -5})
+    changed = stack.run("org-1")
+    assert changed.summary is not None and changed.summary["synced"] == 1
+    after = _history_sizes(stack)
+    assert after[customer] == before[customer] + 1
+    assert {k: v for k, v in after.items() if k != customer} == {
+        k: v for k, v in before.items() if k != customer
+    }
+    entries = FirestoreDashboardStore(stack.firestore).list_history("org-1", customer, limit=5)
+    assert entries[0]["before"]["points"] == -5
+    assert entries[0]["after"]["points"] != -5
+    assert entries[0]["runId"] == changed.summary["runId"]

@@ -29,7 +29,7 @@ router = APIRouter()
 )
 def metrics(who: Authenticated, directory: DirectoryDep, dashboard: DashboardDep) -> Response:
     """Runs by status, the last run's duration and counts, customers by tier and status, the
-    discrepancy rate and failures by reason (Alpine IQ and Alleaves errors, 429s), per org the
+    discrepancy rate and failures by reason (Alpine IQ and Alleaves errors), per org the
     token may act for."""
     grant = who.grant.orgs
     org_ids = dashboard.store.list_org_ids() if "*" in grant else sorted(grant)
