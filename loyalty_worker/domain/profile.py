@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from loyalty_worker.domain.models import Customer, LoyaltyOutcome
+from loyalty_worker.domain.models import Adjustment, Customer, LoyaltyOutcome
 from loyalty_worker.domain.phone import PhoneHash
 
 LOYALTY_FIELDS = (
@@ -73,12 +73,24 @@ class ProfileUpdate:
         return any(name in existing for name in self.deletes)
 
     def with_history(
-        self, existing: Mapping[str, Any] | None, *, run_id: str | None, at: datetime
+        self,
+        existing: Mapping[str, Any] | None,
+        *,
+        run_id: str | None,
+        at: datetime,
+        adjustment: Adjustment | None = None,
     ) -> ProfileUpdate:
-        """This update plus its history entry: when, which run, the fields before and after."""
+        """This update plus its history entry: when, which run, the fields before and after,
+        and the adjustment ``autoAdjust`` recorded (never applied to Alpine IQ), if any."""
         before = {name: (existing or {}).get(name) for name in HISTORY_FIELDS}
         after = {name: self.fields.get(name) for name in HISTORY_FIELDS}
-        entry = {"at": at, "runId": run_id, "before": before, "after": after}
+        entry: dict[str, Any] = {"at": at, "runId": run_id, "before": before, "after": after}
+        if adjustment is not None:
+            entry["adjustment"] = {
+                "source": adjustment.source,
+                "from": adjustment.from_points,
+                "to": adjustment.to_points,
+            }
         return replace(self, history=entry)
 
 

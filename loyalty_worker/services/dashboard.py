@@ -539,6 +539,8 @@ def customer_page(
                 }
             )
     review = effective_review(profile, store.get_reviews(org.org_id).get(customer_id))
+    latest = store.list_history(org.org_id, customer_id, limit=1)
+    adjustment = latest[0].get("adjustment") if latest else None
     return {
         "orgId": org.org_id,
         "customerId": customer_id,
@@ -558,6 +560,9 @@ def customer_page(
         "lastRunId": profile.get("lastLoyaltySyncRunId"),
         "lastVerified": last_verified,
         "review": {k: review.get(k) for k in ("state", "outcome", "comment")},
+        "autoAdjust": org.auto_adjust,
+        # What autoAdjust recorded at the last change (``from``, ``to``, source), if anything.
+        "adjustment": dict(adjustment) if isinstance(adjustment, Mapping) else None,
     }
 
 
@@ -581,6 +586,7 @@ def history(org: OrgSettings, customer_id: int, store: DashboardStore) -> dict[s
             "runId": entry.get("runId"),
             "before": dict(entry.get("before") or {}),
             "after": dict(entry.get("after") or {}),
+            "adjustment": entry.get("adjustment"),
         }
         for entry in store.list_history(org.org_id, customer_id, limit=HISTORY_LIMIT)
     ]
@@ -643,6 +649,8 @@ def sync_result(outcome: Mapping[str, Any] | None) -> dict[str, Any]:
         rec = result.get("reconciliation")
         if isinstance(rec, Mapping):
             shown.update(loyaltyStatus=rec.get("status"), discrepancy=rec.get("discrepancy"))
+        if isinstance(result.get("adjustment"), Mapping):
+            shown["adjustment"] = dict(result["adjustment"])
     elif state == "FAILURE":
         shown["error"] = "the sync failed"
     return shown

@@ -82,7 +82,8 @@ def evaluate_customer(
     )
     if not changed or dry_run:
         return Evaluation(result, None)
-    return Evaluation(result, update.with_history(profile, run_id=run_id, at=now))
+    entry = update.with_history(profile, run_id=run_id, at=now, adjustment=outcome.adjustment)
+    return Evaluation(result, entry)
 
 
 def _failed(
