@@ -18,6 +18,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loyalty_worker.api.dashboard_state import DashboardServices
 from loyalty_worker.api.errors import install_error_handlers
@@ -61,6 +62,7 @@ def create_app(
     app.state.dashboard = dashboard_services
     app.middleware("http")(log_requests)
     install_error_handlers(app)
+    app.exception_handler(StarletteHTTPException)(dashboard.page_errors)
     app.include_router(health.router)
     app.include_router(sync.router)
     app.include_router(runs.router)

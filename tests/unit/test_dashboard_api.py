@@ -558,3 +558,18 @@ def test_dashboard_routes_are_in_the_openapi_schema(dash: Dash) -> None:
         assert path in paths, path
     assert "/metrics" in paths
     assert not any(p.startswith("/dashboard") for p in paths)
+
+
+def test_a_page_refusal_is_a_page_and_a_json_refusal_stays_json(dash: Dash) -> None:
+    dash.sign_in()
+    page = dash.client.get("/dashboard/orgs/org-2")
+    assert page.status_code == 403
+    assert page.headers["content-type"].startswith("text/html")
+    assert "may not act for org" in page.text
+    missing = dash.client.get("/dashboard/orgs/org-1/customers/99")
+    assert missing.status_code == 404 and "unknown customer 99" in missing.text
+    api = dash.client.get("/api/loyalty/orgs/org-2/overview")
+    assert api.status_code == 403 and api.json() == {
+        "detail": "this token may not act for org 'org-2'"
+    }
+    assert dash.client.get("/nowhere").json() == {"detail": "Not Found"}

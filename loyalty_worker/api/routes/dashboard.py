@@ -15,8 +15,10 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loyalty_worker.api.auth import authenticate
 from loyalty_worker.api.dashboard_deps import (
@@ -68,6 +70,35 @@ SECURITY_HEADERS = {
 }
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
+
+_TITLES = {
+    403: "Not allowed",
+    404: "Not found",
+    409: "Not possible now",
+    503: "Unavailable",
+}
+
+
+async def page_errors(request: Request, exc: StarletteHTTPException) -> Response:
+    """A page's refusal as a page (a JSON route's stays JSON); redirects pass through."""
+    path = request.url.path
+    if exc.status_code < 400 or not path.startswith("/dashboard") or "/static/" in path:
+        return await http_exception_handler(request, exc)
+    title = _TITLES.get(exc.status_code, "Something went wrong")
+    headers = {**SECURITY_HEADERS, **(exc.headers or {})}
+    return TEMPLATES.TemplateResponse(
+        request,
+        "error.html",
+        {
+            "session": None,
+            "csrf": "",
+            "status": exc.status_code,
+            "title": title,
+            "detail": str(exc.detail),
+        },
+        status_code=exc.status_code,
+        headers=headers,
+    )
 
 
 def signed_in(session: SessionDep) -> Session:
