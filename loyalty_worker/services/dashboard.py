@@ -614,17 +614,36 @@ def find_customers(
     elif phone_hash is not None:
         found = store.list_profiles(org_id, "phoneHash", [phone_hash], limit=20)
     if not found and query:
-        found = store.list_profiles(org_id, "name", [query], limit=20)
+        found = _by_name(org_id, query, store)
     return [
         {
             "customerId": int(p.get("alleavesCustomerId") or 0),
-            "name": p.get("name"),
+            "name": " ".join(str(p[k]) for k in ("firstName", "lastName") if p.get(k)) or None,
             "tier": p.get("tier"),
             "points": p.get("points"),
             "loyaltyStatus": p.get("loyaltyStatus"),
         }
         for p in found
     ]
+
+
+def _by_name(org_id: str, query: str, store: DashboardStore) -> list[dict[str, Any]]:
+    """Profiles whose Markitbot ``firstName``/``lastName`` equal the words given (as typed, or
+    capitalised): "Ana Reyes" both, one word either."""
+    parts = query.split()
+    spellings = {tuple(parts), tuple(part.capitalize() for part in parts)}
+    found: dict[Any, dict[str, Any]] = {}
+    for words in sorted(spellings):
+        if len(words) >= 2:
+            first, last = words[0], " ".join(words[1:])
+            for p in store.list_profiles(org_id, "lastName", [last], limit=50):
+                if p.get("firstName") == first:
+                    found[p.get("alleavesCustomerId")] = p
+        else:
+            for field in ("lastName", "firstName"):
+                for p in store.list_profiles(org_id, field, list(words), limit=20):
+                    found[p.get("alleavesCustomerId")] = p
+    return list(found.values())[:20]
 
 
 def sync_result(outcome: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -100,6 +100,8 @@ def dash(monkeypatch: pytest.MonkeyPatch) -> Iterator[Dash]:
         loyaltyReconciled=False,
         loyaltyDiscrepancy=150,
         phoneHash=phone_hash("5551234567", PHONE_KEY),
+        firstName="Ana",
+        lastName="Reyes",
     )
     store.profiles["org-1_3"] = profile(
         3,
@@ -396,7 +398,7 @@ def test_customer_page_sync_now_and_history(dash: Dash) -> None:
     assert "600 → 700" in history and "bronze → silver" in history
 
 
-def test_find_a_customer_by_id_and_by_phone(dash: Dash) -> None:
+def test_find_a_customer_by_id_phone_and_name(dash: Dash) -> None:
     headers = bearer(ORG1_TOKEN)
     by_id = dash.client.get("/api/loyalty/orgs/org-1/customers?q=3", headers=headers).json()
     assert [c["customerId"] for c in by_id["items"]] == [3]
@@ -404,6 +406,13 @@ def test_find_a_customer_by_id_and_by_phone(dash: Dash) -> None:
         "/api/loyalty/orgs/org-1/customers", params={"q": "(555) 123-4567"}, headers=headers
     ).json()
     assert [c["customerId"] for c in by_phone["items"]] == [2]
+    for name in ("ana reyes", "Reyes", "Ana"):
+        by_name = dash.client.get(
+            "/api/loyalty/orgs/org-1/customers", params={"q": name}, headers=headers
+        ).json()
+        assert [(c["customerId"], c["name"]) for c in by_name["items"]] == [(2, "Ana Reyes")]
+    nobody = dash.client.get("/api/loyalty/orgs/org-1/customers?q=Bob", headers=headers).json()
+    assert nobody["items"] == []
 
 
 def test_metrics_in_prometheus_text(dash: Dash) -> None:
