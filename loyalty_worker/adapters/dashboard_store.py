@@ -13,9 +13,11 @@ queries with a limit. Runs are read by an equality query and sorted here: no com
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from google.api_core import exceptions as api_exceptions
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
@@ -27,6 +29,8 @@ from loyalty_worker.adapters.firestore import (
     _translate_errors,
 )
 from loyalty_worker.domain.profile import profile_id
+
+log = logging.getLogger(__name__)
 
 REVIEWS = "loyalty_reviews"
 AUDIT = "audit"
@@ -40,6 +44,7 @@ class FirestoreDashboardStore:
     def __init__(self, client: firestore.Client, *, timeout_s: float = 5.0) -> None:
         self._client = client
         self._timeout_s = timeout_s
+        self._ordered_runs = True  # False once Firestore says the index is missing
 
     def list_org_ids(self) -> list[str]:
         return FirestoreProfileStore(self._client, timeout_s=self._timeout_s).list_org_ids()
@@ -86,18 +91,25 @@ class FirestoreDashboardStore:
         return document
 
     def list_org_runs(self, org_id: str, *, limit: int) -> list[dict[str, Any]]:
-        query = (
-            self._client.collection(RUN_SUMMARIES)
-            .where(filter=FieldFilter("orgId", "==", org_id))
-            .limit(RUN_SCAN_LIMIT)
+        """Newest first by ``startedAt``: served by the composite index (``orgId`` ascending,
+        ``startedAt`` descending) where it is deployed; without it Firestore refuses the
+        ordered query, and the org's runs are read by equality alone and sorted here (the
+        first ``RUN_SCAN_LIMIT`` by document id, enough for an org's first year or so)."""
+        runs = self._client.collection(RUN_SUMMARIES).where(
+            filter=FieldFilter("orgId", "==", org_id)
         )
+        if self._ordered_runs:
+            ordered = runs.order_by("startedAt", direction=firestore.Query.DESCENDING)
+            with _translate_errors(f"list runs of org {org_id}"):
+                try:
+                    return _with_ids(ordered.limit(limit).stream(timeout=self._timeout_s))
+                except api_exceptions.FailedPrecondition:
+                    self._ordered_runs = False
+                    log.warning("loyalty_sync_runs lacks the (orgId, startedAt desc) index")
         with _translate_errors(f"list runs of org {org_id}"):
-            runs = [
-                {**(snapshot.to_dict() or {}), "runId": snapshot.id}
-                for snapshot in query.stream(timeout=self._timeout_s)
-            ]
-        runs.sort(key=lambda run: float(run.get("startedAt") or 0), reverse=True)
-        return runs[:limit]
+            found = _with_ids(runs.limit(RUN_SCAN_LIMIT).stream(timeout=self._timeout_s))
+        found.sort(key=lambda run: float(run.get("startedAt") or 0), reverse=True)
+        return found[:limit]
 
     def list_history(self, org_id: str, customer_id: int, *, limit: int) -> list[dict[str, Any]]:
         profile = self._client.collection(PROFILES).document(profile_id(org_id, customer_id))
@@ -140,6 +152,10 @@ class FirestoreDashboardStore:
             ]
         entries.sort(key=lambda entry: str(entry.get("at", "")))
         return entries
+
+
+def _with_ids(snapshots: Any) -> list[dict[str, Any]]:
+    return [{**(snapshot.to_dict() or {}), "runId": snapshot.id} for snapshot in snapshots]
 
 
 def _aggregate(results: Any, alias: str) -> Any:
