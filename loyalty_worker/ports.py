@@ -402,3 +402,12 @@ class RunTriggers(Protocol):
         """Record ``run_id`` as queued and enqueue it (``since``: ``"last"`` for an
         incremental run); TransientError when the broker is down."""
         ...
+
+
+class RememberedResults(Protocol):
+    """Each customer's latest kept sync result (the incremental memo, Redis): its phone is
+    already masked, which is how the dashboard shows a phone Markitbot's profile lacks."""
+
+    def recall(self, org_id: str, customer_ids: Sequence[int]) -> dict[int, SyncResult]:
+        """The latest kept result of each of ``customer_ids`` that has one."""
+        ...

@@ -22,9 +22,16 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from loyalty_worker.domain.models import ReconciliationStatus
+from loyalty_worker.domain.phone import mask_phone as mask_domain_phone
 from loyalty_worker.domain.points import floor_points
 from loyalty_worker.org_settings import OrgSettings
-from loyalty_worker.ports import DashboardStore, RunProgressSource, RunSummaries, RunTriggers
+from loyalty_worker.ports import (
+    DashboardStore,
+    RememberedResults,
+    RunProgressSource,
+    RunSummaries,
+    RunTriggers,
+)
 from loyalty_worker.services.runs import find_run
 
 DISCREPANCY_STATUSES = (
@@ -59,9 +66,11 @@ class NotFound(LookupError):
 
 
 def mask_phone(phone: object) -> str:
-    """A phone as people may see it: its last four digits only."""
-    digits = "".join(ch for ch in str(phone or "") if ch.isdigit())
-    return f"•••-•••-{digits[-4:]}" if len(digits) >= 4 else "—"
+    """A phone as people may see it: its last four digits only (``***-***-1234``)."""
+    if phone is None or phone == "":
+        return "—"
+    text = str(phone)
+    return text if text.startswith("***-***-") else mask_domain_phone(text)
 
 
 def local_time(epoch: object, tz: ZoneInfo) -> str | None:
@@ -468,17 +477,38 @@ def _last_order(profile: Mapping[str, Any]) -> int | None:
     return max(ids) if ids else None
 
 
-def no_account_row(profile: Mapping[str, Any]) -> dict[str, Any]:
+def no_account_row(profile: Mapping[str, Any], phone: str | None = None) -> dict[str, Any]:
     return {
         "customerId": int(profile.get("alleavesCustomerId") or 0),
-        "phone": mask_phone(profile.get("phone")),
+        "phone": mask_phone(profile.get("phone") or phone),
         "pointsFromOrders": int(profile.get("pointsFromOrders") or 0),
         "lastOrder": _last_order(profile),
         "tier": profile.get("tier"),
     }
 
 
-def no_account(org_id: str, store: DashboardStore, *, page: int, page_size: int) -> dict[str, Any]:
+def _rows(
+    org_id: str, profiles: Sequence[Mapping[str, Any]], remembered: RememberedResults | None
+) -> list[dict[str, Any]]:
+    """Rows of the no-account list; a profile holds no phone, so each comes (masked) from the
+    customer's latest kept sync result when there is one."""
+    ids = [int(p.get("alleavesCustomerId") or 0) for p in profiles]
+    phones: dict[int, str | None] = {}
+    if remembered is not None:
+        for start in range(0, len(ids), 1000):
+            kept = remembered.recall(org_id, ids[start : start + 1000])
+            phones.update({cid: result.phone for cid, result in kept.items()})
+    return [no_account_row(p, phones.get(cid)) for p, cid in zip(profiles, ids, strict=True)]
+
+
+def no_account(
+    org_id: str,
+    store: DashboardStore,
+    *,
+    page: int,
+    page_size: int,
+    remembered: RememberedResults | None = None,
+) -> dict[str, Any]:
     """One page of the customers without an Alpine IQ account (prompt them to create one)."""
     total = store.count_profiles(org_id, "loyaltyStatus", NO_ACCOUNT)
     start = (page - 1) * page_size
@@ -490,14 +520,16 @@ def no_account(org_id: str, store: DashboardStore, *, page: int, page_size: int)
         "page": page,
         "pageSize": page_size,
         "pages": max((total + page_size - 1) // page_size, 1),
-        "items": [no_account_row(p) for p in found[start : start + page_size]],
+        "items": _rows(org_id, found[start : start + page_size], remembered),
     }
 
 
-def no_account_rows(org_id: str, store: DashboardStore) -> list[dict[str, Any]]:
+def no_account_rows(
+    org_id: str, store: DashboardStore, remembered: RememberedResults | None = None
+) -> list[dict[str, Any]]:
     found = store.list_profiles(org_id, "loyaltyStatus", [NO_ACCOUNT], limit=MAX_CSV_ROWS)
     found.sort(key=lambda p: int(p.get("alleavesCustomerId") or 0))
-    return [no_account_row(p) for p in found]
+    return _rows(org_id, found, remembered)
 
 
 def to_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:

@@ -117,6 +117,9 @@ def test_download_the_no_account_csv(synced: Dashboard, driver: WebDriver) -> No
     lines = files[0].read_text(encoding="utf-8").strip().splitlines()
     assert lines[0] == "customerId,phone,pointsFromOrders,lastOrder,tier"
     assert len(lines) == total + 1
+    phones = [line.split(",")[1] for line in lines[1:]]
+    assert any(phone[-4:].isdigit() for phone in phones), phones  # from the kept results
+    assert all(phone.startswith("***-***-") or phone == "—" for phone in phones), phones
 
 
 def test_sign_out_and_be_refused(synced: Dashboard, driver: WebDriver) -> None:

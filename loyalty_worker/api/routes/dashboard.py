@@ -406,11 +406,18 @@ def no_account_page(
     session: SignedIn,
     settings: SettingsDep,
     directory: DirectoryDep,
+    services: ServicesDep,
     dashboard: DashboardDep,
     page: Page = 1,
 ) -> Response:
     page_org(request, session, org_id, directory)
-    data = views.no_account(org_id, dashboard.store, page=page, page_size=views.PAGE_SIZE)
+    data = views.no_account(
+        org_id,
+        dashboard.store,
+        page=page,
+        page_size=views.PAGE_SIZE,
+        remembered=services.tracker,
+    )
     context = {"org_id": org_id, "data": data}
     return render(request, "no_account.html", context, session=session, settings=settings)
 

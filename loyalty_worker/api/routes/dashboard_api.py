@@ -253,12 +253,15 @@ def no_account(
     who: ViewerDep,
     directory: DirectoryDep,
     dashboard: DashboardDep,
+    services: ServicesDep,
     page: Page = 1,
     page_size: PageSize = views.PAGE_SIZE,
 ) -> dict[str, Any]:
     """Masked phone, points from orders and last order of each: prompt them to create one."""
     org_for(who, org_id, directory)
-    return views.no_account(org_id, dashboard.store, page=page, page_size=page_size)
+    return views.no_account(
+        org_id, dashboard.store, page=page, page_size=page_size, remembered=services.tracker
+    )
 
 
 @router.get(
@@ -268,10 +271,14 @@ def no_account(
     responses=ERRORS,
 )
 def no_account_csv(
-    org_id: OrgPath, who: ViewerDep, directory: DirectoryDep, dashboard: DashboardDep
+    org_id: OrgPath,
+    who: ViewerDep,
+    directory: DirectoryDep,
+    dashboard: DashboardDep,
+    services: ServicesDep,
 ) -> Response:
     org_for(who, org_id, directory)
-    rows = views.no_account_rows(org_id, dashboard.store)
+    rows = views.no_account_rows(org_id, dashboard.store, services.tracker)
     columns = ("customerId", "phone", "pointsFromOrders", "lastOrder", "tier")
     return csv_response(views.to_csv(rows, columns), f"{org_id}-no-alpine-account.csv")
 
