@@ -110,6 +110,16 @@ class ApiServer:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # SIGTERM, SIGHUP and Ctrl-C stop every child started below (devstack.supervise).
+    with devstack.supervise("bench"):
+        try:
+            return _main(argv)
+        except devstack.Stopped as exc:
+            print(f"bench: stopped ({exc})", file=sys.stderr)
+            return exc.exit_code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1000)
     parser.add_argument("--latency-ms", type=float, default=50.0)
@@ -170,7 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sandbox.set_faults(latency_ms=args.latency_ms)
 
         queries = FirestoreProfileStore(client, timeout_s=3.0, retry_budget_s=2.0)
-        api_settings = ApiSettings(tokens={TOKEN: [ORG_ID]})
+        # One token makes every call: the per-token rate limit would turn --calls > 600 into 429s.
+        api_settings = ApiSettings(tokens={TOKEN: [ORG_ID]}, rate_limit_per_min=0)
         settings = Settings(alpine_base_url=sandbox.alpine_url)
         alpine_clients = AlpineClients(settings, api_settings)
         alpine: AlpineIQClient | None = alpine_clients(queries.get_org_settings(ORG_ID))

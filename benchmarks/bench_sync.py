@@ -20,6 +20,11 @@ runs ``--repeat`` times per latency and the run with the median wall time is rep
   running ``loyalty.sync_org``, timed from sending the task until the run's summary is in Redis;
   ``loyalty_worker_rerun`` is the same org again, unchanged, on the same workers.
 
+Alpine IQ's contacts listing is the documented one by default (no balances: each customer with a
+phone costs a look-up, in the plan-less ways and in the worker's chunk tasks alike);
+``--alpine-balances-in-listing`` runs the sandbox with its labelled shortcut instead (balances
+in the listing, so the bulk ways need no look-up). The header and every row name the mode.
+
 Every run starts from a freshly seeded Firestore project on an emulator of its own, zeroed
 sandbox counters, and (for the worker) a flushed Redis database. The figures per row: wall
 time, customers/s, API calls (Alleaves + Alpine IQ requests the sandbox served, logins and
@@ -39,7 +44,6 @@ import contextlib
 import json
 import os
 import platform
-import signal
 import subprocess
 import sys
 import threading
@@ -47,11 +51,11 @@ import time
 import urllib.parse
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import Any, Self, cast
 
 import redis
@@ -101,6 +105,13 @@ class Options:
     redis_url: str
     timeout_s: float | None
     reruns: bool = True
+    # The sandbox's shortcut: balances in Alpine IQ's contacts listing (not the documented API).
+    alpine_balances_in_listing: bool = False
+
+    @property
+    def alpine_listing(self) -> str:
+        """The Alpine IQ listing mode, as the header and the rows name it."""
+        return "balances (shortcut)" if self.alpine_balances_in_listing else "documented"
 
     @property
     def total_concurrency(self) -> int:
@@ -188,6 +199,12 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         default=True,
         help="after each worker run, run the unchanged org again, in full and since the last run",
     )
+    parser.add_argument(
+        "--alpine-balances-in-listing",
+        action="store_true",
+        help="measure the sandbox's shortcut: balances in Alpine IQ's contacts listing "
+        "(default: the documented listing, one look-up per customer with a phone)",
+    )
     args = parser.parse_args(argv)
     limited = args.rate_limit is not None
     return Options(
@@ -203,6 +220,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         redis_url=args.redis_url,
         timeout_s=args.timeout,
         reruns=args.reruns,
+        alpine_balances_in_listing=args.alpine_balances_in_listing,
     )
 
 
@@ -622,6 +640,7 @@ def to_row(options: Options, latency_ms: int, runs: Sequence[RunResult]) -> dict
         "way": chosen.way,
         "customers": options.customers,
         "latency_ms": latency_ms,
+        "alpine_listing": options.alpine_listing,
         "ok": chosen.ok,
         "wall_s": None if chosen.wall_s is None else round(chosen.wall_s, 3),
         "customers_per_s": None,
@@ -881,6 +900,7 @@ def header(options: Options, redis_client: redis.Redis, source: str) -> str:
             f"{options.total_concurrency} (asyncio: the same; naive: 1); plans fetch with the "
             "worker's LOYALTY_ORDER_FETCH_PARALLELISM per stream"
             + (f"; rate limit {options.rate_limit}/s per API" if options.rate_limit else ""),
+            f"Alpine IQ contacts listing: {options.alpine_listing}",
         ]
     )
 
@@ -934,20 +954,6 @@ def run_latency(bench: Bench, rows: list[dict[str, Any]]) -> None:
             write_rows(options.out, rows)
 
 
-@contextlib.contextmanager
-def _terminate_as_exit() -> Iterator[None]:
-    """SIGTERM unwinds like Ctrl-C, so every ``finally`` stops the children it started."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse_options(argv)
     if options.rate_limit is None:
@@ -958,7 +964,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     redis_child: devstack.ChildProcess | None = None
     interrupted = False
-    with _terminate_as_exit():
+    # SIGTERM and SIGHUP unwind like Ctrl-C (devstack.Stopped is a KeyboardInterrupt), so every
+    # ``finally`` stops the children it started; what is left is stopped on the way out.
+    with devstack.supervise("bench"):
         try:
             redis_url, redis_child = devstack.ensure_redis(options.redis_url)
             if redis_url != options.redis_url:
@@ -976,6 +984,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ]
                 if options.rate_limit is not None:
                     sandbox_args += ["--rate-limit", str(options.rate_limit)]
+                if options.alpine_balances_in_listing:
+                    sandbox_args.append("--alpine-balances-in-listing")  # the shortcut
                 sandbox = devstack.start_sandbox(
                     *sandbox_args, timeout_s=60.0 + options.customers / 500
                 )

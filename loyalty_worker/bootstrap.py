@@ -20,6 +20,7 @@ from loyalty_worker.adapters.discord import ConsoleNotifier, DiscordNotifier
 from loyalty_worker.adapters.firestore import FirestoreProfileStore, build_firestore_client
 from loyalty_worker.adapters.http import RetryPolicy, build_http_client
 from loyalty_worker.adapters.rate_limit import RedisRateLimiter, request_hook
+from loyalty_worker.adapters.run_phones import RedisRunPhones
 from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.adapters.sync_slots import RedisSyncSlots
 from loyalty_worker.config import Settings, get_settings
@@ -111,6 +112,13 @@ class Container:
             if self._tracker is None:
                 self._tracker = RunTracker(client, results_keep_s=self.settings.run_results_keep_s)
             return self._tracker
+
+    @property
+    def run_phones(self) -> RedisRunPhones:
+        """The runs' phones kept beside their task messages, for as long as a run may last
+        (its org's lock) plus the broker's redelivery of a lost worker's last message."""
+        ttl_s = self.settings.run_lock_ttl_s + self.settings.visibility_timeout_s
+        return RedisRunPhones(self.redis, ttl_s=ttl_s)
 
     def org(self, org_id: str) -> OrgClients:
         """The org's settings and clients, re-read from Firestore at most once a minute."""

@@ -92,7 +92,11 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
     try:
         # No reference to the raw dataset is kept here: the app holds its orders encoded,
         # and a full history as dicts would double the memory for the life of the server.
-        app = create_app(_sandbox_dataset(args), faults)
+        app = create_app(
+            _sandbox_dataset(args),
+            faults,
+            alpine_balances_in_listing=args.alpine_balances_in_listing,
+        )
     except DatasetError as exc:
         print(f"sandbox: {exc}", file=sys.stderr)
         return 2
@@ -201,11 +205,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     """The main job end to end on one machine."""
     from loyalty_worker.demo import run_demo
 
-    return run_demo(customers=args.customers, seed=args.seed, flower=not args.no_flower)
+    return run_demo(
+        customers=args.customers, seed=args.seed, flower=not args.no_flower, redis_db=args.redis_db
+    )
 
 
-def _cmd_flower(args: argparse.Namespace) -> int:
-    """Flower, with basic auth from the settings (passed in the environment, not the argv)."""
+def _cmd_flower(args: argparse.Namespace) -> int:  # noqa: RET503 - exec does not return
+    """Flower, with basic auth from the settings (passed in the environment, not the argv).
+
+    This process becomes Flower (exec): a signal meant for the command reaches Flower itself,
+    and there is no wrapper left to outlive it or to die leaving it behind."""
     import os
 
     from loyalty_worker.config import get_settings
@@ -222,14 +231,30 @@ def _cmd_flower(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    elif not _is_loopback(args.address):
+        # Flower's task view and controls would be open to anyone who reaches the address.
+        print(
+            f"flower: --no-auth serves only a loopback address (127.0.0.1, ::1), not "
+            f"{args.address!r}; set LOYALTY_FLOWER_PASSWORD to serve it further",
+            file=sys.stderr,
+        )
+        return 2
     argv = [sys.executable, "-m", "celery", "-A", "loyalty_worker.celery_app", "flower"]
     argv += [f"--port={args.port}", f"--address={args.address}"]
-    import subprocess
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, argv, env)  # noqa: S606 - a fixed argv, no shell
 
+
+def _is_loopback(address: str) -> bool:
+    import ipaddress
+
+    if address == "localhost":
+        return True
     try:
-        return subprocess.call(argv, env=env)
-    except KeyboardInterrupt:
-        return 0
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve anywhere
 
 
 def _cmd_seed_firestore(args: argparse.Namespace) -> int:
@@ -297,13 +322,12 @@ def _cmd_firestore_emulator(args: argparse.Namespace) -> int:
 
 def _cmd_api(args: argparse.Namespace) -> int:
     """Serve the HTTP API (sync triggers, run status, points look-up, webhooks) with uvicorn."""
-    import logging
-
     import uvicorn
     from pydantic import ValidationError
 
+    from loyalty_worker import logs
+    from loyalty_worker.api import wiring
     from loyalty_worker.api.settings import get_api_settings
-    from loyalty_worker.api.wiring import build_app
     from loyalty_worker.config import get_settings
 
     try:
@@ -314,8 +338,17 @@ def _cmd_api(args: argparse.Namespace) -> int:
     if not api_settings.tokens:
         print("api: no callers: set LOYALTY_API_TOKENS (JSON {token: [orgIds]})", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    app = build_app(get_settings(), api_settings)
+    settings = get_settings()
+    # Redacted like the workers' logs (httpx's request URLs hold phone numbers), tokens and
+    # secrets masked wherever they appear, httpx's line per request left out.
+    logs.configure_process(json_format=settings.log_format == "json")
+    for grant in api_settings.tokens:
+        logs.register_secret(grant.token.get_secret_value())
+    for secret in api_settings.webhook_secrets.values():
+        logs.register_secret(secret.get_secret_value())
+    if settings.phone_hash_key is not None:
+        logs.register_secret(settings.phone_hash_key.get_secret_value())
+    app = wiring.build_app(settings, api_settings)
     # uvicorn's access log prints query strings (phone numbers): the app logs paths instead.
     uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_config=None)
     return 0
@@ -438,6 +471,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=24 * 3600.0,
         help="lifetime of Alleaves tokens",
     )
+    sandbox.add_argument(
+        "--alpine-balances-in-listing",
+        action="store_true",
+        help="shortcut, not the documented API: Alpine IQ's contacts listing carries each "
+        "contact's points, tier and lastVisit (default: ids, phones and names only, so each "
+        "balance costs a look-up by phone)",
+    )
     sandbox.set_defaults(handler=_cmd_sandbox)
 
     dataset = commands.add_parser(
@@ -478,6 +518,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--customers", type=_positive_int, default=1000)
     demo.add_argument("--seed", type=int, default=DEFAULT_SEED)
     demo.add_argument("--no-flower", action="store_true")
+    demo.add_argument(
+        "--redis-db",
+        type=_non_negative_int,
+        default=15,
+        help="the demo's own database on the Redis of LOYALTY_REDIS_URL, emptied when a demo "
+        "starts (default 15)",
+    )
     demo.set_defaults(handler=_cmd_demo)
 
     flower = commands.add_parser("flower", help="Flower with basic auth from the settings")

@@ -3,16 +3,25 @@
 Starts what is not already running (the sandbox with a generated dataset, the Firestore
 emulator, a Celery worker, Flower; a private Redis when none answers), seeds Firestore, runs a
 full sync of the first org with a progress bar and prints the summary. Everything it started is
-stopped on exit.
+stopped on exit, whatever ends it: the run's end, an error, Ctrl-C, SIGTERM or SIGHUP
+(``devstack.supervise``); a run it leaves unfinished is closed and its org's lock released.
+
+The demo works in a Redis database of its own (``--redis-db``, 15 by default), which it empties
+when it starts: a demo never meets a worker deployment's queues or locks, and whatever a demo
+killed outright (SIGKILL) left there does not block the next one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import sys
 import time
+import urllib.parse
 from pathlib import Path
+from typing import cast
 
 import redis
 from google.cloud import firestore
@@ -21,23 +30,137 @@ from loyalty_worker import bootstrap, devstack
 from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.adapters.seed import seed_firestore
 from loyalty_worker.config import get_settings
-from loyalty_worker.firestore_emulator import start_emulator
-from loyalty_worker.progress import format_summary, watch_run
+from loyalty_worker.firestore_emulator import EmulatorProcess, EmulatorUnavailable, start_emulator
+from loyalty_worker.progress import FINAL_STATUSES, format_summary, watch_run
 from loyalty_worker.sandbox.data import generate_dataset
+from loyalty_worker.services.summary import SummaryBuilder
 
 DEMO_DIR = Path(".demo")
+# Who uses the demo's database: {host, pid, start}; "pid" is emptied when that demo ends.
+OWNER_KEY = "loyalty:demo:owner"
+# A worker given this long to finish or give back its tasks before it is killed; the whole stop
+# stays well within the 15 s a supervisor (docker stop: 10 s) commonly allows.
+WORKER_STOP_S = 8.0
 
 
-def run_demo(*, customers: int, seed: int = 1, flower: bool = True) -> int:
-    """Run the demo; returns the process exit code."""
+class DemoDatabaseBusy(RuntimeError):
+    """The demo's Redis database is in use: by a running demo, or by something not a demo."""
+
+
+def with_db(url: str, db: int) -> str:
+    """``url`` with its database number replaced by ``db``."""
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(parts._replace(path=f"/{db}"))
+
+
+def _process_start(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot, Linux), "" where that cannot be
+    read, None when there is no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _owner_alive(owner: dict[str, str]) -> bool:
+    pid = owner.get("pid", "")
+    if not pid.isdigit():
+        return False
+    if owner.get("host") != socket.gethostname():
+        return True  # another machine's demo: not ours to judge
+    if Path("/proc").is_dir():
+        return _process_start(int(pid)) == owner.get("start")
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def claim_database(client: redis.Redis, url: str) -> str | None:
+    """Make the demo's database this demo's: refused while another demo uses it or when it holds
+    keys no demo wrote; emptied otherwise. Says what a stopped demo left there, if anything."""
+    raw = cast(dict[bytes, bytes], client.hgetall(OWNER_KEY))
+    owner = {k.decode(): v.decode() for k, v in raw.items()}
+    if owner and _owner_alive(owner):
+        raise DemoDatabaseBusy(
+            f"another demo (pid {owner['pid']} on {owner.get('host')}) is using {url}: stop it, "
+            "or give this one another database (--redis-db)"
+        )
+    if not owner and client.dbsize():
+        raise DemoDatabaseBusy(
+            f"{url} holds keys no demo wrote: give the demo an empty database (--redis-db)"
+        )
+    locks = sorted(key.decode() for key in client.scan_iter("loyalty:lock:*"))
+    client.flushdb()
+    pid = os.getpid()
+    start = _process_start(pid) or ""
+    client.hset(OWNER_KEY, mapping={"host": socket.gethostname(), "pid": pid, "start": start})
+    if locks:
+        return f"cleared what a demo that was killed left behind ({', '.join(locks)})"
+    return None
+
+
+def close_run(tracker: RunTracker, org_id: str, run_id: str, reason: str) -> str:
+    """Close a run the demo leaves unfinished (as ``incomplete``, with what its results add up
+    to) and release the org's lock; what was done, for the demo to say ("" for a run that had
+    ended)."""
+    meta = tracker.meta(run_id)
+    if meta.get("status") in FINAL_STATUSES and "summary" in meta:
+        tracker.release_lock(org_id, run_id)
+        return ""
+    if "orgId" in meta:
+        now = time.time()
+        builder = SummaryBuilder(
+            run_id=run_id,
+            org_id=org_id,
+            listed=int(meta.get("listed", 0)),
+            dry_run=meta.get("dryRun") == "1",
+        )
+        summary = builder.add_all(tracker.iter_results(run_id)).build(
+            started_at=float(meta.get("startedAt", now)), finished_at=now, status="incomplete"
+        )
+        summary["error"] = reason
+        tracker.finish(run_id, "incomplete", summary)
+    tracker.release_lock(org_id, run_id)
+    return f"run {run_id} closed as incomplete, org {org_id}'s run lock released"
+
+
+def run_demo(*, customers: int, seed: int = 1, flower: bool = True, redis_db: int = 15) -> int:
+    """Run the demo; returns the process exit code (128 + the signal's number when stopped)."""
+    with devstack.supervise("demo"):  # stops, at its end, a child the demo had not listed yet
+        try:
+            return _run_demo(customers=customers, seed=seed, flower=flower, redis_db=redis_db)
+        except devstack.Stopped as exc:
+            stopped = exc
+    devstack.say(f"demo: stopped ({stopped}); everything it started is stopped")
+    return stopped.exit_code
+
+
+def _run_demo(*, customers: int, seed: int, flower: bool, redis_db: int) -> int:
     started = time.monotonic()
     settings = get_settings()
-    children: list[devstack.ChildProcess | None] = []
-    emulator = None
+    services: list[devstack.ChildProcess | None] = []  # stopped last: the workers use them
+    workers: list[devstack.ChildProcess] = []
+    emulator: EmulatorProcess | None = None
+    client: redis.Redis | None = None
+    run: tuple[str, str] | None = None
+    stopped_by = "the demo ended before its run did"
     try:
-        redis_url, redis_child = devstack.ensure_redis(settings.redis_url)
-        children.append(redis_child)
-        print(f"redis: {redis_url}" + (" (private, started for the demo)" if redis_child else ""))
+        server_url, redis_child = devstack.ensure_redis(settings.redis_url)
+        services.append(redis_child)
+        redis_url = with_db(server_url, redis_db)
+        client = redis.Redis.from_url(redis_url)
+        cleared = claim_database(client, redis_url)
+        where = " (private, started for the demo)" if redis_child else ", the demo's own database"
+        print(f"redis: {redis_url}{where}")
+        if cleared:
+            print(f"redis: {cleared}")
 
         emulator_host = os.environ.get("FIRESTORE_EMULATOR_HOST")
         if not emulator_host:
@@ -51,7 +174,7 @@ def run_demo(*, customers: int, seed: int = 1, flower: bool = True) -> int:
         dataset_path.write_text(json.dumps(dataset))
         sandbox = devstack.start_sandbox("--dataset", str(dataset_path), "--latency-ms", "50")
         base_url = sandbox.base_url
-        children.append(sandbox.child)
+        services.append(sandbox.child)
         print(f"sandbox (Alleaves, Alpine IQ, Discord; 50 ms per call): {base_url}")
 
         env = {
@@ -64,17 +187,17 @@ def run_demo(*, customers: int, seed: int = 1, flower: bool = True) -> int:
         }
         os.environ.update(env)
         bootstrap.reset()  # settings are read again, with the addresses above
-        client = firestore.Client(project=settings.firestore_project)
-        counts = seed_firestore(client, dataset)
-        client.close()  # type: ignore[no-untyped-call]  # google-cloud-firestore is untyped here
+        fs = firestore.Client(project=settings.firestore_project)
+        counts = seed_firestore(fs, dataset)
+        fs.close()  # type: ignore[no-untyped-call]  # google-cloud-firestore is untyped here
         print(f"seeded Firestore: {counts}")
 
-        children.append(devstack.start_worker(env))
+        workers.append(devstack.start_worker(env))
         print("celery worker: started")
         if flower:
             port = devstack.free_port()
             auth = settings.flower_password is not None
-            children.append(devstack.start_flower(env, port=port, auth=auth))
+            workers.append(devstack.start_flower(env, port=port, auth=auth))
             who = f"user {settings.flower_user}" if auth else "no login: loopback only"
             print(f"flower: http://127.0.0.1:{port} ({who})")
 
@@ -84,8 +207,10 @@ def run_demo(*, customers: int, seed: int = 1, flower: bool = True) -> int:
         run_id = new_run_id(org_id)
         from loyalty_worker.celery_app import app
 
+        run = (org_id, run_id)
         app.send_task("loyalty.sync_org", args=[org_id], kwargs={"run_id": run_id})
-        tracker = RunTracker(redis.Redis.from_url(redis_url))
+        print(f"run {run_id}: org {org_id}", flush=True)
+        tracker = RunTracker(client)
         progress = watch_run(tracker, run_id)
         if progress.summary is None:
             print(f"run {run_id} ended {progress.status}: {progress.error}", file=sys.stderr)
@@ -99,10 +224,38 @@ def run_demo(*, customers: int, seed: int = 1, flower: bool = True) -> int:
         print(f"Firestore profiles: customers/{org_id}_<id_customer> on {emulator_host}")
         print(f"demo wall time: {time.monotonic() - started:.1f} s")
         return 0 if progress.status == "completed" else 1
-    except devstack.StartupError as exc:
+    except (devstack.StartupError, EmulatorUnavailable, DemoDatabaseBusy) as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 2
+    except devstack.Stopped as exc:
+        stopped_by = f"the demo was stopped ({exc})"
+        devstack.say(f"\ndemo: {stopped_by}: stopping what it started")
+        raise
     finally:
-        devstack.stop_all(children)
+        devstack.stopping()  # a signal now (Ctrl-C twice) hurries this, cannot cut it short
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()
+        # The workers first (each finishes or gives back its tasks), then the run they leave,
+        # then the services they used.
+        devstack.stop_all(workers, out=sys.stderr, label="demo: ", timeout_s=WORKER_STOP_S)
+        if client is not None:
+            _release(client, run, stopped_by)
+        devstack.stop_all(services, out=sys.stderr, label="demo: ")
         if emulator is not None:
+            if emulator.running():
+                devstack.say("demo: stopping firestore emulator")
             emulator.stop()
+
+
+def _release(client: redis.Redis, run: tuple[str, str] | None, reason: str) -> None:
+    """Close the demo's run if it is still open, and give the database back."""
+    try:
+        if run is not None:
+            done = close_run(RunTracker(client), *run, reason=reason)
+            if done:
+                devstack.say(f"demo: {done}")
+        client.hset(OWNER_KEY, "pid", "")
+    except redis.RedisError as exc:
+        devstack.say(f"demo: could not close the run in Redis: {exc}")
+    finally:
+        client.close()

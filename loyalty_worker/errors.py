@@ -11,7 +11,8 @@ decided once, at the client boundary::
         ├── AuthError           401/403: wrong credentials or API key (stops an org's run)
         ├── MalformedRecord     a record from a provider that cannot be trusted (reported by id)
         ├── SettingsInvalid     an org's loyalty settings document fails validation
-        └── UnknownOrg          no loyalty settings document for that org
+        ├── UnknownOrg          no loyalty settings document for that org
+        └── PhoneNotKept        a run's task must look a phone up that the run no longer keeps
 
 Exceptions keep ``args`` complete (``super().__init__(*args)``) so that Celery can pickle or
 serialise them across processes.
@@ -125,3 +126,20 @@ class UnknownOrg(PermanentError):
     @property
     def reason(self) -> str:  # type: ignore[override]
         return "unknown_org"
+
+
+class PhoneNotKept(PermanentError):
+    """A run's customer needs a look-up by phone, but the run's phones (kept beside its task
+    messages, ``ports.RunPhones``) no longer hold it: they expired, or Redis lost them."""
+
+    def __init__(self, run_id: str | None, customer_id: int) -> None:
+        super().__init__(
+            "run_state", f"run {run_id}: customer {customer_id}: its phone is no longer kept"
+        )
+        self.args = (run_id, customer_id)
+        self.run_id = run_id
+        self.customer_id = customer_id
+
+    @property
+    def reason(self) -> str:  # type: ignore[override]
+        return "phone_not_kept"

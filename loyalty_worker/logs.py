@@ -1,4 +1,4 @@
-"""Logging for workers and the CLI: secrets and phone numbers never reach a log line.
+"""Logging for workers, the API and the CLI: secrets and phone numbers never reach a log line.
 
 Every handler gets ``RedactingFilter``: it masks phone-like digit runs (``***-***-1234``), JWTs,
 and every secret the process has registered (org credentials, webhook URLs, API keys) in the
@@ -87,3 +87,17 @@ def install(logger: logging.Logger, *, json_format: bool) -> None:
             handler.addFilter(RedactingFilter())
         if json_format:
             handler.setFormatter(JsonFormatter())
+
+
+def configure_process(*, json_format: bool, level: int = logging.INFO) -> None:
+    """Log to stderr through ``install`` in a process that Celery does not set up (the API).
+
+    The handler is added even when the root logger has some already (``basicConfig`` would then
+    do nothing), and every root handler gets the filter: uvicorn's loggers propagate to them.
+    """
+    root = logging.getLogger()
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(level)
+    install(root, json_format=json_format)

@@ -311,6 +311,14 @@ class RunSummaries(Protocol):
         ...
 
 
+class WebhookOrgs(WebhookSecrets, Protocol):
+    """An org's webhook secret, and the Alleaves location its signed events must name."""
+
+    def alleaves_location(self, org_id: str) -> str | None:
+        """The org's Alleaves ``locationId`` as text, None when its settings name none."""
+        ...
+
+
 # --- Single-customer syncs: a cap per org -------------------------------------------------------
 
 
@@ -326,6 +334,26 @@ class SyncSlots(Protocol):
     def release(self, org_id: str, holder: str) -> None:
         """Give ``holder``'s slot back (nothing when it holds none)."""
         ...
+
+
+# --- A run's phones, kept beside its task messages ------------------------------------------------
+# (Task messages sit in the broker and show in Flower: they carry masked phones only.)
+
+
+class RunPhones(Protocol):
+    """The phones a run's tasks must look up in Alpine IQ, kept out of their messages (Redis,
+    for a bounded time)."""
+
+    def keep(self, run_id: str, phones: Mapping[int, str]) -> None:
+        """Keep these customers' 10-digit phones for the run's tasks and their retries."""
+        ...
+
+    def phones(self, run_id: str, customer_ids: Sequence[int]) -> dict[int, str]:
+        """The kept phones of those of ``customer_ids`` that have one."""
+        ...
+
+    def forget(self, run_id: str) -> None:
+        """Drop the run's phones: its summary is written, no task of it needs them."""
 
 
 # --- The dashboard: counts, lists, review state and history -------------------------------------

@@ -1,5 +1,11 @@
 """Thin Celery tasks: JSON arguments in, one service call, a service's ``RetryLater`` becomes a
-Celery retry (``_retried``, the one place)."""
+Celery retry (``_retried``, the one place).
+
+Messages carry ids and references: a customer's work goes with its phone masked, the phone its
+task must look up kept beside it (``services.run_phones``). Every message this module publishes
+names its arguments for display (``argsrepr``/``kwargsrepr``, what Flower shows), and a retry
+keeps them.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +28,7 @@ from loyalty_worker.services.customer_inputs import CustomerWork
 from loyalty_worker.services.customer_jobs import sync_alone, sync_run_chunk
 from loyalty_worker.services.nightly import start_nightly_runs
 from loyalty_worker.services.retries import Attempt, RetryLater
+from loyalty_worker.services.run_phones import hand_over
 from loyalty_worker.services.run_start import start_run
 from loyalty_worker.services.watchdog import finalize_overdue_runs
 
@@ -38,7 +45,14 @@ def _retried(task: Task) -> Iterator[None]:
     try:
         yield
     except RetryLater as later:
-        raise task.retry(exc=later.error, countdown=later.countdown) from later.error
+        request = task.request
+        raise task.retry(
+            exc=later.error,
+            countdown=later.countdown,
+            # Celery would show the retry's arguments in full: keep the names it was sent with.
+            argsrepr=getattr(request, "argsrepr", None),
+            kwargsrepr=getattr(request, "kwargsrepr", None),
+        ) from later.error
 
 
 @app.task(name=names.SYNC_ORG, acks_late=False, soft_time_limit=3000, time_limit=3300)
@@ -88,6 +102,7 @@ def sync_customer(
             dry_run=dry_run,
             payload=work,
             ports=c.run_ports(),
+            phones=c.run_phones,
             attempt=Attempt(self.request.retries, c.settings.sync_max_retries),
             close_run=_summarize,
         )
@@ -115,6 +130,7 @@ def sync_chunk(
             works,
             dry_run=dry_run,
             ports=c.run_ports(),
+            phones=c.run_phones,
             attempt=Attempt(self.request.retries, c.settings.sync_max_retries),
             retry_alone=partial(_retry_alone, org_id, run_id, dry_run),
             close_run=_summarize,
@@ -126,7 +142,7 @@ def summarize_run(self: Task, run_id: str, *, status: str = "completed") -> dict
     """Aggregate a run's results into its summary and send the run's one alert."""
     c = container()
     with _retried(self):
-        return close_run(
+        summary = close_run(
             run_id,
             status=status,
             ledger=c.tracker,
@@ -134,6 +150,8 @@ def summarize_run(self: Task, run_id: str, *, status: str = "completed") -> dict
             notifier_for=c.notifier_for,
             attempt=Attempt(self.request.retries, None, cap_s=SUMMARY_BACKOFF_CAP_S),
         )
+    c.run_phones.forget(run_id)  # the run is closed: none of its tasks needs a phone now
+    return summary
 
 
 @app.task(name=names.NIGHTLY_TICK, acks_late=False)
@@ -157,7 +175,7 @@ def incremental_tick() -> list[str]:
     is set); an org whose run is still going starts nothing (its run lock)."""
     orgs = container().store.list_org_ids()
     for org_id in orgs:
-        sync_org.apply_async((org_id,), {"since": "last"}, expires=600)
+        sync_org.apply_async((org_id,), {"since": "last"}, expires=600, **_shown((org_id,)))
     return orgs
 
 
@@ -187,26 +205,40 @@ def _run_dispatch(org_id: str, run_id: str, dry_run: bool) -> RunDispatch:
     )
 
 
+def _shown(args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> dict[str, str]:
+    """A message's ``argsrepr``/``kwargsrepr``: how Flower and the worker's log show it."""
+    return {"argsrepr": repr(args), "kwargsrepr": repr(kwargs or {})}
+
+
 def _enqueue_chunk(org_id: str, run_id: str, dry_run: bool, works: list[CustomerWork]) -> None:
+    payloads = hand_over(run_id, works, phones=container().run_phones)
+    kwargs = {"dry_run": dry_run}
     sync_chunk.apply_async(
-        (org_id, run_id, [work.to_payload() for work in works]),
-        {"dry_run": dry_run},
+        (org_id, run_id, payloads),
+        kwargs,
         ignore_result=True,
+        **_shown((org_id, run_id, f"<{len(works)} customers>"), kwargs),
     )
 
 
 def _retry_alone(org_id: str, run_id: str, dry_run: bool, work: CustomerWork) -> None:
+    # The run kept this customer's phone when its chunk was sent: the payload is phone-less.
+    customer_id = work.customer.customer_id
+    kwargs = {"run_id": run_id, "dry_run": dry_run}
     sync_customer.apply_async(
-        (org_id, work.customer.customer_id),
-        {"run_id": run_id, "dry_run": dry_run, "work": work.to_payload()},
+        (org_id, customer_id),
+        {**kwargs, "work": work.to_payload()},
         countdown=1,
         ignore_result=True,
+        **_shown((org_id, customer_id), {**kwargs, "work": f"<customer {customer_id}>"}),
     )
 
 
 def _summarize(run_id: str, status: str = "completed") -> None:
-    summarize_run.delay(run_id, status=status)
+    summarize_run.apply_async(
+        (run_id,), {"status": status}, **_shown((run_id,), {"status": status})
+    )
 
 
 def _start_nightly(org_id: str) -> None:
-    sync_org.apply_async((org_id,), expires=3600)
+    sync_org.apply_async((org_id,), expires=3600, **_shown((org_id,)))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from loyalty_worker.errors import UnknownOrg
+from loyalty_worker.errors import SettingsInvalid, UnknownOrg
 
 
 class ManualClock:
@@ -60,14 +60,28 @@ class InMemoryWebhookLedger:
 
 
 class StaticWebhookSecrets:
-    """``WebhookSecrets`` from a mapping; an org missing from it is unknown (UnknownOrg)."""
+    """``WebhookOrgs`` from mappings; an org missing from ``secrets`` is unknown (UnknownOrg),
+    one in ``invalid`` has invalid settings (SettingsInvalid naming that field)."""
 
-    def __init__(self, secrets: Mapping[str, bytes | None]) -> None:
+    def __init__(
+        self,
+        secrets: Mapping[str, bytes | None],
+        *,
+        locations: Mapping[str, str] | None = None,
+        invalid: Mapping[str, str] | None = None,
+    ) -> None:
         self._secrets = dict(secrets)
+        self._locations = dict(locations or {})
+        self._invalid = dict(invalid or {})
         self.asked: list[str] = []
 
     def webhook_secret(self, org_id: str) -> bytes | None:
         self.asked.append(org_id)
+        if org_id in self._invalid:
+            raise SettingsInvalid(org_id, self._invalid[org_id], "invalid")
         if org_id not in self._secrets:
             raise UnknownOrg(org_id)
         return self._secrets[org_id]
+
+    def alleaves_location(self, org_id: str) -> str | None:
+        return self._locations.get(org_id)

@@ -99,10 +99,21 @@ class InMemoryProfileStore:
 
 
 class FakeAlpine:
-    """``LoyaltyLookup`` over a dict of 10-digit phone → profile; counts look-ups."""
+    """``LoyaltyLookup`` over a dict of 10-digit phone → profile; counts look-ups.
 
-    def __init__(self, accounts: Mapping[str, AlpineProfile] | None = None) -> None:
+    Its contacts listing is Alpine IQ's documented one: contacts without balances, so each
+    customer with a phone needs a look-up. ``balances_in_listing`` models the sandbox's opt-in
+    shortcut (``--alpine-balances-in-listing``).
+    """
+
+    def __init__(
+        self,
+        accounts: Mapping[str, AlpineProfile] | None = None,
+        *,
+        balances_in_listing: bool = False,
+    ) -> None:
         self.accounts = dict(accounts or {})
+        self.balances_in_listing = balances_in_listing
         self.lookups: list[str] = []
         self.error: Exception | None = None
 
@@ -129,7 +140,8 @@ class FakeAlpine:
         if self.error is not None:
             raise self.error
         for phone, profile in self.accounts.items():
-            yield AlpineContact(profile.contact_id or phone, phone, profile)
+            shown = profile if self.balances_in_listing else None
+            yield AlpineContact(profile.contact_id or phone, phone, shown)
 
 
 class FakeAlleaves:

@@ -66,6 +66,27 @@ class RedisRateLimiter:
             self._sleep(wait_us / 1_000_000)
 
 
+class RedisSlidingWindow:
+    """The same sliding-window log, for a caller that answers "later" rather than waiting: the
+    API's per-token limit (one log per key, ``limit`` slots per ``window_s``)."""
+
+    def __init__(self, client: redis.Redis, *, limit: int, window_s: float, prefix: str) -> None:
+        self._limit = limit
+        self._window_us = int(window_s * 1_000_000)
+        self._prefix = prefix
+        self._acquire = client.register_script(_ACQUIRE)
+
+    def try_acquire(self, key: str) -> float:
+        """0.0 when a slot of ``key`` was taken, else the seconds until one frees up."""
+        wait_us = int(
+            self._acquire(
+                keys=[f"{self._prefix}:{key}"],
+                args=[self._limit, self._window_us, uuid.uuid4().hex],
+            )
+        )
+        return wait_us / 1_000_000
+
+
 def request_hook(
     limiter: RedisRateLimiter, apis: Mapping[str, str]
 ) -> Callable[[httpx.Request], None]:

@@ -4,6 +4,9 @@ An edge, like the CLI: ``create_app`` only assembles. Each concern is a router i
 whose routes parse their input, check the caller (``deps``), call one service and return its
 answer; ``errors`` maps the package's errors to statuses (404 unknown org, 503 a dependency
 unavailable) in one place. Nothing here syncs a customer: the workers do, through the broker.
+``guard`` runs before every route: a body cap, and on ``/api/`` the bearer check and the
+per-token rate limit, all before a body is read. ``/docs``, ``/redoc`` and ``/openapi.json`` are
+served only with ``LOYALTY_API_DOCS=true``.
 
 Routes are plain ``def`` functions (FastAPI runs them in its thread pool) because every client
 below them (Firestore, Redis, httpx) blocks; only the webhook reads its raw body asynchronously.
@@ -22,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loyalty_worker.api.dashboard_state import DashboardServices
 from loyalty_worker.api.errors import install_error_handlers
+from loyalty_worker.api.guard import RequestGuard
 from loyalty_worker.api.routes import (
     dashboard,
     dashboard_api,
@@ -57,9 +61,20 @@ def create_app(
 ) -> FastAPI:
     """The ASGI app over ``services``; tests pass fakes, ``wiring`` the real clients. Without
     ``dashboard_services`` the dashboard's routes answer 503."""
-    app = FastAPI(title="Loyalty sync API", version="1", description=_DESCRIPTION)
-    app.state.api = build_state(services, settings)
+    docs = settings.docs
+    app = FastAPI(
+        title="Loyalty sync API",
+        version="1",
+        description=_DESCRIPTION,
+        openapi_url="/openapi.json" if docs else None,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+    )
+    state = build_state(services, settings)
+    app.state.api = state
     app.state.dashboard = dashboard_services
+    # The last added runs first: each request is logged, then guarded, then routed.
+    app.add_middleware(RequestGuard, settings=settings, limiter=state.limiter)
     app.middleware("http")(log_requests)
     install_error_handlers(app)
     app.exception_handler(StarletteHTTPException)(dashboard.page_errors)

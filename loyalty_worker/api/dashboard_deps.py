@@ -65,6 +65,7 @@ SessionDep = Annotated[Session | None, Depends(current_session)]
 
 
 def viewer(
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
     cookie: Annotated[str | None, Security(session_cookie)],
     session: SessionDep,
@@ -72,7 +73,7 @@ def viewer(
 ) -> Viewer:
     """The caller by bearer token when one is given, else by session cookie; 401 otherwise."""
     if credentials is not None or session is None:
-        return Viewer(caller(credentials, settings), None)
+        return Viewer(caller(request, credentials, settings), None)
     return Viewer(session.caller, session, csrf_token(settings.tokens, session.nonce))
 
 

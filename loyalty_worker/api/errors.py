@@ -1,13 +1,17 @@
 """Every error the API answers, mapped to its status in one place.
 
-404 an unknown org, 401 an untrusted webhook, 422 invalid input (values never echoed: a phone
-number or a secret may be in them), 500 invalid org settings, 502 a dependency's refusal, 503 a
-dependency unavailable (with ``Retry-After``). Routes raise the package's errors; this maps them.
+401 no or an unknown bearer token, or an untrusted webhook (for a webhook, an unknown org or one
+with invalid settings too: the sender learns nothing about the org), 404 an unknown org, 413 a
+body too large, 422 invalid input (values never echoed: a phone number or a secret may be in
+them), 429 a token over its rate (with ``Retry-After``), 500 invalid org settings, 502 a
+dependency's refusal, 503 a dependency unavailable (with ``Retry-After``). Routes raise the
+package's errors; this maps them, and builds the answers ``guard`` gives before any route runs.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,29 +21,35 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from loyalty_worker.api.auth import BEARER_CHALLENGE, BearerRefused
 from loyalty_worker.api.models import ErrorBody, ValidationErrorBody
 from loyalty_worker.errors import PermanentError, SettingsInvalid, TransientError, UnknownOrg
 from loyalty_worker.services.webhooks import WebhookRefused
 
 log = logging.getLogger(__name__)
 
+__all__ = ["BEARER_CHALLENGE", "install_error_handlers", "responses"]
+
 RETRY_AFTER_S = "5"
-BEARER_CHALLENGE = 'Bearer realm="loyalty"'
 SIGNATURE_CHALLENGE = 'Signature realm="alleaves-webhook", headers="x-alleaves-signature"'
 _KNOWN = {
+    400: "The body is not text (FastAPI reads JSON bodies as UTF-8).",
     401: "Missing or invalid bearer token.",
     403: "The token may not act for this org.",
-    404: "Unknown org (no loyalty settings), or unknown run.",
+    404: "Unknown org (no loyalty settings), or no run of the caller's with this id.",
+    413: "Body too large.",
+    429: "This token's rate limit is spent; retry after Retry-After seconds.",
     503: "Firestore, Redis or the broker is unavailable; retry later.",
 }
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The OpenAPI ``responses`` of a bearer route: 422 and the given statuses."""
+    """The OpenAPI ``responses`` of a bearer route: what ``guard`` answers (401, 413, 429), 422
+    and the given statuses."""
     documented: dict[int | str, dict[str, Any]] = {
         422: {"model": ValidationErrorBody, "description": "Invalid input, field named."}
     }
-    for status in statuses:
+    for status in sorted({401, 413, 429, *statuses}):
         documented[status] = {"model": ErrorBody, "description": _KNOWN[status]}
     return documented
 
@@ -65,8 +75,30 @@ def _field_name(loc: Sequence[Any]) -> str:
     return named[-1] if named else ".".join(str(part) for part in loc)
 
 
-def _unavailable(detail: str) -> JSONResponse:
+def unavailable(detail: str) -> JSONResponse:
+    """503, retry in a few seconds."""
     return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": RETRY_AFTER_S})
+
+
+def bearer_refused(exc: BearerRefused) -> JSONResponse:
+    """401 with the bearer challenge."""
+    return JSONResponse(
+        {"detail": exc.detail}, status_code=401, headers={"WWW-Authenticate": exc.challenge}
+    )
+
+
+def too_large(limit: int) -> JSONResponse:
+    """413: the body is larger than ``limit`` bytes."""
+    return JSONResponse({"detail": f"body larger than {limit} bytes"}, status_code=413)
+
+
+def rate_limited(per_min: int, retry_after_s: float) -> JSONResponse:
+    """429 with the whole seconds to wait."""
+    return JSONResponse(
+        {"detail": f"rate limit of {per_min} requests per minute reached; retry later"},
+        status_code=429,
+        headers={"Retry-After": str(max(1, math.ceil(retry_after_s)))},
+    )
 
 
 async def _invalid_input(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -81,6 +113,10 @@ async def _invalid_input(request: Request, exc: RequestValidationError) -> JSONR
         for error in exc.errors()
     ]
     return JSONResponse({"detail": errors}, status_code=422)
+
+
+async def _bearer_refused(request: Request, exc: BearerRefused) -> JSONResponse:
+    return bearer_refused(exc)
 
 
 async def _webhook_refused(request: Request, exc: WebhookRefused) -> JSONResponse:
@@ -100,7 +136,7 @@ async def _settings_invalid(request: Request, exc: SettingsInvalid) -> JSONRespo
 
 async def _transient(request: Request, exc: TransientError) -> JSONResponse:
     log.warning("%s %s: %s", request.method, request.url.path, exc)
-    return _unavailable(f"{exc.service} is unavailable; retry later")
+    return unavailable(f"{exc.service} is unavailable; retry later")
 
 
 async def _permanent(request: Request, exc: PermanentError) -> JSONResponse:
@@ -110,12 +146,13 @@ async def _permanent(request: Request, exc: PermanentError) -> JSONResponse:
 
 async def _redis_down(request: Request, exc: redis.RedisError) -> JSONResponse:
     log.warning("%s %s: Redis: %s", request.method, request.url.path, type(exc).__name__)
-    return _unavailable("redis is unavailable; retry later")
+    return unavailable("redis is unavailable; retry later")
 
 
 def install_error_handlers(app: FastAPI) -> None:
     """Map the package's errors (and invalid input) to the API's statuses and bodies."""
     app.exception_handler(RequestValidationError)(_invalid_input)
+    app.exception_handler(BearerRefused)(_bearer_refused)
     app.exception_handler(WebhookRefused)(_webhook_refused)
     app.exception_handler(UnknownOrg)(_unknown_org)
     app.exception_handler(SettingsInvalid)(_settings_invalid)

@@ -19,9 +19,12 @@ import hashlib
 import hmac
 import json
 import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from starlette.requests import cookie_parser
 
 from loyalty_worker.api.auth import Caller, fingerprint
 from loyalty_worker.api.settings import ApiToken
@@ -122,6 +125,16 @@ def pre_session_nonce(grants: Sequence[ApiToken], value: str | None, now: float)
         return None
     payload = _unsign(signing_key(grants), value, now)
     return str(payload["nonce"]) if payload and "nonce" in payload else None
+
+
+def cookie_caller(cookie_header: str | None, grants: Sequence[ApiToken]) -> Caller | None:
+    """The caller of a ``Cookie`` header's session, None without a valid one (the request
+    guard's way to let the dashboard's pages call their JSON routes)."""
+    if not cookie_header:
+        return None
+    value = cookie_parser(cookie_header).get(COOKIE)
+    session = read_session(grants, value, time.time())
+    return session.caller if session is not None else None
 
 
 def is_loopback(host: str | None) -> bool:

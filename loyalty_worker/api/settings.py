@@ -5,6 +5,11 @@
   settings document has no ``alleaves.webhookSecret``.
 - ``LOYALTY_API_WEBHOOK_REPLAY_WINDOW_S`` (300): how far a webhook's ``timestamp`` may be from now.
 - ``LOYALTY_API_WEBHOOK_DEDUPE_WINDOW_S`` (30): one sync per org and customer in this window.
+- ``LOYALTY_API_WEBHOOK_MAX_BODY_BYTES`` (262144): the largest webhook body read.
+- ``LOYALTY_API_MAX_BODY_BYTES`` (65536): the largest body of any other request.
+- ``LOYALTY_API_RATE_LIMIT_PER_MIN`` (600): requests per minute one token may make, shared by
+  every API process through Redis; 0 turns the limit off.
+- ``LOYALTY_API_DOCS`` (false): serve ``/docs``, ``/redoc`` and ``/openapi.json``.
 - ``LOYALTY_API_LOOKUP_TIMEOUT_S`` (1.5) and ``LOYALTY_API_LOOKUP_MAX_ATTEMPTS`` (2): the Alpine IQ
   call of a points look-up.
 """
@@ -70,6 +75,11 @@ class ApiSettings(BaseSettings):
     webhook_dedupe_window_s: int = Field(default=30, ge=0, le=3600)
     # Largest webhook body read (an order event is a few KiB).
     webhook_max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    # Largest body of any other request (a sync request is a few dozen bytes).
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    rate_limit_per_min: int = Field(default=600, ge=0, le=1_000_000)
+    # The schema and its pages tell a stranger every route and field: off unless asked for.
+    docs: bool = False
     lookup_timeout_s: float = Field(default=1.5, gt=0, le=30)
     lookup_max_attempts: int = Field(default=2, ge=1, le=5)
 
@@ -78,6 +88,10 @@ class ApiSettings(BaseSettings):
     def _usable_secrets(cls, secrets: dict[str, SecretStr]) -> dict[str, SecretStr]:
         for secret in secrets.values():
             _check_secret(secret.get_secret_value(), "webhook secret")
+        # A secret shared by two orgs would let one org's delivery be replayed as the other's.
+        values = [secret.get_secret_value() for secret in secrets.values()]
+        if len(set(values)) != len(values):
+            raise ValueError("two orgs share a webhook secret: give each org its own")
         return secrets
 
 

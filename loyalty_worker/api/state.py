@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import redis
 from pydantic import ValidationError
 
+from loyalty_worker.adapters.rate_limit import RedisSlidingWindow
 from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.adapters.webhook_ledger import RedisWebhookLedger
 from loyalty_worker.api.errors import invalid_body
@@ -23,6 +24,9 @@ from loyalty_worker.names import new_run_id
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports import Enqueuer, LoyaltyLookup, OrgStore
 from loyalty_worker.services.webhooks import SignedEvent, WebhookReceiver
+
+# The per-token rate limit's window: LOYALTY_API_RATE_LIMIT_PER_MIN requests in any minute.
+RATE_WINDOW_S = 60.0
 
 
 @dataclass
@@ -48,6 +52,8 @@ class ApiState:
     settings: ApiSettings
     directory: OrgDirectory
     webhooks: WebhookReceiver
+    # Each token's requests per minute, in Redis; None when the limit is off.
+    limiter: RedisSlidingWindow | None
 
 
 def build_state(services: ApiServices, settings: ApiSettings) -> ApiState:
@@ -62,7 +68,23 @@ def build_state(services: ApiServices, settings: ApiSettings) -> ApiState:
         dedupe_window_s=settings.webhook_dedupe_window_s,
         clock=services.clock,
     )
-    return ApiState(services=services, settings=settings, directory=directory, webhooks=webhooks)
+    limiter = (
+        RedisSlidingWindow(
+            services.redis,
+            limit=settings.rate_limit_per_min,
+            window_s=RATE_WINDOW_S,
+            prefix="loyalty:api:ratelimit",
+        )
+        if settings.rate_limit_per_min
+        else None
+    )
+    return ApiState(
+        services=services,
+        settings=settings,
+        directory=directory,
+        webhooks=webhooks,
+        limiter=limiter,
+    )
 
 
 def parse_event(body: bytes) -> SignedEvent:

@@ -21,6 +21,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
+from loyalty_worker import devstack
+
 EMULATOR_DIR = Path(__file__).resolve().parent
 START_SCRIPT = EMULATOR_DIR / "start.mjs"
 _INSTALLED_MARKER = (
@@ -91,13 +93,7 @@ class EmulatorProcess:
 
     def stop(self, *, timeout_s: float = 5.0) -> None:
         """Stop the emulator (SIGTERM, then SIGKILL after ``timeout_s``); safe to call twice."""
-        if self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        devstack.terminate(self._process, timeout_s=timeout_s)
         for stream in (self._process.stdin, self._process.stdout):
             if stream is not None:
                 stream.close()
@@ -121,14 +117,17 @@ def start_emulator(
     """Start an emulator on ``127.0.0.1:port`` (a free port when None) and wait until it answers.
 
     The emulator exits when this process does: it watches its stdin, which only this process
-    holds, so a test run killed with SIGKILL does not leave Node servers behind.
+    holds, and it is started like every other child (``devstack.spawn``: registered, marked, and
+    on Linux killed with its parent), so a test run killed with SIGKILL does not leave Node
+    servers behind.
     """
     ensure_installed()
     node = _require_executable("node")
     # Node's errors go to a file rather than a pipe nobody drains, so a chatty emulator can
     # never block on a full pipe; the file's tail explains a failed start.
     log = tempfile.TemporaryFile()  # noqa: SIM115 - EmulatorProcess.stop closes it
-    process = subprocess.Popen(
+    process = devstack.spawn(
+        "firestore emulator",
         [node, str(START_SCRIPT), str(port or 0), f"--host={bind}", "--exit-with-stdin"],
         cwd=EMULATOR_DIR,
         stdin=subprocess.PIPE,
@@ -157,18 +156,21 @@ def main_emulator(port: int | None = None, *, bind: str = _LOOPBACK) -> int:
 
     ``bind`` is the address it listens on: loopback, unless a container must expose it.
     """
-    try:
-        emulator = start_emulator(port, bind=bind)
-    except EmulatorUnavailable as exc:
-        print(f"firestore emulator: {exc}", file=sys.stderr)
-        return 1
-    try:
-        print(f"FIRESTORE_EMULATOR_HOST={emulator.host}", flush=True)
-        return emulator.wait()
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        emulator.stop()
+    with devstack.supervise("firestore emulator"):
+        try:
+            emulator = start_emulator(port, bind=bind)
+        except EmulatorUnavailable as exc:
+            print(f"firestore emulator: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:  # SIGTERM and SIGHUP too (devstack.Stopped)
+            return 0
+        try:
+            print(f"FIRESTORE_EMULATOR_HOST={emulator.host}", flush=True)
+            return emulator.wait()
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            emulator.stop()
 
 
 def _read_bound_port(process: subprocess.Popen[str], timeout_s: float) -> int:

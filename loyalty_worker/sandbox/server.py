@@ -171,10 +171,17 @@ class AlleavesApi:
 
 
 class AlpineApi:
-    """Alpine IQ: loyalty look-up by phone, the wallet, and the contacts listing."""
+    """Alpine IQ: loyalty look-up by phone, the wallet, and the contacts listing.
 
-    def __init__(self, store: SandboxStore) -> None:
+    The contacts listing is the documented one: ids, phones and names, no balances (each
+    customer's balance costs a look-up). ``balances_in_listing`` adds ``points``, ``tier`` and
+    ``lastVisit`` to its rows: a labelled shortcut that models a bulk export some accounts may
+    have, which the documented API does not promise.
+    """
+
+    def __init__(self, store: SandboxStore, *, balances_in_listing: bool = False) -> None:
         self.store = store
+        self.balances_in_listing = balances_in_listing
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -221,6 +228,22 @@ class AlpineApi:
             {"data": {"loyaltyPoints": contact["points"], "hidePointsInWallet": False}}
         )
 
+    def _listed(self, contact: Mapping[str, Any]) -> dict[str, Any]:
+        """A contact as the listing shows it: documented fields, balances only as the shortcut."""
+        row = {
+            "contactID": contact["contactID"],
+            "mobilePhone": contact.get("phone"),
+            "firstName": contact.get("firstName"),
+            "lastName": contact.get("lastName"),
+        }
+        if self.balances_in_listing:
+            row.update(
+                points=contact["points"],
+                tier=contact.get("tier"),
+                lastVisit=contact.get("lastVisit"),
+            )
+        return row
+
     async def contacts(self, request: Request) -> Response:
         org = self._account(request)
         if request.path_params["uid"] != str(org.alpine["uid"]):
@@ -228,18 +251,7 @@ class AlpineApi:
         start = _integer(request.query_params.get("start", "0"), "start", minimum=0)
         limit = _integer(request.query_params.get("limit", str(PIIS_MIN_LIMIT)), "limit", minimum=0)
         limit = min(max(limit, PIIS_MIN_LIMIT), PIIS_MAX_LIMIT)
-        results = [
-            {
-                "contactID": contact["contactID"],
-                "mobilePhone": contact.get("phone"),
-                "firstName": contact.get("firstName"),
-                "lastName": contact.get("lastName"),
-                "points": contact["points"],
-                "tier": contact.get("tier"),
-                "lastVisit": contact.get("lastVisit"),
-            }
-            for contact in org.contacts[start : start + limit]
-        ]
+        results = [self._listed(contact) for contact in org.contacts[start : start + limit]]
         return JSONResponse(
             {
                 "data": {
@@ -361,8 +373,17 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
-def create_app(dataset: Mapping[str, Any], faults: Faults | None = None) -> Starlette:
-    """The whole sandbox over ``dataset`` (see ``data``), starting with ``faults``."""
+def create_app(
+    dataset: Mapping[str, Any],
+    faults: Faults | None = None,
+    *,
+    alpine_balances_in_listing: bool = False,
+) -> Starlette:
+    """The whole sandbox over ``dataset`` (see ``data``), starting with ``faults``.
+
+    ``alpine_balances_in_listing``: Alpine IQ's contacts listing carries each contact's balance
+    (a shortcut the documented API does not offer; off, every balance costs a look-up).
+    """
     store = SandboxStore(dataset)
     state = FaultState(faults or Faults())
     discord = DiscordApi()
@@ -373,7 +394,13 @@ def create_app(dataset: Mapping[str, Any], faults: Faults | None = None) -> Star
     return Starlette(
         routes=[
             Mount("/alleaves", app=gated(ALLEAVES, AlleavesApi(store, state).routes())),
-            Mount("/alpine", app=gated(ALPINE, AlpineApi(store).routes())),
+            Mount(
+                "/alpine",
+                app=gated(
+                    ALPINE,
+                    AlpineApi(store, balances_in_listing=alpine_balances_in_listing).routes(),
+                ),
+            ),
             Mount(
                 "/discord",
                 routes=[

@@ -75,6 +75,10 @@ def _warn_no_phone_key() -> None:
     )
 
 
+# A payload's mark: the customer's phone is needed for a look-up and kept beside the message.
+PHONE_KEPT = "phoneKept"
+
+
 @dataclass(frozen=True, slots=True)
 class AlpineAnswer:
     """Alpine IQ's answer fetched ahead (bulk listing): a profile, or None for "no account"."""
@@ -111,12 +115,20 @@ class CustomerWork:
         """``phone_hash`` as a value: None leaves the profile's phoneHash untouched."""
         return PhoneHash.from_text(self.phone_hash)
 
+    def phone_to_look_up(self) -> str | None:
+        """The 10-digit phone the task must look up in Alpine IQ; None when the run answered
+        Alpine IQ ahead, or the customer has no US phone."""
+        return normalize_phone(self.customer.phone) if self.alpine is None else None
+
     def to_payload(self) -> dict[str, Any]:
-        """Compact JSON for a task message: amounts as strings, never floats."""
-        # The raw phone travels only when the task must look it up; otherwise its masked form
-        # (messages are visible in Flower and the broker).
+        """Compact JSON for a task message: amounts as strings, never floats, and the phone
+        masked: messages sit in the broker and show in Flower.
+
+        A customer whose phone the task must look up is marked ``phoneKept``: the run keeps
+        that phone beside the message (``services.run_phones``) and the task reads it there.
+        """
         phone = self.customer.phone
-        if self.alpine is not None and phone:
+        if phone:
             phone = mask_phone(phone)
         payload: dict[str, Any] = {
             "customer": [self.customer.customer_id, phone, self.customer.alpine_user_code],
@@ -138,11 +150,23 @@ class CustomerWork:
             payload["profile"] = profile_subset(self.profile)
         if self.phone_hash is not None:
             payload["phoneHash"] = self.phone_hash
+        if self.phone_to_look_up() is not None:
+            payload[PHONE_KEPT] = True
         return payload
 
+    @staticmethod
+    def kept_phone_of(payload: Mapping[str, Any]) -> int | None:
+        """The customer id of a payload whose phone the run keeps aside (None: not needed)."""
+        return int(payload["customer"][0]) if payload.get(PHONE_KEPT) else None
+
     @classmethod
-    def from_payload(cls, payload: Mapping[str, Any]) -> CustomerWork:
-        customer_id, phone, code = payload["customer"]
+    def from_payload(cls, payload: Mapping[str, Any], *, phone: str | None = None) -> CustomerWork:
+        """The work a payload describes; ``phone``: the kept phone of a ``phoneKept`` payload
+        (``kept_phone_of``), which must be given for one: its masked form cannot be looked up.
+        """
+        customer_id, shown, code = payload["customer"]
+        if payload.get(PHONE_KEPT) and phone is None:
+            raise ValueError(f"customer {customer_id}: the payload's phone is kept aside")
         orders = tuple(
             Order(
                 order_id=int(o[0]),
@@ -161,7 +185,7 @@ class CustomerWork:
                 None if row is None else AlpineProfile(int(row[0]), row[1], row[2], row[3])
             )
         return cls(
-            customer=Customer(int(customer_id), phone, code),
+            customer=Customer(int(customer_id), phone or shown, code),
             orders=orders,
             malformed_orders=tuple(payload.get("malformed", ())),
             alpine=alpine,

@@ -13,10 +13,12 @@ from datetime import date, timedelta
 from typing import Any
 
 from loyalty_worker.errors import PermanentError, TransientError
+from loyalty_worker.ports import RunPhones
 from loyalty_worker.services.batch import OrgAdapters, RunPorts, record_results
 from loyalty_worker.services.customer_inputs import CustomerWork
 from loyalty_worker.services.lone_customer import find_customer_work
 from loyalty_worker.services.retries import Attempt, failed_result
+from loyalty_worker.services.run_phones import Unpacked, unpack, unpack_one
 from loyalty_worker.services.sync_customer import sync_chunk, sync_customer
 
 log = logging.getLogger(__name__)
@@ -30,11 +32,13 @@ def sync_alone(
     dry_run: bool,
     payload: Mapping[str, Any] | None,
     ports: RunPorts,
+    phones: RunPhones,
     attempt: Attempt,
     close_run: Callable[[str], None],
 ) -> dict[str, Any]:
-    """Sync one customer: a run's customer retried alone (its inputs in ``payload``), or one
-    asked for on its own (another service), whose inputs are found first.
+    """Sync one customer: a run's customer retried alone (its inputs in ``payload``, its phone
+    kept by the run in ``phones``), or one asked for on its own (another service), whose inputs
+    are found first.
 
     A customer asked for on its own pages Alleaves itself: it first takes one of the org's
     ``single_sync_concurrency`` slots, and when all are taken waits its turn (``RetryLater``)
@@ -47,7 +51,7 @@ def sync_alone(
         with _single_sync_slot(org_id, ports, attempt, needed=payload is None):
             org = ports.org_for(org_id)
             work = (
-                CustomerWork.from_payload(payload)
+                unpack_one(run_id, payload, phones=phones)
                 if payload is not None
                 else _lone_work(org_id, int(customer_id), org, ports)
             )
@@ -136,23 +140,26 @@ def sync_run_chunk(
     *,
     dry_run: bool,
     ports: RunPorts,
+    phones: RunPhones,
     attempt: Attempt,
     retry_alone: Callable[[CustomerWork], None],
     close_run: Callable[[str], None],
 ) -> dict[str, int]:
     """Sync a run's chunk of customers (``sync_customer.sync_chunk``) and record their results.
 
-    A customer whose own read hits a transient error goes to ``retry_alone`` (a sync of its
-    own, with its own retries), so the chunk never waits on it. Returns how many results were
-    recorded and how many customers were handed on.
+    The phones to look up come from the run's ``phones`` (a customer whose phone is no longer
+    kept fails). A customer whose own read hits a transient error goes to ``retry_alone`` (a
+    sync of its own, with its own retries), so the chunk never waits on it. Returns how many
+    results were recorded and how many customers were handed on.
     """
-    works = [CustomerWork.from_payload(payload) for payload in payloads]
+    unpacked: Unpacked | None = None
     retried: list[CustomerWork] = []
     try:
+        unpacked = unpack(run_id, payloads, phones=phones)
         org = ports.org_for(org_id)
         outcome = sync_chunk(
             org.settings,
-            works,
+            unpacked.works,
             store=ports.store,
             alpine=org.alpine,
             run_id=run_id,
@@ -162,18 +169,21 @@ def sync_run_chunk(
         retried = [work for work, _ in outcome.retry]
     except (TransientError, PermanentError) as exc:
         attempt.retry_or_fail(exc)
-        results = [
-            failed_result(org_id, w.customer.customer_id, exc, dry_run=dry_run) for w in works
+        ids = [w.customer.customer_id for w in unpacked.works] if unpacked else _ids(payloads)
+        results = [failed_result(org_id, cid, exc, dry_run=dry_run) for cid in ids]
+    if unpacked is not None:
+        results += [
+            failed_result(org_id, lost.customer_id, lost, dry_run=dry_run) for lost in unpacked.lost
         ]
     for work in retried:
         retry_alone(work)
-    counts = {"results": len(results), "retried": len(works) - len(results)}
+    counts = {"results": len(results), "retried": len(payloads) - len(results)}
     failed = sum(1 for result in results if not result.success)
     log.info(
         "run %s: org %s: chunk of %d: %d done, %d failed, %d retried alone",
         run_id,
         org_id,
-        len(works),
+        len(payloads),
         len(results),
         failed,
         counts["retried"],
@@ -182,3 +192,8 @@ def sync_run_chunk(
     if results and record_results(ports.ledger, run_id, results):
         close_run(run_id)
     return counts
+
+
+def _ids(payloads: Sequence[Mapping[str, Any]]) -> list[int]:
+    """The customers of payloads that could not be unpacked."""
+    return [int(payload["customer"][0]) for payload in payloads]

@@ -1,10 +1,12 @@
 """Plan an org's batch: everything the per-customer syncs need, fetched once, side by side.
 
 Four reads, run in parallel: the customer listing (pages fetched several at a time), the order
-history (date windows in parallel), Alpine IQ's contacts listing (every balance in a few pages
-instead of one look-up per customer) and then the existing profiles (chunked bulk reads; a full
-run reads them a few blocks ahead of the work it sends, so it never holds them all). Each
-customer's task gets its share in its message and makes no read of its own.
+history (date windows in parallel), Alpine IQ's contacts listing (which phones have an account,
+in a few pages; where a listing carries balances, they spare those customers' look-ups) and then
+the existing profiles (chunked bulk reads; a full run reads them a few blocks ahead of the work
+it sends, so it never holds them all). Each customer's task gets its share in its message; a
+customer with an Alpine IQ account whose balance the listing did not carry is looked up by its
+task.
 """
 
 from __future__ import annotations

@@ -2,8 +2,15 @@
 
 A delivery is accepted only when ``x-alleaves-signature`` is the hex HMAC-SHA256 of the raw body
 under the org's secret (its settings document's, else the configured fallback), its
-``timestamp`` (inside the signed body) is within the replay window of now, and that signature was
-not seen before (claimed for twice the window: as long as the timestamp could still pass).
+``timestamp`` (inside the signed body) is a finite time within the replay window of now, and that
+signature was not seen before (claimed for twice the window: as long as the timestamp could still
+pass). An unknown org, an org without a secret and an org whose settings are invalid are all
+refused like a bad signature: a sender learns nothing about the org from the answer.
+
+The org is named outside the signed body (a header or the query), so it is bound through what is
+signed: the secret is the org's own, and when the event names an Alleaves location
+(``data.id_location``) and the org's settings name theirs, the two must be equal. Two orgs sharing
+one secret are therefore told apart only by the location their events carry.
 Bursts (one order created, then updated twice) become one customer sync: the first event claims
 the customer for the dedupe window and enqueues a sync that starts when the window ends, so it
 reads every order the burst was about. When the enqueue fails, both claims are released: the
@@ -17,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 import re
 import time
 from collections.abc import Callable
@@ -24,16 +32,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from loyalty_worker.errors import TransientError, UnknownOrg
-from loyalty_worker.ports import Enqueuer, WebhookLedger, WebhookSecrets
+from loyalty_worker.errors import SettingsInvalid, TransientError, UnknownOrg
+from loyalty_worker.ports import Enqueuer, WebhookLedger, WebhookOrgs
 
 log = logging.getLogger(__name__)
 
 ORDER_EVENTS = frozenset({"order.created", "order.updated"})
 CUSTOMER_EVENTS = frozenset({"customer.created", "customer.updated"})
 _HEX_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-# Epoch values above this are milliseconds (1e11 seconds is the year 5138).
+# Epoch values above this are milliseconds (1e11 seconds is the year 5138); above it once more
+# as milliseconds, a value is no time at all.
 _MILLISECONDS_FROM = 1e11
+# The longest timestamp string read (an ISO-8601 time with microseconds and offset is 32).
+_MAX_TIME_TEXT = 64
 
 
 class WebhookRefused(Exception):
@@ -85,29 +96,49 @@ def sign(body: bytes, secret: bytes) -> str:
 
 
 def event_time(value: Any) -> float | None:
-    """The event's ``timestamp`` as epoch seconds: numbers (s or ms) or ISO-8601; else None."""
+    """The event's ``timestamp`` as epoch seconds: positive finite numbers (s or ms) or
+    ISO-8601; None for anything else (``"nan"``, infinities, numbers too large for a time)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, str):
         text = value.strip()
+        if len(text) > _MAX_TIME_TEXT:
+            return None
         try:
             value = float(text)
         except ValueError:
             return _iso_time(text)
-    if isinstance(value, int | float):
+    if not isinstance(value, int | float):
+        return None
+    try:
         seconds = float(value)
-        return seconds / 1000 if seconds >= _MILLISECONDS_FROM else seconds
-    return None
+    except OverflowError:  # an integer beyond any float
+        return None
+    if not math.isfinite(seconds) or seconds <= 0:
+        return None
+    if seconds >= _MILLISECONDS_FROM:
+        seconds /= 1000
+    return seconds if seconds < _MILLISECONDS_FROM else None
 
 
 def _iso_time(text: str) -> float | None:
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        seconds = moment.timestamp()
+    except (ValueError, OverflowError):  # not a time, or one past datetime's range
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    return seconds if 0 < seconds < _MILLISECONDS_FROM else None
+
+
+def location_of(data: dict[str, Any]) -> str | None:
+    """The Alleaves location an event's record names (``id_location``), as text; else None."""
+    value = data.get("id_location")
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
+    text = str(value).strip()
+    return text or None
 
 
 def customer_of(event: str, data: dict[str, Any]) -> int | None:
@@ -131,7 +162,7 @@ class WebhookReceiver:
     def __init__(
         self,
         *,
-        secrets: WebhookSecrets,
+        secrets: WebhookOrgs,
         ledger: WebhookLedger,
         enqueuer: Enqueuer,
         parse: Callable[[bytes], SignedEvent],
@@ -157,6 +188,7 @@ class WebhookReceiver:
         signature = self._verified_signature(org_id, signature_header, body)
         event = self._parse(body)
         self._check_fresh(org_id, event.timestamp)
+        self._check_location(org_id, event.data)
         if not self._ledger.claim_delivery(org_id, signature, ttl_s=2 * self._replay_window_s):
             log.warning("webhook for org %s refused: replayed delivery", org_id)
             raise WebhookRefused("this delivery was already received")
@@ -191,6 +223,10 @@ class WebhookReceiver:
         except UnknownOrg:
             log.warning("webhook for unknown org %s refused", org_id)
             raise WebhookRefused("signature does not match") from None
+        except SettingsInvalid as exc:
+            # The operator learns why from the log; the sender, nothing about the org.
+            log.error("webhook for org %s refused: %s", org_id, exc)
+            raise WebhookRefused("signature does not match") from None
         if secret is None:
             log.warning("webhook for org %s refused: the org has no webhook secret", org_id)
             raise WebhookRefused("signature does not match")
@@ -205,6 +241,16 @@ class WebhookReceiver:
         if sent_at is None or abs(self._clock() - sent_at) > window:
             log.warning("webhook for org %s refused: timestamp outside %d s", org_id, window)
             raise WebhookRefused(f"timestamp missing or more than {window} s from now")
+
+    def _check_location(self, org_id: str, data: dict[str, Any]) -> None:
+        """A signed event naming another location than the org's is not this org's event."""
+        named = location_of(data)
+        if named is None:
+            return
+        expected = self._secrets.alleaves_location(org_id)
+        if expected is not None and named != expected:
+            log.warning("webhook for org %s refused: event of another Alleaves location", org_id)
+            raise WebhookRefused("the event does not belong to this org")
 
     def _claim_customer(self, org_id: str, customer_id: int) -> bool:
         if self._dedupe_window_s <= 0:

@@ -23,6 +23,7 @@ from loyalty_worker.adapters.alpine import AlpineIQClient
 from loyalty_worker.adapters.firestore import FirestoreProfileStore
 from loyalty_worker.adapters.http import RetryPolicy
 from loyalty_worker.api.app import ApiServices, create_app
+from loyalty_worker.api.auth import fingerprint
 from loyalty_worker.api.enqueue import CeleryEnqueuer, broker_app
 from loyalty_worker.api.settings import ApiSettings
 from loyalty_worker.api.wiring import AlpineClients
@@ -246,3 +247,30 @@ def test_the_api_refuses_what_it_should_on_real_parts(
     assert live.get("/api/loyalty/runs/nope").status_code == 404
     response = live.post("/api/loyalty/sync", {"orgId": "org-2"})
     assert response.status_code == 403
+    assert live.client.get("/openapi.json").status_code == 404  # LOYALTY_API_DOCS is off
+
+
+def test_the_rate_limit_is_shared_by_two_api_processes_through_real_redis(stack: Stack) -> None:
+    token = "live-rate-token-Mh4Jk6Lp8Nb2"
+    client = redis.Redis.from_url(stack.redis_url)
+    client.delete(f"loyalty:api:ratelimit:{fingerprint(token)}")  # a rerun within the minute
+    settings = ApiSettings(tokens={token: ["org-1"]}, rate_limit_per_min=3)
+    apps = [
+        TestClient(
+            create_app(
+                ApiServices(
+                    store=FirestoreProfileStore(stack.firestore),
+                    tracker=stack.tracker,
+                    enqueuer=CeleryEnqueuer(broker_app(stack.redis_url)),
+                    redis=client,
+                    alpine_for=lambda org: None,
+                ),
+                settings,
+            )
+        )
+        for _ in range(2)
+    ]
+    headers = {"Authorization": f"Bearer {token}"}
+    answers = [apps[n % 2].get("/api/loyalty/runs/nope", headers=headers) for n in range(4)]
+    assert [a.status_code for a in answers] == [404, 404, 404, 429]
+    assert 1 <= int(answers[-1].headers["retry-after"]) <= 60

@@ -112,8 +112,10 @@ def test_incremental_runs_give_the_full_rules_after_orders_change(stack: Stack) 
     first = stack.run("org-1", since="last").summary
     assert first is not None and first["ordersSince"] != "all"
     assert first["synced"] == 1  # c; b's order is still pending
-    # customers without recent orders, their Alpine IQ balance as before: profiles not re-read
-    assert first["carried"] > first["listed"] // 2
+    # customers without recent orders whose Alpine IQ answer the listing gives (no US phone, or
+    # no contact: the documented listing carries no balance, so the others take a look-up) are
+    # carried as their last sync left them: profiles not re-read
+    assert first["carried"] > 0
     check_profiles(stack, "org-1", stack.sandbox.dataset()["orgs"][0])
 
     stack.sandbox.upsert_orders(

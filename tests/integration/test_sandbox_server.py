@@ -271,14 +271,12 @@ def test_contacts_pages_and_limit_clamping(clean_sandbox: Sandbox, alpine: httpx
     assert data["total"] == len(contacts)
     assert data["size"] == len(data["results"]) == len(contacts) - 10
     first = data["results"][0]
+    # The documented listing: ids, phones and names, no balances.
     assert first == {
         "contactID": contacts[10]["contactID"],
         "mobilePhone": contacts[10]["phone"],
         "firstName": contacts[10]["firstName"],
         "lastName": contacts[10]["lastName"],
-        "points": contacts[10]["points"],
-        "tier": contacts[10]["tier"],
-        "lastVisit": contacts[10]["lastVisit"],
     }
     big = alpine.get(f"/v1.1/piis/{uid}", params={"limit": 5000}).json()["data"]
     assert big["limit"] == 2000
@@ -551,6 +549,25 @@ def test_orders_upsert_rejects_bad_input(private_sandbox: Sandbox) -> None:
     assert httpx.put(f"{url}/org-1/orders", json=[{"status": "completed"}]).status_code == 400
     assert httpx.put(f"{url}/org-1/orders", json={"id_order": 1}).status_code == 400
     assert httpx.put(f"{url}/org-9/orders", json=[]).status_code == 404
+
+
+def test_balances_in_the_listing_only_with_the_shortcut_flag() -> None:
+    with start_sandbox(
+        "--customers", "8", "--seed", "3", "--orgs", "1", "--alpine-balances-in-listing"
+    ) as shortcut:
+        org = shortcut.dataset()["orgs"][0]
+        headers = {"X-APIKEY": org["alpine"]["apiKey"]}
+        url = f"{shortcut.alpine_url}/v1.1/piis/{org['alpine']['uid']}"
+        rows = httpx.get(url, headers=headers).json()["data"]["results"]
+    by_id = {contact["contactID"]: contact for contact in org["alpineContacts"]}
+    assert len(rows) == len(by_id) > 0
+    for row in rows:
+        contact = by_id[row["contactID"]]
+        assert (row["points"], row["tier"], row["lastVisit"]) == (
+            contact["points"],
+            contact["tier"],
+            contact["lastVisit"],
+        )
 
 
 def test_start_sandbox_reports_stderr_when_it_cannot_start(tmp_path: Any) -> None:

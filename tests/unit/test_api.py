@@ -6,6 +6,7 @@ import json
 import logging
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,12 +14,13 @@ import fakeredis
 import pytest
 
 from loyalty_worker.adapters.run_state import RunTracker
-from loyalty_worker.api.app import ApiServices, create_app
+from loyalty_worker.api.app import ApiServices, DashboardServices, create_app
 from loyalty_worker.api.settings import ApiSettings
 from loyalty_worker.domain.models import AlpineProfile
 from loyalty_worker.domain.phone import phone_hash
 from loyalty_worker.errors import TransientError
 from loyalty_worker.services.webhooks import sign
+from tests.dashboard_fakes import InMemoryDashboardStore, RecordingRunTriggers, StaticTaskOutcomes
 from tests.fakes import FakeAlpine, QueryableProfileStore, RecordingEnqueuer
 from tests.results import failed, synced
 
@@ -88,11 +90,28 @@ def order_event(
 def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
     for name in ("LOYALTY_API_TOKENS", "LOYALTY_API_WEBHOOK_SECRETS"):
         monkeypatch.delenv(name, raising=False)
+    with build_api() as built:
+        yield built
+
+
+@contextmanager
+def build_api(redis: fakeredis.FakeRedis | None = None, **overrides: Any) -> Iterator[Api]:
+    """The app over fakes, started; ``overrides`` change its settings, ``redis`` is shared."""
+    api = assemble_api(redis, **overrides)
+    with api.client:
+        yield api
+
+
+def assemble_api(redis: fakeredis.FakeRedis | None = None, **overrides: Any) -> Api:
+    """The app over fakes and a (not yet started) test client."""
     settings = ApiSettings(
-        tokens={ORG1_TOKEN: ["org-1"], ADMIN_TOKEN: ["*"]},
-        webhook_secrets={"org-2": FALLBACK_SECRET},
-        webhook_replay_window_s=300,
-        webhook_dedupe_window_s=30,
+        **{
+            "tokens": {ORG1_TOKEN: ["org-1"], ADMIN_TOKEN: ["*"]},
+            "webhook_secrets": {"org-2": FALLBACK_SECRET},
+            "webhook_replay_window_s": 300,
+            "webhook_dedupe_window_s": 30,
+            **overrides,
+        }
     )
     store = QueryableProfileStore()
     store.settings["org-1"] = {
@@ -115,7 +134,7 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
         "phoneHash": phone_hash(PHONE, PHONE_KEY.encode()),
         "pointsLastCalculated": "2026-01-30T02:00:00+00:00",
     }
-    redis = fakeredis.FakeRedis()
+    redis = redis if redis is not None else fakeredis.FakeRedis()
     tracker = RunTracker(redis)
     enqueuer = RecordingEnqueuer()
     alpine = FakeAlpine({PHONE: AlpineProfile(475, "silver", "2026-01-29", contact_id="C-42")})
@@ -129,8 +148,15 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
         clock=lambda: NOW,
         new_run_id=lambda org_id: f"{org_id}-run-1",
     )
-    with TestClient(create_app(services, settings)) as client:
-        yield Api(client, store, enqueuer, alpine, tracker, redis)
+    # The dashboard's routes over fakes of the same documents (tests.dashboard_fakes).
+    dashboard = DashboardServices(
+        store=InMemoryDashboardStore(store),
+        tasks=StaticTaskOutcomes(),
+        triggers=RecordingRunTriggers(),
+        clock=lambda: NOW,
+    )
+    client = TestClient(create_app(services, settings, dashboard))
+    return Api(client, store, enqueuer, alpine, tracker, redis)
 
 
 def fields_of(response: Any) -> list[str]:
@@ -278,9 +304,13 @@ def test_unknown_run_is_404(api: Api) -> None:
     assert api.get("/api/loyalty/runs/nope").status_code == 404
 
 
-def test_run_of_another_org_is_403(api: Api) -> None:
+def test_run_of_another_org_is_the_404_of_no_run(api: Api) -> None:
     api.tracker.start("r-2", "org-2")
-    assert api.get("/api/loyalty/runs/r-2").status_code == 403
+    other, missing = api.get("/api/loyalty/runs/r-2"), api.get("/api/loyalty/runs/r-3")
+    assert (other.status_code, missing.status_code) == (404, 404)
+    assert other.json() == {"detail": "unknown run 'r-2'"}
+    assert missing.json() == {"detail": "unknown run 'r-3'"}
+    assert other.headers.keys() == missing.headers.keys()
     assert api.get("/api/loyalty/runs/r-2", token=ADMIN_TOKEN).status_code == 200
 
 
@@ -537,7 +567,7 @@ def test_placeholder_tokens_are_refused_at_start(token: str) -> None:
 
 
 def test_openapi_schema_names_and_describes_every_field(api: Api) -> None:
-    schema = api.client.get("/openapi.json").json()
+    schema = api.client.app.openapi()  # type: ignore[attr-defined]
     assert {"/api/loyalty/sync", "/api/loyalty/runs/{runId}", "/api/loyalty/points"} <= set(
         schema["paths"]
     )

@@ -115,6 +115,15 @@ def harness() -> Harness:
     return Harness(FakeAlleaves(customers, orders, page_size=5), FakeAlpine(accounts))
 
 
+@pytest.fixture
+def shortcut(harness: Harness) -> Harness:
+    """The harness with balances in Alpine IQ's contacts listing: the sandbox's opt-in shortcut
+    (``--alpine-balances-in-listing``), not the documented API. Only what the plan can settle
+    from a listing's balances is tested on it."""
+    harness.alpine.balances_in_listing = True
+    return harness
+
+
 def test_counts_add_up_and_one_alert_is_sent(harness: Harness) -> None:
     started = harness.start()
     assert (started.started, started.listed) == (True, 13)
@@ -183,12 +192,21 @@ def test_an_org_with_no_customers_completes_at_once() -> None:
     assert (summary["status"], summary["listed"]) == ("completed", 0)
 
 
-def test_a_batch_reads_balances_and_profiles_in_bulk(harness: Harness) -> None:
-    harness.store.profiles["org-1_2"] = {"equityStatus": True}
+def test_each_customer_with_an_account_is_looked_up_once(harness: Harness) -> None:
     harness.start()
     harness.drain()
-    assert harness.alpine.lookups == []  # every balance came from the contacts listing
+    # The documented listing names the contacts, not their balances: customers 1-8 have an
+    # account and are looked up (3 too, before its malformed order fails it); 9-12 have none.
+    assert sorted(harness.alpine.lookups) == [f"555000{i:04d}" for i in range(1, 9) if i != 3]
     assert harness.store.writes == 11  # 12 customers, customer 3 failed (a malformed order)
+
+
+def test_a_batch_reads_balances_and_profiles_in_bulk(shortcut: Harness) -> None:
+    shortcut.store.profiles["org-1_2"] = {"equityStatus": True}
+    shortcut.start()
+    shortcut.drain()
+    assert shortcut.alpine.lookups == []  # every balance came from the contacts listing
+    assert shortcut.store.writes == 11  # 12 customers, customer 3 failed (a malformed order)
 
 
 def test_a_contact_listed_without_a_balance_is_looked_up() -> None:
@@ -362,36 +380,38 @@ class ReadCountingStore(InMemoryProfileStore):
         return super().get_profiles(org_id, customer_ids, fields)
 
 
-def test_an_unchanged_rerun_is_settled_in_the_plan(harness: Harness) -> None:
-    harness.start("first")
-    harness.drain("first")
-    writes = harness.store.writes
-    harness.start("again")
+def test_an_unchanged_rerun_is_settled_in_the_plan(shortcut: Harness) -> None:
+    shortcut.start("first")
+    shortcut.drain("first")
+    writes = shortcut.store.writes
+    shortcut.start("again")
     # only customer 3 (a malformed order) is sent: every other profile would stay as it is
-    assert [[w.customer.customer_id for w in chunk] for chunk in harness.queue] == [[3]]
-    harness.drain("again")
-    summary = harness.store.run_summaries["again"]
+    assert [[w.customer.customer_id for w in chunk] for chunk in shortcut.queue] == [[3]]
+    shortcut.drain("again")
+    summary = shortcut.store.run_summaries["again"]
     assert (summary["synced"], summary["unchanged"], summary["failed"]) == (0, 11, 2)
     assert summary["carried"] == 0  # a full run reads and checks every profile
-    assert summary["reconciliation"] == harness.store.run_summaries["first"]["reconciliation"]
-    assert harness.store.writes == writes
-    assert len(harness.notifier.alerts) == 2  # one per run
+    assert summary["reconciliation"] == shortcut.store.run_summaries["first"]["reconciliation"]
+    assert shortcut.store.writes == writes
+    assert len(shortcut.notifier.alerts) == 2  # one per run
 
 
-def test_a_changed_profile_is_not_settled_in_the_plan(harness: Harness) -> None:
-    harness.start("first")
-    harness.drain("first")
-    harness.store.profiles["org-1_5"]["points"] = 1  # edited by hand
-    harness.start("again")
-    sent = [w.customer.customer_id for chunk in harness.queue for w in chunk]
+def test_a_changed_profile_is_not_settled_in_the_plan(shortcut: Harness) -> None:
+    shortcut.start("first")
+    shortcut.drain("first")
+    shortcut.store.profiles["org-1_5"]["points"] = 1  # edited by hand
+    shortcut.start("again")
+    sent = [w.customer.customer_id for chunk in shortcut.queue for w in chunk]
     assert sorted(sent) == [3, 5]
-    harness.drain("again")
-    assert harness.store.profiles["org-1_5"]["points"] == 37
+    shortcut.drain("again")
+    assert shortcut.store.profiles["org-1_5"]["points"] == 37
 
 
 @pytest.fixture
-def synced(harness: Harness) -> Harness:
-    """A full run done, on a store that counts profile reads; no malformed order."""
+def synced(shortcut: Harness) -> Harness:
+    """A full run done, on a store that counts profile reads; no malformed order; balances in
+    the listing, so that customers with an account can be carried over."""
+    harness = shortcut
     harness.store = ReadCountingStore()
     harness.store.settings["org-1"] = {"discrepancyThreshold": 0.1}
     orders = harness.alleaves.orders

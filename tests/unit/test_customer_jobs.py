@@ -1,5 +1,6 @@
 """Customers' syncs as workers run them: retried while transient errors last, then failed;
-every result recorded in its run, the last one closing it."""
+every result recorded in its run, the last one closing it; the phones to look up read from the
+run's kept phones, never from the message."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from loyalty_worker.services.customer_inputs import AlpineAnswer, CustomerWork
 from loyalty_worker.services.customer_jobs import sync_alone, sync_run_chunk
 from loyalty_worker.services.results import SyncStatus
 from loyalty_worker.services.retries import Attempt, RetryLater, backoff_s
+from loyalty_worker.services.run_phones import hand_over
 from tests.fakes import FakeAlleaves, FakeAlpine, FakeOrg, InMemoryProfileStore
+from tests.pii_fakes import InMemoryRunPhones
 
 OPTIONS = BatchOptions(
     history_start=date(2026, 1, 1), window_days=30, parallelism=2, lock_ttl_s=60, chunk_size=5
@@ -34,29 +37,43 @@ class Worker:
         self.closed: list[str] = []
         self.alone: list[CustomerWork] = []
         self.ports = RunPorts(self.org_for, self.store, self.ledger, OPTIONS)
+        self.phones = InMemoryRunPhones()
+        self.sent: list[dict[str, Any]] = []
 
     def org_for(self, org_id: str) -> OrgAdapters:
         return FakeOrg(self.store.get_org_settings(org_id), self.alleaves, self.alpine)
 
-    def alone_sync(self, attempt: Attempt, run_id: str | None = None) -> dict[str, Any]:
+    def alone_sync(
+        self,
+        attempt: Attempt,
+        run_id: str | None = None,
+        *,
+        customer_id: int = 1,
+        payload: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         return sync_alone(
             "org-1",
-            1,
+            customer_id,
             run_id=run_id,
             dry_run=False,
-            payload=None,
+            payload=payload,
             ports=self.ports,
+            phones=self.phones,
             attempt=attempt,
             close_run=self.closed.append,
         )
 
     def chunk(self, works: list[CustomerWork], attempt: Attempt) -> dict[str, int]:
+        """The chunk as the run sends it (``hand_over``: phones kept aside) and a task runs it."""
+        payloads = hand_over("r1", works, phones=self.phones)
+        self.sent += payloads
         return sync_run_chunk(
             "org-1",
             "r1",
-            [work.to_payload() for work in works],
+            payloads,
             dry_run=False,
             ports=self.ports,
+            phones=self.phones,
             attempt=attempt,
             retry_alone=self.alone.append,
             close_run=self.closed.append,
@@ -124,3 +141,74 @@ def test_a_chunk_fails_all_its_customers_on_a_permanent_error() -> None:
     (result,) = worker.ledger.iter_results("r1")
     assert (result.status, result.reason) == (SyncStatus.FAILED, "unknown_org")
     assert worker.closed == ["r1"]
+
+
+def test_a_chunk_looks_up_the_kept_phone_its_message_does_not_carry() -> None:
+    worker = Worker()
+    worker.ledger.start("r1", "org-1")
+    worker.ledger.set_listed("r1", 2)
+    worker.alpine.accounts["5550000002"] = AlpineProfile(40)
+    known = CustomerWork(Customer(1, "(555) 000-0001"), alpine=AlpineAnswer(AlpineProfile(12)))
+    look_up = CustomerWork(Customer(2, "+1 555.000.0002"))
+    assert worker.chunk([known, look_up], Attempt()) == {"results": 2, "retried": 0}
+    assert worker.phones.runs == {"r1": {2: "5550000002"}}  # only the one a look-up needs
+    assert "0000001" not in str(worker.sent) and "0000002" not in str(worker.sent)
+    assert worker.sent[1]["customer"][1] == "***-***-0002"
+    assert worker.alpine.lookups == ["5550000002"]
+    results = {r.customer_id: r for r in worker.ledger.iter_results("r1")}
+    outcome = results[2].outcome
+    assert outcome is not None and outcome.alpine is not None and outcome.alpine.points == 40
+    assert results[2].phone == "***-***-0002"
+    assert worker.closed == ["r1"]
+
+
+def test_a_customer_retried_alone_reads_its_phone_again() -> None:
+    worker = Worker()
+    worker.ledger.start("r1", "org-1")
+    worker.ledger.set_listed("r1", 1)
+    worker.alpine.accounts["5550000002"] = AlpineProfile(40)
+    worker.alpine.error = TransientError("alpine", "503")
+    assert worker.chunk([CustomerWork(Customer(2, "5550000002"))], Attempt()) == {
+        "results": 0,
+        "retried": 1,
+    }
+    (handed_on,) = worker.alone
+    payload = handed_on.to_payload()  # what the retry's message carries
+    assert "5550000002" not in str(payload)
+    worker.alpine.error = None
+    result = worker.alone_sync(Attempt(), "r1", customer_id=2, payload=payload)
+    assert (result["status"], result["alpine"]["points"]) == ("synced", 40)
+    assert worker.alpine.lookups[-1] == "5550000002"
+
+
+def test_a_customer_whose_phone_is_no_longer_kept_fails_and_the_others_sync() -> None:
+    worker = Worker()
+    worker.ledger.start("r1", "org-1")
+    worker.ledger.set_listed("r1", 2)
+    payloads = hand_over(
+        "r1",
+        [
+            CustomerWork(Customer(1, "5550000001"), alpine=AlpineAnswer(AlpineProfile(12))),
+            CustomerWork(Customer(2, "5550000002")),
+        ],
+        phones=worker.phones,
+    )
+    worker.phones.forget("r1")  # expired, or Redis lost it
+    counts = sync_run_chunk(
+        "org-1",
+        "r1",
+        payloads,
+        dry_run=False,
+        ports=worker.ports,
+        phones=worker.phones,
+        attempt=Attempt(max_retries=5),  # permanent: no retry helps
+        retry_alone=worker.alone.append,
+        close_run=worker.closed.append,
+    )
+    assert counts == {"results": 2, "retried": 0}
+    results = {r.customer_id: r for r in worker.ledger.iter_results("r1")}
+    assert results[1].status is SyncStatus.SYNCED
+    assert (results[2].status, results[2].reason) == (SyncStatus.FAILED, "phone_not_kept")
+    assert worker.alpine.lookups == []  # never "no account" from a masked phone
+    result = worker.alone_sync(Attempt(max_retries=5), "r1", customer_id=2, payload=payloads[1])
+    assert (result["status"], result["reason"]) == ("failed", "phone_not_kept")

@@ -27,6 +27,7 @@ from loyalty_worker.services.lone_customer import find_customer_work
 from loyalty_worker.services.plan import customer_pages
 from loyalty_worker.services.retries import Attempt, RetryLater
 from tests.fakes import FakeAlleaves, FakeAlpine, InMemoryProfileStore
+from tests.pii_fakes import InMemoryRunPhones
 from tests.single_sync_fakes import InMemorySyncSlots
 
 HISTORY_START = date(2018, 1, 1)
@@ -163,6 +164,7 @@ class Worker:
             dry_run=False,
             payload=payload,
             ports=self.ports,
+            phones=InMemoryRunPhones(),
             attempt=attempt,
             close_run=lambda run_id: None,
         )

@@ -166,9 +166,22 @@ def test_work_survives_its_json_payload_with_the_phone_masked_once_answered() ->
     )
 
 
-def test_work_without_an_answer_carries_the_phone_for_its_lookup() -> None:
+def test_work_without_an_answer_travels_masked_and_marked_for_its_kept_phone() -> None:
     work = CustomerWork(Customer(7, "(555) 123-4567", None))
-    assert CustomerWork.from_payload(work.to_payload()).customer.phone == "(555) 123-4567"
+    assert work.phone_to_look_up() == "5551234567"
+    payload = work.to_payload()
+    assert payload["customer"] == [7, "***-***-4567", None]
+    assert CustomerWork.kept_phone_of(payload) == 7
+    with pytest.raises(ValueError, match="kept aside"):  # a masked phone is never looked up
+        CustomerWork.from_payload(payload)
+    back = CustomerWork.from_payload(payload, phone="5551234567")
+    assert back.customer.phone == "5551234567"
+    assert back.phone_to_look_up() == "5551234567"
+    # answered ahead, or no US phone: nothing to keep aside
+    answered = replace(work, alpine=AlpineAnswer(None))
+    assert CustomerWork.kept_phone_of(answered.to_payload()) is None
+    no_phone = CustomerWork(Customer(8, "555-1234", None))
+    assert CustomerWork.kept_phone_of(no_phone.to_payload()) is None
 
 
 def test_a_masked_phone_still_shows_in_the_result(store: InMemoryProfileStore) -> None:
@@ -267,7 +280,8 @@ def test_a_bare_hash_from_an_older_worker_leaves_the_profile_alone(
     sync_customer(ORG, work("10").with_phone_hash(KEY), store=store, alpine=alpine)
     payload = work("10").to_payload()
     payload["phoneHash"] = phone_hash(PHONE, OTHER_KEY)  # no key id: which key is unknown
-    sync_customer(ORG, CustomerWork.from_payload(payload), store=store, alpine=alpine)
+    older = CustomerWork.from_payload(payload, phone=PHONE)
+    sync_customer(ORG, older, store=store, alpine=alpine)
     assert store.profiles["org-1_42"]["phoneHash"] == phone_hash(PHONE, KEY)
     assert store.profiles["org-1_42"]["phoneHashKeyId"] == phone_key_id(KEY)
 

@@ -9,6 +9,7 @@ real worker answers a plain client in ``tests/integration/test_public_client.py`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import fakeredis
@@ -25,7 +26,9 @@ from loyalty_worker.services.batch import BatchStart, RunDispatch
 from loyalty_worker.services.customer_inputs import CustomerWork
 from loyalty_worker.services.retries import Attempt, RetryLater
 from tests.fakes import InMemoryProfileStore, RecordingNotifier
+from tests.pii_fakes import InMemoryRunPhones
 
+PHONE = "(555) 123-4567"
 TASKS: dict[str, Task] = {
     names.SYNC_ORG: tasks.sync_org,
     names.SYNC_CUSTOMER: tasks.sync_customer,
@@ -45,6 +48,7 @@ class FakeContainer:
     store: InMemoryProfileStore = field(default_factory=InMemoryProfileStore)
     tracker: RunTracker = field(default_factory=lambda: RunTracker(fakeredis.FakeRedis()))
     notifier: RecordingNotifier = field(default_factory=RecordingNotifier)
+    run_phones: InMemoryRunPhones = field(default_factory=InMemoryRunPhones)
 
     def run_ports(self) -> str:
         return "ports"  # passed through untouched
@@ -58,13 +62,8 @@ class Published:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.sent: list[tuple[str, Any, Any, dict[str, Any]]] = []
-        for name in (names.SYNC_ORG, names.SYNC_CHUNK, names.SYNC_CUSTOMER):
+        for name in (names.SYNC_ORG, names.SYNC_CHUNK, names.SYNC_CUSTOMER, names.SUMMARIZE_RUN):
             monkeypatch.setattr(TASKS[name], "apply_async", self._recorder(name))
-        monkeypatch.setattr(
-            tasks.summarize_run,
-            "delay",
-            lambda *args, **kwargs: self.sent.append((names.SUMMARIZE_RUN, args, kwargs, {})),
-        )
 
     def _recorder(self, name: str) -> Any:
         def apply_async(args: Any = None, kwargs: Any = None, **options: Any) -> None:
@@ -110,13 +109,13 @@ def test_sync_org_calls_start_run_and_publishes_what_it_dispatches(
     def start_run(org_id: str, run_id: str, **kwargs: Any) -> BatchStart:
         calls.append({"org_id": org_id, "run_id": run_id, **kwargs})
         dispatch: RunDispatch = kwargs["dispatch"]
-        dispatch.enqueue([CustomerWork(Customer(7, None))])
+        dispatch.enqueue([CustomerWork(Customer(7, None)), CustomerWork(Customer(8, PHONE))])
         dispatch.summarize("failed")
-        return BatchStart(run_id, started=True, listed=1)
+        return BatchStart(run_id, started=True, listed=2)
 
     monkeypatch.setattr(tasks, "start_run", start_run)
     answer = tasks.sync_org.apply(("org-1",), {"run_id": "r1", "since": "last"}).get()
-    assert answer == {"runId": "r1", "started": True, "listed": 1, "message": ""}
+    assert answer == {"runId": "r1", "started": True, "listed": 2, "message": ""}
     (call,) = calls
     assert (call["org_id"], call["run_id"], call["since"], call["dry_run"]) == (
         "org-1",
@@ -130,7 +129,13 @@ def test_sync_org_calls_start_run_and_publishes_what_it_dispatches(
     assert chunk[0] == names.SYNC_CHUNK
     assert chunk[1][:2] == ("org-1", "r1")
     assert CustomerWork.from_payload(chunk[1][2][0]).customer.customer_id == 7
-    assert summary == (names.SUMMARIZE_RUN, ("r1",), {"status": "failed"}, {})
+    # the phone to look up is kept beside the message, not in it; Flower shows a count
+    assert "5551234567" not in str(chunk)
+    assert container.run_phones.runs == {"r1": {8: "5551234567"}}
+    assert chunk[3]["argsrepr"] == "('org-1', 'r1', '<2 customers>')"
+    assert chunk[3]["kwargsrepr"] == "{'dry_run': False}"
+    assert summary[:3] == (names.SUMMARIZE_RUN, ("r1",), {"status": "failed"})
+    assert summary[3]["argsrepr"] == "('r1',)"
 
 
 def test_sync_org_names_a_new_run_when_none_is_given(
@@ -182,7 +187,38 @@ def test_sync_chunk_hands_customers_on_as_sync_customer_tasks(
         ("org-1", 3),
         {"run_id": "r1", "dry_run": True, "work": payload},
     )
+    assert alone[3]["argsrepr"] == "('org-1', 3)"
+    assert alone[3]["kwargsrepr"] == ("{'run_id': 'r1', 'dry_run': True, 'work': '<customer 3>'}")
     assert summary[:2] == (names.SUMMARIZE_RUN, ("r1",))
+
+
+def test_a_retry_keeps_the_names_its_message_was_sent_with() -> None:
+    """A worker's request holds the message's argsrepr/kwargsrepr; the retry is sent with them
+    (Celery would otherwise show the retried arguments in full)."""
+    retried: list[dict[str, Any]] = []
+    shown = {"argsrepr": "('org-1', 5)", "kwargsrepr": "{'work': '<customer 5>'}"}
+
+    class Running:
+        request = SimpleNamespace(**shown)
+
+        def retry(self, **options: Any) -> Exception:
+            retried.append(options)
+            return RuntimeError("retried")
+
+    with pytest.raises(RuntimeError, match="retried"), tasks._retried(Running()):
+        raise RetryLater(TransientError("alpine", "503"), countdown=4)
+    (options,) = retried
+    assert options["countdown"] == 4
+    assert {k: options[k] for k in shown} == shown
+
+
+def test_summarize_run_forgets_the_runs_phones(
+    container: FakeContainer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    container.run_phones.keep("r1", {8: "5551234567"})
+    monkeypatch.setattr(tasks, "close_run", lambda run_id, **_: {"runId": run_id})
+    assert tasks.summarize_run.apply(("r1",)).get() == {"runId": "r1"}
+    assert container.run_phones.runs == {}
 
 
 def test_summarize_run_calls_close_run(
@@ -213,4 +249,11 @@ def test_nightly_tick_starts_the_orgs_the_schedule_names(
 
     monkeypatch.setattr(tasks, "start_nightly_runs", start_nightly_runs)
     assert tasks.nightly_tick.apply().get() == ["org-1"]
-    assert published.sent == [(names.SYNC_ORG, ("org-1",), None, {"expires": 3600})]
+    assert published.sent == [
+        (
+            names.SYNC_ORG,
+            ("org-1",),
+            None,
+            {"expires": 3600, "argsrepr": "('org-1',)", "kwargsrepr": "{}"},
+        )
+    ]

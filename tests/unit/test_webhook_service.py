@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from loyalty_worker.api.orgs import OrgDirectory
 from loyalty_worker.errors import TransientError
-from loyalty_worker.ports import WebhookSecrets
+from loyalty_worker.ports import WebhookOrgs
 from loyalty_worker.services.webhooks import (
     WebhookOutcome,
     WebhookReceiver,
@@ -57,7 +57,7 @@ class Harness:
     ledger: InMemoryWebhookLedger
     enqueuer: RecordingEnqueuer
     receiver: WebhookReceiver
-    secrets: WebhookSecrets
+    secrets: WebhookOrgs
 
     def deliver(
         self, body: bytes, *, org: str = "org-1", secret: bytes = SECRET, signature: str = ""
@@ -67,7 +67,7 @@ class Harness:
 
 @dataclass
 class Options:
-    secrets: WebhookSecrets = field(default_factory=lambda: StaticWebhookSecrets({"org-1": SECRET}))
+    secrets: WebhookOrgs = field(default_factory=lambda: StaticWebhookSecrets({"org-1": SECRET}))
     dedupe_s: int = DEDUPE_S
 
 
@@ -164,6 +164,38 @@ def test_a_signature_that_does_not_match_is_refused(org: str, secret: bytes) -> 
     with pytest.raises(WebhookRefused, match="signature does not match"):
         hook.deliver(order_body(), org=org, secret=secret)
     assert hook.ledger.claims == {} and hook.enqueuer.customer_syncs == []
+
+
+def test_an_org_with_invalid_settings_is_refused_like_a_bad_signature(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    secrets = StaticWebhookSecrets({"org-1": SECRET}, invalid={"org-3": "pointsPerDollar"})
+    hook = harness(Options(secrets=secrets))
+    with pytest.raises(WebhookRefused) as refused:
+        hook.deliver(order_body(), org="org-3")
+    assert refused.value.detail == "signature does not match"
+    assert "pointsPerDollar" in caplog.text  # the operator learns why; the sender does not
+    assert hook.ledger.claims == {} and hook.enqueuer.customer_syncs == []
+
+
+def location_body(location: Any, *, order_id: int = 9001) -> bytes:
+    data = {"id": order_id, "id_customer": 42, "id_location": location}
+    return json.dumps({"event": "order.created", "data": data, "timestamp": NOW}).encode()
+
+
+def test_an_event_of_another_location_than_the_orgs_is_refused_unclaimed() -> None:
+    secrets = StaticWebhookSecrets({"org-1": SECRET}, locations={"org-1": "7"})
+    hook = harness(Options(secrets=secrets))
+    with pytest.raises(WebhookRefused, match="does not belong to this org"):
+        hook.deliver(location_body(8))
+    assert hook.ledger.claims == {} and hook.enqueuer.customer_syncs == []
+    assert hook.deliver(location_body(7, order_id=9002)).enqueued is True
+
+
+@pytest.mark.parametrize("location", [None, "", True, {"id": 8}])
+def test_an_event_naming_no_location_is_bound_by_the_secret_alone(location: Any) -> None:
+    secrets = StaticWebhookSecrets({"org-1": SECRET}, locations={"org-1": "7"})
+    assert harness(Options(secrets=secrets)).deliver(location_body(location)).enqueued is True
 
 
 def test_a_signature_over_another_body_is_refused(hook: Harness) -> None:

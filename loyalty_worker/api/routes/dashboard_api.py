@@ -48,6 +48,8 @@ SortBy = Annotated[Literal["size", "age"], Query(description="Largest first, or 
 Search = Annotated[str, Query(alias="q", min_length=1, max_length=100)]
 
 ERRORS = responses(401, 403, 404, 503)
+# A route with a JSON body also answers 400 to a body that is not JSON.
+BODY_ERRORS = responses(400, 401, 403, 404, 503)
 
 
 class RunTrigger(BaseModel):
@@ -146,7 +148,7 @@ def run(
     status_code=202,
     summary="Start a full, incremental or dry run (or name the one going)",
     response_model=RunTriggered,
-    responses=ERRORS,
+    responses=BODY_ERRORS,
 )
 def trigger(
     org_id: OrgPath,
@@ -217,7 +219,7 @@ def discrepancies_csv(
 @router.post(
     "/discrepancies/{customerId}/review",
     summary="Acknowledge, resolve or re-open a discrepancy",
-    responses={**ERRORS, 409: {"description": "The review's state does not allow this."}},
+    responses={**BODY_ERRORS, 409: {"description": "The review's state does not allow this."}},
 )
 def review(
     org_id: OrgPath,

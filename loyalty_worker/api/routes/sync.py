@@ -23,7 +23,7 @@ router = APIRouter()
     status_code=202,
     summary="Trigger a sync of an org, or of one customer",
     response_model=RunAccepted | TaskAccepted,
-    responses=responses(401, 403, 404, 503),
+    responses=responses(400, 401, 403, 404, 503),
 )
 def trigger_sync(
     body: SyncRequest,

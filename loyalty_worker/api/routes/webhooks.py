@@ -1,7 +1,8 @@
 """``POST /webhooks/alleaves``: Alleaves order and customer events (``services.webhooks``).
 
-The route finds the org, reads the raw body (bounded: the signature covers its exact bytes) and
-hands both to the receiver, in the thread pool since the receiver's clients block.
+The route finds the org, reads the raw body (the signature covers its exact bytes; ``guard`` has
+already refused one over ``LOYALTY_API_WEBHOOK_MAX_BODY_BYTES``) and hands both to the receiver,
+in the thread pool since the receiver's clients block.
 
 No ``from __future__ import annotations``: FastAPI reads the route's annotations at run time.
 """
@@ -9,10 +10,10 @@ No ``from __future__ import annotations``: FastAPI reads the route's annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from loyalty_worker.api.deps import SettingsDep, WebhooksDep
+from loyalty_worker.api.deps import WebhooksDep
 from loyalty_worker.api.errors import invalid
 from loyalty_worker.api.models import (
     ORG_ID_PATTERN,
@@ -25,7 +26,11 @@ from loyalty_worker.api.models import (
 router = APIRouter()
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorBody, "description": "Bad, missing, stale or replayed signature."},
+    401: {
+        "model": ErrorBody,
+        "description": "Bad, missing, stale or replayed signature; or an org that cannot "
+        "receive webhooks (unknown, no secret, invalid settings), answered alike.",
+    },
     413: {"model": ErrorBody, "description": "Body too large."},
     422: {"model": ValidationErrorBody, "description": "No org, or not an event."},
     503: {"model": ErrorBody, "description": "Redis or the broker is unavailable."},
@@ -50,7 +55,6 @@ _REQUEST_BODY = {
 )
 async def alleaves_webhook(
     request: Request,
-    settings: SettingsDep,
     receiver: WebhooksDep,
     x_alleaves_signature: Annotated[
         str | None,
@@ -66,7 +70,7 @@ async def alleaves_webhook(
     """Verified, fresh, first-seen events about an order or a customer enqueue that
     customer's ``loyalty.sync_customer``, once per dedupe window; others are acknowledged."""
     org_id = _webhook_org(x_alleaves_org, org_query)
-    body = await _read_body(request, settings.webhook_max_body_bytes)
+    body = await request.body()
     outcome = await run_in_threadpool(receiver.receive, org_id, x_alleaves_signature, body)
     return WebhookAccepted(
         enqueued=outcome.enqueued, task_id=outcome.task_id, reason=outcome.reason
@@ -82,17 +86,3 @@ def _webhook_org(header: str | None, query: str | None) -> str:
     if not re.match(ORG_ID_PATTERN, org_id):
         raise invalid(("query", "orgId"), "not an org id")
     return org_id
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"body larger than {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(413, f"body larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
