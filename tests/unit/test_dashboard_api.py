@@ -593,3 +593,13 @@ def test_a_page_refusal_is_a_page_and_a_json_refusal_stays_json(dash: Dash) -> N
         "detail": "this token may not act for org 'org-2'"
     }
     assert dash.client.get("/nowhere").json() == {"detail": "Not Found"}
+
+
+def test_the_guard_takes_the_cookie_only_without_an_authorization_header(dash: Dash) -> None:
+    dash.sign_in()
+    url = "/api/loyalty/orgs/org-1/overview"
+    assert dash.client.get(url).status_code == 200
+    # A wrong bearer token is refused even with a valid session beside it.
+    assert dash.client.get(url, headers=bearer("w" * 24)).status_code == 401
+    dash.client.cookies.set("lw_session", "forged.0000")
+    assert dash.client.get(url).status_code == 401
