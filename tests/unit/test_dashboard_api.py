@@ -603,3 +603,17 @@ def test_the_guard_takes_the_cookie_only_without_an_authorization_header(dash: D
     assert dash.client.get(url, headers=bearer("w" * 24)).status_code == 401
     dash.client.cookies.set("lw_session", "forged.0000")
     assert dash.client.get(url).status_code == 401
+
+
+def test_a_dry_run_page_is_a_preview_of_what_would_change(dash: Dash) -> None:
+    dash.store.run_summaries["org-1-dry"] = {
+        **dash.store.run_summaries["org-1-run-0"],
+        "dryRun": True,
+        "synced": 3,
+        "tierChangeCount": 1,
+    }
+    dash.sign_in()
+    page = dash.client.get("/dashboard/orgs/org-1/runs/org-1-dry").text
+    assert 'id="preview"' in page
+    assert "<strong>3</strong> of 4 customers would change" in page
+    assert "Would change" in page
