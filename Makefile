@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 EMULATOR := loyalty_worker/firestore_emulator
 CUSTOMERS ?= 1000
 
-.PHONY: install lock demo test test-unit test-chaos check format worker beat flower sandbox firestore bench clean
+.PHONY: install lock demo test test-unit test-browser screenshots test-chaos check format worker beat flower sandbox firestore bench clean
 
 # Every package, build tools included, comes from requirements.lock at the version and hashes
 # it pins; the project itself goes on top without resolving anything. `make lock` rewrites the
@@ -35,6 +35,14 @@ test: install
 
 test-unit: install
 	$(BIN)/pytest tests/unit
+
+# The dashboard in headless Chromium (Debian's chromium and chromium-driver; also part of
+# `make test`). `make screenshots` reruns them saving the README's PNGs into docs/.
+test-browser: install
+	$(BIN)/pytest tests/browser
+
+screenshots: install
+	LOYALTY_SCREENSHOTS=docs $(BIN)/pytest tests/browser -p no:randomly
 
 # The chaos suite (tests/chaos, marked chaos): real stack, one injected failure per case.
 # Its cases shrink one timeout on purpose (a 3-second stall, a 15-second visibility timeout):

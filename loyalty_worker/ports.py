@@ -354,4 +354,88 @@ class RunPhones(Protocol):
 
     def forget(self, run_id: str) -> None:
         """Drop the run's phones: its summary is written, no task of it needs them."""
+
+
+# --- The dashboard: counts, lists, review state and history -------------------------------------
+
+
+class DashboardStore(Protocol):
+    """What the dashboard reads from (and the review state it keeps in) Firestore.
+
+    Counts and sums come from aggregation queries, lists from equality queries with a limit, so
+    no page reads every profile of an org.
+    """
+
+    def list_org_ids(self) -> list[str]:
+        """Ids of every org whose loyalty settings are not disabled."""
+        ...
+
+    def count_profiles(self, org_id: str, field: str | None = None, value: Any = None) -> int:
+        """How many profiles of the org (whose ``field`` equals ``value``, when given)."""
+        ...
+
+    def sum_profiles(self, org_id: str, field: str) -> int:
+        """The sum of a numeric field over the org's profiles."""
+        ...
+
+    def list_profiles(
+        self, org_id: str, field: str, values: Sequence[Any], *, limit: int
+    ) -> list[dict[str, Any]]:
+        """Up to ``limit`` profiles of the org whose ``field`` is one of ``values``."""
+        ...
+
+    def get_profile(self, org_id: str, customer_id: int) -> dict[str, Any] | None:
+        """One profile, or None."""
+        ...
+
+    def list_org_runs(self, org_id: str, *, limit: int) -> list[dict[str, Any]]:
+        """The org's latest run summaries (each with its ``runId``), newest first."""
+        ...
+
+    def list_history(self, org_id: str, customer_id: int, *, limit: int) -> list[dict[str, Any]]:
+        """A customer's loyalty history entries, newest first."""
+        ...
+
+    def get_reviews(self, org_id: str) -> dict[int, dict[str, Any]]:
+        """The org's discrepancy reviews by customer id."""
+        ...
+
+    def write_review(
+        self, org_id: str, customer_id: int, review: Mapping[str, Any], audit: Mapping[str, Any]
+    ) -> None:
+        """Store a customer's review state and append one audit entry, in one commit."""
+        ...
+
+    def list_audit(self, org_id: str, customer_id: int) -> list[dict[str, Any]]:
+        """A customer's review audit entries, oldest first."""
+        ...
+
+
+class TaskOutcomes(Protocol):
+    """What became of an enqueued task (the Celery result backend)."""
+
+    def outcome(self, task_id: str) -> dict[str, Any] | None:
+        """``{"state": ..., "result": ...}`` once the backend knows the task; None before."""
+        ...
+
+
+class RunTriggers(Protocol):
+    """The dashboard's run buttons: the org's run in progress, or a new one enqueued."""
+
+    def running_run(self, org_id: str) -> str | None:
+        """The org's run that is queued or going, if any."""
+        ...
+
+    def start_run(self, org_id: str, run_id: str, *, dry_run: bool, since: str | None) -> None:
+        """Record ``run_id`` as queued and enqueue it (``since``: ``"last"`` for an
+        incremental run); TransientError when the broker is down."""
+        ...
+
+
+class RememberedResults(Protocol):
+    """Each customer's latest kept sync result (the incremental memo, Redis): its phone is
+    already masked, which is how the dashboard shows a phone Markitbot's profile lacks."""
+
+    def recall(self, org_id: str, customer_ids: Sequence[int]) -> dict[int, SyncResult]:
+        """The latest kept result of each of ``customer_ids`` that has one."""
         ...

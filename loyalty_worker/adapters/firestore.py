@@ -1,7 +1,8 @@
 """Markitbot's Firestore as the worker's ``ProfileStore``.
 
 Documents: ``loyalty_settings/{orgId}`` (read), ``customers/{orgId}_{customerId}`` (merge-written,
-loyalty fields only) and ``loyalty_sync_runs/{runId}`` (run summaries). Every call carries a
+loyalty fields only; its ``loyalty_history`` subcollection gets one entry per sync that changed
+it) and ``loyalty_sync_runs/{runId}`` (run summaries). Every call carries a
 timeout and a short retry bounded in total time, so an unreachable Firestore (or a stopped
 emulator) surfaces within seconds as ``TransientError``, for the task to retry later, instead of
 the client's default of retrying for minutes. Other API errors become ``PermanentError``.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from google.api_core import exceptions as api_exceptions
@@ -28,6 +30,8 @@ from loyalty_worker.org_settings import OrgSettings
 SETTINGS = "loyalty_settings"
 PROFILES = "customers"
 RUN_SUMMARIES = "loyalty_sync_runs"
+# ``customers/{orgId}_{id}/loyalty_history/{entry}``: one entry per sync that changed the profile.
+HISTORY = "loyalty_history"
 
 # Firestore's limit on writes in one commit.
 MAX_BATCH_WRITES = 500
@@ -187,11 +191,15 @@ class FirestoreProfileStore:
         after a timeout that did commit leaves the same documents.
         """
         profiles = self._client.collection(PROFILES)
-        writes = [
-            (profiles.document(update.document_id), _merge_data(update.fields, update.deletes))
-            for update in updates
-            if update.fields or update.deletes
-        ]
+        writes: list[tuple[DocumentReference, dict[str, Any]]] = []
+        for update in updates:
+            if not (update.fields or update.deletes):
+                continue
+            profile = profiles.document(update.document_id)
+            writes.append((profile, _merge_data(update.fields, update.deletes)))
+            if update.history is not None:
+                entry = profile.collection(HISTORY).document(history_id(update.history))
+                writes.append((entry, dict(update.history)))
         for start in range(0, len(writes), MAX_BATCH_WRITES):
             chunk = writes[start : start + MAX_BATCH_WRITES]
             self._merge_write(f"write {len(chunk)} profiles", chunk)
@@ -233,6 +241,14 @@ class FirestoreProfileStore:
         with _translate_errors(f"read summary of run {run_id}"):
             snapshot = reference.get(retry=self._retry, timeout=self._timeout_s)
         return snapshot.to_dict() if snapshot.exists else None
+
+
+def history_id(entry: Mapping[str, Any]) -> str:
+    """A history entry's document id: its time (sorting as it reads) and run, so that a write
+    retried after a timeout replaces the entry instead of adding a second one."""
+    at = entry.get("at")
+    stamp = at.strftime("%Y%m%dT%H%M%S%f") if isinstance(at, datetime) else str(at)
+    return f"{stamp}_{entry.get('runId') or 'single'}"
 
 
 def _merge_data(fields: Mapping[str, Any], deletes: Sequence[str]) -> dict[str, Any]:

@@ -17,28 +17,50 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from loyalty_worker.api.dashboard_state import DashboardServices
 from loyalty_worker.api.errors import install_error_handlers
 from loyalty_worker.api.guard import RequestGuard
-from loyalty_worker.api.routes import health, points, runs, sync, webhooks
+from loyalty_worker.api.routes import (
+    dashboard,
+    dashboard_api,
+    health,
+    metrics,
+    points,
+    runs,
+    sync,
+    webhooks,
+)
 from loyalty_worker.api.settings import ApiSettings
 from loyalty_worker.api.state import ApiServices, build_state
 
-__all__ = ["ApiServices", "create_app"]
+__all__ = ["ApiServices", "DashboardServices", "create_app"]
+
+STATIC = Path(__file__).resolve().parent / "static"
 
 log = logging.getLogger(__name__)
 
 _DESCRIPTION = (
     "Trigger and follow loyalty syncs (Alleaves orders → points, reconciled with Alpine IQ, "
     "written to Markitbot), look a customer's points up by phone, and receive Alleaves order "
-    "webhooks. Every /api route takes `Authorization: Bearer <token>`."
+    "webhooks. Every /api route takes `Authorization: Bearer <token>`; the dashboard's routes "
+    "(`/api/loyalty/orgs/...`) also take the session cookie of `/dashboard` (with its CSRF "
+    "token in `X-CSRF-Token` on a change)."
 )
 
 
-def create_app(services: ApiServices, settings: ApiSettings) -> FastAPI:
-    """The ASGI app over ``services``; tests pass fakes, ``wiring`` the real clients."""
+def create_app(
+    services: ApiServices,
+    settings: ApiSettings,
+    dashboard_services: DashboardServices | None = None,
+) -> FastAPI:
+    """The ASGI app over ``services``; tests pass fakes, ``wiring`` the real clients. Without
+    ``dashboard_services`` the dashboard's routes answer 503."""
     docs = settings.docs
     app = FastAPI(
         title="Loyalty sync API",
@@ -50,15 +72,21 @@ def create_app(services: ApiServices, settings: ApiSettings) -> FastAPI:
     )
     state = build_state(services, settings)
     app.state.api = state
+    app.state.dashboard = dashboard_services
     # The last added runs first: each request is logged, then guarded, then routed.
     app.add_middleware(RequestGuard, settings=settings, limiter=state.limiter)
     app.middleware("http")(log_requests)
     install_error_handlers(app)
+    app.exception_handler(StarletteHTTPException)(dashboard.page_errors)
     app.include_router(health.router)
     app.include_router(sync.router)
     app.include_router(runs.router)
     app.include_router(points.router)
     app.include_router(webhooks.router)
+    app.include_router(dashboard_api.router)
+    app.include_router(metrics.router)
+    app.include_router(dashboard.router)
+    app.mount("/dashboard/static", StaticFiles(directory=STATIC), name="dashboard-static")
     return app
 
 

@@ -5,7 +5,8 @@ would let a stranger make the API read and parse whatever they send. This ASGI m
 first, in this order, and answers itself when a request fails:
 
 1. a declared ``Content-Length`` over the path's limit: 413, nothing read;
-2. an ``/api/`` path without a known bearer token: 401, nothing read;
+2. an ``/api/`` path without a known bearer token (or, without an ``Authorization`` header, the
+   dashboard's session cookie): 401, nothing read;
 3. a token over ``LOYALTY_API_RATE_LIMIT_PER_MIN``: 429 with ``Retry-After``, nothing read (the
    limit is a sliding window per token fingerprint in Redis, shared by every API process);
 4. the body, read and counted chunk by chunk (a streamed body declares no length): 413 as soon
@@ -28,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from loyalty_worker.adapters.rate_limit import RedisSlidingWindow
 from loyalty_worker.api.auth import BearerRefused, Caller, bearer_caller
 from loyalty_worker.api.errors import bearer_refused, rate_limited, too_large, unavailable
+from loyalty_worker.api.session import cookie_caller
 from loyalty_worker.api.settings import ApiSettings
 
 log = logging.getLogger(__name__)
@@ -65,8 +67,14 @@ class RequestGuard:
             try:
                 caller = bearer_caller(headers.get("authorization"), self._settings.tokens)
             except BearerRefused as exc:
-                await bearer_refused(exc)(scope, receive, send)
-                return
+                # The dashboard's pages call their JSON twins with the session cookie instead.
+                found = None
+                if "authorization" not in headers:
+                    found = cookie_caller(headers.get("cookie"), self._settings.tokens)
+                if found is None:
+                    await bearer_refused(exc)(scope, receive, send)
+                    return
+                caller = found
             refusal = await self._over_rate(caller)
             if refusal is not None:
                 await refusal(scope, receive, send)

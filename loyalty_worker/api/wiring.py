@@ -11,9 +11,12 @@ import redis
 from fastapi import FastAPI
 
 from loyalty_worker.adapters.alpine import AlpineIQClient
+from loyalty_worker.adapters.dashboard_runs import RedisRunTriggers
+from loyalty_worker.adapters.dashboard_store import FirestoreDashboardStore
 from loyalty_worker.adapters.firestore import FirestoreProfileStore, build_firestore_client
 from loyalty_worker.adapters.http import RetryPolicy
 from loyalty_worker.adapters.run_state import RunTracker
+from loyalty_worker.adapters.task_results import RedisTaskOutcomes
 from loyalty_worker.api.enqueue import CeleryEnqueuer, broker_app
 from loyalty_worker.api.settings import ApiSettings
 from loyalty_worker.config import Settings
@@ -71,16 +74,24 @@ def build_queries(settings: Settings) -> FirestoreProfileStore:
 
 def build_app(settings: Settings, api: ApiSettings) -> FastAPI:
     """The API over the real Firestore, Redis, broker and Alpine IQ."""
-    from loyalty_worker.api.app import create_app
+    from loyalty_worker.api.app import DashboardServices, create_app
     from loyalty_worker.api.state import ApiServices
 
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=3)
+    tracker = RunTracker(client)
+    broker = broker_app(settings.redis_url)
     services = ApiServices(
         store=build_queries(settings),
-        tracker=RunTracker(client),
-        enqueuer=CeleryEnqueuer(broker_app(settings.redis_url)),
+        tracker=tracker,
+        enqueuer=CeleryEnqueuer(broker),
         redis=client,
         alpine_for=AlpineClients(settings, api),
         phone_key=settings.phone_key,
     )
-    return create_app(services, api)
+    dashboard = DashboardServices(
+        store=FirestoreDashboardStore(build_firestore_client(settings.firestore_project)),
+        tasks=RedisTaskOutcomes(client),
+        triggers=RedisRunTriggers(client, tracker, broker),
+        nightly_hour=settings.nightly_hour,
+    )
+    return create_app(services, api, dashboard)

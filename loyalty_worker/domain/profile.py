@@ -7,11 +7,11 @@ Markitbot and is never written.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from loyalty_worker.domain.models import Customer, LoyaltyOutcome
+from loyalty_worker.domain.models import Adjustment, Customer, LoyaltyOutcome
 from loyalty_worker.domain.phone import PhoneHash
 
 LOYALTY_FIELDS = (
@@ -36,6 +36,8 @@ LOYALTY_FIELDS = (
 )
 # Fields that change on every write without the loyalty content changing.
 STAMP_FIELDS = frozenset({"pointsLastCalculated", "lastLoyaltySyncRunId"})
+# What a history entry keeps of the profile before and after a sync that changed it.
+HISTORY_FIELDS = ("points", "tier", "loyaltyStatus", "loyaltyDiscrepancy")
 
 
 def profile_id(org_id: str, customer_id: int) -> str:
@@ -45,12 +47,17 @@ def profile_id(org_id: str, customer_id: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ProfileUpdate:
-    """A merge-write: ``fields`` to set, ``deletes`` to remove, nothing else touched."""
+    """A merge-write: ``fields`` to set, ``deletes`` to remove, nothing else touched.
+
+    ``history``, when set, is written beside it as one entry of the customer's loyalty history
+    (``with_history``): only a write that changes the profile carries one.
+    """
 
     org_id: str
     customer_id: int
     fields: Mapping[str, Any]
     deletes: tuple[str, ...]
+    history: Mapping[str, Any] | None = None
 
     @property
     def document_id(self) -> str:
@@ -64,6 +71,27 @@ class ProfileUpdate:
             if name not in STAMP_FIELDS and existing.get(name, _MISSING) != value:
                 return True
         return any(name in existing for name in self.deletes)
+
+    def with_history(
+        self,
+        existing: Mapping[str, Any] | None,
+        *,
+        run_id: str | None,
+        at: datetime,
+        adjustment: Adjustment | None = None,
+    ) -> ProfileUpdate:
+        """This update plus its history entry: when, which run, the fields before and after,
+        and the adjustment ``autoAdjust`` recorded (never applied to Alpine IQ), if any."""
+        before = {name: (existing or {}).get(name) for name in HISTORY_FIELDS}
+        after = {name: self.fields.get(name) for name in HISTORY_FIELDS}
+        entry: dict[str, Any] = {"at": at, "runId": run_id, "before": before, "after": after}
+        if adjustment is not None:
+            entry["adjustment"] = {
+                "source": adjustment.source,
+                "from": adjustment.from_points,
+                "to": adjustment.to_points,
+            }
+        return replace(self, history=entry)
 
 
 _MISSING = object()

@@ -106,7 +106,10 @@ def _evaluate(
         dry_run=dry_run,
         inputs=inputs_digest(rules, customer, alpine_profile, work.phone_hash),
     )
-    return Evaluation(result, update if changed and not dry_run else None)
+    if not changed or dry_run:
+        return Evaluation(result, None)
+    entry = update.with_history(profile, run_id=run_id, at=now, adjustment=outcome.adjustment)
+    return Evaluation(result, entry)
 
 
 # Exceptions that bad data raises (an amount beyond Decimal's precision, a number outside its

@@ -14,12 +14,13 @@ import fakeredis
 import pytest
 
 from loyalty_worker.adapters.run_state import RunTracker
-from loyalty_worker.api.app import ApiServices, create_app
+from loyalty_worker.api.app import ApiServices, DashboardServices, create_app
 from loyalty_worker.api.settings import ApiSettings
 from loyalty_worker.domain.models import AlpineProfile
 from loyalty_worker.domain.phone import phone_hash
 from loyalty_worker.errors import TransientError
 from loyalty_worker.services.webhooks import sign
+from tests.dashboard_fakes import InMemoryDashboardStore, RecordingRunTriggers, StaticTaskOutcomes
 from tests.fakes import FakeAlpine, QueryableProfileStore, RecordingEnqueuer
 from tests.results import failed, synced
 
@@ -147,7 +148,14 @@ def assemble_api(redis: fakeredis.FakeRedis | None = None, **overrides: Any) -> 
         clock=lambda: NOW,
         new_run_id=lambda org_id: f"{org_id}-run-1",
     )
-    client = TestClient(create_app(services, settings))
+    # The dashboard's routes over fakes of the same documents (tests.dashboard_fakes).
+    dashboard = DashboardServices(
+        store=InMemoryDashboardStore(store),
+        tasks=StaticTaskOutcomes(),
+        triggers=RecordingRunTriggers(),
+        clock=lambda: NOW,
+    )
+    client = TestClient(create_app(services, settings, dashboard))
     return Api(client, store, enqueuer, alpine, tracker, redis)
 
 

@@ -313,3 +313,26 @@ def test_the_profile_carries_its_ids_counts_and_stamp(store: InMemoryProfileStor
     assert profile["ordersProcessed"] == 2  # the zero-spend order is processed too
     assert profile["pointsLastCalculated"].tzinfo is not None
     assert profile["lastLoyaltySyncRunId"] == "r9"
+
+
+def test_a_changing_write_carries_its_history_entry(store: InMemoryProfileStore) -> None:
+    from loyalty_worker.services.sync_customer import evaluate_customer
+
+    alpine = FakeAlpine({PHONE: AlpineProfile(600)})
+    store.profiles["org-1_42"].update(points=10, tier="bronze", loyaltyStatus="matched")
+    first = evaluate_customer(ORG, work("300"), store=store, alpine=alpine, run_id="r1")
+    assert first.update is not None and first.update.history is not None
+    entry = first.update.history
+    assert entry["runId"] == "r1"
+    assert entry["before"] == {
+        "points": 10,
+        "tier": "bronze",
+        "loyaltyStatus": "matched",
+        "loyaltyDiscrepancy": None,
+    }
+    assert entry["after"]["points"] == 600
+    store.write_profiles([first.update])
+    again = evaluate_customer(ORG, work("300"), store=store, alpine=alpine, run_id="r2")
+    assert again.update is None  # unchanged: no write, so no history entry
+    dry = evaluate_customer(ORG, work("500"), store=store, alpine=alpine, dry_run=True)
+    assert dry.update is None

@@ -1,0 +1,167 @@
+"""The dashboard's Firestore reads, and the review state it keeps (``ports.DashboardStore``).
+
+Documents it adds beside Markitbot's profiles (never inside them):
+
+- ``loyalty_reviews/{orgId}_{customerId}``: a discrepancy's review state (``state``,
+  ``outcome``, ``comment``, ``discrepancy`` and ``loyaltyStatus`` it was reviewed at, who and
+  when), with the subcollection ``audit/{entry}``: one document per change (who, when, from, to).
+- reads ``customers/{orgId}_{id}/loyalty_history`` (written by ``FirestoreProfileStore``).
+
+Counts and sums are aggregation queries (Firestore counts server-side); lists are equality
+queries with a limit. Runs are read by an equality query and sorted here: no composite index.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from google.api_core import exceptions as api_exceptions
+from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from loyalty_worker.adapters.firestore import (
+    HISTORY,
+    PROFILES,
+    RUN_SUMMARIES,
+    FirestoreProfileStore,
+    _translate_errors,
+)
+from loyalty_worker.domain.profile import profile_id
+
+log = logging.getLogger(__name__)
+
+REVIEWS = "loyalty_reviews"
+AUDIT = "audit"
+# An org's runs read to find its latest ones (sorted here, newest first).
+RUN_SCAN_LIMIT = 500
+
+
+class FirestoreDashboardStore:
+    """``DashboardStore`` over a ``google.cloud.firestore.Client``."""
+
+    def __init__(self, client: firestore.Client, *, timeout_s: float = 5.0) -> None:
+        self._client = client
+        self._timeout_s = timeout_s
+        self._ordered_runs = True  # False once Firestore says the index is missing
+
+    def list_org_ids(self) -> list[str]:
+        return FirestoreProfileStore(self._client, timeout_s=self._timeout_s).list_org_ids()
+
+    def _org_profiles(self, org_id: str) -> Any:
+        return self._client.collection(PROFILES).where(filter=FieldFilter("orgId", "==", org_id))
+
+    def count_profiles(self, org_id: str, field: str | None = None, value: Any = None) -> int:
+        query = self._org_profiles(org_id)
+        if field is not None:
+            query = query.where(filter=FieldFilter(field, "==", value))
+        with _translate_errors(f"count profiles of org {org_id}"):
+            results = query.count(alias="n").get(timeout=self._timeout_s)
+        return int(_aggregate(results, "n"))
+
+    def sum_profiles(self, org_id: str, field: str) -> int:
+        query = self._org_profiles(org_id)
+        with _translate_errors(f"sum {field} of org {org_id}"):
+            results = query.sum(field, alias="s").get(timeout=self._timeout_s)
+        return int(_aggregate(results, "s") or 0)
+
+    def list_profiles(
+        self, org_id: str, field: str, values: Sequence[Any], *, limit: int
+    ) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        for value in values:  # one equality query per value: no IN/ordering index needed
+            query = self._org_profiles(org_id).where(filter=FieldFilter(field, "==", value))
+            with _translate_errors(f"list profiles of org {org_id}"):
+                for snapshot in query.limit(limit - len(found)).stream(timeout=self._timeout_s):
+                    document = snapshot.to_dict()
+                    if document is not None:
+                        found.append(document)
+            if len(found) >= limit:
+                break
+        return found
+
+    def get_profile(self, org_id: str, customer_id: int) -> dict[str, Any] | None:
+        reference = self._client.collection(PROFILES).document(profile_id(org_id, customer_id))
+        with _translate_errors(f"read profile {org_id}/{customer_id}"):
+            snapshot = reference.get(timeout=self._timeout_s)
+        document = snapshot.to_dict() if snapshot.exists else None
+        if document is None or document.get("orgId") != org_id:
+            return None
+        return document
+
+    def list_org_runs(self, org_id: str, *, limit: int) -> list[dict[str, Any]]:
+        """Newest first by ``startedAt``: served by the composite index (``orgId`` ascending,
+        ``startedAt`` descending) where it is deployed; without it Firestore refuses the
+        ordered query, and the org's runs are read by equality alone and sorted here (the
+        first ``RUN_SCAN_LIMIT`` by document id, enough for an org's first year or so)."""
+        runs = self._client.collection(RUN_SUMMARIES).where(
+            filter=FieldFilter("orgId", "==", org_id)
+        )
+        if self._ordered_runs:
+            ordered = runs.order_by("startedAt", direction=firestore.Query.DESCENDING)
+            with _translate_errors(f"list runs of org {org_id}"):
+                try:
+                    return _with_ids(ordered.limit(limit).stream(timeout=self._timeout_s))
+                except api_exceptions.FailedPrecondition:
+                    self._ordered_runs = False
+                    log.warning("loyalty_sync_runs lacks the (orgId, startedAt desc) index")
+        with _translate_errors(f"list runs of org {org_id}"):
+            found = _with_ids(runs.limit(RUN_SCAN_LIMIT).stream(timeout=self._timeout_s))
+        found.sort(key=lambda run: float(run.get("startedAt") or 0), reverse=True)
+        return found[:limit]
+
+    def list_history(self, org_id: str, customer_id: int, *, limit: int) -> list[dict[str, Any]]:
+        profile = self._client.collection(PROFILES).document(profile_id(org_id, customer_id))
+        query = (
+            profile.collection(HISTORY)
+            .order_by("at", direction=firestore.Query.DESCENDING)
+            .limit(limit)
+        )
+        with _translate_errors(f"read history of {org_id}/{customer_id}"):
+            return [
+                document
+                for snapshot in query.stream(timeout=self._timeout_s)
+                if (document := snapshot.to_dict()) is not None
+            ]
+
+    def get_reviews(self, org_id: str) -> dict[int, dict[str, Any]]:
+        query = self._client.collection(REVIEWS).where(filter=FieldFilter("orgId", "==", org_id))
+        with _translate_errors(f"read reviews of org {org_id}"):
+            documents = [
+                snapshot.to_dict() or {} for snapshot in query.stream(timeout=self._timeout_s)
+            ]
+        return {int(d["customerId"]): d for d in documents if "customerId" in d}
+
+    def write_review(
+        self, org_id: str, customer_id: int, review: Mapping[str, Any], audit: Mapping[str, Any]
+    ) -> None:
+        reference = self._client.collection(REVIEWS).document(profile_id(org_id, customer_id))
+        batch = self._client.batch()
+        batch.set(reference, {**review, "orgId": org_id, "customerId": customer_id}, merge=True)
+        batch.set(reference.collection(AUDIT).document(), dict(audit))
+        with _translate_errors(f"write review of {org_id}/{customer_id}"):
+            batch.commit(timeout=self._timeout_s)
+
+    def list_audit(self, org_id: str, customer_id: int) -> list[dict[str, Any]]:
+        reference = self._client.collection(REVIEWS).document(profile_id(org_id, customer_id))
+        with _translate_errors(f"read audit of {org_id}/{customer_id}"):
+            entries = [
+                snapshot.to_dict() or {}
+                for snapshot in reference.collection(AUDIT).stream(timeout=self._timeout_s)
+            ]
+        entries.sort(key=lambda entry: str(entry.get("at", "")))
+        return entries
+
+
+def _with_ids(snapshots: Any) -> list[dict[str, Any]]:
+    return [{**(snapshot.to_dict() or {}), "runId": snapshot.id} for snapshot in snapshots]
+
+
+def _aggregate(results: Any, alias: str) -> Any:
+    """The value named ``alias`` in an aggregation query's answer (a list of result lists)."""
+    for row in results:
+        for item in row if isinstance(row, list) else [row]:
+            if getattr(item, "alias", None) == alias:
+                return item.value
+    return 0

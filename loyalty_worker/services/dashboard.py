@@ -1,0 +1,740 @@
+"""What the loyalty dashboard shows and does: one function per page, the same answer for the HTML
+page and its JSON route (plain JSON-ready dicts; the templates only lay them out).
+
+Review state (``open`` → ``acknowledged`` → ``resolved``) is kept beside the profiles, never in
+them (``DashboardStore.write_review``), with one audit entry per change. A review records the
+discrepancy it was made at: when a later sync changes that customer's discrepancy the entry
+reads ``open`` again, and when a later run finds the sources agree it reads ``resolved`` with
+outcome ``matched``; ``settle_reviews`` stores those changes, each with its audit entry by
+``sync``, the next time the list is read.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from loyalty_worker.domain.models import ReconciliationStatus
+from loyalty_worker.domain.phone import mask_phone as mask_domain_phone
+from loyalty_worker.domain.points import floor_points
+from loyalty_worker.org_settings import OrgSettings
+from loyalty_worker.ports import (
+    DashboardStore,
+    RememberedResults,
+    RunProgressSource,
+    RunSummaries,
+    RunTriggers,
+)
+from loyalty_worker.services.runs import find_run
+
+DISCREPANCY_STATUSES = (
+    ReconciliationStatus.ALPINE_HIGHER.value,
+    ReconciliationStatus.CALCULATED_HIGHER.value,
+)
+NO_ACCOUNT = ReconciliationStatus.NO_ALPINE_ACCOUNT.value
+STATUSES = tuple(status.value for status in ReconciliationStatus)
+REVIEW_STATES = ("open", "acknowledged", "resolved")
+OUTCOMES = ("fixed", "expected", "no_action", "false_positive")
+AUTO_OUTCOME = "matched"
+SORTS = ("size", "age")
+RECENT_RUNS = 30
+LISTED_RUNS = 10
+PAGE_SIZE = 50
+# Discrepancies read for one list (sorted and filtered here: no composite index needed).
+MAX_DISCREPANCIES = 5000
+MAX_CSV_ROWS = 100_000
+HISTORY_LIMIT = 100
+# Reads of one page sent at once (the overview's counts).
+READ_THREADS = 8
+# A run's statuses while it is not over yet (the run state's, and the API's ``queued``).
+GOING = frozenset({"queued", "starting", "running", "listing", "syncing", "summarizing"})
+
+
+class ReviewRefused(ValueError):
+    """A review change the current state does not allow (or an outcome missing)."""
+
+
+class NotFound(LookupError):
+    """A customer, run or page the org does not have."""
+
+
+def mask_phone(phone: object) -> str:
+    """A phone as people may see it: its last four digits only (``***-***-1234``)."""
+    if phone is None or phone == "":
+        return "—"
+    text = str(phone)
+    return text if text.startswith("***-***-") else mask_domain_phone(text)
+
+
+def local_time(epoch: object, tz: ZoneInfo) -> str | None:
+    """An epoch-seconds (or datetime) stamp in the org's zone, to the minute."""
+    if isinstance(epoch, datetime):
+        moment = epoch if epoch.tzinfo else epoch.replace(tzinfo=UTC)
+    elif isinstance(epoch, int | float) and epoch:
+        moment = datetime.fromtimestamp(float(epoch), UTC)
+    elif isinstance(epoch, str) and epoch:
+        try:
+            moment = datetime.fromisoformat(epoch)
+        except ValueError:
+            return epoch
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    else:
+        return None
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def next_nightly(now: datetime, tz: ZoneInfo, hour: int) -> datetime:
+    """The next ``hour``:00 in ``tz`` after ``now``: when the org's nightly run opens."""
+    local = now.astimezone(tz)
+    for days in range(3):
+        day = local.date() + timedelta(days=days)
+        opens = datetime.combine(day, time(hour), tzinfo=tz)
+        if opens.astimezone(UTC) > now:
+            return opens
+    return datetime.combine(local.date() + timedelta(days=1), time(hour), tzinfo=tz)
+
+
+# --- Overview -------------------------------------------------------------------------------
+
+
+def run_row(run: Mapping[str, Any], tz: ZoneInfo) -> dict[str, Any]:
+    """One line of the runs table."""
+    alert = run.get("alert")
+    return {
+        "runId": run.get("runId"),
+        "status": run.get("status", "running"),
+        "dryRun": bool(run.get("dryRun")),
+        "started": local_time(run.get("startedAt"), tz),
+        "durationS": run.get("durationS"),
+        "listed": run.get("listed"),
+        "synced": run.get("synced"),
+        "unchanged": run.get("unchanged"),
+        "failed": run.get("failed"),
+        "failedByReason": dict(run.get("failedByReason") or {}),
+        "alertSent": alert.get("sent") if isinstance(alert, Mapping) else alert,
+        "discrepancyRate": run.get("discrepancyRate"),
+    }
+
+
+def overview(
+    org: OrgSettings, store: DashboardStore, *, now: datetime, nightly_hour: int
+) -> dict[str, Any]:
+    """The org at a glance: tiers, statuses, last runs, the 30-run trend, liability."""
+    tz = ZoneInfo(org.timezone)
+    org_id = org.org_id
+    ordered = sorted(org.tiers, key=lambda t: t.threshold)
+    # A dozen independent reads (aggregation queries): sent side by side, the page waits for
+    # the slowest one rather than for their sum.
+    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+        tier_counts = [pool.submit(store.count_profiles, org_id, "tier", t.id) for t in ordered]
+        status_counts = [
+            pool.submit(store.count_profiles, org_id, "loyaltyStatus", s) for s in STATUSES
+        ]
+        total = pool.submit(store.count_profiles, org_id)
+        calculated_sum = pool.submit(store.sum_profiles, org_id, "pointsFromOrders")
+        alpine_sum = pool.submit(store.sum_profiles, org_id, "pointsFromAlpine")
+        recent = pool.submit(store.list_org_runs, org_id, limit=RECENT_RUNS)
+        tiers = [
+            {"id": t.id, "name": t.name or t.id, "count": count.result()}
+            for t, count in zip(ordered, tier_counts, strict=True)
+        ]
+        statuses = [
+            {"status": s, "count": count.result()}
+            for s, count in zip(STATUSES, status_counts, strict=True)
+        ]
+        runs = recent.result()
+        calculated = calculated_sum.result()
+        alpine = alpine_sum.result()
+        customers = total.result()
+    finished = [run for run in runs if run.get("status") not in (None, "running")]
+    trend = [
+        {
+            "runId": run.get("runId"),
+            "discrepancyRate": float(run.get("discrepancyRate") or 0.0),
+            "failed": int(run.get("failed") or 0),
+        }
+        for run in reversed(finished)
+    ]
+    rates = [row["discrepancyRate"] for row in trend]
+    return {
+        "orgId": org_id,
+        "timezone": org.timezone,
+        "customers": customers,
+        "tiers": tiers,
+        "statuses": statuses,
+        "runs": [run_row(run, tz) for run in runs[:LISTED_RUNS]],
+        "trend": trend,
+        "discrepancyRate": round(sum(rates) / len(rates), 4) if rates else 0.0,
+        "failedCount": sum(row["failed"] for row in trend),
+        "nextNightlyRun": next_nightly(now, tz, nightly_hour).strftime("%Y-%m-%d %H:%M %Z"),
+        "liability": {"calculated": calculated, "alpine": alpine, "gap": alpine - calculated},
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    label: str
+    value: float
+    x: float
+    y: float
+    width: float
+    height: float
+    text: str
+
+
+def bars(
+    items: Sequence[tuple[str, float]], *, width: float = 480, height: float = 160
+) -> list[Bar]:
+    """Geometry of a server-rendered SVG bar chart (the template draws the rectangles)."""
+    if not items:
+        return []
+    top = max(value for _, value in items) or 1.0
+    slot = width / len(items)
+    bar_width = min(max(slot * 0.7, 1.0), 64.0)
+    chart = height - 20
+    out = []
+    for index, (label, value) in enumerate(items):
+        bar_height = chart * (value / top)
+        out.append(
+            Bar(
+                label=label,
+                value=value,
+                x=round(index * slot + (slot - bar_width) / 2, 1),
+                y=round(chart - bar_height, 1),
+                width=round(bar_width, 1),
+                height=round(bar_height, 1),
+                text=f"{value:g}",
+            )
+        )
+    return out
+
+
+# --- A run ----------------------------------------------------------------------------------
+
+
+def run_page(
+    run_id: str, *, live: RunProgressSource, stored: RunSummaries, tz: ZoneInfo | None = None
+) -> dict[str, Any] | None:
+    """A run's summary (when closed) or live progress; None for an unknown run."""
+    run = find_run(run_id, live=live, stored=stored)
+    if run is None:
+        return None
+    summary = dict(run.summary or {})
+    zone = tz or ZoneInfo("UTC")
+    finished = run.status not in GOING
+    largest = [
+        {
+            **{k: v for k, v in entry.items() if k != "phone"},
+            "phone": mask_phone(entry.get("phone")),
+        }
+        for entry in summary.get("largestDiscrepancies") or []
+    ]
+    return {
+        "runId": run.run_id,
+        "orgId": run.org_id,
+        "status": run.status,
+        "finished": finished,
+        "listed": run.listed,
+        "done": run.done,
+        "failed": run.failed,
+        "error": run.error,
+        "dryRun": bool(summary.get("dryRun")),
+        "started": local_time(summary.get("startedAt"), zone),
+        "durationS": summary.get("durationS"),
+        "synced": summary.get("synced"),
+        "unchanged": summary.get("unchanged"),
+        "failedByReason": dict(summary.get("failedByReason") or {}),
+        "failures": list(summary.get("failures") or []),
+        "largestDiscrepancies": largest,
+        "tierChanges": list(summary.get("tierChanges") or []),
+        "tierChangeCount": summary.get("tierChangeCount", 0),
+        "discrepancies": summary.get("discrepancies"),
+        "discrepancyRate": summary.get("discrepancyRate"),
+        "reconciliation": dict(summary.get("reconciliation") or {}),
+        "tiers": dict(summary.get("tiers") or {}),
+    }
+
+
+# --- Discrepancies to review ------------------------------------------------------------------
+
+
+def _stamp(value: object) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
+
+
+def effective_review(
+    profile: Mapping[str, Any] | None, review: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The review as it reads now: re-opened when the discrepancy changed since it was made,
+    resolved as ``matched`` when the sources agree again."""
+    status = (profile or {}).get("loyaltyStatus")
+    if status not in DISCREPANCY_STATUSES:
+        if review is None:  # never under review: nothing to show
+            return {"state": "none", "outcome": None, "comment": None}
+        if review.get("state") == "resolved":
+            return dict(review)
+        return {**review, "state": "resolved", "outcome": AUTO_OUTCOME, "comment": None}
+    if review is None:
+        return {"state": "open", "outcome": None, "comment": None}
+    same = (
+        review.get("discrepancy") == (profile or {}).get("loyaltyDiscrepancy")
+        and review.get("loyaltyStatus") == status
+    )
+    if same and review.get("outcome") != AUTO_OUTCOME:
+        return dict(review)
+    return {**review, "state": "open", "outcome": None, "comment": None}
+
+
+def _review_row(
+    profile: Mapping[str, Any], review: Mapping[str, Any], now: datetime
+) -> dict[str, Any]:
+    discrepancy = int(profile.get("loyaltyDiscrepancy") or 0)
+    opened = _stamp(review.get("openedAt")) or _stamp(profile.get("pointsLastCalculated"))
+    return {
+        "customerId": int(profile.get("alleavesCustomerId") or 0),
+        "status": profile.get("loyaltyStatus"),
+        "tier": profile.get("tier"),
+        "calculated": profile.get("pointsFromOrders"),
+        "alpine": profile.get("pointsFromAlpine"),
+        "discrepancy": discrepancy,
+        "daysOpen": max((now - opened).days, 0) if opened else 0,
+        "state": review.get("state", "open"),
+        "outcome": review.get("outcome"),
+        "comment": review.get("comment"),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewFilter:
+    status: str | None = None
+    tier: str | None = None
+    state: str | None = "open"
+    sort: str = "size"
+    page: int = 1
+    page_size: int = PAGE_SIZE
+
+
+def settle_reviews(
+    org_id: str,
+    profiles: Mapping[int, Mapping[str, Any]],
+    reviews: Mapping[int, Mapping[str, Any]],
+    store: DashboardStore,
+    *,
+    now: datetime,
+) -> None:
+    """Store the review changes the syncs made (re-opened, or resolved as matched), each with
+    its audit entry by ``sync``."""
+    for customer_id, review in reviews.items():
+        profile = profiles.get(customer_id)
+        if profile is None and review.get("state") != "resolved":
+            profile = store.get_profile(org_id, customer_id)
+        current = effective_review(profile, review)
+        if current.get("state") == review.get("state") and current.get("outcome") == review.get(
+            "outcome"
+        ):
+            continue
+        change = {
+            "state": current["state"],
+            "outcome": current.get("outcome"),
+            "comment": None,
+            "discrepancy": (profile or {}).get("loyaltyDiscrepancy"),
+            "loyaltyStatus": (profile or {}).get("loyaltyStatus"),
+            "updatedAt": now.isoformat(),
+            "updatedBy": "sync",
+        }
+        if current["state"] == "open":
+            change["openedAt"] = now.isoformat()
+        audit = {
+            "at": now.isoformat(),
+            "by": "sync",
+            "from": review.get("state"),
+            "to": current["state"],
+            "outcome": current.get("outcome"),
+        }
+        store.write_review(org_id, customer_id, change, audit)
+
+
+def discrepancies(
+    org_id: str, store: DashboardStore, flt: ReviewFilter, *, now: datetime
+) -> dict[str, Any]:
+    """Customers whose balances differ beyond the threshold, with their review state."""
+    profiles = {
+        int(p.get("alleavesCustomerId") or 0): p
+        for p in store.list_profiles(
+            org_id, "loyaltyStatus", DISCREPANCY_STATUSES, limit=MAX_DISCREPANCIES
+        )
+    }
+    reviews = store.get_reviews(org_id)
+    settle_reviews(org_id, profiles, reviews, store, now=now)
+    rows = [
+        _review_row(profile, effective_review(profile, reviews.get(cid)), now)
+        for cid, profile in profiles.items()
+    ]
+    rows = [
+        row
+        for row in rows
+        if (flt.status is None or row["status"] == flt.status)
+        and (flt.tier is None or row["tier"] == flt.tier)
+        and (flt.state is None or row["state"] == flt.state)
+    ]
+    if flt.sort == "age":
+        rows.sort(key=lambda r: (-r["daysOpen"], -abs(r["discrepancy"]), r["customerId"]))
+    else:
+        rows.sort(key=lambda r: (-abs(r["discrepancy"]), r["customerId"]))
+    total = len(rows)
+    start = (flt.page - 1) * flt.page_size
+    return {
+        "orgId": org_id,
+        "total": total,
+        "page": flt.page,
+        "pageSize": flt.page_size,
+        "pages": max((total + flt.page_size - 1) // flt.page_size, 1),
+        "filter": {"status": flt.status, "tier": flt.tier, "state": flt.state, "sort": flt.sort},
+        "items": rows[start : start + flt.page_size],
+        "all": rows,
+    }
+
+
+def change_review(
+    org_id: str,
+    customer_id: int,
+    *,
+    to: str,
+    by: str,
+    store: DashboardStore,
+    now: datetime,
+    outcome: str | None = None,
+    comment: str | None = None,
+) -> dict[str, Any]:
+    """Move a customer's review: acknowledge, resolve (with an outcome and a comment) or
+    re-open. NotFound when the customer has no profile; ReviewRefused for a move not allowed."""
+    profile = store.get_profile(org_id, customer_id)
+    if profile is None:
+        raise NotFound(f"customer {customer_id}")
+    review = store.get_reviews(org_id).get(customer_id)
+    current = effective_review(profile, review)
+    state = current.get("state", "open")
+    allowed = {
+        "acknowledged": ("open",),
+        "resolved": ("open", "acknowledged"),
+        "open": ("acknowledged", "resolved"),
+    }
+    if to not in allowed:
+        raise ReviewRefused(f"unknown review state {to!r}")
+    if state not in allowed[to]:
+        raise ReviewRefused(f"a review {state} cannot become {to}")
+    if to == "resolved":
+        if outcome not in OUTCOMES:
+            raise ReviewRefused(f"resolving needs an outcome: one of {', '.join(OUTCOMES)}")
+        if not (comment or "").strip():
+            raise ReviewRefused("resolving needs a comment")
+    else:
+        outcome, comment = None, None
+    stamp = now.isoformat()
+    change = {
+        "state": to,
+        "outcome": outcome,
+        "comment": (comment or "").strip() or None,
+        "discrepancy": profile.get("loyaltyDiscrepancy"),
+        "loyaltyStatus": profile.get("loyaltyStatus"),
+        "updatedAt": stamp,
+        "updatedBy": by,
+        "openedAt": (review or {}).get("openedAt") or stamp,
+    }
+    audit = {
+        "at": stamp,
+        "by": by,
+        "from": state,
+        "to": to,
+        "outcome": outcome,
+        "comment": change["comment"],
+    }
+    store.write_review(org_id, customer_id, change, audit)
+    return {"customerId": customer_id, **change}
+
+
+# --- Customers without an Alpine IQ account ---------------------------------------------------
+
+
+def _last_order(profile: Mapping[str, Any]) -> int | None:
+    ledger = profile.get("loyaltyOrders")
+    ids = [int(key) for key in ledger if str(key).isdigit()] if isinstance(ledger, Mapping) else []
+    return max(ids) if ids else None
+
+
+def no_account_row(profile: Mapping[str, Any], phone: str | None = None) -> dict[str, Any]:
+    return {
+        "customerId": int(profile.get("alleavesCustomerId") or 0),
+        "phone": mask_phone(profile.get("phone") or phone),
+        "pointsFromOrders": int(profile.get("pointsFromOrders") or 0),
+        "lastOrder": _last_order(profile),
+        "tier": profile.get("tier"),
+    }
+
+
+def _rows(
+    org_id: str, profiles: Sequence[Mapping[str, Any]], remembered: RememberedResults | None
+) -> list[dict[str, Any]]:
+    """Rows of the no-account list; a profile holds no phone, so each comes (masked) from the
+    customer's latest kept sync result when there is one."""
+    ids = [int(p.get("alleavesCustomerId") or 0) for p in profiles]
+    phones: dict[int, str | None] = {}
+    if remembered is not None:
+        for start in range(0, len(ids), 1000):
+            kept = remembered.recall(org_id, ids[start : start + 1000])
+            phones.update({cid: result.phone for cid, result in kept.items()})
+    return [no_account_row(p, phones.get(cid)) for p, cid in zip(profiles, ids, strict=True)]
+
+
+def no_account(
+    org_id: str,
+    store: DashboardStore,
+    *,
+    page: int,
+    page_size: int,
+    remembered: RememberedResults | None = None,
+) -> dict[str, Any]:
+    """One page of the customers without an Alpine IQ account (prompt them to create one)."""
+    total = store.count_profiles(org_id, "loyaltyStatus", NO_ACCOUNT)
+    start = (page - 1) * page_size
+    found = store.list_profiles(org_id, "loyaltyStatus", [NO_ACCOUNT], limit=start + page_size)
+    found.sort(key=lambda p: int(p.get("alleavesCustomerId") or 0))
+    return {
+        "orgId": org_id,
+        "total": total,
+        "page": page,
+        "pageSize": page_size,
+        "pages": max((total + page_size - 1) // page_size, 1),
+        "items": _rows(org_id, found[start : start + page_size], remembered),
+    }
+
+
+def no_account_rows(
+    org_id: str, store: DashboardStore, remembered: RememberedResults | None = None
+) -> list[dict[str, Any]]:
+    found = store.list_profiles(org_id, "loyaltyStatus", [NO_ACCOUNT], limit=MAX_CSV_ROWS)
+    found.sort(key=lambda p: int(p.get("alleavesCustomerId") or 0))
+    return _rows(org_id, found, remembered)
+
+
+def to_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """Rows as CSV, a header first; a cell that a spreadsheet would run as a formula is quoted
+    with a leading apostrophe."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(columns)
+    for row in rows:
+        cells = []
+        for column in columns:
+            value = row.get(column)
+            text = "" if value is None else str(value)
+            if text[:1] in ("=", "+", "-", "@") and not _is_number(text):
+                text = "'" + text
+            cells.append(text)
+        writer.writerow(cells)
+    return out.getvalue()
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+# --- A customer -------------------------------------------------------------------------------
+
+
+def customer_page(
+    org: OrgSettings,
+    customer_id: int,
+    store: DashboardStore,
+    *,
+    last_verified: str | None,
+) -> dict[str, Any]:
+    """The seed's customer panel: points and where they come from, Alpine IQ, discrepancy,
+    tier, when last changed and verified, and the review. NotFound without a profile."""
+    profile = store.get_profile(org.org_id, customer_id)
+    if profile is None:
+        raise NotFound(f"customer {customer_id}")
+    tz = ZoneInfo(org.timezone)
+    rate = org.points_per_dollar
+    ledger = profile.get("loyaltyOrders")
+    orders = []
+    if isinstance(ledger, Mapping):
+        for order_id, spend in sorted(ledger.items(), key=lambda item: str(item[0])):
+            amount = Decimal(str(spend))
+            orders.append(
+                {
+                    "orderId": order_id,
+                    "eligibleSpend": str(amount),
+                    "points": floor_points(amount * rate),
+                }
+            )
+    review = effective_review(profile, store.get_reviews(org.org_id).get(customer_id))
+    latest = store.list_history(org.org_id, customer_id, limit=1)
+    adjustment = latest[0].get("adjustment") if latest else None
+    return {
+        "orgId": org.org_id,
+        "customerId": customer_id,
+        "points": profile.get("points"),
+        "pointsFromOrders": profile.get("pointsFromOrders"),
+        "pointsFromAlpine": profile.get("pointsFromAlpine"),
+        "alpineUserId": profile.get("alpineUserId"),
+        "tier": profile.get("tier"),
+        "tierSource": profile.get("tierSource"),
+        "loyaltyStatus": profile.get("loyaltyStatus"),
+        "discrepancy": profile.get("loyaltyDiscrepancy"),
+        "ordersProcessed": profile.get("ordersProcessed"),
+        "totalSpent": profile.get("totalSpent"),
+        "equity": profile.get("equityStatus") is True,
+        "orders": orders,
+        "lastChanged": local_time(profile.get("pointsLastCalculated"), tz),
+        "lastRunId": profile.get("lastLoyaltySyncRunId"),
+        "lastVerified": last_verified,
+        "review": {k: review.get(k) for k in ("state", "outcome", "comment")},
+        "autoAdjust": org.auto_adjust,
+        # What autoAdjust recorded at the last change (``from``, ``to``, source), if anything.
+        "adjustment": dict(adjustment) if isinstance(adjustment, Mapping) else None,
+    }
+
+
+def last_verified(org: OrgSettings, store: DashboardStore) -> str | None:
+    """When the org's last completed run started: the last time every profile was checked."""
+    tz = ZoneInfo(org.timezone)
+    for run in store.list_org_runs(org.org_id, limit=RECENT_RUNS):
+        if run.get("status") == "completed" and not run.get("dryRun"):
+            return local_time(run.get("startedAt"), tz)
+    return None
+
+
+def history(org: OrgSettings, customer_id: int, store: DashboardStore) -> dict[str, Any]:
+    """The customer's loyalty history: one entry per sync that changed the profile."""
+    if store.get_profile(org.org_id, customer_id) is None:
+        raise NotFound(f"customer {customer_id}")
+    tz = ZoneInfo(org.timezone)
+    entries = [
+        {
+            "at": local_time(entry.get("at"), tz),
+            "runId": entry.get("runId"),
+            "before": dict(entry.get("before") or {}),
+            "after": dict(entry.get("after") or {}),
+            "adjustment": entry.get("adjustment"),
+        }
+        for entry in store.list_history(org.org_id, customer_id, limit=HISTORY_LIMIT)
+    ]
+    return {
+        "orgId": org.org_id,
+        "customerId": customer_id,
+        "entries": entries,
+        "audit": store.list_audit(org.org_id, customer_id),
+    }
+
+
+def find_customers(
+    org_id: str,
+    query: str,
+    store: DashboardStore,
+    *,
+    phone_hash: str | None,
+) -> list[dict[str, Any]]:
+    """Customers by Alleaves id, by name, or by phone (its ``phoneHash``, the caller hashes)."""
+    query = query.strip()
+    found: list[dict[str, Any]] = []
+    if query.isdigit() and len(query) < 10:
+        profile = store.get_profile(org_id, int(query))
+        found = [profile] if profile else []
+    elif phone_hash is not None:
+        found = store.list_profiles(org_id, "phoneHash", [phone_hash], limit=20)
+    if not found and query:
+        found = _by_name(org_id, query, store)
+    return [
+        {
+            "customerId": int(p.get("alleavesCustomerId") or 0),
+            "name": " ".join(str(p[k]) for k in ("firstName", "lastName") if p.get(k)) or None,
+            "tier": p.get("tier"),
+            "points": p.get("points"),
+            "loyaltyStatus": p.get("loyaltyStatus"),
+        }
+        for p in found
+    ]
+
+
+def _by_name(org_id: str, query: str, store: DashboardStore) -> list[dict[str, Any]]:
+    """Profiles whose Markitbot ``firstName``/``lastName`` equal the words given (as typed, or
+    capitalised): "Ana Reyes" both, one word either."""
+    parts = query.split()
+    spellings = {tuple(parts), tuple(part.capitalize() for part in parts)}
+    found: dict[Any, dict[str, Any]] = {}
+    for words in sorted(spellings):
+        if len(words) >= 2:
+            first, last = words[0], " ".join(words[1:])
+            for p in store.list_profiles(org_id, "lastName", [last], limit=50):
+                if p.get("firstName") == first:
+                    found[p.get("alleavesCustomerId")] = p
+        else:
+            for field in ("lastName", "firstName"):
+                for p in store.list_profiles(org_id, field, list(words), limit=20):
+                    found[p.get("alleavesCustomerId")] = p
+    return list(found.values())[:20]
+
+
+def sync_result(outcome: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What a Sync Now shows once its task ends (the phone and inputs left out)."""
+    if outcome is None:
+        return {"state": "PENDING", "done": False}
+    state = str(outcome.get("state", "PENDING"))
+    result = outcome.get("result")
+    done = state in ("SUCCESS", "FAILURE", "REVOKED")
+    shown: dict[str, Any] = {"state": state, "done": done}
+    if isinstance(result, Mapping) and state == "SUCCESS":
+        shown["sync"] = result.get("status")
+        if result.get("reason"):
+            shown["reason"] = result.get("reason")
+        displayed = result.get("displayed")
+        if isinstance(displayed, Mapping):
+            shown.update(
+                points=displayed.get("points"),
+                tier=displayed.get("tier"),
+                tierSource=displayed.get("tierSource"),
+            )
+        rec = result.get("reconciliation")
+        if isinstance(rec, Mapping):
+            shown.update(loyaltyStatus=rec.get("status"), discrepancy=rec.get("discrepancy"))
+        if isinstance(result.get("adjustment"), Mapping):
+            shown["adjustment"] = dict(result["adjustment"])
+    elif state == "FAILURE":
+        shown["error"] = "the sync failed"
+    return shown
+
+
+# --- Manual runs ------------------------------------------------------------------------------
+
+RUN_KINDS = {"full": (False, None), "incremental": (False, "last"), "dry": (True, None)}
+
+
+def trigger_run(org_id: str, kind: str, *, runs: RunTriggers, new_run_id: str) -> tuple[str, bool]:
+    """Start a run of ``kind`` (full, incremental, dry), or, while the org has one going, name
+    that one instead: (run id, whether it was started now)."""
+    dry_run, since = RUN_KINDS[kind]
+    going = runs.running_run(org_id)
+    if going is not None:
+        return going, False
+    runs.start_run(org_id, new_run_id, dry_run=dry_run, since=since)
+    return new_run_id, True

@@ -1,0 +1,202 @@
+"""The dashboard in a real browser: headless Chromium (Debian's ``chromium`` and
+``chromium-driver``) driven by Selenium, against the API served by uvicorn over the real stack
+(Redis, a Celery worker, the sandbox, the Firestore emulator).
+
+No browser is downloaded: Selenium is pointed at ``/usr/bin/chromedriver`` and
+``/usr/bin/chromium`` (``LOYALTY_CHROMIUM``/``LOYALTY_CHROMEDRIVER`` name others). A missing
+browser fails the tests; it never skips them. A failed test saves a screenshot under
+``test-artifacts/``; with ``LOYALTY_SCREENSHOTS=docs`` the tests also save the README's
+screenshots into ``docs/``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import uvicorn
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.wait import WebDriverWait
+
+from loyalty_worker.adapters.dashboard_runs import RedisRunTriggers
+from loyalty_worker.adapters.dashboard_store import FirestoreDashboardStore
+from loyalty_worker.adapters.firestore import FirestoreProfileStore
+from loyalty_worker.adapters.task_results import RedisTaskOutcomes
+from loyalty_worker.api.app import ApiServices, DashboardServices, create_app
+from loyalty_worker.api.enqueue import CeleryEnqueuer, broker_app
+from loyalty_worker.api.settings import ApiSettings
+from loyalty_worker.api.wiring import AlpineClients
+from loyalty_worker.config import Settings
+from tests.fixtures.pipeline import PHONE_HASH_KEY, Stack, running_stack
+
+TOKEN = "browser-test-token-Hq4Wd8Zc2Vn6"
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = os.environ.get("LOYALTY_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("LOYALTY_CHROMEDRIVER", "/usr/bin/chromedriver")
+
+
+@dataclass
+class Dashboard:
+    url: str
+    stack: Stack
+    token: str
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/browser" in str(item.path):
+            item.add_marker(pytest.mark.browser)
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def browser_stack(firestore_emulator: str, test_redis_url: str) -> Iterator[Stack]:
+    """The real stack with 120 generated customers (seed 11) and one worker."""
+    with running_stack(
+        firestore_emulator,
+        "--customers",
+        "120",
+        "--seed",
+        "11",
+        worker_env={"LOYALTY_PHONE_HASH_KEY": PHONE_HASH_KEY},
+        redis_url=test_redis_url,
+        concurrency=4,
+    ) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def dashboard(browser_stack: Stack) -> Iterator[Dashboard]:
+    """The API (dashboard included) served by uvicorn on a free loopback port."""
+    stack = browser_stack
+    settings = ApiSettings(tokens={TOKEN: ["org-1"]})
+    client = redis.Redis.from_url(stack.redis_url)
+    broker = broker_app(stack.redis_url)
+    alpine = AlpineClients(Settings(alpine_base_url=stack.sandbox.alpine_url), settings)
+    services = ApiServices(
+        store=FirestoreProfileStore(stack.firestore),
+        tracker=stack.tracker,
+        enqueuer=CeleryEnqueuer(broker),
+        redis=client,
+        alpine_for=alpine,
+        phone_key=PHONE_HASH_KEY.encode(),
+    )
+    extra = DashboardServices(
+        store=FirestoreDashboardStore(stack.firestore),
+        tasks=RedisTaskOutcomes(client),
+        triggers=RedisRunTriggers(client, stack.tracker, broker),
+    )
+    port = _free_port()
+    config = uvicorn.Config(
+        create_app(services, settings, extra), host="127.0.0.1", port=port, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="dashboard-api", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("the API did not start", pytrace=False)
+        time.sleep(0.05)
+    try:
+        yield Dashboard(f"http://127.0.0.1:{port}", stack, TOKEN)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        alpine.close()
+
+
+@pytest.fixture
+def driver(request: pytest.FixtureRequest) -> Iterator[WebDriver]:
+    """Headless Chromium with a fresh profile; a screenshot is saved when the test fails."""
+    for binary in (CHROMIUM, CHROMEDRIVER):
+        if shutil.which(binary) is None:
+            pytest.fail(
+                f"{binary} is missing: apt-get install chromium chromium-driver", pytrace=False
+            )
+    profile = tempfile.mkdtemp(prefix="loyalty-chromium-")
+    downloads = tempfile.mkdtemp(prefix="loyalty-downloads-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,1000",
+        f"--user-data-dir={profile}",
+    ):
+        options.add_argument(flag)
+    options.add_experimental_option(
+        "prefs",
+        {"download.default_directory": downloads, "download.prompt_for_download": False},
+    )
+    browser = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    browser.implicitly_wait(0)
+    browser.execute_cdp_cmd(
+        "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": downloads}
+    )
+    browser.downloads = downloads  # type: ignore[attr-defined]
+    try:
+        yield browser
+    finally:
+        report = getattr(request.node, "report_call", None)
+        if report is not None and report.failed:
+            ARTIFACTS.mkdir(exist_ok=True)
+            browser.save_screenshot(str(ARTIFACTS / f"{request.node.name}.png"))
+        browser.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+        shutil.rmtree(downloads, ignore_errors=True)
+
+
+def screenshot(browser: WebDriver, name: str) -> None:
+    """Save one of the README's screenshots (``docs/``) when ``LOYALTY_SCREENSHOTS=docs``."""
+    if os.environ.get("LOYALTY_SCREENSHOTS") == "docs":
+        (ROOT / "docs").mkdir(exist_ok=True)
+        browser.save_screenshot(str(ROOT / "docs" / f"{name}.png"))
+
+
+def wait(browser: WebDriver, timeout_s: float = 30.0) -> WebDriverWait[WebDriver]:
+    return WebDriverWait(browser, timeout_s, poll_frequency=0.2)
+
+
+def sign_in(browser: WebDriver, dashboard: Dashboard, name: str = "Ana") -> None:
+    browser.get(f"{dashboard.url}/dashboard/sign-in")
+    browser.find_element(By.ID, "token").send_keys(dashboard.token)
+    browser.find_element(By.ID, "name").send_keys(name)
+    browser.find_element(By.ID, "sign-in").click()
+    wait(browser).until(expected_conditions.presence_of_element_located((By.ID, "tiers")))

@@ -1,0 +1,166 @@
+"""An admin's day on the dashboard, in headless Chromium against the real stack."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions
+
+from loyalty_worker.adapters.dashboard_store import FirestoreDashboardStore
+from loyalty_worker.adapters.firestore import HISTORY
+from tests.browser.conftest import Dashboard, screenshot, sign_in, wait
+from tests.fixtures.pipeline import Stack
+
+
+@pytest.fixture(scope="module")
+def synced(dashboard: Dashboard) -> Dashboard:
+    """org-1 synced once by the worker, so that the pages have profiles, runs and history."""
+    final = dashboard.stack.run("org-1")
+    assert final.status == "completed", final
+    return dashboard
+
+
+def test_sign_in_and_see_the_tiers(synced: Dashboard, driver: WebDriver) -> None:
+    sign_in(driver, synced)
+    counts = {
+        row.get_attribute("data-tier"): int(row.find_element(By.CSS_SELECTOR, "td").text)
+        for row in driver.find_elements(By.CSS_SELECTOR, "#tiers tr")
+    }
+    assert sum(counts.values()) == 120, counts
+    assert driver.find_elements(By.CSS_SELECTOR, "#tier-chart rect")
+    assert driver.find_element(By.ID, "who").text == "Ana"
+    assert synced.token not in driver.page_source
+    assert synced.token not in driver.current_url
+    screenshot(driver, "overview")
+
+
+def test_trigger_a_run_and_watch_it_complete(synced: Dashboard, driver: WebDriver) -> None:
+    sign_in(driver, synced)
+    driver.find_element(By.ID, "run-full").click()
+    wait(driver).until(expected_conditions.presence_of_element_located((By.ID, "run-status")))
+    assert "/runs/" in driver.current_url
+    # The page follows the run by itself and shows the summary once it is over.
+    wait(driver, 180).until(expected_conditions.presence_of_element_located((By.ID, "summary")))
+    assert driver.find_element(By.ID, "run-status").text == "completed"
+    assert driver.find_element(By.ID, "run-done").text == "120"
+    screenshot(driver, "run")
+
+
+def test_open_a_run_from_the_overview(synced: Dashboard, driver: WebDriver) -> None:
+    sign_in(driver, synced)
+    link = driver.find_element(By.CSS_SELECTOR, "#runs tbody tr td a")
+    run_id = link.text
+    link.click()
+    wait(driver).until(expected_conditions.presence_of_element_located((By.ID, "summary")))
+    assert run_id in driver.find_element(By.TAG_NAME, "h1").text
+    assert driver.find_elements(By.CSS_SELECTOR, "#largest tbody tr")
+
+
+def test_acknowledge_a_discrepancy_and_see_it_leave_the_open_list(
+    synced: Dashboard, driver: WebDriver
+) -> None:
+    sign_in(driver, synced)
+    driver.get(f"{synced.url}/dashboard/orgs/org-1/discrepancies")
+    rows = driver.find_elements(By.CSS_SELECTOR, "#discrepancies tbody tr[id^='d-']")
+    assert rows, "the seeded data has discrepancies"
+    row_id = rows[0].get_attribute("id")
+    screenshot(driver, "discrepancies")
+    rows[0].find_element(By.CSS_SELECTOR, "button.ack").click()
+    wait(driver).until(expected_conditions.presence_of_element_located((By.ID, "discrepancies")))
+    assert not driver.find_elements(By.ID, str(row_id))
+    driver.get(f"{synced.url}/dashboard/orgs/org-1/discrepancies?state=acknowledged")
+    assert driver.find_elements(By.ID, str(row_id))
+
+
+def test_open_a_customer_sync_now_and_open_its_history(
+    synced: Dashboard, driver: WebDriver
+) -> None:
+    sign_in(driver, synced)
+    customer = synced.stack.org("org-1")["customers"][0]["id_customer"]
+    driver.get(f"{synced.url}/dashboard/orgs/org-1/customers")
+    driver.find_element(By.ID, "q").send_keys(str(customer))
+    driver.find_element(By.ID, "find").click()
+    wait(driver).until(expected_conditions.presence_of_element_located((By.ID, "sync-now")))
+    assert driver.find_element(By.CSS_SELECTOR, "h1").text == f"Customer {customer}"
+    driver.find_element(By.ID, "sync-now").click()
+    wait(driver, 60).until(
+        expected_conditions.text_to_be_present_in_element((By.ID, "sync-state"), "done")
+    )
+    assert "points" in driver.find_element(By.ID, "sync-detail").text
+    screenshot(driver, "customer")
+    driver.find_element(By.ID, "view-history").click()
+    wait(driver).until(expected_conditions.presence_of_element_located((By.ID, "history")))
+    entries = driver.find_elements(By.CSS_SELECTOR, "#history tbody tr")
+    assert entries and "→" in entries[0].text
+    assert "No change recorded yet" not in entries[0].text
+
+
+def test_download_the_no_account_csv(synced: Dashboard, driver: WebDriver) -> None:
+    sign_in(driver, synced)
+    driver.get(f"{synced.url}/dashboard/orgs/org-1/no-account")
+    total = int(driver.find_element(By.ID, "total").text)
+    driver.find_element(By.ID, "no-account-csv").click()
+    folder = Path(driver.downloads)  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 20
+    files: list[Path] = []
+    while time.monotonic() < deadline:
+        files = list(folder.glob("*.csv"))
+        if files:
+            break
+        time.sleep(0.2)
+    assert files, "no CSV downloaded"
+    lines = files[0].read_text(encoding="utf-8").strip().splitlines()
+    assert lines[0] == "customerId,phone,pointsFromOrders,lastOrder,tier"
+    assert len(lines) == total + 1
+    phones = [line.split(",")[1] for line in lines[1:]]
+    assert any(phone[-4:].isdigit() for phone in phones), phones  # from the kept results
+    assert all(phone.startswith("***-***-") or phone == "—" for phone in phones), phones
+
+
+def test_sign_out_and_be_refused(synced: Dashboard, driver: WebDriver) -> None:
+    sign_in(driver, synced)
+    driver.find_element(By.ID, "sign-out").click()
+    wait(driver).until(expected_conditions.presence_of_element_located((By.ID, "token")))
+    driver.get(f"{synced.url}/dashboard/orgs/org-1")
+    assert driver.current_url.endswith("/dashboard/sign-in")
+    assert not driver.get_cookies() or all(c["name"] != "lw_session" for c in driver.get_cookies())
+    refused = httpx.get(f"{synced.url}/api/loyalty/orgs/org-1/overview")
+    assert refused.status_code == 401
+
+
+def _history_sizes(stack: Stack) -> dict[int, int]:
+    customers = stack.firestore.collection("customers")
+    return {
+        c["id_customer"]: len(
+            list(customers.document(f"org-1_{c['id_customer']}").collection(HISTORY).stream())
+        )
+        for c in stack.org("org-1")["customers"]
+    }
+
+
+def test_history_is_written_on_change_only(synced: Dashboard) -> None:
+    stack = synced.stack
+    before = _history_sizes(stack)
+    assert all(size >= 1 for size in before.values())  # the first sync created every profile
+    rerun = stack.run("org-1")
+    assert rerun.summary is not None and rerun.summary["synced"] == 0
+    assert _history_sizes(stack) == before  # an unchanged rerun: no history entry either
+    customer = stack.org("org-1")["customers"][1]["id_customer"]
+    profile = stack.firestore.collection("customers").document(f"org-1_{customer}")
+    profile.update({"points": -5})
+    changed = stack.run("org-1")
+    assert changed.summary is not None and changed.summary["synced"] == 1
+    after = _history_sizes(stack)
+    assert after[customer] == before[customer] + 1
+    assert {k: v for k, v in after.items() if k != customer} == {
+        k: v for k, v in before.items() if k != customer
+    }
+    entries = FirestoreDashboardStore(stack.firestore).list_history("org-1", customer, limit=5)
+    assert entries[0]["before"]["points"] == -5
+    assert entries[0]["after"]["points"] != -5
+    assert entries[0]["runId"] == changed.summary["runId"]

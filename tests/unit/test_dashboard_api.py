@@ -1,0 +1,619 @@
+"""The dashboard over working fakes: sign-in and the session cookie, CSRF, and every dashboard
+route's 401/403/404/422 and CSRF refusal."""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import fakeredis
+import pytest
+
+from loyalty_worker.adapters.run_state import RunTracker
+from loyalty_worker.api.app import ApiServices, DashboardServices, create_app
+from loyalty_worker.api.settings import ApiSettings
+from loyalty_worker.domain.phone import phone_hash
+from tests.dashboard_fakes import InMemoryDashboardStore, RecordingRunTriggers, StaticTaskOutcomes
+from tests.fakes import FakeAlpine, QueryableProfileStore, RecordingEnqueuer
+from tests.results import synced
+
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", "The anyio.abc.BlockingPortal alias", DeprecationWarning)
+    from fastapi.testclient import TestClient
+
+ORG1_TOKEN = "org1-token-Q8v2LmZ7xK3pR9tW"
+ADMIN_TOKEN = "admin-token-H4nB6cY1sD8fJ2gV"
+PHONE_KEY = b"phone-key-Mn3Bv5Cx7Zl9Kj1"
+NOW = 1_800_000_000.0
+BASE = "http://127.0.0.1"
+
+
+@dataclass
+class Dash:
+    client: TestClient
+    store: QueryableProfileStore
+    dash: InMemoryDashboardStore
+    tasks: StaticTaskOutcomes
+    triggers: RecordingRunTriggers
+    enqueuer: RecordingEnqueuer
+    tracker: RunTracker
+
+    def sign_in(self, token: str = ORG1_TOKEN, name: str = "Ana") -> str:
+        """Sign in through the form; the session's CSRF token (read from a page)."""
+        form = self.client.get("/dashboard/sign-in")
+        csrf = csrf_of(form.text)
+        answer = self.client.post(
+            "/dashboard/sign-in",
+            data={"token": token, "name": name, "csrf": csrf},
+            follow_redirects=False,
+        )
+        assert answer.status_code == 303, answer.text
+        page = self.client.get("/dashboard/orgs/org-1")
+        assert page.status_code == 200, page.text
+        return csrf_of(page.text)
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
+    assert found, html
+    return found.group(1)
+
+
+def profile(customer_id: int, **fields: Any) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "orgId": "org-1",
+        "alleavesCustomerId": customer_id,
+        "points": 100,
+        "pointsFromOrders": 100,
+        "pointsFromAlpine": 100,
+        "tier": "bronze",
+        "tierSource": "alpine_iq",
+        "loyaltyStatus": "matched",
+        "loyaltyReconciled": True,
+        "loyaltyDiscrepancy": 0,
+        "loyaltyOrders": {"9001": "60.00", "9002": "40.00"},
+        "pointsLastCalculated": "2027-01-10T02:00:00+00:00",
+    }
+    document.update(fields)
+    return document
+
+
+@pytest.fixture
+def dash(monkeypatch: pytest.MonkeyPatch) -> Iterator[Dash]:
+    for name in ("LOYALTY_API_TOKENS", "LOYALTY_API_WEBHOOK_SECRETS"):
+        monkeypatch.delenv(name, raising=False)
+    settings = ApiSettings(tokens={ORG1_TOKEN: ["org-1"], ADMIN_TOKEN: ["*"]}, docs=True)
+    store = QueryableProfileStore()
+    store.settings["org-1"] = {"timezone": "America/Denver"}
+    store.settings["org-2"] = {}
+    store.profiles["org-1_1"] = profile(1)
+    store.profiles["org-1_2"] = profile(
+        2,
+        tier="silver",
+        pointsFromAlpine=700,
+        pointsFromOrders=550,
+        points=700,
+        loyaltyStatus="alpine_higher",
+        loyaltyReconciled=False,
+        loyaltyDiscrepancy=150,
+        phoneHash=phone_hash("5551234567", PHONE_KEY),
+        firstName="Ana",
+        lastName="Reyes",
+    )
+    store.profiles["org-1_3"] = profile(
+        3,
+        pointsFromAlpine=None,
+        loyaltyStatus="calculated_higher",
+        loyaltyDiscrepancy=-40,
+        pointsFromOrders=140,
+    )
+    store.profiles["org-1_4"] = profile(
+        4, loyaltyStatus="no_alpine_account", pointsFromAlpine=None, phone="(555) 010-4321"
+    )
+    store.run_summaries["org-1-run-0"] = {
+        "orgId": "org-1",
+        "status": "completed",
+        "startedAt": NOW - 3600,
+        "durationS": 12.5,
+        "listed": 4,
+        "synced": 2,
+        "unchanged": 1,
+        "failed": 1,
+        "failedByReason": {"alpine_unavailable": 1},
+        "failures": [{"customerId": 5, "reason": "alpine_unavailable", "detail": "x"}],
+        "discrepancyRate": 0.5,
+        "largestDiscrepancies": [
+            {
+                "customerId": 2,
+                "phone": "5551234567",
+                "calculated": 550,
+                "alpine": 700,
+                "discrepancy": 150,
+                "status": "alpine_higher",
+            }
+        ],
+        "tierChanges": [{"customerId": 2, "from": "bronze", "to": "silver"}],
+        "tierChangeCount": 1,
+        "alert": {"sent": True},
+    }
+    redis = fakeredis.FakeRedis()
+    tracker = RunTracker(redis)
+    enqueuer = RecordingEnqueuer()
+    services = ApiServices(
+        store=store,
+        tracker=tracker,
+        enqueuer=enqueuer,
+        redis=redis,
+        alpine_for=lambda org: FakeAlpine({}),
+        phone_key=PHONE_KEY,
+        clock=lambda: NOW,
+        new_run_id=lambda org_id: f"{org_id}-run-1",
+    )
+    dash_store = InMemoryDashboardStore(store)
+    tasks = StaticTaskOutcomes()
+    triggers = RecordingRunTriggers()
+    dashboard = DashboardServices(
+        store=dash_store, tasks=tasks, triggers=triggers, nightly_hour=2, clock=lambda: NOW
+    )
+    with TestClient(create_app(services, settings, dashboard), base_url=BASE) as client:
+        yield Dash(client, store, dash_store, tasks, triggers, enqueuer, tracker)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+# --- Sign-in, the cookie, sign-out ------------------------------------------------------------
+
+
+def test_pages_send_a_stranger_to_the_sign_in_page(dash: Dash) -> None:
+    answer = dash.client.get("/dashboard/orgs/org-1", follow_redirects=False)
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/dashboard/sign-in"
+
+
+def test_sign_in_sets_a_signed_strict_http_only_cookie_without_the_token(
+    dash: Dash, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    form = dash.client.get("/dashboard/sign-in")
+    answer = dash.client.post(
+        "/dashboard/sign-in",
+        data={"token": ORG1_TOKEN, "name": "Ana", "csrf": csrf_of(form.text)},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303
+    cookie = next(h for h in answer.headers.get_list("set-cookie") if h.startswith("lw_session="))
+    assert "HttpOnly" in cookie
+    assert "SameSite=strict" in cookie or "samesite=strict" in cookie.lower()
+    assert "Secure" not in cookie  # loopback: the browser would not send it over http
+    assert ORG1_TOKEN not in cookie
+    page = dash.client.get("/dashboard/orgs/org-1")
+    assert page.status_code == 200
+    assert ORG1_TOKEN not in page.text
+    assert ORG1_TOKEN not in caplog.text
+    assert "Ana" in page.text
+
+
+def test_the_cookie_is_secure_outside_loopback(dash: Dash) -> None:
+    client = dash.client
+    form = client.get("http://dash.example.com/dashboard/sign-in")
+    answer = client.post(
+        "http://dash.example.com/dashboard/sign-in",
+        data={"token": ORG1_TOKEN, "csrf": csrf_of(form.text)},
+        follow_redirects=False,
+    )
+    # The pre-session cookie is Secure there too, so plain http cannot carry it back: refused.
+    assert "Secure" in form.headers["set-cookie"]
+    assert answer.status_code == 403
+
+
+def test_sign_in_refuses_a_wrong_token_and_a_missing_csrf(dash: Dash) -> None:
+    form = dash.client.get("/dashboard/sign-in")
+    wrong = dash.client.post(
+        "/dashboard/sign-in", data={"token": "x" * 20, "csrf": csrf_of(form.text)}
+    )
+    assert wrong.status_code == 401
+    assert "not valid" in wrong.text
+    no_csrf = dash.client.post("/dashboard/sign-in", data={"token": ORG1_TOKEN})
+    assert no_csrf.status_code == 403
+    assert "lw_session" not in dash.client.cookies
+
+
+def test_a_forged_cookie_is_no_session(dash: Dash) -> None:
+    dash.client.cookies.set("lw_session", "eyJmcCI6ImEifQ.0000")
+    answer = dash.client.get("/dashboard/orgs/org-1", follow_redirects=False)
+    assert answer.status_code == 303
+
+
+def test_sign_out_ends_the_session(dash: Dash) -> None:
+    csrf = dash.sign_in()
+    refused = dash.client.post("/dashboard/sign-out", data={}, follow_redirects=False)
+    assert refused.status_code == 403
+    answer = dash.client.post("/dashboard/sign-out", data={"csrf": csrf}, follow_redirects=False)
+    assert answer.status_code == 303
+    assert dash.client.get("/dashboard/orgs/org-1", follow_redirects=False).status_code == 303
+    assert dash.client.get("/api/loyalty/orgs/org-1/overview").status_code == 401
+
+
+# --- Pages ------------------------------------------------------------------------------------
+
+
+def test_overview_shows_tiers_statuses_runs_and_liability(dash: Dash) -> None:
+    dash.sign_in()
+    page = dash.client.get("/dashboard/orgs/org-1").text
+    assert 'data-tier="silver"' in page
+    assert "<svg" in page
+    assert "/dashboard/orgs/org-1/runs/org-1-run-0" in page
+    data = dash.client.get("/api/loyalty/orgs/org-1/overview").json()
+    assert {t["id"]: t["count"] for t in data["tiers"]} == {
+        "bronze": 3,
+        "silver": 1,
+        "gold": 0,
+        "platinum": 0,
+    }
+    assert data["liability"] == {"calculated": 890, "alpine": 800, "gap": -90}
+    assert data["failedCount"] == 1
+    assert data["nextNightlyRun"].endswith("MST") or data["nextNightlyRun"].endswith("MDT")
+    assert data["runs"][0]["alertSent"] is True
+
+
+def test_run_page_masks_phones(dash: Dash) -> None:
+    dash.sign_in()
+    page = dash.client.get("/dashboard/orgs/org-1/runs/org-1-run-0").text
+    assert "5551234567" not in page
+    assert "***-***-4567" in page
+    assert "alpine_unavailable" in page
+
+
+def test_a_trigger_while_a_run_is_going_shows_that_run(dash: Dash) -> None:
+    csrf = dash.sign_in()
+    first = dash.client.post(
+        "/dashboard/orgs/org-1/runs", data={"kind": "dry", "csrf": csrf}, follow_redirects=False
+    )
+    assert first.headers["location"] == "/dashboard/orgs/org-1/runs/org-1-run-1"
+    assert dash.triggers.started == [
+        {"org_id": "org-1", "run_id": "org-1-run-1", "dry_run": True, "since": None}
+    ]
+    dash.triggers.going["org-1"] = "org-1-run-0"
+    again = dash.client.post(
+        "/api/loyalty/orgs/org-1/runs",
+        json={"kind": "incremental"},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert again.status_code == 202
+    assert again.json() == {
+        "runId": "org-1-run-0",
+        "started": False,
+        "pageUrl": "/dashboard/orgs/org-1/runs/org-1-run-0",
+    }
+    assert len(dash.triggers.started) == 1
+
+
+def test_acknowledged_discrepancy_leaves_the_open_list_and_is_audited(dash: Dash) -> None:
+    csrf = dash.sign_in()
+    listed = dash.client.get("/api/loyalty/orgs/org-1/discrepancies").json()
+    assert [d["customerId"] for d in listed["items"]] == [2, 3]  # largest first
+    answer = dash.client.post(
+        "/dashboard/orgs/org-1/discrepancies/2/review",
+        data={"to": "acknowledged", "csrf": csrf},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303
+    listed = dash.client.get("/api/loyalty/orgs/org-1/discrepancies").json()
+    assert [d["customerId"] for d in listed["items"]] == [3]
+    acked = dash.client.get("/api/loyalty/orgs/org-1/discrepancies?state=acknowledged").json()
+    assert [d["customerId"] for d in acked["items"]] == [2]
+    assert dash.dash.audit["org-1_2"][0]["by"] == "Ana"
+    assert dash.dash.audit["org-1_2"][0]["from"] == "open"
+    assert "loyaltyReview" not in str(dash.store.profiles["org-1_2"])
+
+
+def test_resolving_needs_an_outcome_and_a_comment(dash: Dash) -> None:
+    headers = bearer(ORG1_TOKEN)
+    url = "/api/loyalty/orgs/org-1/discrepancies/2/review"
+    refused = dash.client.post(url, json={"to": "resolved", "outcome": "expected"}, headers=headers)
+    assert refused.status_code == 409
+    done = dash.client.post(
+        url,
+        json={"to": "resolved", "outcome": "expected", "comment": "accrual lag"},
+        headers=headers,
+    )
+    assert done.status_code == 200
+    assert done.json()["state"] == "resolved"
+
+
+def test_a_review_reopens_when_the_discrepancy_changes_and_closes_when_sources_agree(
+    dash: Dash,
+) -> None:
+    headers = bearer(ORG1_TOKEN)
+    url = "/api/loyalty/orgs/org-1/discrepancies/{}/review"
+    dash.client.post(url.format(2), json={"to": "acknowledged"}, headers=headers)
+    dash.client.post(url.format(3), json={"to": "acknowledged"}, headers=headers)
+    dash.store.profiles["org-1_2"]["loyaltyDiscrepancy"] = 180  # a later sync changed it
+    dash.store.profiles["org-1_3"].update(loyaltyStatus="matched", loyaltyDiscrepancy=0)
+    listed = dash.client.get("/api/loyalty/orgs/org-1/discrepancies", headers=headers).json()
+    assert [d["customerId"] for d in listed["items"]] == [2]
+    assert dash.dash.reviews["org-1_2"]["state"] == "open"
+    assert dash.dash.reviews["org-1_3"]["state"] == "resolved"
+    assert dash.dash.reviews["org-1_3"]["outcome"] == "matched"
+    assert dash.dash.audit["org-1_3"][-1]["by"] == "sync"
+
+
+def test_discrepancies_csv_follows_the_filter(dash: Dash) -> None:
+    answer = dash.client.get(
+        "/api/loyalty/orgs/org-1/discrepancies.csv?status=calculated_higher",
+        headers=bearer(ORG1_TOKEN),
+    )
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/csv")
+    lines = answer.text.strip().splitlines()
+    assert lines[0].startswith("customerId,status")
+    assert len(lines) == 2 and lines[1].startswith("3,calculated_higher")
+
+
+def test_no_account_list_and_csv_mask_the_phone(dash: Dash) -> None:
+    # A profile holds no phone: the latest kept sync result has it, already masked.
+    dash.store.profiles["org-1_5"] = profile(
+        5, loyaltyStatus="no_alpine_account", pointsFromAlpine=None, pointsFromOrders=20
+    )
+    kept = replace(synced(5, inputs="digest"), phone="5559876543")
+    dash.tracker.remember([kept])
+    dash.sign_in()
+    page = dash.client.get("/dashboard/orgs/org-1/no-account").text
+    assert "***-***-4321" in page
+    assert "010-4321" not in page
+    csv_text = dash.client.get("/api/loyalty/orgs/org-1/no-account.csv").text
+    assert csv_text.splitlines()[1:] == [
+        "4,***-***-4321,100,9002,bronze",
+        "5,***-***-6543,20,9002,bronze",
+    ]
+    assert "9876543" not in page + csv_text
+
+
+def test_customer_page_sync_now_and_history(dash: Dash) -> None:
+    csrf = dash.sign_in()
+    page = dash.client.get("/dashboard/orgs/org-1/customers/2").text
+    assert "#9001" in page and "60.00" in page
+    answer = dash.client.post(
+        "/dashboard/orgs/org-1/customers/2/sync", data={"csrf": csrf}, follow_redirects=False
+    )
+    assert answer.headers["location"] == "/dashboard/orgs/org-1/customers/2?task=task-1"
+    assert dash.enqueuer.customer_syncs[0]["customer_id"] == 2
+    dash.tasks.outcomes["task-1"] = {
+        "state": "SUCCESS",
+        "result": {
+            "orgId": "org-1",
+            "status": "synced",
+            "phone": "5551234567",
+            "displayed": {"points": 720, "tier": "silver", "tierSource": "alpine_iq"},
+            "reconciliation": {"status": "alpine_higher", "discrepancy": 170},
+        },
+    }
+    result = dash.client.get("/api/loyalty/orgs/org-1/tasks/task-1").json()
+    assert result["done"] and result["points"] == 720
+    assert "phone" not in result
+    dash.dash.history["org-1_2"] = [
+        {
+            "at": "2027-01-10T02:00:00+00:00",
+            "runId": "org-1-run-0",
+            "before": {"points": 600, "tier": "bronze"},
+            "after": {"points": 700, "tier": "silver"},
+        }
+    ]
+    history = dash.client.get("/dashboard/orgs/org-1/customers/2/history").text
+    assert "600 → 700" in history and "bronze → silver" in history
+
+
+def test_find_a_customer_by_id_phone_and_name(dash: Dash) -> None:
+    headers = bearer(ORG1_TOKEN)
+    by_id = dash.client.get("/api/loyalty/orgs/org-1/customers?q=3", headers=headers).json()
+    assert [c["customerId"] for c in by_id["items"]] == [3]
+    by_phone = dash.client.get(
+        "/api/loyalty/orgs/org-1/customers", params={"q": "(555) 123-4567"}, headers=headers
+    ).json()
+    assert [c["customerId"] for c in by_phone["items"]] == [2]
+    for name in ("ana reyes", "Reyes", "Ana"):
+        by_name = dash.client.get(
+            "/api/loyalty/orgs/org-1/customers", params={"q": name}, headers=headers
+        ).json()
+        assert [(c["customerId"], c["name"]) for c in by_name["items"]] == [(2, "Ana Reyes")]
+    nobody = dash.client.get("/api/loyalty/orgs/org-1/customers?q=Bob", headers=headers).json()
+    assert nobody["items"] == []
+
+
+def test_metrics_in_prometheus_text(dash: Dash) -> None:
+    assert dash.client.get("/metrics").status_code == 401
+    text = dash.client.get("/metrics", headers=bearer(ORG1_TOKEN)).text
+    assert 'loyalty_customers_by_tier{org="org-1",tier="bronze"} 3' in text
+    assert 'loyalty_last_run_failed{org="org-1",reason="alpine_unavailable"} 1' in text
+    assert "# TYPE loyalty_recent_runs gauge" in text
+    assert 'org="org-2"' not in text
+
+
+# --- Every dashboard route: 401, 403, 404, 422, CSRF -------------------------------------------
+
+GETS = [
+    "/api/loyalty/orgs/{org}/overview",
+    "/api/loyalty/orgs/{org}/runs/org-1-run-0",
+    "/api/loyalty/orgs/{org}/discrepancies",
+    "/api/loyalty/orgs/{org}/discrepancies.csv",
+    "/api/loyalty/orgs/{org}/no-account",
+    "/api/loyalty/orgs/{org}/no-account.csv",
+    "/api/loyalty/orgs/{org}/customers?q=2",
+    "/api/loyalty/orgs/{org}/customers/2",
+    "/api/loyalty/orgs/{org}/customers/2/history",
+    "/api/loyalty/orgs/{org}/tasks/task-1",
+]
+POSTS = [
+    ("/api/loyalty/orgs/{org}/runs", {"kind": "full"}),
+    ("/api/loyalty/orgs/{org}/discrepancies/2/review", {"to": "acknowledged"}),
+    ("/api/loyalty/orgs/{org}/customers/2/sync", None),
+]
+PAGES = [
+    "/dashboard/orgs/{org}",
+    "/dashboard/orgs/{org}/runs/org-1-run-0",
+    "/dashboard/orgs/{org}/discrepancies",
+    "/dashboard/orgs/{org}/no-account",
+    "/dashboard/orgs/{org}/customers",
+    "/dashboard/orgs/{org}/customers/2",
+    "/dashboard/orgs/{org}/customers/2/history",
+]
+FORMS = [
+    ("/dashboard/orgs/{org}/runs", {"kind": "full"}),
+    ("/dashboard/orgs/{org}/discrepancies/2/review", {"to": "acknowledged"}),
+    ("/dashboard/orgs/{org}/customers/2/sync", {}),
+]
+
+
+def _call(dash: Dash, method: str, url: str, body: Any, **kw: Any) -> Any:
+    if method == "GET":
+        return dash.client.get(url, **kw)
+    return dash.client.post(url, json=body, **kw)
+
+
+ROUTES = [("GET", url, None) for url in GETS] + [("POST", url, body) for url, body in POSTS]
+
+
+@pytest.mark.parametrize(("method", "url", "body"), ROUTES)
+def test_json_route_refuses_no_token(dash: Dash, method: str, url: str, body: Any) -> None:
+    answer = _call(dash, method, url.format(org="org-1"), body)
+    assert answer.status_code == 401
+    answer = _call(dash, method, url.format(org="org-1"), body, headers=bearer("n" * 24))
+    assert answer.status_code == 401
+
+
+@pytest.mark.parametrize(("method", "url", "body"), ROUTES)
+def test_json_route_refuses_another_org(dash: Dash, method: str, url: str, body: Any) -> None:
+    answer = _call(dash, method, url.format(org="org-2"), body, headers=bearer(ORG1_TOKEN))
+    assert answer.status_code == 403
+
+
+@pytest.mark.parametrize(("method", "url", "body"), ROUTES)
+def test_json_route_answers_404_for_an_unknown_org(
+    dash: Dash, method: str, url: str, body: Any
+) -> None:
+    answer = _call(dash, method, url.format(org="org-9"), body, headers=bearer(ADMIN_TOKEN))
+    assert answer.status_code == 404
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/loyalty/orgs/org-1/runs/org-1-run-9",
+        "/api/loyalty/orgs/org-1/customers/99",
+        "/api/loyalty/orgs/org-1/customers/99/history",
+    ],
+)
+def test_json_route_answers_404_for_an_unknown_thing(dash: Dash, url: str) -> None:
+    assert dash.client.get(url, headers=bearer(ORG1_TOKEN)).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body"),
+    [
+        ("GET", "/api/loyalty/orgs/bad org!/overview", None),
+        ("GET", "/api/loyalty/orgs/org-1/runs/bad run!", None),
+        ("GET", "/api/loyalty/orgs/org-1/discrepancies?sort=name", None),
+        ("GET", "/api/loyalty/orgs/org-1/discrepancies.csv?state=closed", None),
+        ("GET", "/api/loyalty/orgs/org-1/no-account?page=0", None),
+        ("GET", "/api/loyalty/orgs/org-1/no-account.csv?", "skip"),
+        ("GET", "/api/loyalty/orgs/org-1/customers", None),
+        ("GET", "/api/loyalty/orgs/org-1/customers/0", None),
+        ("GET", "/api/loyalty/orgs/org-1/customers/x/history", None),
+        ("GET", "/api/loyalty/orgs/org-1/tasks/bad task!", None),
+        ("POST", "/api/loyalty/orgs/org-1/runs", {"kind": "everything"}),
+        ("POST", "/api/loyalty/orgs/org-1/discrepancies/2/review", {"to": "closed"}),
+        ("POST", "/api/loyalty/orgs/org-1/customers/x/sync", None),
+    ],
+)
+def test_json_route_answers_422_for_invalid_input(
+    dash: Dash, method: str, url: str, body: Any
+) -> None:
+    if body == "skip":  # the CSV of the no-account list takes no input but the org
+        url, body = "/api/loyalty/orgs/bad org!/no-account.csv", None
+    answer = _call(dash, method, url, body, headers=bearer(ORG1_TOKEN))
+    assert answer.status_code == 422, answer.text
+
+
+@pytest.mark.parametrize(("url", "body"), POSTS)
+def test_json_change_by_cookie_needs_the_csrf_token(dash: Dash, url: str, body: Any) -> None:
+    csrf = dash.sign_in()
+    path = url.format(org="org-1")
+    refused = dash.client.post(path, json=body)
+    assert refused.status_code == 403
+    assert "CSRF" in refused.text
+    wrong = dash.client.post(path, json=body, headers={"X-CSRF-Token": "0" * 64})
+    assert wrong.status_code == 403
+    accepted = dash.client.post(path, json=body, headers={"X-CSRF-Token": csrf})
+    assert accepted.status_code in (200, 202), accepted.text
+
+
+@pytest.mark.parametrize(("url", "form"), FORMS)
+def test_form_needs_the_csrf_token(dash: Dash, url: str, form: dict[str, str]) -> None:
+    csrf = dash.sign_in()
+    path = url.format(org="org-1")
+    assert dash.client.post(path, data=form, follow_redirects=False).status_code == 403
+    answer = dash.client.post(path, data={**form, "csrf": csrf}, follow_redirects=False)
+    assert answer.status_code == 303
+
+
+@pytest.mark.parametrize("url", PAGES)
+def test_page_refuses_another_org_and_answers_404_for_an_unknown_one(dash: Dash, url: str) -> None:
+    dash.sign_in()
+    assert dash.client.get(url.format(org="org-1")).status_code == 200
+    assert dash.client.get(url.format(org="org-2")).status_code == 403
+
+
+def test_dashboard_routes_are_in_the_openapi_schema(dash: Dash) -> None:
+    paths = dash.client.get("/openapi.json").json()["paths"]
+    for url in [*GETS, *(u for u, _ in POSTS)]:
+        path = url.format(org="{orgId}").split("?")[0]
+        path = path.replace("org-1-run-0", "{runId}").replace("/2", "/{customerId}")
+        path = path.replace("task-1", "{taskId}")
+        assert path in paths, path
+    assert "/metrics" in paths
+    assert not any(p.startswith("/dashboard") for p in paths)
+
+
+def test_a_page_refusal_is_a_page_and_a_json_refusal_stays_json(dash: Dash) -> None:
+    dash.sign_in()
+    page = dash.client.get("/dashboard/orgs/org-2")
+    assert page.status_code == 403
+    assert page.headers["content-type"].startswith("text/html")
+    assert "may not act for org" in page.text
+    missing = dash.client.get("/dashboard/orgs/org-1/customers/99")
+    assert missing.status_code == 404 and "unknown customer 99" in missing.text
+    api = dash.client.get("/api/loyalty/orgs/org-2/overview")
+    assert api.status_code == 403 and api.json() == {
+        "detail": "this token may not act for org 'org-2'"
+    }
+    assert dash.client.get("/nowhere").json() == {"detail": "Not Found"}
+
+
+def test_the_guard_takes_the_cookie_only_without_an_authorization_header(dash: Dash) -> None:
+    dash.sign_in()
+    url = "/api/loyalty/orgs/org-1/overview"
+    assert dash.client.get(url).status_code == 200
+    # A wrong bearer token is refused even with a valid session beside it.
+    assert dash.client.get(url, headers=bearer("w" * 24)).status_code == 401
+    dash.client.cookies.set("lw_session", "forged.0000")
+    assert dash.client.get(url).status_code == 401
+
+
+def test_a_dry_run_page_is_a_preview_of_what_would_change(dash: Dash) -> None:
+    dash.store.run_summaries["org-1-dry"] = {
+        **dash.store.run_summaries["org-1-run-0"],
+        "dryRun": True,
+        "synced": 3,
+        "tierChangeCount": 1,
+    }
+    dash.sign_in()
+    page = dash.client.get("/dashboard/orgs/org-1/runs/org-1-dry").text
+    assert 'id="preview"' in page
+    assert "<strong>3</strong> of 4 customers would change" in page
+    assert "Would change" in page

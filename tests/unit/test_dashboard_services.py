@@ -1,0 +1,156 @@
+"""The dashboard's services and session over fakes: time zones, charts, CSV, reviews, history,
+the signed cookie, the metrics text."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from loyalty_worker.api.session import (
+    csrf_token,
+    csrf_valid,
+    new_session_cookie,
+    read_session,
+)
+from loyalty_worker.api.settings import ApiToken
+from loyalty_worker.domain.models import AlpineProfile, Customer, Order
+from loyalty_worker.org_settings import OrgSettings
+from loyalty_worker.services import dashboard as views
+from loyalty_worker.services.metrics import metrics_text
+from loyalty_worker.services.sync_customer import evaluate_customer
+from tests.dashboard_fakes import InMemoryDashboardStore
+from tests.fakes import FakeAlpine, InMemoryProfileStore, QueryableProfileStore
+
+TOKEN = "session-token-Wm3Kd9Qz5Rt1"
+OTHER = "session-token-Bx8Np2Lc6Hv4"
+NOW = datetime(2027, 3, 14, 12, 0, tzinfo=UTC)
+
+
+def grants() -> tuple[ApiToken, ...]:
+    return (
+        ApiToken.model_validate({"token": TOKEN, "orgs": ["org-1"]}),
+        ApiToken.model_validate({"token": OTHER, "orgs": ["*"]}),
+    )
+
+
+def test_the_next_nightly_run_is_in_the_orgs_zone_across_a_clock_change() -> None:
+    tz = ZoneInfo("America/Los_Angeles")
+    # 2027-03-14 is the spring-forward day in the US: 02:00 does not exist that night.
+    before = datetime(2027, 3, 14, 8, 0, tzinfo=UTC)  # 00:00 PST
+    assert views.next_nightly(before, tz, 2).isoformat().startswith("2027-03-14T02:00")
+    after = datetime(2027, 3, 14, 12, 0, tzinfo=UTC)  # 05:00 PDT
+    assert views.next_nightly(after, tz, 2).strftime("%Y-%m-%d %H:%M %Z") == "2027-03-15 02:00 PDT"
+
+
+def test_phones_are_masked_to_their_last_four_digits() -> None:
+    assert views.mask_phone("(555) 123-4567") == "***-***-4567"
+    assert views.mask_phone(None) == "—"
+    assert views.mask_phone("12") == "***-***-****"
+
+
+def test_csv_cells_never_run_as_formulas() -> None:
+    text = views.to_csv([{"a": "=HYPERLINK(1)", "b": -40, "c": None}], ("a", "b", "c"))
+    assert text.splitlines() == ["a,b,c", "'=HYPERLINK(1),-40,"]
+
+
+def test_bars_scale_to_the_largest_value() -> None:
+    bars = views.bars([("a", 10), ("b", 5), ("c", 0)], width=300, height=120)
+    assert [b.height for b in bars] == [100.0, 50.0, 0.0]
+    assert views.bars([]) == []
+
+
+def test_review_reads_open_again_after_the_discrepancy_changes() -> None:
+    profile = {"loyaltyStatus": "alpine_higher", "loyaltyDiscrepancy": 50}
+    review = {"state": "acknowledged", "discrepancy": 50, "loyaltyStatus": "alpine_higher"}
+    assert views.effective_review(profile, review)["state"] == "acknowledged"
+    assert views.effective_review({**profile, "loyaltyDiscrepancy": 70}, review)["state"] == "open"
+    agreed = views.effective_review({"loyaltyStatus": "matched"}, review)
+    assert (agreed["state"], agreed["outcome"]) == ("resolved", "matched")
+    assert views.effective_review({"loyaltyStatus": "matched"}, None)["state"] == "none"
+
+
+def test_review_moves_are_checked() -> None:
+    base = QueryableProfileStore()
+    base.profiles["org-1_7"] = {
+        "orgId": "org-1",
+        "alleavesCustomerId": 7,
+        "loyaltyStatus": "calculated_higher",
+        "loyaltyDiscrepancy": -90,
+    }
+    store = InMemoryDashboardStore(base)
+    change = views.change_review(
+        "org-1", 7, to="acknowledged", by="Ana", store=store, now=NOW, comment="ignored"
+    )
+    assert (change["state"], change["comment"]) == ("acknowledged", None)
+    with pytest.raises(views.ReviewRefused):
+        views.change_review("org-1", 7, to="acknowledged", by="Ana", store=store, now=NOW)
+    with pytest.raises(views.ReviewRefused):
+        views.change_review(
+            "org-1", 7, to="resolved", by="Ana", store=store, now=NOW, outcome="matched"
+        )
+    with pytest.raises(views.NotFound):
+        views.change_review("org-1", 8, to="acknowledged", by="Ana", store=store, now=NOW)
+    views.change_review(
+        "org-1", 7, to="resolved", by="Ana", store=store, now=NOW, outcome="fixed", comment="ok"
+    )
+    audit = store.audit["org-1_7"]
+    assert [(a["from"], a["to"], a["by"]) for a in audit] == [
+        ("open", "acknowledged", "Ana"),
+        ("acknowledged", "resolved", "Ana"),
+    ]
+    assert "state" not in base.profiles["org-1_7"]  # never in Markitbot's profile
+
+
+def test_auto_adjust_is_recorded_in_the_history_entry() -> None:
+    org = OrgSettings.parse("org-1", {"autoAdjust": True, "sourceOfTruth": "orders"})
+    store = InMemoryProfileStore()
+    alpine = FakeAlpine({"5551234567": AlpineProfile(900)})
+    work_orders = (Order(1, 42, "completed", Decimal("300")),)
+    from loyalty_worker.services.customer_inputs import CustomerWork
+
+    work = CustomerWork(Customer(42, "5551234567"), work_orders)
+    evaluation = evaluate_customer(org, work, store=store, alpine=alpine, run_id="r1")
+    assert evaluation.update is not None and evaluation.update.history is not None
+    assert evaluation.update.history["adjustment"] == {
+        "source": "alpine_iq",
+        "from": 900,
+        "to": 300,
+    }
+
+
+def test_a_session_cookie_is_signed_scoped_and_never_holds_the_token() -> None:
+    cookie = new_session_cookie(grants(), TOKEN, "Ana", 1000.0)
+    assert TOKEN not in cookie
+    session = read_session(grants(), cookie, 1001.0)
+    assert session is not None and session.who == "Ana"
+    assert session.caller.allows("org-1") and not session.caller.allows("org-2")
+    assert read_session(grants(), cookie, 1000.0 + 13 * 3600) is None  # expired
+    body, _, mac = cookie.rpartition(".")
+    assert read_session(grants(), f"{body}x.{mac}", 1001.0) is None  # tampered
+    assert read_session(grants()[1:], cookie, 1001.0) is None  # its token was removed
+    token = csrf_token(grants(), session.nonce)
+    assert csrf_valid(grants(), session.nonce, token)
+    assert not csrf_valid(grants(), session.nonce, "0" * 64)
+    assert not csrf_valid(grants(), "", token)
+
+
+def test_metrics_text_escapes_and_groups() -> None:
+    base = QueryableProfileStore()
+    base.settings["org-1"] = {}
+    base.profiles["org-1_1"] = {"orgId": "org-1", "tier": "gold", "loyaltyStatus": "matched"}
+    base.run_summaries["r1"] = {
+        "orgId": "org-1",
+        "status": "completed",
+        "startedAt": 1.0,
+        "durationS": 3.5,
+        "listed": 1,
+        "failedByReason": {'weird"reason': 2},
+    }
+    text = metrics_text([OrgSettings.parse("org-1", {})], InMemoryDashboardStore(base))
+    assert 'loyalty_customers_by_tier{org="org-1",tier="gold"} 1' in text
+    assert 'loyalty_last_run_duration_seconds{org="org-1"} 3.5' in text
+    assert 'reason="weird\\"reason"' in text
+    assert text.count("# TYPE loyalty_customers_by_tier gauge") == 1
