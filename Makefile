@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 EMULATOR := loyalty_worker/firestore_emulator
 CUSTOMERS ?= 1000
 
-.PHONY: install lock demo test test-unit test-browser screenshots test-chaos check format worker beat flower sandbox firestore bench clean
+.PHONY: install browser lock demo test test-unit test-browser screenshots test-chaos check format worker beat flower sandbox firestore bench clean
 
 # Every package, build tools included, comes from requirements.lock at the version and hashes
 # it pins; the project itself goes on top without resolving anything. `make lock` rewrites the
@@ -22,6 +22,13 @@ $(EMULATOR)/node_modules/.package-lock.json: $(EMULATOR)/package.json $(EMULATOR
 
 install: $(BIN)/.installed $(EMULATOR)/node_modules/.package-lock.json
 
+# The dashboard's browser tests drive Debian's Chromium through its chromedriver; no test tool
+# ever downloads a browser. Installed where missing (as root, from Debian's packages).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			chromium chromium-driver; }
+
 lock: $(BIN)/.installed
 	$(BIN)/pip install --quiet "pip-tools>=7.4,<8"
 	$(BIN)/pip-compile --quiet --generate-hashes --extra dev --strip-extras --allow-unsafe \
@@ -30,7 +37,7 @@ lock: $(BIN)/.installed
 demo: install
 	$(BIN)/loyalty-worker demo --customers $(CUSTOMERS)
 
-test: install
+test: install browser
 	$(BIN)/pytest
 
 test-unit: install
@@ -38,10 +45,10 @@ test-unit: install
 
 # The dashboard in headless Chromium (Debian's chromium and chromium-driver; also part of
 # `make test`). `make screenshots` reruns them saving the README's PNGs into docs/.
-test-browser: install
+test-browser: install browser
 	$(BIN)/pytest tests/browser
 
-screenshots: install
+screenshots: install browser
 	LOYALTY_SCREENSHOTS=docs $(BIN)/pytest tests/browser -p no:randomly
 
 # The chaos suite (tests/chaos, marked chaos): real stack, one injected failure per case.

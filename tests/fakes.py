@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -20,7 +21,7 @@ from loyalty_worker.adapters.wire import AlpineLoyalty, parse_customer, parse_or
 from loyalty_worker.domain.models import AlpineProfile, Customer, Order
 from loyalty_worker.domain.phone import normalize_phone
 from loyalty_worker.domain.profile import ProfileUpdate, profile_id
-from loyalty_worker.errors import MalformedRecord, UnknownOrg
+from loyalty_worker.errors import MalformedRecord, SettingsInvalid, TransientError, UnknownOrg
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports import Alert, AlpineContact
 from loyalty_worker.services.results import SyncResult
@@ -402,3 +403,280 @@ class FakeOrg:
     settings: OrgSettings
     alleaves: FakeAlleaves
     alpine: FakeAlpine
+
+
+# --- The API's ports: webhook claims and org secrets, on a manual clock --------------------------
+
+
+class ManualClock:
+    """Epoch seconds that move only when a test says so."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class InMemoryWebhookLedger:
+    """``WebhookLedger`` over a dict of expiry times, expiring by ``clock`` like Redis keys."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        self._clock = clock
+        self.claims: dict[tuple[str, str, str], float] = {}
+
+    def claim_delivery(self, org_id: str, signature: str, *, ttl_s: int) -> bool:
+        return self._claim(("delivery", org_id, signature), ttl_s)
+
+    def release_delivery(self, org_id: str, signature: str) -> None:
+        self.claims.pop(("delivery", org_id, signature), None)
+
+    def claim_customer(self, org_id: str, customer_id: int, *, ttl_s: int) -> bool:
+        return self._claim(("customer", org_id, str(customer_id)), ttl_s)
+
+    def release_customer(self, org_id: str, customer_id: int) -> None:
+        self.claims.pop(("customer", org_id, str(customer_id)), None)
+
+    def held(self, kind: str) -> list[tuple[str, str]]:
+        """The live claims of one kind (``delivery`` or ``customer``): (org, signature or id)."""
+        now = self._clock()
+        return sorted(
+            (org, what) for (k, org, what), ends in self.claims.items() if k == kind and ends > now
+        )
+
+    def _claim(self, key: tuple[str, str, str], ttl_s: int) -> bool:
+        now = self._clock()
+        expires = self.claims.get(key)
+        if expires is not None and expires > now:
+            return False
+        self.claims[key] = now + ttl_s
+        return True
+
+
+class StaticWebhookSecrets:
+    """``WebhookOrgs`` from mappings; an org missing from ``secrets`` is unknown (UnknownOrg),
+    one in ``invalid`` has invalid settings (SettingsInvalid naming that field)."""
+
+    def __init__(
+        self,
+        secrets: Mapping[str, bytes | None],
+        *,
+        locations: Mapping[str, str] | None = None,
+        invalid: Mapping[str, str] | None = None,
+    ) -> None:
+        self._secrets = dict(secrets)
+        self._locations = dict(locations or {})
+        self._invalid = dict(invalid or {})
+        self.asked: list[str] = []
+
+    def webhook_secret(self, org_id: str) -> bytes | None:
+        self.asked.append(org_id)
+        if org_id in self._invalid:
+            raise SettingsInvalid(org_id, self._invalid[org_id], "invalid")
+        if org_id not in self._secrets:
+            raise UnknownOrg(org_id)
+        return self._secrets[org_id]
+
+    def alleaves_location(self, org_id: str) -> str | None:
+        return self._locations.get(org_id)
+
+
+# --- A run's kept phones (ports.RunPhones) -------------------------------------------------------
+
+
+class InMemoryRunPhones:
+    """Each run's kept phones in a dict; ``reads`` counts the look-ups a test may check."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, dict[int, str]] = {}
+        self.reads = 0
+
+    def keep(self, run_id: str, phones: Mapping[int, str]) -> None:
+        self.runs.setdefault(run_id, {}).update(phones)
+
+    def phones(self, run_id: str, customer_ids: Sequence[int]) -> dict[int, str]:
+        self.reads += 1
+        kept = self.runs.get(run_id, {})
+        return {cid: kept[cid] for cid in customer_ids if cid in kept}
+
+    def forget(self, run_id: str) -> None:
+        self.runs.pop(run_id, None)
+
+
+# --- Single-customer sync slots (ports.SyncSlots), on a manual clock -----------------------------
+
+
+class InMemorySyncSlots:
+    """Per-org slots that expire by ``clock`` (seconds); records every refusal."""
+
+    def __init__(self, clock: Callable[[], float] = lambda: 0.0) -> None:
+        self._clock = clock
+        self.held: dict[str, dict[str, float]] = {}
+        self.refused: list[str] = []
+
+    def acquire(self, org_id: str, holder: str, *, limit: int, ttl_s: float) -> bool:
+        now = self._clock()
+        slots = {h: until for h, until in self.held.get(org_id, {}).items() if until > now}
+        if holder in slots or len(slots) < limit:
+            slots[holder] = now + ttl_s
+            self.held[org_id] = slots
+            return True
+        self.held[org_id] = slots
+        self.refused.append(org_id)
+        return False
+
+    def release(self, org_id: str, holder: str) -> None:
+        self.held.get(org_id, {}).pop(holder, None)
+
+
+# --- A profile store that refuses what Firestore cannot encode -----------------------------------
+
+
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def check_encodable(value: Any, where: str = "value") -> None:
+    """Raise as the Firestore client's encoder would for a value it cannot store."""
+    if isinstance(value, bool) or value is None:
+        return
+    if isinstance(value, int):
+        if not INT64[0] <= value <= INT64[1]:
+            raise ValueError(f"{where}: value out of range for int64: {value}")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            return  # Firestore stores NaN and infinities as doubles
+    elif isinstance(value, str):
+        value.encode("utf-8")  # a lone surrogate raises UnicodeEncodeError
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_encodable(str(key), f"{where} key")
+            check_encodable(item, f"{where}.{key}")
+    elif isinstance(value, list | tuple):
+        for item in value:
+            check_encodable(item, where)
+
+
+class EncodingProfileStore(InMemoryProfileStore):
+    """``InMemoryProfileStore`` whose writes fail, all of a batch, on an unencodable value."""
+
+    def write_profiles(self, updates: Sequence[ProfileUpdate]) -> None:
+        for update in updates:
+            for name, value in update.fields.items():
+                check_encodable(value, f"{update.document_id}.{name}")
+        super().write_profiles(updates)
+
+
+# --- The dashboard's ports -----------------------------------------------------------------------
+
+
+class InMemoryDashboardStore:
+    """``DashboardStore`` over a ``QueryableProfileStore``'s profiles and run summaries, plus
+    reviews, their audit and the profiles' history kept here."""
+
+    def __init__(self, base: QueryableProfileStore) -> None:
+        self.base = base
+        self.reviews: dict[str, dict[str, Any]] = {}
+        self.audit: dict[str, list[dict[str, Any]]] = {}
+        self.history: dict[str, list[dict[str, Any]]] = {}
+        self.error: Exception | None = None
+
+    def _check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def _org(self, org_id: str) -> list[dict[str, Any]]:
+        return [p for _, p in sorted(self.base.profiles.items()) if p.get("orgId") == org_id]
+
+    def list_org_ids(self) -> list[str]:
+        self._check()
+        return self.base.list_org_ids()
+
+    def count_profiles(self, org_id: str, field: str | None = None, value: Any = None) -> int:
+        self._check()
+        return sum(1 for p in self._org(org_id) if field is None or p.get(field) == value)
+
+    def sum_profiles(self, org_id: str, field: str) -> int:
+        self._check()
+        return sum(int(p.get(field) or 0) for p in self._org(org_id))
+
+    def list_profiles(
+        self, org_id: str, field: str, values: Sequence[Any], *, limit: int
+    ) -> list[dict[str, Any]]:
+        self._check()
+        found = [copy.deepcopy(p) for p in self._org(org_id) if p.get(field) in list(values)]
+        return found[:limit]
+
+    def get_profile(self, org_id: str, customer_id: int) -> dict[str, Any] | None:
+        self._check()
+        document = self.base.profiles.get(profile_id(org_id, customer_id))
+        return copy.deepcopy(document) if document and document.get("orgId") == org_id else None
+
+    def list_org_runs(self, org_id: str, *, limit: int) -> list[dict[str, Any]]:
+        self._check()
+        runs = [
+            {**copy.deepcopy(s), "runId": run_id}
+            for run_id, s in self.base.run_summaries.items()
+            if s.get("orgId") == org_id
+        ]
+        runs.sort(key=lambda r: float(r.get("startedAt") or 0), reverse=True)
+        return runs[:limit]
+
+    def list_history(self, org_id: str, customer_id: int, *, limit: int) -> list[dict[str, Any]]:
+        self._check()
+        entries = self.history.get(profile_id(org_id, customer_id), [])
+        return copy.deepcopy(list(reversed(entries))[:limit])
+
+    def get_reviews(self, org_id: str) -> dict[int, dict[str, Any]]:
+        self._check()
+        return {
+            int(r["customerId"]): copy.deepcopy(r)
+            for r in self.reviews.values()
+            if r.get("orgId") == org_id
+        }
+
+    def write_review(
+        self, org_id: str, customer_id: int, review: Mapping[str, Any], audit: Mapping[str, Any]
+    ) -> None:
+        self._check()
+        key = profile_id(org_id, customer_id)
+        stored = self.reviews.setdefault(key, {})
+        stored.update({**copy.deepcopy(dict(review)), "orgId": org_id, "customerId": customer_id})
+        self.audit.setdefault(key, []).append(copy.deepcopy(dict(audit)))
+
+    def list_audit(self, org_id: str, customer_id: int) -> list[dict[str, Any]]:
+        self._check()
+        return copy.deepcopy(self.audit.get(profile_id(org_id, customer_id), []))
+
+
+class StaticTaskOutcomes:
+    """``TaskOutcomes`` from a dict a test fills."""
+
+    def __init__(self) -> None:
+        self.outcomes: dict[str, dict[str, Any]] = {}
+
+    def outcome(self, task_id: str) -> dict[str, Any] | None:
+        found = self.outcomes.get(task_id)
+        return copy.deepcopy(found) if found is not None else None
+
+
+class RecordingRunTriggers:
+    """``RunTriggers`` that keeps the runs it started; ``going`` names the org's run going."""
+
+    def __init__(self) -> None:
+        self.started: list[dict[str, Any]] = []
+        self.going: dict[str, str] = {}
+        self.error: TransientError | None = None
+
+    def running_run(self, org_id: str) -> str | None:
+        return self.going.get(org_id)
+
+    def start_run(self, org_id: str, run_id: str, *, dry_run: bool, since: str | None) -> None:
+        if self.error is not None:
+            raise self.error
+        self.started.append(
+            {"org_id": org_id, "run_id": run_id, "dry_run": dry_run, "since": since}
+        )
+        self.going[org_id] = run_id

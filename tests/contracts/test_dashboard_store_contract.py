@@ -17,8 +17,7 @@ from loyalty_worker.adapters.dashboard_store import FirestoreDashboardStore
 from loyalty_worker.adapters.firestore import PROFILES, RUN_SUMMARIES, FirestoreProfileStore
 from loyalty_worker.domain.profile import ProfileUpdate
 from loyalty_worker.ports import DashboardStore
-from tests.dashboard_fakes import InMemoryDashboardStore
-from tests.fakes import QueryableProfileStore
+from tests.fakes import InMemoryDashboardStore, QueryableProfileStore
 
 ORG = "org-dash"
 

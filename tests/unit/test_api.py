@@ -20,8 +20,14 @@ from loyalty_worker.domain.models import AlpineProfile
 from loyalty_worker.domain.phone import phone_hash
 from loyalty_worker.errors import TransientError
 from loyalty_worker.services.webhooks import sign
-from tests.dashboard_fakes import InMemoryDashboardStore, RecordingRunTriggers, StaticTaskOutcomes
-from tests.fakes import FakeAlpine, QueryableProfileStore, RecordingEnqueuer
+from tests.fakes import (
+    FakeAlpine,
+    InMemoryDashboardStore,
+    QueryableProfileStore,
+    RecordingEnqueuer,
+    RecordingRunTriggers,
+    StaticTaskOutcomes,
+)
 from tests.results import failed, synced
 
 with warnings.catch_warnings():

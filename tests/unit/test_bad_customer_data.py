@@ -31,8 +31,14 @@ from loyalty_worker.services.customer_inputs import CustomerWork
 from loyalty_worker.services.results import SyncStatus
 from loyalty_worker.services.summary import summary_alert
 from loyalty_worker.services.sync_customer import evaluate_customer, sync_chunk, sync_customer
-from tests.fakes import FakeAlleaves, FakeAlpine, FakeOrg, InMemoryProfileStore, RecordingNotifier
-from tests.pii_fakes import InMemoryRunPhones
+from tests.fakes import (
+    FakeAlleaves,
+    FakeAlpine,
+    FakeOrg,
+    InMemoryProfileStore,
+    InMemoryRunPhones,
+    RecordingNotifier,
+)
 
 ORG = OrgSettings.parse("org-1", {})
 GOOD = ("10.00", None, None)

@@ -33,7 +33,7 @@ from loyalty_worker.services.customer_inputs import CustomerWork
 from loyalty_worker.services.order_history import OrderHistory
 from loyalty_worker.services.results import SyncStatus
 from loyalty_worker.services.sync_customer import sync_chunk
-from tests.fakes_strict import EncodingProfileStore
+from tests.fakes import EncodingProfileStore
 from tests.reference import LOYALTY_KEYS, expected_profiles
 
 KEY = b"property-test-phone-key"

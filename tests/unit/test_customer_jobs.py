@@ -19,8 +19,7 @@ from loyalty_worker.services.customer_jobs import sync_alone, sync_run_chunk
 from loyalty_worker.services.results import SyncStatus
 from loyalty_worker.services.retries import Attempt, RetryLater, backoff_s
 from loyalty_worker.services.run_phones import hand_over
-from tests.fakes import FakeAlleaves, FakeAlpine, FakeOrg, InMemoryProfileStore
-from tests.pii_fakes import InMemoryRunPhones
+from tests.fakes import FakeAlleaves, FakeAlpine, FakeOrg, InMemoryProfileStore, InMemoryRunPhones
 
 OPTIONS = BatchOptions(
     history_start=date(2026, 1, 1), window_days=30, parallelism=2, lock_ttl_s=60, chunk_size=5

@@ -17,8 +17,14 @@ from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.api.app import ApiServices, DashboardServices, create_app
 from loyalty_worker.api.settings import ApiSettings
 from loyalty_worker.domain.phone import phone_hash
-from tests.dashboard_fakes import InMemoryDashboardStore, RecordingRunTriggers, StaticTaskOutcomes
-from tests.fakes import FakeAlpine, QueryableProfileStore, RecordingEnqueuer
+from tests.fakes import (
+    FakeAlpine,
+    InMemoryDashboardStore,
+    QueryableProfileStore,
+    RecordingEnqueuer,
+    RecordingRunTriggers,
+    StaticTaskOutcomes,
+)
 from tests.results import synced
 
 with warnings.catch_warnings():

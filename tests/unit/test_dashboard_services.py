@@ -21,8 +21,12 @@ from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.services import dashboard as views
 from loyalty_worker.services.metrics import metrics_text
 from loyalty_worker.services.sync_customer import evaluate_customer
-from tests.dashboard_fakes import InMemoryDashboardStore
-from tests.fakes import FakeAlpine, InMemoryProfileStore, QueryableProfileStore
+from tests.fakes import (
+    FakeAlpine,
+    InMemoryDashboardStore,
+    InMemoryProfileStore,
+    QueryableProfileStore,
+)
 
 TOKEN = "session-token-Wm3Kd9Qz5Rt1"
 OTHER = "session-token-Bx8Np2Lc6Hv4"

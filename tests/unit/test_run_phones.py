@@ -14,7 +14,7 @@ from loyalty_worker.bootstrap import Container
 from loyalty_worker.config import Settings
 from loyalty_worker.errors import TransientError
 from loyalty_worker.ports import RunPhones
-from tests.pii_fakes import InMemoryRunPhones
+from tests.fakes import InMemoryRunPhones
 
 TTL_S = 600
 

@@ -26,9 +26,13 @@ from loyalty_worker.services.customer_jobs import sync_alone
 from loyalty_worker.services.lone_customer import find_customer_work
 from loyalty_worker.services.plan import customer_pages
 from loyalty_worker.services.retries import Attempt, RetryLater
-from tests.fakes import FakeAlleaves, FakeAlpine, InMemoryProfileStore
-from tests.pii_fakes import InMemoryRunPhones
-from tests.single_sync_fakes import InMemorySyncSlots
+from tests.fakes import (
+    FakeAlleaves,
+    FakeAlpine,
+    InMemoryProfileStore,
+    InMemoryRunPhones,
+    InMemorySyncSlots,
+)
 
 HISTORY_START = date(2018, 1, 1)
 TODAY = date(2026, 12, 1)

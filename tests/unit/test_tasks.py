@@ -25,8 +25,7 @@ from loyalty_worker.errors import TransientError
 from loyalty_worker.services.batch import BatchStart, RunDispatch
 from loyalty_worker.services.customer_inputs import CustomerWork
 from loyalty_worker.services.retries import Attempt, RetryLater
-from tests.fakes import InMemoryProfileStore, RecordingNotifier
-from tests.pii_fakes import InMemoryRunPhones
+from tests.fakes import InMemoryProfileStore, InMemoryRunPhones, RecordingNotifier
 
 PHONE = "(555) 123-4567"
 TASKS: dict[str, Task] = {

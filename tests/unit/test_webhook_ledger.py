@@ -9,7 +9,7 @@ import pytest
 
 from loyalty_worker.adapters.webhook_ledger import RedisWebhookLedger
 from loyalty_worker.ports import WebhookLedger
-from tests.api_fakes import InMemoryWebhookLedger, ManualClock
+from tests.fakes import InMemoryWebhookLedger, ManualClock
 
 SIGNATURE = "ab" * 32
 

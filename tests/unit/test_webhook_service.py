@@ -21,8 +21,13 @@ from loyalty_worker.services.webhooks import (
     normalize_signature,
     sign,
 )
-from tests.api_fakes import InMemoryWebhookLedger, ManualClock, StaticWebhookSecrets
-from tests.fakes import QueryableProfileStore, RecordingEnqueuer
+from tests.fakes import (
+    InMemoryWebhookLedger,
+    ManualClock,
+    QueryableProfileStore,
+    RecordingEnqueuer,
+    StaticWebhookSecrets,
+)
 
 NOW = 1_800_000_000.0
 SECRET = b"whsec-org1-Zt5Wq8Ne3Rb7Ym1"
