@@ -84,7 +84,7 @@ firestore: install
 	$(BIN)/loyalty-worker firestore-emulator --port 8085
 
 bench: install
-	$(BIN)/python benchmarks/bench_sync.py
+	$(BIN)/python benchmarks/bench_sync.py --alpine-listing both
 
 clean:
 	rm -rf $(VENV) $(EMULATOR)/node_modules .mypy_cache .pytest_cache .ruff_cache .demo bench-results.json

@@ -51,7 +51,7 @@ import time
 import urllib.parse
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -75,6 +75,12 @@ RERUN = "loyalty_worker_rerun"
 # The same unchanged org once more, as the incremental Beat entry runs it: sync_org(since="last").
 RERUN_SINCE_LAST = "loyalty_worker_rerun_since_last"
 ORG_ID = "org-1"
+# --alpine-listing: which listing modes run (True: the sandbox's shortcut, balances listed).
+ALPINE_MODES: dict[str, tuple[bool, ...]] = {
+    "documented": (False,),
+    "balances": (True,),
+    "both": (False, True),
+}
 SEED = 1
 BENCH_REDIS_DB = 13
 # The limit the worker is told about in --rate-limit mode (requests per second, per API).
@@ -97,7 +103,8 @@ class Options:
     latencies: tuple[int, ...]
     repeat: int
     concurrency: int
-    workers: int
+    # Worker processes per worker run: several counts run side by side (scale-out).
+    worker_counts: tuple[int, ...]
     ways: tuple[str, ...]
     rate_limit: int | None
     out: Path
@@ -107,6 +114,14 @@ class Options:
     reruns: bool = True
     # The sandbox's shortcut: balances in Alpine IQ's contacts listing (not the documented API).
     alpine_balances_in_listing: bool = False
+    # The Alpine IQ listing modes measured, one after the other (True: the shortcut).
+    alpine_modes: tuple[bool, ...] = (False,)
+    # The worker processes of the worker run being measured (one of ``worker_counts``).
+    workers: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.workers:
+            object.__setattr__(self, "workers", self.worker_counts[0])
 
     @property
     def alpine_listing(self) -> str:
@@ -115,7 +130,8 @@ class Options:
 
     @property
     def total_concurrency(self) -> int:
-        """Threads of all workers together: the slots the asyncio reference gets too."""
+        """Threads of all workers together: the slots the asyncio reference gets too (with the
+        first of ``worker_counts``)."""
         return self.workers * self.concurrency
 
 
@@ -165,7 +181,10 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument("--repeat", type=_positive, default=3, help="runs per way and latency")
     parser.add_argument("--concurrency", type=_positive, default=16, help="threads per worker")
     parser.add_argument(
-        "--workers", type=_positive, help="worker processes (default 1; 2 with --rate-limit)"
+        "--workers",
+        type=_int_list,
+        help="worker processes, or a list of counts run side by side, e.g. 1,2 "
+        "(default 1; 2 with --rate-limit)",
     )
     parser.add_argument(
         "--ways",
@@ -199,20 +218,32 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         default=True,
         help="after each worker run, run the unchanged org again, in full and since the last run",
     )
-    parser.add_argument(
+    modes = parser.add_mutually_exclusive_group()
+    modes.add_argument(
+        "--alpine-listing",
+        choices=tuple(ALPINE_MODES),
+        default="documented",
+        help="Alpine IQ's contacts listing: documented (no balances: one look-up per customer "
+        "with a phone), balances (the sandbox's shortcut) or both, one after the other "
+        "(make bench: both)",
+    )
+    modes.add_argument(
         "--alpine-balances-in-listing",
-        action="store_true",
-        help="measure the sandbox's shortcut: balances in Alpine IQ's contacts listing "
-        "(default: the documented listing, one look-up per customer with a phone)",
+        dest="alpine_listing",
+        action="store_const",
+        const="balances",
+        help="the same as --alpine-listing balances",
     )
     args = parser.parse_args(argv)
     limited = args.rate_limit is not None
+    if args.workers is not None and min(args.workers) < 1:
+        parser.error("--workers: at least 1 process")
     return Options(
         customers=args.customers,
         latencies=args.latencies,
         repeat=args.repeat,
         concurrency=args.concurrency,
-        workers=args.workers or (2 if limited else 1),
+        worker_counts=args.workers or ((2,) if limited else (1,)),
         ways=args.ways or (("loyalty_worker",) if limited else WAYS),
         rate_limit=args.rate_limit,
         out=args.out,
@@ -220,7 +251,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         redis_url=args.redis_url,
         timeout_s=args.timeout,
         reruns=args.reruns,
-        alpine_balances_in_listing=args.alpine_balances_in_listing,
+        alpine_modes=ALPINE_MODES[args.alpine_listing],
     )
 
 
@@ -279,6 +310,73 @@ def redis_used_memory(client: redis.Redis) -> float | None:
         return float(info["used_memory"])
     except redis.RedisError:
         return None
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_s(root: int) -> float:
+    """CPU seconds (user + system) used so far by process ``root`` and its live descendants,
+    including the waited-for children they reaped (from /proc)."""
+    children: dict[int, list[int]] = defaultdict(list)
+    stats: dict[int, list[str]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        stats[pid] = fields
+        with contextlib.suppress(IndexError, ValueError):
+            children[int(fields[1])].append(pid)
+    total, pending, seen = 0, [root], set()
+    while pending:
+        pid = pending.pop()
+        if pid in seen or pid not in stats:
+            continue
+        seen.add(pid)
+        # After "(comm)": state ppid ... utime(12) stime(13) cutime(14) cstime(15), 0-based.
+        with contextlib.suppress(IndexError, ValueError):
+            total += sum(int(value) for value in stats[pid][11:15])
+        pending.extend(children.get(pid, ()))
+    return total / _CLOCK_TICKS
+
+
+def redis_cpu_s(client: redis.Redis) -> float | None:
+    """The Redis server's CPU seconds so far (``INFO cpu``: its main thread and children)."""
+    try:
+        info = cast(dict[str, Any], client.info("cpu"))
+        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+    except (redis.RedisError, KeyError, ValueError):
+        return None
+
+
+class CpuMeter:
+    """CPU seconds each named process tree (and the Redis server) uses between enter and exit."""
+
+    def __init__(self, trees: Mapping[str, int], client: redis.Redis) -> None:
+        self._trees = dict(trees)
+        self._client = client
+        self._start: dict[str, float | None] = {}
+        self.used: dict[str, float] = {}
+
+    def _read(self) -> dict[str, float | None]:
+        figures: dict[str, float | None] = {
+            name: tree_cpu_s(pid) for name, pid in self._trees.items()
+        }
+        figures["redis"] = redis_cpu_s(self._client)
+        return figures
+
+    def __enter__(self) -> Self:
+        self._start = self._read()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        end = self._read()
+        for name, before in self._start.items():
+            after = end.get(name)
+            if before is not None and after is not None:
+                self.used[name] = round(after - before, 2)
 
 
 class PeakSampler:
@@ -518,11 +616,17 @@ def run_worker_runs(bench: Bench) -> list[RunResult]:
             workers.append(
                 devstack.start_worker(env, concurrency=options.concurrency, name=f"bench{index}")
             )
-        first = timed_worker_run(bench, workers, "loyalty_worker")
+        trees = {worker.name: worker.process.pid for worker in workers}
+        trees["sandbox"] = bench.sandbox.child.process.pid
+        emulator_process = getattr(emulator, "_process", None)
+        if emulator_process is not None:
+            trees["emulator"] = emulator_process.pid
+        first = timed_worker_run(bench, workers, "loyalty_worker", trees=trees)
         if not (first.ok and options.reruns):
             return [first]
-        again = timed_worker_run(bench, workers, RERUN)
-        return [first, again, timed_worker_run(bench, workers, RERUN_SINCE_LAST, since="last")]
+        again = timed_worker_run(bench, workers, RERUN, trees=trees)
+        last = timed_worker_run(bench, workers, RERUN_SINCE_LAST, since="last", trees=trees)
+        return [first, again, last]
     except (devstack.StartupError, EmulatorUnavailable) as exc:
         return [RunResult("loyalty_worker", ok=False, error=str(exc))]
     finally:
@@ -564,8 +668,14 @@ def timed_worker_run(
     way: str,
     *,
     since: str | None = None,
+    trees: Mapping[str, int] | None = None,
 ) -> RunResult:
-    """Send ``loyalty.sync_org`` (``since``: incremental); time it until its summary is in."""
+    """Send ``loyalty.sync_org`` (``since``: incremental); time it until its summary is in.
+
+    ``trees``: processes (by name) whose CPU seconds during the run are reported, the Redis
+    server's too. A run whose summary does not add up (listed = generated = synced + unchanged
+    + failed, none missing) is a failed run.
+    """
     options = bench.options
     tracker = RunTracker(bench.redis)
     run_id = f"bench-{way}-{uuid.uuid4().hex[:8]}"
@@ -573,6 +683,7 @@ def timed_worker_run(
     tree = TreeRss([worker.process.pid for worker in workers])
     bench.sandbox.reset_stats()
     with (
+        CpuMeter(trees or {}, bench.redis) as cpu,
         PeakSampler(tree) as rss,
         PeakSampler(lambda: redis_used_memory(bench.redis)) as memory,
     ):
@@ -605,8 +716,24 @@ def timed_worker_run(
             print(f"--- {worker.name} output (tail) ---\n{_tail(worker.output())}", file=sys.stderr)
         return result
     summary = progress.summary or {}
+    orders = _orders_seen(tracker, run_id, summary)
+    worker_cpu = sum(v for k, v in cpu.used.items() if k.startswith("bench"))
+    synced = summary.get("synced")
+    listed, unchanged = summary.get("listed"), summary.get("unchanged")
+    failed, missing = summary.get("failed"), summary.get("missing")
+    parts = [count for count in (synced, unchanged, failed) if isinstance(count, int)]
+    adds_up = listed == options.customers and missing == 0 and sum(parts) == listed
+    adds_up = adds_up and len(parts) == 3
+    if not adds_up:
+        error = (
+            f"summary does not add up: listed {listed} of {options.customers} generated, "
+            f"{synced} synced + {unchanged} unchanged + {failed} failed, {missing} missing"
+        )
+        print(f"  {way}: {error}", file=sys.stderr, flush=True)
     return replace(
         result,
+        ok=adds_up,
+        error=None if adds_up else error,
         wall_s=wall_s,
         api_calls=api_calls,
         calls_by_api=by_api,
@@ -624,7 +751,33 @@ def timed_worker_run(
             "missing": summary.get("missing"),
             "failed_by_reason": summary.get("failedByReason"),
             "orders_processed": summary.get("ordersProcessed"),
+            "orders_seen": orders,
+            "adds_up": adds_up,
+            # CPU seconds during the run: each worker process, the sandbox, the emulator, Redis.
+            "cpu_s": cpu.used,
+            "worker_cpu_s": round(worker_cpu, 2),
+            "worker_cpu_ms_per_customer": round(1000 * worker_cpu / options.customers, 3),
+            "worker_cpu_us_per_order": round(1e6 * worker_cpu / orders, 1) if orders else None,
         },
+    )
+
+
+def _orders_seen(tracker: RunTracker, run_id: str, summary: Mapping[str, Any]) -> int | None:
+    """The orders the run's plan read (its record), else those its customers counted."""
+    with contextlib.suppress(redis.RedisError, KeyError, ValueError):
+        return int(tracker.meta(run_id)["ordersSeen"])
+    processed = summary.get("ordersProcessed")
+    return int(processed) if processed is not None else None
+
+
+def _cpu_line(result: RunResult) -> str:
+    """A worker run's CPU seconds by process, beside its wall time."""
+    extra = result.extra
+    used = ", ".join(f"{name} {seconds:.1f}" for name, seconds in extra.get("cpu_s", {}).items())
+    return (
+        f"CPU s ({result.wall_s:.1f} s wall): {used}; worker "
+        f"{extra.get('worker_cpu_ms_per_customer')} ms/customer, "
+        f"{extra.get('worker_cpu_us_per_order')} us/order ({extra.get('orders_seen')} orders)"
     )
 
 
@@ -713,6 +866,7 @@ def _cell(value: Any, digits: int = 1) -> str:
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
     columns = (
         ("way", "way", 0),
+        ("workers", "procs", 0),
         ("customers", "customers", 0),
         ("latency_ms", "lat ms", 0),
         ("wall_s", "wall s", 1),
@@ -752,10 +906,10 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-# The issue's goals (1,000 customers at 50 ms; memory at any size).
-GOAL_WALL_S = 5.0
-GOAL_VS_NAIVE = 10.0
-GOAL_VS_ASYNCIO = 1.5
+# The issue's goals (1,000 customers at 50 ms, the documented listing; memory at any size).
+GOAL_VS_NAIVE = 20.0
+GOAL_VS_ASYNCIO = 1.2
+GOAL_RATIO_TO_BOUND = 2.5
 GOAL_RERUN_SPEEDUP = 3.0
 GOAL_RSS_PROCESS_MB = 300.0
 GOAL_REDIS_PEAK_MB = 200.0
@@ -769,20 +923,30 @@ def format_checks(options: Options, rows: Sequence[dict[str, Any]]) -> str:
     """The issue's goals, checked: speed, counts, memory, the reruns and the rate limit."""
     lines = []
     for latency in options.latencies:
-        first = _find(rows, "loyalty_worker", latency)
+        first = _find(rows, "loyalty_worker", latency, options.worker_counts[0])
         if not (first and first["ok"]):
             continue
         wall = first["wall_s"]
-        # The time goals are set at 1,000 customers and 50 ms; elsewhere the ratios are shown.
-        goal = options.customers == 1000 and latency == 50 and options.rate_limit is None
-        speed = [f"loyalty_worker at {latency} ms: {wall:.2f} s"]
+        # The time goals are set at 1,000 customers and 50 ms on the documented listing (a
+        # look-up per customer); elsewhere the ratios are shown.
+        goal = (
+            options.customers == 1000
+            and latency == 50
+            and options.rate_limit is None
+            and not options.alpine_balances_in_listing
+        )
+        ratio = first["ratio_to_bound"]
+        speed = [f"loyalty_worker at {latency} ms: {wall:.2f} s, {ratio}x the bound"]
         if goal:
-            speed[0] += f" (goal <= {GOAL_WALL_S:g} s: {_verdict(wall <= GOAL_WALL_S)})"
+            speed[0] += (
+                f" (goal <= {GOAL_RATIO_TO_BOUND:g}x: "
+                f"{_verdict(ratio is not None and ratio <= GOAL_RATIO_TO_BOUND)})"
+            )
         for other, target, faster in (
             ("naive", GOAL_VS_NAIVE, True),
             ("asyncio", GOAL_VS_ASYNCIO, False),
         ):
-            row = _find(rows, other, latency)
+            row = _find(rows, other, latency, None)
             if not (row and row["ok"]):
                 continue
             ratio = row["wall_s"] / wall
@@ -797,7 +961,7 @@ def format_checks(options: Options, rows: Sequence[dict[str, Any]]) -> str:
             speed.append(text + (f" (goal {wanted}: {_verdict(met)})" if goal else ""))
         lines.append(", ".join(speed))
         for way, kind in ((RERUN, "full"), (RERUN_SINCE_LAST, "since last")):
-            rerun = _find(rows, way, latency)
+            rerun = _find(rows, way, latency, options.worker_counts[0])
             if not (rerun and rerun["ok"]):
                 continue
             speedup = first["wall_s"] / rerun["wall_s"]
@@ -808,6 +972,22 @@ def format_checks(options: Options, rows: Sequence[dict[str, Any]]) -> str:
                 f"{speedup:.2f}x faster than the first run (goal >= {GOAL_RERUN_SPEEDUP:g}x): "
                 f"{verdict}"
             )
+        if len(options.worker_counts) > 1:
+            scale = [
+                (count, row)
+                for count in options.worker_counts
+                if (row := _find(rows, "loyalty_worker", latency, count)) and row["ok"]
+            ]
+            if scale:
+                base = scale[0][1]["customers_per_s"]
+                lines.append(
+                    f"scale-out at {latency} ms, first run: "
+                    + ", ".join(
+                        f"{count} process(es) {row['customers_per_s']:,.1f} customers/s "
+                        f"({row['wall_s']:.1f} s, {row['customers_per_s'] / base:.2f}x)"
+                        for count, row in scale
+                    )
+                )
     for row in rows:
         if row["ok"] and row["way"].startswith("loyalty_worker"):
             lines.append(_counts_and_memory(row))
@@ -852,8 +1032,49 @@ def _counts_and_memory(row: dict[str, Any]) -> str:
     )
 
 
-def _find(rows: Sequence[dict[str, Any]], way: str, latency: int) -> dict[str, Any] | None:
-    return next((r for r in rows if r["way"] == way and r["latency_ms"] == latency), None)
+def _find(
+    rows: Sequence[dict[str, Any]], way: str, latency: int, workers: int | None
+) -> dict[str, Any] | None:
+    """The row of ``way`` at ``latency`` (the worker's: with ``workers`` processes)."""
+    return next(
+        (
+            r
+            for r in rows
+            if r["way"] == way and r["latency_ms"] == latency and r["workers"] == workers
+        ),
+        None,
+    )
+
+
+def format_cpu_table(rows: Sequence[dict[str, Any]]) -> str:
+    """CPU seconds of each process during the worker runs, beside the wall time."""
+    worker_rows = [r for r in rows if r.get("cpu_s") and r["ok"]]
+    if not worker_rows:
+        return ""
+    names = sorted({name for r in worker_rows for name in r["cpu_s"]})
+    table = [
+        ["way", "listing", "procs", "lat ms", "wall s", *names, "ms/customer", "us/order"],
+    ]
+    for r in worker_rows:
+        table.append(
+            [
+                r["way"],
+                r["alpine_listing"],
+                str(r["workers"]),
+                str(r["latency_ms"]),
+                _cell(r["wall_s"]),
+                *(_cell(r["cpu_s"].get(name)) for name in names),
+                _cell(r.get("worker_cpu_ms_per_customer"), 2),
+                _cell(r.get("worker_cpu_us_per_order")),
+            ]
+        )
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
+    return "\n".join(
+        "  ".join(
+            cell.ljust(widths[i]) if i < 2 else cell.rjust(widths[i]) for i, cell in enumerate(line)
+        ).rstrip()
+        for line in table
+    )
 
 
 def source_version() -> str:
@@ -896,11 +1117,16 @@ def header(options: Options, redis_client: redis.Redis, source: str) -> str:
             f"org {ORG_ID}: {options.customers:,} generated customers (seed {SEED}); latencies "
             f"{','.join(map(str, options.latencies))} ms; {options.repeat} run(s) each, median "
             f"shown; ways {ways}",
-            f"concurrency: {options.workers} worker(s) x {options.concurrency} threads = "
-            f"{options.total_concurrency} (asyncio: the same; naive: 1); plans fetch with the "
+            f"concurrency: {'/'.join(map(str, options.worker_counts))} worker process(es) x "
+            f"{options.concurrency} threads (asyncio: {options.total_concurrency} slots; naive: "
+            "1); plans fetch with the "
             "worker's LOYALTY_ORDER_FETCH_PARALLELISM per stream"
             + (f"; rate limit {options.rate_limit}/s per API" if options.rate_limit else ""),
-            f"Alpine IQ contacts listing: {options.alpine_listing}",
+            "Alpine IQ contacts listing: "
+            + " then ".join(
+                replace(options, alpine_balances_in_listing=mode).alpine_listing
+                for mode in options.alpine_modes
+            ),
         ]
     )
 
@@ -931,27 +1157,36 @@ def _describe(result: RunResult, latency_ms: int, number: int, repeat: int) -> s
 
 
 def run_latency(bench: Bench, rows: list[dict[str, Any]]) -> None:
-    """Every chosen way at one latency, ``repeat`` times; one row per way appended."""
+    """Every chosen way at one latency, ``repeat`` times; one row per way appended (the worker's
+    once per count of worker processes)."""
+    for way in bench.options.ways:
+        if way != "loyalty_worker":
+            _run_way(bench, way, rows)
+            continue
+        for count in bench.options.worker_counts:
+            _run_way(replace(bench, options=replace(bench.options, workers=count)), way, rows)
+
+
+def _run_way(bench: Bench, way: str, rows: list[dict[str, Any]]) -> None:
     options = bench.options
-    for way in options.ways:
-        # By way: the worker's runs bring their reruns along.
-        groups: dict[str, list[RunResult]] = {}
-        try:
-            for number in range(1, options.repeat + 1):
-                results = (
-                    run_worker_runs(bench)
-                    if way == "loyalty_worker"
-                    else [run_inprocess(bench, way)]
-                )
-                for result in results:
-                    groups.setdefault(result.way, []).append(result)
-                    print(_describe(result, bench.latency_ms, number, options.repeat), flush=True)
-        finally:
-            # Also on Ctrl-C: the runs already measured are kept (``runs`` in the row says how
-            # many there were).
-            for group in groups.values():
-                rows.append({**to_row(options, bench.latency_ms, group), "source": bench.source})
-            write_rows(options.out, rows)
+    # By way: the worker's runs bring their reruns along.
+    groups: dict[str, list[RunResult]] = {}
+    try:
+        for number in range(1, options.repeat + 1):
+            results = (
+                run_worker_runs(bench) if way == "loyalty_worker" else [run_inprocess(bench, way)]
+            )
+            for result in results:
+                groups.setdefault(result.way, []).append(result)
+                print(_describe(result, bench.latency_ms, number, options.repeat), flush=True)
+                if result.ok and result.way.startswith("loyalty_worker"):
+                    print(f"    {_cpu_line(result)}", flush=True)
+    finally:
+        # Also on Ctrl-C: the runs already measured are kept (``runs`` in the row says how
+        # many there were).
+        for group in groups.values():
+            rows.append({**to_row(options, bench.latency_ms, group), "source": bench.source})
+        write_rows(options.out, rows)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -976,24 +1211,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(header(options, redis_client, source), flush=True)
             seed_data = _seed_data(options.customers)
             celery = Celery("bench", broker=redis_url, backend=redis_url)
-            for latency in options.latencies:
-                print(f"\nlatency {latency} ms: starting the sandbox", flush=True)
-                sandbox_args = [
-                    *("--customers", str(options.customers), "--seed", str(SEED)),
-                    *("--latency-ms", str(latency)),
-                ]
-                if options.rate_limit is not None:
-                    sandbox_args += ["--rate-limit", str(options.rate_limit)]
-                if options.alpine_balances_in_listing:
-                    sandbox_args.append("--alpine-balances-in-listing")  # the shortcut
-                sandbox = devstack.start_sandbox(
-                    *sandbox_args, timeout_s=60.0 + options.customers / 500
-                )
-                with sandbox:
-                    run_latency(
-                        Bench(options, latency, redis_client, sandbox, seed_data, celery, source),
-                        rows,
+            for shortcut in options.alpine_modes:
+                mode = replace(options, alpine_balances_in_listing=shortcut)
+                for latency in options.latencies:
+                    print(
+                        f"\nAlpine IQ listing {mode.alpine_listing}, latency {latency} ms: "
+                        "starting the sandbox",
+                        flush=True,
                     )
+                    sandbox_args = [
+                        *("--customers", str(options.customers), "--seed", str(SEED)),
+                        *("--latency-ms", str(latency)),
+                    ]
+                    if options.rate_limit is not None:
+                        sandbox_args += ["--rate-limit", str(options.rate_limit)]
+                    if shortcut:
+                        sandbox_args.append("--alpine-balances-in-listing")  # the shortcut
+                    sandbox = devstack.start_sandbox(
+                        *sandbox_args, timeout_s=60.0 + options.customers / 500
+                    )
+                    with sandbox:
+                        run_latency(
+                            Bench(mode, latency, redis_client, sandbox, seed_data, celery, source),
+                            rows,
+                        )
             celery.close()
         except KeyboardInterrupt:
             interrupted = True
@@ -1005,11 +1246,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             if redis_child is not None:
                 redis_child.stop()
     elapsed = time.monotonic() - started
-    if rows:
-        print(f"\n{format_table(rows)}")
-        checks = format_checks(options, rows)
+    for shortcut in options.alpine_modes:
+        mode = replace(options, alpine_balances_in_listing=shortcut)
+        mode_rows = [row for row in rows if row["alpine_listing"] == mode.alpine_listing]
+        if not mode_rows:
+            continue
+        print(f"\nAlpine IQ contacts listing: {mode.alpine_listing}")
+        print(format_table(mode_rows))
+        checks = format_checks(mode, mode_rows)
         if checks:
             print(f"\n{checks}")
+    cpu_table = format_cpu_table(rows)
+    if cpu_table:
+        print(f"\nCPU seconds during each worker run (median run)\n{cpu_table}")
+    broken = [row for row in rows if not row["ok"] or row["runs_ok"] < row["runs"]]
+    for row in broken:
+        first_error = (row["errors"] or ["?"])[-1].splitlines()[0]
+        print(
+            f"FAILED: {row['way']} ({row['alpine_listing']}, {row['latency_ms']} ms, "
+            f"{row['runs'] - row['runs_ok']} of {row['runs']} runs): {first_error}",
+            file=sys.stderr,
+        )
     print(
         "\nbound = API calls x latency / total concurrency: the calls' own latency with no slot "
         "idle (a plan fetching wider than the\ntotal concurrency can beat it); x bound = wall / "
@@ -1019,7 +1276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"results: {where}; benchmark wall time {elapsed / 60:.1f} min")
     if interrupted:
         return 130
-    return 0 if rows and all(row["ok"] for row in rows) else 1
+    return 0 if rows and not broken else 1
 
 
 if __name__ == "__main__":
