@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import httpx
@@ -58,6 +59,7 @@ class Container:
         self._store: FirestoreProfileStore | None = None
         self._tracker: RunTracker | None = None
         self._redis: redis.Redis | None = None
+        self._lookups: ThreadPoolExecutor | None = None
         self._orgs: dict[str, tuple[float, OrgClients]] = {}
 
     @property
@@ -179,6 +181,17 @@ class Container:
         except PermanentError:
             return self._notifier(None)
 
+    @property
+    def lookups(self) -> ThreadPoolExecutor:
+        """The process's pool for chunks' Alpine IQ look-ups: as many threads as the worker
+        has, so that a process never has more look-ups in flight than task threads."""
+        with self._lock:
+            if self._lookups is None:
+                self._lookups = ThreadPoolExecutor(
+                    max_workers=self.settings.worker_concurrency, thread_name_prefix="lookup"
+                )
+            return self._lookups
+
     def run_ports(self) -> RunPorts:
         """What the run's services read and write through, with the batch options of the
         settings."""
@@ -204,6 +217,7 @@ class Container:
             ledger=self.tracker,
             options=options,
             single_syncs=RedisSyncSlots(self.redis),
+            lookups=self.lookups,
         )
 
     def _notifier(self, org: OrgSettings | None) -> Notifier:

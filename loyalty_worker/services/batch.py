@@ -12,6 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
@@ -107,6 +108,9 @@ class RunPorts:
     options: BatchOptions
     # The cap on an org's concurrent single-customer syncs (None: no cap).
     single_syncs: SyncSlots | None = None
+    # Where a chunk's Alpine IQ look-ups run side by side (None: one after another, in the
+    # chunk's own thread).
+    lookups: Executor | None = None
 
 
 @dataclass(frozen=True)

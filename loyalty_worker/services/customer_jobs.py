@@ -18,6 +18,7 @@ from loyalty_worker.services.batch import OrgAdapters, RunPorts, record_results
 from loyalty_worker.services.customer_inputs import CustomerWork
 from loyalty_worker.services.deadline import Deadline
 from loyalty_worker.services.lone_customer import find_customer_work
+from loyalty_worker.services.lookups import look_up_ahead
 from loyalty_worker.services.retries import Attempt, RetryLater, failed_result
 from loyalty_worker.services.run_phones import Unpacked, unpack, unpack_one
 from loyalty_worker.services.sync_customer import sync_chunk, sync_customer, unexpected_failure
@@ -154,8 +155,9 @@ def sync_run_chunk(
     """Sync a run's chunk of customers (``sync_customer.sync_chunk``) and record their results.
 
     The phones to look up come from the run's ``phones`` (a customer whose phone is no longer
-    kept fails). A customer whose own read hits a transient error goes to ``retry_alone`` (a
-    sync of its own, with its own retries), so the chunk never waits on it. Returns how many
+    kept fails); they are looked up side by side on ``ports.lookups`` (``services.lookups``).
+    A customer whose own read hits a transient error goes to ``retry_alone`` (a sync of its
+    own, with its own retries), so the chunk never waits on it. Returns how many
     results were recorded and how many customers were handed on.
     """
     unpacked: Unpacked | None = None
@@ -165,7 +167,7 @@ def sync_run_chunk(
         org = ports.org_for(org_id)
         outcome = sync_chunk(
             org.settings,
-            unpacked.works,
+            look_up_ahead(unpacked.works, org.alpine, ports.lookups),
             store=ports.store,
             alpine=org.alpine,
             run_id=run_id,
