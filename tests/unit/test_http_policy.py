@@ -304,6 +304,22 @@ def test_json_fractions_are_decoded_as_decimal_never_float() -> None:
     assert body["n"] == 3
 
 
+def test_json_decoding_keeps_every_digit_and_what_json_alone_reads() -> None:
+    content = b'[{"a": 0.1, "b": 1e2, "c": 123456789012345678901234567890, "d": -0.0}]'
+    body = decode_json(httpx.Response(200, content=content), service="svc", label="GET /x")
+    assert body == [
+        {"a": Decimal("0.1"), "b": Decimal("1E+2"), "c": 123456789012345678901234567890, "d": 0}
+    ]
+    assert str(body[0]["a"]) == "0.1" and str(body[0]["d"]) == "-0.0"
+    # Beyond strict JSON (NaN) the body is still read, for its records to be judged one by one.
+    lenient = decode_json(
+        httpx.Response(200, content=b'[{"subtotal": NaN}, {"subtotal": 2.5}]'),
+        service="svc",
+        label="GET /x",
+    )
+    assert lenient[1] == {"subtotal": Decimal("2.5")}
+
+
 def test_a_body_that_is_not_json_is_permanent() -> None:
     with pytest.raises(PermanentError, match="not JSON"):
         decode_json(httpx.Response(200, content=b"<html>"), service="svc", label="GET /x")
