@@ -28,6 +28,7 @@ from decimal import Decimal
 from typing import Any, TypedDict
 
 import httpx
+import msgspec
 from google.cloud import firestore
 from google.cloud.firestore_v1.field_path import FieldPath
 
@@ -66,6 +67,8 @@ RESULT_MARKER = "BENCH-RESULT "
 PROFILE_CHUNK = 300
 CONTACTS_PAGE = 1000
 MAX_ATTEMPTS = 4
+# The worker's decoder (adapters/http.py): fractions as exact Decimal, from their text.
+DECODER = msgspec.json.Decoder(float_hook=Decimal)
 
 
 class WayConfig(TypedDict):
@@ -217,9 +220,7 @@ class AsyncApi:
                 continue
             status = response.status_code
             if response.is_success or status in answers:
-                content = (
-                    json.loads(response.content, parse_float=Decimal) if response.content else None
-                )
+                content = DECODER.decode(response.content) if response.content else None
                 return status, content
             if (status == 429 or status >= 500) and attempt < MAX_ATTEMPTS:
                 asked = retry_after_header(response) if status == 429 else None
@@ -253,9 +254,13 @@ async def run_asyncio(config: WayConfig, *, bulk: bool) -> dict[str, Any]:
     of customers with ``bulk``, else one customer) holds one for its whole sync, as one Celery
     task holds one of the workers' threads.
 
-    ``bulk`` reads as the worker's plan does (``services/plan.py``): Alpine IQ balances
-    from the contacts listing, profiles in chunks of 300, one batched commit per chunk of
-    ``LOYALTY_SYNC_CHUNK_SIZE`` customers. Without it, every customer costs a profile read, an
+    ``bulk`` reads as the worker's plan does (``services/plan.py``): the Alpine IQ contacts
+    listing (which phones have an account; balances only with the sandbox's shortcut),
+    profiles in chunks of 300, one batched commit per chunk of ``LOYALTY_SYNC_CHUNK_SIZE``
+    customers. With the documented listing each customer with an account is looked up by
+    phone; a unit's look-ups run side by side, at most ``concurrency`` in flight in all, as a
+    worker's chunk hands them to its process's pool. Bodies are decoded as the worker decodes
+    them (msgspec, fractions as ``Decimal``). Without it, every customer costs a profile read, an
     Alpine IQ look-up and a write of its own, as ``services.sync_customer`` does alone.
     """
     started = time.monotonic()
@@ -435,7 +440,25 @@ async def run_asyncio(config: WayConfig, *, bulk: bool) -> dict[str, Any]:
         balances = await balances_task if balances_task is not None else None
         plan_s = time.monotonic() - started
 
-        async def evaluate(customer: Customer, now: datetime) -> tuple[str, ProfileUpdate | None]:
+        # A unit's look-ups run side by side (as a worker's chunk hands them to its pool), at
+        # most ``concurrency`` in flight in all.
+        lookup_gate = asyncio.Semaphore(concurrency)
+
+        def needs_lookup(customer: Customer) -> str | None:
+            phone = normalize_phone(customer.phone)
+            if phone is None or history.malformed.get(customer.customer_id):
+                return None
+            if balances is None or (phone in balances and balances[phone] is None):
+                return phone
+            return None
+
+        async def lookup_gated(phone: str) -> AlpineProfile | None:
+            async with lookup_gate:
+                return await lookup(phone)
+
+        async def evaluate(
+            customer: Customer, now: datetime, ahead: Mapping[str, AlpineProfile | None]
+        ) -> tuple[str, ProfileUpdate | None]:
             """``services.sync_customer.evaluate_customer``, with awaits where it does I/O."""
             if history.malformed.get(customer.customer_id):
                 return "failed:malformed", None
@@ -452,6 +475,8 @@ async def run_asyncio(config: WayConfig, *, bulk: bool) -> dict[str, Any]:
             alpine_profile: AlpineProfile | None = None
             if phone is None:
                 pass
+            elif phone in ahead:
+                alpine_profile = ahead[phone]
             elif balances is None:
                 alpine_profile = await lookup(phone)
             elif phone in balances:
@@ -472,9 +497,19 @@ async def run_asyncio(config: WayConfig, *, bulk: bool) -> dict[str, Any]:
             now = datetime.now(UTC)
             statuses: Counter[str] = Counter()
             updates: list[ProfileUpdate] = []
+            phones = {p for p in map(needs_lookup, unit) if p is not None}
+            answers = await asyncio.gather(
+                *(lookup_gated(p) for p in phones), return_exceptions=True
+            )
+            # A failed look-up is made again by the customer's own evaluation.
+            ahead = {
+                p: a
+                for p, a in zip(phones, answers, strict=True)
+                if not isinstance(a, BaseException)
+            }
             for customer in unit:
                 try:
-                    status, update = await evaluate(customer, now)
+                    status, update = await evaluate(customer, now, ahead)
                 except Exception as exc:
                     # Counted as a failed customer, as the worker's results count it; the run
                     # goes on.
