@@ -206,7 +206,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from loyalty_worker.demo import run_demo
 
     return run_demo(
-        customers=args.customers, seed=args.seed, flower=not args.no_flower, redis_db=args.redis_db
+        customers=args.customers,
+        seed=args.seed,
+        flower=not args.no_flower,
+        redis_db=args.redis_db,
+        exit_after=args.exit,
     )
 
 
@@ -513,11 +517,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="the main job end to end on one machine (sandbox, emulator, worker, Flower)",
+        help="the main job end to end on one machine (sandbox, emulator, worker, Flower, "
+        "dashboard); stays up after its run until Ctrl-C",
     )
     demo.add_argument("--customers", type=_positive_int, default=1000)
     demo.add_argument("--seed", type=int, default=DEFAULT_SEED)
     demo.add_argument("--no-flower", action="store_true")
+    demo.add_argument(
+        "--exit",
+        action="store_true",
+        help="end with the run (exit code 0 when it completed) instead of staying up with the "
+        "dashboard: for scripts",
+    )
     demo.add_argument(
         "--redis-db",
         type=_non_negative_int,

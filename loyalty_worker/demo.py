@@ -1,10 +1,16 @@
 """``loyalty-worker demo``: the main job end to end on one machine, on embedded defaults.
 
 Starts what is not already running (the sandbox with a generated dataset, the Firestore
-emulator, a Celery worker, Flower; a private Redis when none answers), seeds Firestore, runs a
-full sync of the first org with a progress bar and prints the summary. Everything it started is
-stopped on exit, whatever ends it: the run's end, an error, Ctrl-C, SIGTERM or SIGHUP
-(``devstack.supervise``); a run it leaves unfinished is closed and its org's lock released.
+emulator, a Celery worker, Flower, the API with its dashboard; a private Redis when none
+answers), seeds Firestore, runs a full sync of the first org with a progress bar and prints the
+summary. Then it stays up, printing the dashboard's sign-in URL with a token generated for the
+demo's org (and Flower's URL with its login), until Ctrl-C, SIGTERM or SIGHUP; ``exit_after``
+(``--exit``) ends it with its run instead, for scripts. Everything it started is stopped on exit,
+whatever ends it (``devstack.supervise``); a run it leaves unfinished is closed and its org's
+lock released.
+
+The token and Flower's generated password are printed to the terminal for the person running
+the demo; they reach their processes in the environment only, never an argv, a URL or a file.
 
 The demo works in a Redis database of its own (``--redis-db``, 15 by default), which it empties
 when it starts: a demo never meets a worker deployment's queues or locks, and whatever a demo
@@ -16,6 +22,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
+import signal
 import socket
 import sys
 import time
@@ -29,7 +37,7 @@ from google.cloud import firestore
 from loyalty_worker import bootstrap, devstack
 from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.adapters.seed import seed_firestore
-from loyalty_worker.config import get_settings
+from loyalty_worker.config import PLACEHOLDERS, get_settings
 from loyalty_worker.firestore_emulator import EmulatorProcess, EmulatorUnavailable, start_emulator
 from loyalty_worker.progress import FINAL_STATUSES, format_summary, watch_run
 from loyalty_worker.sandbox.data import generate_dataset
@@ -41,6 +49,14 @@ OWNER_KEY = "loyalty:demo:owner"
 # A worker given this long to finish or give back its tasks before it is killed; the whole stop
 # stays well within the 15 s a supervisor (docker stop: 10 s) commonly allows.
 WORKER_STOP_S = 8.0
+
+
+def new_secret(nbytes: int) -> str:
+    """A random URL-safe secret that no placeholder check refuses."""
+    while True:
+        value = secrets.token_urlsafe(nbytes)
+        if not any(word in value.lower() for word in PLACEHOLDERS):
+            return value
 
 
 class DemoDatabaseBusy(RuntimeError):
@@ -131,18 +147,33 @@ def close_run(tracker: RunTracker, org_id: str, run_id: str, reason: str) -> str
     return f"run {run_id} closed as incomplete, org {org_id}'s run lock released"
 
 
-def run_demo(*, customers: int, seed: int = 1, flower: bool = True, redis_db: int = 15) -> int:
-    """Run the demo; returns the process exit code (128 + the signal's number when stopped)."""
+def run_demo(
+    *,
+    customers: int,
+    seed: int = 1,
+    flower: bool = True,
+    redis_db: int = 15,
+    exit_after: bool = False,
+) -> int:
+    """Run the demo; returns the process exit code (128 + the signal's number when stopped).
+
+    Without ``exit_after`` the demo stays up after its run until it is stopped."""
     with devstack.supervise("demo"):  # stops, at its end, a child the demo had not listed yet
         try:
-            return _run_demo(customers=customers, seed=seed, flower=flower, redis_db=redis_db)
+            return _run_demo(
+                customers=customers,
+                seed=seed,
+                flower=flower,
+                redis_db=redis_db,
+                exit_after=exit_after,
+            )
         except devstack.Stopped as exc:
             stopped = exc
     devstack.say(f"demo: stopped ({stopped}); everything it started is stopped")
     return stopped.exit_code
 
 
-def _run_demo(*, customers: int, seed: int, flower: bool, redis_db: int) -> int:
+def _run_demo(*, customers: int, seed: int, flower: bool, redis_db: int, exit_after: bool) -> int:
     started = time.monotonic()
     settings = get_settings()
     services: list[devstack.ChildProcess | None] = []  # stopped last: the workers use them
@@ -194,16 +225,39 @@ def _run_demo(*, customers: int, seed: int, flower: bool, redis_db: int) -> int:
 
         workers.append(devstack.start_worker(env))
         print("celery worker: started")
+        flower_line = ""
         if flower:
             port = devstack.free_port()
-            auth = settings.flower_password is not None
-            workers.append(devstack.start_flower(env, port=port, auth=auth))
-            who = f"user {settings.flower_user}" if auth else "no login: loopback only"
-            print(f"flower: http://127.0.0.1:{port} ({who})")
+            # A generated password when none is set: Flower's controls are never left open.
+            flower_password = (
+                settings.flower_password.get_secret_value()
+                if settings.flower_password is not None
+                else new_secret(12)
+            )
+            flower_env = {**env, "LOYALTY_FLOWER_PASSWORD": flower_password}
+            workers.append(devstack.start_flower(flower_env, port=port, auth=True))
+            flower_line = (
+                f"flower: http://127.0.0.1:{port} (user {settings.flower_user}, password "
+                + (
+                    "LOYALTY_FLOWER_PASSWORD)"
+                    if settings.flower_password is not None
+                    else f"{flower_password})"
+                )
+            )
+            print(f"flower: http://127.0.0.1:{port}")
+
+        org_id = dataset["orgs"][0]["orgId"]
+        dashboard_url = token = ""
+        if not exit_after:
+            token = new_secret(24)
+            api_port = devstack.free_port()
+            api_env = {**env, "LOYALTY_API_TOKENS": json.dumps({token: [org_id]})}
+            workers.append(devstack.start_api(api_env, port=api_port))
+            dashboard_url = f"http://127.0.0.1:{api_port}/dashboard"
+            print(f"api: http://127.0.0.1:{api_port} (dashboard: {dashboard_url})")
 
         from loyalty_worker.names import new_run_id
 
-        org_id = dataset["orgs"][0]["orgId"]
         run_id = new_run_id(org_id)
         from loyalty_worker.celery_app import app
 
@@ -214,8 +268,10 @@ def _run_demo(*, customers: int, seed: int, flower: bool, redis_db: int) -> int:
         progress = watch_run(tracker, run_id)
         if progress.summary is None:
             print(f"run {run_id} ended {progress.status}: {progress.error}", file=sys.stderr)
-            return 1
-        print(format_summary(progress.summary))
+            if exit_after:
+                return 1
+        else:
+            print(format_summary(progress.summary))
         messages = sandbox.messages()
         print(
             f"\nDiscord messages received by the sandbox: {len(messages)} "
@@ -223,7 +279,18 @@ def _run_demo(*, customers: int, seed: int, flower: bool, redis_db: int) -> int:
         )
         print(f"Firestore profiles: customers/{org_id}_<id_customer> on {emulator_host}")
         print(f"demo wall time: {time.monotonic() - started:.1f} s")
-        return 0 if progress.status == "completed" else 1
+        if exit_after:
+            return 0 if progress.status == "completed" else 1
+        if flower_line:
+            print(flower_line)
+        print(
+            f"\ndashboard: {dashboard_url}/sign-in\n"
+            f"token:     {token}  (org {org_id}; paste it on the sign-in page)\n"
+            "\nThe stack stays up: press Ctrl-C to stop everything.",
+            flush=True,
+        )
+        while True:  # until a stop signal raises devstack.Stopped
+            signal.pause()
     except (devstack.StartupError, EmulatorUnavailable, DemoDatabaseBusy) as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 2

@@ -1,4 +1,5 @@
-"""Local child processes for the demo, the tests and the benchmark: sandbox, worker, Flower, Redis.
+"""Local child processes for the demo, the tests and the benchmark: sandbox, worker, Flower, API,
+Redis.
 
 Each starts as a child of the caller, reports when it is ready, and stops with ``stop()`` (or at
 the end of a ``with`` block), so a demo or a test session leaves nothing running behind it.
@@ -455,6 +456,24 @@ def start_flower(env: Mapping[str, str], *, port: int, auth: bool) -> ChildProce
     child = ChildProcess.start("flower", argv if auth else [*argv, "--no-auth"], env=env)
     child.wait_for_line(r"Visit me at|Registered tasks", timeout_s=60.0)
     return child
+
+
+def start_api(env: Mapping[str, str], *, port: int, timeout_s: float = 60.0) -> ChildProcess:
+    """``loyalty-worker api`` on loopback ``port``; returns once ``/healthz`` answers. Its
+    callers' tokens come in ``env`` (``LOYALTY_API_TOKENS``), never in its argv."""
+    child = ChildProcess.start(
+        "api", _cli("api", "--host", "127.0.0.1", "--port", str(port)), env=env
+    )
+    deadline = time.monotonic() + timeout_s
+    url = f"http://127.0.0.1:{port}/healthz"
+    while time.monotonic() < deadline and child.running:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2.0).status_code == 200:
+                return child
+        time.sleep(0.1)
+    output = child.output()
+    child.stop()
+    raise StartupError(f"api did not start:\n{output[-4000:]}")
 
 
 def redis_answers(url: str) -> bool:

@@ -1,5 +1,7 @@
 """Nothing a command starts outlives it: the demo and ``loyalty-worker flower`` stopped with
-SIGINT, SIGTERM or SIGKILL at a moment of their run leave no process behind within 15 s.
+SIGINT, SIGTERM or SIGKILL at a moment of their run leave no process behind within 15 s; a demo
+that stays up after its run (the default) serves the dashboard with the token it printed until
+it is stopped, and leaves nothing behind then either.
 
 Leftovers are found by the marker every child carries in its environment (each command here
 runs under a marker of its own, below the session's), not by names. The moment is drawn from a
@@ -16,11 +18,13 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, cast
 
+import httpx
 import pytest
 import redis
 
@@ -123,7 +127,13 @@ def _demo_db(redis_url: str) -> redis.Redis:
 
 
 STAGES = {
-    "startup": ["^firestore emulator:", "^sandbox ", "^seeded Firestore", "^celery worker"],
+    "startup": [
+        "^firestore emulator:",
+        "^sandbox ",
+        "^seeded Firestore",
+        "^celery worker",
+        "^api: ",
+    ],
     "run": [r"^run (\S+): org"],
 }
 
@@ -160,7 +170,7 @@ def test_a_stopped_demo_leaves_nothing_running_and_releases_its_run(
     if signum == signal.SIGKILL:
         assert demo.process.returncode == -signal.SIGKILL
         # Nobody could release the run: the next demo clears the database it finds abandoned.
-        again = command(["demo", "--customers", "50", "--no-flower"])
+        again = command(["demo", "--customers", "50", "--no-flower", "--exit"])
         assert again.process.wait(timeout=180) == 0, again.output()[-3000:]
         assert re.search(r"^ +status +completed", again.output(), re.MULTILINE)
         if run is not None:
@@ -177,6 +187,44 @@ def test_a_stopped_demo_leaves_nothing_running_and_releases_its_run(
             assert status in (b"incomplete", b"completed"), status
     finally:
         db.close()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+def test_the_demo_stays_up_with_the_dashboard_until_stopped(
+    command: Start, test_redis_url: str, signum: signal.Signals
+) -> None:
+    """After its run the demo keeps everything up and prints the dashboard's sign-in URL and a
+    token that opens it (never in the URL); a stop signal then leaves nothing running."""
+    demo = command(["demo", "--customers", "50"])
+    block = demo.wait_for(r"^dashboard: (http://\S+)\ntoken: +(\S+)", timeout_s=180.0)
+    sign_in, token = block.group(1), block.group(2)
+    output = demo.output()
+    assert re.search(r"^ +status +completed", output, re.MULTILINE), output[-3000:]
+    assert re.search(r"^flower: http://\S+ \(user \S+, password \S+\)", output, re.MULTILINE)
+    assert token not in sign_in
+    time.sleep(1.0)
+    assert demo.process.poll() is None, f"the demo ended by itself:\n{output[-2000:]}"
+
+    base = sign_in.rsplit("/dashboard", 1)[0]
+    org = re.search(r"\(org (\S+);", output)
+    assert org is not None, output[-2000:]
+    with httpx.Client(base_url=base, timeout=10.0) as http:
+        assert http.get(sign_in).status_code == 200
+        overview = f"/api/loyalty/orgs/{urllib.parse.quote(org.group(1))}/overview"
+        assert http.get(overview).status_code == 401
+        answer = http.get(overview, headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 200, answer.text[:500]
+    db = _demo_db(test_redis_url)
+    try:
+        assert list(db.scan_iter("loyalty:lock:*")) == []  # the run ended: its lock is free
+    finally:
+        db.close()
+
+    demo.process.send_signal(signum)
+    took = demo.wait_gone()
+    print(f"nothing left after {took:.1f} s")
+    assert demo.process.returncode == 128 + signum, demo.output()[-3000:]
+    assert "demo: stopping api" in demo.output()
 
 
 @pytest.mark.parametrize(
