@@ -400,6 +400,10 @@ class DashboardStore(Protocol):
         """The org's discrepancy reviews by customer id."""
         ...
 
+    def get_review(self, org_id: str, customer_id: int) -> dict[str, Any] | None:
+        """One customer's review state, or None."""
+        ...
+
     def write_review(
         self, org_id: str, customer_id: int, review: Mapping[str, Any], audit: Mapping[str, Any]
     ) -> None:

@@ -637,6 +637,11 @@ class InMemoryDashboardStore:
             if r.get("orgId") == org_id
         }
 
+    def get_review(self, org_id: str, customer_id: int) -> dict[str, Any] | None:
+        self._check()
+        review = self.reviews.get(profile_id(org_id, customer_id))
+        return copy.deepcopy(review) if review and review.get("orgId") == org_id else None
+
     def write_review(
         self, org_id: str, customer_id: int, review: Mapping[str, Any], audit: Mapping[str, Any]
     ) -> None:

@@ -133,6 +133,15 @@ class FirestoreDashboardStore:
             ]
         return {int(d["customerId"]): d for d in documents if "customerId" in d}
 
+    def get_review(self, org_id: str, customer_id: int) -> dict[str, Any] | None:
+        reference = self._client.collection(REVIEWS).document(profile_id(org_id, customer_id))
+        with _translate_errors(f"read review of {org_id}/{customer_id}"):
+            snapshot = reference.get(timeout=self._timeout_s)
+        document = snapshot.to_dict() if snapshot.exists else None
+        if document is None or document.get("orgId") != org_id:
+            return None
+        return document
+
     def write_review(
         self, org_id: str, customer_id: int, review: Mapping[str, Any], audit: Mapping[str, Any]
     ) -> None:

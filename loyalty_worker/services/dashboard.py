@@ -130,29 +130,39 @@ def overview(
     tz = ZoneInfo(org.timezone)
     org_id = org.org_id
     ordered = sorted(org.tiers, key=lambda t: t.threshold)
-    # A dozen independent reads (aggregation queries): sent side by side, the page waits for
-    # the slowest one rather than for their sum.
+    runs = store.list_org_runs(org_id, limit=RECENT_RUNS)
+    counted = counts_run(runs)
+    # Reads sent side by side: the page waits for the slowest one rather than for their sum.
     with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
-        tier_counts = [pool.submit(store.count_profiles, org_id, "tier", t.id) for t in ordered]
-        status_counts = [
-            pool.submit(store.count_profiles, org_id, "loyaltyStatus", s) for s in STATUSES
-        ]
-        total = pool.submit(store.count_profiles, org_id)
         calculated_sum = pool.submit(store.sum_profiles, org_id, "pointsFromOrders")
         alpine_sum = pool.submit(store.sum_profiles, org_id, "pointsFromAlpine")
-        recent = pool.submit(store.list_org_runs, org_id, limit=RECENT_RUNS)
-        tiers = [
-            {"id": t.id, "name": t.name or t.id, "count": count.result()}
-            for t, count in zip(ordered, tier_counts, strict=True)
-        ]
-        statuses = [
-            {"status": s, "count": count.result()}
-            for s, count in zip(STATUSES, status_counts, strict=True)
-        ]
-        runs = recent.result()
+        if counted is not None:
+            # The last completed run counted every customer it listed, by tier and status:
+            # no query scans the org's profiles for them.
+            by_tier = {str(k): int(v) for k, v in counted["tiers"].items()}
+            by_status = {str(k): int(v) for k, v in counted["reconciliation"].items()}
+            tiers = [
+                {"id": t.id, "name": t.name or t.id, "count": by_tier.get(t.id, 0)} for t in ordered
+            ]
+            statuses = [{"status": s, "count": by_status.get(s, 0)} for s in STATUSES]
+            customers = sum(by_status.values())
+        else:  # no completed run yet: aggregation queries
+            tier_counts = [pool.submit(store.count_profiles, org_id, "tier", t.id) for t in ordered]
+            status_counts = [
+                pool.submit(store.count_profiles, org_id, "loyaltyStatus", s) for s in STATUSES
+            ]
+            total = pool.submit(store.count_profiles, org_id)
+            tiers = [
+                {"id": t.id, "name": t.name or t.id, "count": count.result()}
+                for t, count in zip(ordered, tier_counts, strict=True)
+            ]
+            statuses = [
+                {"status": s, "count": count.result()}
+                for s, count in zip(STATUSES, status_counts, strict=True)
+            ]
+            customers = total.result()
         calculated = calculated_sum.result()
         alpine = alpine_sum.result()
-        customers = total.result()
     finished = [run for run in runs if run.get("status") not in (None, "running")]
     trend = [
         {
@@ -175,7 +185,23 @@ def overview(
         "failedCount": sum(row["failed"] for row in trend),
         "nextNightlyRun": next_nightly(now, tz, nightly_hour).strftime("%Y-%m-%d %H:%M %Z"),
         "liability": {"calculated": calculated, "alpine": alpine, "gap": alpine - calculated},
+        # The run whose summary the tier and status counts come from (None: counted now).
+        "countsAsOf": None if counted is None else counted.get("runId"),
     }
+
+
+def counts_run(runs: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The latest completed run (not a dry run) whose summary counts customers by tier and by
+    status, among ``runs`` (newest first)."""
+    for run in runs:
+        if (
+            run.get("status") == "completed"
+            and not run.get("dryRun")
+            and isinstance(run.get("tiers"), Mapping)
+            and isinstance(run.get("reconciliation"), Mapping)
+        ):
+            return run
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,7 +452,7 @@ def change_review(
     profile = store.get_profile(org_id, customer_id)
     if profile is None:
         raise NotFound(f"customer {customer_id}")
-    review = store.get_reviews(org_id).get(customer_id)
+    review = store.get_review(org_id, customer_id)
     current = effective_review(profile, review)
     state = current.get("state", "open")
     allowed = {
@@ -587,7 +613,7 @@ def customer_page(
                     "points": floor_points(amount * rate),
                 }
             )
-    review = effective_review(profile, store.get_reviews(org.org_id).get(customer_id))
+    review = effective_review(profile, store.get_review(org.org_id, customer_id))
     latest = store.list_history(org.org_id, customer_id, limit=1)
     adjustment = latest[0].get("adjustment") if latest else None
     return {

@@ -124,6 +124,9 @@ def test_reviews_and_their_audit(harness: Harness) -> None:
     assert reviews[5]["customerId"] == 5
     assert [a["to"] for a in store.list_audit(ORG, 5)] == ["a", "r"]
     assert store.get_reviews("other") == {}
+    assert (store.get_review(ORG, 5) or {}).get("state") == "resolved"
+    assert store.get_review(ORG, 6) is None
+    assert store.get_review("other", 5) is None
 
 
 def test_history_newest_first(harness: Harness) -> None:

@@ -115,7 +115,8 @@ def overview(
 ) -> dict[str, Any]:
     """Customers by tier and status, the last runs, the discrepancy rate and failures over the
     last 30 runs, the next nightly run (the org's time zone), points liability of both
-    sources."""
+    sources. The tier and status counts are those of the last completed run's summary
+    (``countsAsOf`` names it; null: counted from the profiles, before any run)."""
     org = org_for(who, org_id, directory)
     return views.overview(
         org, dashboard.store, now=now_of(dashboard), nightly_hour=dashboard.nightly_hour
