@@ -32,6 +32,9 @@ class SummaryBuilder:
     orders_processed: int = 0
     with_alpine: int = 0
     discrepancies: int = 0
+    # Points liability of both sources over the customers counted (the dashboard's overview).
+    points_calculated: int = 0
+    points_alpine: int = 0
     failed_by_reason: Counter[str] = field(default_factory=Counter)
     tiers: Counter[str] = field(default_factory=Counter)
     statuses: Counter[str] = field(default_factory=Counter)
@@ -60,12 +63,14 @@ class SummaryBuilder:
         if outcome is None:  # a success always has one; nothing more to count without it
             return
         self.orders_processed += outcome.calculation.orders_processed
+        self.points_calculated += outcome.calculation.points_from_orders
         self.tiers[str(outcome.displayed.tier)] += 1
         rec = outcome.reconciliation
         self.statuses[rec.status.value] += 1
         self.actions[rec.action.value] += 1
         if outcome.alpine is not None:
             self.with_alpine += 1
+            self.points_alpine += outcome.alpine.points
         if rec.status.value in DISCREPANCY_STATUSES and outcome.alpine is not None:
             self.discrepancies += 1
             discrepancy = rec.discrepancy or 0
@@ -127,6 +132,7 @@ class SummaryBuilder:
             "tierChanges": self.tier_changes,
             "tierChangeCount": self.tier_change_count,
             "ordersProcessed": self.orders_processed,
+            "liability": {"calculated": self.points_calculated, "alpine": self.points_alpine},
         }
 
 
