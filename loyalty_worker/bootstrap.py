@@ -229,14 +229,8 @@ class Container:
 
 def _register_secrets(org: OrgSettings) -> None:
     """Whatever an org's settings hold as a secret is masked in every log line."""
-    secrets = [org.discord_webhook_url]
-    if org.alleaves is not None:
-        secrets += [org.alleaves.password, org.alleaves.pin]
-    if org.alpine is not None:
-        secrets.append(org.alpine.api_key)
-    for secret in secrets:
-        if secret is not None:
-            register_secret(secret.get_secret_value())
+    for secret in org.secrets():
+        register_secret(secret)
 
 
 _container: Container | None = None

@@ -113,6 +113,15 @@ class OrgSettings(_Model):
             field = ".".join(str(part) for part in error["loc"]) or "<document>"
             raise SettingsInvalid(org_id, field, error["msg"]) from None
 
+    def secrets(self) -> list[str]:
+        """Every secret these settings hold (credentials, the webhook URL): what logs mask."""
+        held = [self.discord_webhook_url]
+        if self.alleaves is not None:
+            held += [self.alleaves.password, self.alleaves.pin]
+        if self.alpine is not None:
+            held.append(self.alpine.api_key)
+        return [secret.get_secret_value() for secret in held if secret is not None]
+
     def rules(self) -> LoyaltyRules:
         """The domain's view of these settings."""
         return LoyaltyRules(

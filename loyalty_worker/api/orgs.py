@@ -124,15 +124,8 @@ class OrgDirectory:
 
 def _register_secrets(record: OrgRecord) -> None:
     """The org's credentials and webhook secret are masked in every log line of the process."""
-    org = record.settings
-    secrets = [org.discord_webhook_url]
-    if org.alleaves is not None:
-        secrets += [org.alleaves.password, org.alleaves.pin]
-    if org.alpine is not None:
-        secrets.append(org.alpine.api_key)
-    for secret in secrets:
-        if secret is not None:
-            register_secret(secret.get_secret_value())
+    for secret in record.settings.secrets():
+        register_secret(secret)
     if record.webhook_secret is not None:
         register_secret(record.webhook_secret.decode(errors="replace"))
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from loyalty_worker.domain.models import AlpineProfile, Customer, LoyaltyRules, Order
 from loyalty_worker.domain.phone import PhoneHash, mask_phone, normalize_phone
+from loyalty_worker.domain.points import ledger_orders, merge_orders
 from loyalty_worker.domain.profile import LOYALTY_FIELDS, STAMP_FIELDS
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,17 @@ def _warn_no_phone_key() -> None:
 
 # A payload's mark: the customer's phone is needed for a look-up and kept beside the message.
 PHONE_KEPT = "phoneKept"
+
+
+def with_ledger(
+    customer_id: int, orders: Sequence[Order], malformed: tuple[str, ...], ledger: Any
+) -> tuple[list[Order], tuple[str, ...]]:
+    """The customer's orders with the older ones the profile's ledger (``loyaltyOrders``) keeps;
+    a ledger edited by hand makes the customer malformed, with a reason, and nothing else."""
+    try:
+        return list(merge_orders(ledger_orders(customer_id, ledger), orders)), malformed
+    except (ArithmeticError, ValueError, TypeError, AttributeError):
+        return list(orders), (*malformed, "loyaltyOrders (the profile's order ledger)")
 
 
 @dataclass(frozen=True, slots=True)

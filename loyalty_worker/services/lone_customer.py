@@ -14,10 +14,14 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 from loyalty_worker.domain.models import Customer
-from loyalty_worker.domain.points import ledger_orders, merge_orders
 from loyalty_worker.errors import PermanentError
 from loyalty_worker.ports import CustomerSource, ProfileStore
-from loyalty_worker.services.customer_inputs import PROFILE_FIELDS, CustomerWork, profile_subset
+from loyalty_worker.services.customer_inputs import (
+    PROFILE_FIELDS,
+    CustomerWork,
+    profile_subset,
+    with_ledger,
+)
 from loyalty_worker.services.deadline import Deadline
 from loyalty_worker.services.order_history import fetch_order_history
 from loyalty_worker.services.plan import customer_pages
@@ -106,11 +110,7 @@ def find_customer_work(
     orders = history.orders_of(customer_id)
     malformed = tuple(history.malformed.get(customer_id, ()))
     if read_since_ledger and ledger:
-        try:
-            orders = merge_orders(ledger_orders(customer_id, ledger), orders)
-        except (ArithmeticError, ValueError, TypeError, AttributeError):
-            # A ledger edited by hand: the customer fails as malformed, with a reason.
-            malformed += ("loyaltyOrders (the profile's order ledger)",)
+        orders, malformed = with_ledger(customer_id, orders, malformed, ledger)
     return CustomerWork(
         customer=customer,
         orders=tuple(orders),

@@ -23,10 +23,14 @@ from typing import Any
 
 from loyalty_worker.domain.models import AlpineProfile, Customer
 from loyalty_worker.domain.phone import normalize_phone
-from loyalty_worker.domain.points import ledger_orders, merge_orders
 from loyalty_worker.errors import MalformedRecord, PermanentError, TransientError
 from loyalty_worker.ports import CustomerSource, LoyaltyLookup, ProfileStore
-from loyalty_worker.services.customer_inputs import PROFILE_FIELDS, AlpineAnswer, CustomerWork
+from loyalty_worker.services.customer_inputs import (
+    PROFILE_FIELDS,
+    AlpineAnswer,
+    CustomerWork,
+    with_ledger,
+)
 from loyalty_worker.services.deadline import Deadline, check
 from loyalty_worker.services.order_history import (
     OrderHistory,
@@ -128,11 +132,7 @@ class RunPlan:
         malformed = tuple(self.history.malformed.get(cid, ()))
         ledger = (profile or {}).get("loyaltyOrders")
         if self.recent_since is not None and ledger:
-            try:
-                orders = merge_orders(ledger_orders(cid, ledger), orders)
-            except (ArithmeticError, ValueError, TypeError, AttributeError):
-                # A ledger edited by hand: this customer fails as malformed, the run goes on.
-                malformed += ("loyaltyOrders (the profile's order ledger)",)
+            orders, malformed = with_ledger(cid, orders, malformed, ledger)
         return CustomerWork(
             customer=customer,
             orders=tuple(orders),
