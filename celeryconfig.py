@@ -63,10 +63,11 @@ beat_schedule = {
         # A Beat that fell behind must not pile up ticks.
         "options": {"expires": 240},
     },
+    # Idle runs get their lost work back within LOYALTY_REDISPATCH_S and half of it again.
     "loyalty-watchdog": {
         "task": names.WATCHDOG,
-        "schedule": 300.0,
-        "options": {"expires": 240},
+        "schedule": _settings.redispatch_s / 2,
+        "options": {"expires": _settings.redispatch_s / 2},
     },
 }
 

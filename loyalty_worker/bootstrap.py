@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import httpx
 import redis
 
+from loyalty_worker import names
 from loyalty_worker.adapters.alleaves import AlleavesClient
 from loyalty_worker.adapters.alpine import AlpineIQClient
 from loyalty_worker.adapters.discord import ConsoleNotifier, DiscordNotifier
@@ -30,6 +31,7 @@ from loyalty_worker.logs import register_secret
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports import Notifier
 from loyalty_worker.services.batch import BatchOptions, RunPorts
+from loyalty_worker.services.heartbeat import Heartbeat
 
 SETTINGS_TTL_S = 60.0
 
@@ -60,6 +62,7 @@ class Container:
         self._tracker: RunTracker | None = None
         self._redis: redis.Redis | None = None
         self._lookups: ThreadPoolExecutor | None = None
+        self._heartbeat: Heartbeat | None = None
         self._orgs: dict[str, tuple[float, OrgClients]] = {}
 
     @property
@@ -120,10 +123,31 @@ class Container:
             return self._tracker
 
     @property
+    def heartbeat(self) -> Heartbeat:
+        """The process's heartbeat: runs with a task here stay alive and keep their lock."""
+        tracker = self.tracker
+        with self._lock:
+            if self._heartbeat is None:
+                self._heartbeat = Heartbeat(
+                    tracker,
+                    interval_s=self.settings.heartbeat_s,
+                    lock_ttl_s=self.settings.run_lock_ttl_s,
+                )
+            return self._heartbeat
+
+    def queued_messages(self) -> int:
+        """Task messages waiting in the workers' queues (not yet taken by a worker)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for queue in names.WORKER_QUEUES:
+            pipe.llen(queue)
+        return sum(int(n) for n in pipe.execute())
+
+    @property
     def run_phones(self) -> RedisRunPhones:
         """The runs' phones kept beside their task messages, for as long as a run may last
-        (its org's lock) plus the broker's redelivery of a lost worker's last message."""
-        ttl_s = self.settings.run_lock_ttl_s + self.settings.visibility_timeout_s
+        (the stall timeout after its last chunk) plus the broker's redelivery of a lost
+        worker's last message."""
+        ttl_s = int(self.settings.run_stall_s) + self.settings.visibility_timeout_s
         return RedisRunPhones(self.redis, ttl_s=ttl_s)
 
     def org(self, org_id: str) -> OrgClients:
@@ -210,6 +234,7 @@ class Container:
             task_budget_s=settings.task_budget_s,
             plan_budget_s=settings.plan_budget_s,
             max_pages=settings.max_pages,
+            planner_stale_s=settings.redispatch_s,
         )
         return RunPorts(
             org_for=self.org,

@@ -68,12 +68,20 @@ class Settings(BaseSettings):
     # Customers per batch task: one message, one batched Firestore write, one result record.
     sync_chunk_size: int = Field(default=25, ge=1, le=500)
     sync_max_retries: int = Field(default=5, ge=0)
-    # A run without a new result for this long is closed as incomplete by the watchdog.
+    # Every task of a run beats this often (the run is alive, the org's lock kept); a run with
+    # no beat, no result and no queued work for ``redispatch_s`` has lost work: the watchdog
+    # (Beat, every ``redispatch_s`` / 2) re-sends it, at most ``recovery_attempts`` times, then
+    # closes the run as incomplete, naming the customers still missing.
+    heartbeat_s: float = Field(default=10.0, gt=0)
+    redispatch_s: float = Field(default=60.0, gt=0)
+    recovery_attempts: int = Field(default=3, ge=0)
+    # The backstop: a run with no progress at all for this long is closed as incomplete.
     run_stall_s: float = Field(default=3600.0, gt=0)
     # A closed run keeps its per-customer results in Redis this long for inspection (0: they go
     # with the summary write; the summary holds their totals).
     run_results_keep_s: int = Field(default=0, ge=0)
-    run_lock_ttl_s: int = Field(default=6 * 3600, ge=60)
+    # An org's run lock lives this long after its run's last heartbeat (a dead run frees it).
+    run_lock_ttl_s: int = Field(default=180, ge=30)
     # Incremental runs: every N minutes from Beat (unset: none), re-reading orders created up
     # to this many days before the last successful run.
     incremental_every_min: int | None = Field(default=None, ge=1)

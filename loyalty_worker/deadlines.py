@@ -4,13 +4,18 @@ Celery's ``task_time_limit`` is not enforced by the threads pool the worker runs
 bounds its own time: each HTTP call by its timeouts, attempts and retry budget (``adapters.http``),
 each Firestore call by its RPC deadline and retry budget (``adapters.firestore``), each listing
 by a page cap, and the loops that start new work by a time budget (``services.deadline``). The
-worst case of each task is the sum below; the order that must hold is
+worst case of each task is the sum below. A run's liveness is its tasks' heartbeat, so a
+running task is never taken for lost however long it takes; the orders that must hold are
 
-    longest task < (re-dispatch delay, to come) < visibility timeout < stall timeout
+    heartbeat × 3 <= re-dispatch delay < visibility timeout < stall timeout
+    heartbeat × 3 <= lock TTL
+    longest task < visibility timeout
 
-A task that outlived the visibility timeout would be handed to a second worker while the first
-still runs it; a run whose tasks outlived the stall timeout would be closed as incomplete while
-its work was still under way. README.md ("Deadlines") shows the same table with the defaults.
+A run whose live tasks beat less often would look idle and have its work sent twice; work
+re-sent after Redis's own redelivery would come too late to matter; a task that outlived the
+visibility timeout would be handed to a second worker while the first still runs it; a lock
+that expired between beats would let a second run of the org start. README.md ("Deadlines")
+shows the same table with the defaults.
 """
 
 from __future__ import annotations
@@ -39,6 +44,9 @@ class Deadlines:
     single_sync_task_s: float
     summary_task_s: float
     plan_s: float
+    heartbeat_s: float
+    redispatch_s: float
+    lock_ttl_s: float
     visibility_timeout_s: float
     stall_s: float
 
@@ -55,6 +63,24 @@ class Deadlines:
     def problems(self) -> list[str]:
         """Each way the deadlines are out of order (none: they hold together)."""
         found = []
+        if 3 * self.heartbeat_s > self.redispatch_s:
+            found.append(
+                f"the heartbeat (LOYALTY_HEARTBEAT_S={self.heartbeat_s:g}) must beat three times "
+                f"within the re-dispatch delay (LOYALTY_REDISPATCH_S={self.redispatch_s:g}), or "
+                "a run whose tasks are alive looks idle and has its work sent twice"
+            )
+        if 3 * self.heartbeat_s > self.lock_ttl_s:
+            found.append(
+                f"the heartbeat (LOYALTY_HEARTBEAT_S={self.heartbeat_s:g}) must beat three times "
+                f"within the lock's TTL (LOYALTY_RUN_LOCK_TTL_S={self.lock_ttl_s:g}), or a "
+                "second run of the org may start while the first is alive"
+            )
+        if self.redispatch_s >= self.visibility_timeout_s:
+            found.append(
+                f"the re-dispatch delay ({self.redispatch_s:g} s) must be shorter than the "
+                f"visibility timeout (LOYALTY_VISIBILITY_TIMEOUT_S={self.visibility_timeout_s:g})"
+                ", or lost work waits for Redis's own redelivery"
+            )
         if self.longest_task_s >= self.visibility_timeout_s:
             found.append(
                 f"the longest task ({self.longest_task_s:g} s) must end before the visibility "
@@ -122,6 +148,9 @@ def deadlines(settings: Settings) -> Deadlines:
         single_sync_task_s=single_sync,
         summary_task_s=summary,
         plan_s=plan,
+        heartbeat_s=settings.heartbeat_s,
+        redispatch_s=settings.redispatch_s,
+        lock_ttl_s=float(settings.run_lock_ttl_s),
         visibility_timeout_s=float(settings.visibility_timeout_s),
         stall_s=settings.run_stall_s,
     )

@@ -117,7 +117,35 @@ class RunLedger(Protocol):
     """A batch run's shared state: lock, completion counting, results (Redis)."""
 
     def acquire_lock(self, org_id: str, run_id: str, ttl_s: int) -> str | None:
-        """Take the org's run lock; the holder's run id when another run has it."""
+        """Take the org's run lock for ``ttl_s`` (its holder refreshes it); the holder's run
+        id when another run has it."""
+        ...
+
+    def beat(self, run_id: str, org_id: str, *, lock_ttl_s: int, planner: bool = False) -> bool:
+        """A task of the run is alive: stamp ``lastBeatAt`` (``plannerBeatAt`` too for its
+        planner) and keep the org's lock for it; False once the run is closed."""
+        ...
+
+    def claim_planner(self, run_id: str, *, stale_s: float) -> str:
+        """``claimed`` for exactly one planner at a time (``planAttempts`` counts them),
+        ``busy`` while another planner beat within ``stale_s``, ``planned`` once its work is
+        all sent (``dispatchedAt``), ``ended`` once it is closed."""
+        ...
+
+    def keep_chunk(self, run_id: str, key: str, payloads: Sequence[Mapping[str, Any]]) -> None:
+        """Keep a chunk's payloads until its results are in (what a re-send sends)."""
+        ...
+
+    def drop_chunk(self, run_id: str, key: str) -> None:
+        """Forget a chunk whose results are all in."""
+        ...
+
+    def kept_chunks(self, run_id: str) -> dict[str, list[dict[str, Any]]]:
+        """Every kept chunk's payloads by chunk key; none once the run is closed."""
+        ...
+
+    def has_results(self, run_id: str, keys: Sequence[str]) -> list[bool]:
+        """For each customer key, whether the run holds its result."""
         ...
 
     def release_lock(self, org_id: str, run_id: str) -> None:

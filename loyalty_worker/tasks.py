@@ -30,7 +30,7 @@ from loyalty_worker.services.nightly import start_nightly_runs
 from loyalty_worker.services.retries import Attempt, RetryLater
 from loyalty_worker.services.run_phones import hand_over
 from loyalty_worker.services.run_start import start_run
-from loyalty_worker.services.watchdog import finalize_overdue_runs
+from loyalty_worker.services.watchdog import Recovery, watch_runs
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def _retried(task: Task) -> Iterator[None]:
         ) from later.error
 
 
-@app.task(name=names.SYNC_ORG, acks_late=False, soft_time_limit=3000, time_limit=3300)
+@app.task(name=names.SYNC_ORG, soft_time_limit=3000, time_limit=3300)
 def sync_org(
     org_id: str,
     *,
@@ -67,18 +67,21 @@ def sync_org(
 
     ``since``: an ISO date or ``"last"`` for an incremental run that reads only the orders
     created since then (less an overlap); ``"last"`` with no earlier success runs in full.
+    Acknowledged late: a planner sent again with its ``run_id`` (redelivered, or re-sent by
+    the watchdog) continues that run.
     """
     c = container()
     run_id = run_id or new_run_id(org_id)
-    started = start_run(
-        org_id,
-        run_id,
-        dry_run=dry_run,
-        since=since,
-        last_success=c.tracker.last_success,
-        ports=c.run_ports(),
-        dispatch=_run_dispatch(org_id, run_id, dry_run),
-    )
+    with c.heartbeat.beating(run_id, org_id, planner=True):
+        started = start_run(
+            org_id,
+            run_id,
+            dry_run=dry_run,
+            since=since,
+            last_success=c.tracker.last_success,
+            ports=c.run_ports(),
+            dispatch=_run_dispatch(org_id, run_id, dry_run),
+        )
     return started.to_dict()
 
 
@@ -94,7 +97,7 @@ def sync_customer(
 ) -> dict[str, Any]:
     """Sync one customer; also the public entry point (``send_task`` with org and customer)."""
     c = container()
-    with _retried(self):
+    with _retried(self), c.heartbeat.beating(run_id, org_id):
         return sync_alone(
             org_id,
             customer_id,
@@ -116,6 +119,7 @@ def sync_chunk(
     works: list[dict[str, Any]],
     *,
     dry_run: bool = False,
+    chunk: str | None = None,
 ) -> dict[str, int]:
     """Sync a batch run's chunk of customers, their changed profiles written in one batch.
 
@@ -123,7 +127,7 @@ def sync_chunk(
     ``loyalty.sync_customer`` of its own (with its own retries), so the chunk never waits on it.
     """
     c = container()
-    with _retried(self):
+    with _retried(self), c.heartbeat.beating(run_id, org_id):
         return sync_run_chunk(
             org_id,
             run_id,
@@ -134,6 +138,7 @@ def sync_chunk(
             attempt=Attempt(self.request.retries, c.settings.sync_max_retries),
             retry_alone=partial(_retry_alone, org_id, run_id, dry_run),
             close_run=_summarize,
+            chunk=chunk,
         )
 
 
@@ -175,24 +180,32 @@ def incremental_tick() -> list[str]:
     is set); an org whose run is still going starts nothing (its run lock)."""
     orgs = container().store.list_org_ids()
     for org_id in orgs:
-        sync_org.apply_async((org_id,), {"since": "last"}, expires=600, **_shown((org_id,)))
+        kwargs = {"run_id": new_run_id(org_id), "since": "last"}
+        sync_org.apply_async((org_id,), kwargs, expires=600, **_shown((org_id,), kwargs))
     return orgs
 
 
 @app.task(name=names.WATCHDOG, acks_late=False)
-def watchdog() -> list[str]:
-    """Close runs that made no progress for LOYALTY_RUN_STALL_S as ``incomplete`` (Beat)."""
+def watchdog() -> dict[str, list[str]]:
+    """Send idle runs' lost work again; close the ones that cannot go on (Beat, every
+    LOYALTY_REDISPATCH_S / 2; ``services.watchdog``)."""
     c = container()
-    closed = finalize_overdue_runs(
+    settings = c.settings
+    return watch_runs(
         store=c.store,
         ledger=c.tracker,
-        notifier_for=lambda org_id: c.org(org_id).notifier,
+        notifier_for=c.notifier_for,
+        recovery=Recovery(
+            replan=_replan,
+            resend=_send_chunk,
+            queued=c.queued_messages,
+            idle_s=settings.redispatch_s,
+            attempts=settings.recovery_attempts,
+            lock_ttl_s=settings.run_lock_ttl_s,
+        ),
         now=time.time(),
-        stall_s=c.settings.run_stall_s,
-    )
-    for run_id in closed:
-        log.warning("watchdog: run %s closed as incomplete", run_id)
-    return closed
+        stall_s=settings.run_stall_s,
+    ).to_dict()
 
 
 # What the services hand on, published as tasks.
@@ -211,14 +224,29 @@ def _shown(args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> dict[
 
 
 def _enqueue_chunk(org_id: str, run_id: str, dry_run: bool, works: list[CustomerWork]) -> None:
-    payloads = hand_over(run_id, works, phones=container().run_phones)
-    kwargs = {"dry_run": dry_run}
+    # Kept until its results are in: the chunk the watchdog sends again should this be lost.
+    c = container()
+    payloads = hand_over(run_id, works, phones=c.run_phones)
+    key = str(works[0].customer.customer_id)
+    c.tracker.keep_chunk(run_id, key, payloads)
+    _send_chunk(org_id, run_id, dry_run, key, payloads)
+
+
+def _send_chunk(
+    org_id: str, run_id: str, dry_run: bool, key: str, payloads: list[dict[str, Any]]
+) -> None:
+    kwargs = {"dry_run": dry_run, "chunk": key}
     sync_chunk.apply_async(
         (org_id, run_id, payloads),
         kwargs,
         ignore_result=True,
-        **_shown((org_id, run_id, f"<{len(works)} customers>"), kwargs),
+        **_shown((org_id, run_id, f"<{len(payloads)} customers>"), kwargs),
     )
+
+
+def _replan(org_id: str, run_id: str, dry_run: bool, since: str | None) -> None:
+    kwargs = {"run_id": run_id, "dry_run": dry_run, "since": since}
+    sync_org.apply_async((org_id,), kwargs, **_shown((org_id,), kwargs))
 
 
 def _retry_alone(org_id: str, run_id: str, dry_run: bool, work: CustomerWork) -> None:
@@ -241,4 +269,6 @@ def _summarize(run_id: str, status: str = "completed") -> None:
 
 
 def _start_nightly(org_id: str) -> None:
-    sync_org.apply_async((org_id,), expires=3600, **_shown((org_id,)))
+    # The run id travels in the message: a redelivered planner continues this run.
+    kwargs = {"run_id": new_run_id(org_id)}
+    sync_org.apply_async((org_id,), kwargs, expires=3600, **_shown((org_id,), kwargs))

@@ -230,14 +230,56 @@ class InMemoryRunLedger:
         self.results: dict[str, dict[str, SyncResult]] = {}
         self.memo: dict[str, dict[str, SyncResult]] = {}
         self.successes: dict[str, float] = {}
+        self.chunks: dict[str, dict[str, str]] = {}
         self._mutex = threading.RLock()
 
     def acquire_lock(self, org_id: str, run_id: str, ttl_s: int) -> str | None:
         with self._mutex:
-            if org_id in self.locks:
-                return self.locks[org_id]  # taken, even by this run: SET NX answers the same
-            self.locks[org_id] = run_id
-            return None
+            holder = self.locks.setdefault(org_id, run_id)
+            return None if holder == run_id else holder
+
+    def beat(self, run_id: str, org_id: str, *, lock_ttl_s: int, planner: bool = False) -> bool:
+        with self._mutex:
+            meta = self.runs.get(run_id)
+            if meta is None or "finishedAt" in meta:
+                return False
+            now = str(time.time())
+            meta["lastBeatAt"] = now
+            if planner:
+                meta["plannerBeatAt"] = now
+            self.locks.setdefault(org_id, run_id)
+            return True
+
+    def claim_planner(self, run_id: str, *, stale_s: float) -> str:
+        with self._mutex:
+            meta = self.runs.setdefault(run_id, {})
+            if "finishedAt" in meta:
+                return "ended"
+            if "dispatchedAt" in meta:
+                return "planned"
+            now = time.time()
+            if now - float(meta.get("plannerBeatAt", "-inf")) < stale_s:
+                return "busy"
+            meta["plannerBeatAt"] = str(now)
+            meta["planAttempts"] = str(int(meta.get("planAttempts", "0")) + 1)
+            return "claimed"
+
+    def keep_chunk(self, run_id: str, key: str, payloads: Sequence[Mapping[str, Any]]) -> None:
+        with self._mutex:
+            self.chunks.setdefault(run_id, {})[key] = json.dumps(list(payloads))
+
+    def drop_chunk(self, run_id: str, key: str) -> None:
+        with self._mutex:
+            self.chunks.get(run_id, {}).pop(key, None)
+
+    def kept_chunks(self, run_id: str) -> dict[str, list[dict[str, Any]]]:
+        with self._mutex:
+            return {k: json.loads(v) for k, v in self.chunks.get(run_id, {}).items()}
+
+    def has_results(self, run_id: str, keys: Sequence[str]) -> list[bool]:
+        with self._mutex:
+            held = self.results.get(run_id, {})
+            return [key in held for key in keys]
 
     def release_lock(self, org_id: str, run_id: str) -> None:
         with self._mutex:
@@ -322,6 +364,7 @@ class InMemoryRunLedger:
         self.update(run_id, status=status, summary=json.dumps(summary), finishedAt=time.time())
         with self._mutex:
             self.results.pop(run_id, None)
+            self.chunks.pop(run_id, None)
 
 
 class QueryableProfileStore(InMemoryProfileStore):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -43,6 +44,46 @@ if redis.call('HLEN', KEYS[1]) >= tonumber(listed) then
   if redis.call('HSETNX', KEYS[3], 'fired', '1') == 1 then return 1 end
 end
 return 0
+"""
+
+# KEYS: the org's lock. ARGV: run id, ttl. Take the lock, or refresh it for the run that holds it
+# (a resumed planner re-takes its own run's lock); the other holder's run id when taken.
+_ACQUIRE = """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return holder end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[2]))
+return false
+"""
+
+# KEYS: meta, the org's lock. ARGV: run id, lock ttl, "1" for the run's planner. A task of an
+# open run is alive: stamp it, and keep (or take back) the org's lock for the run.
+_BEAT = """
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'finishedAt') == 1 then
+  return 0
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+redis.call('HSET', KEYS[1], 'lastBeatAt', now)
+if ARGV[3] == '1' then redis.call('HSET', KEYS[1], 'plannerBeatAt', now) end
+local holder = redis.call('GET', KEYS[2])
+if not holder or holder == ARGV[1] then
+  redis.call('SET', KEYS[2], ARGV[1], 'EX', tonumber(ARGV[2]))
+end
+return 1
+"""
+
+# KEYS: meta. ARGV: seconds without a planner beat after which planning is taken over.
+# Exactly one planner plans a run at a time; a redelivered or re-sent one continues it.
+_CLAIM_PLANNER = """
+if redis.call('HEXISTS', KEYS[1], 'finishedAt') == 1 then return 'ended' end
+if redis.call('HEXISTS', KEYS[1], 'dispatchedAt') == 1 then return 'planned' end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local beat = redis.call('HGET', KEYS[1], 'plannerBeatAt')
+if beat and now - tonumber(beat) < tonumber(ARGV[1]) then return 'busy' end
+redis.call('HSET', KEYS[1], 'plannerBeatAt', now)
+redis.call('HINCRBY', KEYS[1], 'planAttempts', 1)
+return 'claimed'
 """
 
 # Release the org's lock only if this run still holds it.
@@ -80,19 +121,62 @@ class RunTracker:
         self._results_keep_s = results_keep_s
         self._record = client.register_script(_RECORD)
         self._release = client.register_script(_RELEASE)
+        self._acquire = client.register_script(_ACQUIRE)
+        self._beat = client.register_script(_BEAT)
+        self._claim_planner = client.register_script(_CLAIM_PLANNER)
 
     @staticmethod
     def _keys(run_id: str) -> tuple[str, str, str]:
         base = f"loyalty:run:{run_id}"
         return f"{base}:results", f"{base}:failed", f"{base}:meta"
 
+    @staticmethod
+    def _chunks_key(run_id: str) -> str:
+        return f"loyalty:run:{run_id}:chunks"
+
     def acquire_lock(self, org_id: str, run_id: str, ttl_s: int) -> str | None:
-        """Take the org's run lock for ``run_id``; returns the holder's run id if already taken."""
-        key = f"loyalty:lock:{org_id}"
-        if self._redis.set(key, run_id, nx=True, ex=ttl_s):
-            return None
-        holder = cast(bytes | None, self._redis.get(key))
-        return holder.decode() if holder is not None else None
+        """Take (or, for the run that holds it, refresh) the org's run lock for ``ttl_s``;
+        the holder's run id when another run has it."""
+        holder = self._acquire(keys=[f"loyalty:lock:{org_id}"], args=[run_id, ttl_s])
+        return holder.decode() if isinstance(holder, bytes) else None
+
+    def beat(self, run_id: str, org_id: str, *, lock_ttl_s: int, planner: bool = False) -> bool:
+        """A task of the run is alive: stamp ``lastBeatAt`` (and ``plannerBeatAt``), keep the
+        org's lock for the run another ``lock_ttl_s``; False once the run is closed."""
+        keys = [self._keys(run_id)[2], f"loyalty:lock:{org_id}"]
+        return bool(self._beat(keys=keys, args=[run_id, lock_ttl_s, "1" if planner else "0"]))
+
+    def claim_planner(self, run_id: str, *, stale_s: float) -> str:
+        """Whether this planner plans the run: ``claimed`` (and counted in ``planAttempts``),
+        ``busy`` (another planner beat within ``stale_s``), ``planned`` (its work is all sent)
+        or ``ended``."""
+        answer = self._claim_planner(keys=[self._keys(run_id)[2]], args=[stale_s])
+        return answer.decode() if isinstance(answer, bytes) else str(answer)
+
+    def keep_chunk(self, run_id: str, key: str, payloads: Sequence[Mapping[str, Any]]) -> None:
+        """Keep a chunk's payloads (compressed) until its results are in: the run's work that
+        the watchdog re-sends should its message be lost."""
+        data = zlib.compress(json.dumps(list(payloads), separators=(",", ":")).encode(), 1)
+        pipe = self._redis.pipeline()
+        pipe.hset(self._chunks_key(run_id), mapping={key: data})
+        pipe.expire(self._chunks_key(run_id), self._ttl)
+        pipe.execute()
+
+    def drop_chunk(self, run_id: str, key: str) -> None:
+        """The chunk's results are all in: it is no longer kept."""
+        self._redis.hdel(self._chunks_key(run_id), key)
+
+    def kept_chunks(self, run_id: str) -> dict[str, list[dict[str, Any]]]:
+        """Every kept chunk's payloads, by chunk key."""
+        raw = cast(dict[bytes, bytes], self._redis.hgetall(self._chunks_key(run_id)))
+        return {k.decode(): json.loads(zlib.decompress(v)) for k, v in raw.items()}
+
+    def has_results(self, run_id: str, keys: Sequence[str]) -> list[bool]:
+        """For each customer key, whether the run holds its result."""
+        if not keys:
+            return []
+        found = cast(list[bytes | None], self._redis.hmget(self._keys(run_id)[0], list(keys)))
+        return [value is not None for value in found]
 
     def release_lock(self, org_id: str, run_id: str) -> None:
         self._release(keys=[f"loyalty:lock:{org_id}"], args=[run_id])
@@ -240,6 +324,7 @@ class RunTracker:
             meta,
             mapping={"status": status, "summary": json.dumps(summary), "finishedAt": time.time()},
         )
+        pipe.delete(self._chunks_key(run_id))
         for key in (results, failed):
             if self._results_keep_s:
                 pipe.expire(key, self._results_keep_s)

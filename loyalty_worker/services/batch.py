@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -72,6 +72,8 @@ class BatchOptions:
     task_budget_s: float = 120.0
     plan_budget_s: float = 1200.0
     max_pages: int = 5000
+    # A planner that has not beat for this long is taken over by the next one sent.
+    planner_stale_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -162,9 +164,14 @@ def start_batch(
     A LoyaltyError while planning (bad credentials, Alleaves down) ends the run at once as
     ``failed`` (``fail_start``): its summary and its one alert say why.
     """
-    refused = open_run(request, ledger=ledger, lock_ttl_s=options.lock_ttl_s)
+    refused = open_run(request, ledger=ledger, store=store, lock_ttl_s=options.lock_ttl_s)
     if refused is not None:
         return refused
+    claim = ledger.claim_planner(request.run_id, stale_s=options.planner_stale_s)
+    if claim != "claimed":
+        # A redelivered or re-sent planner of a run another planner has (or had) in hand.
+        log.info("run %s: planning %s; nothing to do", request.run_id, claim)
+        return BatchStart(request.run_id, started=False, message=f"run {claim}")
     deadline = Deadline(options.plan_budget_s)  # one budget for every attempt
     try:
         plan = _plan_with_retries(
@@ -188,25 +195,71 @@ def start_batch(
         if ledger.set_listed(request.run_id, plan.listed):
             dispatch.summarize("completed")
         _dispatch_plan(
-            request, org, plan, store=store, ledger=ledger, options=options, dispatch=dispatch
+            request,
+            org,
+            plan,
+            store=store,
+            ledger=ledger,
+            options=options,
+            dispatch=dispatch,
+            sent=_already_sent(request.run_id, ledger),
         )
+        ledger.update(request.run_id, dispatchedAt=time.time())
     finally:
         plan.close()  # reads ahead no longer needed, if the loop stopped early
     return BatchStart(request.run_id, started=True, listed=plan.listed)
 
 
-def open_run(request: RunRequest, *, ledger: RunLedger, lock_ttl_s: int) -> BatchStart | None:
-    """Take the org's run lock and open the run's record; the refusal when another run of the
-    org holds the lock (this run is recorded as its ``duplicate``)."""
+def open_run(
+    request: RunRequest, *, ledger: RunLedger, store: ProfileStore, lock_ttl_s: int
+) -> BatchStart | None:
+    """Take the org's run lock and register the run, in Redis and in Firestore (status
+    ``running``, so that the watchdog finds it whatever happens next), before anything is
+    read; the refusal when the run has ended, or when another run of the org holds the lock
+    (a new run is recorded as its ``duplicate``).
+
+    A run that is already registered (its planner redelivered or re-sent) keeps its record
+    and re-takes its own lock."""
     org_id, run_id = request.org_id, request.run_id
+    known = ledger.meta(run_id)
+    if "orgId" not in known:
+        known = {}  # unregistered, or a bare record a late result left after Redis lost it
+    if known.get("status") in FINAL or known.get("status") == "duplicate":
+        return BatchStart(run_id, started=False, message=f"run {run_id} has ended")
     holder = ledger.acquire_lock(org_id, run_id, lock_ttl_s)
     if holder is not None:
         message = f"org {org_id} already has run {holder} in progress; no second batch started"
         log.warning(message)
-        ledger.start(run_id, org_id, status="duplicate", error=message, runningRunId=holder)
+        if not known:
+            ledger.start(run_id, org_id, status="duplicate", error=message, runningRunId=holder)
         return BatchStart(holder, started=False, message=message)
-    record_start(request, ledger)
+    if not known:
+        record_start(request, ledger)
+        store.write_run_summary(
+            run_id,
+            {
+                "runId": run_id,
+                "orgId": org_id,
+                "status": "running",
+                "startedAt": float(ledger.meta(run_id)["startedAt"]),
+                "dryRun": request.dry_run,
+                "since": request.since.isoformat() if request.since else "full",
+            },
+        )
     return None
+
+
+def _already_sent(run_id: str, ledger: RunLedger) -> set[int]:
+    """The customers a resumed run's earlier planner sent or settled (none on a first plan)."""
+    if int(ledger.meta(run_id).get("planAttempts", "1")) <= 1:
+        return set()
+    kept = {int(p["customer"][0]) for chunk in ledger.kept_chunks(run_id).values() for p in chunk}
+    done = {
+        int(result.customer_id)
+        for result in ledger.iter_results(run_id)
+        if str(result.customer_id).isdecimal()
+    }
+    return kept | done
 
 
 def record_start(request: RunRequest, ledger: RunLedger) -> None:
@@ -295,19 +348,8 @@ def _record_plan(
         unownedMalformedOrders=len(unowned),
         unownedMalformedOrderIds=json.dumps(unowned[:UNOWNED_LISTED]),
     )
-    now = time.time()
-    _record_malformed(request, plan.malformed_customers, ledger=ledger, now=now)
-    store.write_run_summary(
-        run_id,
-        {
-            "runId": run_id,
-            "orgId": request.org_id,
-            "status": "running",
-            "startedAt": now,
-            "listed": plan.listed,
-            "dryRun": request.dry_run,
-        },
-    )
+    _record_malformed(request, plan.malformed_customers, ledger=ledger, now=time.time())
+    store.write_run_summary(run_id, {"listed": plan.listed})
 
 
 def _record_malformed(
@@ -342,13 +384,17 @@ def _dispatch_plan(
     ledger: RunLedger,
     options: BatchOptions,
     dispatch: RunDispatch,
+    sent: Collection[int] = frozenset(),
 ) -> None:
     """Settle in the plan the customers whose profile would not change (their results recorded
-    ``SETTLED_BATCH`` at a time); enqueue the others in chunks of ``options.chunk_size``."""
+    ``SETTLED_BATCH`` at a time); enqueue the others in chunks of ``options.chunk_size``.
+    Customers in ``sent`` (a resumed run's earlier planner handled them) are passed over."""
     chunk: list[CustomerWork] = []
     settled: list[SyncResult] = []
-    sent = settled_count = 0
+    sent_count = settled_count = 0
     for work in plan.work():
+        if work.customer.customer_id in sent:
+            continue
         work = work.with_phone_hash(options.phone_key)
         result = _settled(request, org, work, store=store)
         if result is not None:
@@ -359,7 +405,7 @@ def _dispatch_plan(
                 settled = []
             continue
         chunk.append(work)
-        sent += 1
+        sent_count += 1
         if len(chunk) == options.chunk_size:
             dispatch.enqueue(chunk)
             chunk = []
@@ -374,7 +420,7 @@ def _dispatch_plan(
         plan.listed,
         len(plan.carried),
         settled_count,
-        sent,
+        sent_count,
     )
 
 
@@ -466,11 +512,13 @@ def summarize_batch(
     store: ProfileStore,
     notifier: Notifier,
     status: str = "completed",
+    missing_ids: Sequence[int] = (),
 ) -> dict[str, Any]:
     """Aggregate the run's results, store the summary, send one alert, release the org's lock.
 
     An alert that cannot be delivered does not fail the run: the summary records it. A summary
-    tried again (Firestore did not take it) does not alert again.
+    tried again (Firestore did not take it) does not alert again. ``missing_ids``: customers
+    whose work was lost for good (an incomplete run), named in the summary.
     """
     meta = ledger.meta(run_id)
     org_id = meta["orgId"]
@@ -493,6 +541,11 @@ def summarize_batch(
         summary["planS"] = round(float(meta["listedAt"]) - float(meta["startedAt"]), 3)
     if "error" in meta:
         summary["error"] = meta["error"]
+    # Work the watchdog re-sent (a lost planner, lost chunks), and customers still missing.
+    summary["recoveries"] = int(meta.get("recoveries", 0))
+    summary["planAttempts"] = int(meta.get("planAttempts", 1))
+    if missing_ids:
+        summary["missingCustomerIds"] = sorted(missing_ids)[:UNOWNED_LISTED]
     summary["alert"] = _alert_once(run_id, meta, ledger, notifier, summary)
     store.write_run_summary(run_id, summary)
     if status == "completed" and not summary["dryRun"] and summary["failed"] == 0:

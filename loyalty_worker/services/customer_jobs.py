@@ -151,6 +151,7 @@ def sync_run_chunk(
     attempt: Attempt,
     retry_alone: Callable[[CustomerWork], None],
     close_run: Callable[[str], None],
+    chunk: str | None = None,
 ) -> dict[str, int]:
     """Sync a run's chunk of customers (``sync_customer.sync_chunk``) and record their results.
 
@@ -159,6 +160,10 @@ def sync_run_chunk(
     A customer whose own read hits a transient error goes to ``retry_alone`` (a sync of its
     own, with its own retries), so the chunk never waits on it. Returns how many
     results were recorded and how many customers were handed on.
+
+    ``chunk``: the key under which the run keeps the chunk's payloads (what the watchdog
+    re-sends should this message be lost); once every customer of it has a result, the
+    run forgets it.
     """
     unpacked: Unpacked | None = None
     retried: list[CustomerWork] = []
@@ -200,6 +205,8 @@ def sync_run_chunk(
     )
     if results and record_results(ports.ledger, run_id, results):
         close_run(run_id)
+    if chunk is not None and not retried:
+        ports.ledger.drop_chunk(run_id, chunk)
     return counts
 
 

@@ -73,7 +73,7 @@ def tracker(redis_for_tracker: redis.Redis) -> RunTracker:
 def test_org_lock_is_exclusive_and_released_only_by_its_holder(ledger: Ledger) -> None:
     assert ledger.acquire_lock("org-1", "r1", 60) is None
     assert ledger.acquire_lock("org-1", "r2", 60) == "r1"
-    assert ledger.acquire_lock("org-1", "r1", 60) == "r1"  # taken, even for its holder
+    assert ledger.acquire_lock("org-1", "r1", 60) is None  # its holder re-takes it (resumed)
     assert ledger.acquire_lock("org-2", "r3", 60) is None  # per org
     ledger.release_lock("org-1", "r2")
     assert ledger.acquire_lock("org-1", "r2", 60) == "r1"
@@ -81,6 +81,54 @@ def test_org_lock_is_exclusive_and_released_only_by_its_holder(ledger: Ledger) -
     ledger.release_lock("org-1", "r1")
     assert ledger.lock_holder("org-1") is None
     assert ledger.acquire_lock("org-1", "r2", 60) is None
+
+
+def test_a_beat_keeps_an_open_run_and_its_lock_and_stops_once_it_is_closed(
+    ledger: Ledger,
+) -> None:
+    assert ledger.beat("r1", "org-1", lock_ttl_s=60) is False  # no such run
+    assert ledger.lock_holder("org-1") is None
+    ledger.start("r1", "org-1")
+    assert ledger.beat("r1", "org-1", lock_ttl_s=60, planner=True) is True
+    meta = ledger.meta("r1")
+    assert float(meta["lastBeatAt"]) == float(meta["plannerBeatAt"]) > 0
+    assert ledger.lock_holder("org-1") == "r1"  # a lost lock is taken back while it beats
+    ledger.release_lock("org-1", "r1")
+    assert ledger.acquire_lock("org-1", "r2", 60) is None
+    assert ledger.beat("r1", "org-1", lock_ttl_s=60) is True
+    assert ledger.lock_holder("org-1") == "r2"  # ... but never from another run
+    ledger.finish("r1", "completed", {})
+    assert ledger.beat("r1", "org-1", lock_ttl_s=60) is False
+
+
+def test_one_planner_at_a_time_until_it_stops_beating_or_the_work_is_sent(
+    ledger: Ledger,
+) -> None:
+    ledger.start("r1", "org-1")
+    assert ledger.claim_planner("r1", stale_s=60) == "claimed"
+    assert ledger.claim_planner("r1", stale_s=60) == "busy"  # the first one beats
+    assert ledger.claim_planner("r1", stale_s=0) == "claimed"  # it stopped: taken over
+    assert ledger.meta("r1")["planAttempts"] == "2"
+    ledger.update("r1", dispatchedAt=1.0)
+    assert ledger.claim_planner("r1", stale_s=0) == "planned"
+    ledger.finish("r1", "completed", {})
+    assert ledger.claim_planner("r1", stale_s=0) == "ended"
+
+
+def test_kept_chunks_hold_their_payloads_until_dropped_or_the_run_closes(
+    ledger: Ledger,
+) -> None:
+    ledger.start("r1", "org-1")
+    chunk = [{"customer": [1, "Ann", None, None], "orders": [["o1", "12.50"]]}]
+    ledger.keep_chunk("r1", "1", chunk)
+    ledger.keep_chunk("r1", "2", [{"customer": [2, "Bo", None, None], "orders": []}])
+    assert ledger.kept_chunks("r1")["1"] == chunk
+    ledger.drop_chunk("r1", "2")
+    assert list(ledger.kept_chunks("r1")) == ["1"]
+    ledger.record("r1", {"1": synced(1)})
+    assert ledger.has_results("r1", ["1", "2"]) == [True, False]
+    ledger.finish("r1", "completed", {})
+    assert ledger.kept_chunks("r1") == {}
 
 
 def test_the_run_record_holds_text_fields(ledger: Ledger) -> None:

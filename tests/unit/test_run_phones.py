@@ -56,7 +56,7 @@ def test_the_redis_entry_is_one_hash_per_run_expiring_after_the_ttl() -> None:
 
 
 def test_the_ttl_outlives_a_run_and_a_redelivered_message() -> None:
-    settings = Settings(run_lock_ttl_s=7200, visibility_timeout_s=600)
+    settings = Settings(run_stall_s=7200, visibility_timeout_s=600)
     assert Container(settings).run_phones._ttl_s == 7800
 
 

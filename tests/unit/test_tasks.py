@@ -20,6 +20,7 @@ from loyalty_worker import names, tasks
 from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.celery_app import app as celery_app
 from loyalty_worker.config import Settings
+from loyalty_worker.services.heartbeat import Heartbeat
 from loyalty_worker.domain.models import Customer
 from loyalty_worker.errors import TransientError
 from loyalty_worker.services.batch import BatchStart, RunDispatch
@@ -48,6 +49,10 @@ class FakeContainer:
     tracker: RunTracker = field(default_factory=lambda: RunTracker(fakeredis.FakeRedis()))
     notifier: RecordingNotifier = field(default_factory=RecordingNotifier)
     run_phones: InMemoryRunPhones = field(default_factory=InMemoryRunPhones)
+    heartbeat: Heartbeat = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.heartbeat = Heartbeat(self.tracker, interval_s=10.0, lock_ttl_s=180)
 
     def run_ports(self) -> str:
         return "ports"  # passed through untouched
@@ -132,7 +137,10 @@ def test_sync_org_calls_start_run_and_publishes_what_it_dispatches(
     assert "5551234567" not in str(chunk)
     assert container.run_phones.runs == {"r1": {8: "5551234567"}}
     assert chunk[3]["argsrepr"] == "('org-1', 'r1', '<2 customers>')"
-    assert chunk[3]["kwargsrepr"] == "{'dry_run': False}"
+    assert chunk[3]["kwargsrepr"] == "{'dry_run': False, 'chunk': '7'}"
+    # kept under its key until its results are in: what the watchdog sends again if lost
+    assert chunk[2] == {"dry_run": False, "chunk": "7"}
+    assert container.tracker.kept_chunks("r1") == {"7": chunk[1][2]}
     assert summary[:3] == (names.SUMMARIZE_RUN, ("r1",), {"status": "failed"})
     assert summary[3]["argsrepr"] == "('r1',)"
 
@@ -248,11 +256,11 @@ def test_nightly_tick_starts_the_orgs_the_schedule_names(
 
     monkeypatch.setattr(tasks, "start_nightly_runs", start_nightly_runs)
     assert tasks.nightly_tick.apply().get() == ["org-1"]
-    assert published.sent == [
-        (
-            names.SYNC_ORG,
-            ("org-1",),
-            None,
-            {"expires": 3600, "argsrepr": "('org-1',)", "kwargsrepr": "{}"},
-        )
-    ]
+    ((name, args, kwargs, options),) = published.sent
+    # the run id travels in the message: a redelivered planner continues the same run
+    assert (name, args, kwargs["run_id"][:6]) == (names.SYNC_ORG, ("org-1",), "org-1-")
+    assert options == {
+        "expires": 3600,
+        "argsrepr": "('org-1',)",
+        "kwargsrepr": repr(kwargs),
+    }

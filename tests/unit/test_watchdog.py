@@ -1,77 +1,166 @@
-"""The watchdog closes stalled or lost runs as incomplete, once, and leaves live ones alone."""
+"""The watchdog sends an idle run's lost work again (bounded), closes what cannot go on once,
+and leaves live runs alone."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
-from loyalty_worker.services.watchdog import finalize_overdue_runs
+from loyalty_worker.services.watchdog import Recovery, Watched, watch_runs
 from tests.fakes import InMemoryProfileStore, InMemoryRunLedger, RecordingNotifier
 from tests.results import synced
 
-Parts = tuple[InMemoryProfileStore, InMemoryRunLedger, RecordingNotifier]
+STALL_S = 3600.0
+IDLE_S = 60.0
+
+
+@dataclass
+class Parts:
+    store: InMemoryProfileStore = field(default_factory=InMemoryProfileStore)
+    ledger: InMemoryRunLedger = field(default_factory=InMemoryRunLedger)
+    notifier: RecordingNotifier = field(default_factory=RecordingNotifier)
+    replans: list[tuple[str, str, bool, str | None]] = field(default_factory=list)
+    resent: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    queued: int = 0
+
+    def watch(self, now: float, *, attempts: int = 3) -> Watched:
+        return watch_runs(
+            store=self.store,
+            ledger=self.ledger,
+            notifier_for=lambda _: self.notifier,
+            recovery=Recovery(
+                replan=lambda *args: self.replans.append(args),
+                resend=lambda org, run, dry, key, payloads: self.resent.update({key: payloads}),
+                queued=lambda: self.queued,
+                idle_s=IDLE_S,
+                attempts=attempts,
+            ),
+            now=now,
+            stall_s=STALL_S,
+        )
 
 
 @pytest.fixture
 def parts() -> Parts:
-    return InMemoryProfileStore(), InMemoryRunLedger(), RecordingNotifier()
+    return Parts()
 
 
-def register(store: InMemoryProfileStore, run_id: str, listed: int, started: float) -> None:
-    store.write_run_summary(
-        run_id,
-        {
-            "runId": run_id,
-            "orgId": "org-1",
-            "status": "running",
-            "startedAt": started,
-            "listed": listed,
-        },
+def payload(cid: int) -> dict[str, Any]:
+    return {"customer": [cid, "Ann", None, None], "orders": []}
+
+
+def open_run(parts: Parts, run_id: str, listed: int, *, since: str = "full") -> None:
+    """A run registered as ``open_run`` registers it, planned and dispatched in chunks of 5."""
+    parts.ledger.acquire_lock("org-1", run_id, 180)
+    parts.ledger.start(run_id, "org-1", dryRun=0, since=since)
+    parts.store.write_run_summary(
+        run_id, {"runId": run_id, "orgId": "org-1", "status": "running", "startedAt": time.time()}
     )
+    parts.ledger.claim_planner(run_id, stale_s=IDLE_S)
+    parts.ledger.set_listed(run_id, listed)
+    for first in range(0, listed, 5):
+        chunk = [payload(cid) for cid in range(first, min(first + 5, listed))]
+        parts.ledger.keep_chunk(run_id, str(first), chunk)
+    parts.ledger.update(run_id, dispatchedAt=time.time())
 
 
-def run(parts: Parts, now: float) -> list[str]:
-    store, tracker, notifier = parts
-    return finalize_overdue_runs(
-        store=store, ledger=tracker, notifier_for=lambda _: notifier, now=now, stall_s=600
+def test_a_live_run_is_left_alone(parts: Parts) -> None:
+    open_run(parts, "r1", 10)
+    parts.ledger.beat("r1", "org-1", lock_ttl_s=180)
+    assert parts.watch(time.time() + IDLE_S / 2) == Watched()
+    assert parts.resent == {} and parts.replans == []
+
+
+def test_lost_customers_are_sent_again_then_the_run_closes_naming_them(parts: Parts) -> None:
+    open_run(parts, "r1", 10)
+    parts.ledger.record("r1", {str(i): synced(i) for i in (0, 1, 2, 5, 6, 7, 8, 9)})
+    parts.ledger.drop_chunk("r1", "5")  # its chunk was all done
+    now = time.time() + IDLE_S + 1
+    assert parts.watch(now).recovered == ["r1"]
+    # only the chunk's customers without a result, under the chunk's key
+    assert {k: [p["customer"][0] for p in v] for k, v in parts.resent.items()} == {"0": [3, 4]}
+    meta = parts.ledger.meta("r1")
+    assert (meta["recoveries"], meta["recovery1"]) == ("1", "2 customers sent again")
+    assert parts.watch(now + 1) == Watched()  # a re-send is progress: idle counts again
+    for attempt in (2, 3):
+        now += IDLE_S + 1
+        assert parts.watch(now).recovered == ["r1"], attempt
+    now += IDLE_S + 1
+    assert parts.watch(now).closed == ["r1"]
+    summary = parts.store.run_summaries["r1"]
+    assert (summary["status"], summary["missing"], summary["recoveries"]) == ("incomplete", 2, 3)
+    assert summary["missingCustomerIds"] == [3, 4]
+    assert len(parts.notifier.alerts) == 1 and parts.notifier.alerts[0].severity == "error"
+    assert parts.ledger.lock_holder("org-1") is None
+    assert parts.watch(now + 7200) == Watched()  # closed once
+    assert parts.ledger.record("r1", {"3": synced(3)}) is False  # a late result changes nothing
+
+
+def test_a_resent_customer_completes_the_run(parts: Parts) -> None:
+    open_run(parts, "r1", 5)
+    parts.ledger.record("r1", {str(i): synced(i) for i in range(4)})
+    assert parts.watch(time.time() + IDLE_S + 1).recovered == ["r1"]
+    assert [p["customer"][0] for p in parts.resent["0"]] == [4]
+    assert parts.ledger.record("r1", {"4": synced(4)}) is True  # fires the summary once
+    assert parts.ledger.record("r1", {"4": synced(4)}) is False
+
+
+def test_work_waiting_in_the_broker_is_not_lost(parts: Parts) -> None:
+    open_run(parts, "r1", 10)
+    parts.queued = 3
+    parts.ledger.release_lock("org-1", "r1")
+    assert parts.watch(time.time() + IDLE_S + 1) == Watched()
+    assert parts.ledger.lock_holder("org-1") == "r1"  # the waiting run keeps its org
+    # ... until the stall timeout: then it is closed whatever waits
+    assert parts.watch(time.time() + STALL_S + 1).closed == ["r1"]
+    assert parts.store.run_summaries["r1"]["missing"] == 10
+
+
+def test_a_lost_planner_is_sent_again_with_the_run_id_and_since(parts: Parts) -> None:
+    parts.ledger.acquire_lock("org-1", "r2", 180)
+    parts.ledger.start("r2", "org-1", dryRun=1, since="2026-11-01")
+    parts.store.write_run_summary("r2", {"runId": "r2", "orgId": "org-1", "status": "running"})
+    parts.ledger.claim_planner("r2", stale_s=IDLE_S)
+    assert parts.watch(time.time() + IDLE_S + 1).recovered == ["r2"]
+    assert parts.replans == [("org-1", "r2", True, "2026-11-01")]
+    assert parts.ledger.meta("r2")["recovery1"] == "planning sent again"
+
+
+def test_a_run_whose_summary_was_lost_is_closed_completed(parts: Parts) -> None:
+    open_run(parts, "r3", 2)
+    assert parts.ledger.record("r3", {"0": synced(0), "1": synced(1)}) is True  # fired, lost
+    assert parts.watch(time.time() + IDLE_S + 1).closed == ["r3"]
+    summary = parts.store.run_summaries["r3"]
+    assert (summary["status"], summary["synced"], summary["missing"]) == ("completed", 2, 0)
+    assert len(parts.notifier.alerts) == 1
+
+
+def test_a_run_lost_from_redis_is_planned_again_then_reported(parts: Parts) -> None:
+    started = time.time() - 7200
+    parts.store.write_run_summary(
+        "gone",
+        {"runId": "gone", "orgId": "org-1", "status": "running", "startedAt": started},
     )
-
-
-def test_a_stalled_run_is_closed_incomplete_with_what_it_has(parts) -> None:  # type: ignore[no-untyped-def]
-    store, tracker, notifier = parts
-    tracker.acquire_lock("org-1", "r1", 3600)
-    tracker.start("r1", "org-1")
-    register(store, "r1", 5, time.time())
-    tracker.set_listed("r1", 5)
-    tracker.record("r1", {str(i): synced(i) for i in range(3)})
-    assert run(parts, time.time() + 60) == []  # still fresh
-    assert run(parts, time.time() + 3600) == ["r1"]
-    summary = store.run_summaries["r1"]
-    assert (summary["status"], summary["synced"], summary["missing"]) == ("incomplete", 3, 2)
-    assert len(notifier.alerts) == 1 and notifier.alerts[0].severity == "error"
-    assert tracker.lock_holder("org-1") is None
-    assert run(parts, time.time() + 7200) == []  # closed once
-    # a late result after the close does not fire a second summary
-    assert tracker.record("r1", {"3": synced(3), "4": synced(4)}) is False
-
-
-def test_a_run_lost_from_redis_is_reported(parts) -> None:  # type: ignore[no-untyped-def]
-    store, _, notifier = parts
-    register(store, "gone", 1000, time.time() - 7200)
-    assert run(parts, time.time()) == ["gone"]
-    summary = store.run_summaries["gone"]
+    parts.store.write_run_summary("gone", {"listed": 1000, "since": "full"})
+    now = time.time()
+    assert parts.watch(now, attempts=1).recovered == ["gone"]
+    assert parts.replans == [("org-1", "gone", False, None)]
+    assert parts.watch(now + 1, attempts=1) == Watched()  # a re-plan is progress
+    assert parts.watch(now + IDLE_S + 1, attempts=1).closed == ["gone"]
+    summary = parts.store.run_summaries["gone"]
     assert (summary["status"], summary["missing"]) == ("incomplete", 1000)
     assert "lost from Redis" in summary["error"]
     assert summary["alert"] == {"sent": True}
-    assert len(notifier.alerts) == 1
+    assert len(parts.notifier.alerts) == 1
 
 
-def test_a_finished_run_whose_summary_missed_firestore_is_written(parts) -> None:  # type: ignore[no-untyped-def]
-    store, tracker, notifier = parts
-    tracker.start("r2", "org-1")
-    register(store, "r2", 0, time.time())
-    tracker.finish("r2", "completed", {"runId": "r2", "status": "completed", "listed": 0})
-    assert run(parts, time.time()) == []
-    assert store.run_summaries["r2"]["status"] == "completed"
-    assert notifier.alerts == []
+def test_a_finished_run_whose_summary_missed_firestore_is_written(parts: Parts) -> None:
+    parts.ledger.start("r4", "org-1")
+    parts.store.write_run_summary("r4", {"runId": "r4", "orgId": "org-1", "status": "running"})
+    parts.ledger.finish("r4", "completed", {"runId": "r4", "status": "completed", "listed": 0})
+    assert parts.watch(time.time()) == Watched()
+    assert parts.store.run_summaries["r4"]["status"] == "completed"
+    assert parts.notifier.alerts == []
