@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -58,21 +59,24 @@ class Harness:
         self.queue: list[list[CustomerWork]] = []
         self.summaries: list[dict[str, object]] = []
 
-    def start(self, run_id: str = "r1", sleep=lambda _: None, since=None):  # type: ignore[no-untyped-def]
+    def start(self, run_id: str = "r1", sleep=lambda _: None, since=None, options=OPTIONS):  # type: ignore[no-untyped-def]
         org = OrgRun(self.store.get_org_settings("org-1"), self.alleaves, self.alpine)
         return start_batch(
             RunRequest("org-1", run_id, since=since),
             org,
             store=self.store,
             ledger=self.ledger,
-            options=OPTIONS,
+            options=options,
             dispatch=RunDispatch(
-                enqueue=self.queue.append,
+                enqueue=lambda works: self.enqueue(works),
                 summarize=lambda status: self.summaries.append(self.summarize(run_id, status)),
             ),
             today=TODAY,
             sleep=sleep,
         )
+
+    def enqueue(self, works: list[CustomerWork]) -> None:
+        self.queue.append(works)
 
     def summarize(self, run_id: str, status: str = "completed") -> dict[str, object]:
         return summarize_batch(
@@ -155,6 +159,49 @@ def test_a_second_trigger_while_running_starts_nothing(harness: Harness) -> None
     assert (second.started, second.run_id) == (False, "r1")
     assert sum(len(chunk) for chunk in harness.queue) == 12
     assert harness.ledger.progress("r2").status == "duplicate"
+
+
+class PlannerKilled(BaseException):
+    """The planner's process dying mid-dispatch (nothing in the run catches it)."""
+
+
+def test_a_planner_sent_again_continues_its_run_where_the_dead_one_stopped(
+    harness: Harness,
+) -> None:
+    sent: list[list[CustomerWork]] = []
+
+    def enqueue_then_die(works: list[CustomerWork]) -> None:
+        # as tasks' _enqueue_chunk does: keep the chunk, then publish it; the planner then dies
+        harness.ledger.keep_chunk(
+            "r1", str(works[0].customer.customer_id), [work.to_payload() for work in works]
+        )
+        sent.append(works)
+        raise PlannerKilled
+
+    harness.enqueue = enqueue_then_die  # type: ignore[method-assign]
+    with pytest.raises(PlannerKilled):
+        harness.start("r1")
+    del harness.enqueue
+    # registered before anything was read, in Redis and in Firestore
+    assert harness.store.run_summaries["r1"]["status"] == "running"
+    assert "dispatchedAt" not in harness.ledger.meta("r1")
+    # a planner redelivered while the first still beats plans nothing
+    assert harness.start("r1").message == "run busy"
+    assert harness.queue == []
+    resumed = dataclasses.replace(OPTIONS, planner_stale_s=0.0)  # the first stopped beating
+    again = harness.start("r1", options=resumed)
+    assert (again.started, again.run_id, again.listed) == (True, "r1", 13)
+    first = [w.customer.customer_id for w in sent[0]]
+    rest = [w.customer.customer_id for chunk in harness.queue for w in chunk]
+    assert sorted(first + rest) == list(range(1, 13))  # each customer sent once
+    assert harness.ledger.meta("r1")["planAttempts"] == "2"
+    assert harness.start("r1", options=resumed).message == "run planned"
+    harness.queue.insert(0, sent[0])
+    harness.drain()
+    (summary,) = harness.summaries
+    assert (summary["listed"], summary["missing"], summary["planAttempts"]) == (13, 0, 2)
+    assert len(harness.notifier.alerts) == 1
+    assert harness.start("r1").message == "run r1 has ended"  # a late redelivery
 
 
 def test_bad_credentials_stop_the_run_with_one_alert(harness: Harness) -> None:
