@@ -483,8 +483,11 @@ def redis_answers(url: str) -> bool:
         return False
 
 
-def start_redis_server(port: int | None = None) -> tuple[str, ChildProcess]:
-    """A private, memory-only redis-server on ``port`` (a free one by default) and its URL."""
+def start_redis_server(
+    port: int | None = None, *, aof_dir: Path | None = None
+) -> tuple[str, ChildProcess]:
+    """A private redis-server on ``port`` (a free one by default) and its URL: memory-only, or
+    with ``aof_dir`` persistent as docker-compose.yml runs it (AOF, fsync every second)."""
     server = shutil.which("redis-server")
     if server is None:
         raise StartupError(
@@ -492,7 +495,11 @@ def start_redis_server(port: int | None = None) -> tuple[str, ChildProcess]:
             "redis-server; macOS: brew install redis) or set LOYALTY_REDIS_URL to a running Redis"
         )
     port = port or free_port()
-    argv = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    argv = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    if aof_dir is None:
+        argv += ["--appendonly", "no"]
+    else:
+        argv += ["--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(aof_dir)]
     if _redis_version(server) >= (6, 2):
         # Its process title would overwrite its environment, and with it the marker.
         argv += ["--set-proc-title", "no"]

@@ -202,7 +202,7 @@ def start_batch(
             ledger=ledger,
             options=options,
             dispatch=dispatch,
-            sent=_already_sent(request.run_id, ledger),
+            done=_already_done(request.run_id, ledger),
         )
         ledger.update(request.run_id, dispatchedAt=time.time())
     finally:
@@ -249,17 +249,17 @@ def open_run(
     return None
 
 
-def _already_sent(run_id: str, ledger: RunLedger) -> set[int]:
-    """The customers a resumed run's earlier planner sent or settled (none on a first plan)."""
+def _already_done(run_id: str, ledger: RunLedger) -> set[int]:
+    """The customers of a resumed run that have a result (none on a first plan). The others
+    are sent again, those an earlier planner sent included: its process may have taken their
+    chunks with it (a result comes in once, however many times a customer is sent)."""
     if int(ledger.meta(run_id).get("planAttempts", "1")) <= 1:
         return set()
-    kept = {int(p["customer"][0]) for chunk in ledger.kept_chunks(run_id).values() for p in chunk}
-    done = {
+    return {
         int(result.customer_id)
         for result in ledger.iter_results(run_id)
         if str(result.customer_id).isdecimal()
     }
-    return kept | done
 
 
 def record_start(request: RunRequest, ledger: RunLedger) -> None:
@@ -384,16 +384,16 @@ def _dispatch_plan(
     ledger: RunLedger,
     options: BatchOptions,
     dispatch: RunDispatch,
-    sent: Collection[int] = frozenset(),
+    done: Collection[int] = frozenset(),
 ) -> None:
     """Settle in the plan the customers whose profile would not change (their results recorded
     ``SETTLED_BATCH`` at a time); enqueue the others in chunks of ``options.chunk_size``.
-    Customers in ``sent`` (a resumed run's earlier planner handled them) are passed over."""
+    Customers in ``done`` (a resumed run's customers with a result) are passed over."""
     chunk: list[CustomerWork] = []
     settled: list[SyncResult] = []
     sent_count = settled_count = 0
     for work in plan.work():
-        if work.customer.customer_id in sent:
+        if work.customer.customer_id in done:
             continue
         work = work.with_phone_hash(options.phone_key)
         result = _settled(request, org, work, store=store)

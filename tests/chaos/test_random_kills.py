@@ -24,16 +24,13 @@ import os
 import random
 import re
 import signal
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 
 from loyalty_worker import devstack
 from loyalty_worker.config import Settings
-from loyalty_worker.names import WATCHDOG
 from tests.chaos.helpers import check_run, report, wait_final, wait_until
 from tests.fixtures.pipeline import Stack, running_stack
 
@@ -70,25 +67,6 @@ def phase(stack: Stack, run_id: str) -> str:
     if "listedAt" in meta:
         return "sending"
     return "planning"
-
-
-@pytest.fixture
-def beat(request: pytest.FixtureRequest) -> Iterator[list[Stack]]:
-    """Sends ``loyalty.watchdog`` every ``LOYALTY_REDISPATCH_S`` / 2 to the stack put in the
-    list, as Beat's schedule does (``celeryconfig.beat_schedule``)."""
-    stacks: list[Stack] = []
-    stop = threading.Event()
-
-    def tick() -> None:
-        while not stop.wait(DEFAULTS.redispatch_s / 2):
-            for stack in stacks:
-                stack.celery.send_task(WATCHDOG, queue="loyalty.runs")
-
-    thread = threading.Thread(target=tick, name="beat", daemon=True)
-    thread.start()
-    yield stacks
-    stop.set()
-    thread.join()
 
 
 def reset_org(stack: Stack, org_id: str) -> None:
@@ -159,9 +137,7 @@ def test_a_worker_killed_at_random_moments_costs_each_run_at_most_five_minutes(
             )
 
 
-def _kill_at_random(
-    stack: Stack, run_id: str, task_id: str, aim: str, rng: random.Random
-) -> Kill:
+def _kill_at_random(stack: Stack, run_id: str, task_id: str, aim: str, rng: random.Random) -> Kill:
     """Wait for the run to reach ``aim``, then a random moment within it, and SIGKILL the
     process doing that work; a supervisor starts it again after ``RESTART_AFTER_S``."""
     order = ("planning", "sending", "chunk work", "summarising", "ended")
@@ -172,7 +148,7 @@ def _kill_at_random(
         poll_s=0.002,
     )
     # Planning takes seconds, sending and summarising less than one: a moment within each.
-    within_s = {"planning": 6.0, "sending": 0.3, "chunk work": 15.0, "summarising": 0.05}[aim]
+    within_s = {"planning": 6.0, "sending": 0.3, "chunk work": 4.0, "summarising": 0.05}[aim]
     time.sleep(rng.uniform(0.0, within_s))
     landed = phase(stack, run_id)
     if landed in ("planning", "sending"):

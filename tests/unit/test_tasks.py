@@ -20,11 +20,11 @@ from loyalty_worker import names, tasks
 from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.celery_app import app as celery_app
 from loyalty_worker.config import Settings
-from loyalty_worker.services.heartbeat import Heartbeat
 from loyalty_worker.domain.models import Customer
 from loyalty_worker.errors import TransientError
 from loyalty_worker.services.batch import BatchStart, RunDispatch
 from loyalty_worker.services.customer_inputs import CustomerWork
+from loyalty_worker.services.heartbeat import Heartbeat
 from loyalty_worker.services.retries import Attempt, RetryLater
 from tests.fakes import InMemoryProfileStore, InMemoryRunPhones, RecordingNotifier
 
