@@ -156,10 +156,10 @@ def trigger(stack: Stack, org_id: str, **kwargs: Any) -> tuple[str, AsyncResult]
 
 def watchdog(stack: Stack) -> list[str]:
     """One pass of ``loyalty.watchdog``, sent as Beat sends it; the runs it closed."""
-    closed: list[str] = stack.celery.send_task("loyalty.watchdog", queue="loyalty.runs").get(
-        timeout=60
-    )
-    return closed
+    passed: dict[str, list[str]] = stack.celery.send_task(
+        "loyalty.watchdog", queue="loyalty.runs"
+    ).get(timeout=60)
+    return passed["closed"]
 
 
 def celery_client(redis_url: str) -> Celery:
