@@ -542,7 +542,9 @@ def summarize_batch(
     if "error" in meta:
         summary["error"] = meta["error"]
     # Work the watchdog re-sent (a lost planner, lost chunks), and customers still missing.
-    summary["recoveries"] = int(meta.get("recoveries", 0))
+    recoveries = int(meta.get("recoveries", 0))
+    summary["recoveries"] = recoveries
+    summary["recoveryLog"] = [meta.get(f"recovery{n}", "") for n in range(1, recoveries + 1)]
     summary["planAttempts"] = int(meta.get("planAttempts", 1))
     if missing_ids:
         summary["missingCustomerIds"] = sorted(missing_ids)[:UNOWNED_LISTED]

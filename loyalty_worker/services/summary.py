@@ -173,6 +173,14 @@ def summary_alert(summary: Mapping[str, Any]) -> Alert:
         line = f"{unowned} orders (ids {', '.join(ids[:10])}"
         line += f" and {unowned - 10} more)" if unowned > 10 else ")"
         sections.append(("Malformed orders without a customer", [line]))
+    if summary.get("recoveryLog"):
+        # Work the watchdog sent again after a crash or a lost message.
+        sections.append(("Recovered", [str(line) for line in summary["recoveryLog"]]))
+    missing_ids = summary.get("missingCustomerIds") or ()
+    if missing_ids:
+        line = ", ".join(str(cid) for cid in missing_ids[:20])
+        more = int(summary.get("missing") or 0) - min(len(missing_ids), 20)
+        sections.append(("Missing customers", [line + (f" and {more} more" if more > 0 else "")]))
     if summary.get("error"):
         sections.append(("Error", [str(summary["error"])]))
     severity = "info"

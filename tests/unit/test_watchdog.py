@@ -93,7 +93,11 @@ def test_lost_customers_are_sent_again_then_the_run_closes_naming_them(parts: Pa
     summary = parts.store.run_summaries["r1"]
     assert (summary["status"], summary["missing"], summary["recoveries"]) == ("incomplete", 2, 3)
     assert summary["missingCustomerIds"] == [3, 4]
-    assert len(parts.notifier.alerts) == 1 and parts.notifier.alerts[0].severity == "error"
+    assert summary["recoveryLog"] == ["2 customers sent again"] * 3
+    (alert,) = parts.notifier.alerts
+    assert alert.severity == "error"
+    assert ("Missing customers", ["3, 4"]) in alert.sections
+    assert ("Recovered", ["2 customers sent again"] * 3) in alert.sections
     assert parts.ledger.lock_holder("org-1") is None
     assert parts.watch(now + 7200) == Watched()  # closed once
     assert parts.ledger.record("r1", {"3": synced(3)}) is False  # a late result changes nothing
