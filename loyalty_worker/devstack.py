@@ -273,9 +273,11 @@ class ChildProcess:
         return cls(name, process, log)
 
     def output(self) -> str:
-        self._log.flush()
-        self._log.seek(0)
-        return self._log.read().decode(errors="replace")
+        """Everything the process wrote so far. Read with ``pread``: the child writes through
+        the same open file, so moving its offset (a seek) would make its next lines overwrite
+        the start of the log."""
+        fd = self._log.fileno()
+        return os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")
 
     def wait_for_line(self, pattern: str, *, timeout_s: float) -> re.Match[str]:
         """Wait until the output shows a line matching ``pattern``."""
