@@ -250,27 +250,44 @@ def sign_in(http: httpx.Client) -> None:
         raise RuntimeError(f"sign-in refused: {answer.status_code}")
 
 
-def routes(found: dict[str, Any]) -> list[tuple[str, str, bool]]:
+def cursor_of(http: httpx.Client, path: str, page: int) -> str:
+    """The ``cursor`` query of a list's page ``page``: its JSON route's ``next`` links followed
+    from the first page (lists page by keyset cursor, there is no page number to jump to)."""
+    cursor = ""
+    for _ in range(page - 1):
+        joiner = "&" if "?" in path else "?"
+        answer = http.get(f"{path}{joiner}cursor={cursor}" if cursor else path)
+        answer.raise_for_status()
+        cursor = answer.json()["next"]
+        if cursor is None:
+            raise RuntimeError(f"{path} has fewer than {page} pages")
+    return f"cursor={cursor}"
+
+
+def routes(http: httpx.Client, found: dict[str, Any]) -> list[tuple[str, str, bool]]:
     """(label, path, held to the goal) of every page and JSON route that reads."""
     page = f"/dashboard/orgs/{ORG_ID}"
     api = f"/api/loyalty/orgs/{ORG_ID}"
     run, customer, name = found["run_id"], found["customer_id"], found["name"]
+    age_p2 = cursor_of(http, f"{api}/discrepancies?sort=age", 2)
+    gold_p2 = cursor_of(http, f"{api}/discrepancies?tier=gold", 2)
+    none_p20 = cursor_of(http, f"{api}/no-account", 20)
     return [
         ("page overview", page, True),
         ("page run", f"{page}/runs/{run}", True),
         ("page discrepancies", f"{page}/discrepancies", True),
-        ("page discrepancies by age p2", f"{page}/discrepancies?sort=age&page=2", True),
+        ("page discrepancies by age p2", f"{page}/discrepancies?sort=age&{age_p2}", True),
         ("page no-account", f"{page}/no-account", True),
-        ("page no-account p20", f"{page}/no-account?page=20", True),
+        ("page no-account p20", f"{page}/no-account?{none_p20}", True),
         ("page customers ?q=name", f"{page}/customers?q={name}", True),
         ("page customer", f"{page}/customers/{customer}", True),
         ("page history", f"{page}/customers/{customer}/history", True),
         ("json overview", f"{api}/overview", True),
         ("json run", f"{api}/runs/{run}", True),
         ("json discrepancies", f"{api}/discrepancies", True),
-        ("json discrepancies tier p2", f"{api}/discrepancies?tier=gold&page=2", True),
+        ("json discrepancies tier p2", f"{api}/discrepancies?tier=gold&{gold_p2}", True),
         ("json no-account", f"{api}/no-account", True),
-        ("json no-account p20", f"{api}/no-account?page=20", True),
+        ("json no-account p20", f"{api}/no-account?{none_p20}", True),
         ("json customers ?q=id", f"{api}/customers?q={customer}", True),
         ("json customers ?q=name", f"{api}/customers?q={name}", True),
         ("json customer", f"{api}/customers/{customer}", True),
@@ -286,7 +303,7 @@ def time_routes(
     rows = []
     with httpx.Client(base_url=base_url, timeout=60.0) as http:
         sign_in(http)
-        for label, path, held in routes(found):
+        for label, path, held in routes(http, found):
             timings: list[float] = []
             status = 0
             budget = time.monotonic() + BUDGET_S

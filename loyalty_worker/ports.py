@@ -390,8 +390,9 @@ class RunPhones(Protocol):
 class DashboardStore(Protocol):
     """What the dashboard reads from (and the review state it keeps in) Firestore.
 
-    Counts and sums come from aggregation queries, lists from equality queries with a limit, so
-    no page reads every profile of an org.
+    Counts and sums come from aggregation queries, lists from equality queries with a limit or
+    from ordered queries read a page at a time (keyset cursors), so no page reads every
+    profile of an org.
     """
 
     def list_org_ids(self) -> list[str]:
@@ -412,6 +413,35 @@ class DashboardStore(Protocol):
         """Up to ``limit`` profiles of the org whose ``field`` is one of ``values``."""
         ...
 
+    def page_profiles(
+        self,
+        org_id: str,
+        equals: Mapping[str, Any],
+        order: Sequence[tuple[str, bool]],
+        *,
+        after: Sequence[Any] | None = None,
+        limit: int,
+        fields: Sequence[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Up to ``limit`` profiles of the org whose fields equal ``equals``, ordered by the
+        ``order`` fields (each ``(field, descending)``; the last one unique within the org, such
+        as ``alleavesCustomerId``), starting after the profile whose order fields hold
+        ``after`` (a keyset cursor); only their top-level ``fields`` when given. A profile
+        without one of the order fields is left out, as Firestore leaves it out of an ordered
+        query."""
+        ...
+
+    def count_matching(self, org_id: str, equals: Mapping[str, Any]) -> int:
+        """How many profiles of the org have every field of ``equals`` equal to its value."""
+        ...
+
+    def read_profiles(
+        self, org_id: str, customer_ids: Sequence[int], fields: Sequence[str] | None = None
+    ) -> dict[int, dict[str, Any]]:
+        """The profiles of ``customer_ids`` that exist, by customer id (batched reads); only
+        their top-level ``fields`` when given."""
+        ...
+
     def get_profile(self, org_id: str, customer_id: int) -> dict[str, Any] | None:
         """One profile, or None."""
         ...
@@ -424,8 +454,19 @@ class DashboardStore(Protocol):
         """A customer's loyalty history entries, newest first."""
         ...
 
-    def get_reviews(self, org_id: str) -> dict[int, dict[str, Any]]:
-        """The org's discrepancy reviews by customer id."""
+    def get_reviews(
+        self,
+        org_id: str,
+        *,
+        state: str | None = None,
+        customer_ids: Sequence[int] | None = None,
+    ) -> dict[int, dict[str, Any]]:
+        """The org's discrepancy reviews by customer id: those stored in ``state`` when given,
+        of ``customer_ids`` when given (batched queries), else all of them."""
+        ...
+
+    def count_reviews(self, org_id: str, equals: Mapping[str, Any]) -> int:
+        """How many of the org's reviews have every field of ``equals`` equal to its value."""
         ...
 
     def get_review(self, org_id: str, customer_id: int) -> dict[str, Any] | None:

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from loyalty_worker.adapters.wire import AlpineLoyalty, parse_customer, parse_order
@@ -615,6 +615,28 @@ class EncodingProfileStore(InMemoryProfileStore):
 # --- The dashboard's ports -----------------------------------------------------------------------
 
 
+def _firestore_rank(value: Any) -> tuple[int, Any]:
+    """A value as Firestore orders it: by type (null, booleans, numbers, timestamps, strings),
+    then by value."""
+    if value is None:
+        return (0, 0)
+    if isinstance(value, bool):
+        return (1, value)
+    if isinstance(value, int | float):
+        return (2, value)
+    if isinstance(value, datetime):
+        return (3, value.timestamp())
+    if isinstance(value, str):
+        return (4, value)
+    return (5, 0)
+
+
+def _only(document: Mapping[str, Any], fields: Sequence[str] | None) -> dict[str, Any]:
+    """A copy of the document, only its top-level ``fields`` when given (a projection)."""
+    kept = document if fields is None else {k: v for k, v in document.items() if k in fields}
+    return copy.deepcopy(dict(kept))
+
+
 class InMemoryDashboardStore:
     """``DashboardStore`` over a ``QueryableProfileStore``'s profiles and run summaries, plus
     reviews, their audit and the profiles' history kept here."""
@@ -625,6 +647,7 @@ class InMemoryDashboardStore:
         self.audit: dict[str, list[dict[str, Any]]] = {}
         self.history: dict[str, list[dict[str, Any]]] = {}
         self.error: Exception | None = None
+        self.page_reads = 0  # ordered reads (page_profiles) made
 
     def _check(self) -> None:
         if self.error is not None:
@@ -652,6 +675,53 @@ class InMemoryDashboardStore:
         found = [copy.deepcopy(p) for p in self._org(org_id) if p.get(field) in list(values)]
         return found[:limit]
 
+    def count_matching(self, org_id: str, equals: Mapping[str, Any]) -> int:
+        self._check()
+        return sum(1 for p in self._org(org_id) if all(p.get(f) == v for f, v in equals.items()))
+
+    def page_profiles(
+        self,
+        org_id: str,
+        equals: Mapping[str, Any],
+        order: Sequence[tuple[str, bool]],
+        *,
+        after: Sequence[Any] | None = None,
+        limit: int,
+        fields: Sequence[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        self._check()
+        self.page_reads += 1
+        found = [
+            p
+            for p in self._org(org_id)
+            if all(f in p and p[f] == v for f, v in equals.items())
+            and all(f in p for f, _ in order)
+        ]
+        for field, descending in reversed(order):  # stable sorts, the last field first
+            found.sort(key=lambda p: _firestore_rank(p[field]), reverse=descending)
+        if after is not None:
+            start = [_firestore_rank(v) for v in after]
+
+            def later(p: dict[str, Any]) -> bool:
+                for (field, descending), at in zip(order, start, strict=True):
+                    mine = _firestore_rank(p[field])
+                    if mine != at:
+                        return (mine > at) != descending
+                return False
+
+            found = [p for p in found if later(p)]
+        return [_only(p, fields) for p in found[:limit]]
+
+    def read_profiles(
+        self, org_id: str, customer_ids: Sequence[int], fields: Sequence[str] | None = None
+    ) -> dict[int, dict[str, Any]]:
+        self._check()
+        return {
+            cid: _only(document, fields)
+            for cid in customer_ids
+            if (document := self.get_profile(org_id, cid)) is not None
+        }
+
     def get_profile(self, org_id: str, customer_id: int) -> dict[str, Any] | None:
         self._check()
         document = self.base.profiles.get(profile_id(org_id, customer_id))
@@ -672,13 +742,30 @@ class InMemoryDashboardStore:
         entries = self.history.get(profile_id(org_id, customer_id), [])
         return copy.deepcopy(list(reversed(entries))[:limit])
 
-    def get_reviews(self, org_id: str) -> dict[int, dict[str, Any]]:
+    def get_reviews(
+        self,
+        org_id: str,
+        *,
+        state: str | None = None,
+        customer_ids: Sequence[int] | None = None,
+    ) -> dict[int, dict[str, Any]]:
         self._check()
+        wanted = None if customer_ids is None else set(customer_ids)
         return {
             int(r["customerId"]): copy.deepcopy(r)
             for r in self.reviews.values()
             if r.get("orgId") == org_id
+            and (state is None or r.get("state") == state)
+            and (wanted is None or r.get("customerId") in wanted)
         }
+
+    def count_reviews(self, org_id: str, equals: Mapping[str, Any]) -> int:
+        self._check()
+        return sum(
+            1
+            for r in self.reviews.values()
+            if r.get("orgId") == org_id and all(f in r and r[f] == v for f, v in equals.items())
+        )
 
     def get_review(self, org_id: str, customer_id: int) -> dict[str, Any] | None:
         self._check()

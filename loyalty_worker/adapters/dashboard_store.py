@@ -7,14 +7,21 @@ Documents it adds beside Markitbot's profiles (never inside them):
   when), with the subcollection ``audit/{entry}``: one document per change (who, when, from, to).
 - reads ``customers/{orgId}_{id}/loyalty_history`` (written by ``FirestoreProfileStore``).
 
-Counts and sums are aggregation queries (Firestore counts server-side); lists are equality
-queries with a limit. Runs are read by an equality query and sorted here: no composite index.
+Counts and sums are aggregation queries (Firestore counts server-side); short lists are
+equality queries with a limit; the long ones (discrepancies, no Alpine IQ account) are ordered
+queries read a page at a time from a keyset cursor (``start_after``), each served by a composite
+index of ``firestore.indexes.json``. Where one is not deployed, Firestore refuses the ordered
+query: the store logs a warning once and reads the first ``FALLBACK_SCAN`` profiles of the
+equality query instead, ordered here (enough for a small org). Runs likewise, with their own
+index and fallback.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from datetime import datetime
+from functools import cmp_to_key
 from typing import Any
 
 from google.api_core import exceptions as api_exceptions
@@ -36,6 +43,11 @@ REVIEWS = "loyalty_reviews"
 AUDIT = "audit"
 # An org's runs read to find its latest ones (sorted here, newest first).
 RUN_SCAN_LIMIT = 500
+# Profiles read by equality alone, then ordered here, when an ordered query lacks its index.
+FALLBACK_SCAN = 5000
+# Profiles per batched read (``get_all``), values per "in" filter (Firestore's limit).
+READ_CHUNK = 300
+IN_LIMIT = 30
 
 
 class FirestoreDashboardStore:
@@ -45,6 +57,7 @@ class FirestoreDashboardStore:
         self._client = client
         self._timeout_s = timeout_s
         self._ordered_runs = True  # False once Firestore says the index is missing
+        self._unindexed: set[tuple[tuple[str, ...], tuple[tuple[str, bool], ...]]] = set()
 
     def list_org_ids(self) -> list[str]:
         return FirestoreProfileStore(self._client, timeout_s=self._timeout_s).list_org_ids()
@@ -79,6 +92,77 @@ class FirestoreDashboardStore:
                         found.append(document)
             if len(found) >= limit:
                 break
+        return found
+
+    def count_matching(self, org_id: str, equals: Mapping[str, Any]) -> int:
+        query = self._org_profiles(org_id)
+        for field, value in equals.items():
+            query = query.where(filter=FieldFilter(field, "==", value))
+        with _translate_errors(f"count profiles of org {org_id}"):
+            results = query.count(alias="n").get(timeout=self._timeout_s)
+        return int(_aggregate(results, "n"))
+
+    def page_profiles(
+        self,
+        org_id: str,
+        equals: Mapping[str, Any],
+        order: Sequence[tuple[str, bool]],
+        *,
+        after: Sequence[Any] | None = None,
+        limit: int,
+        fields: Sequence[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        query = self._org_profiles(org_id)
+        for field, value in equals.items():
+            query = query.where(filter=FieldFilter(field, "==", value))
+        if fields is not None:  # the order fields too: the fallback orders by them
+            query = query.select(sorted({*fields, *(field for field, _ in order)}))
+        shape = (tuple(sorted(equals)), tuple(order))
+        if shape not in self._unindexed:
+            ordered = query
+            for field, descending in order:
+                direction = firestore.Query.DESCENDING if descending else firestore.Query.ASCENDING
+                ordered = ordered.order_by(field, direction=direction)
+            if after is not None:
+                ordered = ordered.start_after(
+                    {field: value for (field, _), value in zip(order, after, strict=True)}
+                )
+            with _translate_errors(f"list profiles of org {org_id}"):
+                try:
+                    return _documents(ordered.limit(limit).stream(timeout=self._timeout_s))
+                except api_exceptions.FailedPrecondition:
+                    self._unindexed.add(shape)
+                    log.warning(
+                        "customers lacks the composite index (orgId, %s, %s): see "
+                        "firestore.indexes.json; ordering the first %d profiles here",
+                        ", ".join(sorted(equals)),
+                        ", ".join(f"{f} {'desc' if d else 'asc'}" for f, d in order),
+                        FALLBACK_SCAN,
+                    )
+        with _translate_errors(f"list profiles of org {org_id}"):
+            found = _documents(query.limit(FALLBACK_SCAN).stream(timeout=self._timeout_s))
+        return order_page(found, order, after=after, limit=limit)
+
+    def read_profiles(
+        self, org_id: str, customer_ids: Sequence[int], fields: Sequence[str] | None = None
+    ) -> dict[int, dict[str, Any]]:
+        profiles = self._client.collection(PROFILES)
+        found: dict[int, dict[str, Any]] = {}
+        for start in range(0, len(customer_ids), READ_CHUNK):
+            chunk = customer_ids[start : start + READ_CHUNK]
+            references = [profiles.document(profile_id(org_id, cid)) for cid in chunk]
+            with _translate_errors(f"read profiles of org {org_id}"):
+                snapshots = list(
+                    self._client.get_all(
+                        references,
+                        field_paths=None if fields is None else [*fields, "orgId"],
+                        timeout=self._timeout_s,
+                    )
+                )
+            for snapshot in snapshots:
+                document = snapshot.to_dict() if snapshot.exists else None
+                if document is not None and document.get("orgId") == org_id:
+                    found[int(snapshot.id.rsplit("_", 1)[1])] = document
         return found
 
     def get_profile(self, org_id: str, customer_id: int) -> dict[str, Any] | None:
@@ -125,13 +209,37 @@ class FirestoreDashboardStore:
                 if (document := snapshot.to_dict()) is not None
             ]
 
-    def get_reviews(self, org_id: str) -> dict[int, dict[str, Any]]:
+    def get_reviews(
+        self,
+        org_id: str,
+        *,
+        state: str | None = None,
+        customer_ids: Sequence[int] | None = None,
+    ) -> dict[int, dict[str, Any]]:
         query = self._client.collection(REVIEWS).where(filter=FieldFilter("orgId", "==", org_id))
-        with _translate_errors(f"read reviews of org {org_id}"):
-            documents = [
-                snapshot.to_dict() or {} for snapshot in query.stream(timeout=self._timeout_s)
+        if state is not None:
+            query = query.where(filter=FieldFilter("state", "==", state))
+        queries = [query]
+        if customer_ids is not None:  # "in" takes up to 30 values
+            ids = list(customer_ids)
+            queries = [
+                query.where(filter=FieldFilter("customerId", "in", ids[start : start + IN_LIMIT]))
+                for start in range(0, len(ids), IN_LIMIT)
             ]
+        documents: list[dict[str, Any]] = []
+        with _translate_errors(f"read reviews of org {org_id}"):
+            for each in queries:
+                documents += _documents(each.stream(timeout=self._timeout_s))
         return {int(d["customerId"]): d for d in documents if "customerId" in d}
+
+    def count_reviews(self, org_id: str, equals: Mapping[str, Any]) -> int:
+        query: Any = self._client.collection(REVIEWS)
+        query = query.where(filter=FieldFilter("orgId", "==", org_id))
+        for field, value in equals.items():
+            query = query.where(filter=FieldFilter(field, "==", value))
+        with _translate_errors(f"count reviews of org {org_id}"):
+            results = query.count(alias="n").get(timeout=self._timeout_s)
+        return int(_aggregate(results, "n"))
 
     def get_review(self, org_id: str, customer_id: int) -> dict[str, Any] | None:
         reference = self._client.collection(REVIEWS).document(profile_id(org_id, customer_id))
@@ -161,6 +269,59 @@ class FirestoreDashboardStore:
             ]
         entries.sort(key=lambda entry: str(entry.get("at", "")))
         return entries
+
+
+def _documents(snapshots: Any) -> list[dict[str, Any]]:
+    return [document for snapshot in snapshots if (document := snapshot.to_dict()) is not None]
+
+
+def _rank(value: Any) -> tuple[int, Any]:
+    """A value as Firestore orders it: by type first (null, booleans, numbers, timestamps,
+    strings, then the rest by type only)."""
+    if value is None:
+        return (0, 0)
+    if isinstance(value, bool):
+        return (1, value)
+    if isinstance(value, int | float):
+        return (2, value)
+    if isinstance(value, datetime):
+        return (3, value.timestamp())
+    if isinstance(value, str):
+        return (4, value)
+    return (5, 0)
+
+
+def order_page(
+    documents: Sequence[Mapping[str, Any]],
+    order: Sequence[tuple[str, bool]],
+    *,
+    after: Sequence[Any] | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """What an ordered query with ``start_after(after)`` and ``limit`` answers, worked out
+    from the unordered documents: those lacking an order field left out."""
+
+    def compare(left: Sequence[tuple[int, Any]], right: Sequence[tuple[int, Any]]) -> int:
+        for (_, descending), a, b in zip(order, left, right, strict=True):
+            if a != b:
+                return (-1 if a < b else 1) * (-1 if descending else 1)
+        return 0
+
+    rows: list[tuple[list[tuple[int, Any]], dict[str, Any]]] = [
+        ([_rank(document[field]) for field, _ in order], dict(document))
+        for document in documents
+        if all(field in document for field, _ in order)
+    ]
+    Row = tuple[list[tuple[int, Any]], dict[str, Any]]
+
+    def compare_rows(x: Row, y: Row) -> int:
+        return compare(x[0], y[0])
+
+    rows.sort(key=cmp_to_key(compare_rows))
+    if after is not None:
+        start = [_rank(value) for value in after]
+        rows = [row for row in rows if compare(row[0], start) > 0]
+    return [document for _, document in rows[:limit]]
 
 
 def _with_ids(snapshots: Any) -> list[dict[str, Any]]:

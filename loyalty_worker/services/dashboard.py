@@ -6,14 +6,22 @@ them (``DashboardStore.write_review``), with one audit entry per change. A revie
 discrepancy it was made at: when a later sync changes that customer's discrepancy the entry
 reads ``open`` again, and when a later run finds the sources agree it reads ``resolved`` with
 outcome ``matched``; ``settle_reviews`` stores those changes, each with its audit entry by
-``sync``, the next time the list is read.
+``sync``, when the customer's row is next listed (or the list of the state it was stored in is
+next read).
+
+The long lists page by keyset cursor (``PageCursor``): ordered queries from where the last page
+ended, never an offset, with totals from aggregation counts.
 """
 
 from __future__ import annotations
 
+import base64
 import csv
+import heapq
 import io
-from collections.abc import Iterable, Mapping, Sequence
+import itertools
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -41,15 +49,28 @@ DISCREPANCY_STATUSES = (
 NO_ACCOUNT = ReconciliationStatus.NO_ALPINE_ACCOUNT.value
 STATUSES = tuple(status.value for status in ReconciliationStatus)
 REVIEW_STATES = ("open", "acknowledged", "resolved")
+REVIEWED_STATES = ("acknowledged", "resolved")
 OUTCOMES = ("fixed", "expected", "no_action", "false_positive")
 AUTO_OUTCOME = "matched"
 SORTS = ("size", "age")
 RECENT_RUNS = 30
 LISTED_RUNS = 10
 PAGE_SIZE = 50
-# Discrepancies read for one list (sorted and filtered here: no composite index needed).
-MAX_DISCREPANCIES = 5000
-MAX_CSV_ROWS = 100_000
+# A list's later batches (and the CSV's) read up to this many profiles at once.
+STREAM_BATCH = 500
+CSV_CHUNK_ROWS = 500
+# A page cursor keeps the way back this many pages; its keys have this many values per sort.
+MAX_TRAIL = 30
+MAX_PAGE = 1_000_000
+NO_ACCOUNT_SORT = "id"
+KEY_LENGTH = {"size": 2, "age": 2, NO_ACCOUNT_SORT: 1}
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The profile fields a list's rows show (read alone: a profile's ledger is most of its size).
+DISCREPANCY_FIELDS = (
+    "alleavesCustomerId", "loyaltyStatus", "tier", "pointsFromOrders", "pointsFromAlpine",
+    "loyaltyDiscrepancy", "pointsLastCalculated",
+)  # fmt: skip
+NO_ACCOUNT_FIELDS = ("alleavesCustomerId", "phone", "pointsFromOrders", "loyaltyOrders", "tier")
 HISTORY_LIMIT = 100
 # Reads of one page sent at once (the overview's counts).
 READ_THREADS = 8
@@ -300,6 +321,91 @@ def run_page(
     }
 
 
+# --- Pages of a list: keyset cursors ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PageCursor:
+    """Where a page of a list starts, as an opaque token for the URL (keyset pagination: no
+    page reads the rows before it). ``trail`` holds the sort keys of the last row of the pages
+    before it, the latest last: the page starts after ``trail[-1]``, and the earlier ones lead
+    back (the last ``MAX_TRAIL`` are kept; past them only the first page is linked)."""
+
+    sort: str
+    page: int = 1
+    trail: tuple[tuple[int, ...], ...] = ()
+
+    @property
+    def after(self) -> tuple[int, ...] | None:
+        return self.trail[-1] if self.trail else None
+
+    def next(self, last: tuple[int, ...]) -> PageCursor:
+        return PageCursor(self.sort, self.page + 1, (*self.trail, last)[-MAX_TRAIL:])
+
+    def prev(self) -> PageCursor | None:
+        if self.page <= 1:
+            return None
+        if self.page == 2:
+            return PageCursor(self.sort)
+        if len(self.trail) < 2:  # the way back was longer than the trail kept
+            return None
+        return PageCursor(self.sort, self.page - 1, self.trail[:-1])
+
+    def encode(self) -> str:
+        body = json.dumps(
+            [self.sort, self.page, [list(key) for key in self.trail]], separators=(",", ":")
+        )
+        return base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str, sort: str) -> PageCursor:
+        """The cursor of ``token``; ValueError for a token that is not one of ``sort``'s."""
+        try:
+            padded = token + "=" * (-len(token) % 4)
+            found = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        except (ValueError, UnicodeError) as exc:
+            raise ValueError("not a page cursor") from exc
+        if not (isinstance(found, list) and len(found) == 3 and found[0] == sort):
+            raise ValueError("not a page cursor of this list")
+        page, trail = found[1], found[2]
+        if not (_is_int(page) and 1 <= page <= MAX_PAGE and isinstance(trail, list)):
+            raise ValueError("not a page cursor")
+        if len(trail) > MAX_TRAIL or len(trail) > page - 1 or (page > 1 and not trail):
+            raise ValueError("not a page cursor")
+        keys = []
+        for key in trail:
+            if not (
+                isinstance(key, list)
+                and len(key) == KEY_LENGTH[sort]
+                and all(_is_key_value(value) for value in key)
+            ):
+                raise ValueError("not a page cursor")
+            keys.append(tuple(key))
+        return cls(sort, page, tuple(keys))
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_key_value(value: object) -> bool:
+    return _is_int(value) and -(2**63) <= value < 2**63  # type: ignore[operator]
+
+
+def page_links(
+    cursor: PageCursor | None, sort: str, last: tuple[int, ...] | None
+) -> dict[str, Any]:
+    """``page``, and the ``next``/``prev`` cursors (null: no such page) of a page whose last
+    row has the sort key ``last`` (None: the list ends on this page)."""
+    here = cursor or PageCursor(sort)
+    prev = here.prev()
+    return {
+        "page": here.page,
+        "next": here.next(last).encode() if last is not None else None,
+        "prev": prev.encode() if prev is not None else None,
+    }
+
+
 # --- Discrepancies to review ------------------------------------------------------------------
 
 
@@ -338,11 +444,17 @@ def effective_review(
     return {**review, "state": "open", "outcome": None, "comment": None}
 
 
+def _opened(profile: Mapping[str, Any], review: Mapping[str, Any] | None) -> datetime | None:
+    """Since when a discrepancy is open: its review's ``openedAt``, else when the profile was
+    last calculated."""
+    return _stamp((review or {}).get("openedAt")) or _stamp(profile.get("pointsLastCalculated"))
+
+
 def _review_row(
     profile: Mapping[str, Any], review: Mapping[str, Any], now: datetime
 ) -> dict[str, Any]:
     discrepancy = int(profile.get("loyaltyDiscrepancy") or 0)
-    opened = _stamp(review.get("openedAt")) or _stamp(profile.get("pointsLastCalculated"))
+    opened = _opened(profile, review)
     return {
         "customerId": int(profile.get("alleavesCustomerId") or 0),
         "status": profile.get("loyaltyStatus"),
@@ -359,93 +471,286 @@ def _review_row(
 
 @dataclass(frozen=True, slots=True)
 class ReviewFilter:
+    """A discrepancy list's filter, order and page: the same for its page, its JSON route and
+    its CSV (which ignores the page)."""
+
     status: str | None = None
     tier: str | None = None
     state: str | None = "open"
     sort: str = "size"
-    page: int = 1
+    cursor: PageCursor | None = None
     page_size: int = PAGE_SIZE
+
+    @property
+    def page(self) -> int:
+        return self.cursor.page if self.cursor is not None else 1
+
+    def query(self) -> dict[str, str]:
+        """The filter as URL query parameters (the page left out)."""
+        shown = {
+            "status": self.status,
+            "tier": self.tier,
+            "state": self.state or "all",
+            "sort": self.sort,
+        }
+        return {k: v for k, v in shown.items() if v}
+
+
+def _review_change(
+    profile: Mapping[str, Any] | None, review: Mapping[str, Any], now: datetime
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The stored change (and its audit entry by ``sync``) that brings a review to how it reads
+    now, if it reads otherwise."""
+    current = effective_review(profile, review)
+    if current.get("state") == review.get("state") and current.get("outcome") == review.get(
+        "outcome"
+    ):
+        return None
+    change = {
+        "state": current["state"],
+        "outcome": current.get("outcome"),
+        "comment": None,
+        "discrepancy": (profile or {}).get("loyaltyDiscrepancy"),
+        "loyaltyStatus": (profile or {}).get("loyaltyStatus"),
+        "tier": (profile or {}).get("tier"),
+        "updatedAt": now.isoformat(),
+        "updatedBy": "sync",
+    }
+    if current["state"] == "open":
+        change["openedAt"] = now.isoformat()
+    audit = {
+        "at": now.isoformat(),
+        "by": "sync",
+        "from": review.get("state"),
+        "to": current["state"],
+        "outcome": current.get("outcome"),
+    }
+    return change, audit
 
 
 def settle_reviews(
     org_id: str,
-    profiles: Mapping[int, Mapping[str, Any]],
+    profiles: Mapping[int, Mapping[str, Any] | None],
     reviews: Mapping[int, Mapping[str, Any]],
     store: DashboardStore,
     *,
     now: datetime,
-) -> None:
+) -> dict[int, dict[str, Any]]:
     """Store the review changes the syncs made (re-opened, or resolved as matched), each with
-    its audit entry by ``sync``."""
+    its audit entry by ``sync``; ``profiles`` holds the reviewed customers' profiles (None or
+    missing: no profile). Returns the reviews as they read now."""
+    settled: dict[int, dict[str, Any]] = {}
     for customer_id, review in reviews.items():
         profile = profiles.get(customer_id)
-        if profile is None and review.get("state") != "resolved":
-            profile = store.get_profile(org_id, customer_id)
-        current = effective_review(profile, review)
-        if current.get("state") == review.get("state") and current.get("outcome") == review.get(
-            "outcome"
-        ):
+        found = _review_change(profile, review, now)
+        if found is None:
+            settled[customer_id] = dict(review)
             continue
-        change = {
-            "state": current["state"],
-            "outcome": current.get("outcome"),
-            "comment": None,
-            "discrepancy": (profile or {}).get("loyaltyDiscrepancy"),
-            "loyaltyStatus": (profile or {}).get("loyaltyStatus"),
-            "updatedAt": now.isoformat(),
-            "updatedBy": "sync",
-        }
-        if current["state"] == "open":
-            change["openedAt"] = now.isoformat()
-        audit = {
-            "at": now.isoformat(),
-            "by": "sync",
-            "from": review.get("state"),
-            "to": current["state"],
-            "outcome": current.get("outcome"),
-        }
+        change, audit = found
         store.write_review(org_id, customer_id, change, audit)
+        settled[customer_id] = {**review, **change}
+    return settled
+
+
+Key = tuple[int, int]
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - EPOCH) // timedelta(microseconds=1)
+
+
+def _sort_key(sort: str, profile: Mapping[str, Any]) -> Key:
+    """Where a discrepancy goes in its list: the largest gap first (``size``), or the one
+    unchanged the longest first (``age``: by when the profile was last calculated, to the
+    microsecond, so that a cursor gives the stamp back exactly); then by customer id."""
+    customer_id = int(profile.get("alleavesCustomerId") or 0)
+    if sort == "size":
+        return (-abs(int(profile.get("loyaltyDiscrepancy") or 0)), customer_id)
+    calculated = _stamp(profile.get("pointsLastCalculated"))
+    return (_micros(calculated) if calculated else 0, customer_id)
+
+
+def _cursor_key(sort: str, key: tuple[int, ...]) -> Key:
+    """A cursor's stored key as a sort key (``size`` stores the gap positive)."""
+    first, customer = key
+    return (-first, customer) if sort == "size" else (first, customer)
+
+
+def _stored_key(sort: str, key: Key) -> tuple[int, ...]:
+    return (-key[0], key[1]) if sort == "size" else key
+
+
+def _in_scope(profile: Mapping[str, Any] | None, flt: ReviewFilter) -> bool:
+    if profile is None or profile.get("loyaltyStatus") not in DISCREPANCY_STATUSES:
+        return False
+    return (flt.status is None or profile.get("loyaltyStatus") == flt.status) and (
+        flt.tier is None or profile.get("tier") == flt.tier
+    )
+
+
+def _statuses(flt: ReviewFilter) -> tuple[str, ...]:
+    return (flt.status,) if flt.status is not None else DISCREPANCY_STATUSES
+
+
+def _after(flt: ReviewFilter) -> Key | None:
+    if flt.cursor is None or flt.cursor.after is None:
+        return None
+    return _cursor_key(flt.sort, flt.cursor.after)
+
+
+def _profile_stream(
+    org_id: str,
+    store: DashboardStore,
+    flt: ReviewFilter,
+    status: str,
+    after: Key | None,
+    now: datetime,
+) -> Iterator[tuple[Key, dict[str, Any]]]:
+    """The discrepancies of one status in the list's order, from ``after`` on, with their
+    review state: an ordered Firestore query read in growing batches (the first one a page
+    and one), each batch's reviews read by customer id (those that changed settled)."""
+    equals: dict[str, Any] = {"loyaltyStatus": status}
+    if flt.tier is not None:
+        equals["tier"] = flt.tier
+    if flt.sort == "size":
+        # alpine_higher gaps are positive, calculated_higher ones negative: largest first is
+        # descending for the one, ascending for the other.
+        sign = 1 if status == ReconciliationStatus.ALPINE_HIGHER.value else -1
+        order = (("loyaltyDiscrepancy", sign > 0), ("alleavesCustomerId", False))
+        start: tuple[Any, ...] | None = None if after is None else (-after[0] * sign, after[1])
+    else:
+        order = (("pointsLastCalculated", False), ("alleavesCustomerId", False))
+        start = None if after is None else (EPOCH + timedelta(microseconds=after[0]), after[1])
+    batch = flt.page_size + 1
+    while True:
+        found = store.page_profiles(
+            org_id, equals, order, after=start, limit=batch, fields=DISCREPANCY_FIELDS
+        )
+        ids = [int(p.get("alleavesCustomerId") or 0) for p in found]
+        reviews = store.get_reviews(org_id, customer_ids=ids) if ids else {}
+        settled = settle_reviews(
+            org_id, dict(zip(ids, found, strict=True)), reviews, store, now=now
+        )
+        for customer_id, profile in zip(ids, found, strict=True):
+            key = _sort_key(flt.sort, profile)
+            if after is not None and key <= after:  # a stamp stored as another type
+                continue
+            row = _review_row(profile, effective_review(profile, settled.get(customer_id)), now)
+            if flt.state is None or row["state"] == flt.state:
+                yield key, row
+        if len(found) < batch:
+            return
+        start = tuple(found[-1].get(field) for field, _ in order)
+        batch = min(batch * 2, STREAM_BATCH)
+
+
+def _reviewed_rows(
+    org_id: str, store: DashboardStore, flt: ReviewFilter, now: datetime
+) -> list[tuple[Key, dict[str, Any]]]:
+    """Every row of an ``acknowledged`` or ``resolved`` list, in its order: the reviews stored
+    in that state (their number grows with the admins' work, not with the org) with their
+    customers' profiles, those that changed settled."""
+    assert flt.state is not None
+    reviews = store.get_reviews(org_id, state=flt.state)
+    profiles = store.read_profiles(org_id, sorted(reviews), DISCREPANCY_FIELDS) if reviews else {}
+    settled = settle_reviews(org_id, profiles, reviews, store, now=now)
+    rows = []
+    for customer_id, review in settled.items():
+        profile = profiles.get(customer_id)
+        if profile is None or not _in_scope(profile, flt):
+            continue
+        row = _review_row(profile, effective_review(profile, review), now)
+        if row["state"] == flt.state:
+            rows.append((_sort_key(flt.sort, profile), row))
+    rows.sort(key=lambda item: item[0])
+    return rows
+
+
+def discrepancy_rows(
+    org_id: str, store: DashboardStore, flt: ReviewFilter, *, now: datetime
+) -> Iterator[tuple[Key, dict[str, Any]]]:
+    """The filter's rows in its order, from its cursor on, each with its sort key."""
+    after = _after(flt)
+    if flt.state in REVIEWED_STATES:
+        return iter(
+            [
+                item
+                for item in _reviewed_rows(org_id, store, flt, now)
+                if after is None or item[0] > after
+            ]
+        )
+    streams = [_profile_stream(org_id, store, flt, status, after, now) for status in _statuses(flt)]
+    return heapq.merge(*streams, key=lambda item: item[0])
+
+
+def _open_total(
+    org_id: str, store: DashboardStore, flt: ReviewFilter, pool: ThreadPoolExecutor
+) -> Future[int]:
+    """The discrepancies of the filter (aggregation counts, one a status); for the open list,
+    less the reviews stored acknowledged or resolved at one of those statuses (and tier)."""
+    scope = {"tier": flt.tier} if flt.tier else {}
+    counts = [
+        pool.submit(store.count_matching, org_id, {"loyaltyStatus": status, **scope})
+        for status in _statuses(flt)
+    ]
+    closed = []
+    if flt.state == "open":
+        closed = [
+            pool.submit(
+                store.count_reviews,
+                org_id,
+                {"state": state, "loyaltyStatus": status, **scope},
+            )
+            for state in REVIEWED_STATES
+            for status in _statuses(flt)
+        ]
+
+    def total() -> int:
+        return sum(c.result() for c in counts) - sum(c.result() for c in closed)
+
+    return pool.submit(total)
 
 
 def discrepancies(
     org_id: str, store: DashboardStore, flt: ReviewFilter, *, now: datetime
 ) -> dict[str, Any]:
-    """Customers whose balances differ beyond the threshold, with their review state."""
-    profiles = {
-        int(p.get("alleavesCustomerId") or 0): p
-        for p in store.list_profiles(
-            org_id, "loyaltyStatus", DISCREPANCY_STATUSES, limit=MAX_DISCREPANCIES
-        )
-    }
-    reviews = store.get_reviews(org_id)
-    settle_reviews(org_id, profiles, reviews, store, now=now)
-    rows = [
-        _review_row(profile, effective_review(profile, reviews.get(cid)), now)
-        for cid, profile in profiles.items()
-    ]
-    rows = [
-        row
-        for row in rows
-        if (flt.status is None or row["status"] == flt.status)
-        and (flt.tier is None or row["tier"] == flt.tier)
-        and (flt.state is None or row["state"] == flt.state)
-    ]
-    if flt.sort == "age":
-        rows.sort(key=lambda r: (-r["daysOpen"], -abs(r["discrepancy"]), r["customerId"]))
+    """One page of the customers whose balances differ beyond the threshold, with their review
+    state (keyset pagination: no page reads the rows before it). The open and "all" lists'
+    totals are aggregation counts (the open one less the reviews stored acknowledged or
+    resolved: a review a sync changed counts there until its row is next read); the
+    acknowledged and resolved lists are read whole, from their reviews."""
+    if flt.state in REVIEWED_STATES:
+        rows = _reviewed_rows(org_id, store, flt, now)
+        total = len(rows)
+        after = _after(flt)
+        page = [item for item in rows if after is None or item[0] > after][: flt.page_size + 1]
     else:
-        rows.sort(key=lambda r: (-abs(r["discrepancy"]), r["customerId"]))
-    total = len(rows)
-    start = (flt.page - 1) * flt.page_size
+        with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+            counted = _open_total(org_id, store, flt, pool)
+            page = list(
+                itertools.islice(discrepancy_rows(org_id, store, flt, now=now), flt.page_size + 1)
+            )
+            total = max(counted.result(), 0)
+    more = len(page) > flt.page_size
+    page = page[: flt.page_size]
+    last = _stored_key(flt.sort, page[-1][0]) if more else None
     return {
         "orgId": org_id,
         "total": total,
-        "page": flt.page,
+        **page_links(flt.cursor, flt.sort, last),
         "pageSize": flt.page_size,
         "pages": max((total + flt.page_size - 1) // flt.page_size, 1),
         "filter": {"status": flt.status, "tier": flt.tier, "state": flt.state, "sort": flt.sort},
-        "items": rows[start : start + flt.page_size],
-        "all": rows,
+        "items": [row for _, row in page],
     }
+
+
+def discrepancy_csv_rows(
+    org_id: str, store: DashboardStore, flt: ReviewFilter, *, now: datetime
+) -> Iterator[dict[str, Any]]:
+    """Every row of the filter, in its order (the CSV), read batch by batch."""
+    whole = ReviewFilter(flt.status, flt.tier, flt.state, flt.sort, None, STREAM_BATCH)
+    return (row for _, row in discrepancy_rows(org_id, store, whole, now=now))
 
 
 def change_review(
@@ -490,6 +795,7 @@ def change_review(
         "comment": (comment or "").strip() or None,
         "discrepancy": profile.get("loyaltyDiscrepancy"),
         "loyaltyStatus": profile.get("loyaltyStatus"),
+        "tier": profile.get("tier"),
         "updatedAt": stamp,
         "updatedBy": by,
         "openedAt": (review or {}).get("openedAt") or stamp,
@@ -539,53 +845,90 @@ def _rows(
     return [no_account_row(p, phones.get(cid)) for p, cid in zip(profiles, ids, strict=True)]
 
 
+def _no_account_stream(
+    org_id: str, store: DashboardStore, after: tuple[int, ...] | None, batch: int
+) -> Iterator[dict[str, Any]]:
+    """The org's customers without an Alpine IQ account by Alleaves id, after ``after``: an
+    ordered query read in growing batches."""
+    equals = {"loyaltyStatus": NO_ACCOUNT}
+    order = (("alleavesCustomerId", False),)
+    start: tuple[Any, ...] | None = after
+    while True:
+        found = store.page_profiles(
+            org_id, equals, order, after=start, limit=batch, fields=NO_ACCOUNT_FIELDS
+        )
+        yield from found
+        if len(found) < batch:
+            return
+        start = (found[-1].get("alleavesCustomerId"),)
+        batch = min(batch * 2, STREAM_BATCH)
+
+
 def no_account(
     org_id: str,
     store: DashboardStore,
     *,
-    page: int,
-    page_size: int,
+    cursor: PageCursor | None = None,
+    page_size: int = PAGE_SIZE,
     remembered: RememberedResults | None = None,
 ) -> dict[str, Any]:
-    """One page of the customers without an Alpine IQ account (prompt them to create one)."""
-    total = store.count_profiles(org_id, "loyaltyStatus", NO_ACCOUNT)
-    start = (page - 1) * page_size
-    found = store.list_profiles(org_id, "loyaltyStatus", [NO_ACCOUNT], limit=start + page_size)
-    found.sort(key=lambda p: int(p.get("alleavesCustomerId") or 0))
+    """One page of the customers without an Alpine IQ account (prompt them to create one);
+    the total is an aggregation count."""
+    after = cursor.after if cursor is not None else None
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        total = pool.submit(store.count_matching, org_id, {"loyaltyStatus": NO_ACCOUNT})
+        found = list(
+            itertools.islice(_no_account_stream(org_id, store, after, page_size + 1), page_size + 1)
+        )
+        counted = total.result()
+    more = len(found) > page_size
+    found = found[:page_size]
+    last = (int(found[-1].get("alleavesCustomerId") or 0),) if more else None
     return {
         "orgId": org_id,
-        "total": total,
-        "page": page,
+        "total": counted,
+        **page_links(cursor, NO_ACCOUNT_SORT, last),
         "pageSize": page_size,
-        "pages": max((total + page_size - 1) // page_size, 1),
-        "items": _rows(org_id, found[start : start + page_size], remembered),
+        "pages": max((counted + page_size - 1) // page_size, 1),
+        "items": _rows(org_id, found, remembered),
     }
 
 
 def no_account_rows(
     org_id: str, store: DashboardStore, remembered: RememberedResults | None = None
-) -> list[dict[str, Any]]:
-    found = store.list_profiles(org_id, "loyaltyStatus", [NO_ACCOUNT], limit=MAX_CSV_ROWS)
-    found.sort(key=lambda p: int(p.get("alleavesCustomerId") or 0))
-    return _rows(org_id, found, remembered)
+) -> Iterator[dict[str, Any]]:
+    """Every customer without an Alpine IQ account, by Alleaves id (the CSV), read in
+    batches."""
+    stream = _no_account_stream(org_id, store, None, STREAM_BATCH)
+    while chunk := list(itertools.islice(stream, STREAM_BATCH)):
+        yield from _rows(org_id, chunk, remembered)
 
 
-def to_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
-    """Rows as CSV, a header first; a cell that a spreadsheet would run as a formula is quoted
-    with a leading apostrophe."""
+def csv_chunks(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> Iterator[str]:
+    """Rows as CSV, a header first, in chunks of ``CSV_CHUNK_ROWS`` rows (streamed); a cell
+    that a spreadsheet would run as a formula is quoted with a leading apostrophe."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(columns)
-    for row in rows:
-        cells = []
-        for column in columns:
-            value = row.get(column)
-            text = "" if value is None else str(value)
-            if text[:1] in ("=", "+", "-", "@") and not _is_number(text):
-                text = "'" + text
-            cells.append(text)
-        writer.writerow(cells)
-    return out.getvalue()
+    for count, row in enumerate(rows, 1):
+        writer.writerow([_cell(row.get(column)) for column in columns])
+        if count % CSV_CHUNK_ROWS == 0:
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+    yield out.getvalue()
+
+
+def _cell(value: object) -> str:
+    text = "" if value is None else str(value)
+    if text[:1] in ("=", "+", "-", "@") and not _is_number(text):
+        text = "'" + text
+    return text
+
+
+def to_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """Rows as CSV, a header first (see ``csv_chunks``)."""
+    return "".join(csv_chunks(rows, columns))
 
 
 def _is_number(text: str) -> bool:

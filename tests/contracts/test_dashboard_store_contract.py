@@ -129,6 +129,26 @@ def test_reviews_and_their_audit(harness: Harness) -> None:
     assert store.get_review("other", 5) is None
 
 
+def test_reviews_by_state_and_by_customer_and_their_counts(harness: Harness) -> None:
+    store = harness.store
+    for cid in range(1, 36):
+        state = "acknowledged" if cid % 2 else "resolved"
+        status = "alpine_higher" if cid % 3 else "calculated_higher"
+        store.write_review(ORG, cid, {"state": state, "loyaltyStatus": status}, {"to": state})
+    store.write_review("other", 1, {"state": "acknowledged"}, {"to": "acknowledged"})
+    assert sorted(store.get_reviews(ORG, state="resolved")) == list(range(2, 36, 2))
+    wanted = [1, 2, 33, 34, 35, 99]  # more than one "in" query's worth when chunked by 30
+    assert sorted(store.get_reviews(ORG, customer_ids=wanted + list(range(40, 70)))) == [
+        1, 2, 33, 34, 35,
+    ]  # fmt: skip
+    assert store.get_reviews(ORG, customer_ids=[]) == {}
+    assert store.count_reviews(ORG, {"state": "acknowledged"}) == 18
+    acked_higher = {"state": "acknowledged", "loyaltyStatus": "alpine_higher"}
+    assert store.count_reviews(ORG, acked_higher) == sum(
+        1 for cid in range(1, 36) if cid % 2 and cid % 3
+    )
+
+
 def test_history_newest_first(harness: Harness) -> None:
     for day, points in ((1, 10), (2, 20)):
         at = datetime(2027, 1, day, tzinfo=UTC)
@@ -140,3 +160,60 @@ def test_history_newest_first(harness: Harness) -> None:
     assert [e["runId"] for e in entries] == ["run-2", "run-1"]
     assert entries[0]["before"]["points"] == 10 and entries[0]["after"]["points"] == 20
     assert harness.store.list_history(ORG, 7, limit=5) == []
+
+
+def test_pages_of_an_ordered_query_from_a_keyset_cursor(harness: Harness) -> None:
+    gaps = {1: 50, 2: 300, 3: 50, 4: 120, 5: 7}
+    for cid, gap in gaps.items():
+        harness.put_profile(
+            cid, profile(cid, loyaltyStatus="alpine_higher", loyaltyDiscrepancy=gap, tier="gold")
+        )
+    harness.put_profile(6, profile(6, loyaltyStatus="alpine_higher"))  # no discrepancy field
+    harness.put_profile(7, profile(7, loyaltyStatus="matched", loyaltyDiscrepancy=999))
+    harness.put_profile(
+        8, {"orgId": "other", "alleavesCustomerId": 8, "loyaltyStatus": "alpine_higher"}
+    )
+    store = harness.store
+    equals = {"loyaltyStatus": "alpine_higher"}
+    order = (("loyaltyDiscrepancy", True), ("alleavesCustomerId", False))
+
+    def ids(found: list[dict[str, Any]]) -> list[int]:
+        return [p["alleavesCustomerId"] for p in found]
+
+    first = store.page_profiles(ORG, equals, order, limit=2)
+    assert ids(first) == [2, 4]
+    last = first[-1]
+    rest = store.page_profiles(ORG, equals, order, after=(last["loyaltyDiscrepancy"], 4), limit=10)
+    assert ids(rest) == [1, 3, 5]  # ties by customer id; profile 6 lacks the order field
+    assert ids(store.page_profiles(ORG, equals, order, after=(50, 1), limit=10)) == [3, 5]
+    ascending = (("alleavesCustomerId", False),)
+    assert ids(store.page_profiles(ORG, equals, ascending, after=(3,), limit=2)) == [4, 5]
+    both = {"loyaltyStatus": "alpine_higher", "tier": "gold"}
+    assert ids(store.page_profiles(ORG, both, ascending, limit=10)) == [1, 2, 3, 4, 5]
+    projected = store.page_profiles(
+        ORG, equals, order, limit=1, fields=("alleavesCustomerId", "tier")
+    )
+    assert projected[0]["alleavesCustomerId"] == 2 and projected[0]["tier"] == "gold"
+    assert "orgId" not in projected[0] and "loyaltyStatus" not in projected[0]
+    assert store.count_matching(ORG, equals) == 6
+    assert store.count_matching(ORG, both) == 5
+    assert store.count_matching(ORG, {"loyaltyStatus": "matched", "tier": "gold"}) == 0
+
+
+def test_pages_by_timestamp_and_reads_profiles_by_id(harness: Harness) -> None:
+    day = datetime(2027, 1, 1, tzinfo=UTC)
+    for cid, hours in ((1, 5), (2, 1), (3, 5), (4, 3)):
+        harness.put_profile(
+            cid, profile(cid, loyaltyStatus="x", pointsLastCalculated=day.replace(hour=hours))
+        )
+    order = (("pointsLastCalculated", False), ("alleavesCustomerId", False))
+    store = harness.store
+    found = store.page_profiles(ORG, {"loyaltyStatus": "x"}, order, limit=10)
+    assert [p["alleavesCustomerId"] for p in found] == [2, 4, 1, 3]
+    after = store.page_profiles(
+        ORG, {"loyaltyStatus": "x"}, order, after=(day.replace(hour=5), 1), limit=10
+    )
+    assert [p["alleavesCustomerId"] for p in after] == [3]
+    read = store.read_profiles(ORG, [1, 3, 9], ("alleavesCustomerId",))
+    assert sorted(read) == [1, 3] and read[3]["alleavesCustomerId"] == 3
+    assert store.read_profiles("other", [1]) == {}

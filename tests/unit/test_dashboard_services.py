@@ -158,3 +158,145 @@ def test_metrics_text_escapes_and_groups() -> None:
     assert 'loyalty_last_run_duration_seconds{org="org-1"} 3.5' in text
     assert 'reason="weird\\"reason"' in text
     assert text.count("# TYPE loyalty_customers_by_tier gauge") == 1
+
+
+def _discrepant_org(count: int) -> tuple[QueryableProfileStore, InMemoryDashboardStore]:
+    base = QueryableProfileStore()
+    for cid in range(1, count + 1):
+        higher = cid % 3 != 0
+        gap = (cid * 37) % 500 + 20
+        base.profiles[f"org-1_{cid}"] = {
+            "orgId": "org-1",
+            "alleavesCustomerId": cid,
+            "loyaltyStatus": "alpine_higher" if higher else "calculated_higher",
+            "loyaltyDiscrepancy": gap if higher else -gap,
+            "tier": "gold" if cid % 2 else "silver",
+            "pointsFromOrders": 100,
+            "pointsLastCalculated": datetime(2027, 3, 1 + cid % 9, tzinfo=UTC),
+        }
+    base.profiles["org-1_999"] = {"orgId": "org-1", "alleavesCustomerId": 999}
+    return base, InMemoryDashboardStore(base)
+
+
+def _walk(store: InMemoryDashboardStore, flt: views.ReviewFilter) -> list[list[int]]:
+    """Every page of the list, following its next links (and checking each prev link)."""
+    pages: list[list[int]] = []
+    cursors: list[str | None] = [None]
+    while True:
+        token = cursors[-1]
+        cursor = views.PageCursor.decode(token, flt.sort) if token else None
+        here = views.ReviewFilter(flt.status, flt.tier, flt.state, flt.sort, cursor, flt.page_size)
+        data = views.discrepancies("org-1", store, here, now=NOW)
+        assert data["page"] == len(pages) + 1
+        assert data["prev"] == (
+            cursors[-2] or views.PageCursor(flt.sort).encode() if len(cursors) > 1 else None
+        )
+        pages.append([row["customerId"] for row in data["items"]])
+        if data["next"] is None:
+            return pages
+        cursors.append(data["next"])
+
+
+def _flat(pages: list[list[int]]) -> list[int]:
+    return [cid for page in pages for cid in page]
+
+
+def test_discrepancies_page_by_keyset_cursor_in_the_lists_order() -> None:
+    _, store = _discrepant_org(23)
+    everything = views.discrepancies("org-1", store, views.ReviewFilter(page_size=100), now=NOW)
+    rows = everything["items"]
+    assert everything["total"] == 23 and everything["next"] is None
+    assert [r["customerId"] for r in rows] == [
+        r["customerId"]
+        for r in sorted(rows, key=lambda r: (-abs(r["discrepancy"]), r["customerId"]))
+    ]
+    pages = _walk(store, views.ReviewFilter(page_size=5))
+    assert [len(page) for page in pages] == [5, 5, 5, 5, 3]
+    assert _flat(pages) == [r["customerId"] for r in rows]
+    gold = _walk(store, views.ReviewFilter(tier="gold", status="alpine_higher", page_size=3))
+    assert _flat(gold) == [
+        r["customerId"] for r in rows if r["tier"] == "gold" and r["status"] == "alpine_higher"
+    ]
+
+
+def test_discrepancies_by_age_oldest_first_across_pages() -> None:
+    _, store = _discrepant_org(17)
+    pages = _walk(store, views.ReviewFilter(sort="age", page_size=4))
+    listed = _flat(pages)
+    expected = sorted(
+        range(1, 18), key=lambda cid: (datetime(2027, 3, 1 + cid % 9, tzinfo=UTC), cid)
+    )
+    assert listed == expected
+
+
+def test_reviewed_discrepancies_merge_into_the_pages_and_the_totals() -> None:
+    _, store = _discrepant_org(12)
+    for cid in (2, 5, 7):
+        views.change_review("org-1", cid, to="acknowledged", by="Ana", store=store, now=NOW)
+    views.change_review(
+        "org-1", 4, to="resolved", by="Ana", store=store, now=NOW, outcome="fixed", comment="ok"
+    )
+    open_pages = _walk(store, views.ReviewFilter(page_size=3))
+    assert sorted(_flat(open_pages)) == [1, 3, 6, 8, 9, 10, 11, 12]
+    first = views.discrepancies("org-1", store, views.ReviewFilter(page_size=3), now=NOW)
+    assert (first["total"], first["pages"]) == (8, 3)
+    acked = views.discrepancies(
+        "org-1", store, views.ReviewFilter(state="acknowledged", page_size=2), now=NOW
+    )
+    assert acked["total"] == 3 and len(acked["items"]) == 2
+    assert sorted(_flat(_walk(store, views.ReviewFilter(state=None, page_size=5)))) == list(
+        range(1, 13)
+    )
+    everything = views.discrepancies(
+        "org-1", store, views.ReviewFilter(state=None, page_size=5), now=NOW
+    )
+    assert everything["total"] == 12
+    # A later sync changes customer 2's gap: it reads open again, in its place by size.
+    store.base.profiles["org-1_2"]["loyaltyDiscrepancy"] = 10_000
+    top = views.discrepancies("org-1", store, views.ReviewFilter(page_size=1), now=NOW)
+    assert [r["customerId"] for r in top["items"]] == [2]
+    assert store.reviews["org-1_2"]["state"] == "open"
+
+
+def test_no_account_pages_by_customer_id_with_an_aggregation_total() -> None:
+    base = QueryableProfileStore()
+    for cid in (9, 3, 12, 1, 7, 4, 30):
+        base.profiles[f"org-1_{cid}"] = {
+            "orgId": "org-1",
+            "alleavesCustomerId": cid,
+            "loyaltyStatus": "no_alpine_account",
+            "pointsFromOrders": cid,
+            "loyaltyOrders": {"77": "1.00"},
+        }
+    base.profiles["org-1_5"] = {"orgId": "org-1", "alleavesCustomerId": 5, "loyaltyStatus": "x"}
+    store = InMemoryDashboardStore(base)
+    seen: list[int] = []
+    cursor = None
+    while True:
+        data = views.no_account("org-1", store, cursor=cursor, page_size=3)
+        assert data["total"] == 7 and data["pages"] == 3
+        seen += [row["customerId"] for row in data["items"]]
+        if data["next"] is None:
+            break
+        cursor = views.PageCursor.decode(data["next"], views.NO_ACCOUNT_SORT)
+    assert seen == [1, 3, 4, 7, 9, 12, 30]
+    assert [r["customerId"] for r in views.no_account_rows("org-1", store)] == seen
+
+
+def test_a_page_cursor_is_checked_when_decoded() -> None:
+    cursor = views.PageCursor("size").next((120, 7)).next((90, 3))
+    token = cursor.encode()
+    assert views.PageCursor.decode(token, "size") == cursor
+    assert cursor.prev() == views.PageCursor("size", 2, ((120, 7),))
+    for bad in ("x", token[:-3], "W10", views.PageCursor("age").next((1, 2)).encode()):
+        with pytest.raises(ValueError):
+            views.PageCursor.decode(bad, "size")
+    deep = views.PageCursor("id")
+    for n in range(views.MAX_TRAIL + 5):
+        deep = deep.next((n,))
+    assert len(deep.trail) == views.MAX_TRAIL and deep.page == views.MAX_TRAIL + 6
+    assert views.PageCursor.decode(deep.encode(), "id") == deep
+    back = deep
+    while (earlier := back.prev()) is not None:
+        back = earlier
+    assert back.page == 7  # as far back as the trail goes; the first page is linked apart

@@ -29,14 +29,10 @@ from loyalty_worker.api.dashboard_deps import (
 )
 from loyalty_worker.api.deps import DirectoryDep, ServicesDep, SettingsDep
 from loyalty_worker.api.routes.dashboard_api import (
-    Page,
+    PageDep,
+    ReviewFilterDep,
     RunPath,
-    SortBy,
-    StateFilter,
-    StatusFilter,
-    TierFilter,
     now_of,
-    review_filter,
     search,
 )
 from loyalty_worker.api.session import (
@@ -337,27 +333,18 @@ def discrepancies_page(
     settings: SettingsDep,
     directory: DirectoryDep,
     dashboard: DashboardDep,
-    status: StatusFilter = None,
-    tier: TierFilter = None,
-    state: StateFilter = "open",
-    sort: SortBy = "size",
-    page: Page = 1,
+    flt: ReviewFilterDep,
 ) -> Response:
     org = page_org(request, session, org_id, directory)
-    flt = review_filter(status, tier, state, sort, page, views.PAGE_SIZE)
     data = views.discrepancies(org_id, dashboard.store, flt, now=now_of(dashboard))
-    data.pop("all")
-    query = {
-        k: v for k, v in {"status": status, "tier": tier, "state": state, "sort": sort}.items()
-    }
+    query = flt.query()
+    here = {**query, **({"cursor": flt.cursor.encode()} if flt.cursor else {})}
     context = {
         "org_id": org_id,
         "data": data,
         "tiers": [t.id for t in org.tiers],
-        "query": urlencode({k: v for k, v in query.items() if v}),
-        "back": str(request.url.path)
-        + "?"
-        + urlencode({**{k: v for k, v in query.items() if v}, "page": page}),
+        "query": urlencode(query),
+        "back": str(request.url.path) + "?" + urlencode(here),
         "outcomes": views.OUTCOMES,
     }
     return render(request, "discrepancies.html", context, session=session, settings=settings)
@@ -376,7 +363,7 @@ def review_page(
     csrf: Annotated[str, Form(max_length=128)] = "",
     outcome: Annotated[str, Form(max_length=32)] = "",
     comment: Annotated[str, Form(max_length=1000)] = "",
-    back: Annotated[str, Form(max_length=500)] = "",
+    back: Annotated[str, Form(max_length=3000)] = "",
 ) -> Response:
     check_csrf(settings, session, csrf)
     page_org(request, session, org_id, directory)
@@ -408,14 +395,14 @@ def no_account_page(
     directory: DirectoryDep,
     services: ServicesDep,
     dashboard: DashboardDep,
-    page: Page = 1,
+    page: PageDep,
 ) -> Response:
     page_org(request, session, org_id, directory)
     data = views.no_account(
         org_id,
         dashboard.store,
-        page=page,
-        page_size=views.PAGE_SIZE,
+        cursor=page.cursor,
+        page_size=page.page_size,
         remembered=services.tracker,
     )
     context = {"org_id": org_id, "data": data}

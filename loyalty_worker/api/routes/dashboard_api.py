@@ -4,11 +4,15 @@ actions, by bearer token or session cookie (``dashboard_deps``).
 No ``from __future__ import annotations``: FastAPI reads the route's annotations at run time.
 """
 
+import itertools
 import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from loyalty_worker.api.dashboard_deps import (
@@ -35,7 +39,15 @@ RunPath = Annotated[str, Path(alias="runId", pattern=RUN_ID_PATTERN, description
 TaskPath = Annotated[
     str, Path(alias="taskId", pattern=r"^[A-Za-z0-9-]{1,64}$", description="The task id.")
 ]
-Page = Annotated[int, Query(ge=1, le=100_000, description="Page, from 1.")]
+CursorParam = Annotated[
+    str | None,
+    Query(
+        max_length=2000,
+        pattern=r"^[A-Za-z0-9_-]*$",
+        description="Where the page starts: a list answer's `next` or `prev`; none: the first "
+        "page.",
+    ),
+]
 PageSize = Annotated[int, Query(alias="pageSize", ge=1, le=500)]
 StatusFilter = Annotated[
     Literal["alpine_higher", "calculated_higher"] | None, Query(description="Status filter.")
@@ -88,22 +100,59 @@ def now_of(dashboard: DashboardDep) -> datetime:
     return datetime.fromtimestamp(dashboard.clock(), UTC)
 
 
+def page_cursor(token: str | None, sort: str) -> views.PageCursor | None:
+    """The decoded ``cursor`` parameter; 422 for a token that is not one of this list's."""
+    if not token:
+        return None
+    try:
+        return views.PageCursor.decode(token, sort)
+    except ValueError:
+        raise HTTPException(422, "invalid cursor: follow a list's next or prev link") from None
+
+
 def review_filter(
-    status: str | None, tier: str | None, state: str, sort: str, page: int, page_size: int
+    status: StatusFilter = None,
+    tier: TierFilter = None,
+    state: StateFilter = "open",
+    sort: SortBy = "size",
+    cursor: CursorParam = None,
+    page_size: PageSize = views.PAGE_SIZE,
 ) -> views.ReviewFilter:
+    """The discrepancy list's filter, order and page, from the query: one dependency for its
+    page, its JSON route and its CSV."""
     return views.ReviewFilter(
         status=status,
         tier=tier,
         state=None if state == "all" else state,
         sort=sort,
-        page=page,
+        cursor=page_cursor(cursor, sort),
         page_size=page_size,
     )
 
 
-def csv_response(text: str, filename: str) -> Response:
-    return Response(
-        text,
+ReviewFilterDep = Annotated[views.ReviewFilter, Depends(review_filter)]
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    cursor: views.PageCursor | None
+    page_size: int
+
+
+def page_request(cursor: CursorParam = None, page_size: PageSize = views.PAGE_SIZE) -> PageRequest:
+    """A list's page (the no-account list): its cursor and size."""
+    return PageRequest(page_cursor(cursor, views.NO_ACCOUNT_SORT), page_size)
+
+
+PageDep = Annotated[PageRequest, Depends(page_request)]
+
+
+def csv_response(chunks: Iterator[str], filename: str) -> Response:
+    """A CSV download, streamed; its first chunk is read before the answer starts, so that a
+    store that is down still gets its 503."""
+    first = next(chunks, "")
+    return StreamingResponse(
+        itertools.chain([first], chunks),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
@@ -175,20 +224,13 @@ def discrepancies(
     who: ViewerDep,
     directory: DirectoryDep,
     dashboard: DashboardDep,
-    status: StatusFilter = None,
-    tier: TierFilter = None,
-    state: StateFilter = "open",
-    sort: SortBy = "size",
-    page: Page = 1,
-    page_size: PageSize = views.PAGE_SIZE,
+    flt: ReviewFilterDep,
 ) -> dict[str, Any]:
     """Customers whose status is alpine_higher or calculated_higher, with their review state;
-    sortable by size or age, filterable by status, tier and review state, paginated."""
+    sortable by size or age, filterable by status, tier and review state, a page at a time
+    (`next` and `prev` are the cursors of the pages around this one, null at either end)."""
     org_for(who, org_id, directory)
-    flt = review_filter(status, tier, state, sort, page, page_size)
-    found = views.discrepancies(org_id, dashboard.store, flt, now=now_of(dashboard))
-    found.pop("all")
-    return found
+    return views.discrepancies(org_id, dashboard.store, flt, now=now_of(dashboard))
 
 
 @router.get(
@@ -202,19 +244,16 @@ def discrepancies_csv(
     who: ViewerDep,
     directory: DirectoryDep,
     dashboard: DashboardDep,
-    status: StatusFilter = None,
-    tier: TierFilter = None,
-    state: StateFilter = "open",
-    sort: SortBy = "size",
+    flt: ReviewFilterDep,
 ) -> Response:
+    """Every row of the filter (the cursor and page size are ignored), streamed."""
     org_for(who, org_id, directory)
-    flt = review_filter(status, tier, state, sort, 1, views.PAGE_SIZE)
-    found = views.discrepancies(org_id, dashboard.store, flt, now=now_of(dashboard))
+    rows = views.discrepancy_csv_rows(org_id, dashboard.store, flt, now=now_of(dashboard))
     columns = (
         "customerId", "status", "tier", "calculated", "alpine", "discrepancy", "daysOpen",
         "state", "outcome", "comment",
     )  # fmt: skip
-    return csv_response(views.to_csv(found["all"], columns), f"{org_id}-discrepancies.csv")
+    return csv_response(views.csv_chunks(rows, columns), f"{org_id}-discrepancies.csv")
 
 
 @router.post(
@@ -257,13 +296,17 @@ def no_account(
     directory: DirectoryDep,
     dashboard: DashboardDep,
     services: ServicesDep,
-    page: Page = 1,
-    page_size: PageSize = views.PAGE_SIZE,
+    page: PageDep,
 ) -> dict[str, Any]:
-    """Masked phone, points from orders and last order of each: prompt them to create one."""
+    """Masked phone, points from orders and last order of each, by Alleaves id, a page at a
+    time: prompt them to create one."""
     org_for(who, org_id, directory)
     return views.no_account(
-        org_id, dashboard.store, page=page, page_size=page_size, remembered=services.tracker
+        org_id,
+        dashboard.store,
+        cursor=page.cursor,
+        page_size=page.page_size,
+        remembered=services.tracker,
     )
 
 
@@ -283,7 +326,7 @@ def no_account_csv(
     org_for(who, org_id, directory)
     rows = views.no_account_rows(org_id, dashboard.store, services.tracker)
     columns = ("customerId", "phone", "pointsFromOrders", "lastOrder", "tier")
-    return csv_response(views.to_csv(rows, columns), f"{org_id}-no-alpine-account.csv")
+    return csv_response(views.csv_chunks(rows, columns), f"{org_id}-no-alpine-account.csv")
 
 
 @router.get("/customers", summary="Find customers by Alleaves id, name or phone", responses=ERRORS)
