@@ -160,12 +160,13 @@ FirestoreStateDocument.prototype.toV1DocumentObject = function () {
 };
 
 // Queries. The package sorts the whole collection before it filters, keeps documents that lack
-// an order_by field, and ignores cursors (start_at/end_at) and offset. Real Firestore filters
-// through its indexes, leaves out a document without an order_by field, and pages by cursor; the
-// dashboard pages by cursor (keyset pagination). So the original is asked for the filtered set
-// only (no order, no limit), and ordering, cursors, offset and limit are applied here to that
-// set. Values compare as Firestore orders them: by type (null, booleans, numbers, timestamps,
-// strings, bytes, references, ...), integers and doubles as numbers.
+// an order_by field, and ignores cursors (start_at/end_at), offset and select. Real Firestore
+// filters through its indexes, leaves out a document without an order_by field, and pages by
+// cursor; the dashboard pages by cursor (keyset pagination). So queries are answered here: the
+// filter compiled once, candidates from the equality index, the matches ordered (and kept per
+// query shape until the next write), then cursors, offset, limit and projection. Values compare
+// as Firestore orders them: by type (null, booleans, numbers, timestamps, strings, bytes,
+// references, ...), integers and doubles as numbers.
 const TYPE_RANK = {
   null_value: 0,
   boolean_value: 1,
@@ -309,39 +310,10 @@ function compileFilter(filter) {
   return null;
 }
 
-FirestoreState.prototype.v1Query = function (parent, query) {
-  const test = query.has_where ? compileFilter(query.where) : () => true;
-  let filtered;
-  if (test === null) {
-    filtered = originalQuery.call(this, parent, {
-      from: query.from,
-      has_where: query.has_where,
-      where: query.where,
-      order_by: [],
-      has_limit: false,
-    });
-  } else {
-    // The same checks as the package's own query: one collection, named.
-    if (query.from.length !== 1) throw new Error("query.from.length must be 1");
-    const { collection_id } = query.from[0] ?? {};
-    if (!collection_id) throw new Error("collection_id is not supported");
-    const collection = this.getCollection(`${parent}/${collection_id}`);
-    // Candidates: the documents of the filter's most selective equality, else all of them.
-    let candidates = null;
-    for (const [path, valueKey] of query.has_where ? equalitiesOf(query.where) : []) {
-      const matching = documentsWhere(collection, path, valueKey);
-      if (candidates === null || matching.length < candidates.length) candidates = matching;
-    }
-    filtered = (candidates ?? indexOf(collection).documents).filter(
-      (document) => document.metadata.hasExist && test(document),
-    );
-  }
-  const orders = (query.order_by ?? []).map(({ field, direction }) => ({
-    path: field.field_path,
-    sign: direction === 2 ? -1 : 1, // Direction.DESCENDING is 2
-  }));
+// A query's matching documents in its order, with their order keys: [{ document, keys }].
+function orderedRows(documents, orders) {
   const rows = [];
-  for (const document of filtered) {
+  for (const document of documents) {
     const keys = [];
     for (const { path } of orders) {
       if (path === NAME) {
@@ -349,37 +321,106 @@ FirestoreState.prototype.v1Query = function (parent, query) {
         continue;
       }
       const field = document.getField(path);
-      if (!field) break;
+      if (!field) break; // Firestore leaves out a document without an order_by field
       keys.push(keyOfField(field));
     }
     if (keys.length === orders.length) rows.push({ document, keys });
   }
-  const compareRow = (keys, other) => {
-    for (let i = 0; i < other.length; i += 1) {
-      const order = compareKeys(keys[i], other[i]);
-      if (order !== 0) return order * orders[i].sign;
+  if (orders.length > 0) rows.sort((a, b) => compareRow(orders, a.keys, b.keys));
+  return rows;
+}
+
+function compareRow(orders, keys, other) {
+  for (let i = 0; i < other.length; i += 1) {
+    const order = compareKeys(keys[i], other[i]);
+    if (order !== 0) return order * orders[i].sign;
+  }
+  return 0;
+}
+
+// The first row that ``keep`` accepts, ``keep`` being false then true along the rows.
+function firstKept(rows, keep) {
+  let low = 0;
+  let high = rows.length;
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if (keep(rows[middle])) high = middle;
+    else low = middle + 1;
+  }
+  return low;
+}
+
+// Ordered results kept per query shape (its filter and order) beside the collection's index,
+// so that the pages of one list, and its count, do not filter and sort again: dropped with the
+// index at the collection's next write, as an index of Firestore's would follow the write.
+const MAX_SHAPES = 64;
+
+function shapedRows(collection, query, test, orders) {
+  const index = indexOf(collection);
+  const shape = JSON.stringify([query.has_where ? query.where.toObject() : null, orders]);
+  index.shapes ??= new Map();
+  let rows = index.shapes.get(shape);
+  if (!rows) {
+    // Candidates: the documents of the filter's most selective equality, else all of them.
+    let candidates = null;
+    for (const [path, valueKey] of query.has_where ? equalitiesOf(query.where) : []) {
+      const matching = documentsWhere(collection, path, valueKey);
+      if (candidates === null || matching.length < candidates.length) candidates = matching;
     }
-    return 0;
-  };
-  if (orders.length > 0) rows.sort((a, b) => compareRow(a.keys, b.keys));
-  let kept = rows;
+    const filtered = (candidates ?? index.documents).filter(
+      (document) => document.metadata.hasExist && test(document),
+    );
+    rows = orderedRows(filtered, orders);
+    if (index.shapes.size >= MAX_SHAPES) index.shapes.clear();
+    index.shapes.set(shape, rows);
+  }
+  return rows;
+}
+
+FirestoreState.prototype.v1Query = function (parent, query) {
+  const orders = (query.order_by ?? []).map(({ field, direction }) => ({
+    path: field.field_path,
+    sign: direction === 2 ? -1 : 1, // Direction.DESCENDING is 2
+  }));
+  const test = query.has_where ? compileFilter(query.where) : () => true;
+  let rows;
+  if (test === null) {
+    const filtered = originalQuery.call(this, parent, {
+      from: query.from,
+      has_where: query.has_where,
+      where: query.where,
+      order_by: [],
+      has_limit: false,
+    });
+    rows = orderedRows(filtered, orders);
+  } else {
+    // The same checks as the package's own query: one collection, named.
+    if (query.from.length !== 1) throw new Error("query.from.length must be 1");
+    const { collection_id } = query.from[0] ?? {};
+    if (!collection_id) throw new Error("collection_id is not supported");
+    rows = shapedRows(this.getCollection(`${parent}/${collection_id}`), query, test, orders);
+  }
+  let start = 0;
+  let end = rows.length;
   if (query.has_start_at) {
     const at = query.start_at.values.map(keyOfValue);
-    kept = kept.filter((row) => {
-      const order = compareRow(row.keys, at);
-      return query.start_at.before ? order >= 0 : order > 0;
+    const before = query.start_at.before;
+    start = firstKept(rows, (row) => {
+      const order = compareRow(orders, row.keys, at);
+      return before ? order >= 0 : order > 0;
     });
   }
   if (query.has_end_at) {
     const at = query.end_at.values.map(keyOfValue);
-    kept = kept.filter((row) => {
-      const order = compareRow(row.keys, at);
-      return query.end_at.before ? order < 0 : order <= 0;
+    const before = query.end_at.before;
+    end = firstKept(rows, (row) => {
+      const order = compareRow(orders, row.keys, at);
+      return before ? order >= 0 : order > 0;
     });
   }
-  let docs = kept.map((row) => row.document);
-  if (query.offset > 0) docs = docs.slice(query.offset);
-  if (query.has_limit) docs = docs.slice(0, query.limit.value);
+  start += Math.max(query.offset ?? 0, 0);
+  if (query.has_limit) end = Math.min(end, start + query.limit.value);
+  let docs = start < end ? rows.slice(start, end).map((row) => row.document) : [];
   if (query.has_select) {
     // A projection: the answer carries the named fields only (nested paths by their top level).
     const only = [...new Set(query.select.fields.map((ref) => ref.field_path.split(".")[0]))];
