@@ -605,10 +605,12 @@ def _profile_stream(
     status: str,
     after: Key | None,
     now: datetime,
+    known: Mapping[int, Mapping[str, Any]] | None = None,
 ) -> Iterator[tuple[Key, dict[str, Any]]]:
     """The discrepancies of one status in the list's order, from ``after`` on, with their
     review state: an ordered Firestore query read in growing batches (the first one a page
-    and one), each batch's reviews read by customer id (those that changed settled)."""
+    and one), each batch's reviews read by customer id (or taken from ``known``, every review
+    of the org), those that changed settled."""
     equals: dict[str, Any] = {"loyaltyStatus": status}
     if flt.tier is not None:
         equals["tier"] = flt.tier
@@ -627,7 +629,11 @@ def _profile_stream(
             org_id, equals, order, after=start, limit=batch, fields=DISCREPANCY_FIELDS
         )
         ids = [int(p.get("alleavesCustomerId") or 0) for p in found]
-        reviews = store.get_reviews(org_id, customer_ids=ids) if ids else {}
+        reviews: Mapping[int, Mapping[str, Any]]
+        if known is not None:
+            reviews = {cid: known[cid] for cid in ids if cid in known}
+        else:
+            reviews = store.get_reviews(org_id, customer_ids=ids) if ids else {}
         settled = settle_reviews(
             org_id, dict(zip(ids, found, strict=True)), reviews, store, now=now
         )
@@ -667,19 +673,22 @@ def _reviewed_rows(
 
 
 def discrepancy_rows(
-    org_id: str, store: DashboardStore, flt: ReviewFilter, *, now: datetime
+    org_id: str,
+    store: DashboardStore,
+    flt: ReviewFilter,
+    *,
+    now: datetime,
+    known: Mapping[int, Mapping[str, Any]] | None = None,
 ) -> Iterator[tuple[Key, dict[str, Any]]]:
-    """The filter's rows in its order, from its cursor on, each with its sort key."""
+    """The filter's rows in its order, from its cursor on, each with its sort key (``known``:
+    every review of the org, read already)."""
     after = _after(flt)
     if flt.state in REVIEWED_STATES:
-        return iter(
-            [
-                item
-                for item in _reviewed_rows(org_id, store, flt, now)
-                if after is None or item[0] > after
-            ]
-        )
-    streams = [_profile_stream(org_id, store, flt, status, after, now) for status in _statuses(flt)]
+        rows = _reviewed_rows(org_id, store, flt, now)
+        return iter([item for item in rows if after is None or item[0] > after])
+    streams = [
+        _profile_stream(org_id, store, flt, status, after, now, known) for status in _statuses(flt)
+    ]
     return heapq.merge(*streams, key=lambda item: item[0])
 
 
@@ -748,9 +757,11 @@ def discrepancies(
 def discrepancy_csv_rows(
     org_id: str, store: DashboardStore, flt: ReviewFilter, *, now: datetime
 ) -> Iterator[dict[str, Any]]:
-    """Every row of the filter, in its order (the CSV), read batch by batch."""
+    """Every row of the filter, in its order (the CSV), read batch by batch; the org's reviews
+    are read once, up front (the CSV reads every discrepancy anyway)."""
     whole = ReviewFilter(flt.status, flt.tier, flt.state, flt.sort, None, STREAM_BATCH)
-    return (row for _, row in discrepancy_rows(org_id, store, whole, now=now))
+    known = None if flt.state in REVIEWED_STATES else store.get_reviews(org_id)
+    return (row for _, row in discrepancy_rows(org_id, store, whole, now=now, known=known))
 
 
 def change_review(
