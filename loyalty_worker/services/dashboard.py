@@ -363,7 +363,7 @@ class PageCursor:
         try:
             padded = token + "=" * (-len(token) % 4)
             found = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-        except (ValueError, UnicodeError) as exc:
+        except (ValueError, UnicodeError, RecursionError) as exc:  # "[[[[…" nests too deep
             raise ValueError("not a page cursor") from exc
         if not (isinstance(found, list) and len(found) == 3 and found[0] == sort):
             raise ValueError("not a page cursor of this list")

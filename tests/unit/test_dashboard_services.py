@@ -3,6 +3,7 @@ the signed cookie, the metrics text."""
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -288,7 +289,8 @@ def test_a_page_cursor_is_checked_when_decoded() -> None:
     token = cursor.encode()
     assert views.PageCursor.decode(token, "size") == cursor
     assert cursor.prev() == views.PageCursor("size", 2, ((120, 7),))
-    for bad in ("x", token[:-3], "W10", views.PageCursor("age").next((1, 2)).encode()):
+    nested = base64.urlsafe_b64encode(b"[" * 1400).decode()
+    for bad in ("x", token[:-3], "W10", views.PageCursor("age").next((1, 2)).encode(), nested):
         with pytest.raises(ValueError):
             views.PageCursor.decode(bad, "size")
     deep = views.PageCursor("id")

@@ -24,7 +24,7 @@ from loyalty_worker.api.dashboard_deps import (
     ViewerDep,
 )
 from loyalty_worker.api.deps import DirectoryDep, ServicesDep, allow
-from loyalty_worker.api.errors import responses
+from loyalty_worker.api.errors import invalid, responses
 from loyalty_worker.api.models import RUN_ID_PATTERN
 from loyalty_worker.api.orgs import OrgDirectory
 from loyalty_worker.domain.phone import phone_hash
@@ -107,7 +107,9 @@ def page_cursor(token: str | None, sort: str) -> views.PageCursor | None:
     try:
         return views.PageCursor.decode(token, sort)
     except ValueError:
-        raise HTTPException(422, "invalid cursor: follow a list's next or prev link") from None
+        raise invalid(
+            ("query", "cursor"), "not a cursor of this list: use its next or prev"
+        ) from None
 
 
 def review_filter(
