@@ -25,13 +25,21 @@ import random
 import re
 import signal
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 import pytest
 
 from loyalty_worker import devstack
 from loyalty_worker.config import Settings
-from tests.chaos.helpers import check_run, report, wait_final, wait_until
+from tests.chaos.helpers import (
+    check_run,
+    ended_tasks,
+    received_tasks,
+    report,
+    wait_final,
+    wait_until,
+)
 from tests.fixtures.pipeline import Stack, running_stack
 
 pytestmark = pytest.mark.chaos
@@ -44,6 +52,7 @@ CRASH_BUDGET_S = 300.0  # the README's promise: a single crash costs at most 5 m
 # The phase each case aims at; the moment within it is drawn from the seed.
 AIMS = ("planning", "sending", "chunk work", "summarising", "chunk work")
 DEFAULTS = Settings()
+SUMMARIZE = "loyalty.summarize_run"
 
 
 @dataclass
@@ -95,6 +104,15 @@ def planner_of(workers: list[devstack.ChildProcess], task_id: str) -> devstack.C
         what="a worker receives the planner",
         poll_s=0.01,
     )
+
+
+def summarising(workers: list[devstack.ChildProcess]) -> devstack.ChildProcess | None:
+    """The worker running a ``loyalty.summarize_run`` (received, not yet ended), if any."""
+    for worker in workers:
+        output = worker.output()
+        if received_tasks(output, SUMMARIZE) - Counter(ended_tasks(output, SUMMARIZE)):
+            return worker
+    return None
 
 
 def test_a_worker_killed_at_random_moments_costs_each_run_at_most_five_minutes(
@@ -154,7 +172,9 @@ def _kill_at_random(stack: Stack, run_id: str, task_id: str, aim: str, rng: rand
     if landed in ("planning", "sending"):
         victim = planner_of(stack.workers, task_id)
     else:
-        victim = stack.workers[rng.randrange(len(stack.workers))]
+        victim = (summarising(stack.workers) if landed == "summarising" else None) or (
+            stack.workers[rng.randrange(len(stack.workers))]
+        )
     progress = stack.tracker.progress(run_id)
     victim.kill(signal.SIGKILL)
     kill = Kill(landed, victim.name, time.monotonic(), progress.done, progress.listed)
