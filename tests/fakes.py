@@ -14,9 +14,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
+from loyalty_worker.adapters.dashboard_store import order_page
 from loyalty_worker.adapters.wire import AlpineLoyalty, parse_customer, parse_order
 from loyalty_worker.domain.models import AlpineProfile, Customer, Order
 from loyalty_worker.domain.phone import normalize_phone
@@ -615,22 +616,6 @@ class EncodingProfileStore(InMemoryProfileStore):
 # --- The dashboard's ports -----------------------------------------------------------------------
 
 
-def _firestore_rank(value: Any) -> tuple[int, Any]:
-    """A value as Firestore orders it: by type (null, booleans, numbers, timestamps, strings),
-    then by value."""
-    if value is None:
-        return (0, 0)
-    if isinstance(value, bool):
-        return (1, value)
-    if isinstance(value, int | float):
-        return (2, value)
-    if isinstance(value, datetime):
-        return (3, value.timestamp())
-    if isinstance(value, str):
-        return (4, value)
-    return (5, 0)
-
-
 def _only(document: Mapping[str, Any], fields: Sequence[str] | None) -> dict[str, Any]:
     """A copy of the document, only its top-level ``fields`` when given (a projection)."""
     kept = document if fields is None else {k: v for k, v in document.items() if k in fields}
@@ -697,20 +682,8 @@ class InMemoryDashboardStore:
             if all(f in p and p[f] == v for f, v in equals.items())
             and all(f in p for f, _ in order)
         ]
-        for field, descending in reversed(order):  # stable sorts, the last field first
-            found.sort(key=lambda p: _firestore_rank(p[field]), reverse=descending)
-        if after is not None:
-            start = [_firestore_rank(v) for v in after]
-
-            def later(p: dict[str, Any]) -> bool:
-                for (field, descending), at in zip(order, start, strict=True):
-                    mine = _firestore_rank(p[field])
-                    if mine != at:
-                        return (mine > at) != descending
-                return False
-
-            found = [p for p in found if later(p)]
-        return [_only(p, fields) for p in found[:limit]]
+        # ordered and paged as the store orders documents it cannot query in order
+        return [_only(p, fields) for p in order_page(found, order, after=after, limit=limit)]
 
     def read_profiles(
         self, org_id: str, customer_ids: Sequence[int], fields: Sequence[str] | None = None
