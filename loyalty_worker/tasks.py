@@ -190,25 +190,30 @@ def watchdog() -> dict[str, list[str]]:
     """Send idle runs' lost work again; close the ones that cannot go on (Beat, every
     LOYALTY_REDISPATCH_S / 2; ``services.watchdog``)."""
     c = container()
-    settings = c.settings
     return watch_runs(
         store=c.store,
         ledger=c.tracker,
         notifier_for=c.notifier_for,
-        recovery=Recovery(
-            replan=_replan,
-            resend=_send_chunk,
-            queued=c.queued_messages,
-            idle_s=settings.redispatch_s,
-            attempts=settings.recovery_attempts,
-            lock_ttl_s=settings.run_lock_ttl_s,
-        ),
+        recovery=_recovery(),
         now=time.time(),
-        stall_s=settings.run_stall_s,
+        stall_s=c.settings.run_stall_s,
     ).to_dict()
 
 
 # What the services hand on, published as tasks.
+
+
+def _recovery() -> Recovery:
+    """How the watchdog sends lost work again, with the settings' delays and attempts."""
+    c = container()
+    return Recovery(
+        replan=_replan,
+        resend=_send_chunk,
+        queued=c.queued_messages,
+        idle_s=c.settings.redispatch_s,
+        attempts=c.settings.recovery_attempts,
+        lock_ttl_s=c.settings.run_lock_ttl_s,
+    )
 
 
 def _run_dispatch(org_id: str, run_id: str, dry_run: bool) -> RunDispatch:

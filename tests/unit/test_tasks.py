@@ -8,6 +8,7 @@ real worker answers a plain client in ``tests/integration/test_public_client.py`
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -53,6 +54,9 @@ class FakeContainer:
 
     def __post_init__(self) -> None:
         self.heartbeat = Heartbeat(self.tracker, interval_s=10.0, lock_ttl_s=180)
+
+    def queued_messages(self) -> int:
+        return 0
 
     def run_ports(self) -> str:
         return "ports"  # passed through untouched
@@ -264,3 +268,19 @@ def test_nightly_tick_starts_the_orgs_the_schedule_names(
         "argsrepr": "('org-1',)",
         "kwargsrepr": repr(kwargs),
     }
+
+
+def test_the_watchdog_sends_a_dead_planner_again_with_its_run_id(
+    container: FakeContainer, published: Published
+) -> None:
+    started = time.time() - 2 * container.settings.redispatch_s
+    container.tracker.start("r9", "org-1", dryRun=0, since="2026-11-01", startedAt=started)
+    container.store.write_run_summary(
+        "r9", {"runId": "r9", "orgId": "org-1", "status": "running", "startedAt": started}
+    )
+    assert tasks.watchdog.apply().get() == {"recovered": ["r9"], "closed": []}
+    ((name, args, kwargs, options),) = published.sent
+    assert (name, args) == (names.SYNC_ORG, ("org-1",))
+    assert kwargs == {"run_id": "r9", "dry_run": False, "since": "2026-11-01"}
+    assert options["kwargsrepr"] == repr(kwargs)
+    assert container.tracker.lock_holder("org-1") == "r9"  # the run keeps its org
