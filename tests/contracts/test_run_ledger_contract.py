@@ -7,6 +7,7 @@ must ignore late results, and the memo must keep only what an incremental run ma
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -305,3 +306,16 @@ def test_a_closed_run_can_keep_its_results_for_inspection(
     assert 0 < cast(int, redis_for_tracker.ttl("loyalty:run:r1:results")) <= 600
     assert tracker.record("r1", {"1": failed(1)}) is False
     assert list(tracker.iter_results("r1")) == [synced(1)]  # a late result changes nothing
+
+
+def test_a_lock_whose_run_stopped_beating_expires_and_the_next_trigger_starts(
+    tracker: RunTracker,
+) -> None:
+    tracker.start("r1", "org-1")
+    assert tracker.acquire_lock("org-1", "r1", 1) is None
+    assert tracker.beat("r1", "org-1", lock_ttl_s=1)
+    assert tracker.acquire_lock("org-1", "r2", 60) == "r1"  # alive: refused
+    time.sleep(1.2)  # no beat since: its processes died
+    assert tracker.acquire_lock("org-1", "r2", 60) is None
+    assert tracker.beat("r1", "org-1", lock_ttl_s=60)  # a late beat of r1 takes nothing back
+    assert tracker.lock_holder("org-1") == "r2"
