@@ -153,7 +153,7 @@ class RunLedger(Protocol):
         ...
 
     def start(self, run_id: str, org_id: str, **meta: str | int | float) -> None:
-        """Open the run's record."""
+        """Open the run's record afresh (whatever results a lost record held are dropped)."""
         ...
 
     def update(self, run_id: str, **fields: str | int | float) -> None:
@@ -165,9 +165,9 @@ class RunLedger(Protocol):
         ...
 
     def record(self, run_id: str, results: Mapping[str, SyncResult]) -> bool:
-        """Store results by customer key (a key stored again replaces its result, counted once);
-        True for exactly the one caller whose results complete the run; nothing once it is
-        closed."""
+        """Store results by customer key (a key stored again replaces its result, counted once,
+        except that a failure never replaces a success); True for exactly the one caller whose
+        results complete the run; nothing once it is closed."""
         ...
 
     def iter_results(self, run_id: str) -> Iterator[SyncResult]:

@@ -292,6 +292,10 @@ class InMemoryRunLedger:
 
     def start(self, run_id: str, org_id: str, **meta: str | int | float) -> None:
         fields = {"orgId": org_id, "status": "listing", "startedAt": time.time(), **meta}
+        with self._mutex:
+            self.runs.pop(run_id, None)
+            self.results.pop(run_id, None)
+            self.chunks.pop(run_id, None)
         self.update(run_id, **fields)
 
     def update(self, run_id: str, **fields: str | int | float) -> None:
@@ -308,7 +312,10 @@ class InMemoryRunLedger:
             meta = self.runs.setdefault(run_id, {})
             if "finishedAt" in meta:
                 return False  # closed: a late redelivery changes nothing
-            self.results.setdefault(run_id, {}).update(results)
+            held = self.results.setdefault(run_id, {})
+            for key, result in results.items():
+                if result.success or key not in held or not held[key].success:
+                    held[key] = result  # a failure never replaces a success
             meta["lastResultAt"] = str(time.time())
             return self._fire_if_complete(run_id)
 

@@ -25,14 +25,20 @@ from loyalty_worker.services.results import SyncResult
 
 # KEYS: results, failed, meta. ARGV: (customer key, result JSON, failed flag "1"/"0") repeated.
 # Returns 1 to exactly one caller: the one whose results complete the listed set. A result that
-# comes after the run was closed (a late redelivery) is dropped: the summary is written.
+# comes after the run was closed (a late redelivery) is dropped: the summary is written. A
+# failure never replaces a success of the same run: the customer's profile was written (a
+# duplicate that failed late, e.g. once its phone was no longer kept, changes nothing).
 _RECORD = """
 if redis.call('HEXISTS', KEYS[3], 'finishedAt') == 1 then return 0 end
 for i = 1, #ARGV, 3 do
-  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
   if ARGV[i + 2] == '1' then
-    redis.call('SADD', KEYS[2], ARGV[i])
+    if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 0
+        or redis.call('SISMEMBER', KEYS[2], ARGV[i]) == 1 then
+      redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+      redis.call('SADD', KEYS[2], ARGV[i])
+    end
   else
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
     redis.call('SREM', KEYS[2], ARGV[i])
   end
 end
@@ -191,9 +197,12 @@ class RunTracker:
         return bool(self._redis.set(key, "1", nx=True, ex=ttl_s))
 
     def start(self, run_id: str, org_id: str, **meta: str | int | float) -> None:
-        _, _, meta_key = self._keys(run_id)
+        """Open the run's record afresh: results that late tasks left under a record Redis
+        lost (a restart without persistence) are dropped, and the run is planned anew."""
+        results, failed, meta_key = self._keys(run_id)
         fields = {"orgId": org_id, "status": "listing", "startedAt": time.time(), **meta}
         pipe = self._redis.pipeline()
+        pipe.delete(meta_key, results, failed, self._chunks_key(run_id))
         pipe.hset(meta_key, mapping=fields)
         pipe.expire(meta_key, self._ttl)
         pipe.execute()

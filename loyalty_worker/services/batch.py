@@ -221,19 +221,20 @@ def open_run(
     A run that is already registered (its planner redelivered or re-sent) keeps its record
     and re-takes its own lock."""
     org_id, run_id = request.org_id, request.run_id
-    known = ledger.meta(run_id)
-    if "orgId" not in known:
-        known = {}  # unregistered, or a bare record a late result left after Redis lost it
-    if known.get("status") in FINAL or known.get("status") == "duplicate":
+    meta = ledger.meta(run_id)
+    if meta.get("status") in FINAL or meta.get("status") == "duplicate":
         return BatchStart(run_id, started=False, message=f"run {run_id} has ended")
+    # A planner claimed it before: a resumed run. Otherwise a new run (its record at most
+    # ``queued`` by the API), or a bare record late results left after Redis lost the run.
+    resumed = "planAttempts" in meta
     holder = ledger.acquire_lock(org_id, run_id, lock_ttl_s)
     if holder is not None:
         message = f"org {org_id} already has run {holder} in progress; no second batch started"
         log.warning(message)
-        if not known:
+        if not resumed:
             ledger.start(run_id, org_id, status="duplicate", error=message, runningRunId=holder)
         return BatchStart(holder, started=False, message=message)
-    if not known:
+    if not resumed:
         record_start(request, ledger)
         store.write_run_summary(
             run_id,

@@ -319,3 +319,30 @@ def test_a_lock_whose_run_stopped_beating_expires_and_the_next_trigger_starts(
     assert tracker.acquire_lock("org-1", "r2", 60) is None
     assert tracker.beat("r1", "org-1", lock_ttl_s=60)  # a late beat of r1 takes nothing back
     assert tracker.lock_holder("org-1") == "r2"
+
+
+def test_a_late_failure_never_replaces_a_success_of_the_same_run(ledger: Ledger) -> None:
+    ledger.start("r1", "org-1")
+    ledger.set_listed("r1", 3)
+    assert ledger.record("r1", {"1": synced(1)}) is False
+    assert ledger.record("r1", {"1": failed(1, reason="phone_not_kept")}) is False
+    assert ledger.record("r1", {"2": failed(2)}) is False
+    assert ledger.record("r1", {"2": synced(2)}) is False  # a success replaces a failure
+    assert ledger.record("r1", {"3": failed(3)}) is True
+    assert {r.customer_id: r.status for r in ledger.iter_results("r1")} == {
+        1: SyncStatus.SYNCED,
+        2: SyncStatus.SYNCED,
+        3: SyncStatus.FAILED,
+    }
+    if isinstance(ledger, RunTracker):  # its set of failed customers agrees
+        assert ledger.progress("r1").failed == 1
+
+
+def test_opening_a_record_afresh_drops_what_a_lost_record_held(ledger: Ledger) -> None:
+    # Redis lost the run; a late task left a bare record and a result under it
+    ledger.record("r1", {"1": failed(1, reason="phone_not_kept")})
+    ledger.keep_chunk("r1", "1", [{"customer": [1, None, None, None], "orders": []}])
+    ledger.start("r1", "org-1")  # the run planned anew
+    assert list(ledger.iter_results("r1")) == []
+    assert ledger.kept_chunks("r1") == {}
+    assert ledger.meta("r1")["orgId"] == "org-1"

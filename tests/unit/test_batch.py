@@ -209,6 +209,20 @@ def test_a_planner_sent_again_continues_its_run_where_the_dead_one_stopped(
     assert harness.start("r1").message == "run r1 has ended"  # a late redelivery
 
 
+def test_a_run_the_api_queued_is_registered_as_running_by_its_planner(harness: Harness) -> None:
+    harness.ledger.start("r1", "org-1", status="queued", dryRun=0)  # as the API opens it
+    assert harness.start("r1").started is True
+    registered = harness.store.run_summaries["r1"]
+    assert (registered["status"], registered["orgId"], registered["listed"]) == (
+        "running",
+        "org-1",
+        13,
+    )
+    assert harness.ledger.meta("r1")["planAttempts"] == "1"
+    harness.drain()
+    assert harness.store.run_summaries["r1"]["status"] == "completed"
+
+
 def test_bad_credentials_stop_the_run_with_one_alert(harness: Harness) -> None:
     harness.alleaves.error = AuthError("alleaves", "401 from POST /auth")
     started = harness.start()
