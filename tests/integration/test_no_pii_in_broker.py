@@ -2,7 +2,8 @@
 
 A full batch on real parts (Redis, a Celery worker, Flower, the sandbox with its documented
 Alpine IQ listing, so every customer with a phone is looked up in the chunk tasks) while Alpine
-IQ fails a share of the look-ups, so customers go on alone and retry. Every command Redis
+IQ fails the look-ups (all of them until a customer sent on alone has retried, then a share),
+so customers go on alone and retry. Every command Redis
 receives is recorded (MONITOR): each message published, moved to ``unacked``, retried, each
 result written; Celery's message bodies are base64 in their envelopes and are read decoded. At
 the end every key's value and Flower's task API are read too. The one place a raw phone may
@@ -201,11 +202,28 @@ def _flower_tasks(url: str) -> dict[str, Any] | None:
     return cast(dict[str, Any], response.json()) if response.status_code == 200 else None
 
 
-def _fail_look_ups_once_planned(stack: Stack, run_id: str) -> None:
+def _alone_retried(flower: str, run_id: str) -> bool:
+    """Flower shows a customer of the run sent on alone and retried at least once."""
+    tasks = _flower_tasks(flower) or {}
+    return any(
+        t.get("name") == "loyalty.sync_customer"
+        and run_id in str(t.get("kwargs"))
+        and t.get("retries")
+        for t in tasks.values()
+    )
+
+
+def _fail_look_ups_once_planned(stack: Stack, run_id: str, flower: str) -> None:
     """The plan reads Alleaves and Alpine IQ's listing (one attempt per call here): the faults
-    start once it has sent its work, so that only the tasks' look-ups fail."""
+    start once it has sent its work, so that only the tasks' look-ups fail. Every call fails
+    until a customer sent on alone has been retried (so a retry is certain, whatever the
+    timing), then a share of them for the rest of the run."""
     wait_for(lambda: stack.tracker.meta(run_id).get("status") == "syncing", poll_s=0.01)
-    stack.sandbox.set_faults(error_rate=LOOKUP_ERROR_RATE)
+    stack.sandbox.set_faults(error_rate=1.0)
+    try:
+        wait_for(lambda: _alone_retried(flower, run_id), timeout_s=120, poll_s=0.2)
+    finally:
+        stack.sandbox.set_faults(error_rate=LOOKUP_ERROR_RATE)
 
 
 def test_no_raw_phone_name_or_email_in_redis_or_flower(pii_stack: Stack, flower: str) -> None:
@@ -219,7 +237,7 @@ def test_no_raw_phone_name_or_email_in_redis_or_flower(pii_stack: Stack, flower:
     run_id = f"pii-{uuid.uuid4().hex[:10]}"
     try:
         stack.celery.send_task("loyalty.sync_org", args=["org-1"], kwargs={"run_id": run_id})
-        _fail_look_ups_once_planned(stack, run_id)
+        _fail_look_ups_once_planned(stack, run_id, flower)
         progress = watch_run(stack.tracker, run_id, timeout_s=240)
         stack.sandbox.reset_faults()
         # a public single-customer sync too: its result sits in the result backend
