@@ -5,7 +5,8 @@ Alpine IQ listing, so every customer with a phone is looked up in the chunk task
 IQ fails the look-ups (all of them until a customer sent on alone has retried, then a share),
 so customers go on alone and retry. Every command Redis
 receives is recorded (MONITOR): each message published, moved to ``unacked``, retried, each
-result written; Celery's message bodies are base64 in their envelopes and are read decoded. At
+result written; Celery's message bodies are base64 in their envelopes and are read decoded, and
+the run's kept chunks (compressed) are read decompressed from the run while it goes. At
 the end every key's value and Flower's task API are read too. The one place a raw phone may
 sit is the run's own side entry, ``loyalty:run:{runId}:phones``, gone once the run is summarised.
 """
@@ -39,6 +40,7 @@ FLOWER_PASSWORD = "Tq8vLm2Rz5Kw9Hx4"  # a test stack's own
 LOOKUP_ERROR_RATE = 0.25
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}")
 _PHONES_KEY = re.compile(r"^loyalty:run:[^ ]+:phones$")
+_CHUNKS_KEY = re.compile(r"^loyalty:run:[^ ]+:chunks$")
 
 
 @dataclass
@@ -82,8 +84,18 @@ def decoded(text: str) -> str:
 
 def is_side_entry(command: str) -> bool:
     """A command on a run's kept phones (the designed place for them)."""
+    return _on_key(command, _PHONES_KEY)
+
+
+def is_kept_chunk(command: str) -> bool:
+    """A command on a run's kept chunks: zlib-compressed copies of its chunk messages' bodies,
+    binary as MONITOR shows it (read decompressed from the run instead, ``kept_chunks_text``)."""
+    return _on_key(command, _CHUNKS_KEY)
+
+
+def _on_key(command: str, key: re.Pattern[str]) -> bool:
     words = command.split(" ", 2)
-    return len(words) > 1 and bool(_PHONES_KEY.match(words[1]))
+    return len(words) > 1 and bool(key.match(words[1]))
 
 
 def key_values(client: redis.Redis) -> dict[str, str]:
@@ -213,15 +225,19 @@ def _alone_retried(flower: str, run_id: str) -> bool:
     )
 
 
-def _fail_look_ups_once_planned(stack: Stack, run_id: str, flower: str) -> None:
+def _fail_look_ups_once_planned(stack: Stack, run_id: str, flower: str) -> str:
     """The plan reads Alleaves and Alpine IQ's listing (one attempt per call here): the faults
     start once it has sent its work, so that only the tasks' look-ups fail. Every call fails
     until a customer sent on alone has been retried (so a retry is certain, whatever the
-    timing), then a share of them for the rest of the run."""
+    timing), then a share of them for the rest of the run.
+
+    Returns the run's kept chunks at that moment, decompressed (those of the customers still
+    waiting for a result), as text."""
     wait_for(lambda: stack.tracker.meta(run_id).get("status") == "syncing", poll_s=0.01)
     stack.sandbox.set_faults(error_rate=1.0)
     try:
         wait_for(lambda: _alone_retried(flower, run_id), timeout_s=120, poll_s=0.2)
+        return json.dumps(stack.tracker.kept_chunks(run_id))
     finally:
         stack.sandbox.set_faults(error_rate=LOOKUP_ERROR_RATE)
 
@@ -237,7 +253,7 @@ def test_no_raw_phone_name_or_email_in_redis_or_flower(pii_stack: Stack, flower:
     run_id = f"pii-{uuid.uuid4().hex[:10]}"
     try:
         stack.celery.send_task("loyalty.sync_org", args=["org-1"], kwargs={"run_id": run_id})
-        _fail_look_ups_once_planned(stack, run_id, flower)
+        kept_chunks = _fail_look_ups_once_planned(stack, run_id, flower)
         progress = watch_run(stack.tracker, run_id, timeout_s=240)
         stack.sandbox.reset_faults()
         # a public single-customer sync too: its result sits in the result backend
@@ -259,8 +275,12 @@ def test_no_raw_phone_name_or_email_in_redis_or_flower(pii_stack: Stack, flower:
     assert any(c.upper().startswith("HSET") for c in side_entry)
     assert any(c.upper().startswith("HMGET") for c in side_entry)
 
-    # Every command Redis received, message bodies decoded: no PII outside the side entry.
-    corpus = "\n".join(decoded(c) for c in commands if not is_side_entry(c))
+    # Every command Redis received, message bodies decoded, kept chunks decompressed: no PII
+    # outside the side entry.
+    assert any(c.upper().startswith("HSET") for c in commands if is_kept_chunk(c))
+    assert '"orders"' in kept_chunks  # payloads, read while their customers still waited
+    sent = "\n".join(decoded(c) for c in commands if not (is_side_entry(c) or is_kept_chunk(c)))
+    corpus = sent + "\n" + kept_chunks
     assert "loyalty.sync_chunk" in corpus and "loyalty.sync_customer" in corpus
     assert "<5 customers>" in corpus  # argsrepr, in the message headers
     assert any(m in corpus for m in pii.masked)  # bodies were read: their masked phones show
