@@ -21,8 +21,8 @@ from google.auth import exceptions as auth_exceptions
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.document import DocumentReference
-from google.cloud.firestore_v1.field_path import FieldPath
 
+from loyalty_worker.adapters.firestore_writes import merge_write_pb
 from loyalty_worker.domain.profile import ProfileUpdate, profile_id
 from loyalty_worker.errors import PermanentError, TransientError, UnknownOrg
 from loyalty_worker.org_settings import OrgSettings
@@ -218,10 +218,11 @@ class FirestoreProfileStore:
     ) -> None:
         """Commit one batch that sets each document's top-level fields and leaves the rest."""
         batch = self._client.batch()
-        for reference, data in writes:
-            # FieldPath, not strings: a string merge path is parsed, so a name holding a dot
-            # would name a nested field. No paths (an empty summary) still creates the document.
-            batch.set(reference, data, merge=[FieldPath(name) for name in data] or True)
+        # The writes ``batch.set(reference, data, merge=[top-level paths])`` would add, built
+        # without its per-value cost (``firestore_writes``).
+        batch._add_write_pbs(
+            [merge_write_pb(reference._document_path, data) for reference, data in writes]
+        )
         with _translate_errors(action):
             batch.commit(retry=self._retry, timeout=self._timeout_s)
 
