@@ -1,12 +1,16 @@
 """Plan an org's batch: everything the per-customer syncs need, fetched once, side by side.
 
-Four reads, run in parallel: the customer listing (pages fetched several at a time), the order
-history (date windows in parallel), Alpine IQ's contacts listing (which phones have an account,
-in a few pages; where a listing carries balances, they spare those customers' look-ups) and then
-the existing profiles (chunked bulk reads; a full run reads them a few blocks ahead of the work
-it sends, so it never holds them all). Each customer's task gets its share in its message; a
-customer with an Alpine IQ account whose balance the listing did not carry is looked up by its
-task.
+Reads run in parallel: the customer listing (pages fetched several at a time), the order
+history (date windows in parallel) and Alpine IQ's contacts listing (which phones have an
+account, in a few pages; where a listing carries balances, they spare those customers'
+look-ups). Each customer's task gets its share in its message; a customer with an Alpine IQ
+account whose balance the listing did not carry is looked up by its task.
+
+The existing profiles are read by the plan only where it can settle customers with them: an
+incremental run (chunked bulk reads, for the ledgers and the carried-over customers) and a full
+run whose listing carried balances (read a few blocks ahead of the work it sends, so it never
+holds them all). Otherwise each chunk task reads its own customers' profiles in one call, so
+that the reading is spread over every worker process instead of loading the planner's.
 """
 
 from __future__ import annotations
@@ -57,7 +61,8 @@ class RunPlan:
     malformed_customers: list[MalformedRecord] = field(default_factory=list)
     history: OrderHistory = field(default_factory=OrderHistory)
     balances: AlpineBalances = field(default_factory=dict)
-    profiles: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # The profiles read ahead (incremental runs); None: not read by the plan.
+    profiles: dict[int, dict[str, Any]] | None = None
     # A full run's profiles, read block by block as ``work()`` goes (instead of ``profiles``).
     feed: ProfileFeed | None = None
     # Incremental: the history holds only orders created since this day; the older ones come
@@ -77,10 +82,10 @@ class RunPlan:
         They are when the profile keeps an order ledger, or when the customer was created
         since that day (so has no older orders).
         """
-        since = self.recent_since
-        assert since is not None
+        since, profiles = self.recent_since, self.profiles
+        assert since is not None and profiles is not None
         return all(
-            "loyaltyOrders" in self.profiles.get(c.customer_id, {})
+            "loyaltyOrders" in profiles.get(c.customer_id, {})
             or (c.created_on is not None and c.created_on >= since)
             for c in self.to_sync()
         )
@@ -112,8 +117,8 @@ class RunPlan:
     def work(self) -> Iterator[CustomerWork]:
         """Each customer to sync with its own orders, Alpine IQ answer and profile.
 
-        A block of profiles the feed could not read leaves its customers' profiles unknown:
-        their tasks read them.
+        Profiles the plan did not read (or a block the feed could not read) are left unknown:
+        the customers' chunk tasks read them.
         """
         if self.feed is None:
             for customer in self.to_sync():
@@ -401,10 +406,13 @@ def plan_run(
             alleaves, parallelism=parallelism, max_pages=max_pages, deadline=deadline
         )
         plan = RunPlan(customers, malformed)
-        if not incremental:  # read side by side with the history, and on as work is sent
-            plan.feed = ProfileFeed(store, org_id, customers, sleep=sleep)
         try:
-            plan.history, plan.balances = orders.result(), balances.result()
+            plan.balances = balances.result()
+            if not incremental and any(p is not None for p in plan.balances.values()):
+                # Balances in the listing: the plan settles the customers it can, so it reads
+                # their profiles, side by side with the history and on as work is sent.
+                plan.feed = ProfileFeed(store, org_id, customers, sleep=sleep)
+            plan.history = orders.result()
         except BaseException:
             plan.close()
             raise

@@ -239,11 +239,12 @@ def sync_chunk(
     propagates: the whole chunk is retried (the sync is idempotent). A batched write refused
     for any other reason is made again one profile at a time, so that only a profile that
     cannot be written fails, with its reason. Once ``deadline`` has passed no new customer is
-    started: the rest are handed back too, each to be synced on its own.
+    started: the rest are handed back too, each to be synced on its own. Profiles the run did
+    not read ahead are read first, in one call (a transient error retries the chunk).
     """
     outcome = ChunkOutcome()
     evaluations: list[Evaluation] = []
-    for work in works:
+    for work in _with_profiles(org.org_id, works, store):
         if deadline is not None and deadline.passed():
             outcome.retry.append((work, DeadlineExceeded("chunk", deadline.budget_s)))
             continue
@@ -272,6 +273,22 @@ def sync_chunk(
     else:
         outcome.results.extend(e.result for e in evaluations)
     return outcome
+
+
+def _with_profiles(
+    org_id: str, works: Sequence[CustomerWork], store: ProfileStore
+) -> Sequence[CustomerWork]:
+    """``works`` with every profile known: those the run did not read ahead, read in one call."""
+    unknown = [work.customer.customer_id for work in works if not work.profile_known]
+    if not unknown:
+        return works
+    profiles = store.get_profiles(org_id, unknown, PROFILE_FIELDS)
+    return [
+        work
+        if work.profile_known
+        else replace(work, profile=profiles.get(work.customer.customer_id), profile_known=True)
+        for work in works
+    ]
 
 
 def _write_one_by_one(evaluations: Sequence[Evaluation], store: ProfileStore) -> list[SyncResult]:

@@ -88,14 +88,17 @@ class Harness:
         )
 
     def drain(self, run_id: str = "r1") -> None:
-        org = self.store.get_org_settings("org-1")
         while self.queue:
-            outcome = sync_chunk(
-                org, self.queue.pop(0), store=self.store, alpine=self.alpine, run_id=run_id
-            )
-            assert outcome.retry == []
-            if record_results(self.ledger, run_id, outcome.results):
-                self.summaries.append(self.summarize(run_id))
+            self.drain_one(run_id)
+
+    def drain_one(self, run_id: str = "r1") -> None:
+        org = self.store.get_org_settings("org-1")
+        outcome = sync_chunk(
+            org, self.queue.pop(0), store=self.store, alpine=self.alpine, run_id=run_id
+        )
+        assert outcome.retry == []
+        if record_results(self.ledger, run_id, outcome.results):
+            self.summaries.append(self.summarize(run_id))
 
 
 def orders_for(cid: int, *amounts: str) -> list[tuple[date, Order | MalformedRecord]]:
@@ -545,7 +548,8 @@ def test_a_full_run_reads_profiles_a_few_blocks_ahead_of_the_work_it_sends() -> 
     assert len(store.read_ids) == len(customers)
 
 
-def test_profiles_a_full_run_cannot_read_are_read_by_the_tasks(harness: Harness) -> None:
+def test_profiles_a_full_run_cannot_read_are_read_by_the_tasks(shortcut: Harness) -> None:
+    harness = shortcut  # balances in the listing: the plan reads profiles to settle customers
     flaky = FlakyProfileStore(failures=PROFILE_READ_ATTEMPTS)  # the plan's one block fails
     flaky.settings = harness.store.settings
     harness.store = flaky
@@ -553,7 +557,52 @@ def test_profiles_a_full_run_cannot_read_are_read_by_the_tasks(harness: Harness)
     works = [w for chunk in harness.queue for w in chunk]
     assert len(works) == 12 and not any(w.profile_known for w in works)
     harness.drain()
+    assert flaky.reads == PROFILE_READ_ATTEMPTS + len([5, 5, 2])  # then one read per chunk
     assert harness.store.run_summaries["r1"]["synced"] == 11  # and customer 3 failed malformed
+
+
+def test_on_the_documented_listing_each_chunk_reads_its_own_profiles(harness: Harness) -> None:
+    settings = {"discrepancyThreshold": 0.1, "equityMultiplier": 2}
+    store = ReadCountingStore()
+    store.settings["org-1"] = settings
+    store.profiles = {f"org-1_{cid}": {"equityStatus": True} for cid in range(1, 13)}
+    harness.store = store
+    harness.start()
+    assert store.read_ids == []  # the plan, which could settle no one, read no profile
+    assert not any(w.profile_known for chunk in harness.queue for w in chunk)
+    reads: list[list[int]] = []
+    while harness.queue:
+        before = len(store.read_ids)
+        harness.drain_one()
+        reads.append(store.read_ids[before:])
+    assert reads == [[1, 2, 3, 4, 5], [6, 7, 8, 9, 10], [11, 12]]  # one call per chunk
+    # The profiles read were used: every customer is an equity customer (points doubled).
+    no_equity = Harness(harness.alleaves, harness.alpine)
+    no_equity.store.settings["org-1"] = settings
+    no_equity.start("plain")
+    no_equity.drain("plain")
+    for cid in (1, 2, 12):
+        with_equity = store.profiles[f"org-1_{cid}"]["pointsFromOrders"]
+        plain = no_equity.store.profiles[f"org-1_{cid}"]["pointsFromOrders"]
+        assert with_equity > plain, (cid, with_equity, plain)
+
+
+def test_a_chunk_whose_profile_read_fails_is_retried_whole_and_writes_nothing(
+    harness: Harness,
+) -> None:
+    flaky = FlakyProfileStore(failures=1)
+    flaky.settings = harness.store.settings
+    harness.store = flaky
+    harness.start()
+    org = flaky.get_org_settings("org-1")
+    chunk = harness.queue[0]
+    with pytest.raises(TransientError):
+        sync_chunk(org, chunk, store=flaky, alpine=harness.alpine, run_id="r1")
+    assert flaky.profiles == {}
+    outcome = sync_chunk(org, chunk, store=flaky, alpine=harness.alpine, run_id="r1")
+    synced, malformed = SyncStatus.SYNCED, SyncStatus.FAILED  # customer 3: a malformed order
+    assert [r.status for r in outcome.results] == [synced, synced, malformed, synced, synced]
+    assert len(flaky.profiles) == 4
 
 
 def test_malformed_customers_get_results_like_every_other(harness: Harness) -> None:
