@@ -11,11 +11,12 @@ import sys
 import threading
 from collections import defaultdict
 from collections.abc import Callable, KeysView, Sequence
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 from itertools import pairwise
+from queue import SimpleQueue
 
 from loyalty_worker.domain.models import Customer, Order
 from loyalty_worker.errors import MalformedRecord, PermanentError
@@ -198,14 +199,22 @@ def fetch_order_history(
             take(records)
         return []
 
-    windows = date_windows(start, end, window_days)
+    # Finished reads arrive on a queue: waiting on the pending set instead (``wait``) costs a
+    # pass over every pending window per finished one, quadratic in a history's windows.
+    finished: SimpleQueue[Future[list[tuple[date, date]]]] = SimpleQueue()
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        pending = {pool.submit(read, window) for window in windows}
+
+        def submit(window: tuple[date, date]) -> Future[list[tuple[date, date]]]:
+            future = pool.submit(read, window)
+            future.add_done_callback(finished.put)
+            return future
+
+        pending = {submit(window) for window in date_windows(start, end, window_days)}
         try:
             while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    pending.update(pool.submit(read, half) for half in future.result())
+                future = finished.get()
+                pending.discard(future)
+                pending.update(submit(half) for half in future.result())
         except BaseException:
             # One window failed the history: the windows not yet started are not read.
             for future in pending:
