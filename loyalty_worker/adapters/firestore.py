@@ -155,8 +155,8 @@ class FirestoreProfileStore:
     ) -> dict[int, dict[str, Any]]:
         """Existing profiles by customer id; customers without a profile are left out.
 
-        With ``fields`` Firestore sends only those (a read mask) and only those are kept: a run
-        holds every profile of the org at once and needs a dozen of their fields at most.
+        With ``fields`` Firestore sends only those (a read mask): a sync needs a dozen of a
+        profile's fields at most.
         """
         by_document_id = {
             profile_id(org_id, customer_id): customer_id for customer_id in customer_ids
@@ -178,8 +178,6 @@ class FirestoreProfileStore:
             for snapshot in snapshots:
                 document = snapshot.to_dict()
                 if snapshot.exists and document is not None:
-                    if fields is not None:  # (the local emulator ignores read masks)
-                        document = {name: document[name] for name in fields if name in document}
                     found[by_document_id[snapshot.id]] = document
         return found
 

@@ -154,10 +154,31 @@ function plainDocument(document, only) {
   };
 }
 
+// The top-level fields the BatchGetDocuments call being answered asks for (its read mask); null:
+// every field. The package ignores read masks; real Firestore sends only the masked fields.
+let readMask = null;
+
 const { toV1DocumentObject: originalDocumentObject } = FirestoreStateDocument.prototype;
 FirestoreStateDocument.prototype.toV1DocumentObject = function () {
-  return this.metadata.hasExist ? plainDocument(this, null) : originalDocumentObject.call(this);
+  return this.metadata.hasExist ? plainDocument(this, readMask) : originalDocumentObject.call(this);
 };
+
+// The package answers BatchGetDocuments synchronously, one toV1DocumentObject() per document, so
+// the call's mask is set around it. A mask naming a nested field is not applied (whole documents
+// are sent, as before): the worker masks top-level fields only.
+function honourReadMasks(server) {
+  const handler = server.handlers.get("/google.firestore.v1.Firestore/BatchGetDocuments");
+  const answer = handler.func;
+  handler.func = (call) => {
+    const names = (call.request?.mask?.field_paths ?? []).map(unquoteTopLevelPath);
+    readMask = names.length > 0 && !names.includes(null) ? names : null;
+    try {
+      return answer(call);
+    } finally {
+      readMask = null;
+    }
+  };
+}
 
 // Queries. The package sorts the whole collection before it filters, keeps documents that lack
 // an order_by field, and ignores cursors (start_at/end_at), offset and select. Real Firestore
@@ -447,6 +468,7 @@ if (!(requested >= 0 && requested <= 65535)) {
 // FirestoreServer.start() binds every interface; this unauthenticated database stays on loopback
 // unless --host says otherwise.
 const emulator = new FirestoreServer();
+honourReadMasks(emulator.server);
 emulator.server.bindAsync(
   `${host}:${requested}`,
   ServerCredentials.createInsecure(),
