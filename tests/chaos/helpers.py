@@ -36,6 +36,8 @@ T = TypeVar("T")
 
 FINAL_STATUSES = frozenset({"completed", "failed", "incomplete", "duplicate"})
 QUEUES = ("loyalty.runs", "loyalty.customers")
+# Lines of each worker's log printed when a run does not end in time.
+WORKER_LOG_TAIL = 150
 
 # One line per case, printed as it ends and again at the end of the session.
 REPORT: list[str] = []
@@ -179,7 +181,14 @@ def wait_final(stack: Stack, run_id: str, *, timeout_s: float) -> Progress:
         progress = stack.tracker.progress(run_id)
         return progress if progress.status in FINAL_STATUSES else None
 
-    return wait_until(ended, timeout_s=timeout_s, what=f"run {run_id} ends", poll_s=0.2)
+    try:
+        return wait_until(ended, timeout_s=timeout_s, what=f"run {run_id} ends", poll_s=0.2)
+    except AssertionError:
+        # What the workers did is the only account of why: their logs' tails go in the report.
+        for worker in stack.workers:
+            tail = worker.output().splitlines()[-WORKER_LOG_TAIL:]
+            print(f"--- {worker.name}, last {len(tail)} lines ---", *tail, sep="\n")
+        raise
 
 
 def broker_idle(stack: Stack) -> bool:
