@@ -66,7 +66,9 @@ class Settings(BaseSettings):
     deadline_check: Literal["enforce", "warn"] = "enforce"
     worker_concurrency: int = Field(default=16, ge=1)
     # Customers per batch task: one message, one batched Firestore write, one result record.
-    sync_chunk_size: int = Field(default=25, ge=1, le=500)
+    # Each chunk costs its task's bookkeeping (events, the message, the profile read and write
+    # round trips): 100 spends a fifth less of the worker's CPU than 25 (README "Performance").
+    sync_chunk_size: int = Field(default=100, ge=1, le=500)
     sync_max_retries: int = Field(default=5, ge=0)
     # Every task of a run beats this often (the run is alive, the org's lock kept); a run with
     # no beat, no result and no queued work for ``redispatch_s`` has lost work: the watchdog

@@ -120,7 +120,7 @@ def deadlines(settings: Settings) -> Deadlines:
         + settings.task_budget_s  # no new customer is started after it
         + http_call  # the customer in flight: its Alpine IQ look-up
         + firestore  # ... and its profile read
-        + (1 + settings.sync_chunk_size) * firestore  # the batched write, each alone if refused
+        + 2 * firestore  # the batched write; if refused, the one written alone when it passes
     )
     retried_customer = org_read + http_call + 2 * firestore  # look-up, read, write
     single_sync = (

@@ -239,24 +239,25 @@ def sync_chunk(
     propagates: the whole chunk is retried (the sync is idempotent). A batched write refused
     for any other reason is made again one profile at a time, so that only a profile that
     cannot be written fails, with its reason. Once ``deadline`` has passed no new customer is
-    started: the rest are handed back too, each to be synced on its own. Profiles the run did
-    not read ahead are read first, in one call (a transient error retries the chunk).
+    started, and no new profile is written alone: the rest are handed back too, each to be
+    synced on its own, so a chunk's time does not grow with its size. Profiles the run did not
+    read ahead are read first, in one call (a transient error retries the chunk).
     """
     outcome = ChunkOutcome()
-    evaluations: list[Evaluation] = []
+    evaluations: list[tuple[CustomerWork, Evaluation]] = []
     for work in _with_profiles(org.org_id, works, store):
         if deadline is not None and deadline.passed():
             outcome.retry.append((work, DeadlineExceeded("chunk", deadline.budget_s)))
             continue
         try:
-            evaluations.append(
-                evaluate_customer(
-                    org, work, store=store, alpine=alpine, run_id=run_id, dry_run=dry_run
-                )
+            evaluation = evaluate_customer(
+                org, work, store=store, alpine=alpine, run_id=run_id, dry_run=dry_run
             )
         except TransientError as exc:
             outcome.retry.append((work, exc))
-    updates = [e.update for e in evaluations if e.update is not None]
+        else:
+            evaluations.append((work, evaluation))
+    updates = [e.update for _, e in evaluations if e.update is not None]
     try:
         if updates:
             store.write_profiles(updates)
@@ -269,9 +270,9 @@ def sync_chunk(
             len(updates),
             failure_reason(exc)[1],
         )
-        outcome.results.extend(_write_one_by_one(evaluations, store))
+        _write_one_by_one(evaluations, store, outcome, deadline)
     else:
-        outcome.results.extend(e.result for e in evaluations)
+        outcome.results.extend(e.result for _, e in evaluations)
     return outcome
 
 
@@ -291,18 +292,26 @@ def _with_profiles(
     ]
 
 
-def _write_one_by_one(evaluations: Sequence[Evaluation], store: ProfileStore) -> list[SyncResult]:
-    """Results of a chunk whose batched write failed: each profile written on its own; one
-    that still fails gets a ``failed`` result with its reason, the others keep theirs."""
-    results = []
-    for evaluation in evaluations:
+def _write_one_by_one(
+    evaluations: Sequence[tuple[CustomerWork, Evaluation]],
+    store: ProfileStore,
+    outcome: ChunkOutcome,
+    deadline: Deadline | None,
+) -> None:
+    """The results of a chunk whose batched write failed, into ``outcome``: each profile
+    written on its own; one that still fails gets a ``failed`` result with its reason, the
+    others keep theirs. Once ``deadline`` has passed, the customers whose profiles are not
+    written yet are handed back, each to be synced on its own."""
+    for work, evaluation in evaluations:
         result = evaluation.result
         if evaluation.update is not None:
+            if deadline is not None and deadline.passed():
+                outcome.retry.append((work, DeadlineExceeded("chunk", deadline.budget_s)))
+                continue
             failure = _write_failure(store, evaluation.update)
             if failure is not None:
                 reason, detail = failure
                 result = replace(
                     result, status=SyncStatus.FAILED, outcome=None, reason=reason, detail=detail
                 )
-        results.append(result)
-    return results
+        outcome.results.append(result)

@@ -4,7 +4,7 @@ and a worker refuses settings whose deadlines are out of order."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date
 from decimal import Decimal
 
@@ -22,6 +22,7 @@ from loyalty_worker.deadlines import (
     deadlines,
 )
 from loyalty_worker.domain.models import Customer, Order
+from loyalty_worker.domain.profile import ProfileUpdate
 from loyalty_worker.errors import DeadlineExceeded, MalformedRecord, PermanentError, TransientError
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.services.customer_inputs import CustomerWork
@@ -59,7 +60,7 @@ def test_the_defaults_hold_together_as_the_readme_table_says() -> None:
         13.0,
     )
     assert (d.chunk_task_s, d.retried_customer_task_s, d.single_sync_task_s) == (
-        614.0,
+        302.0,
         169.0,
         796.0,
     )
@@ -129,6 +130,31 @@ def test_a_chunk_starts_no_customer_once_its_budget_is_spent() -> None:
     assert [w.customer.customer_id for w, _ in outcome.retry] == [2, 3]
     assert all(isinstance(e, DeadlineExceeded) for _, e in outcome.retry)
     assert outcome.retry[0][1].reason == "deadline_exceeded"
+
+
+def test_a_refused_batched_write_writes_no_profile_alone_once_the_budget_is_spent() -> None:
+    class RefusesBatches(InMemoryProfileStore):
+        def write_profiles(self, updates: Sequence[ProfileUpdate]) -> None:
+            if len(updates) > 1:
+                raise ValueError("the batch is refused")
+            clock.step = 6.0  # from the first profile written alone, six seconds a check
+            super().write_profiles(updates)
+
+    clock = Clock()
+    deadline = Deadline(10.0, clock=clock)
+    works = [CustomerWork(Customer(i), (Order(i, i, "completed", Decimal(5)),)) for i in (1, 2, 3)]
+    store = RefusesBatches()
+    org = OrgSettings.parse("org-1", {})
+    outcome = sync_chunk(org, works, store=store, alpine=FakeAlpine(), deadline=deadline)
+    # 1 and 2 are written alone (checks at 0 and 6 s); 3 is handed back unwritten (12 s).
+    assert [(r.customer_id, r.status) for r in outcome.results] == [
+        (1, SyncStatus.SYNCED),
+        (2, SyncStatus.SYNCED),
+    ]
+    assert set(store.profiles) == {"org-1_1", "org-1_2"}
+    assert [(w.customer.customer_id, e.reason) for w, e in outcome.retry] == [
+        (3, "deadline_exceeded")
+    ]
 
 
 # Paging is bounded: a page cap, a repeated-page check, a deadline.
