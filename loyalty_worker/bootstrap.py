@@ -21,6 +21,7 @@ from loyalty_worker.adapters.alpine import AlpineIQClient
 from loyalty_worker.adapters.discord import ConsoleNotifier, DiscordNotifier
 from loyalty_worker.adapters.firestore import FirestoreProfileStore, build_firestore_client
 from loyalty_worker.adapters.http import RetryPolicy, build_http_client
+from loyalty_worker.adapters.order_slices import RedisOrderSlices
 from loyalty_worker.adapters.rate_limit import RedisRateLimiter, request_hook
 from loyalty_worker.adapters.run_phones import RedisRunPhones
 from loyalty_worker.adapters.run_state import RunTracker
@@ -235,6 +236,7 @@ class Container:
             plan_budget_s=settings.plan_budget_s,
             max_pages=settings.max_pages,
             planner_stale_s=settings.redispatch_s,
+            plan_slices=settings.plan_slices,
         )
         return RunPorts(
             org_for=self.org,
@@ -243,6 +245,7 @@ class Container:
             options=options,
             single_syncs=RedisSyncSlots(self.redis),
             lookups=self.lookups,
+            slices=RedisOrderSlices(self.redis),
         )
 
     def _notifier(self, org: OrgSettings | None) -> Notifier:

@@ -13,6 +13,7 @@ from typing import Final
 SYNC_ORG: Final = "loyalty.sync_org"
 SYNC_CUSTOMER: Final = "loyalty.sync_customer"
 SYNC_CHUNK: Final = "loyalty.sync_chunk"
+READ_ORDERS: Final = "loyalty.read_orders"
 SUMMARIZE_RUN: Final = "loyalty.summarize_run"
 NIGHTLY_TICK: Final = "loyalty.nightly_tick"
 INCREMENTAL_TICK: Final = "loyalty.incremental_tick"
@@ -27,6 +28,7 @@ WORKER_QUEUES: Final = (RUNS_QUEUE, CUSTOMERS_QUEUE, PUBLIC_QUEUE)
 
 TASK_ROUTES: Final = {
     SYNC_ORG: {"queue": RUNS_QUEUE},
+    READ_ORDERS: {"queue": RUNS_QUEUE},
     SUMMARIZE_RUN: {"queue": RUNS_QUEUE},
     NIGHTLY_TICK: {"queue": RUNS_QUEUE},
     INCREMENTAL_TICK: {"queue": RUNS_QUEUE},

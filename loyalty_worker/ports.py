@@ -364,6 +364,43 @@ class SyncSlots(Protocol):
         ...
 
 
+# --- A plan's order history, read in slices by several processes ----------------------------------
+
+
+class OrderSlices(Protocol):
+    """Slices of a run's order history (date ranges) shared by the processes that read them
+    (Redis): a slice is claimed by one reader, kept alive while it reads, and its orders left
+    for the planner that gathers them. Errors are transient (``TransientError``)."""
+
+    def claim(self, run_id: str, key: str, holder: str, *, ttl_s: float) -> bool:
+        """Take the slice for ``holder`` unless another holds it or its orders are in."""
+        ...
+
+    def renew(self, run_id: str, key: str, holder: str, *, ttl_s: float) -> bool:
+        """Keep ``holder``'s claim for ``ttl_s`` more; False when it holds it no more."""
+        ...
+
+    def release(self, run_id: str, key: str, holder: str) -> None:
+        """Give ``holder``'s claim back (nothing when it holds none)."""
+        ...
+
+    def claimed(self, run_id: str, key: str) -> bool:
+        """Whether a reader holds the slice now."""
+        ...
+
+    def put(self, run_id: str, key: str, orders: bytes, *, ttl_s: float) -> None:
+        """Leave the slice's orders (encoded) for the planner, for ``ttl_s`` at most."""
+        ...
+
+    def get(self, run_id: str, key: str) -> bytes | None:
+        """The slice's orders, once a reader left them."""
+        ...
+
+    def forget(self, run_id: str, keys: Sequence[str]) -> None:
+        """Drop the slices' orders and claims (gathered)."""
+        ...
+
+
 # --- A run's phones, kept beside its task messages ------------------------------------------------
 # (Task messages sit in the broker and show in Flower: they carry masked phones only.)
 

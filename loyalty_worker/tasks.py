@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import partial
 from typing import Any
 
@@ -23,9 +23,10 @@ from loyalty_worker import names
 from loyalty_worker.bootstrap import container
 from loyalty_worker.celery_app import app
 from loyalty_worker.names import new_run_id
-from loyalty_worker.services.batch import RunDispatch, close_run
+from loyalty_worker.services.batch import RunDispatch, close_run, read_run_orders
 from loyalty_worker.services.customer_inputs import CustomerWork
 from loyalty_worker.services.customer_jobs import sync_alone, sync_run_chunk
+from loyalty_worker.services.history_slices import HistorySlice
 from loyalty_worker.services.nightly import start_nightly_runs
 from loyalty_worker.services.retries import Attempt, RetryLater
 from loyalty_worker.services.run_phones import hand_over
@@ -83,6 +84,19 @@ def sync_org(
             dispatch=_run_dispatch(org_id, run_id, dry_run),
         )
     return started.to_dict()
+
+
+@app.task(name=names.READ_ORDERS)
+def read_orders(org_id: str, run_id: str, start: str, end: str, index: int, count: int) -> bool:
+    """Read slice ``index`` of ``count`` of a run's order history for its planner
+    (``services.history_slices``); whether this worker read it (False: another reader has it,
+    or the planner will)."""
+    c = container()
+    part = HistorySlice(
+        org_id, run_id, date.fromisoformat(start), date.fromisoformat(end), index, count
+    )
+    with c.heartbeat.beating(run_id, org_id):
+        return read_run_orders(part, c.run_ports())
 
 
 @app.task(name=names.SYNC_CUSTOMER, bind=True, max_retries=None)
@@ -220,6 +234,22 @@ def _run_dispatch(org_id: str, run_id: str, dry_run: bool) -> RunDispatch:
     return RunDispatch(
         enqueue=partial(_enqueue_chunk, org_id, run_id, dry_run),
         summarize=partial(_summarize, run_id),
+        read_orders=_send_orders_slice,
+    )
+
+
+def _send_orders_slice(part: HistorySlice) -> None:
+    args = (
+        part.org_id,
+        part.run_id,
+        part.start.isoformat(),
+        part.end.isoformat(),
+        part.index,
+        part.count,
+    )
+    # Past the plan's budget its planner has given up: a late copy must not read for nobody.
+    read_orders.apply_async(
+        args, ignore_result=True, expires=container().settings.plan_budget_s, **_shown(args)
     )
 
 

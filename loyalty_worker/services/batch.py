@@ -24,14 +24,22 @@ from loyalty_worker.ports import (
     CustomerSource,
     LoyaltyLookup,
     Notifier,
+    OrderSlices,
     ProfileStore,
     RunLedger,
     SyncSlots,
 )
 from loyalty_worker.services.customer_inputs import CustomerWork
 from loyalty_worker.services.deadline import Deadline
+from loyalty_worker.services.history_slices import (
+    HistorySlice,
+    SliceReader,
+    gather_history,
+    read_slice,
+)
 from loyalty_worker.services.memo import carry_over
-from loyalty_worker.services.plan import RunPlan, plan_run
+from loyalty_worker.services.order_history import OrderHistory
+from loyalty_worker.services.plan import HistoryReader, RunPlan, plan_run, read_orders
 from loyalty_worker.services.results import SyncResult, SyncStatus, utc_stamp
 from loyalty_worker.services.retries import Attempt
 from loyalty_worker.services.summary import SummaryBuilder, summary_alert
@@ -74,6 +82,9 @@ class BatchOptions:
     max_pages: int = 5000
     # A planner that has not beat for this long is taken over by the next one sent.
     planner_stale_s: float = 60.0
+    # The plan's order history is cut into this many slices of days, read by whichever worker
+    # processes take them (``services.history_slices``; 1: the planner reads it alone).
+    plan_slices: int = 1
 
 
 @dataclass(frozen=True)
@@ -113,6 +124,9 @@ class RunPorts:
     # Where a chunk's Alpine IQ look-ups run side by side (None: one after another, in the
     # chunk's own thread).
     lookups: Executor | None = None
+    # Where the readers of a plan's history slices leave their orders (None: the planner
+    # reads the history alone).
+    slices: OrderSlices | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +136,8 @@ class RunDispatch:
 
     enqueue: Callable[[list[CustomerWork]], None]
     summarize: Callable[[str], None]
+    # A slice of the plan's order history, for any worker to read (None: nobody else reads).
+    read_orders: Callable[[HistorySlice], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +165,7 @@ def start_batch(
     ledger: RunLedger,
     options: BatchOptions,
     dispatch: RunDispatch,
+    slices: OrderSlices | None = None,
     today: date | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> BatchStart:
@@ -184,6 +201,7 @@ def start_batch(
                 today=today,
                 sleep=sleep,
                 deadline=deadline,
+                history=_history_reader(request, org, options, dispatch, slices, deadline, sleep),
             ),
             attempts=options.plan_attempts,
             sleep=sleep,
@@ -290,6 +308,7 @@ def _planner(
     today: date | None,
     sleep: Callable[[float], None],
     deadline: Deadline | None = None,
+    history: HistoryReader | None = None,
 ) -> Callable[[], RunPlan]:
     """The run's planning as one call (tried again by ``_plan_with_retries``)."""
     since = request.since
@@ -319,7 +338,69 @@ def _planner(
         sleep=sleep,
         max_pages=options.max_pages,
         deadline=deadline,
+        history_reader=history,
     )
+
+
+def _slice_reader(org: OrgAdapters, options: BatchOptions, deadline: Deadline) -> SliceReader:
+    """How this process reads a slice of the org's history: the slices side by side split
+    the order fetch parallelism between them."""
+
+    def read(part: HistorySlice, before_page: Callable[[], None]) -> OrderHistory:
+        return read_orders(
+            org.alleaves,
+            part.start,
+            part.end,
+            before_page,
+            window_days=options.window_days,
+            parallelism=max(1, -(-options.parallelism // part.count)),
+            max_pages=options.max_pages,
+            deadline=deadline,
+            share=(part.index, part.count),
+        )
+
+    return read
+
+
+def _history_reader(
+    request: RunRequest,
+    org: OrgAdapters,
+    options: BatchOptions,
+    dispatch: RunDispatch,
+    slices: OrderSlices | None,
+    deadline: Deadline,
+    sleep: Callable[[float], None],
+) -> HistoryReader | None:
+    """The plan's history read in slices by every process that takes one (None: the
+    planner reads it alone, as it does with one slice or nobody to hand slices to)."""
+    if slices is None or dispatch.read_orders is None or options.plan_slices <= 1:
+        return None
+    return partial(
+        gather_history,
+        request.org_id,
+        request.run_id,
+        read=_slice_reader(org, options, deadline),
+        slices=slices,
+        count=options.plan_slices,
+        send=dispatch.read_orders,
+        deadline=deadline,
+        sleep=sleep,
+    )
+
+
+def read_run_orders(part: HistorySlice, ports: RunPorts) -> bool:
+    """Read a slice of a run's history for its planner (``loyalty.read_orders``); whether
+    this reader read it. An org that cannot be served leaves it to the planner."""
+    options = ports.options
+    if ports.slices is None:
+        return False
+    try:
+        org = ports.org_for(part.org_id)
+    except LoyaltyError as exc:
+        log.warning("run %s: orders of %s left to the planner: %s", part.run_id, part.key, exc)
+        return False
+    reader = _slice_reader(org, options, Deadline(options.plan_budget_s))
+    return read_slice(part, reader, ports.slices, keep_s=options.plan_budget_s)
 
 
 def _carry_over_now(plan: RunPlan, **kwargs: Any) -> set[int]:

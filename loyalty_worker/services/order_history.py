@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import zlib
 from collections import defaultdict
 from collections.abc import Callable, KeysView, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -17,6 +18,8 @@ from datetime import date, timedelta
 from decimal import Decimal
 from itertools import pairwise
 from queue import SimpleQueue
+
+import msgspec
 
 from loyalty_worker.domain.models import Customer, Order
 from loyalty_worker.errors import MalformedRecord, PermanentError
@@ -51,6 +54,8 @@ def date_windows(start: date, end: date, days: int) -> list[tuple[date, date]]:
 
 # A customer's orders are kept packed in one string: a row per order, its fields apart.
 _ROW, _FIELD = "\x1e", "\x1f"
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODER = msgspec.msgpack.Decoder(tuple[dict[int, str], dict[int, list[str]], list[str], int, int])
 
 
 @dataclass
@@ -96,6 +101,33 @@ class OrderHistory:
         if packed is None:
             return []
         return [_unpack(customer_id, row) for row in packed.split(_ROW)]
+
+    def merge(self, other: OrderHistory) -> None:
+        """Add ``other``'s orders (another date range of the same org); ``finish`` after."""
+        for customer_id, packed in other._packed.items():
+            mine = self._packed.get(customer_id)
+            self._packed[customer_id] = packed if mine is None else mine + _ROW + packed
+        for customer_id, order_ids in other.malformed.items():
+            self.malformed[customer_id].extend(order_ids)
+        self.unowned_malformed.extend(other.unowned_malformed)
+        self.pages_fetched += other.pages_fetched
+        self.orders_seen += other.orders_seen
+
+    def to_bytes(self) -> bytes:
+        """The history as compressed bytes, to hand to another process (``from_bytes``)."""
+        state = (
+            self._packed,
+            dict(self.malformed),
+            self.unowned_malformed,
+            self.pages_fetched,
+            self.orders_seen,
+        )
+        return zlib.compress(_ENCODER.encode(state), 1)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> OrderHistory:
+        packed, malformed, unowned, pages, seen = _DECODER.decode(zlib.decompress(data))
+        return cls(packed, defaultdict(list, malformed), unowned, pages, seen)
 
     def finish(self) -> None:
         """Sort each customer's orders by id and keep one of each (an order read on two
@@ -150,8 +182,11 @@ def fetch_order_history(
     parallelism: int,
     max_pages: int | None = None,
     deadline: Deadline | None = None,
+    share: tuple[int, int] = (0, 1),
 ) -> OrderHistory:
-    """Every order created in [start, end], ``parallelism`` pages in flight.
+    """Every order created in [start, end], ``parallelism`` pages in flight; with ``share``
+    ``(k, n)``, only those of every n-th window from the k-th (one of n readers' shares: busy
+    and quiet seasons alike spread over all of them).
 
     The range is cut into windows of ``window_days``. A window whose first page comes back full
     holds more than one page; pages of a window must be read one after another, so a busy window
@@ -209,7 +244,9 @@ def fetch_order_history(
             future.add_done_callback(finished.put)
             return future
 
-        pending = {submit(window) for window in date_windows(start, end, window_days)}
+        index, count = share
+        windows = date_windows(start, end, window_days)[index::count]
+        pending = {submit(window) for window in windows}
         try:
             while pending:
                 future = finished.get()

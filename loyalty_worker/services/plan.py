@@ -25,7 +25,7 @@ from datetime import date
 from functools import partial
 from typing import Any
 
-from loyalty_worker.domain.models import AlpineProfile, Customer
+from loyalty_worker.domain.models import AlpineProfile, Customer, Order
 from loyalty_worker.domain.phone import normalize_phone
 from loyalty_worker.errors import MalformedRecord, PermanentError, TransientError
 from loyalty_worker.ports import CustomerSource, LoyaltyLookup, ProfileStore
@@ -38,6 +38,7 @@ from loyalty_worker.services.customer_inputs import (
 from loyalty_worker.services.deadline import Deadline, check
 from loyalty_worker.services.order_history import (
     OrderHistory,
+    PageFetcher,
     fetch_order_history,
     page_ids,
 )
@@ -336,19 +337,29 @@ class ProfileFeed:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _order_history(
+def read_orders(
     alleaves: CustomerSource,
     start: date,
-    *,
     end: date,
+    before_page: Callable[[], None] | None = None,
+    *,
     window_days: int,
     parallelism: int,
     max_pages: int | None = None,
     deadline: Deadline | None = None,
+    share: tuple[int, int] = (0, 1),
 ) -> OrderHistory:
-    """The org's orders created from ``start`` to ``end`` (``services.order_history``)."""
+    """The org's orders created from ``start`` to ``end`` (``services.order_history``, with
+    its ``share``), read in this process; ``before_page`` runs before each page is fetched."""
+    fetch: PageFetcher = alleaves.fetch_order_page
+    if before_page is not None:
+
+        def fetch(first: date, last: date, page: int) -> list[Order | MalformedRecord]:
+            before_page()
+            return alleaves.fetch_order_page(first, last, page)
+
     return fetch_order_history(
-        alleaves.fetch_order_page,
+        fetch,
         start=start,
         end=end,
         window_days=window_days,
@@ -356,7 +367,12 @@ def _order_history(
         parallelism=parallelism,
         max_pages=max_pages,
         deadline=deadline,
+        share=share,
     )
+
+
+# The org's orders created in [start, end].
+HistoryReader = Callable[[date, date], OrderHistory]
 
 
 def plan_run(
@@ -374,6 +390,7 @@ def plan_run(
     sleep: Callable[[float], None] = time.sleep,
     max_pages: int | None = None,
     deadline: Deadline | None = None,
+    history_reader: HistoryReader | None = None,
 ) -> RunPlan:
     """Everything a batch needs, read before any customer is enqueued.
 
@@ -383,15 +400,17 @@ def plan_run(
     Should any of those lack a ledger (never synced) and have been created before that day,
     the whole history is read after all.
 
+    The history of [start, today] comes from ``history_reader`` (``services.history_slices``:
+    read by several processes), else it is read here.
+
     Raises AuthError (either API) or TransientError before any customer is enqueued, so a wrong
     credential stops the run with one alert instead of a thousand failures. No listing is read
     past ``max_pages`` pages, and no page is fetched once ``deadline`` has passed
     (``DeadlineExceeded``).
     """
-    history = partial(
-        _order_history,
+    reader: HistoryReader = history_reader or partial(
+        read_orders,
         alleaves,
-        end=today,
         window_days=window_days,
         parallelism=parallelism,
         max_pages=max_pages,
@@ -401,7 +420,7 @@ def plan_run(
     incremental = start > history_start
     with ThreadPoolExecutor(max_workers=3) as pool:
         balances = pool.submit(alpine_balances, alpine, deadline)
-        orders = pool.submit(history, start)
+        orders = pool.submit(reader, start, today)
         customers, malformed = list_customers(
             alleaves, parallelism=parallelism, max_pages=max_pages, deadline=deadline
         )
@@ -425,5 +444,5 @@ def plan_run(
         if not plan.knows_every_older_order():
             log.info("org %s: profiles without an order ledger: reading the whole history", org_id)
             plan.recent_since = None
-            plan.history = history(history_start)
+            plan.history = reader(history_start, today)
     return plan

@@ -62,6 +62,7 @@ def start_run(
             ledger=ports.ledger,
             options=ports.options,
             dispatch=dispatch,
+            slices=ports.slices,
         )
     outcome = "started" if started.started else "not started"
     log.info(

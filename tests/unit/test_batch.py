@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -13,19 +14,25 @@ from typing import Any
 import fakeredis
 import pytest
 
+from loyalty_worker.adapters.order_slices import RedisOrderSlices
 from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.domain.models import AlpineProfile, Customer, Order
 from loyalty_worker.errors import AuthError, MalformedRecord, TransientError
 from loyalty_worker.org_settings import OrgSettings
+from loyalty_worker.ports import OrderSlices
 from loyalty_worker.services.batch import (
     BatchOptions,
+    BatchStart,
     RunDispatch,
+    RunPorts,
     RunRequest,
+    read_run_orders,
     record_results,
     start_batch,
     summarize_batch,
 )
 from loyalty_worker.services.customer_inputs import CustomerWork
+from loyalty_worker.services.history_slices import HistorySlice
 from loyalty_worker.services.plan import PROFILE_READ_ATTEMPTS, list_customers, read_profiles
 from loyalty_worker.services.results import SyncResult, SyncStatus
 from loyalty_worker.services.sync_customer import sync_chunk
@@ -59,7 +66,15 @@ class Harness:
         self.queue: list[list[CustomerWork]] = []
         self.summaries: list[dict[str, object]] = []
 
-    def start(self, run_id: str = "r1", sleep=lambda _: None, since=None, options=OPTIONS):  # type: ignore[no-untyped-def]
+    def start(
+        self,
+        run_id: str = "r1",
+        sleep: Callable[[float], None] = lambda _: None,
+        since: date | None = None,
+        options: BatchOptions = OPTIONS,
+        read_orders: Callable[[HistorySlice], None] | None = None,
+        slices: OrderSlices | None = None,
+    ) -> BatchStart:
         org = OrgRun(self.store.get_org_settings("org-1"), self.alleaves, self.alpine)
         return start_batch(
             RunRequest("org-1", run_id, since=since),
@@ -70,7 +85,9 @@ class Harness:
             dispatch=RunDispatch(
                 enqueue=lambda works: self.enqueue(works),
                 summarize=lambda status: self.summaries.append(self.summarize(run_id, status)),
+                read_orders=read_orders,
             ),
+            slices=slices,
             today=TODAY,
             sleep=sleep,
         )
@@ -154,6 +171,48 @@ def test_counts_add_up_and_one_alert_is_sent(harness: Harness) -> None:
     assert "13 listed" in harness.notifier.alerts[0].summary
     assert harness.store.run_summaries["r1"]["alert"] == {"sent": True}
     assert harness.ledger.lock_holder("org-1") is None
+
+
+def test_a_plan_whose_history_other_workers_read_in_slices_adds_up_the_same(
+    harness: Harness,
+) -> None:
+    whole = Harness(harness.alleaves, harness.alpine)
+    whole.start()
+    whole.drain()
+    (expected,) = whole.summaries
+    pages_alone = harness.alleaves.order_pages
+
+    options = dataclasses.replace(OPTIONS, plan_slices=3)
+    slices = RedisOrderSlices(fakeredis.FakeRedis())
+    org = OrgRun(harness.store.get_org_settings("org-1"), harness.alleaves, harness.alpine)
+    ports = RunPorts(
+        org_for=lambda _: org,
+        store=harness.store,
+        ledger=harness.ledger,
+        options=options,
+        slices=slices,
+    )
+    workers: list[threading.Thread] = []
+    read: list[bool] = []
+
+    def read_orders(part: HistorySlice) -> None:  # another worker's thread takes the message
+        worker = threading.Thread(target=lambda: read.append(read_run_orders(part, ports)))
+        workers.append(worker)
+        worker.start()
+
+    harness.start("r2", options=options, read_orders=read_orders, slices=slices)
+    for worker in workers:
+        worker.join()
+    harness.drain("r2")
+    (summary,) = harness.summaries
+    assert len(workers) == 2  # the planner reads the first slice; any worker the others
+    assert read.count(True) + read.count(False) == 2
+    for key in ("listed", "synced", "unchanged", "failed", "failedByReason", "reconciliation"):
+        assert summary[key] == expected[key]
+    assert summary["ordersProcessed"] == expected["ordersProcessed"] == 33
+    # Every slice read once: the whole history's windows, plus at most one more at each of
+    # the two boundaries between slices.
+    assert pages_alone <= harness.alleaves.order_pages - pages_alone <= pages_alone + 2
 
 
 def test_a_second_trigger_while_running_starts_nothing(harness: Harness) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import date
 from types import SimpleNamespace
 from typing import Any
 
@@ -26,6 +27,7 @@ from loyalty_worker.errors import TransientError
 from loyalty_worker.services.batch import BatchStart, RunDispatch
 from loyalty_worker.services.customer_inputs import CustomerWork
 from loyalty_worker.services.heartbeat import Heartbeat
+from loyalty_worker.services.history_slices import HistorySlice
 from loyalty_worker.services.retries import Attempt, RetryLater
 from tests.fakes import InMemoryProfileStore, InMemoryRunPhones, RecordingNotifier
 
@@ -34,6 +36,7 @@ TASKS: dict[str, Task] = {
     names.SYNC_ORG: tasks.sync_org,
     names.SYNC_CUSTOMER: tasks.sync_customer,
     names.SYNC_CHUNK: tasks.sync_chunk,
+    names.READ_ORDERS: tasks.read_orders,
     names.SUMMARIZE_RUN: tasks.summarize_run,
     names.NIGHTLY_TICK: tasks.nightly_tick,
     names.INCREMENTAL_TICK: tasks.incremental_tick,
@@ -70,7 +73,13 @@ class Published:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.sent: list[tuple[str, Any, Any, dict[str, Any]]] = []
-        for name in (names.SYNC_ORG, names.SYNC_CHUNK, names.SYNC_CUSTOMER, names.SUMMARIZE_RUN):
+        for name in (
+            names.SYNC_ORG,
+            names.SYNC_CHUNK,
+            names.SYNC_CUSTOMER,
+            names.READ_ORDERS,
+            names.SUMMARIZE_RUN,
+        ):
             monkeypatch.setattr(TASKS[name], "apply_async", self._recorder(name))
 
     def _recorder(self, name: str) -> Any:
@@ -147,6 +156,43 @@ def test_sync_org_calls_start_run_and_publishes_what_it_dispatches(
     assert container.tracker.kept_chunks("r1") == {"7": chunk[1][2]}
     assert summary[:3] == (names.SUMMARIZE_RUN, ("r1",), {"status": "failed"})
     assert summary[3]["argsrepr"] == "('r1',)"
+
+
+def test_a_slice_of_the_history_is_published_for_any_worker_and_read_there(
+    container: FakeContainer, published: Published, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dispatch: list[RunDispatch] = []
+
+    def start_run(org_id: str, run_id: str, **kwargs: Any) -> BatchStart:
+        dispatch.append(kwargs["dispatch"])
+        return BatchStart(run_id, started=True)
+
+    monkeypatch.setattr(tasks, "start_run", start_run)
+    tasks.sync_org.apply(("org-1",), {"run_id": "r1"}).get()
+    read_orders = dispatch[0].read_orders
+    assert read_orders is not None
+    read_orders(HistorySlice("org-1", "r1", date(2025, 1, 1), date(2025, 3, 31), 2, 8))
+    ((name, args, kwargs, options),) = published.sent
+    assert (name, args, kwargs) == (
+        names.READ_ORDERS,
+        ("org-1", "r1", "2025-01-01", "2025-03-31", 2, 8),
+        None,
+    )
+    # a copy that comes after the plan's budget finds no planner to read for
+    assert options["expires"] == container.settings.plan_budget_s
+    assert options["ignore_result"] is True
+
+    read: list[tuple[HistorySlice, Any]] = []
+
+    def read_run_orders(part: HistorySlice, ports: Any) -> bool:
+        read.append((part, ports))
+        return True
+
+    monkeypatch.setattr(tasks, "read_run_orders", read_run_orders)
+    assert tasks.read_orders.apply(args).get() is True
+    assert read == [
+        (HistorySlice("org-1", "r1", date(2025, 1, 1), date(2025, 3, 31), 2, 8), "ports")
+    ]
 
 
 def test_sync_org_names_a_new_run_when_none_is_given(
