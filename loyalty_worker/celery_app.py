@@ -13,9 +13,11 @@ from celery.signals import (
     worker_process_init,
 )
 
-from loyalty_worker import bootstrap, logs
+from loyalty_worker import bootstrap, broker, logs
 from loyalty_worker.config import get_settings
 from loyalty_worker.deadlines import check_at_worker_start
+
+broker.install()  # a worker must survive Redis restarting under it (``broker``)
 
 app = Celery("loyalty_worker")
 app.config_from_object("celeryconfig")

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import redis
 
+from loyalty_worker.config import Settings
 from tests.chaos.helpers import (
     check_run,
     overdue_schedule,
@@ -36,7 +37,7 @@ from tests.fixtures.pipeline import Stack, running_stack
 pytestmark = pytest.mark.chaos
 
 CUSTOMERS = 250
-CHUNKS = math.ceil(CUSTOMERS / 25)
+CHUNKS = math.ceil(CUSTOMERS / Settings().sync_chunk_size)
 QUEUES = "loyalty.runs,loyalty.customers"
 
 

@@ -22,6 +22,7 @@ run still posts exactly one alert.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import signal
@@ -34,6 +35,7 @@ from google.cloud import firestore
 
 from loyalty_worker import devstack
 from loyalty_worker.adapters.seed import seed_firestore
+from loyalty_worker.config import Settings
 from loyalty_worker.firestore_emulator import START_SCRIPT, EmulatorProcess, start_emulator
 from tests.chaos.helpers import (
     check_run,
@@ -49,7 +51,7 @@ from tests.fixtures.pipeline import running_stack
 pytestmark = pytest.mark.chaos
 
 CUSTOMERS = 250
-CHUNKS = CUSTOMERS // 25
+CHUNKS = math.ceil(CUSTOMERS / Settings().sync_chunk_size)
 
 
 @pytest.fixture

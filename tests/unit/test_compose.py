@@ -131,6 +131,14 @@ def test_redis_needs_its_password_and_keeps_an_append_only_file(
             assert interpolate(url, env).startswith(f"redis://:{env['LOYALTY_REDIS_PASSWORD']}@")
 
 
+def test_every_long_running_service_is_started_again_when_it_exits(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name, service in services.items():
+        expected = "no" if name == "seed" else "unless-stopped"  # seed runs once
+        assert service.get("restart") == expected, name
+
+
 def test_the_worker_reads_every_queue_the_tasks_are_sent_to(
     services: dict[str, dict[str, Any]],
 ) -> None:
