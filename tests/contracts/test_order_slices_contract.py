@@ -4,7 +4,6 @@ only its holder renews or releases, no claim once the orders are in, expiry by R
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import fakeredis
 import pytest
@@ -15,17 +14,11 @@ from loyalty_worker.errors import TransientError
 
 
 @pytest.fixture(params=["fakeredis", pytest.param("redis", marks=pytest.mark.integration)])
-def client(request: pytest.FixtureRequest) -> Iterator[redis.Redis]:
+def client(request: pytest.FixtureRequest) -> redis.Redis:
     if request.param == "fakeredis":
-        yield fakeredis.FakeRedis()
-        return
-    real = redis.Redis.from_url(request.getfixturevalue("test_redis_url"))
-    real.flushdb()
-    try:
-        yield real
-    finally:
-        real.flushdb()
-        real.close()
+        return fakeredis.FakeRedis()
+    real: redis.Redis = request.getfixturevalue("redis_client")
+    return real
 
 
 def test_one_holder_at_a_time_and_only_it_renews_or_releases(client: redis.Redis) -> None:

@@ -8,7 +8,6 @@ must ignore late results, and the memo must keep only what an incremental run ma
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import date
@@ -31,18 +30,6 @@ class Ledger(RunLedger, Protocol):
     def last_success(self, org_id: str) -> float | None: ...
 
     def lock_holder(self, org_id: str) -> str | None: ...
-
-
-@pytest.fixture
-def redis_client(test_redis_url: str) -> Iterator[redis.Redis]:
-    """The session's private redis-server, emptied for each test."""
-    client = redis.Redis.from_url(test_redis_url)
-    client.flushdb()
-    try:
-        yield client
-    finally:
-        client.flushdb()
-        client.close()
 
 
 @pytest.fixture(params=["fake", "fakeredis", pytest.param("redis", marks=pytest.mark.integration)])

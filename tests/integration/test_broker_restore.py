@@ -7,7 +7,6 @@ with its connection alive still puts its messages back on their queue."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import kombu
@@ -21,17 +20,6 @@ pytestmark = pytest.mark.integration
 QUEUE = "loyalty.test-broker"
 
 
-@pytest.fixture
-def client(test_redis_url: str) -> Iterator[redis.Redis]:
-    real = redis.Redis.from_url(test_redis_url)
-    real.flushdb()
-    try:
-        yield real
-    finally:
-        real.flushdb()
-        real.close()
-
-
 def delivered_channel(url: str) -> tuple[Any, Any]:
     """A connection whose channel holds one delivered, unacknowledged message."""
     connection: Any = kombu.Connection(url)  # type: ignore[attr-defined,no-untyped-call]
@@ -42,20 +30,20 @@ def delivered_channel(url: str) -> tuple[Any, Any]:
 
 
 def test_a_channel_whose_connection_is_gone_closes_and_leaves_its_message_to_redis(
-    client: redis.Redis, test_redis_url: str
+    redis_client: redis.Redis, test_redis_url: str
 ) -> None:
     broker.install()
     connection, channel = delivered_channel(test_redis_url)
     # The state a broken connection is left in when the consumer closes it: no client.
     channel.connection.client = None
     channel.close()
-    assert client.hlen("unacked") == 1  # redelivered after the visibility timeout
-    assert client.llen(QUEUE) == 0
+    assert redis_client.hlen("unacked") == 1  # redelivered after the visibility timeout
+    assert redis_client.llen(QUEUE) == 0
     connection.release()
 
 
 def test_a_task_acknowledged_after_its_connection_is_gone_meets_a_connection_error(
-    client: redis.Redis, test_redis_url: str
+    redis_client: redis.Redis, test_redis_url: str
 ) -> None:
     broker.install()
     connection: Any = kombu.Connection(test_redis_url)  # type: ignore[attr-defined,no-untyped-call]
@@ -69,16 +57,16 @@ def test_a_task_acknowledged_after_its_connection_is_gone_meets_a_connection_err
     with pytest.raises(redis.ConnectionError):
         message.ack()
     message.ack_log_error(logging.getLogger("test"), connection.connection_errors)
-    assert client.hlen("unacked") == 1  # not acknowledged: redelivered later
+    assert redis_client.hlen("unacked") == 1  # not acknowledged: redelivered later
     connection.release()
 
 
 def test_a_channel_closed_with_its_connection_alive_requeues_its_message(
-    client: redis.Redis, test_redis_url: str
+    redis_client: redis.Redis, test_redis_url: str
 ) -> None:
     broker.install()
     connection, channel = delivered_channel(test_redis_url)
     channel.close()
-    assert client.hlen("unacked") == 0
-    assert client.llen(QUEUE) == 1
+    assert redis_client.hlen("unacked") == 0
+    assert redis_client.llen(QUEUE) == 1
     connection.release()

@@ -91,6 +91,18 @@ def shares(count: int) -> list[tuple[int, int]]:
     return [(index, count) for index in range(count)]
 
 
+def gather(
+    reader: Reader,
+    slices: RedisOrderSlices,
+    count: int,
+    send: Callable[[HistorySlice], None] = lambda part: None,
+) -> OrderHistory:
+    """Run r1's history of the year, gathered in ``count`` slices."""
+    return gather_history(
+        "org-1", "r1", START, END, read=reader, slices=slices, count=count, send=send
+    )
+
+
 def same_history(a: OrderHistory, b: OrderHistory) -> None:
     assert set(a.customer_ids()) == set(b.customer_ids())
     for customer_id in a.customer_ids():
@@ -147,16 +159,7 @@ def test_a_history_survives_its_bytes_and_merges_to_the_whole() -> None:
 def test_alone_the_planner_reads_every_slice_once() -> None:
     reader = Reader(dated_orders())
     sent: list[HistorySlice] = []
-    history = gather_history(
-        "org-1",
-        "r1",
-        START,
-        END,
-        read=reader,
-        slices=RedisOrderSlices(fakeredis.FakeRedis()),
-        count=4,
-        send=sent.append,
-    )
+    history = gather(reader, RedisOrderSlices(fakeredis.FakeRedis()), 4, send=sent.append)
     same_history(history, whole())
     assert [(p.index, p.count) for p in sent] == shares(4)[1:]
     assert sorted(reader.ranges) == shares(4)
@@ -180,9 +183,7 @@ def test_slices_read_by_other_workers_are_gathered_and_each_read_once() -> None:
         workers.append(worker)
         worker.start()
 
-    history = gather_history(
-        "org-1", "r1", START, END, read=planner_reads, slices=slices, count=6, send=send
-    )
+    history = gather(planner_reads, slices, 6, send=send)
     for worker in workers:
         worker.join()
     same_history(history, whole())
@@ -204,9 +205,7 @@ def test_a_slice_whose_reader_died_is_read_by_the_planner_once_its_claim_lapses(
     monkeypatch.setattr(history_slices, "POLL_S", 0.01)
     reader = Reader(dated_orders())
     began = time.monotonic()
-    history = gather_history(
-        "org-1", "r1", START, END, read=reader, slices=slices, count=3, send=lambda part: None
-    )
+    history = gather(reader, slices, 3)
     assert time.monotonic() - began >= 0.25  # it waited for the claim to lapse
     same_history(history, whole())
     assert set(reader.ranges) == set(shares(3))
@@ -220,16 +219,7 @@ def test_a_reader_that_fails_leaves_its_slice_to_the_planner() -> None:
     assert read_slice(part, failing, RedisOrderSlices(client), keep_s=60) is False
     assert client.keys("loyalty:run:r1:*") == []  # no orders, and its claim released
     reader = Reader(dated_orders())
-    history = gather_history(
-        "org-1",
-        "r1",
-        START,
-        END,
-        read=reader,
-        slices=RedisOrderSlices(client),
-        count=2,
-        send=lambda part: None,
-    )
+    history = gather(reader, RedisOrderSlices(client), 2)
     same_history(history, whole())
     assert set(reader.ranges) == set(shares(2))
 
