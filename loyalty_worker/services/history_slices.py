@@ -165,31 +165,43 @@ def gather_history(
     for part in parts[1:]:
         send(part)
     holder = uuid.uuid4().hex
-    gathered: dict[int, OrderHistory] = {}
+    gathered = _Gathered()
     try:
         _read_here({0: parts[0]}, gathered, read, slices, holder)
-        while len(gathered) < len(parts):
-            waiting = [i for i in range(len(parts)) if i not in gathered]
-            kept = {i: slices.get(run_id, parts[i].key) for i in waiting}
-            for index, orders in kept.items():
-                if orders is not None:
-                    gathered[index] = OrderHistory.from_bytes(orders)
-            free = {i: parts[i] for i in waiting if kept[i] is None}
+        while len(gathered.done) < len(parts):
+            waiting = [i for i in range(len(parts)) if i not in gathered.done]
+            free: dict[int, HistorySlice] = {}
+            for index in waiting:
+                kept = slices.get(run_id, parts[index].key)
+                if kept is None:
+                    free[index] = parts[index]
+                else:
+                    gathered.add(index, OrderHistory.from_bytes(kept))
             if not _read_here(free, gathered, read, slices, holder) and free:
                 check(deadline, "orders read by other workers")
                 sleep(POLL_S)
     finally:
         _forget(slices, run_id, parts)
-    history = OrderHistory()
-    for index in range(len(parts)):
-        history.merge(gathered[index])
-    history.finish()
-    return history
+    gathered.history.finish()
+    return gathered.history
+
+
+class _Gathered:
+    """The slices gathered so far, merged as each comes in: a slice's orders are held apart
+    only until then (eight slices held whole until the end would hold the history twice)."""
+
+    def __init__(self) -> None:
+        self.history = OrderHistory()
+        self.done: set[int] = set()
+
+    def add(self, index: int, part: OrderHistory) -> None:
+        self.history.merge(part)
+        self.done.add(index)
 
 
 def _read_here(
     parts: Mapping[int, HistorySlice],
-    gathered: dict[int, OrderHistory],
+    gathered: _Gathered,
     read: SliceReader,
     slices: OrderSlices,
     holder: str,
@@ -212,7 +224,7 @@ def _read_here(
             for index, future in futures.items():
                 # A claim lost: another reader has the slice now; gathered once it is left.
                 with contextlib.suppress(ClaimLost):
-                    gathered[index] = future.result()
+                    gathered.add(index, future.result())
     finally:
         for claim in claims.values():
             claim.release()
