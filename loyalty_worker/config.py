@@ -51,8 +51,8 @@ class Settings(BaseSettings):
     order_history_start: date = date(2018, 1, 1)
     order_window_days: int = Field(default=14, ge=1)
     order_fetch_parallelism: int = Field(default=32, ge=1)
-    # A run's order history is cut into this many slices of days, read by whichever worker
-    # processes take them (1: its planner reads it alone).
+    # A run's order history is cut into this many slices (every n-th date window), read by
+    # whichever worker processes take them (1: its planner reads it alone).
     plan_slices: int = Field(default=8, ge=1, le=64)
     page_size: int = Field(default=100, ge=1, le=1000)
 

@@ -82,8 +82,9 @@ class BatchOptions:
     max_pages: int = 5000
     # A planner that has not beat for this long is taken over by the next one sent.
     planner_stale_s: float = 60.0
-    # The plan's order history is cut into this many slices of days, read by whichever worker
-    # processes take them (``services.history_slices``; 1: the planner reads it alone).
+    # The plan's order history is cut into this many slices (every n-th date window), read by
+    # whichever worker processes take them (``services.history_slices``; 1: the planner reads
+    # it alone).
     plan_slices: int = 1
 
 
