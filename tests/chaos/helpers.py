@@ -184,11 +184,54 @@ def wait_final(stack: Stack, run_id: str, *, timeout_s: float) -> Progress:
     try:
         return wait_until(ended, timeout_s=timeout_s, what=f"run {run_id} ends", poll_s=0.2)
     except AssertionError:
-        # What the workers did is the only account of why: their logs' tails go in the report.
+        # What the run's records say and what the workers did is the only account of why.
+        client = redis.Redis.from_url(stack.redis_url)
+        try:
+            queued = {q: client.llen(q) for q in QUEUES} | {"unacked": client.hlen("unacked")}
+        finally:
+            client.close()
+        record = stack.firestore.collection("loyalty_sync_runs").document(run_id).get().to_dict()
+        print(
+            f"--- run {run_id}: Redis {stack.tracker.meta(run_id)}",
+            f"Firestore {record}",
+            f"broker {queued}",
+            sep="\n",
+        )
         for worker in stack.workers:
             tail = worker.output().splitlines()[-WORKER_LOG_TAIL:]
             print(f"--- {worker.name}, last {len(tail)} lines ---", *tail, sep="\n")
         raise
+
+
+def phase(stack: Stack, run_id: str) -> str:
+    """Where the run is, from its record: planning, sending, chunk work, summarising, ended."""
+    meta = stack.tracker.meta(run_id)
+    if "summary" in meta:
+        return "ended"
+    if meta.get("fired") == "1":
+        return "summarising"
+    if "dispatchedAt" in meta:
+        return "chunk work"
+    if "listedAt" in meta:
+        return "sending"
+    return "planning"
+
+
+def reset_org(stack: Stack, org_id: str) -> None:
+    """The org's profiles as the dataset seeds them: the next run has every customer to write."""
+    org = stack.org(org_id)
+    profiles = stack.firestore.collection("customers")
+    ids = [c["id_customer"] for c in org["customers"] if c.get("id_customer") is not None]
+    for start in range(0, len(ids), 400):
+        batch = stack.firestore.batch()
+        for cid in ids[start : start + 400]:
+            batch.delete(profiles.document(f"{org_id}_{cid}"))
+        batch.commit()
+    batch = stack.firestore.batch()
+    for profile in org["profiles"]:
+        fields = {k: v for k, v in profile.items() if k != "customerId"}
+        batch.set(profiles.document(f"{org_id}_{profile['customerId']}"), fields)
+    batch.commit()
 
 
 def broker_idle(stack: Stack) -> bool:

@@ -35,8 +35,10 @@ from loyalty_worker.config import Settings
 from tests.chaos.helpers import (
     check_run,
     ended_tasks,
+    phase,
     received_tasks,
     report,
+    reset_org,
     wait_final,
     wait_until,
 )
@@ -63,37 +65,6 @@ class Kill:
     wall: float  # time.time() of the kill
     done: int
     listed: int | None
-
-
-def phase(stack: Stack, run_id: str) -> str:
-    """Where the run is, from its record: planning, sending, chunk work, summarising, ended."""
-    meta = stack.tracker.meta(run_id)
-    if "summary" in meta:
-        return "ended"
-    if meta.get("fired") == "1":
-        return "summarising"
-    if "dispatchedAt" in meta:
-        return "chunk work"
-    if "listedAt" in meta:
-        return "sending"
-    return "planning"
-
-
-def reset_org(stack: Stack, org_id: str) -> None:
-    """The org's profiles as the dataset seeds them: the next run has every customer to write."""
-    org = stack.org(org_id)
-    profiles = stack.firestore.collection("customers")
-    ids = [c["id_customer"] for c in org["customers"] if c.get("id_customer") is not None]
-    for start in range(0, len(ids), 400):
-        batch = stack.firestore.batch()
-        for cid in ids[start : start + 400]:
-            batch.delete(profiles.document(f"{org_id}_{cid}"))
-        batch.commit()
-    batch = stack.firestore.batch()
-    for profile in org["profiles"]:
-        fields = {k: v for k, v in profile.items() if k != "customerId"}
-        batch.set(profiles.document(f"{org_id}_{profile['customerId']}"), fields)
-    batch.commit()
 
 
 def planner_of(workers: list[devstack.ChildProcess], task_id: str) -> devstack.ChildProcess:

@@ -13,7 +13,9 @@ kept decides the rest:
   restart are settled in the plan, the rest are sent, and the same run completes.
 
 Either way the run completes without a re-run, with one summary and one Discord post. The
-restart lands at a seeded random moment of the run's chunk work.
+restart lands at a seeded random moment of the run's chunk work: a first run of the same org,
+unharmed, measures how long that lasts on this machine, and the restart comes within the first
+``WITHIN_CHUNK_WORK`` of it in the second run.
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ from loyalty_worker import devstack
 from tests.chaos.helpers import (
     celery_client,
     check_run,
+    phase,
     port_of,
     report,
+    reset_org,
     trigger,
     wait_final,
     wait_until,
@@ -40,7 +44,9 @@ from tests.fixtures.pipeline import Stack, running_stack
 pytestmark = pytest.mark.chaos
 
 SEED = int(os.environ.get("LOYALTY_CHAOS_SEED", "20261202"))
-CUSTOMERS = 600
+CUSTOMERS = 1500
+# The share of the measured chunk work the restart is drawn from: well within it.
+WITHIN_CHUNK_WORK = 0.6
 
 
 @pytest.mark.parametrize("persistent", [True, False], ids=["aof", "memory-only"])
@@ -61,15 +67,20 @@ def test_redis_restarted_mid_run_and_the_same_run_completes(
             redis_url=url,
         ) as stack:
             beat.append(stack)
+            chunk_work_s = _chunk_work_s(stack)
+            reset_org(stack, "org-1")
+            stack.sandbox.clear_messages()
             # The task's result is dropped now: a result kept past the restart would try the
             # old Redis from its finaliser, in whatever test runs next.
             run_id = trigger(stack, "org-1")[0]
             wait_until(
-                lambda: stack.tracker.progress(run_id).done > 0,
+                lambda: phase(stack, run_id) not in ("planning", "sending"),
                 timeout_s=120,
-                what="the first results",
+                what="the run's work is sent",
             )
-            time.sleep(rng.uniform(0.0, 3.0))
+            time.sleep(rng.uniform(0.0, WITHIN_CHUNK_WORK * chunk_work_s))
+            landed = phase(stack, run_id)
+            assert landed == "chunk work", f"the restart must land mid-run, not in {landed}"
             at_restart = stack.tracker.progress(run_id)
             servers[0].kill()  # SIGKILL: what was not yet written to the AOF is gone
             servers[0].process.wait()
@@ -92,7 +103,16 @@ def test_redis_restarted_mid_run_and_the_same_run_completes(
                 done_at_restart=f"{at_restart.done}/{at_restart.listed}",
                 run_state_kept=kept,
                 recoveries=meta.get("recoveries", "0"),
+                chunk_work_s=round(chunk_work_s, 1),
                 restart_to_completion_s=round(ended_after, 1),
             )
     finally:
         servers[0].stop()
+
+
+def _chunk_work_s(stack: Stack) -> float:
+    """Seconds from a run's work being sent to its end, measured on a run of the org."""
+    run_id = trigger(stack, "org-1")[0]
+    assert wait_final(stack, run_id, timeout_s=300).status == "completed"
+    meta = stack.tracker.meta(run_id)
+    return float(meta["finishedAt"]) - float(meta["dispatchedAt"])
