@@ -167,6 +167,7 @@ def start_batch(
     options: BatchOptions,
     dispatch: RunDispatch,
     slices: OrderSlices | None = None,
+    lookups: Executor | None = None,
     today: date | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> BatchStart:
@@ -177,7 +178,8 @@ def start_batch(
     the memo shows unchanged are carried over (``services.memo``). A customer whose inputs the
     plan holds in full (profile, Alpine IQ answer) and whose profile would not change is settled
     in the plan: its result is recorded, no task is sent. The rest go to the workers with their
-    phone's ``phoneHash`` under ``options.phone_key``.
+    phone's ``phoneHash`` under ``options.phone_key``. With ``lookups`` (the process's look-up
+    pool) a full run's Alpine IQ look-ups start while its history is read.
 
     A LoyaltyError while planning (bad credentials, Alleaves down) ends the run at once as
     ``failed`` (``fail_start``): its summary and its one alert say why.
@@ -203,6 +205,7 @@ def start_batch(
                 sleep=sleep,
                 deadline=deadline,
                 history=_history_reader(request, org, options, dispatch, slices, deadline, sleep),
+                lookups=lookups,
             ),
             attempts=options.plan_attempts,
             sleep=sleep,
@@ -310,6 +313,7 @@ def _planner(
     sleep: Callable[[float], None],
     deadline: Deadline | None = None,
     history: HistoryReader | None = None,
+    lookups: Executor | None = None,
 ) -> Callable[[], RunPlan]:
     """The run's planning as one call (tried again by ``_plan_with_retries``)."""
     since = request.since
@@ -340,6 +344,7 @@ def _planner(
         max_pages=options.max_pages,
         deadline=deadline,
         history_reader=history,
+        lookups=lookups,
     )
 
 

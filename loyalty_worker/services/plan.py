@@ -19,7 +19,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from functools import partial
@@ -36,6 +36,7 @@ from loyalty_worker.services.customer_inputs import (
     with_ledger,
 )
 from loyalty_worker.services.deadline import Deadline, check
+from loyalty_worker.services.lookups import PlanLookups
 from loyalty_worker.services.order_history import (
     OrderHistory,
     PageFetcher,
@@ -72,6 +73,8 @@ class RunPlan:
     # Incremental: customers left as their last sync left them (``services.memo``); they get
     # no work and their profiles are not read.
     carried: set[int] = field(default_factory=set)
+    # A full run's look-ups made while the history was read (``services.lookups``).
+    lookups: PlanLookups | None = None
 
     def to_sync(self) -> list[Customer]:
         """The listed customers that get a sync (all but the carried ones)."""
@@ -113,7 +116,15 @@ class RunPlan:
             # Every loyalty account is a contact: no contact with that phone, no account.
             return AlpineAnswer(None)
         profile = self.balances[phone]
-        return AlpineAnswer(profile) if profile is not None else None
+        if profile is not None:
+            return AlpineAnswer(profile)
+        return self.lookups.answer(phone) if self.lookups is not None else None
+
+    def phones_to_look_up(self) -> list[str]:
+        """The listed customers' phones that only a look-up can answer, once each."""
+        phones = (normalize_phone(c.phone) for c in self.customers)
+        wanted = (p for p in phones if p is not None and p in self.balances)
+        return [p for p in dict.fromkeys(wanted) if self.balances[p] is None]
 
     def work(self) -> Iterator[CustomerWork]:
         """Each customer to sync with its own orders, Alpine IQ answer and profile.
@@ -391,6 +402,7 @@ def plan_run(
     max_pages: int | None = None,
     deadline: Deadline | None = None,
     history_reader: HistoryReader | None = None,
+    lookups: Executor | None = None,
 ) -> RunPlan:
     """Everything a batch needs, read before any customer is enqueued.
 
@@ -402,6 +414,9 @@ def plan_run(
 
     The history of [start, today] comes from ``history_reader`` (``services.history_slices``:
     read by several processes), else it is read here.
+
+    A full run with a ``lookups`` pool starts the Alpine IQ look-ups its listings call for as
+    soon as they are in, while the history is still read (``PlanLookups``).
 
     Raises AuthError (either API) or TransientError before any customer is enqueued, so a wrong
     credential stops the run with one alert instead of a thousand failures. No listing is read
@@ -431,10 +446,16 @@ def plan_run(
                 # Balances in the listing: the plan settles the customers it can, so it reads
                 # their profiles, side by side with the history and on as work is sent.
                 plan.feed = ProfileFeed(store, org_id, customers, sleep=sleep)
+            if lookups is not None and not incremental and not orders.done():
+                plan.lookups = PlanLookups(alpine, lookups, plan.phones_to_look_up())
             plan.history = orders.result()
         except BaseException:
             plan.close()
             raise
+        finally:
+            if plan.lookups is not None:
+                answered = plan.lookups.stop()
+                log.info("org %s: %d look-ups answered during the plan", org_id, answered)
     if incremental:
         plan.recent_since = start
         if carry_over is not None:

@@ -63,6 +63,7 @@ def start_run(
             options=ports.options,
             dispatch=dispatch,
             slices=ports.slices,
+            lookups=ports.lookups,
         )
     outcome = "started" if started.started else "not started"
     log.info(

@@ -6,6 +6,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -31,7 +32,7 @@ from loyalty_worker.services.batch import (
     start_batch,
     summarize_batch,
 )
-from loyalty_worker.services.customer_inputs import CustomerWork
+from loyalty_worker.services.customer_inputs import AlpineAnswer, CustomerWork
 from loyalty_worker.services.history_slices import HistorySlice
 from loyalty_worker.services.plan import PROFILE_READ_ATTEMPTS, list_customers, read_profiles
 from loyalty_worker.services.results import SyncResult, SyncStatus
@@ -74,6 +75,7 @@ class Harness:
         options: BatchOptions = OPTIONS,
         read_orders: Callable[[HistorySlice], None] | None = None,
         slices: OrderSlices | None = None,
+        lookups: Executor | None = None,
     ) -> BatchStart:
         org = OrgRun(self.store.get_org_settings("org-1"), self.alleaves, self.alpine)
         return start_batch(
@@ -88,6 +90,7 @@ class Harness:
                 read_orders=read_orders,
             ),
             slices=slices,
+            lookups=lookups,
             today=TODAY,
             sleep=sleep,
         )
@@ -146,6 +149,48 @@ def shortcut(harness: Harness) -> Harness:
     from a listing's balances is tested on it."""
     harness.alpine.balances_in_listing = True
     return harness
+
+
+def test_look_ups_made_while_the_history_is_read_go_with_the_work(harness: Harness) -> None:
+    # The history's pages wait until every contact's phone has been looked up: the look-ups
+    # can only have been made during the plan, beside the history.
+    all_looked_up = threading.Event()
+    lookup, fetch = harness.alpine.lookup, harness.alleaves.fetch_order_page
+
+    def counting_lookup(phone: str) -> AlpineProfile | None:
+        answer = lookup(phone)
+        if len(harness.alpine.lookups) == 8:
+            all_looked_up.set()
+        return answer
+
+    def waiting_fetch(start: date, end: date, page: int) -> list[Order | MalformedRecord]:
+        assert all_looked_up.wait(10), "the look-ups did not start before the history ended"
+        return fetch(start, end, page)
+
+    harness.alpine.lookup = counting_lookup  # type: ignore[method-assign]
+    harness.alleaves.fetch_order_page = waiting_fetch  # type: ignore[method-assign]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        harness.start(lookups=pool)
+
+    works = {w.customer.customer_id: w for chunk in harness.queue for w in chunk}
+    assert sorted(harness.alpine.lookups) == [f"555000{i:04d}" for i in range(1, 9)]
+    for cid in range(1, 9):  # each contact's answer travels with its customer's work
+        assert works[cid].alpine == AlpineAnswer(AlpineProfile(37 if cid % 2 else 80)), cid
+        assert works[cid].phone_to_look_up() is None
+    harness.drain()
+    assert len(harness.alpine.lookups) == 8  # no chunk looked anyone up again
+    (summary,) = harness.summaries
+    assert summary["reconciliation"] == {"matched": 3, "alpine_higher": 4, "no_alpine_account": 4}
+
+
+def test_without_a_look_up_pool_the_chunks_look_the_phones_up(harness: Harness) -> None:
+    harness.start()
+    assert harness.alpine.lookups == []
+    works = [w for chunk in harness.queue for w in chunk if w.customer.customer_id <= 8]
+    assert [w.phone_to_look_up() for w in works] == [f"555000{i:04d}" for i in range(1, 9)]
+    harness.drain()
+    # Customer 3 has a malformed order: it fails before anyone looks its phone up.
+    assert sorted(harness.alpine.lookups) == [f"555000{i:04d}" for i in (1, 2, 4, 5, 6, 7, 8)]
 
 
 def test_counts_add_up_and_one_alert_is_sent(harness: Harness) -> None:
