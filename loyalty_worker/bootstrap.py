@@ -237,6 +237,7 @@ class Container:
             max_pages=settings.max_pages,
             planner_stale_s=settings.redispatch_s,
             plan_slices=settings.plan_slices,
+            plan_lookups=settings.plan_lookups,
         )
         return RunPorts(
             org_for=self.org,

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     # A run's order history is cut into this many slices (every n-th date window), read by
     # whichever worker processes take them (1: its planner reads it alone).
     plan_slices: int = Field(default=8, ge=1, le=64)
+    # A full run's Alpine IQ look-ups start while its plan reads the history (off: every
+    # look-up is made by the customers' chunk tasks).
+    plan_lookups: bool = True
     page_size: int = Field(default=100, ge=1, le=1000)
 
     # Redis redelivers a message whose worker died unacknowledged after this many seconds.

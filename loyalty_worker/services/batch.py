@@ -63,6 +63,8 @@ class BatchOptions:
     lock_ttl_s: int
     chunk_size: int
     plan_attempts: int = 3
+    # A full run's look-ups start while the history is read, on ``RunPorts.lookups``.
+    plan_lookups: bool = True
     # An incremental run re-reads orders created this many days before its ``since``: orders
     # change (complete, void, refund) for a while after they are created.
     overlap_days: int = 14

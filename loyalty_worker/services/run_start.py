@@ -63,7 +63,7 @@ def start_run(
             options=ports.options,
             dispatch=dispatch,
             slices=ports.slices,
-            lookups=ports.lookups,
+            lookups=ports.lookups if ports.options.plan_lookups else None,
         )
     outcome = "started" if started.started else "not started"
     log.info(

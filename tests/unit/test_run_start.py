@@ -3,6 +3,9 @@ run with a summary and one alert, like a run whose planning fails."""
 
 from __future__ import annotations
 
+import dataclasses
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -10,8 +13,8 @@ import fakeredis
 import pytest
 
 from loyalty_worker.adapters.run_state import RunTracker
-from loyalty_worker.domain.models import AlpineProfile, Customer
-from loyalty_worker.errors import PermanentError, TransientError
+from loyalty_worker.domain.models import AlpineProfile, Customer, Order
+from loyalty_worker.errors import MalformedRecord, PermanentError, TransientError
 from loyalty_worker.services.batch import (
     BatchOptions,
     OrgAdapters,
@@ -165,3 +168,43 @@ def test_close_run_asks_for_a_retry_when_firestore_is_down() -> None:
             attempt=Attempt(retries=3, max_retries=None, cap_s=30),
         )
     assert raised.value.countdown == 8
+
+
+@pytest.mark.parametrize("plan_lookups", [True, False])
+def test_the_plans_look_ups_follow_the_setting(plan_lookups: bool) -> None:
+    trigger = Trigger()
+    looked_up, history_held = threading.Event(), threading.Event()
+    lookup, fetch = trigger.alpine.lookup, trigger.alleaves.fetch_order_page
+
+    def signalling_lookup(phone: str) -> AlpineProfile | None:
+        looked_up.set()
+        return lookup(phone)
+
+    def waiting_fetch(start: date, end: date, page: int) -> list[Order | MalformedRecord]:
+        # The history lasts until a look-up is made, or a second.
+        if not history_held.is_set():
+            looked_up.wait(1.0)
+            history_held.set()
+        return fetch(start, end, page)
+
+    trigger.alpine.lookup = signalling_lookup  # type: ignore[method-assign]
+    trigger.alleaves.fetch_order_page = waiting_fetch  # type: ignore[method-assign]
+    options = dataclasses.replace(OPTIONS, plan_lookups=plan_lookups)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        start_run(
+            "org-1",
+            "r1",
+            dry_run=False,
+            since=None,
+            last_success=lambda _org_id: None,
+            ports=RunPorts(trigger.org_for, trigger.store, trigger.ledger, options, lookups=pool),
+            dispatch=RunDispatch(enqueue=trigger.chunks.append, summarize=lambda _s: None),
+        )
+
+    ((work,),) = trigger.chunks
+    if plan_lookups:  # answered in the plan: the chunk looks nobody up
+        assert trigger.alpine.lookups == ["5550000001"]
+        assert work.phone_to_look_up() is None
+    else:
+        assert trigger.alpine.lookups == []
+        assert work.phone_to_look_up() == "5550000001"
