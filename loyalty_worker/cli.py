@@ -214,20 +214,23 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     )
 
 
-def _cmd_flower(args: argparse.Namespace) -> int:  # noqa: RET503 - exec does not return
+def _cmd_flower(args: argparse.Namespace) -> int:  # noqa: RET503 - ends the process
     """Flower, with basic auth from the settings (passed in the environment, not the argv).
 
-    This process becomes Flower (exec): a signal meant for the command reaches Flower itself,
-    and there is no wrapper left to outlive it or to die leaving it behind."""
+    Flower runs in this process: a signal meant for the command reaches Flower itself, and
+    there is no wrapper left to outlive it or to die leaving it behind. Flower stops on SIGTERM
+    by raising ``SystemExit`` wherever its main thread is; landing while its thread pool starts a
+    thread, that leaves a pool thread nothing wakes, and the interpreter's exit would wait on it
+    forever. So once Flower returns, the process ends at once: Flower keeps no state to save
+    (it is never started ``--persistent``)."""
     import os
 
     from loyalty_worker.config import get_settings
 
     settings = get_settings()
-    env = dict(os.environ)
     if settings.flower_password is not None:
         password = settings.flower_password.get_secret_value()
-        env["FLOWER_BASIC_AUTH"] = f"{settings.flower_user}:{password}"
+        os.environ["FLOWER_BASIC_AUTH"] = f"{settings.flower_user}:{password}"
     elif not args.no_auth:
         print(
             "flower: set LOYALTY_FLOWER_PASSWORD (basic auth), or pass --no-auth for a "
@@ -243,11 +246,20 @@ def _cmd_flower(args: argparse.Namespace) -> int:  # noqa: RET503 - exec does no
             file=sys.stderr,
         )
         return 2
-    argv = [sys.executable, "-m", "celery", "-A", "loyalty_worker.celery_app", "flower"]
+    from celery.bin.celery import celery as celery_command
+
+    argv = ["-A", "loyalty_worker.celery_app", "flower"]
     argv += [f"--port={args.port}", f"--address={args.address}"]
+    code: int | str | None = 0
+    try:
+        celery_command.main(args=argv, prog_name="celery", auto_envvar_prefix="CELERY")
+    except SystemExit as stop:
+        code = stop.code
+    except KeyboardInterrupt:
+        code = 130
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(sys.executable, argv, env)  # noqa: S606 - a fixed argv, no shell
+    os._exit(code if isinstance(code, int) else int(code is not None))
 
 
 def _is_loopback(address: str) -> bool:

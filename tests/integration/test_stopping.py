@@ -246,7 +246,8 @@ def test_a_stopped_flower_leaves_nothing_running(command: Start, signum: signal.
 
 
 def test_flower_is_the_commands_own_process(command: Start) -> None:
-    """``loyalty-worker flower`` becomes Flower: a signal for the command reaches Flower."""
+    """``loyalty-worker flower`` runs Flower in its own process: a signal for the command
+    reaches Flower, and the process ends when Flower does."""
     port = devstack.free_port()
     flower = command(["flower", "--no-auth", "--port", str(port)])
     flower.wait_for(r"Visit me at", timeout_s=60.0)
