@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 import msgspec
 
+from loyalty_worker.adapters.connections import ConnectionStack
 from loyalty_worker.config import Settings
 from loyalty_worker.domain.phone import mask_phones_in
 from loyalty_worker.errors import (
@@ -90,13 +91,14 @@ def build_http_client(
 ) -> httpx.Client:
     """One pooled, keep-alive client per worker process; every call bounded by explicit timeouts.
 
+    Its connections are shared by the process's threads (``ConnectionStack``): at most
+    ``LOYALTY_HTTP_POOL_SIZE`` calls in flight and as many idle connections kept.
     ``on_request`` runs before every request (and every retry): the shared rate limit.
     """
-    pool = settings.http_pool_size
     return httpx.Client(
         event_hooks={"request": [on_request] if on_request is not None else []},
         timeout=httpx.Timeout(settings.http_timeout_s, connect=settings.http_connect_timeout_s),
-        limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
+        transport=ConnectionStack(max_connections=settings.http_pool_size),
         headers={"User-Agent": "loyalty-worker"},
         follow_redirects=False,
     )

@@ -9,6 +9,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
+from loyalty_worker.adapters.connections import ConnectionStack
 from loyalty_worker.adapters.http import (
     RetryPolicy,
     build_http_client,
@@ -329,9 +330,9 @@ def test_build_http_client_bounds_every_call_and_pools_connections() -> None:
     settings = Settings(http_timeout_s=7.0, http_connect_timeout_s=2.0, http_pool_size=12)
     with build_http_client(settings) as http:
         assert http.timeout == httpx.Timeout(7.0, connect=2.0)
-        pool = http._transport._pool  # type: ignore[attr-defined]
-        assert pool._max_connections == 12
-        assert pool._max_keepalive_connections == 12
+        transport = http._transport
+        assert isinstance(transport, ConnectionStack)
+        assert transport.max_connections == 12
 
 
 def test_policy_from_settings() -> None:
