@@ -84,7 +84,8 @@ firestore: install
 	$(BIN)/loyalty-worker firestore-emulator --port 8085
 
 bench: install
-	$(BIN)/python benchmarks/bench_sync.py --alpine-listing both
+	$(BIN)/python benchmarks/bench_sync.py --alpine-listing both --latencies 50 --repeat 3 \
+		--naive-limit 300 --workers 2
 
 clean:
 	rm -rf $(VENV) $(EMULATOR)/node_modules .mypy_cache .pytest_cache .ruff_cache .demo bench-results.json
