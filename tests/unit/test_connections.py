@@ -98,6 +98,15 @@ def in_threads(count: int, http: httpx.Client, url: str) -> list[threading.Threa
     return threads
 
 
+def held_together(count: int, http: httpx.Client, server: Server) -> None:
+    """``count`` calls in flight at once (each on a connection of its own), then answered."""
+    threads = in_threads(count, http, f"{server.url}/hold")
+    server.wait_held(count)
+    server.release.set()
+    for thread in threads:
+        thread.join()
+
+
 def wait_until(check: Callable[[], bool], timeout_s: float = 5.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -121,11 +130,7 @@ def test_calls_in_flight_each_have_a_connection_and_leave_it_for_the_next(
     server: Server,
 ) -> None:
     with client(8) as http:
-        threads = in_threads(3, http, f"{server.url}/hold")
-        server.wait_held(3)
-        server.release.set()
-        for thread in threads:
-            thread.join()
+        held_together(3, http, server)
         opened = set(server.ports)
         assert len(opened) == 3
         transport = http._transport
@@ -151,11 +156,7 @@ def test_no_more_calls_in_flight_than_the_limit(server: Server) -> None:
 
 def test_idle_connections_past_the_limit_are_closed(server: Server, other_server: Server) -> None:
     with client(2) as http:
-        threads = in_threads(2, http, f"{server.url}/hold")
-        server.wait_held(2)
-        server.release.set()
-        for thread in threads:
-            thread.join()
+        held_together(2, http, server)
         wait_until(lambda: len(server.open_connections) == 2)
 
         assert http.get(f"{other_server.url}/").status_code == 200
@@ -190,11 +191,7 @@ def test_a_connection_the_server_closed_is_replaced(server: Server) -> None:
 
 def test_closing_the_client_closes_its_idle_connections(server: Server) -> None:
     http = client(4)
-    threads = in_threads(3, http, f"{server.url}/hold")
-    server.wait_held(3)
-    server.release.set()
-    for thread in threads:
-        thread.join()
+    held_together(3, http, server)
     assert len(server.open_connections) == 3
     http.close()
     wait_until(lambda: not server.open_connections)
