@@ -110,13 +110,8 @@ class ApiServer:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # SIGTERM, SIGHUP and Ctrl-C stop every child started below (devstack.supervise).
-    with devstack.supervise("bench"):
-        try:
-            return _main(argv)
-        except devstack.Stopped as exc:
-            print(f"bench: stopped ({exc})", file=sys.stderr)
-            return exc.exit_code
+    # SIGTERM, SIGHUP and Ctrl-C stop every child started below.
+    return devstack.run_supervised("bench", lambda: _main(argv))
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -129,9 +124,9 @@ def _main(argv: Sequence[str] | None) -> int:
     # One retry warning per look-up in the alpine_down mode would bury the table.
     logging.getLogger("loyalty_worker.adapters.http").setLevel(logging.ERROR)
 
-    base_redis = args.redis_url or "redis://127.0.0.1:6379/0"
-    host_part = base_redis.rsplit("/", 1)[0] if base_redis.count("/") > 2 else base_redis
-    redis_url, redis_child = devstack.ensure_redis(f"{host_part}/{BENCH_REDIS_DB}")
+    redis_url, redis_child = devstack.ensure_redis(
+        devstack.redis_database(args.redis_url or "redis://127.0.0.1:6379/0", BENCH_REDIS_DB)
+    )
     emulator = start_emulator()
     sandbox = devstack.start_sandbox(
         "--customers", str(args.customers), "--seed", "1", timeout_s=180.0

@@ -346,13 +346,8 @@ def time_after_writes(base_url: str, times: int) -> tuple[str, bool, list[float]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # SIGTERM, SIGHUP and Ctrl-C stop every child started below (devstack.supervise).
-    with devstack.supervise("bench"):
-        try:
-            return _main(argv)
-        except devstack.Stopped as exc:
-            print(f"bench: stopped ({exc})", file=sys.stderr)
-            return exc.exit_code
+    # SIGTERM, SIGHUP and Ctrl-C stop every child started below.
+    return devstack.run_supervised("bench", lambda: _main(argv))
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -367,9 +362,9 @@ def _main(argv: Sequence[str] | None) -> int:
     parser.add_argument("--redis-url", default=os.environ.get("LOYALTY_REDIS_URL"))
     args = parser.parse_args(argv)
 
-    base_redis = args.redis_url or "redis://127.0.0.1:6379/0"
-    host_part = base_redis.rsplit("/", 1)[0] if base_redis.count("/") > 2 else base_redis
-    redis_url, redis_child = devstack.ensure_redis(f"{host_part}/{BENCH_REDIS_DB}")
+    redis_url, redis_child = devstack.ensure_redis(
+        devstack.redis_database(args.redis_url or "redis://127.0.0.1:6379/0", BENCH_REDIS_DB)
+    )
     emulator = start_emulator()
     api: devstack.ChildProcess | None = None
     try:

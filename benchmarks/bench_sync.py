@@ -48,7 +48,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.parse
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -169,7 +168,7 @@ def _bench_redis_url() -> str:
     session (14) or a deployment (0) uses.
     """
     base = os.environ.get("LOYALTY_REDIS_URL", "redis://127.0.0.1:6379/0")
-    return urllib.parse.urlparse(base)._replace(path=f"/{BENCH_REDIS_DB}").geturl()
+    return devstack.redis_database(base, BENCH_REDIS_DB)
 
 
 def parse_options(argv: Sequence[str] | None = None) -> Options:

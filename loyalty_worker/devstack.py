@@ -33,7 +33,7 @@ import threading
 import time
 import urllib.parse
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import IO, Any, Self, TextIO
@@ -236,6 +236,17 @@ def supervise(label: str, *, out: TextIO = sys.stderr, timeout_s: float = 10.0) 
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
             _signalled = _hurry = False
+
+
+def run_supervised(label: str, main: Callable[[], int], *, timeout_s: float = 10.0) -> int:
+    """``main()`` inside ``supervise(label, timeout_s=...)``: a stop signal ends it with the
+    signal's exit code (130 for SIGINT), saying so, after every child it started is stopped."""
+    with supervise(label, timeout_s=timeout_s):
+        try:
+            return main()
+        except Stopped as exc:
+            print(f"{label}: stopped ({exc})", file=sys.stderr)
+            return exc.exit_code
 
 
 @atexit.register
@@ -520,6 +531,11 @@ def _redis_version(server: str) -> tuple[int, ...]:
         return (0,)
     match = re.search(r"v=(\d+)\.(\d+)", output)
     return (int(match.group(1)), int(match.group(2))) if match else (0,)
+
+
+def redis_database(url: str, db: int) -> str:
+    """``url``'s Redis server, database ``db`` (a benchmark flushes a database of its own)."""
+    return urllib.parse.urlparse(url)._replace(path=f"/{db}").geturl()
 
 
 def ensure_redis(url: str) -> tuple[str, ChildProcess | None]:
