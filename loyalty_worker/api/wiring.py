@@ -1,7 +1,8 @@
 """The real clients behind the API, the look-up and the export, built from settings.
 
 Built when a command starts (never at import): one Firestore client, one Redis client, one
-publish-only Celery app, one httpx pool for Alpine IQ look-ups.
+publish-only Celery app, one set of connections for Alpine IQ look-ups (the workers'
+``ConnectionStack``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import redis
 from fastapi import FastAPI
 
 from loyalty_worker.adapters.alpine import AlpineIQClient
+from loyalty_worker.adapters.connections import ConnectionStack
 from loyalty_worker.adapters.dashboard_runs import RedisRunTriggers
 from loyalty_worker.adapters.dashboard_store import FirestoreDashboardStore
 from loyalty_worker.adapters.firestore import FirestoreProfileStore, build_firestore_client
@@ -35,10 +37,7 @@ class AlpineClients:
         self._base_url = settings.alpine_base_url
         self._http = httpx.Client(
             timeout=httpx.Timeout(api.lookup_timeout_s, connect=min(api.lookup_timeout_s, 2.0)),
-            limits=httpx.Limits(
-                max_connections=settings.http_pool_size,
-                max_keepalive_connections=settings.http_pool_size,
-            ),
+            transport=ConnectionStack(max_connections=settings.http_pool_size),
             headers={"User-Agent": "loyalty-worker-api"},
             follow_redirects=False,
         )
