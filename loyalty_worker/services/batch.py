@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 
 # A run in one of these states is closed: its summary is written.
 FINAL = frozenset({"completed", "failed", "incomplete"})
+# The recovery log's entry for each time the watchdog planned a run Redis had lost.
+LOST_FROM_REDIS = "the run's state was lost from Redis: planned again"
 # Results the plan settles are recorded this many at a time.
 SETTLED_BATCH = 500
 # Ids of malformed orders without a customer that a run's summary lists (all are counted).
@@ -259,7 +261,7 @@ def open_run(
             ledger.start(run_id, org_id, status="duplicate", error=message, runningRunId=holder)
         return BatchStart(holder, started=False, message=message)
     if not resumed:
-        record_start(request, ledger)
+        record_start(request, ledger, **_lost_run_carried(store.get_run_summary(run_id)))
         store.write_run_summary(
             run_id,
             {
@@ -287,10 +289,25 @@ def _already_done(run_id: str, ledger: RunLedger) -> set[int]:
     }
 
 
-def record_start(request: RunRequest, ledger: RunLedger) -> None:
+def record_start(request: RunRequest, ledger: RunLedger, **carried: str | int | float) -> None:
     """Open the run's record: dry or not, and since when (``full``: a full run)."""
     since = request.since.isoformat() if request.since else "full"
-    ledger.start(request.run_id, request.org_id, dryRun=int(request.dry_run), since=since)
+    ledger.start(
+        request.run_id, request.org_id, dryRun=int(request.dry_run), since=since, **carried
+    )
+
+
+def _lost_run_carried(record: Mapping[str, Any] | None) -> dict[str, str | int | float]:
+    """What a run Redis lost keeps when the watchdog plans it again (its Firestore record still
+    ``running``): its start, and the recoveries counted there, so its summary reports them."""
+    if record is None or record.get("status") != "running" or "startedAt" not in record:
+        return {}
+    carried: dict[str, str | int | float] = {"startedAt": float(record["startedAt"])}
+    used = int(record.get("recoveries", 0))
+    if used:
+        carried["recoveries"] = used
+        carried.update({f"recovery{n}": LOST_FROM_REDIS for n in range(1, used + 1)})
+    return carried
 
 
 def fail_start(

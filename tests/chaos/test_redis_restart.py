@@ -10,7 +10,8 @@ kept decides the rest:
 - **memory-only**: everything is gone (the queued chunks, the run's lock, record and results).
   The run was registered in Firestore when it started, so the watchdog finds it and sends its
   planner again with the same run id: the run is planned anew, the profiles written before the
-  restart are settled in the plan, the rest are sent, and the same run completes.
+  restart are settled in the plan, the rest are sent, and the same run completes, its summary
+  counting the recovery and keeping the run's first start.
 
 Either way the run completes without a re-run, with one summary and one Discord post. The
 restart lands at a seeded random moment of the run's chunk work: a first run of the same org,
@@ -85,7 +86,7 @@ def test_redis_restarted_mid_run_and_the_same_run_completes(
             servers[0].kill()  # SIGKILL: what was not yet written to the AOF is gone
             servers[0].process.wait()
             servers[0].stop()
-            restarted_at = time.monotonic()
+            restarted_at, restarted_at_wall = time.monotonic(), time.time()
             servers[0] = devstack.start_redis_server(port, aof_dir=aof_dir)[1]
             stack.celery = celery_client(url)
             kept = stack.tracker.meta(run_id).get("orgId") is not None
@@ -96,13 +97,18 @@ def test_redis_restarted_mid_run_and_the_same_run_completes(
             assert progress.status == "completed", progress
             outcome = check_run(stack, run_id)
             assert stack.tracker.lock_holder("org-1") is None
-            meta = stack.tracker.meta(run_id)
+            summary = progress.summary
+            assert summary is not None
+            if not persistent:
+                # The run was planned again: its summary says so, with the run's first start.
+                assert summary["recoveries"] >= 1, summary
+                assert summary["startedAt"] < restarted_at_wall, summary
             report(
                 f"Redis restart ({'AOF' if persistent else 'memory-only'})",
                 outcome,
                 done_at_restart=f"{at_restart.done}/{at_restart.listed}",
                 run_state_kept=kept,
-                recoveries=meta.get("recoveries", "0"),
+                recoveries=summary["recoveries"],
                 chunk_work_s=round(chunk_work_s, 1),
                 restart_to_completion_s=round(ended_after, 1),
             )

@@ -22,6 +22,7 @@ from loyalty_worker.errors import AuthError, MalformedRecord, TransientError
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports import OrderSlices
 from loyalty_worker.services.batch import (
+    LOST_FROM_REDIS,
     BatchOptions,
     BatchStart,
     RunDispatch,
@@ -314,6 +315,26 @@ def test_a_planner_sent_again_continues_its_run_where_the_dead_one_stopped(
     assert (summary["listed"], summary["missing"], summary["planAttempts"]) == (13, 0, 2)
     assert len(harness.notifier.alerts) == 1
     assert harness.start("r1").message == "run r1 has ended"  # a late redelivery
+
+
+def test_a_run_redis_lost_keeps_its_start_and_recoveries_when_planned_again(
+    harness: Harness,
+) -> None:
+    # What a restart without persistence leaves: the run's Firestore record, as the watchdog
+    # updated it when it sent the planner again, and nothing in Redis.
+    harness.store.write_run_summary(
+        "r1",
+        {"runId": "r1", "orgId": "org-1", "status": "running", "startedAt": 1_800_000_000.0},
+    )
+    harness.store.write_run_summary("r1", {"recoveries": 1, "recoveredAt": 1_800_000_400.0})
+    assert harness.start("r1").started is True
+    assert harness.store.run_summaries["r1"]["startedAt"] == 1_800_000_000.0
+    harness.drain()
+    (summary,) = harness.summaries
+    assert (summary["status"], summary["missing"]) == ("completed", 0)
+    assert (summary["recoveries"], summary["recoveryLog"]) == (1, [LOST_FROM_REDIS])
+    assert summary["startedAt"] == 1_800_000_000.0
+    assert harness.store.run_summaries["r1"]["recoveries"] == 1
 
 
 def test_a_run_the_api_queued_is_registered_as_running_by_its_planner(harness: Harness) -> None:
