@@ -196,6 +196,7 @@ def start_batch(
         # A redelivered or re-sent planner of a run another planner has (or had) in hand.
         log.info("run %s: planning %s; nothing to do", request.run_id, claim)
         return BatchStart(request.run_id, started=False, message=f"run {claim}")
+    ledger.update(request.run_id, planStartedAt=time.time())
     deadline = Deadline(options.plan_budget_s)  # one budget for every attempt
     try:
         plan = _plan_with_retries(
@@ -644,8 +645,10 @@ def summarize_batch(
     summary["unownedMalformedOrders"] = int(meta.get("unownedMalformedOrders", 0))
     summary["unownedMalformedOrderIds"] = json.loads(meta.get("unownedMalformedOrderIds", "[]"))
     if "listedAt" in meta:
-        # Time spent reading Alleaves, Alpine IQ and Firestore before the first task.
-        summary["planS"] = round(float(meta["listedAt"]) - float(meta["startedAt"]), 3)
+        # The (last) planning's own time: reading Alleaves, Alpine IQ and Firestore before the
+        # first task, not the wait of a run planned again after its planner or Redis was lost.
+        planned_from = float(meta.get("planStartedAt", meta["startedAt"]))
+        summary["planS"] = round(float(meta["listedAt"]) - planned_from, 3)
     if "error" in meta:
         summary["error"] = meta["error"]
     # Work the watchdog re-sent (a lost planner, lost chunks), and customers still missing.

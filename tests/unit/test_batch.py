@@ -324,16 +324,18 @@ def test_a_run_redis_lost_keeps_its_start_and_recoveries_when_planned_again(
     # updated it when it sent the planner again, and nothing in Redis.
     harness.store.write_run_summary(
         "r1",
-        {"runId": "r1", "orgId": "org-1", "status": "running", "startedAt": 1_800_000_000.0},
+        {"runId": "r1", "orgId": "org-1", "status": "running", "startedAt": 1_790_000_000.0},
     )
-    harness.store.write_run_summary("r1", {"recoveries": 1, "recoveredAt": 1_800_000_400.0})
+    harness.store.write_run_summary("r1", {"recoveries": 1, "recoveredAt": 1_790_000_400.0})
     assert harness.start("r1").started is True
-    assert harness.store.run_summaries["r1"]["startedAt"] == 1_800_000_000.0
+    assert harness.store.run_summaries["r1"]["startedAt"] == 1_790_000_000.0
     harness.drain()
     (summary,) = harness.summaries
     assert (summary["status"], summary["missing"]) == ("completed", 0)
     assert (summary["recoveries"], summary["recoveryLog"]) == (1, [LOST_FROM_REDIS])
-    assert summary["startedAt"] == 1_800_000_000.0
+    assert summary["startedAt"] == 1_790_000_000.0
+    plan_s = summary["planS"]  # the replan's own planning, not the time since the run's start
+    assert isinstance(plan_s, float) and 0 <= plan_s < 60, plan_s
     assert harness.store.run_summaries["r1"]["recoveries"] == 1
 
 
