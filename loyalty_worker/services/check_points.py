@@ -7,7 +7,8 @@ Finding the profile from a phone: profiles hold no raw phone, so the look-up tri
 
 1. ``phoneHash``: the keyed hash of the normalised phone (``domain.phone.phone_hash``) that the
    sync writes when ``LOYALTY_PHONE_HASH_KEY`` is set. It finds every synced customer with a
-   phone, Alpine IQ account or not, and works while Alpine IQ is down;
+   phone, Alpine IQ account or not, and works while Alpine IQ is down. It needs nothing from
+   Alpine IQ, so it runs beside the live look-up;
 2. ``alpineUserId``: Alpine IQ's ``contactID`` from the live look-up, which the sync copies from
    Alleaves' ``alpine_user_code``. Finds only customers with an Alpine IQ account, and only while
    Alpine IQ answers.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -71,18 +73,35 @@ def check_points(
 
     live: AlpineProfile | None = None
     alpine_available = False
-    if alpine is None:
-        notes.append("this org has no Alpine IQ credentials")
-    else:
-        try:
-            live = alpine.lookup(phone10)
-            alpine_available = True
-        except TransientError as exc:
-            notes.append(f"Alpine IQ is unavailable ({exc.reason}); showing Firestore only")
-        except LoyaltyError as exc:
-            notes.append(f"Alpine IQ refused the look-up ({exc.reason}); showing Firestore only")
+    with ThreadPoolExecutor(max_workers=1) as beside:
+        # The profile's look-up by phoneHash needs nothing from Alpine IQ: it runs while Alpine
+        # IQ answers (or is tried again), so the agent waits for the slower of the two only.
+        by_hash = (
+            beside.submit(
+                store.find_profiles,
+                org_id,
+                PHONE_HASH_FIELD,
+                phone_hash(phone10, phone_key),
+                limit=MAX_MATCHES,
+            )
+            if phone_key is not None
+            else None
+        )
+        if alpine is None:
+            notes.append("this org has no Alpine IQ credentials")
+        else:
+            try:
+                live = alpine.lookup(phone10)
+                alpine_available = True
+            except TransientError as exc:
+                notes.append(f"Alpine IQ is unavailable ({exc.reason}); showing Firestore only")
+            except LoyaltyError as exc:
+                notes.append(
+                    f"Alpine IQ refused the look-up ({exc.reason}); showing Firestore only"
+                )
+        hashed = by_hash.result() if by_hash is not None else None
 
-    profile = _find_profile(org_id, phone10, live, store=store, phone_key=phone_key, notes=notes)
+    profile = _find_profile(org_id, live, hashed, store=store, phone_key=phone_key, notes=notes)
     answer = _answer(profile, live, alpine_available, rules, notes)
     answer["phone"] = mask_phone(phone10)
     if notes:
@@ -92,24 +111,22 @@ def check_points(
 
 def _find_profile(
     org_id: str,
-    phone10: str,
     live: AlpineProfile | None,
+    hashed: list[dict[str, Any]] | None,
     *,
     store: PointsStore,
     phone_key: bytes | None,
     notes: list[str],
 ) -> dict[str, Any] | None:
-    """The customer's profile by ``phoneHash``, else by Alpine IQ's contact id."""
-    lookups: list[tuple[str, str]] = []
-    if phone_key is not None:
-        lookups.append((PHONE_HASH_FIELD, phone_hash(phone10, phone_key)))
+    """The customer's profile by ``phoneHash`` (``hashed``: the profiles found by it, None
+    without a key), else by Alpine IQ's contact id."""
+    if hashed:
+        return _most_recent(hashed, notes)
     if live is not None and live.contact_id:
-        lookups.append((ALPINE_ID_FIELD, live.contact_id))
-    for field, value in lookups:
-        matches = store.find_profiles(org_id, field, value, limit=MAX_MATCHES)
+        matches = store.find_profiles(org_id, ALPINE_ID_FIELD, live.contact_id, limit=MAX_MATCHES)
         if matches:
             found = _most_recent(matches, notes)
-            if phone_key is not None and field != PHONE_HASH_FIELD:
+            if phone_key is not None:
                 _check_key_id(org_id, found.get(PHONE_KEY_ID_FIELD), phone_key, notes)
             return found
     if phone_key is not None:

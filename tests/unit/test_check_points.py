@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -120,6 +121,36 @@ def test_phone_hash_finds_a_customer_without_an_alpine_account(
     )
     assert answer["displayed"] == {"points": 450, "tier": "bronze", "source": "calculated"}
     assert "note" not in answer
+
+
+class WaitsForTheHashLookup(FakeAlpine):
+    """An Alpine IQ that answers only once the profile's look-up by phoneHash has begun."""
+
+    def __init__(self, store: QueryableProfileStore) -> None:
+        super().__init__({PHONE: AlpineProfile(475, "SILVER", "2026-01-29", contact_id="C-42")})
+        self.hash_lookup_begun = threading.Event()
+        original = store.find_profiles
+
+        def find_profiles(org_id: str, field: str, value: str, *, limit: int) -> Any:
+            if field == "phoneHash":
+                self.hash_lookup_begun.set()
+            return original(org_id, field, value, limit=limit)
+
+        store.find_profiles = find_profiles  # type: ignore[method-assign]
+
+    def lookup(self, phone10: str) -> AlpineProfile | None:
+        assert self.hash_lookup_begun.wait(5.0), "the phoneHash look-up waited for Alpine IQ"
+        return super().lookup(phone10)
+
+
+def test_the_profile_is_looked_up_by_hash_while_alpine_answers(
+    store: QueryableProfileStore,
+) -> None:
+    store.profiles["org-1_42"] = profile(42, phoneHash=phone_hash(PHONE, KEY))
+    alpine = WaitsForTheHashLookup(store)
+    answer = check_points("org-1", PHONE, store=store, alpine=alpine, phone_key=KEY)
+    assert (answer["customerId"], answer["alpineAvailable"]) == (42, True)
+    assert answer["alpine"]["points"] == 475
 
 
 OTHER_KEY = b"the-workers-other-key-0002"
