@@ -127,9 +127,10 @@ class RunLedger(Protocol):
         ...
 
     def claim_planner(self, run_id: str, *, stale_s: float) -> str:
-        """``claimed`` for exactly one planner at a time (``planAttempts`` counts them),
-        ``busy`` while another planner beat within ``stale_s``, ``planned`` once its work is
-        all sent (``dispatchedAt``), ``ended`` once it is closed."""
+        """``claimed`` for exactly one planner at a time (``planAttempts`` counts them,
+        ``planStartedAt`` stamps the claim), ``busy`` while another planner beat within
+        ``stale_s``, ``planned`` once its work is all sent (``dispatchedAt``), ``ended`` once
+        it is closed."""
         ...
 
     def keep_chunk(self, run_id: str, key: str, payloads: Sequence[Mapping[str, Any]]) -> None:

@@ -261,7 +261,7 @@ class InMemoryRunLedger:
             now = time.time()
             if now - float(meta.get("plannerBeatAt", "-inf")) < stale_s:
                 return "busy"
-            meta["plannerBeatAt"] = str(now)
+            meta["plannerBeatAt"] = meta["planStartedAt"] = str(now)
             meta["planAttempts"] = str(int(meta.get("planAttempts", "0")) + 1)
             return "claimed"
 

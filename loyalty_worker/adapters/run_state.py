@@ -87,7 +87,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local beat = redis.call('HGET', KEYS[1], 'plannerBeatAt')
 if beat and now - tonumber(beat) < tonumber(ARGV[1]) then return 'busy' end
-redis.call('HSET', KEYS[1], 'plannerBeatAt', now)
+redis.call('HSET', KEYS[1], 'plannerBeatAt', now, 'planStartedAt', now)
 redis.call('HINCRBY', KEYS[1], 'planAttempts', 1)
 return 'claimed'
 """
@@ -153,9 +153,9 @@ class RunTracker:
         return bool(self._beat(keys=keys, args=[run_id, lock_ttl_s, "1" if planner else "0"]))
 
     def claim_planner(self, run_id: str, *, stale_s: float) -> str:
-        """Whether this planner plans the run: ``claimed`` (and counted in ``planAttempts``),
-        ``busy`` (another planner beat within ``stale_s``), ``planned`` (its work is all sent)
-        or ``ended``."""
+        """Whether this planner plans the run: ``claimed`` (counted in ``planAttempts``,
+        stamped in ``planStartedAt``), ``busy`` (another planner beat within ``stale_s``),
+        ``planned`` (its work is all sent) or ``ended``."""
         answer = self._claim_planner(keys=[self._keys(run_id)[2]], args=[stale_s])
         return answer.decode() if isinstance(answer, bytes) else str(answer)
 

@@ -196,7 +196,6 @@ def start_batch(
         # A redelivered or re-sent planner of a run another planner has (or had) in hand.
         log.info("run %s: planning %s; nothing to do", request.run_id, claim)
         return BatchStart(request.run_id, started=False, message=f"run {claim}")
-    ledger.update(request.run_id, planStartedAt=time.time())
     deadline = Deadline(options.plan_budget_s)  # one budget for every attempt
     try:
         plan = _plan_with_retries(
