@@ -50,7 +50,7 @@ from loyalty_worker.config import Settings
 from loyalty_worker.domain.phone import normalize_phone
 from loyalty_worker.firestore_emulator import start_emulator
 from loyalty_worker.progress import watch_run
-from loyalty_worker.services.check_points import check_points
+from loyalty_worker.services.lookup.points import check_points
 
 ORG_ID = "org-1"
 BENCH_REDIS_DB = 12

@@ -121,7 +121,7 @@ def profile(customer_id: int, rng: random.Random, now: datetime) -> dict[str, An
 
 
 def run_summary(index: int, customers: int, started: float) -> dict[str, Any]:
-    """A completed full run's summary, as ``services.summary`` writes it."""
+    """A completed full run's summary, as ``services.run.summary`` writes it."""
     failed = index % 7
     return {
         "runId": f"{ORG_ID}-run-{index}",

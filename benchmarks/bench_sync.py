@@ -6,7 +6,7 @@ look-alikes, ``--latency-ms`` per call), a Firestore emulator and the machine's 
 runs ``--repeat`` times per latency and the run with the median wall time is reported:
 
 - ``naive``: the seed plan: one process, one customer after another, on the project's own
-  clients and ``services.sync_customer``; the order history read as one date range, page after
+  clients and ``services.sync.customer``; the order history read as one date range, page after
   page. Above ``--naive-limit`` customers only the first ones are synced and the loop is
   extrapolated linearly (the listing and the history are always read in full).
 - ``asyncio``: one process, ``httpx.AsyncClient`` and a semaphore of the workers' total

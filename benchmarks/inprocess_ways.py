@@ -54,13 +54,13 @@ from loyalty_worker.domain.phone import normalize_phone
 from loyalty_worker.domain.points import calculate_points
 from loyalty_worker.domain.profile import ProfileUpdate, build_profile_update, profile_id
 from loyalty_worker.domain.reconciliation import decide
+from loyalty_worker.domain.results import SyncStatus
 from loyalty_worker.errors import LoyaltyError, MalformedRecord
 from loyalty_worker.org_settings import OrgSettings
-from loyalty_worker.services.customer_inputs import CustomerWork
-from loyalty_worker.services.order_history import OrderHistory, date_windows
-from loyalty_worker.services.plan import FIRST_ROUND_PAGES
-from loyalty_worker.services.results import SyncStatus
-from loyalty_worker.services.sync_customer import sync_customer
+from loyalty_worker.services.run.plan import FIRST_ROUND_PAGES
+from loyalty_worker.services.sync.customer import sync_customer
+from loyalty_worker.services.sync.inputs import CustomerWork
+from loyalty_worker.services.sync.order_history import OrderHistory, date_windows
 
 RESULT_MARKER = "BENCH-RESULT "
 # As the worker reads them (services/plan.py, adapters/alpine.py).
@@ -265,7 +265,7 @@ async def run_asyncio(config: WayConfig, *, bulk: bool) -> dict[str, Any]:
     1,000 customers and 32 slots, so the reference keeps its faster way. Bodies are decoded as
     the worker decodes them (msgspec, fractions as ``Decimal``). Without it, every customer
     costs a profile read, an Alpine IQ look-up and a write of its own, as
-    ``services.sync_customer`` does alone.
+    ``services.sync.customer`` does alone.
     """
     started = time.monotonic()
     concurrency = config["concurrency"]
@@ -463,7 +463,7 @@ async def run_asyncio(config: WayConfig, *, bulk: bool) -> dict[str, Any]:
         async def evaluate(
             customer: Customer, now: datetime, ahead: Mapping[str, AlpineProfile | None]
         ) -> tuple[str, ProfileUpdate | None]:
-            """``services.sync_customer.evaluate_customer``, with awaits where it does I/O."""
+            """``services.sync.customer.evaluate_customer``, with awaits where it does I/O."""
             if history.malformed.get(customer.customer_id):
                 return "failed:malformed", None
             if profiles is not None:

@@ -18,7 +18,7 @@ away, i.e. usually all of them.
   an acknowledgement that cannot be made is logged, and its message is redelivered after the
   visibility timeout (the tasks are idempotent).
 
-A run whose work was lost is sent it again by the watchdog long before (``services.watchdog``).
+A run whose work was lost is sent it again by the watchdog long before (``services.run.watchdog``).
 """
 
 from __future__ import annotations

@@ -378,7 +378,7 @@ def _cmd_check_points(args: argparse.Namespace) -> int:
     from loyalty_worker.api.wiring import AlpineClients, build_queries
     from loyalty_worker.config import get_settings
     from loyalty_worker.errors import LoyaltyError
-    from loyalty_worker.services.check_points import InvalidPhone, check_points
+    from loyalty_worker.services.lookup.points import InvalidPhone, check_points
 
     settings = get_settings()
     api_settings = get_api_settings()
@@ -409,7 +409,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from loyalty_worker.api.wiring import build_queries
     from loyalty_worker.config import get_settings
     from loyalty_worker.errors import LoyaltyError
-    from loyalty_worker.services.export import ExportFormat, export_profiles
+    from loyalty_worker.services.lookup.export import ExportFormat, export_profiles
 
     store = build_queries(get_settings())
     fmt = ExportFormat(args.format)

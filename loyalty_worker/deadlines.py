@@ -3,7 +3,7 @@
 Celery's ``task_time_limit`` is not enforced by the threads pool the worker runs, so every task
 bounds its own time: each HTTP call by its timeouts, attempts and retry budget (``adapters.http``),
 each Firestore call by its RPC deadline and retry budget (``adapters.firestore``), each listing
-by a page cap, and the loops that start new work by a time budget (``services.deadline``). The
+by a page cap, and the loops that start new work by a time budget (``services.sync.deadline``). The
 worst case of each task is the sum below. A run's liveness is its tasks' heartbeat, so a
 running task is never taken for lost however long it takes; the orders that must hold are
 
@@ -24,7 +24,7 @@ import logging
 from dataclasses import dataclass
 
 from loyalty_worker.config import Settings
-from loyalty_worker.services.plan import PROFILE_READ_ATTEMPTS
+from loyalty_worker.services.run.plan import PROFILE_READ_ATTEMPTS
 
 # An Alleaves call may log in first, and after a 401 log in again and call again.
 ALLEAVES_SENDS_PER_CALL = 4

@@ -41,7 +41,7 @@ from loyalty_worker.config import PLACEHOLDERS, get_settings
 from loyalty_worker.firestore_emulator import EmulatorProcess, EmulatorUnavailable, start_emulator
 from loyalty_worker.progress import FINAL_STATUSES, format_summary, watch_run
 from loyalty_worker.sandbox.data import generate_dataset
-from loyalty_worker.services.summary import SummaryBuilder
+from loyalty_worker.services.run.summary import SummaryBuilder
 
 DEMO_DIR = Path(".demo")
 # Who uses the demo's database: {host, pid, start}; "pid" is emptied when that demo ends.

@@ -147,7 +147,7 @@ class PhoneNotKept(PermanentError):
 
 
 class DeadlineExceeded(TransientError):
-    """A task's own time budget ran out before its work did (``services.deadline``): the work
+    """A task's own time budget ran out before its work did (``services.sync.deadline``): the work
     left is handed on or tried again later, never run past the budget."""
 
     def __init__(self, what: str, budget_s: float) -> None:

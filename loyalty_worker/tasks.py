@@ -2,7 +2,7 @@
 Celery retry (``_retried``, the one place).
 
 Messages carry ids and references: a customer's work goes with its phone masked, the phone its
-task must look up kept beside it (``services.run_phones``). Every message this module publishes
+task must look up kept beside it (``services.run.phones``). Every message this module publishes
 names its arguments for display (``argsrepr``/``kwargsrepr``, what Flower shows), and a retry
 keeps them.
 """
@@ -23,15 +23,15 @@ from loyalty_worker import names
 from loyalty_worker.bootstrap import container
 from loyalty_worker.celery_app import app
 from loyalty_worker.names import new_run_id
-from loyalty_worker.services.batch import RunDispatch, close_run, read_run_orders
-from loyalty_worker.services.customer_inputs import CustomerWork
-from loyalty_worker.services.customer_jobs import sync_alone, sync_run_chunk
-from loyalty_worker.services.history_slices import HistorySlice
-from loyalty_worker.services.nightly import start_nightly_runs
-from loyalty_worker.services.retries import Attempt, RetryLater
-from loyalty_worker.services.run_phones import hand_over
-from loyalty_worker.services.run_start import start_run
-from loyalty_worker.services.watchdog import Recovery, watch_runs
+from loyalty_worker.services.run.batch import RunDispatch, close_run, read_run_orders
+from loyalty_worker.services.run.history_slices import HistorySlice
+from loyalty_worker.services.run.jobs import sync_alone, sync_run_chunk
+from loyalty_worker.services.run.nightly import start_nightly_runs
+from loyalty_worker.services.run.phones import hand_over
+from loyalty_worker.services.run.start import start_run
+from loyalty_worker.services.run.watchdog import Recovery, watch_runs
+from loyalty_worker.services.sync.inputs import CustomerWork
+from loyalty_worker.services.sync.retries import Attempt, RetryLater
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def sync_org(
 @app.task(name=names.READ_ORDERS)
 def read_orders(org_id: str, run_id: str, start: str, end: str, index: int, count: int) -> bool:
     """Read slice ``index`` of ``count`` of a run's order history for its planner
-    (``services.history_slices``); whether this worker read it (False: another reader has it,
+    (``services.run.history_slices``); whether this worker read it (False: another reader has it,
     or the planner will)."""
     c = container()
     part = HistorySlice(
@@ -176,7 +176,7 @@ def summarize_run(self: Task, run_id: str, *, status: str = "completed") -> dict
 @app.task(name=names.NIGHTLY_TICK, acks_late=False)
 def nightly_tick() -> list[str]:
     """Start each enabled org's nightly run once, in its own timezone's night (Beat calls this
-    every few minutes; ``services.nightly`` decides which orgs are due)."""
+    every few minutes; ``services.run.nightly`` decides which orgs are due)."""
     c = container()
     return start_nightly_runs(
         store=c.store,
@@ -202,7 +202,7 @@ def incremental_tick() -> list[str]:
 @app.task(name=names.WATCHDOG, acks_late=False)
 def watchdog() -> dict[str, list[str]]:
     """Send idle runs' lost work again; close the ones that cannot go on (Beat, every
-    LOYALTY_REDISPATCH_S / 2; ``services.watchdog``)."""
+    LOYALTY_REDISPATCH_S / 2; ``services.run.watchdog``)."""
     c = container()
     return watch_runs(
         store=c.store,

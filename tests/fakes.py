@@ -22,10 +22,11 @@ from loyalty_worker.adapters.wire import AlpineLoyalty, parse_customer, parse_or
 from loyalty_worker.domain.models import AlpineProfile, Customer, Order
 from loyalty_worker.domain.phone import normalize_phone
 from loyalty_worker.domain.profile import ProfileUpdate, profile_id
+from loyalty_worker.domain.results import SyncResult
 from loyalty_worker.errors import MalformedRecord, SettingsInvalid, TransientError, UnknownOrg
 from loyalty_worker.org_settings import OrgSettings
-from loyalty_worker.ports import Alert, AlpineContact
-from loyalty_worker.services.results import SyncResult
+from loyalty_worker.ports.notify import Alert
+from loyalty_worker.ports.sources import AlpineContact
 
 
 class InMemoryProfileStore:
@@ -449,7 +450,7 @@ class RecordingEnqueuer:
 
 @dataclass(frozen=True)
 class FakeOrg:
-    """An org as the run's services reach it (``services.batch.OrgAdapters``), over fakes."""
+    """An org as the run's services reach it (``services.run.batch.OrgAdapters``), over fakes."""
 
     settings: OrgSettings
     alleaves: FakeAlleaves

@@ -14,7 +14,7 @@ from loyalty_worker.domain.models import (
     ReconciliationStatus,
     TierSource,
 )
-from loyalty_worker.services.results import SyncResult, SyncStatus
+from loyalty_worker.domain.results import SyncResult, SyncStatus
 
 STAMP = "2026-03-01T12:00:00+00:00"
 

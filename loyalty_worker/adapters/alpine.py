@@ -26,7 +26,7 @@ from loyalty_worker.adapters.wire import (
 from loyalty_worker.domain.models import AlpineProfile
 from loyalty_worker.domain.phone import mask_phone, normalize_phone
 from loyalty_worker.errors import MalformedRecord, PermanentError
-from loyalty_worker.ports import AlpineContact
+from loyalty_worker.ports.sources import AlpineContact
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from kombu.exceptions import OperationalError
 from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.errors import TransientError
 from loyalty_worker.names import RUNS_QUEUE, SYNC_ORG
-from loyalty_worker.services.dashboard import GOING
+from loyalty_worker.services.dashboard.views import GOING
 
 _LAST_KEY = "loyalty:dashboard:lastrun:{}"
 _LAST_TTL_S = 24 * 3600

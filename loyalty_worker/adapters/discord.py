@@ -15,7 +15,7 @@ from typing import Any, TextIO
 import httpx
 
 from loyalty_worker.adapters.http import RetryPolicy, retry_after_header, send
-from loyalty_worker.ports import Alert
+from loyalty_worker.ports.notify import Alert
 
 SERVICE = "discord"
 

@@ -21,7 +21,7 @@ from typing import Any, cast
 
 import redis
 
-from loyalty_worker.services.results import SyncResult
+from loyalty_worker.domain.results import SyncResult
 
 # KEYS: results, failed, meta. ARGV: (customer key, result JSON, failed flag "1"/"0") repeated.
 # Returns 1 to exactly one caller: the one whose results complete the listed set. A result that

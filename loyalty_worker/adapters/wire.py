@@ -24,7 +24,7 @@ from loyalty_worker.domain.bounds import MAX_AMOUNT, MAX_ID, MAX_POINTS
 from loyalty_worker.domain.models import AlpineProfile, Customer, Order
 from loyalty_worker.domain.phone import mask_phones_in, normalize_phone
 from loyalty_worker.errors import MalformedRecord
-from loyalty_worker.ports import AlpineContact
+from loyalty_worker.ports.sources import AlpineContact
 
 _ZERO = Decimal(0)
 

@@ -10,7 +10,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from loyalty_worker.ports import DashboardStore, RunTriggers, TaskOutcomes
+from loyalty_worker.ports.dashboard import DashboardStore
+from loyalty_worker.ports.triggers import RunTriggers, TaskOutcomes
 
 
 @dataclass

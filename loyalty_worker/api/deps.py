@@ -17,7 +17,7 @@ from loyalty_worker.api.auth import Caller, bearer_caller
 from loyalty_worker.api.orgs import OrgDirectory
 from loyalty_worker.api.settings import ApiSettings
 from loyalty_worker.api.state import ApiServices, ApiState
-from loyalty_worker.services.webhooks import WebhookReceiver
+from loyalty_worker.services.lookup.webhooks import WebhookReceiver
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from loyalty_worker.api.auth import BEARER_CHALLENGE, BearerRefused
 from loyalty_worker.api.models import ErrorBody, ValidationErrorBody
 from loyalty_worker.errors import PermanentError, SettingsInvalid, TransientError, UnknownOrg
-from loyalty_worker.services.webhooks import WebhookRefused
+from loyalty_worker.services.lookup.webhooks import WebhookRefused
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from pydantic import SecretStr
 from loyalty_worker.errors import SettingsInvalid, UnknownOrg
 from loyalty_worker.logs import register_secret
 from loyalty_worker.org_settings import OrgSettings
-from loyalty_worker.ports import OrgStore
+from loyalty_worker.ports.profiles import OrgStore
 
 CACHE_TTL_S = 60.0
 MISSING_TTL_S = 15.0

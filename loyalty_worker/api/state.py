@@ -22,8 +22,10 @@ from loyalty_worker.api.orgs import OrgDirectory
 from loyalty_worker.api.settings import ApiSettings
 from loyalty_worker.names import new_run_id
 from loyalty_worker.org_settings import OrgSettings
-from loyalty_worker.ports import Enqueuer, LoyaltyLookup, OrgStore
-from loyalty_worker.services.webhooks import SignedEvent, WebhookReceiver
+from loyalty_worker.ports.profiles import OrgStore
+from loyalty_worker.ports.sources import LoyaltyLookup
+from loyalty_worker.ports.triggers import Enqueuer
+from loyalty_worker.services.lookup.webhooks import SignedEvent, WebhookReceiver
 
 # The per-token rate limit's window: LOYALTY_API_RATE_LIMIT_PER_MIN requests in any minute.
 RATE_WINDOW_S = 60.0

@@ -22,7 +22,7 @@ from loyalty_worker.adapters.alleaves import AlleavesClient
 from loyalty_worker.devstack import Sandbox, start_sandbox
 from loyalty_worker.domain.models import Customer, Order
 from loyalty_worker.errors import AuthError, MalformedRecord
-from loyalty_worker.ports import CustomerSource
+from loyalty_worker.ports.sources import CustomerSource
 from tests.contracts.sandbox_clients import (
     alleaves_client,
     malformed_dataset,

@@ -18,7 +18,7 @@ from loyalty_worker.devstack import Sandbox
 from loyalty_worker.domain.models import AlpineProfile
 from loyalty_worker.domain.phone import normalize_phone
 from loyalty_worker.errors import AuthError
-from loyalty_worker.ports import AlpineContact, LoyaltyLookup
+from loyalty_worker.ports.sources import AlpineContact, LoyaltyLookup
 from tests.contracts.sandbox_clients import alpine_client, session_dataset
 from tests.fakes import FakeAlpine
 

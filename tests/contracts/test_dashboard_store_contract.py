@@ -16,7 +16,7 @@ from google.cloud import firestore
 from loyalty_worker.adapters.dashboard_store import FirestoreDashboardStore
 from loyalty_worker.adapters.firestore import PROFILES, RUN_SUMMARIES, FirestoreProfileStore
 from loyalty_worker.domain.profile import ProfileUpdate
-from loyalty_worker.ports import DashboardStore
+from loyalty_worker.ports.dashboard import DashboardStore
 from tests.fakes import InMemoryDashboardStore, QueryableProfileStore
 
 ORG = "org-dash"

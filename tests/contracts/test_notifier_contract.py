@@ -18,7 +18,7 @@ import pytest
 from loyalty_worker.adapters.discord import COLORS, DiscordNotifier
 from loyalty_worker.devstack import Sandbox
 from loyalty_worker.errors import LoyaltyError, PermanentError, TransientError
-from loyalty_worker.ports import Alert, Notifier
+from loyalty_worker.ports.notify import Alert, Notifier
 from tests.contracts.sandbox_clients import RETRY
 from tests.fakes import RecordingNotifier
 

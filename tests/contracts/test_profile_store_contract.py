@@ -18,7 +18,7 @@ from google.cloud import firestore
 from loyalty_worker.adapters.firestore import PROFILES, SETTINGS, FirestoreProfileStore
 from loyalty_worker.domain.profile import ProfileUpdate
 from loyalty_worker.errors import SettingsInvalid, UnknownOrg
-from loyalty_worker.ports import ProfileStore
+from loyalty_worker.ports.profiles import ProfileStore
 from tests.fakes import InMemoryProfileStore, QueryableProfileStore
 
 ORG = "org-contract"

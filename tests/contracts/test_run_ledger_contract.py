@@ -18,8 +18,8 @@ import pytest
 import redis
 
 from loyalty_worker.adapters.run_state import RunTracker
-from loyalty_worker.ports import RunLedger
-from loyalty_worker.services.results import SyncStatus
+from loyalty_worker.domain.results import SyncStatus
+from loyalty_worker.ports.run import RunLedger
 from tests.fakes import InMemoryRunLedger
 from tests.results import failed, outcome, synced
 

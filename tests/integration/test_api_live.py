@@ -30,8 +30,8 @@ from loyalty_worker.api.wiring import AlpineClients
 from loyalty_worker.config import Settings
 from loyalty_worker.domain.phone import normalize_phone, phone_hash
 from loyalty_worker.progress import FINAL_STATUSES
-from loyalty_worker.services.check_points import check_points
-from loyalty_worker.services.webhooks import sign
+from loyalty_worker.services.lookup.points import check_points
+from loyalty_worker.services.lookup.webhooks import sign
 from tests.fixtures.pipeline import PHONE_HASH_KEY, Stack, wait_for
 
 with warnings.catch_warnings():

@@ -18,7 +18,7 @@ from loyalty_worker.adapters.http import RetryPolicy
 from loyalty_worker.adapters.wire import AlleavesOrder
 from loyalty_worker.domain.models import Customer, Order
 from loyalty_worker.errors import AuthError, MalformedRecord
-from loyalty_worker.ports import CustomerSource
+from loyalty_worker.ports.sources import CustomerSource
 
 BASE = "https://alleaves.test/api"
 PASSWORD = "hunter2-password"

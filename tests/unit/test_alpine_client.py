@@ -18,7 +18,7 @@ from loyalty_worker.errors import (
     RateLimited,
     TransientError,
 )
-from loyalty_worker.ports import AlpineContact, LoyaltyLookup
+from loyalty_worker.ports.sources import AlpineContact, LoyaltyLookup
 
 BASE = "https://alpine.test/api"
 UID = "1234"

@@ -19,7 +19,7 @@ from loyalty_worker.api.settings import ApiSettings
 from loyalty_worker.domain.models import AlpineProfile
 from loyalty_worker.domain.phone import phone_hash
 from loyalty_worker.errors import TransientError
-from loyalty_worker.services.webhooks import sign
+from loyalty_worker.services.lookup.webhooks import sign
 from tests.fakes import (
     FakeAlpine,
     InMemoryDashboardStore,

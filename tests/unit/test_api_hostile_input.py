@@ -18,7 +18,7 @@ from loyalty_worker import cli, logs
 from loyalty_worker.api.orgs import OrgDirectory
 from loyalty_worker.api.settings import ApiSettings
 from loyalty_worker.errors import SettingsInvalid, UnknownOrg
-from loyalty_worker.services.webhooks import event_time
+from loyalty_worker.services.lookup.webhooks import event_time
 from tests.fakes import QueryableProfileStore
 from tests.unit.test_api import (
     ADMIN_TOKEN,

@@ -23,14 +23,14 @@ from loyalty_worker.domain.models import AlpineProfile, Customer, LoyaltyRules, 
 from loyalty_worker.domain.phone import PhoneHash, normalize_phone
 from loyalty_worker.domain.points import calculate_points
 from loyalty_worker.domain.profile import ProfileUpdate
+from loyalty_worker.domain.results import SyncStatus
 from loyalty_worker.errors import MalformedRecord
 from loyalty_worker.org_settings import OrgSettings
-from loyalty_worker.services.batch import BatchOptions, RunDispatch, RunRequest, start_batch
-from loyalty_worker.services.batch import summarize_batch as summarize
-from loyalty_worker.services.customer_inputs import CustomerWork
-from loyalty_worker.services.results import SyncStatus
-from loyalty_worker.services.summary import summary_alert
-from loyalty_worker.services.sync_customer import evaluate_customer, sync_chunk, sync_customer
+from loyalty_worker.services.run.batch import BatchOptions, RunDispatch, RunRequest, start_batch
+from loyalty_worker.services.run.batch import summarize_batch as summarize
+from loyalty_worker.services.run.summary import summary_alert
+from loyalty_worker.services.sync.customer import evaluate_customer, sync_chunk, sync_customer
+from loyalty_worker.services.sync.inputs import CustomerWork
 from tests.fakes import (
     FakeAlleaves,
     FakeAlpine,
@@ -223,7 +223,7 @@ def test_a_single_sync_whose_write_is_refused_fails_with_a_reason() -> None:
 
 
 def test_a_hand_edited_order_ledger_fails_that_customer_in_an_incremental_run() -> None:
-    from loyalty_worker.services.plan import RunPlan
+    from loyalty_worker.services.run.plan import RunPlan
 
     plan = RunPlan(customers=[Customer(1), Customer(2)], recent_since=date(2026, 1, 1))
     plan.profiles = {1: {"loyaltyOrders": {"x": "1"}}, 2: {"loyaltyOrders": {"5": "10.00"}}}
@@ -282,7 +282,7 @@ def test_malformed_orders_without_a_customer_are_counted_in_the_summary() -> Non
 def test_a_single_sync_with_a_hand_edited_ledger_fails_as_malformed() -> None:
     from datetime import UTC, datetime
 
-    from loyalty_worker.services.lone_customer import find_customer_work
+    from loyalty_worker.services.sync.lone import find_customer_work
 
     store = InMemoryProfileStore()
     store.profiles["org-1_7"] = {
@@ -307,9 +307,9 @@ def test_a_single_sync_with_a_hand_edited_ledger_fails_as_malformed() -> None:
 
 
 def test_a_single_sync_meeting_an_unexpected_exception_records_a_failure() -> None:
-    from loyalty_worker.services.batch import RunPorts
-    from loyalty_worker.services.customer_jobs import sync_alone
-    from loyalty_worker.services.retries import Attempt
+    from loyalty_worker.services.run.batch import RunPorts
+    from loyalty_worker.services.run.jobs import sync_alone
+    from loyalty_worker.services.sync.retries import Attempt
 
     class BrokenListing(FakeAlleaves):
         def fetch_customer_page(self, page: int) -> list[Customer | MalformedRecord]:

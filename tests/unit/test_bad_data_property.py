@@ -27,12 +27,12 @@ from loyalty_worker.adapters.wire import (
 from loyalty_worker.domain.models import AlpineProfile, Customer, Order
 from loyalty_worker.domain.phone import normalize_phone
 from loyalty_worker.domain.profile import profile_id
+from loyalty_worker.domain.results import SyncStatus
 from loyalty_worker.errors import MalformedRecord
 from loyalty_worker.org_settings import OrgSettings
-from loyalty_worker.services.customer_inputs import CustomerWork
-from loyalty_worker.services.order_history import OrderHistory
-from loyalty_worker.services.results import SyncStatus
-from loyalty_worker.services.sync_customer import sync_chunk
+from loyalty_worker.services.sync.customer import sync_chunk
+from loyalty_worker.services.sync.inputs import CustomerWork
+from loyalty_worker.services.sync.order_history import OrderHistory
 from tests.fakes import EncodingProfileStore
 from tests.reference import LOYALTY_KEYS, expected_profiles
 

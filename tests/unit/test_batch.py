@@ -18,10 +18,11 @@ import pytest
 from loyalty_worker.adapters.order_slices import RedisOrderSlices
 from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.domain.models import AlpineProfile, Customer, Order
+from loyalty_worker.domain.results import SyncResult, SyncStatus
 from loyalty_worker.errors import AuthError, MalformedRecord, TransientError
 from loyalty_worker.org_settings import OrgSettings
-from loyalty_worker.ports import OrderSlices
-from loyalty_worker.services.batch import (
+from loyalty_worker.ports.run import OrderSlices
+from loyalty_worker.services.run.batch import (
     LOST_FROM_REDIS,
     BatchOptions,
     BatchStart,
@@ -33,11 +34,10 @@ from loyalty_worker.services.batch import (
     start_batch,
     summarize_batch,
 )
-from loyalty_worker.services.customer_inputs import AlpineAnswer, CustomerWork
-from loyalty_worker.services.history_slices import HistorySlice
-from loyalty_worker.services.plan import PROFILE_READ_ATTEMPTS, list_customers, read_profiles
-from loyalty_worker.services.results import SyncResult, SyncStatus
-from loyalty_worker.services.sync_customer import sync_chunk
+from loyalty_worker.services.run.history_slices import HistorySlice
+from loyalty_worker.services.run.plan import PROFILE_READ_ATTEMPTS, list_customers, read_profiles
+from loyalty_worker.services.sync.customer import sync_chunk
+from loyalty_worker.services.sync.inputs import AlpineAnswer, CustomerWork
 from tests.fakes import FakeAlleaves, FakeAlpine, InMemoryProfileStore, RecordingNotifier
 
 OPTIONS = BatchOptions(
@@ -406,7 +406,7 @@ def test_a_batch_reads_balances_and_profiles_in_bulk(shortcut: Harness) -> None:
 
 
 def test_a_contact_listed_without_a_balance_is_looked_up() -> None:
-    from loyalty_worker.services.plan import RunPlan
+    from loyalty_worker.services.run.plan import RunPlan
 
     plan = RunPlan(balances={"5550001111": None, "5550002222": AlpineProfile(4)})
     assert plan.alpine_answer("5550001111") is None  # only a look-up can tell
@@ -657,7 +657,7 @@ def test_a_customer_whose_last_sync_failed_is_synced_again(synced: Harness) -> N
 
 
 def test_a_full_run_reads_profiles_a_few_blocks_ahead_of_the_work_it_sends() -> None:
-    from loyalty_worker.services.plan import PROFILE_CHUNK, PROFILE_READ_AHEAD, ProfileFeed
+    from loyalty_worker.services.run.plan import PROFILE_CHUNK, PROFILE_READ_AHEAD, ProfileFeed
 
     store = ReadCountingStore()
     customers = [Customer(n) for n in range(1, 20 * PROFILE_CHUNK + 1)]

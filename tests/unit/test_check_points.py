@@ -15,7 +15,7 @@ from loyalty_worker.api import wiring
 from loyalty_worker.domain.models import AlpineProfile
 from loyalty_worker.domain.phone import phone_hash, phone_key_id
 from loyalty_worker.errors import AuthError, TransientError, UnknownOrg
-from loyalty_worker.services.check_points import InvalidPhone, check_points
+from loyalty_worker.services.lookup.points import InvalidPhone, check_points
 from tests.fakes import FakeAlpine, QueryableProfileStore
 
 PHONE = "5551234567"

@@ -12,13 +12,13 @@ import pytest
 
 from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.domain.models import AlpineProfile, Customer
+from loyalty_worker.domain.results import SyncStatus
 from loyalty_worker.errors import AuthError, TransientError
-from loyalty_worker.services.batch import BatchOptions, OrgAdapters, RunPorts
-from loyalty_worker.services.customer_inputs import AlpineAnswer, CustomerWork
-from loyalty_worker.services.customer_jobs import sync_alone, sync_run_chunk
-from loyalty_worker.services.results import SyncStatus
-from loyalty_worker.services.retries import Attempt, RetryLater, backoff_s
-from loyalty_worker.services.run_phones import hand_over
+from loyalty_worker.services.run.batch import BatchOptions, OrgAdapters, RunPorts
+from loyalty_worker.services.run.jobs import sync_alone, sync_run_chunk
+from loyalty_worker.services.run.phones import hand_over
+from loyalty_worker.services.sync.inputs import AlpineAnswer, CustomerWork
+from loyalty_worker.services.sync.retries import Attempt, RetryLater, backoff_s
 from tests.fakes import FakeAlleaves, FakeAlpine, FakeOrg, InMemoryProfileStore, InMemoryRunPhones
 
 OPTIONS = BatchOptions(

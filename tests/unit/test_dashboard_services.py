@@ -19,9 +19,9 @@ from loyalty_worker.api.session import (
 from loyalty_worker.api.settings import ApiToken
 from loyalty_worker.domain.models import AlpineProfile, Customer, Order
 from loyalty_worker.org_settings import OrgSettings
-from loyalty_worker.services import dashboard as views
-from loyalty_worker.services.metrics import metrics_text
-from loyalty_worker.services.sync_customer import evaluate_customer
+from loyalty_worker.services.dashboard.metrics import metrics_text
+from loyalty_worker.services.dashboard import views
+from loyalty_worker.services.sync.customer import evaluate_customer
 from tests.fakes import (
     FakeAlpine,
     InMemoryDashboardStore,
@@ -114,7 +114,7 @@ def test_auto_adjust_is_recorded_in_the_history_entry() -> None:
     store = InMemoryProfileStore()
     alpine = FakeAlpine({"5551234567": AlpineProfile(900)})
     work_orders = (Order(1, 42, "completed", Decimal("300")),)
-    from loyalty_worker.services.customer_inputs import CustomerWork
+    from loyalty_worker.services.sync.inputs import CustomerWork
 
     work = CustomerWork(Customer(42, "5551234567"), work_orders)
     evaluation = evaluate_customer(org, work, store=store, alpine=alpine, run_id="r1")

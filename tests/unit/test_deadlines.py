@@ -23,14 +23,15 @@ from loyalty_worker.deadlines import (
 )
 from loyalty_worker.domain.models import Customer, Order
 from loyalty_worker.domain.profile import ProfileUpdate
+from loyalty_worker.domain.results import SyncStatus
 from loyalty_worker.errors import DeadlineExceeded, MalformedRecord, PermanentError, TransientError
 from loyalty_worker.org_settings import OrgSettings
-from loyalty_worker.services.customer_inputs import CustomerWork
-from loyalty_worker.services.deadline import Deadline
-from loyalty_worker.services.order_history import fetch_order_history
-from loyalty_worker.services.plan import customer_pages, list_customers
-from loyalty_worker.services.results import SyncStatus
-from loyalty_worker.services.sync_customer import sync_chunk
+from loyalty_worker.services.run.plan import list_customers
+from loyalty_worker.services.sync.customer import sync_chunk
+from loyalty_worker.services.sync.deadline import Deadline
+from loyalty_worker.services.sync.inputs import CustomerWork
+from loyalty_worker.services.sync.listing import customer_pages
+from loyalty_worker.services.sync.order_history import fetch_order_history
 from tests.fakes import FakeAlpine, InMemoryProfileStore
 
 
@@ -368,7 +369,7 @@ def test_a_plan_past_its_budget_fails_the_run_without_retrying() -> None:
     import fakeredis
 
     from loyalty_worker.adapters.run_state import RunTracker
-    from loyalty_worker.services.batch import BatchOptions, RunDispatch, RunRequest, start_batch
+    from loyalty_worker.services.run.batch import BatchOptions, RunDispatch, RunRequest, start_batch
     from tests.fakes import FakeAlleaves
 
     alleaves = FakeAlleaves([Customer(1)])

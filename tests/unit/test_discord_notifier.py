@@ -25,7 +25,7 @@ from loyalty_worker.adapters.discord import (
 )
 from loyalty_worker.adapters.http import RetryPolicy
 from loyalty_worker.errors import PermanentError, TransientError
-from loyalty_worker.ports import Alert, Notifier
+from loyalty_worker.ports.notify import Alert, Notifier
 
 TOKEN = "webhook-secret-token-abc123"
 WEBHOOK = f"https://discord.test/api/webhooks/42/{TOKEN}"

@@ -14,7 +14,7 @@ import pytest
 
 from loyalty_worker import cli
 from loyalty_worker.api import wiring
-from loyalty_worker.services.export import (
+from loyalty_worker.services.lookup.export import (
     LOYALTY_COLUMNS,
     PII_COLUMNS,
     ExportFormat,

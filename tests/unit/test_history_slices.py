@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 from loyalty_worker.adapters.order_slices import RedisOrderSlices
 from loyalty_worker.domain.models import Order
 from loyalty_worker.errors import MalformedRecord, TransientError
-from loyalty_worker.services import history_slices
-from loyalty_worker.services.history_slices import HistorySlice, gather_history, read_slice
-from loyalty_worker.services.order_history import (
+from loyalty_worker.services.run import history_slices
+from loyalty_worker.services.run.history_slices import HistorySlice, gather_history, read_slice
+from loyalty_worker.services.sync.order_history import (
     OrderHistory,
     date_windows,
     fetch_order_history,

@@ -13,8 +13,8 @@ import pytest
 
 from loyalty_worker.domain.models import AlpineProfile, Customer
 from loyalty_worker.errors import TransientError
-from loyalty_worker.services.customer_inputs import AlpineAnswer, CustomerWork
-from loyalty_worker.services.lookups import PlanLookups, look_up_ahead
+from loyalty_worker.services.sync.inputs import AlpineAnswer, CustomerWork
+from loyalty_worker.services.sync.lookups import PlanLookups, look_up_ahead
 from tests.fakes import FakeAlpine
 
 

@@ -9,7 +9,7 @@ import fakeredis
 import pytest
 
 from loyalty_worker.adapters.run_state import RunTracker
-from loyalty_worker.services.nightly import night_of, orgs_due, start_nightly_runs
+from loyalty_worker.services.run.nightly import night_of, orgs_due, start_nightly_runs
 from tests.fakes import InMemoryProfileStore
 
 LA = ZoneInfo("America/Los_Angeles")

@@ -7,7 +7,7 @@ from threading import Lock
 
 from loyalty_worker.domain.models import Order
 from loyalty_worker.errors import MalformedRecord
-from loyalty_worker.services.order_history import (
+from loyalty_worker.services.sync.order_history import (
     OrderHistory,
     date_windows,
     fetch_order_history,

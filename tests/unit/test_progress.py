@@ -1,8 +1,8 @@
 """The summary table the CLI and the demo print."""
 
+from loyalty_worker.domain.results import SyncStatus
 from loyalty_worker.progress import format_summary
-from loyalty_worker.services.results import SyncStatus
-from loyalty_worker.services.summary import SummaryBuilder
+from loyalty_worker.services.run.summary import SummaryBuilder
 from tests.results import synced
 
 

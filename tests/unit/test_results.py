@@ -20,7 +20,7 @@ from loyalty_worker.domain.models import (
     ReconciliationStatus,
     TierSource,
 )
-from loyalty_worker.services.results import SyncResult, SyncStatus, utc_stamp
+from loyalty_worker.domain.results import SyncResult, SyncStatus, utc_stamp
 
 STAMP = "2026-03-01T12:00:00.123456+00:00"
 

@@ -13,7 +13,7 @@ from loyalty_worker.adapters.run_phones import RedisRunPhones
 from loyalty_worker.bootstrap import Container
 from loyalty_worker.config import Settings
 from loyalty_worker.errors import TransientError
-from loyalty_worker.ports import RunPhones
+from loyalty_worker.ports.run import RunPhones
 from tests.fakes import InMemoryRunPhones
 
 TTL_S = 600

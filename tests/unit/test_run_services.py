@@ -7,8 +7,8 @@ import pytest
 
 from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.errors import TransientError
-from loyalty_worker.services.runs import RunView, find_run
-from loyalty_worker.services.triggers import enqueue_org_run
+from loyalty_worker.services.run.triggers import enqueue_org_run
+from loyalty_worker.services.run.view import RunView, find_run
 from tests.fakes import QueryableProfileStore, RecordingEnqueuer
 
 

@@ -15,7 +15,7 @@ import pytest
 from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.domain.models import AlpineProfile, Customer, Order
 from loyalty_worker.errors import MalformedRecord, PermanentError, TransientError
-from loyalty_worker.services.batch import (
+from loyalty_worker.services.run.batch import (
     BatchOptions,
     OrgAdapters,
     RunDispatch,
@@ -23,9 +23,9 @@ from loyalty_worker.services.batch import (
     close_run,
     summarize_batch,
 )
-from loyalty_worker.services.customer_inputs import CustomerWork
-from loyalty_worker.services.retries import Attempt, RetryLater
-from loyalty_worker.services.run_start import parse_since, start_run
+from loyalty_worker.services.run.start import parse_since, start_run
+from loyalty_worker.services.sync.inputs import CustomerWork
+from loyalty_worker.services.sync.retries import Attempt, RetryLater
 from tests.fakes import FakeAlleaves, FakeAlpine, FakeOrg, InMemoryProfileStore, RecordingNotifier
 
 OPTIONS = BatchOptions(

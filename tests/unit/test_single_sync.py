@@ -19,13 +19,13 @@ from loyalty_worker.config import Settings
 from loyalty_worker.domain.models import AlpineProfile, Customer, Order
 from loyalty_worker.errors import MalformedRecord, PermanentError, TransientError
 from loyalty_worker.org_settings import OrgSettings
-from loyalty_worker.ports import SyncSlots
-from loyalty_worker.services.batch import BatchOptions, OrgAdapters, RunPorts
-from loyalty_worker.services.customer_inputs import AlpineAnswer, CustomerWork
-from loyalty_worker.services.customer_jobs import sync_alone
-from loyalty_worker.services.lone_customer import find_customer_work
-from loyalty_worker.services.plan import customer_pages
-from loyalty_worker.services.retries import Attempt, RetryLater
+from loyalty_worker.ports.run import SyncSlots
+from loyalty_worker.services.run.batch import BatchOptions, OrgAdapters, RunPorts
+from loyalty_worker.services.run.jobs import sync_alone
+from loyalty_worker.services.sync.inputs import AlpineAnswer, CustomerWork
+from loyalty_worker.services.sync.listing import customer_pages
+from loyalty_worker.services.sync.lone import find_customer_work
+from loyalty_worker.services.sync.retries import Attempt, RetryLater
 from tests.fakes import (
     FakeAlleaves,
     FakeAlpine,

@@ -10,12 +10,12 @@ import pytest
 
 from loyalty_worker.domain.models import AlpineProfile, Customer, Order
 from loyalty_worker.domain.phone import PhoneHash, phone_hash, phone_key_id
+from loyalty_worker.domain.results import SyncStatus
 from loyalty_worker.errors import AuthError, TransientError
 from loyalty_worker.org_settings import OrgSettings
-from loyalty_worker.services import customer_inputs
-from loyalty_worker.services.customer_inputs import AlpineAnswer, CustomerWork, inputs_digest
-from loyalty_worker.services.results import SyncStatus
-from loyalty_worker.services.sync_customer import sync_customer
+from loyalty_worker.services.sync import inputs as customer_inputs
+from loyalty_worker.services.sync.customer import sync_customer
+from loyalty_worker.services.sync.inputs import AlpineAnswer, CustomerWork, inputs_digest
 from tests.fakes import FakeAlpine, InMemoryProfileStore
 
 PHONE = "5551234567"
@@ -316,7 +316,7 @@ def test_the_profile_carries_its_ids_counts_and_stamp(store: InMemoryProfileStor
 
 
 def test_a_changing_write_carries_its_history_entry(store: InMemoryProfileStore) -> None:
-    from loyalty_worker.services.sync_customer import evaluate_customer
+    from loyalty_worker.services.sync.customer import evaluate_customer
 
     alpine = FakeAlpine({PHONE: AlpineProfile(600)})
     store.profiles["org-1_42"].update(points=10, tier="bronze", loyaltyStatus="matched")

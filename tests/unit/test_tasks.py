@@ -24,11 +24,11 @@ from loyalty_worker.celery_app import app as celery_app
 from loyalty_worker.config import Settings
 from loyalty_worker.domain.models import Customer
 from loyalty_worker.errors import TransientError
-from loyalty_worker.services.batch import BatchStart, RunDispatch
-from loyalty_worker.services.customer_inputs import CustomerWork
-from loyalty_worker.services.heartbeat import Heartbeat
-from loyalty_worker.services.history_slices import HistorySlice
-from loyalty_worker.services.retries import Attempt, RetryLater
+from loyalty_worker.services.run.batch import BatchStart, RunDispatch
+from loyalty_worker.services.run.heartbeat import Heartbeat
+from loyalty_worker.services.run.history_slices import HistorySlice
+from loyalty_worker.services.sync.inputs import CustomerWork
+from loyalty_worker.services.sync.retries import Attempt, RetryLater
 from tests.fakes import InMemoryProfileStore, InMemoryRunPhones, RecordingNotifier
 
 PHONE = "(555) 123-4567"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from loyalty_worker.services.watchdog import Recovery, Watched, watch_runs
+from loyalty_worker.services.run.watchdog import Recovery, Watched, watch_runs
 from tests.fakes import InMemoryProfileStore, InMemoryRunLedger, RecordingNotifier
 from tests.results import synced
 

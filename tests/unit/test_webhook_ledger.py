@@ -8,7 +8,7 @@ import fakeredis
 import pytest
 
 from loyalty_worker.adapters.webhook_ledger import RedisWebhookLedger
-from loyalty_worker.ports import WebhookLedger
+from loyalty_worker.ports.webhooks import WebhookLedger
 from tests.fakes import InMemoryWebhookLedger, ManualClock
 
 SIGNATURE = "ab" * 32

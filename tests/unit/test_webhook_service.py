@@ -11,8 +11,8 @@ from pydantic import SecretStr
 
 from loyalty_worker.api.orgs import OrgDirectory
 from loyalty_worker.errors import TransientError
-from loyalty_worker.ports import WebhookOrgs
-from loyalty_worker.services.webhooks import (
+from loyalty_worker.ports.webhooks import WebhookOrgs
+from loyalty_worker.services.lookup.webhooks import (
     WebhookOutcome,
     WebhookReceiver,
     WebhookRefused,

@@ -50,7 +50,7 @@ from loyalty_worker.api.session import (
 )
 from loyalty_worker.errors import UnknownOrg
 from loyalty_worker.org_settings import OrgSettings
-from loyalty_worker.services import dashboard as views
+from loyalty_worker.services.dashboard import views
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from loyalty_worker.api.models import RUN_ID_PATTERN
 from loyalty_worker.api.orgs import OrgDirectory
 from loyalty_worker.domain.phone import phone_hash
 from loyalty_worker.org_settings import OrgSettings
-from loyalty_worker.services import dashboard as views
+from loyalty_worker.services.dashboard import views
 
 log = logging.getLogger(__name__)
 

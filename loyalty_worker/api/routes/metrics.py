@@ -11,7 +11,7 @@ from loyalty_worker.api.dashboard_deps import DashboardDep
 from loyalty_worker.api.deps import Authenticated, DirectoryDep
 from loyalty_worker.api.errors import responses
 from loyalty_worker.errors import LoyaltyError
-from loyalty_worker.services.metrics import metrics_text
+from loyalty_worker.services.dashboard.metrics import metrics_text
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from loyalty_worker.api.deps import Authenticated, DirectoryDep, ServicesDep, al
 from loyalty_worker.api.errors import invalid, responses
 from loyalty_worker.api.models import ORG_ID_PATTERN, PointsCheck
 from loyalty_worker.domain.phone import mask_phone
-from loyalty_worker.services.check_points import InvalidPhone, check_points
+from loyalty_worker.services.lookup.points import InvalidPhone, check_points
 
 log = logging.getLogger(__name__)
 

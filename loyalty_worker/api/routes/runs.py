@@ -15,7 +15,7 @@ from fastapi import APIRouter, HTTPException, Path
 from loyalty_worker.api.deps import Authenticated, ServicesDep
 from loyalty_worker.api.errors import responses
 from loyalty_worker.api.models import RUN_ID_PATTERN, RunStatus
-from loyalty_worker.services.runs import find_run
+from loyalty_worker.services.run.view import find_run
 
 log = logging.getLogger(__name__)
 

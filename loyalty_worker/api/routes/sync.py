@@ -11,7 +11,7 @@ from fastapi import APIRouter, Response
 from loyalty_worker.api.deps import Authenticated, DirectoryDep, ServicesDep, allow
 from loyalty_worker.api.errors import responses
 from loyalty_worker.api.models import RunAccepted, SyncRequest, TaskAccepted
-from loyalty_worker.services.triggers import enqueue_org_run
+from loyalty_worker.services.run.triggers import enqueue_org_run
 
 log = logging.getLogger(__name__)
 

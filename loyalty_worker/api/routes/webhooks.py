@@ -1,4 +1,4 @@
-"""``POST /webhooks/alleaves``: Alleaves order and customer events (``services.webhooks``).
+"""``POST /webhooks/alleaves``: Alleaves order and customer events (``services.lookup.webhooks``).
 
 The route finds the org, reads the raw body (the signature covers its exact bytes; ``guard`` has
 already refused one over ``LOYALTY_API_WEBHOOK_MAX_BODY_BYTES``) and hands both to the receiver,

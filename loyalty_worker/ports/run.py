@@ -1,0 +1,222 @@
+"""A run's shared state (Redis): its ledger, slices, phones, slots and progress."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Protocol
+
+from loyalty_worker.domain.results import SyncResult
+
+
+class RunLedger(Protocol):
+    """A batch run's shared state: lock, completion counting, results (Redis)."""
+
+    def acquire_lock(self, org_id: str, run_id: str, ttl_s: int) -> str | None:
+        """Take the org's run lock for ``ttl_s`` (its holder refreshes it); the holder's run
+        id when another run has it."""
+        ...
+
+    def beat(self, run_id: str, org_id: str, *, lock_ttl_s: int, planner: bool = False) -> bool:
+        """A task of the run is alive: stamp ``lastBeatAt`` (``plannerBeatAt`` too for its
+        planner) and keep the org's lock for it; False once the run is closed."""
+        ...
+
+    def claim_planner(self, run_id: str, *, stale_s: float) -> str:
+        """``claimed`` for exactly one planner at a time (``planAttempts`` counts them,
+        ``planStartedAt`` stamps the claim), ``busy`` while another planner beat within
+        ``stale_s``, ``planned`` once its work is all sent (``dispatchedAt``), ``ended`` once
+        it is closed."""
+        ...
+
+    def keep_chunk(self, run_id: str, key: str, payloads: Sequence[Mapping[str, Any]]) -> None:
+        """Keep a chunk's payloads until its results are in (what a re-send sends)."""
+        ...
+
+    def drop_chunk(self, run_id: str, key: str) -> None:
+        """Forget a chunk whose results are all in."""
+        ...
+
+    def kept_chunks(self, run_id: str) -> dict[str, list[dict[str, Any]]]:
+        """Every kept chunk's payloads by chunk key; none once the run is closed."""
+        ...
+
+    def has_results(self, run_id: str, keys: Sequence[str]) -> list[bool]:
+        """For each customer key, whether the run holds its result."""
+        ...
+
+    def release_lock(self, org_id: str, run_id: str) -> None:
+        """Release the org's lock if ``run_id`` still holds it."""
+        ...
+
+    def start(self, run_id: str, org_id: str, **meta: str | int | float) -> None:
+        """Open the run's record afresh (whatever results a lost record held are dropped)."""
+        ...
+
+    def update(self, run_id: str, **fields: str | int | float) -> None:
+        """Set fields of the run's record."""
+        ...
+
+    def set_listed(self, run_id: str, listed: int) -> bool:
+        """How many results complete the run; True when all are in already."""
+        ...
+
+    def record(self, run_id: str, results: Mapping[str, SyncResult]) -> bool:
+        """Store results by customer key (a key stored again replaces its result, counted once,
+        except that a failure never replaces a success); True for exactly the one caller whose
+        results complete the run; nothing once it is closed."""
+        ...
+
+    def iter_results(self, run_id: str) -> Iterator[SyncResult]:
+        """Every stored result, equal to what was recorded."""
+        ...
+
+    def meta(self, run_id: str) -> dict[str, str]:
+        """The run's record."""
+        ...
+
+    def claim_summary(self, run_id: str, flag: str = "fired") -> bool:
+        """True for exactly one caller (per ``flag``): the one that may write the summary."""
+        ...
+
+    def remember(self, results: Sequence[SyncResult]) -> None:
+        """Keep each customer's latest successful result with its inputs (per org); a failure
+        forgets it, a dry run leaves it alone."""
+        ...
+
+    def recall(self, org_id: str, customer_ids: Sequence[int]) -> dict[int, SyncResult]:
+        """The latest kept result of each of ``customer_ids`` that has one."""
+        ...
+
+    def mark_success(self, org_id: str, started_at: float) -> None:
+        """Remember when the org's last fully successful run started."""
+        ...
+
+    def finish(self, run_id: str, status: str, summary: Mapping[str, Any]) -> None:
+        """Close the run with its summary."""
+        ...
+
+
+class OrderSlices(Protocol):
+    """Slices of a run's order history (date ranges) shared by the processes that read them
+    (Redis): a slice is claimed by one reader, kept alive while it reads, and its orders left
+    for the planner that gathers them. Errors are transient (``TransientError``)."""
+
+    def claim(self, run_id: str, key: str, holder: str, *, ttl_s: float) -> bool:
+        """Take the slice for ``holder`` unless another holds it or its orders are in."""
+        ...
+
+    def renew(self, run_id: str, key: str, holder: str, *, ttl_s: float) -> bool:
+        """Keep ``holder``'s claim for ``ttl_s`` more; False when it holds it no more."""
+        ...
+
+    def release(self, run_id: str, key: str, holder: str) -> None:
+        """Give ``holder``'s claim back (nothing when it holds none)."""
+        ...
+
+    def claimed(self, run_id: str, key: str) -> bool:
+        """Whether a reader holds the slice now."""
+        ...
+
+    def put(self, run_id: str, key: str, orders: bytes, *, ttl_s: float) -> None:
+        """Leave the slice's orders (encoded) for the planner, for ``ttl_s`` at most."""
+        ...
+
+    def get(self, run_id: str, key: str) -> bytes | None:
+        """The slice's orders, once a reader left them."""
+        ...
+
+    def forget(self, run_id: str, keys: Sequence[str]) -> None:
+        """Drop the slices' orders and claims (gathered)."""
+        ...
+
+
+class RunPhones(Protocol):
+    """The phones a run's tasks must look up in Alpine IQ, kept out of their messages (Redis,
+    for a bounded time)."""
+
+    def keep(self, run_id: str, phones: Mapping[int, str]) -> None:
+        """Keep these customers' 10-digit phones for the run's tasks and their retries."""
+        ...
+
+    def phones(self, run_id: str, customer_ids: Sequence[int]) -> dict[int, str]:
+        """The kept phones of those of ``customer_ids`` that have one."""
+        ...
+
+    def forget(self, run_id: str) -> None:
+        """Drop the run's phones: its summary is written, no task of it needs them."""
+
+
+class SyncSlots(Protocol):
+    """Slots for an org's single-customer syncs, shared by every worker (Redis): each such sync
+    pages Alleaves on its own, so only so many of an org's run at once."""
+
+    def acquire(self, org_id: str, holder: str, *, limit: int, ttl_s: float) -> bool:
+        """Take a slot for ``holder`` when the org has fewer than ``limit`` held; a slot whose
+        holder never released it frees itself after ``ttl_s``."""
+        ...
+
+    def release(self, org_id: str, holder: str) -> None:
+        """Give ``holder``'s slot back (nothing when it holds none)."""
+        ...
+
+
+class RunRecords(Protocol):
+    """A run's record as the API opens it before any worker has (the Redis run state)."""
+
+    def start(self, run_id: str, org_id: str, **meta: str | int | float) -> None:
+        """Open the run's record."""
+        ...
+
+    def update(self, run_id: str, **fields: str | int | float) -> None:
+        """Set fields of the run's record."""
+        ...
+
+
+class RememberedResults(Protocol):
+    """Each customer's latest kept sync result (the incremental memo, Redis): its phone is
+    already masked, which is how the dashboard shows a phone Markitbot's profile lacks."""
+
+    def recall(self, org_id: str, customer_ids: Sequence[int]) -> dict[int, SyncResult]:
+        """The latest kept result of each of ``customer_ids`` that has one."""
+        ...
+
+
+class RunProgress(Protocol):
+    """A run's live state as the run state (Redis) reports it."""
+
+    @property
+    def org_id(self) -> str | None: ...
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def listed(self) -> int | None: ...
+
+    @property
+    def done(self) -> int: ...
+
+    @property
+    def failed(self) -> int: ...
+
+    @property
+    def summary(self) -> dict[str, Any] | None: ...
+
+    @property
+    def error(self) -> str | None: ...
+
+
+class RunProgressSource(Protocol):
+    """Live runs (Redis), which forget a run some time after it closed."""
+
+    def progress(self, run_id: str) -> RunProgress:
+        """The run's state; ``org_id`` None when the run is unknown (or forgotten)."""
+        ...
+
+
+class RunSummaries(Protocol):
+    """Closed runs' summaries (``loyalty_sync_runs/{runId}``)."""
+
+    def get_run_summary(self, run_id: str) -> dict[str, Any] | None:
+        """A run's summary document, or None."""
+        ...

@@ -1,0 +1,1 @@
+"""What the loyalty dashboard shows and does, one module per page or concern."""

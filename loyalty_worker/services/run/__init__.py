@@ -1,0 +1,1 @@
+"""An org's batch: started, planned, dispatched in chunks, watched, completed and summarised."""

@@ -1,0 +1,77 @@
+"""An org's run as a trigger asks for it: the org named, ``since`` as given, then ``start_batch``.
+
+A run whose org cannot be served (no settings, invalid ones, no credentials) fails the way a
+run whose planning fails does (``batch.fail_start``): a ``failed`` summary and one alert.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+
+from loyalty_worker.errors import LoyaltyError
+from loyalty_worker.services.run.batch import (
+    BatchStart,
+    RunDispatch,
+    RunPorts,
+    RunRequest,
+    fail_start,
+    record_start,
+    start_batch,
+)
+
+log = logging.getLogger(__name__)
+
+
+def parse_since(value: str | None, last_success: float | None) -> date | None:
+    """``since`` as a day: an ISO date (or date-time), ``"last"`` (the day of the org's last
+    fully successful run, None when there is none: a full run), or None (a full run)."""
+    if value is None:
+        return None
+    if value == "last":
+        return None if last_success is None else datetime.fromtimestamp(last_success, UTC).date()
+    return date.fromisoformat(value[:10])
+
+
+def start_run(
+    org_id: str,
+    run_id: str,
+    *,
+    dry_run: bool,
+    since: str | None,
+    last_success: Callable[[str], float | None],
+    ports: RunPorts,
+    dispatch: RunDispatch,
+) -> BatchStart:
+    """Start the org's run: a full one, or, with ``since`` (an ISO date or ``"last"``), an
+    incremental one (``start_batch``)."""
+    request = RunRequest(
+        org_id, run_id, dry_run=dry_run, since=parse_since(since, last_success(org_id))
+    )
+    try:
+        org = ports.org_for(org_id)
+    except LoyaltyError as exc:
+        record_start(request, ports.ledger)
+        started = fail_start(request, exc, ledger=ports.ledger, dispatch=dispatch)
+    else:
+        started = start_batch(
+            request,
+            org,
+            store=ports.store,
+            ledger=ports.ledger,
+            options=ports.options,
+            dispatch=dispatch,
+            slices=ports.slices,
+            lookups=ports.lookups if ports.options.plan_lookups else None,
+        )
+    outcome = "started" if started.started else "not started"
+    log.info(
+        "run %s: org %s: %s, %d listed",
+        run_id,
+        org_id,
+        outcome,
+        started.listed,
+        extra={"run_id": run_id, "org_id": org_id, "outcome": outcome},
+    )
+    return started

@@ -1,0 +1,1 @@
+"""One customer: its inputs gathered, its points calculated and reconciled, its profile written."""
