@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from loyalty_worker.domain.models import Adjustment, Customer, LoyaltyOutcome
 from loyalty_worker.domain.phone import PhoneHash
@@ -38,6 +38,59 @@ LOYALTY_FIELDS = (
 STAMP_FIELDS = frozenset({"pointsLastCalculated", "lastLoyaltySyncRunId"})
 # What a history entry keeps of the profile before and after a sync that changed it.
 HISTORY_FIELDS = ("points", "tier", "loyaltyStatus", "loyaltyDiscrepancy")
+
+
+class ProfileDocument(TypedDict, total=False):
+    """``customers/{orgId}_{id}`` as stored: the loyalty fields (written as typed here) and the
+    Markitbot fields the worker reads. A field may be missing, and one edited by hand may hold
+    anything: readers that must survive that convert defensively, as they always have."""
+
+    orgId: str
+    alleavesCustomerId: int
+    points: int
+    pointsFromOrders: int
+    pointsFromAlpine: int
+    pointsLastCalculated: datetime | str  # a Firestore timestamp; text in a task's message
+    tier: str | None
+    tierSource: str
+    loyaltyReconciled: bool
+    loyaltyDiscrepancy: int
+    loyaltyStatus: str
+    alpineUserId: str
+    phoneHash: str
+    phoneHashKeyId: str | None
+    ordersProcessed: int
+    totalSpent: float
+    loyaltyOrders: dict[str, str]  # order id -> eligible spend, as text
+    lastLoyaltySyncRunId: str | None
+    # Markitbot's own fields, read never written.
+    equityStatus: bool
+    firstName: str
+    lastName: str
+    email: str
+    phone: str
+
+
+class HistorySnapshot(TypedDict):
+    """The ``HISTORY_FIELDS`` of a profile before or after a sync (None: not set)."""
+
+    points: int | None
+    tier: str | None
+    loyaltyStatus: str | None
+    loyaltyDiscrepancy: int | None
+
+
+AdjustmentEntry = TypedDict("AdjustmentEntry", {"source": str, "from": int, "to": int})
+
+
+class HistoryEntry(TypedDict, total=False):
+    """``customers/{orgId}_{id}/loyalty_history/{entry}``: one sync that changed the profile."""
+
+    at: datetime
+    runId: str | None
+    before: HistorySnapshot
+    after: HistorySnapshot
+    adjustment: AdjustmentEntry
 
 
 def profile_id(org_id: str, customer_id: int) -> str:

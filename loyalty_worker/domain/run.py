@@ -1,8 +1,10 @@
-"""A batch run's status: one enum, and the three questions every reader asks of it."""
+"""A batch run's status (one enum, and the three questions every reader asks of it) and its
+summary document."""
 
 from __future__ import annotations
 
 import enum
+from typing import TypedDict
 
 
 class RunStatus(enum.StrEnum):
@@ -58,3 +60,89 @@ _GOING = frozenset(
         RunStatus.SUMMARIZING,
     }
 )
+
+
+# --- A run's summary document (``loyalty_sync_runs/{runId}``) ---------------------------------
+# The run's record in Firestore, as the worker writes it: registered ``running`` with its start
+# before anything is read, then closed with the counts below. A reader meets both shapes (and
+# older summaries without the newer fields), so every field is optional.
+
+
+class FailureEntry(TypedDict):
+    """A failed customer as the summary lists it (the first ``MAX_LISTED``)."""
+
+    customerId: int | str  # a malformed record's id is text
+    reason: str
+    detail: str | None
+
+
+class DiscrepancyEntry(TypedDict):
+    """One of the run's largest discrepancies, its phone masked."""
+
+    customerId: int | str
+    phone: str | None
+    calculated: int
+    alpine: int
+    discrepancy: int
+    status: str
+
+
+TierChangeEntry = TypedDict(
+    "TierChangeEntry", {"customerId": int | str, "from": str | None, "to": str | None}
+)
+
+
+class Liability(TypedDict):
+    """Points owed by each source, summed over the customers the run counted."""
+
+    calculated: int
+    alpine: int
+
+
+class AlertOutcome(TypedDict, total=False):
+    """What became of the run's one alert."""
+
+    sent: bool
+    error: str
+
+
+class RunSummaryDocument(TypedDict, total=False):
+    """``loyalty_sync_runs/{runId}``: a run's registration, then its summary."""
+
+    runId: str
+    orgId: str
+    status: str
+    dryRun: bool
+    since: str  # "full", or the day an incremental run read orders since
+    startedAt: float
+    finishedAt: float
+    durationS: float
+    listed: int
+    synced: int
+    unchanged: int
+    carried: int
+    failed: int
+    missing: int
+    failedByReason: dict[str, int]
+    failures: list[FailureEntry]
+    tiers: dict[str, int]
+    reconciliation: dict[str, int]
+    actions: dict[str, int]
+    withAlpineAccount: int
+    discrepancies: int
+    discrepancyRate: float
+    largestDiscrepancies: list[DiscrepancyEntry]
+    tierChanges: list[TierChangeEntry]
+    tierChangeCount: int
+    ordersProcessed: int
+    liability: Liability
+    ordersSince: str
+    unownedMalformedOrders: int
+    unownedMalformedOrderIds: list[int | str]
+    planS: float
+    error: str
+    recoveries: int
+    recoveryLog: list[str]
+    planAttempts: int
+    missingCustomerIds: list[int]
+    alert: AlertOutcome
