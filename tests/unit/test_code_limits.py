@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "loyalty_worker"
 MAX_MODULE_LINES = 500
@@ -23,6 +25,7 @@ MAX_UNTYPED_MAPPINGS = 39
 
 UNTYPED = re.compile(r"\b(?:dict|Mapping|MutableMapping)\[str, (?:Any|object)\]")
 FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
+Function = ast.FunctionDef | ast.AsyncFunctionDef
 
 
 def modules() -> Iterator[tuple[Path, str, ast.Module]]:
@@ -31,11 +34,11 @@ def modules() -> Iterator[tuple[Path, str, ast.Module]]:
         yield path.relative_to(PACKAGE.parent), source, ast.parse(source)
 
 
-def functions(tree: ast.Module) -> Iterator[ast.FunctionDef | ast.AsyncFunctionDef]:
+def functions(tree: ast.Module) -> Iterator[Function]:
     yield from (node for node in ast.walk(tree) if isinstance(node, FUNCTIONS))
 
 
-def body_lines(function: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+def body_lines(function: Function) -> int:
     """Lines from the first statement after the docstring to the end of the function."""
     body = function.body
     first = body[0]
@@ -49,7 +52,7 @@ def body_lines(function: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
     return end - start.lineno + 1
 
 
-def parameters(function: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+def parameters(function: Function) -> int:
     args = function.args
     positional = [*args.posonlyargs, *args.args]
     count = len(positional) + len(args.kwonlyargs) + (args.vararg is not None)
@@ -97,7 +100,9 @@ def untyped_mappings(sources: list[tuple[Path, str, ast.Module]]) -> list[str]:
                 if annotation is None:
                     continue
                 text = ast.get_source_segment(source, annotation) or ""
-                found += [f"{path}:{annotation.lineno} {m.group(0)}" for m in pattern.finditer(text)]
+                found += [
+                    f"{path}:{annotation.lineno} {m.group(0)}" for m in pattern.finditer(text)
+                ]
     return found
 
 
@@ -110,24 +115,17 @@ def test_no_module_is_over_the_line_limit() -> None:
     assert long == []
 
 
-def test_no_function_body_is_over_the_line_limit() -> None:
-    long = [
-        f"{path}:{function.lineno} {function.name}: {body_lines(function)} lines"
+@pytest.mark.parametrize(
+    ("measure", "limit"), [(body_lines, MAX_BODY_LINES), (parameters, MAX_PARAMETERS)]
+)
+def test_no_function_is_over_the_limit(measure: Callable[[Function], int], limit: int) -> None:
+    over = [
+        f"{path}:{function.lineno} {function.name}: {measure(function)}"
         for path, _, tree in modules()
         for function in functions(tree)
-        if body_lines(function) > MAX_BODY_LINES
+        if measure(function) > limit
     ]
-    assert long == []
-
-
-def test_no_function_takes_more_than_the_parameter_limit() -> None:
-    crowded = [
-        f"{path}:{function.lineno} {function.name}: {parameters(function)} parameters"
-        for path, _, tree in modules()
-        for function in functions(tree)
-        if parameters(function) > MAX_PARAMETERS
-    ]
-    assert crowded == []
+    assert over == []
 
 
 def test_untyped_mappings_stay_at_the_wire() -> None:
@@ -147,5 +145,5 @@ def test_the_counts_see_what_they_count() -> None:
     tree = ast.parse(source)
     found = untyped_mappings([(Path("x.py"), source, tree)])
     assert len(found) == 4, found
-    g = [f for f in functions(tree) if f.name == "g"][0]
+    g = next(f for f in functions(tree) if f.name == "g")
     assert parameters(g) == 9
