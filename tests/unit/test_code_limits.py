@@ -66,11 +66,13 @@ def untyped_mappings(sources: list[tuple[Path, str, ast.Module]]) -> list[str]:
     """Where an untyped mapping is written: in an annotation, or an alias of one where used."""
     aliases: set[str] = set()
     for _, source, tree in sources:
-        for node in tree.body:
-            value = getattr(node, "value", None)
-            target = node.target if isinstance(node, ast.AnnAssign) else None
-            if isinstance(node, ast.Assign) and len(node.targets) == 1:
-                target = node.targets[0]
+        for statement in tree.body:
+            value = getattr(statement, "value", None)
+            target: ast.expr | None = None
+            if isinstance(statement, ast.AnnAssign):
+                target = statement.target
+            elif isinstance(statement, ast.Assign) and len(statement.targets) == 1:
+                target = statement.targets[0]
             if isinstance(target, ast.Name) and value is not None:
                 text = ast.get_source_segment(source, value) or ""
                 if UNTYPED.fullmatch(text.strip()):
