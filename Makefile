@@ -57,12 +57,14 @@ screenshots: install browser
 test-chaos: install
 	$(BIN)/pytest tests/chaos -m chaos -p no:randomly -s
 
-# lint-imports keeps the rings pointing inward (contracts in pyproject.toml).
+# lint-imports keeps the rings pointing inward (contracts in pyproject.toml); the two tests keep
+# the package within its size limits and the docs' links and settings true.
 check: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy --strict loyalty_worker tests
+	$(BIN)/pytest -q -p no:randomly tests/unit/test_code_limits.py tests/unit/test_docs.py
 
 format: install
 	$(BIN)/ruff format .
