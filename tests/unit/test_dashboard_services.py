@@ -19,8 +19,8 @@ from loyalty_worker.api.session import (
 from loyalty_worker.api.settings import ApiToken
 from loyalty_worker.domain.models import AlpineProfile, Customer, Order
 from loyalty_worker.org_settings import OrgSettings
-from loyalty_worker.services.dashboard.metrics import metrics_text
 from loyalty_worker.services.dashboard import views
+from loyalty_worker.services.dashboard.metrics import metrics_text
 from loyalty_worker.services.sync.customer import evaluate_customer
 from tests.fakes import (
     FakeAlpine,
