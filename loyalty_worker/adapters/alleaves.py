@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from loyalty_worker.adapters.http import RetryPolicy, decode_json, send
+from loyalty_worker.adapters.http import Call, RetryPolicy, decode_json, send
 from loyalty_worker.adapters.wire import parse_customer, parse_order
 from loyalty_worker.domain.models import Customer, Order
 from loyalty_worker.errors import AuthError, MalformedRecord, PermanentError
@@ -136,18 +136,15 @@ class AlleavesClient:
             headers = {"Authorization": f"Bearer {token}"}
             if self._partner_id:
                 headers["X-Partner-ID"] = self._partner_id
-            response = send(
-                self._http,
+            call = Call(
                 method,
                 self._base_url + path,
-                service=SERVICE,
-                policy=self._retry,
-                answers=(401,),
                 label=label,
                 params=params,
                 json_body=json_body,
                 headers=headers,
             )
+            response = send(self._http, call, service=SERVICE, policy=self._retry, answers=(401,))
             if response.status_code != 401:
                 return decode_json(response, service=SERVICE, label=label)
             logger.info("%s: %s answered 401; logging in again", SERVICE, label)
@@ -184,15 +181,8 @@ class AlleavesClient:
     def _login(self) -> tuple[str, float]:
         """``POST /auth``; the token is renewed shortly before its ``exp`` claim."""
         label = "POST /auth"
-        response = send(
-            self._http,
-            "POST",
-            self._base_url + "/auth",
-            service=SERVICE,
-            policy=self._retry,
-            label=label,
-            json_body=self._credentials,
-        )
+        call = Call("POST", self._base_url + "/auth", label=label, json_body=self._credentials)
+        response = send(self._http, call, service=SERVICE, policy=self._retry)
         body = decode_json(response, service=SERVICE, label=label)
         token = body.get("token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from loyalty_worker.adapters.http import RetryPolicy, decode_json, send
+from loyalty_worker.adapters.http import Call, RetryPolicy, decode_json, send
 from loyalty_worker.adapters.wire import (
     AlpineContactRow,
     AlpineContactsPage,
@@ -147,15 +147,17 @@ class AlpineIQClient:
         """Every call carries the API key header and the shared retry policy."""
         return send(
             self._http,
-            method,
-            self._base_url + path,
+            Call(
+                method,
+                self._base_url + path,
+                label=label,
+                params=params,
+                json_body=json_body,
+                headers=self._headers,
+            ),
             service=SERVICE,
             policy=self._retry,
             answers=answers,
-            label=label,
-            params=params,
-            json_body=json_body,
-            headers=self._headers,
         )
 
 

@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 import httpx
 
-from loyalty_worker.adapters.http import RetryPolicy, retry_after_header, send
+from loyalty_worker.adapters.http import Call, RetryPolicy, retry_after_header, send
 from loyalty_worker.ports.notify import Alert
 
 SERVICE = "discord"
@@ -49,12 +49,9 @@ class DiscordNotifier:
         """Deliver the alert; 429s wait as long as Discord's body asks, within the retry budget."""
         send(
             self._http,
-            "POST",
-            self._webhook_url,
+            Call("POST", self._webhook_url, label="POST webhook", json_body=build_message(alert)),
             service=SERVICE,
             policy=self._retry,
-            label="POST webhook",
-            json_body=build_message(alert),
             retry_after=discord_retry_after,
         )
 

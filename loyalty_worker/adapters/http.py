@@ -21,7 +21,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -135,18 +135,30 @@ def call_label(method: str, url: httpx.URL | str) -> str:
     return f"{method.upper()} {mask_phones_in(path)}"
 
 
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One call as a client means it: what to send, and the label errors and logs name it by."""
+
+    method: str
+    url: str
+    _: KW_ONLY
+    label: str | None = None  # None: method and path, phone numbers masked (``call_label``)
+    params: Mapping[str, str | int] | None = None
+    json_body: Any = None
+    headers: Mapping[str, str] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.label or call_label(self.method, self.url)
+
+
 def send(
     http: httpx.Client,
-    method: str,
-    url: str,
+    call: Call,
     *,
     service: str,
     policy: RetryPolicy,
     answers: Collection[int] = (),
-    label: str | None = None,
-    params: Mapping[str, str | int] | None = None,
-    json_body: Any = None,
-    headers: Mapping[str, str] | None = None,
     retry_after: RetryAfter = retry_after_header,
 ) -> httpx.Response:
     """Perform one call under ``policy``; returns a 2xx (or declared) response, else raises.
@@ -155,13 +167,13 @@ def send(
     the total budget is raised at once, so that the caller (a Celery task) can wait it out instead
     of holding a worker.
     """
-    name = label or call_label(method, url)
+    name = call.name
     started = policy.clock()
     attempt = 0
     while True:
         attempt += 1
         try:
-            response = _fetch(http, method, url, policy, params, json_body, headers)
+            response = _fetch(http, call, policy)
         except _TooLarge as exc:
             raise PermanentError(
                 service, f"{name}: response larger than {exc.limit} bytes: refused"
@@ -218,19 +230,13 @@ class _TooLarge(Exception):
 _BODY_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
 
-def _fetch(
-    http: httpx.Client,
-    method: str,
-    url: str,
-    policy: RetryPolicy,
-    params: Mapping[str, str | int] | None,
-    json_body: Any,
-    headers: Mapping[str, str] | None,
-) -> httpx.Response:
+def _fetch(http: httpx.Client, call: Call, policy: RetryPolicy) -> httpx.Response:
     """One attempt, its body read in chunks: refused past ``policy.max_response_bytes``, timed
     out past ``policy.attempt_deadline_s``."""
     started = policy.clock()
-    request = http.build_request(method, url, params=params, json=json_body, headers=headers)
+    request = http.build_request(
+        call.method, call.url, params=call.params, json=call.json_body, headers=call.headers
+    )
     response = http.send(request, stream=True)
     limit = policy.max_response_bytes
     try:

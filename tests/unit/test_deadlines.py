@@ -13,7 +13,7 @@ import pytest
 
 from loyalty_worker.adapters.alleaves import AlleavesClient
 from loyalty_worker.adapters.alpine import AlpineIQClient
-from loyalty_worker.adapters.http import RetryPolicy, send
+from loyalty_worker.adapters.http import Call, RetryPolicy, send
 from loyalty_worker.config import Settings
 from loyalty_worker.deadlines import (
     DeadlinesOutOfOrder,
@@ -303,8 +303,7 @@ def test_a_response_over_the_size_cap_is_refused_without_retries() -> None:
     with pytest.raises(PermanentError, match="larger than 4096 bytes"):
         send(
             httpx.Client(transport=httpx.MockTransport(handler)),
-            "GET",
-            "https://a.test/x",
+            Call("GET", "https://a.test/x"),
             service="alleaves",
             policy=policy,
         )
@@ -323,8 +322,7 @@ def test_a_streamed_response_over_the_cap_is_refused_while_reading() -> None:
     with pytest.raises(PermanentError, match="larger than 10000 bytes"):
         send(
             httpx.Client(transport=httpx.MockTransport(handler)),
-            "GET",
-            "https://a.test/x",
+            Call("GET", "https://a.test/x"),
             service="alpine_iq",
             policy=policy,
         )
@@ -340,8 +338,7 @@ def test_a_body_trickling_in_past_the_attempt_deadline_times_out() -> None:
     with pytest.raises(TransientError, match="timed out"):
         send(
             httpx.Client(transport=httpx.MockTransport(handler)),
-            "GET",
-            "https://a.test/x",
+            Call("GET", "https://a.test/x"),
             service="alleaves",
             policy=policy,
         )
@@ -354,8 +351,7 @@ def test_a_response_within_the_caps_reads_as_before() -> None:
     policy = RetryPolicy.from_settings(settings())
     response = send(
         httpx.Client(transport=httpx.MockTransport(handler)),
-        "GET",
-        "https://a.test/x",
+        Call("GET", "https://a.test/x"),
         service="alleaves",
         policy=policy,
     )

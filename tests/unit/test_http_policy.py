@@ -11,6 +11,7 @@ import pytest
 
 from loyalty_worker.adapters.connections import ConnectionStack
 from loyalty_worker.adapters.http import (
+    Call,
     RetryPolicy,
     build_http_client,
     decode_json,
@@ -75,7 +76,7 @@ def policy(fake: FakeTime, **overrides: float | int | bool) -> RetryPolicy:
 
 
 def call(handler: Handler, retry: RetryPolicy, **kwargs: object) -> httpx.Response:
-    return send(client(handler), "GET", SECRET_URL, service="svc", policy=retry, **kwargs)  # type: ignore[arg-type]
+    return send(client(handler), Call("GET", SECRET_URL), service="svc", policy=retry, **kwargs)  # type: ignore[arg-type]
 
 
 def assert_no_secret(error: Exception) -> None:
@@ -252,8 +253,7 @@ def test_an_unparseable_url_is_a_permanent_error_naming_no_part_of_it() -> None:
     with pytest.raises(PermanentError) as caught:
         send(
             client(Script(httpx.Response(200))),
-            "GET",
-            bad,
+            Call("GET", bad),
             service="svc",
             policy=policy(FakeTime()),
         )
