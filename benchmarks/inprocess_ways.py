@@ -32,7 +32,7 @@ import msgspec
 from google.cloud import firestore
 from google.cloud.firestore_v1.field_path import FieldPath
 
-from loyalty_worker.adapters.alleaves import AlleavesClient
+from loyalty_worker.adapters.alleaves import AlleavesAccount, AlleavesClient
 from loyalty_worker.adapters.alpine import AlpineIQClient
 from loyalty_worker.adapters.firestore import (
     PROFILES,
@@ -120,11 +120,13 @@ def run_naive(config: WayConfig) -> dict[str, Any]:
     with build_http_client(settings) as http:
         alleaves = AlleavesClient(
             http,
-            base_url=settings.alleaves_base_url,
-            username=org.alleaves.username,
-            password=org.alleaves.password.get_secret_value(),
-            pin=org.alleaves.pin.get_secret_value(),
-            partner_id=org.alleaves.partner_id,
+            account=AlleavesAccount(
+                base_url=settings.alleaves_base_url,
+                username=org.alleaves.username,
+                password=org.alleaves.password.get_secret_value(),
+                pin=org.alleaves.pin.get_secret_value(),
+                partner_id=org.alleaves.partner_id,
+            ),
             page_size=settings.page_size,
             retry=retry,
         )

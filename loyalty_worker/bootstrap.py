@@ -16,7 +16,7 @@ import httpx
 import redis
 
 from loyalty_worker import names
-from loyalty_worker.adapters.alleaves import AlleavesClient
+from loyalty_worker.adapters.alleaves import AlleavesAccount, AlleavesClient
 from loyalty_worker.adapters.alpine import AlpineIQClient
 from loyalty_worker.adapters.discord import ConsoleNotifier, DiscordNotifier
 from loyalty_worker.adapters.firestore import FirestoreProfileStore, build_firestore_client
@@ -183,11 +183,13 @@ class Container:
         assert org.alleaves is not None
         return AlleavesClient(
             self.http,
-            base_url=self.settings.alleaves_base_url,
-            username=org.alleaves.username,
-            password=org.alleaves.password.get_secret_value(),
-            pin=org.alleaves.pin.get_secret_value(),
-            partner_id=org.alleaves.partner_id,
+            account=AlleavesAccount(
+                base_url=self.settings.alleaves_base_url,
+                username=org.alleaves.username,
+                password=org.alleaves.password.get_secret_value(),
+                pin=org.alleaves.pin.get_secret_value(),
+                partner_id=org.alleaves.partner_id,
+            ),
             page_size=self.settings.page_size,
             retry=self.retry,
             max_pages=self.settings.max_pages,

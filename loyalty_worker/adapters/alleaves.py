@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -33,6 +34,17 @@ REFRESH_MARGIN_S = 300.0
 REFUSED_LOGIN_HOLD_S = 30.0
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlleavesAccount:
+    """One org's Alleaves account: where it answers and what the worker logs in with."""
+
+    base_url: str
+    username: str
+    password: str = field(repr=False)
+    pin: str = field(repr=False)
+    partner_id: str | None = None  # sent as X-Partner-ID when Alleaves issued the integration one
+
+
 class AlleavesClient:
     """Reads customers and orders of one Alleaves account; safe to share between threads."""
 
@@ -40,11 +52,7 @@ class AlleavesClient:
         self,
         http: httpx.Client,
         *,
-        base_url: str,
-        username: str,
-        password: str,
-        pin: str,
-        partner_id: str | None = None,
+        account: AlleavesAccount,
         page_size: int = 100,
         retry: RetryPolicy,
         clock: Callable[[], float] = time.time,
@@ -53,9 +61,13 @@ class AlleavesClient:
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
         self._http = http
-        self._base_url = base_url.rstrip("/")
-        self._credentials = {"username": username, "password": password, "pin": pin}
-        self._partner_id = partner_id
+        self._base_url = account.base_url.rstrip("/")
+        self._credentials = {
+            "username": account.username,
+            "password": account.password,
+            "pin": account.pin,
+        }
+        self._partner_id = account.partner_id
         self._page_size = page_size
         self._retry = retry
         self._clock = clock

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from loyalty_worker.adapters.alleaves import AlleavesClient
+from loyalty_worker.adapters.alleaves import AlleavesAccount, AlleavesClient
 from loyalty_worker.adapters.alpine import AlpineIQClient
 from loyalty_worker.adapters.http import RetryPolicy
 from loyalty_worker.devstack import Sandbox
@@ -55,10 +55,12 @@ def alleaves_client(
     credentials = org["alleaves"]
     return AlleavesClient(
         http,
-        base_url=sandbox.alleaves_url,
-        username=credentials["username"],
-        password=password if password is not None else credentials["password"],
-        pin=str(credentials["pin"]),
+        account=AlleavesAccount(
+            base_url=sandbox.alleaves_url,
+            username=credentials["username"],
+            password=password if password is not None else credentials["password"],
+            pin=str(credentials["pin"]),
+        ),
         page_size=page_size,
         retry=RETRY,
     )

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from loyalty_worker.adapters.alleaves import REFUSED_LOGIN_HOLD_S, AlleavesClient
+from loyalty_worker.adapters.alleaves import REFUSED_LOGIN_HOLD_S, AlleavesAccount, AlleavesClient
 from loyalty_worker.adapters.http import RetryPolicy
 from loyalty_worker.adapters.wire import AlleavesOrder
 from loyalty_worker.domain.models import Customer, Order
@@ -117,11 +117,9 @@ def make_client(
 ) -> AlleavesClient:
     return AlleavesClient(
         httpx.Client(transport=httpx.MockTransport(fake.handler)),
-        base_url=BASE,
-        username="clerk",
-        password=password,
-        pin=PIN,
-        partner_id=partner_id,
+        account=AlleavesAccount(
+            base_url=BASE, username="clerk", password=password, pin=PIN, partner_id=partner_id
+        ),
         page_size=page_size,
         retry=RetryPolicy(max_attempts=3, wait=False),
         clock=fake.clock,
@@ -436,10 +434,7 @@ def test_a_5xx_page_is_retried_transparently() -> None:
 
     client = AlleavesClient(
         httpx.Client(transport=httpx.MockTransport(flaky)),
-        base_url=BASE,
-        username="clerk",
-        password=PASSWORD,
-        pin=PIN,
+        account=AlleavesAccount(base_url=BASE, username="clerk", password=PASSWORD, pin=PIN),
         retry=RetryPolicy(max_attempts=3, wait=False),
         clock=fake.clock,
     )

@@ -11,7 +11,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from loyalty_worker.adapters.alleaves import AlleavesClient
+from loyalty_worker.adapters.alleaves import AlleavesAccount, AlleavesClient
 from loyalty_worker.adapters.alpine import AlpineIQClient
 from loyalty_worker.adapters.http import Call, RetryPolicy, send
 from loyalty_worker.config import Settings
@@ -249,10 +249,9 @@ def test_the_alleaves_client_iterators_stop_at_the_page_cap() -> None:
 
     client = AlleavesClient(
         httpx.Client(transport=httpx.MockTransport(handler)),
-        base_url="https://alleaves.test/api",
-        username="u",
-        password="p",
-        pin="1",
+        account=AlleavesAccount(
+            base_url="https://alleaves.test/api", username="u", password="p", pin="1"
+        ),
         page_size=2,
         retry=RetryPolicy(max_attempts=1, wait=False),
         max_pages=3,
