@@ -19,12 +19,12 @@ from loyalty_worker.domain.points import calculate_points
 from loyalty_worker.domain.reconciliation import reconcile
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.sandbox.data import (
-    IN_STORE_EMAIL,
     DatasetError,
     dump_dataset,
     generate_dataset,
     load_dataset,
 )
+from loyalty_worker.sandbox.data.orders import IN_STORE_EMAIL
 
 AS_OF = date(2025, 6, 1)
 ALLEAVES_STATUSES = {
