@@ -12,7 +12,10 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from loyalty_worker.sandbox.data.records import Dataset
 
 DEFAULT_CUSTOMERS = 200
 DEFAULT_SEED = 1
@@ -56,7 +59,7 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _sandbox_dataset(args: argparse.Namespace) -> dict[str, Any]:
+def _sandbox_dataset(args: argparse.Namespace) -> Dataset:
     """The dataset file given, or one generated from the options (defaults for those not given)."""
     from loyalty_worker.sandbox.data import generate_dataset, load_dataset
 

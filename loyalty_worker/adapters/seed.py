@@ -7,17 +7,40 @@ document is written whole (no merge), so seeding again resets the data to the da
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import cast
 
 from google.cloud import firestore
 from google.cloud.firestore_v1.document import DocumentReference
 
 from loyalty_worker.adapters.firestore import MAX_BATCH_WRITES, PROFILES, SETTINGS
 from loyalty_worker.domain.profile import profile_id
+from loyalty_worker.sandbox.data.records import (
+    AlleavesLogin,
+    AlpineAccount,
+    Dataset,
+    OrgFields,
+    ProfileFields,
+    ProfileRecord,
+    SettingsRecord,
+)
 
 _TIMEOUT_S = 30.0
+
+
+class SettingsDocument(SettingsRecord):
+    """``loyalty_settings/{orgId}``: the org's rules, its credentials, and whether it is served."""
+
+    alleaves: AlleavesLogin
+    alpine: AlpineAccount
+    disabled: bool
+
+
+class ProfileDocument(ProfileFields):
+    """``customers/{orgId}_{customerId}``: a profile's fields and the keys the worker sets."""
+
+    orgId: str
+    alleavesCustomerId: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,11 +51,11 @@ class SeedCounts:
     profiles: int
 
 
-def seed_firestore(client: firestore.Client, dataset: Mapping[str, Any]) -> SeedCounts:
+def seed_firestore(client: firestore.Client, dataset: Dataset) -> SeedCounts:
     """Write the dataset's settings documents and profiles, in batches of at most 500."""
     settings = client.collection(SETTINGS)
     profiles = client.collection(PROFILES)
-    writes: list[tuple[DocumentReference, dict[str, Any]]] = []
+    writes: list[tuple[DocumentReference, SettingsDocument | ProfileDocument]] = []
     orgs = list(dataset["orgs"])
     for org in orgs:
         org_id = org["orgId"]
@@ -47,22 +70,23 @@ def seed_firestore(client: firestore.Client, dataset: Mapping[str, Any]) -> Seed
     for start in range(0, len(writes), MAX_BATCH_WRITES):
         batch = client.batch()
         for reference, document in writes[start : start + MAX_BATCH_WRITES]:
-            batch.set(reference, document)
+            batch.set(reference, dict(document))  # the client's signature asks for a plain dict
         batch.commit(timeout=_TIMEOUT_S)
     return SeedCounts(orgs=len(orgs), profiles=len(writes) - len(orgs))
 
 
-def settings_document(org: Mapping[str, Any]) -> dict[str, Any]:
+def settings_document(org: OrgFields) -> SettingsDocument:
     """``loyalty_settings/{orgId}``: the org's rules with its credentials, enabled."""
     return {
         **org["settings"],
-        "alleaves": dict(org["alleaves"]),
-        "alpine": dict(org["alpine"]),
+        "alleaves": org["alleaves"].copy(),
+        "alpine": org["alpine"].copy(),
         "disabled": False,
     }
 
 
-def profile_document(org_id: str, profile: Mapping[str, Any]) -> dict[str, Any]:
+def profile_document(org_id: str, profile: ProfileRecord) -> ProfileDocument:
     """``customers/{orgId}_{customerId}``: the entry's fields plus the keys the worker sets."""
-    fields = {name: value for name, value in profile.items() if name != "customerId"}
+    # Every field the entry has, known to the format or not, but the id that names the document.
+    fields = cast("ProfileFields", {k: v for k, v in profile.items() if k != "customerId"})
     return {**fields, "orgId": org_id, "alleavesCustomerId": profile["customerId"]}

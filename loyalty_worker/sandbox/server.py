@@ -39,6 +39,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 
+from loyalty_worker.sandbox.data.records import AlpineContact, Dataset
 from loyalty_worker.sandbox.discord import payload_error
 from loyalty_worker.sandbox.faults import ALLEAVES, ALPINE, DISCORD, FaultGate, Faults, FaultState
 from loyalty_worker.sandbox.store import OrgData, SandboxStore
@@ -197,7 +198,7 @@ class AlpineApi:
         return org
 
     @staticmethod
-    def _contact(org: OrgData, phone: Any) -> dict[str, Any]:
+    def _contact(org: OrgData, phone: object) -> AlpineContact:
         """The loyalty account of a ten-digit phone; 404 otherwise, as Alpine IQ answers."""
         contact = None
         if isinstance(phone, str) and _PHONE10.fullmatch(phone):
@@ -374,7 +375,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(
-    dataset: Mapping[str, Any],
+    dataset: Dataset,
     faults: Faults | None = None,
     *,
     alpine_balances_in_listing: bool = False,

@@ -9,21 +9,35 @@ from __future__ import annotations
 import bisect
 import hmac
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import cast
 
 from loyalty_worker.domain.phone import normalize_phone
 from loyalty_worker.sandbox.data import validate_dataset
+from loyalty_worker.sandbox.data.records import (
+    AlleavesLogin,
+    AlpineAccount,
+    AlpineContact,
+    CustomerRecord,
+    Dataset,
+    DatasetFields,
+    OrderRecord,
+    OrgFields,
+    OrgRecord,
+)
 
 
-def _encode(value: Any) -> bytes:
+def _encode(value: OrderRecord) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
 
 
-def _order_key(order: Mapping[str, Any]) -> tuple[str, int]:
-    """(date_created, id_order) of an order fit to serve; ValueError says what is missing."""
+def _order_key(order: OrderRecord) -> tuple[str, int]:
+    """(date_created, id_order) of an order fit to serve; ValueError says what is missing.
+
+    Checked, not trusted: upserted orders arrive as JSON that only claims to be orders.
+    """
     order_id = order.get("id_order")
     created = order.get("date_created")
     if not isinstance(order_id, int) or isinstance(order_id, bool):
@@ -44,7 +58,7 @@ class OrderBook:
     ``YYYY-MM-DD`` prefix: the date of an order is the UTC date of its ``date_created``.
     """
 
-    def __init__(self, orders: Iterable[Mapping[str, Any]]) -> None:
+    def __init__(self, orders: Iterable[OrderRecord]) -> None:
         self._encoded: dict[int, bytes] = {}
         self._created: dict[int, str] = {}
         for order in orders:
@@ -64,7 +78,7 @@ class OrderBook:
         oldest = max(low, newest - size + 1)
         return [self._encoded[self._keys[i][1]] for i in range(newest, oldest - 1, -1)]
 
-    def upsert(self, orders: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
+    def upsert(self, orders: Sequence[OrderRecord]) -> tuple[int, int]:
         """Add or replace orders by ``id_order``; (created, updated). All or none are applied."""
         keyed = [(_order_key(order), order) for order in orders]
         created = updated = 0
@@ -80,7 +94,7 @@ class OrderBook:
             self._encoded[order_id] = _encode(order)
         return created, updated
 
-    def newest_first(self) -> list[Any]:
+    def newest_first(self) -> list[OrderRecord]:
         return [json.loads(self._encoded[order_id]) for _, order_id in reversed(self._keys)]
 
 
@@ -89,13 +103,14 @@ class OrgData:
     """One org of the dataset, indexed for the routes that serve it."""
 
     position: int
-    record: dict[str, Any]  # the dataset's org without its orders
+    record: OrgFields
     orders: OrderBook
-    contacts_by_phone: dict[str, dict[str, Any]]
+    contacts_by_phone: dict[str, AlpineContact]
 
     @classmethod
-    def build(cls, position: int, org: Mapping[str, Any]) -> OrgData:
-        record = {key: value for key, value in org.items() if key != "orders"}
+    def build(cls, position: int, org: OrgRecord) -> OrgData:
+        # Every key but the orders, in the file's order: as_json puts the orders back last.
+        record = cast("OrgFields", {key: value for key, value in org.items() if key != "orders"})
         by_phone = {}
         for contact in org["alpineContacts"]:
             phone = normalize_phone(contact.get("phone"))
@@ -105,51 +120,50 @@ class OrgData:
 
     @property
     def org_id(self) -> str:
-        return str(self.record["orgId"])
+        return self.record["orgId"]
 
     @property
-    def customers(self) -> list[dict[str, Any]]:
-        return self.record["customers"]  # type: ignore[no-any-return]
+    def customers(self) -> list[CustomerRecord]:
+        return self.record["customers"]
 
     @property
-    def contacts(self) -> list[dict[str, Any]]:
-        return self.record["alpineContacts"]  # type: ignore[no-any-return]
+    def contacts(self) -> list[AlpineContact]:
+        return self.record["alpineContacts"]
 
     @property
-    def alleaves(self) -> dict[str, Any]:
-        return self.record["alleaves"]  # type: ignore[no-any-return]
+    def alleaves(self) -> AlleavesLogin:
+        return self.record["alleaves"]
 
     @property
-    def alpine(self) -> dict[str, Any]:
-        return self.record["alpine"]  # type: ignore[no-any-return]
+    def alpine(self) -> AlpineAccount:
+        return self.record["alpine"]
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> OrgRecord:
         """The org as the dataset format writes it, with its orders as they are now."""
-        org = dict(self.record)
-        org["orders"] = self.orders.newest_first()
-        return org
+        return {**self.record, "orders": self.orders.newest_first()}
 
 
-def _same(given: Any, expected: Any) -> bool:
+def _same(given: object, expected: str) -> bool:
     """Constant-time comparison of a credential, whatever JSON type the client sent."""
-    return isinstance(given, str) and hmac.compare_digest(given.encode(), str(expected).encode())
+    return isinstance(given, str) and hmac.compare_digest(given.encode(), expected.encode())
 
 
 class SandboxStore:
     """Every org of a dataset, found by id, Alleaves login or Alpine IQ key."""
 
-    def __init__(self, dataset: Mapping[str, Any]) -> None:
+    def __init__(self, dataset: Dataset) -> None:
         validate_dataset(dataset)
-        self._top = {key: value for key, value in dataset.items() if key != "orgs"}
+        # Every key but the orgs, in the file's order: as_json puts the orgs back last.
+        self._top = cast("DatasetFields", {k: v for k, v in dataset.items() if k != "orgs"})
         self.orgs = [OrgData.build(position, org) for position, org in enumerate(dataset["orgs"])]
         self._by_id = {org.org_id: org for org in self.orgs}
-        self._by_username = {str(org.alleaves["username"]): org for org in self.orgs}
-        self._by_api_key = {str(org.alpine["apiKey"]): org for org in self.orgs}
+        self._by_username = {org.alleaves["username"]: org for org in self.orgs}
+        self._by_api_key = {org.alpine["apiKey"]: org for org in self.orgs}
 
     def org(self, org_id: str) -> OrgData | None:
         return self._by_id.get(org_id)
 
-    def alleaves_login(self, username: Any, password: Any, pin: Any) -> OrgData | None:
+    def alleaves_login(self, username: object, password: object, pin: object) -> OrgData | None:
         """The org whose Alleaves username, password and PIN these are."""
         org = self._by_username.get(username) if isinstance(username, str) else None
         if org is None:
@@ -162,5 +176,5 @@ class SandboxStore:
         """The org whose Alpine IQ account this API key opens."""
         return self._by_api_key.get(api_key) if api_key else None
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> Dataset:
         return {**self._top, "orgs": [org.as_json() for org in self.orgs]}

@@ -37,6 +37,7 @@ from loyalty_worker import devstack
 from loyalty_worker.adapters.seed import seed_firestore
 from loyalty_worker.config import Settings
 from loyalty_worker.firestore_emulator import START_SCRIPT, EmulatorProcess, start_emulator
+from loyalty_worker.sandbox.data import validate_dataset
 from tests.chaos.helpers import (
     check_run,
     posts_for,
@@ -101,7 +102,7 @@ def test_a_firestore_restart_mid_run_loses_no_write(
         worker.kill(signal.SIGSTOP)
         own_emulator.append(start_emulator(emulator.port))
         stack.firestore = firestore.Client(project=stack.env["LOYALTY_FIRESTORE_PROJECT"])
-        seed_firestore(stack.firestore, stack.dataset)
+        seed_firestore(stack.firestore, validate_dataset(stack.dataset))
         worker.kill(signal.SIGCONT)
         retried = firestore_retries(worker.output())
 

@@ -17,6 +17,7 @@ from loyalty_worker.adapters.alpine import AlpineIQClient
 from loyalty_worker.adapters.http import RetryPolicy
 from loyalty_worker.devstack import Sandbox
 from loyalty_worker.sandbox.data import generate_dataset
+from loyalty_worker.sandbox.data.records import Dataset
 
 # Short backoffs keep the fault tests quick; the sandbox's 429s ask for one second.
 RETRY = RetryPolicy(max_attempts=8, max_total_s=30.0, base_delay_s=0.05, max_delay_s=0.5)
@@ -28,13 +29,13 @@ MALFORMED_DATASET = (40, 3, 0.1)
 
 
 @cache
-def session_dataset(as_of: date | None = None) -> dict[str, Any]:
+def session_dataset(as_of: date | None = None) -> Dataset:
     customers, seed = SESSION_DATASET
     return generate_dataset(customers, seed, as_of=as_of)
 
 
 @cache
-def malformed_dataset(as_of: date | None = None) -> dict[str, Any]:
+def malformed_dataset(as_of: date | None = None) -> Dataset:
     customers, seed, rate = MALFORMED_DATASET
     return generate_dataset(customers, seed, malformed_rate=rate, as_of=as_of)
 

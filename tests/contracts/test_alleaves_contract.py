@@ -9,7 +9,7 @@ concerns (login, token expiry, rate limits, retries) are checked against the san
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -37,11 +37,11 @@ class Source:
     """A CustomerSource at any page size, and the dataset org it serves."""
 
     make: Callable[[int], CustomerSource]
-    org: dict[str, Any]
+    org: Mapping[str, Any]
     as_of: date
 
 
-def fake_source(dataset: dict[str, Any]) -> Source:
+def fake_source(dataset: Mapping[str, Any]) -> Source:
     org = dataset["orgs"][0]
     return Source(
         lambda size: FakeAlleaves.from_rows(org["customers"], org["orders"], page_size=size),
@@ -92,7 +92,7 @@ def customer_ids(source: CustomerSource) -> list[int]:
     return [item.customer_id for item in found if isinstance(item, Customer)]
 
 
-def orders_in(org: dict[str, Any], start: date, end: date) -> list[dict[str, Any]]:
+def orders_in(org: Mapping[str, Any], start: date, end: date) -> list[dict[str, Any]]:
     return [
         order
         for order in org["orders"]

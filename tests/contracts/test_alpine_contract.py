@@ -8,6 +8,7 @@ normalised. The client's own concerns (a wrong key, the wallet, retries) follow.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,7 @@ from tests.fakes import FakeAlpine
 @dataclass
 class Lookup:
     lookup: LoyaltyLookup
-    contacts: list[dict[str, Any]]
+    contacts: Sequence[Mapping[str, Any]]
 
 
 @pytest.fixture(params=["fake", pytest.param("sandbox", marks=pytest.mark.integration)])
@@ -41,7 +42,7 @@ def alpine(request: pytest.FixtureRequest) -> Lookup:
     )
 
 
-def expected_profile(contact: dict[str, Any]) -> AlpineProfile:
+def expected_profile(contact: Mapping[str, Any]) -> AlpineProfile:
     return AlpineProfile(
         points=contact["points"],
         tier=contact.get("tier") or None,
@@ -50,7 +51,7 @@ def expected_profile(contact: dict[str, Any]) -> AlpineProfile:
     )
 
 
-def unknown_phone(contacts: list[dict[str, Any]]) -> str:
+def unknown_phone(contacts: Sequence[Mapping[str, Any]]) -> str:
     known = {normalize_phone(c.get("phone")) for c in contacts}
     return next(p for p in (f"555000{n:04d}" for n in range(10_000)) if p not in known)
 

@@ -13,19 +13,20 @@ from loyalty_worker.adapters.seed import SeedCounts, seed_firestore
 from loyalty_worker.cli import main
 from loyalty_worker.config import get_settings
 from loyalty_worker.devstack import Sandbox, free_port
+from loyalty_worker.sandbox.data.records import OrgRecord, ProfileRecord
 
 pytestmark = pytest.mark.integration
 
 
-def org(org_id: str, profiles: list[dict[str, Any]]) -> dict[str, Any]:
+def org(org_id: str, profiles: list[ProfileRecord]) -> OrgRecord:
     return {
         "orgId": org_id,
         "settings": {"pointsPerDollar": 1.5, "equityMultiplier": 2.0, "timezone": "America/Denver"},
         "alleaves": {"username": "u", "password": "p", "pin": "1234", "locationId": 7},
         "alpine": {"uid": "uid-1", "apiKey": "key-1"},
         "customers": [{"id_customer": 1}],
-        "orders": [{"id_order": 1}],
-        "alpineContacts": [{"contactID": "c-1"}],
+        "orders": [{"id_order": 1, "date_created": "2025-06-01T10:00:00.000Z"}],
+        "alpineContacts": [{"contactID": "c-1", "points": 0}],
         "profiles": profiles,
     }
 
@@ -54,7 +55,7 @@ def test_seed_writes_settings_with_credentials(firestore_client: firestore.Clien
 
 
 def test_seed_writes_profiles_keyed_by_org_and_customer(firestore_client: firestore.Client) -> None:
-    profiles: list[dict[str, Any]] = [
+    profiles: list[ProfileRecord] = [
         {"customerId": 11, "equityStatus": True, "firstName": "Ann"},
         {"customerId": 12, "equityStatus": False},
     ]
@@ -75,7 +76,7 @@ def test_seed_writes_profiles_keyed_by_org_and_customer(firestore_client: firest
 
 
 def test_seed_writes_more_than_one_batch(firestore_client: firestore.Client) -> None:
-    profiles: list[dict[str, Any]] = [
+    profiles: list[ProfileRecord] = [
         {"customerId": i, "equityStatus": i % 2 == 0} for i in range(1, 1101)
     ]
 

@@ -25,6 +25,7 @@ from loyalty_worker.sandbox.data import (
     load_dataset,
 )
 from loyalty_worker.sandbox.data.orders import IN_STORE_EMAIL
+from loyalty_worker.sandbox.data.records import OrgRecord
 
 AS_OF = date(2025, 6, 1)
 ALLEAVES_STATUSES = {
@@ -74,17 +75,16 @@ CUSTOMER_FIELDS = {
 
 
 @pytest.fixture(scope="module")
-def org1() -> dict[str, Any]:
+def org1() -> OrgRecord:
     """A mid-sized org-1: large enough for shares to mean something."""
-    org: dict[str, Any] = generate_dataset(400, 3, as_of=AS_OF)["orgs"][0]
-    return org
+    return generate_dataset(400, 3, as_of=AS_OF)["orgs"][0]
 
 
 def _amount(value: Any) -> Decimal:
     return Decimal(str(value)) if value is not None else Decimal(0)
 
 
-def _calculated_points(org: dict[str, Any]) -> dict[int, int]:
+def _calculated_points(org: OrgRecord) -> dict[int, int]:
     """Points the rules give each customer from the dataset's own orders."""
     rules = OrgSettings.parse(org["orgId"], org["settings"]).rules()
     equity = {p["customerId"] for p in org["profiles"] if p.get("equityStatus") is True}
@@ -172,7 +172,7 @@ def test_ids_are_unique_and_orders_reference_customers() -> None:
     assert len(set(all_customer_ids)) == len(all_customer_ids)
 
 
-def test_customers_have_every_field_and_phone_kind(org1: dict[str, Any]) -> None:
+def test_customers_have_every_field_and_phone_kind(org1: OrgRecord) -> None:
     customers = org1["customers"]
     assert all(set(c) == CUSTOMER_FIELDS for c in customers)
     assert all(c["loyalty_points"] in (0, None) for c in customers)
@@ -194,7 +194,7 @@ def test_customers_have_every_field_and_phone_kind(org1: dict[str, Any]) -> None
     assert any(c["name_first"] == "guest" for c in customers)
 
 
-def test_shares_of_equity_and_customers_without_orders(org1: dict[str, Any]) -> None:
+def test_shares_of_equity_and_customers_without_orders(org1: OrgRecord) -> None:
     count = len(org1["customers"])
     equity = [p for p in org1["profiles"] if p.get("equityStatus") is True]
     assert 0.12 <= len(equity) / count <= 0.18
@@ -206,7 +206,7 @@ def test_shares_of_equity_and_customers_without_orders(org1: dict[str, Any]) -> 
     assert 4.5 <= len(org1["orders"]) / count <= 6.0
 
 
-def test_orders_cover_statuses_amount_styles_and_anonymous_ones(org1: dict[str, Any]) -> None:
+def test_orders_cover_statuses_amount_styles_and_anonymous_ones(org1: OrgRecord) -> None:
     orders = org1["orders"]
     assert all(set(o) >= ORDER_FIELDS for o in orders)
     statuses = Counter(o["status"] for o in orders)
@@ -232,7 +232,7 @@ def test_orders_cover_statuses_amount_styles_and_anonymous_ones(org1: dict[str, 
     )
 
 
-def test_order_dates_span_three_years_newest_first(org1: dict[str, Any]) -> None:
+def test_order_dates_span_three_years_newest_first(org1: OrgRecord) -> None:
     orders = org1["orders"]
     created = [o["date_created"] for o in orders]
     assert all(TIMESTAMP.fullmatch(c) for c in created)
@@ -246,7 +246,7 @@ def test_order_dates_span_three_years_newest_first(org1: dict[str, Any]) -> None
     assert timedelta(days=2 * 365) < AS_OF - oldest <= timedelta(days=3 * 365 + 1)
 
 
-def test_alpine_balances_cover_every_reconciliation_case(org1: dict[str, Any]) -> None:
+def test_alpine_balances_cover_every_reconciliation_case(org1: OrgRecord) -> None:
     rules = OrgSettings.parse(org1["orgId"], org1["settings"]).rules()
     calculated = _calculated_points(org1)
     contacts = {c["phone"]: c for c in org1["alpineContacts"]}
@@ -335,7 +335,7 @@ def test_load_dataset_says_what_is_wrong(tmp_path: Path, content: str, message: 
 
 
 def test_load_dataset_names_the_missing_field(tmp_path: Path) -> None:
-    dataset = generate_dataset(5, 2, as_of=AS_OF)
+    dataset = json.loads(dump_dataset(generate_dataset(5, 2, as_of=AS_OF)))
     del dataset["orgs"][1]["alpine"]["apiKey"]
     path = tmp_path / "dataset.json"
     path.write_text(json.dumps(dataset))

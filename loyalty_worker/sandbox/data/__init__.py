@@ -35,6 +35,9 @@ formats or missing, walk-in "guest" customers, statuses in any case, amounts as 
 strings, null or missing discounts, anonymous orders, placeholder e-mails, Alpine IQ balances that
 agree, nearly agree or disagree with the orders. Each such case is dealt from a deck rather than
 drawn independently, so even a small dataset holds every case at least once.
+
+``records`` types each part of the document; ``document`` writes, reads and checks it; the
+generator's modules (``deck``, ``customers``, ``orders``, ``contacts``, ``generate``) build it.
 """
 
 from loyalty_worker.sandbox.data.document import (

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from loyalty_worker.domain.models import LoyaltyRules
 from loyalty_worker.domain.points import calculate_points
@@ -17,6 +16,7 @@ from loyalty_worker.domain.tiers import assign_tier
 from loyalty_worker.sandbox.data.customers import FIRST_NAMES, LAST_NAMES, People, PhoneBook
 from loyalty_worker.sandbox.data.deck import Draws, deal, random_hex, timestamp
 from loyalty_worker.sandbox.data.orders import OrderHistory
+from loyalty_worker.sandbox.data.records import AlpineContact
 
 # How a customer's Alpine IQ balance relates to the points the rules give from the orders.
 ALPINE_RELATIONS: Mapping[str, float] = {
@@ -49,7 +49,7 @@ def generate_contacts(
     people: People,
     history: OrderHistory,
     phone_book: PhoneBook,
-) -> list[dict[str, Any]]:
+) -> list[AlpineContact]:
     """Alpine IQ accounts, balances set relative to the points the rules give; sets each account
     holder's ``alpine_user_code``."""
     rng = draws.rng
@@ -63,7 +63,7 @@ def generate_contacts(
     orphans = max(1, round(len(customers) * ORPHAN_CONTACT_SHARE))
     styles = iter(deal(rng, len(account_holders) + orphans, ALPINE_TIER_STYLES))
     relation_of = {c["id_customer"]: r for c, r in zip(with_phone, relations, strict=True)}
-    contacts = []
+    contacts: list[AlpineContact] = []
     for customer in account_holders:
         customer_id = customer["id_customer"]
         calculated = calculate_points(
@@ -120,7 +120,7 @@ def _contact(
     points: int,
     tier: str | None,
     last_visit: str | None,
-) -> dict[str, Any]:
+) -> AlpineContact:
     return {
         "contactID": random_hex(rng, 16),
         "phone": phone,

@@ -10,9 +10,9 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
 
 from loyalty_worker.sandbox.data.deck import HISTORY_DAYS, Draws, deal, timestamp
+from loyalty_worker.sandbox.data.records import CustomerRecord, ProfileFields, ProfileRecord
 
 PHONE_KINDS: Mapping[str, float] = {
     "paren": 0.2,  # (555) 123-4567
@@ -95,8 +95,8 @@ class PhoneBook:
 class People:
     """An org's customers, their profiles, and the ten digits of each customer that has a phone."""
 
-    customers: list[dict[str, Any]]
-    profiles: list[dict[str, Any]]
+    customers: list[CustomerRecord]
+    profiles: list[ProfileRecord]
     phones: dict[int, str]
 
     def equity(self) -> set[int]:
@@ -111,8 +111,8 @@ def generate_customers(draws: Draws, org_index: int, count: int, phone_book: Pho
     walk_ins = deal(rng, count, {True: WALK_IN_SHARE, False: 1 - WALK_IN_SHARE})
     equity_kinds = deal(rng, count, EQUITY_KINDS)
     next_id = (org_index + 1) * 1_000_000 + rng.randint(1000, 9000)
-    customers: list[dict[str, Any]] = []
-    profiles: list[dict[str, Any]] = []
+    customers: list[CustomerRecord] = []
+    profiles: list[ProfileRecord] = []
     phones: dict[int, str] = {}
     for position in range(count):
         customer_id = next_id
@@ -145,15 +145,17 @@ def generate_customers(draws: Draws, org_index: int, count: int, phone_book: Pho
                 "alpine_user_code": None,
             }
         )
-        profile: dict[str, Any] = {"customerId": customer_id}
-        if equity_kinds[position] != "unset":
-            profile["equityStatus"] = equity_kinds[position] == "equity"
-        profile.update(
-            firstName=first,
-            lastName=last,
-            email=email,
-            marketingOptIn=rng.random() < 0.6,
-            notes=rng.choice(NOTES),
+        kind = equity_kinds[position]
+        equity: ProfileFields = {} if kind == "unset" else {"equityStatus": kind == "equity"}
+        profiles.append(
+            {
+                "customerId": customer_id,
+                **equity,
+                "firstName": first,
+                "lastName": last,
+                "email": email,
+                "marketingOptIn": rng.random() < 0.6,
+                "notes": rng.choice(NOTES),
+            }
         )
-        profiles.append(profile)
     return People(customers, profiles, phones)

@@ -5,27 +5,28 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import cast
+
+from loyalty_worker.sandbox.data.records import Dataset
 
 
 class DatasetError(ValueError):
     """A dataset file that is not a dataset: says which file and which part is wrong."""
 
 
-def dump_dataset(dataset: Mapping[str, Any]) -> str:
+def dump_dataset(dataset: Dataset) -> str:
     """The dataset as compact JSON text (what ``loyalty-worker dataset`` writes)."""
     return json.dumps(dataset, separators=(",", ":"))
 
 
-def load_dataset(path: str | Path) -> dict[str, Any]:
+def load_dataset(path: str | Path) -> Dataset:
     """Read and check a dataset file; ``DatasetError`` names the file and the first problem."""
     source = Path(path)
     try:
         data = json.loads(source.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DatasetError(f"dataset {source}: cannot read JSON: {exc}") from None
-    validate_dataset(data, source=str(source))
-    return data  # type: ignore[no-any-return]
+    return validate_dataset(data, source=str(source))
 
 
 _ORG_KEYS: Mapping[str, type] = {
@@ -41,8 +42,9 @@ _ORG_KEYS: Mapping[str, type] = {
 _CREDENTIAL_KEYS = {"alleaves": ("username", "password", "pin"), "alpine": ("uid", "apiKey")}
 
 
-def validate_dataset(data: Any, *, source: str = "<dataset>") -> None:
-    """Check the structure the sandbox relies on (not every record: dirty records are the point)."""
+def validate_dataset(data: object, *, source: str = "<dataset>") -> Dataset:
+    """``data`` as a dataset, once the structure the sandbox is built on is checked (not every
+    record: dirty records are the point)."""
 
     def fail(where: str, problem: str) -> DatasetError:
         return DatasetError(f"dataset {source}: {where} {problem}")
@@ -77,3 +79,4 @@ def validate_dataset(data: Any, *, source: str = "<dataset>") -> None:
                 raise fail(
                     f"{where}.orders[{number}]", "needs an integer id_order and a date_created"
                 )
+    return cast("Dataset", data)

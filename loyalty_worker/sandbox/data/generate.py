@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, date, datetime
-from typing import Any
 
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.sandbox.data.contacts import generate_contacts
 from loyalty_worker.sandbox.data.customers import PhoneBook, generate_customers
 from loyalty_worker.sandbox.data.deck import Draws, random_hex
 from loyalty_worker.sandbox.data.orders import generate_orders
+from loyalty_worker.sandbox.data.records import (
+    CustomerRecord,
+    Dataset,
+    OrderRecord,
+    OrgRecord,
+    SettingsRecord,
+    TierRecord,
+)
 
 ORG_NAMES = (
     "Green Leaf Collective",
@@ -32,7 +39,7 @@ def generate_dataset(
     orgs: int = 2,
     malformed_rate: float = 0.0,
     as_of: date | None = None,
-) -> dict[str, Any]:
+) -> Dataset:
     """A dataset of ``orgs`` dispensaries: ``customers`` customers in the first, a tenth in others.
 
     Every timestamp lies within about three years before ``as_of`` (default: today, UTC, so that
@@ -62,7 +69,7 @@ def generate_dataset(
     }
 
 
-def _org(index: int, customers: int, draws: Draws, malformed_rate: float) -> dict[str, Any]:
+def _org(index: int, customers: int, draws: Draws, malformed_rate: float) -> OrgRecord:
     """One org of the dataset: ``org-{index + 1}``, with ``customers`` customers."""
     rng = draws.rng
     org_id = f"org-{index + 1}"
@@ -96,7 +103,7 @@ def _org(index: int, customers: int, draws: Draws, malformed_rate: float) -> dic
     }
 
 
-def _settings(index: int, rng: random.Random) -> dict[str, Any]:
+def _settings(index: int, rng: random.Random) -> SettingsRecord:
     """Loyalty settings that differ from org to org, the way real ones do."""
     if index == 0:
         return {
@@ -128,7 +135,7 @@ def _settings(index: int, rng: random.Random) -> dict[str, Any]:
             "autoAdjust": True,
             "timezone": "America/Denver",
         }
-    tier_sets = (
+    tier_sets: tuple[list[TierRecord], ...] = (
         [
             {"id": "member", "name": "Member", "threshold": 0},
             {"id": "insider", "name": "Insider", "threshold": 750},
@@ -152,8 +159,8 @@ def _settings(index: int, rng: random.Random) -> dict[str, Any]:
 
 def _break_records(
     rng: random.Random,
-    customers: list[dict[str, Any]],
-    orders: list[dict[str, Any]],
+    customers: list[CustomerRecord],
+    orders: list[OrderRecord],
     malformed_rate: float,
 ) -> None:
     """Apply the malformed rate: customers without an id, orders without a usable subtotal."""

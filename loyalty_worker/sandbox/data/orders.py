@@ -11,10 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 from loyalty_worker.domain.models import Order
 from loyalty_worker.sandbox.data.deck import Draws, deal, timestamp
+from loyalty_worker.sandbox.data.records import CustomerRecord, OrderItem, OrderRecord
 
 IN_STORE_EMAIL = "no-email@alleaves.local"
 
@@ -68,7 +68,7 @@ CATALOGUE = (
 class OrderHistory:
     """An org's orders as Alleaves serves them, and as the rules and Alpine IQ balances see them."""
 
-    orders: list[dict[str, Any]]  # flat, newest first
+    orders: list[OrderRecord]  # flat, newest first
     by_customer: dict[int, list[Order]]  # each customer's orders, for the rules
     last_visits: dict[int, str]  # each customer's latest date_created
 
@@ -85,12 +85,12 @@ class _Cases:
 
 
 def generate_orders(
-    draws: Draws, org_index: int, customers: Sequence[dict[str, Any]]
+    draws: Draws, org_index: int, customers: Sequence[CustomerRecord]
 ) -> OrderHistory:
     """The org's orders, newest first: most customers' (some have none) and a few anonymous."""
     rng = draws.rng
     has_orders = deal(rng, len(customers), {False: NO_ORDERS_SHARE, True: 1 - NO_ORDERS_SHARE})
-    owners: list[dict[str, Any] | None] = []
+    owners: list[CustomerRecord | None] = []
     for customer, active in zip(customers, has_orders, strict=True):
         if active:
             owners.extend([customer] * (1 + int(rng.expovariate(1 / (MEAN_ORDERS - 1)))))
@@ -107,7 +107,7 @@ def generate_orders(
     moments = sorted(((draws.moment(), n) for n in range(total)), key=lambda m: m[0])
     tax_rate = Decimal("0.20") if org_index % 2 == 0 else Decimal("0.18")
 
-    orders: list[dict[str, Any]] = []
+    orders: list[OrderRecord] = []
     by_customer: dict[int, list[Order]] = {}
     last_visits: dict[int, str] = {}
     order_id = (org_index + 1) * 10_000_000 + rng.randint(10_000, 90_000)
@@ -161,9 +161,9 @@ def _money(rng: random.Random, low: float, high: float) -> Decimal:
     return Decimal(rng.randint(int(low * 100), int(high * 100))) * _CENT
 
 
-def _items(rng: random.Random) -> tuple[list[dict[str, Any]], Decimal]:
+def _items(rng: random.Random) -> tuple[list[OrderItem], Decimal]:
     """An order's lines from the catalogue, and their subtotal."""
-    items = []
+    items: list[OrderItem] = []
     subtotal = Decimal(0)
     for _ in range(rng.choice((1, 1, 2, 2, 3, 4))):
         item_id, item, category, low, high = rng.choice(CATALOGUE)
@@ -189,9 +189,9 @@ def _order(
     number: int,
     created: datetime,
     cases: _Cases,
-    owner: Mapping[str, Any] | None,
+    owner: CustomerRecord | None,
     tax_rate: Decimal,
-) -> tuple[dict[str, Any], Decimal, Decimal, Decimal]:
+) -> tuple[OrderRecord, Decimal, Decimal, Decimal]:
     """One flat order (without ``id_customer``) and its subtotal, discount and refund."""
     rng = draws.rng
     items, subtotal = _items(rng)
@@ -214,7 +214,7 @@ def _order(
     email = IN_STORE_EMAIL
     if owner is not None and cases.channel == "online" and owner["email"]:
         email = owner["email"]
-    order: dict[str, Any] = {
+    order: OrderRecord = {
         "id_order": order_id,
         "order_number": str(100_000 + number),
         "name_first": owner["name_first"] if owner else "",
