@@ -11,12 +11,13 @@ import asyncio
 import random
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from http import HTTPStatus
-from typing import Any
 
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from loyalty_worker.sandbox.data.records import JsonValue
 
 ALLEAVES = "alleaves"
 ALPINE = "alpine"
@@ -27,6 +28,8 @@ _ERROR_APIS = frozenset({ALLEAVES, ALPINE})
 _ERROR_STATUSES = (500, 502, 503)
 DEFAULT_TOKEN_TTL_S = 24 * 3600.0
 _ERROR_STATUS_CODES = frozenset(status.value for status in HTTPStatus if status.value >= 400)
+_NUMBERS = frozenset({"latency_ms", "error_rate", "token_ttl_s"})
+_OPTIONAL_INTS = frozenset({"rate_limit", "discord_status"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,27 +54,34 @@ class Faults:
         if self.discord_status is not None and self.discord_status not in _ERROR_STATUS_CODES:
             raise ValueError("discord_status must be an HTTP error status (4xx, 5xx), or null")
 
-    def updated(self, changes: Mapping[str, Any]) -> Faults:
+    def updated(self, changes: Mapping[str, JsonValue]) -> Faults:
         """A copy with ``changes`` (a JSON object) applied; ValueError names a bad field."""
-        numbers = {"latency_ms", "error_rate", "token_ttl_s"}
-        optional_ints = {"rate_limit", "discord_status"}
-        unknown = set(changes) - numbers - optional_ints
+        unknown = set(changes) - _NUMBERS - _OPTIONAL_INTS
         if unknown:
             raise ValueError(f"unknown fault(s): {', '.join(sorted(unknown))}")
+        numbers: dict[str, float] = {}
+        optional_ints: dict[str, int | None] = {}
         for name, value in changes.items():
             if isinstance(value, bool):
                 raise ValueError(f"{name} must be a number")
-            if name in numbers and not isinstance(value, int | float):
-                raise ValueError(f"{name} must be a number")
-            if name in optional_ints and value is not None and not isinstance(value, int):
+            if name in _NUMBERS:
+                if not isinstance(value, int | float):
+                    raise ValueError(f"{name} must be a number")
+                numbers[name] = value
+            elif value is None or isinstance(value, int):
+                optional_ints[name] = value
+            else:
                 raise ValueError(f"{name} must be an integer or null")
-        values = dict(changes)
-        # 0 reads naturally as "no limit" on the command line and in JSON alike.
-        if values.get("rate_limit") == 0:
-            values["rate_limit"] = None
-        return replace(self, **values)
+        return Faults(
+            latency_ms=numbers.get("latency_ms", self.latency_ms),
+            error_rate=numbers.get("error_rate", self.error_rate),
+            # 0 reads naturally as "no limit" on the command line and in JSON alike.
+            rate_limit=optional_ints.get("rate_limit", self.rate_limit) or None,
+            token_ttl_s=numbers.get("token_ttl_s", self.token_ttl_s),
+            discord_status=optional_ints.get("discord_status", self.discord_status),
+        )
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> dict[str, float | None]:
         return asdict(self)
 
 

@@ -28,9 +28,9 @@ import secrets
 import socket
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import uvicorn
 from starlette.applications import Starlette
@@ -39,7 +39,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 
-from loyalty_worker.sandbox.data.records import AlpineContact, Dataset
+from loyalty_worker.sandbox.data.records import AlpineContact, Dataset, JsonValue
 from loyalty_worker.sandbox.discord import payload_error
 from loyalty_worker.sandbox.faults import ALLEAVES, ALPINE, DISCORD, FaultGate, Faults, FaultState
 from loyalty_worker.sandbox.store import OrgData, SandboxStore
@@ -56,7 +56,7 @@ def _json(content: bytes) -> Response:
     return Response(content, media_type="application/json")
 
 
-def _integer(value: Any, name: str, *, minimum: int) -> int:
+def _integer(value: object, name: str, *, minimum: int) -> int:
     """A paging number from JSON or a query string (digits accepted either way), else 400."""
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
@@ -79,7 +79,7 @@ async def _json_body(request: Request) -> Any:
         raise HTTPException(400, "the body is not JSON") from None
 
 
-async def _json_object(request: Request) -> dict[str, Any]:
+async def _json_object(request: Request) -> dict[str, JsonValue]:
     body = await _json_body(request)
     if not isinstance(body, dict):
         raise HTTPException(400, "the body must be a JSON object")
@@ -143,7 +143,7 @@ class AlleavesApi:
         claims = None
         if scheme.lower() == "bearer" and token.strip():
             claims = verify_token(self.secret, token.strip(), now=time.time())
-        org = self.store.org(str(claims.get("org"))) if claims else None
+        org = self.store.org(claims["org"]) if claims else None
         if org is None:
             raise HTTPException(401, "missing, invalid or expired token")
         return org
@@ -169,6 +169,18 @@ class AlleavesApi:
             end = datetime.now(UTC).date()
             start = end - timedelta(days=DEFAULT_ORDER_WINDOW_DAYS)
         return _json(b"[" + b",".join(org.orders.page(start, end, page, size)) + b"]")
+
+
+class ListedContact(TypedDict):
+    """A row of Alpine IQ's contacts listing; the balance fields only with the shortcut on."""
+
+    contactID: str
+    mobilePhone: str | None
+    firstName: str | None
+    lastName: str | None
+    points: NotRequired[int]
+    tier: NotRequired[str | None]
+    lastVisit: NotRequired[str | None]
 
 
 class AlpineApi:
@@ -229,20 +241,18 @@ class AlpineApi:
             {"data": {"loyaltyPoints": contact["points"], "hidePointsInWallet": False}}
         )
 
-    def _listed(self, contact: Mapping[str, Any]) -> dict[str, Any]:
+    def _listed(self, contact: AlpineContact) -> ListedContact:
         """A contact as the listing shows it: documented fields, balances only as the shortcut."""
-        row = {
+        row: ListedContact = {
             "contactID": contact["contactID"],
             "mobilePhone": contact.get("phone"),
             "firstName": contact.get("firstName"),
             "lastName": contact.get("lastName"),
         }
         if self.balances_in_listing:
-            row.update(
-                points=contact["points"],
-                tier=contact.get("tier"),
-                lastVisit=contact.get("lastVisit"),
-            )
+            row["points"] = contact["points"]
+            row["tier"] = contact.get("tier")
+            row["lastVisit"] = contact.get("lastVisit")
         return row
 
     async def contacts(self, request: Request) -> Response:
@@ -266,11 +276,19 @@ class AlpineApi:
         )
 
 
+class ReceivedMessage(TypedDict):
+    """A webhook post as the control route lists it."""
+
+    webhookId: str
+    receivedAt: str
+    payload: JsonValue
+
+
 class DiscordApi:
     """Discord incoming webhooks: posts are checked against Discord's limits and recorded."""
 
     def __init__(self) -> None:
-        self.messages: list[dict[str, Any]] = []
+        self.messages: list[ReceivedMessage] = []
 
     def webhook_routes(self) -> list[BaseRoute]:
         return [Route("/{webhook_id}/{token}", self.post, methods=["POST"])]

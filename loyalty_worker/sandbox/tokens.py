@@ -7,10 +7,20 @@ import binascii
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
-from typing import Any
+from typing import TypedDict, cast
 
 _HEADER = {"alg": "HS256", "typ": "JWT"}
+
+
+class SessionClaims(TypedDict):
+    """What an Alleaves session token says: who logged in, for which org, until when."""
+
+    sub: str
+    id_user: int
+    id_company: int
+    org: str
+    iat: int
+    exp: int
 
 
 def _encode(raw: bytes) -> str:
@@ -25,7 +35,7 @@ def _sign(secret: bytes, signing_input: str) -> str:
     return _encode(hmac.new(secret, signing_input.encode(), hashlib.sha256).digest())
 
 
-def issue_token(secret: bytes, claims: Mapping[str, Any]) -> str:
+def issue_token(secret: bytes, claims: SessionClaims) -> str:
     """A compact JWT carrying ``claims``, signed with ``secret``."""
     header = _encode(json.dumps(_HEADER, separators=(",", ":")).encode())
     payload = _encode(json.dumps(dict(claims), separators=(",", ":")).encode())
@@ -33,7 +43,7 @@ def issue_token(secret: bytes, claims: Mapping[str, Any]) -> str:
     return f"{signing_input}.{_sign(secret, signing_input)}"
 
 
-def verify_token(secret: bytes, token: str, *, now: float) -> dict[str, Any] | None:
+def verify_token(secret: bytes, token: str, *, now: float) -> SessionClaims | None:
     """The claims of a token this secret signed and whose ``exp`` is still ahead; else None."""
     parts = token.split(".")
     if len(parts) != 3:
@@ -49,4 +59,5 @@ def verify_token(secret: bytes, token: str, *, now: float) -> dict[str, Any] | N
         return None
     if not isinstance(claims, dict) or not isinstance(claims.get("exp"), int | float):
         return None
-    return claims if now < claims["exp"] else None
+    # Only issue_token signs with this secret: a valid signature vouches for the claims' shape.
+    return cast("SessionClaims", claims) if now < claims["exp"] else None
