@@ -151,36 +151,28 @@ def _cmd_sync(args: argparse.Namespace) -> int:
     if not redis_answers(settings.redis_url):
         print(f"sync: Redis is unreachable at {_redacted(settings.redis_url)}", file=sys.stderr)
         return 2
+    from loyalty_worker.adapters.publisher import TaskPublisher
     from loyalty_worker.celery_app import app
-    from loyalty_worker.names import new_run_id
+    from loyalty_worker.names import WORKER_QUEUES, new_run_id
 
     if not app.control.ping(timeout=2.0):
         print(
             "sync: no worker answers; start one with "
-            "`celery -A loyalty_worker.celery_app worker -Q loyalty.runs,loyalty.customers,celery`",
+            f"`celery -A loyalty_worker.celery_app worker -Q {','.join(WORKER_QUEUES)}`",
             file=sys.stderr,
         )
         return 2
+    publisher = TaskPublisher(app)
     if args.customer is not None:
-        task = app.send_task(
-            "loyalty.sync_customer",
-            args=[args.org, args.customer],
-            kwargs={"dry_run": args.dry_run},
-            queue="loyalty.customers",
-        )
+        task_id = publisher.sync_customer(args.org, args.customer, dry_run=args.dry_run)
         if args.no_wait:
-            print(task.id)
+            print(task_id)
             return 0
-        result = task.get(timeout=args.timeout)
+        result = app.AsyncResult(task_id).get(timeout=args.timeout)
         print(json.dumps(result, indent=2))
         return 0 if result.get("success") else 1
     run_id = new_run_id(args.org)
-    app.send_task(
-        "loyalty.sync_org",
-        args=[args.org],
-        kwargs={"run_id": run_id, "dry_run": args.dry_run},
-        queue="loyalty.runs",
-    )
+    publisher.sync_org(args.org, run_id=run_id, dry_run=args.dry_run)
     if args.no_wait:
         print(run_id)
         return 0

@@ -35,6 +35,7 @@ import redis
 from google.cloud import firestore
 
 from loyalty_worker import bootstrap, devstack
+from loyalty_worker.adapters.publisher import TaskPublisher
 from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.adapters.seed import seed_firestore
 from loyalty_worker.config import PLACEHOLDERS, get_settings
@@ -262,7 +263,7 @@ def _run_demo(*, customers: int, seed: int, flower: bool, redis_db: int, exit_af
         from loyalty_worker.celery_app import app
 
         run = (org_id, run_id)
-        app.send_task("loyalty.sync_org", args=[org_id], kwargs={"run_id": run_id})
+        TaskPublisher(app).sync_org(org_id, run_id=run_id)
         print(f"run {run_id}: org {org_id}", flush=True)
         tracker = RunTracker(client)
         progress = watch_run(tracker, run_id)

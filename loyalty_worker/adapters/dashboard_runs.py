@@ -10,23 +10,21 @@ from __future__ import annotations
 from typing import cast
 
 import redis
-from celery import Celery
-from kombu.exceptions import OperationalError
 
 from loyalty_worker.adapters.run_state import RunTracker
+from loyalty_worker.domain.run import RunStatus
 from loyalty_worker.errors import TransientError
-from loyalty_worker.names import RUNS_QUEUE, SYNC_ORG
-from loyalty_worker.services.dashboard.views import GOING
+from loyalty_worker.ports.triggers import Enqueuer
 
 _LAST_KEY = "loyalty:dashboard:lastrun:{}"
 _LAST_TTL_S = 24 * 3600
 
 
 class RedisRunTriggers:
-    def __init__(self, client: redis.Redis, tracker: RunTracker, broker: Celery) -> None:
+    def __init__(self, client: redis.Redis, tracker: RunTracker, enqueuer: Enqueuer) -> None:
         self._redis = client
         self._tracker = tracker
-        self._broker = broker
+        self._enqueuer = enqueuer
 
     def running_run(self, org_id: str) -> str | None:
         try:
@@ -39,7 +37,7 @@ class RedisRunTriggers:
         if last is None:
             return None
         run_id = last.decode()
-        return run_id if self._tracker.progress(run_id).status in GOING else None
+        return run_id if RunStatus.of(self._tracker.progress(run_id).status).going else None
 
     def start_run(self, org_id: str, run_id: str, *, dry_run: bool, since: str | None) -> None:
         try:
@@ -47,11 +45,8 @@ class RedisRunTriggers:
             self._redis.set(_LAST_KEY.format(org_id), run_id, ex=_LAST_TTL_S)
         except redis.RedisError as exc:
             raise TransientError("redis", f"record run {run_id}: {type(exc).__name__}") from exc
-        kwargs: dict[str, object] = {"run_id": run_id, "dry_run": dry_run}
-        if since is not None:
-            kwargs["since"] = since
         try:
-            self._broker.send_task(SYNC_ORG, args=[org_id], kwargs=kwargs, queue=RUNS_QUEUE)
-        except (OperationalError, redis.RedisError, OSError) as exc:
+            self._enqueuer.sync_org(org_id, run_id=run_id, dry_run=dry_run, since=since)
+        except TransientError:
             self._tracker.update(run_id, status="failed", error="broker unavailable")
-            raise TransientError("broker", f"could not enqueue run {run_id}") from exc
+            raise

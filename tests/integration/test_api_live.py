@@ -22,9 +22,9 @@ from celery.result import AsyncResult
 from loyalty_worker.adapters.alpine import AlpineIQClient
 from loyalty_worker.adapters.firestore import FirestoreProfileStore
 from loyalty_worker.adapters.http import RetryPolicy
+from loyalty_worker.adapters.publisher import TaskPublisher, broker_app
 from loyalty_worker.api.app import ApiServices, create_app
 from loyalty_worker.api.auth import fingerprint
-from loyalty_worker.api.enqueue import CeleryEnqueuer, broker_app
 from loyalty_worker.api.settings import ApiSettings
 from loyalty_worker.api.wiring import AlpineClients
 from loyalty_worker.config import Settings
@@ -80,7 +80,7 @@ def live(stack: Stack) -> Iterator[LiveApi]:
     services = ApiServices(
         store=queries,
         tracker=stack.tracker,
-        enqueuer=CeleryEnqueuer(broker_app(stack.redis_url)),
+        enqueuer=TaskPublisher(broker_app(stack.redis_url)),
         redis=client,
         alpine_for=alpine,
         phone_key=PHONE_HASH_KEY.encode(),
@@ -261,7 +261,7 @@ def test_the_rate_limit_is_shared_by_two_api_processes_through_real_redis(stack:
                 ApiServices(
                     store=FirestoreProfileStore(stack.firestore),
                     tracker=stack.tracker,
-                    enqueuer=CeleryEnqueuer(broker_app(stack.redis_url)),
+                    enqueuer=TaskPublisher(broker_app(stack.redis_url)),
                     redis=client,
                     alpine_for=lambda org: None,
                 ),

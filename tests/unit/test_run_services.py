@@ -20,7 +20,9 @@ def tracker() -> RunTracker:
 def test_a_triggered_run_reads_queued_until_a_worker_takes_it(tracker: RunTracker) -> None:
     enqueuer = RecordingEnqueuer()
     enqueue_org_run("org-1", "run-1", dry_run=True, runs=tracker, enqueuer=enqueuer)
-    assert enqueuer.org_runs == [{"org_id": "org-1", "run_id": "run-1", "dry_run": True}]
+    assert enqueuer.org_runs == [
+        {"org_id": "org-1", "run_id": "run-1", "dry_run": True, "since": None, "expires_s": None}
+    ]
     run = find_run("run-1", live=tracker, stored=QueryableProfileStore())
     assert run is not None and (run.org_id, run.status) == ("org-1", "queued")
 
