@@ -145,7 +145,9 @@ def _cmd_sync(args: argparse.Namespace) -> int:
     from loyalty_worker.adapters.run_state import RunTracker
     from loyalty_worker.config import get_settings
     from loyalty_worker.devstack import redis_answers
+    from loyalty_worker.errors import TransientError
     from loyalty_worker.progress import RunNotPickedUp, format_summary, watch_run
+    from loyalty_worker.services.run.triggers import enqueue_org_run
 
     settings = get_settings()
     if not redis_answers(settings.redis_url):
@@ -172,11 +174,15 @@ def _cmd_sync(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2))
         return 0 if result.get("success") else 1
     run_id = new_run_id(args.org)
-    publisher.sync_org(args.org, run_id=run_id, dry_run=args.dry_run)
+    tracker = RunTracker(redis.Redis.from_url(settings.redis_url))
+    try:
+        enqueue_org_run(args.org, run_id, dry_run=args.dry_run, runs=tracker, enqueuer=publisher)
+    except TransientError as exc:
+        print(f"sync: {exc}", file=sys.stderr)
+        return 2
     if args.no_wait:
         print(run_id)
         return 0
-    tracker = RunTracker(redis.Redis.from_url(settings.redis_url))
     try:
         progress = watch_run(tracker, run_id, timeout_s=args.timeout)
     except (RunNotPickedUp, TimeoutError) as exc:

@@ -39,10 +39,12 @@ from loyalty_worker.adapters.publisher import TaskPublisher
 from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.adapters.seed import seed_firestore
 from loyalty_worker.config import PLACEHOLDERS, get_settings
+from loyalty_worker.domain.run import RunStatus
 from loyalty_worker.firestore_emulator import EmulatorProcess, EmulatorUnavailable, start_emulator
-from loyalty_worker.progress import FINAL_STATUSES, format_summary, watch_run
+from loyalty_worker.progress import format_summary, watch_run
 from loyalty_worker.sandbox.data import generate_dataset
 from loyalty_worker.services.run.summary import SummaryBuilder
+from loyalty_worker.services.run.triggers import enqueue_org_run
 
 DEMO_DIR = Path(".demo")
 # Who uses the demo's database: {host, pid, start}; "pid" is emptied when that demo ends.
@@ -128,7 +130,7 @@ def close_run(tracker: RunTracker, org_id: str, run_id: str, reason: str) -> str
     to) and release the org's lock; what was done, for the demo to say ("" for a run that had
     ended)."""
     meta = tracker.meta(run_id)
-    if meta.get("status") in FINAL_STATUSES and "summary" in meta:
+    if RunStatus.of(meta.get("status")).ended and "summary" in meta:
         tracker.release_lock(org_id, run_id)
         return ""
     if "orgId" in meta:
@@ -263,9 +265,9 @@ def _run_demo(*, customers: int, seed: int, flower: bool, redis_db: int, exit_af
         from loyalty_worker.celery_app import app
 
         run = (org_id, run_id)
-        TaskPublisher(app).sync_org(org_id, run_id=run_id)
-        print(f"run {run_id}: org {org_id}", flush=True)
         tracker = RunTracker(client)
+        enqueue_org_run(org_id, run_id, runs=tracker, enqueuer=TaskPublisher(app))
+        print(f"run {run_id}: org {org_id}", flush=True)
         progress = watch_run(tracker, run_id)
         if progress.summary is None:
             print(f"run {run_id} ended {progress.status}: {progress.error}", file=sys.stderr)

@@ -30,6 +30,7 @@ from loyalty_worker.services.run.jobs import sync_alone, sync_run_chunk
 from loyalty_worker.services.run.nightly import start_nightly_runs
 from loyalty_worker.services.run.phones import hand_over
 from loyalty_worker.services.run.start import start_run
+from loyalty_worker.services.run.triggers import enqueue_org_run
 from loyalty_worker.services.run.watchdog import Recovery, watch_runs
 from loyalty_worker.services.sync.inputs import CustomerWork
 from loyalty_worker.services.sync.retries import Attempt, RetryLater
@@ -195,9 +196,7 @@ def incremental_tick() -> list[str]:
     is set); an org whose run is still going starts nothing (its run lock)."""
     orgs = container().store.list_org_ids()
     for org_id in orgs:
-        publisher.sync_org(
-            org_id, run_id=new_run_id(org_id), since="last", expires_s=INCREMENTAL_EXPIRES_S
-        )
+        _start_run(org_id, since="last", expires_s=INCREMENTAL_EXPIRES_S)
     return orgs
 
 
@@ -282,5 +281,17 @@ def _summarize(run_id: str, status: str = "completed") -> None:
 
 
 def _start_nightly(org_id: str) -> None:
-    # The run id travels in the message: a redelivered planner continues this run.
-    publisher.sync_org(org_id, run_id=new_run_id(org_id), expires_s=NIGHTLY_EXPIRES_S)
+    _start_run(org_id, expires_s=NIGHTLY_EXPIRES_S)
+
+
+def _start_run(org_id: str, *, since: str | None = None, expires_s: float) -> None:
+    """A tick's run, started as every run is (``enqueue_org_run``): it reads ``queued`` until a
+    worker takes it. The run id travels in the message: a redelivered planner continues it."""
+    enqueue_org_run(
+        org_id,
+        new_run_id(org_id),
+        since=since,
+        expires_s=expires_s,
+        runs=container().tracker,
+        enqueuer=publisher,
+    )

@@ -29,7 +29,7 @@ from loyalty_worker.api.settings import ApiSettings
 from loyalty_worker.api.wiring import AlpineClients
 from loyalty_worker.config import Settings
 from loyalty_worker.domain.phone import normalize_phone, phone_hash
-from loyalty_worker.progress import FINAL_STATUSES
+from loyalty_worker.domain.run import RunStatus
 from loyalty_worker.services.lookup.points import check_points
 from loyalty_worker.services.lookup.webhooks import sign
 from tests.fixtures.pipeline import PHONE_HASH_KEY, Stack, wait_for
@@ -61,7 +61,7 @@ class LiveApi:
             response = self.get(f"/api/loyalty/runs/{run_id}")
             assert response.status_code == 200, response.text
             body: dict[str, Any] = response.json()
-            return body if body["status"] in FINAL_STATUSES else None
+            return body if RunStatus.of(body["status"]).ended else None
 
         result: dict[str, Any] = wait_for(finished, timeout_s=timeout_s, poll_s=0.5)
         return result

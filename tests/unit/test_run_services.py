@@ -27,6 +27,14 @@ def test_a_triggered_run_reads_queued_until_a_worker_takes_it(tracker: RunTracke
     assert run is not None and (run.org_id, run.status) == ("org-1", "queued")
 
 
+def test_a_ticks_run_names_its_start_and_how_long_it_may_wait(tracker: RunTracker) -> None:
+    enqueuer = RecordingEnqueuer()
+    enqueue_org_run("org-1", "run-1", since="last", expires_s=600, runs=tracker, enqueuer=enqueuer)
+    (run,) = enqueuer.org_runs
+    assert (run["dry_run"], run["since"], run["expires_s"]) == (False, "last", 600)
+    assert tracker.progress("run-1").status == "queued"
+
+
 def test_a_run_the_broker_refused_reads_failed_with_the_reason(tracker: RunTracker) -> None:
     enqueuer = RecordingEnqueuer()
     enqueuer.error = TransientError("broker", "could not enqueue loyalty.sync_org")

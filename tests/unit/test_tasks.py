@@ -302,6 +302,22 @@ def test_nightly_tick_starts_the_orgs_the_schedule_names(
     )
     assert sent.shown == ("('org-1',)", repr(sent.kwargs))
     assert sent.expires_in_s is not None and 3590 < sent.expires_in_s <= 3600
+    # started as every run is: readable before a worker takes it
+    assert container.tracker.progress(sent.kwargs["run_id"]).status == "queued"
+
+
+def test_the_incremental_tick_starts_every_org_from_its_last_success(
+    container: FakeContainer, published: Published
+) -> None:
+    container.store.settings = {"org-1": {}, "org-2": {}}
+    assert tasks.incremental_tick.apply().get() == ["org-1", "org-2"]
+    assert [(sent.args, sent.kwargs["since"]) for sent in published.sent] == [
+        (("org-1",), "last"),
+        (("org-2",), "last"),
+    ]
+    for sent in published.sent:
+        assert sent.expires_in_s is not None and 590 < sent.expires_in_s <= 600
+        assert container.tracker.progress(sent.kwargs["run_id"]).status == "queued"
 
 
 def test_the_watchdog_sends_a_dead_planner_again_with_its_run_id(
