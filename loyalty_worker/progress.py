@@ -69,7 +69,7 @@ def watch_run(
         time.sleep(poll_s)
 
 
-def _rows(title: str, rows: Mapping[str, Any]) -> list[str]:
+def _rows(title: str, rows: Mapping[str, str | int]) -> list[str]:
     if not rows:
         return []
     width = max(len(str(k)) for k in rows)

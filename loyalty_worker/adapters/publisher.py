@@ -22,7 +22,7 @@ from kombu.exceptions import OperationalError
 from loyalty_worker import names
 from loyalty_worker.errors import TransientError
 
-# What a message carries: JSON, like the workers accept.
+# A JSON value: what a message carries (the workers accept JSON only).
 Json = str | int | float | bool | None | list["Json"] | dict[str, "Json"]
 
 

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any, Self, TypedDict
+from typing import TYPE_CHECKING, Any, Self, TypedDict
 
 import httpx
 
 from loyalty_worker.devstack.processes import ChildProcess
 from loyalty_worker.devstack.services import cli_argv
 from loyalty_worker.sandbox.faults import Faults
+
+if TYPE_CHECKING:  # a type only: nothing of the broker's side is imported
+    from loyalty_worker.adapters.publisher import Json
 
 
 class WebhookPost(TypedDict):
@@ -80,7 +83,7 @@ class Sandbox:
         """The dataset as currently served (orders upserted since start included)."""
         return dict(self._call("GET", "/sandbox/dataset"))
 
-    def upsert_orders(self, org_id: str, orders: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    def upsert_orders(self, org_id: str, orders: Sequence[Mapping[str, Json]]) -> dict[str, int]:
         """Add or replace flat orders by ``id_order``; returns ``{"created", "updated"}``."""
         counts: dict[str, int] = self._call("PUT", f"/sandbox/orgs/{org_id}/orders", list(orders))
         return counts
