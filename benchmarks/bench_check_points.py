@@ -40,10 +40,10 @@ from google.cloud import firestore
 from loyalty_worker import devstack
 from loyalty_worker.adapters.alpine import AlpineIQClient
 from loyalty_worker.adapters.firestore import FirestoreProfileStore
+from loyalty_worker.adapters.publisher import TaskPublisher, broker_app
 from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.adapters.seed import seed_firestore
 from loyalty_worker.api.app import ApiServices, create_app
-from loyalty_worker.api.enqueue import CeleryEnqueuer, broker_app
 from loyalty_worker.api.settings import ApiSettings
 from loyalty_worker.api.wiring import AlpineClients
 from loyalty_worker.config import Settings
@@ -196,7 +196,7 @@ def _main(argv: Sequence[str] | None) -> int:
         services = ApiServices(
             store=queries,
             tracker=tracker,
-            enqueuer=CeleryEnqueuer(broker_app(redis_url)),
+            enqueuer=TaskPublisher(broker_app(redis_url)),
             redis=redis_client,
             alpine_for=alpine_clients,
             phone_key=PHONE_KEY,

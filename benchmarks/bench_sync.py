@@ -65,8 +65,8 @@ from inprocess_ways import RESULT_MARKER, WayConfig
 from loyalty_worker import devstack
 from loyalty_worker.adapters.run_state import Progress, RunTracker
 from loyalty_worker.adapters.seed import seed_firestore
+from loyalty_worker.domain.run import RunStatus
 from loyalty_worker.firestore_emulator import EmulatorProcess, EmulatorUnavailable, start_emulator
-from loyalty_worker.progress import FINAL_STATUSES
 from loyalty_worker.sandbox.data import generate_dataset
 
 WAYS = ("naive", "asyncio", "asyncio_per_customer", "loyalty_worker")
@@ -650,7 +650,7 @@ def wait_for_summary(
             if progress.status != "completed":
                 return progress, f"run ended {progress.status}: {progress.error}"
             return progress, None
-        if progress.status in FINAL_STATUSES:
+        if RunStatus.of(progress.status).ended:
             return progress, f"run ended {progress.status} without a summary: {progress.error}"
         dead = [worker.name for worker in workers if not worker.running]
         if dead:

@@ -28,6 +28,7 @@ import socket
 import sys
 import time
 import urllib.parse
+from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
@@ -35,13 +36,17 @@ import redis
 from google.cloud import firestore
 
 from loyalty_worker import bootstrap, devstack
-from loyalty_worker.adapters.run_state import RunTracker
+from loyalty_worker.adapters.publisher import TaskPublisher
+from loyalty_worker.adapters.run_state import Progress, RunTracker
 from loyalty_worker.adapters.seed import seed_firestore
 from loyalty_worker.config import PLACEHOLDERS, get_settings
+from loyalty_worker.domain.run import RunStatus
 from loyalty_worker.firestore_emulator import EmulatorProcess, EmulatorUnavailable, start_emulator
-from loyalty_worker.progress import FINAL_STATUSES, format_summary, watch_run
+from loyalty_worker.names import new_run_id
+from loyalty_worker.progress import format_summary, watch_run
 from loyalty_worker.sandbox.data import generate_dataset
 from loyalty_worker.services.run.summary import SummaryBuilder
+from loyalty_worker.services.run.triggers import enqueue_org_run
 
 DEMO_DIR = Path(".demo")
 # Who uses the demo's database: {host, pid, start}; "pid" is emptied when that demo ends.
@@ -127,7 +132,7 @@ def close_run(tracker: RunTracker, org_id: str, run_id: str, reason: str) -> str
     to) and release the org's lock; what was done, for the demo to say ("" for a run that had
     ended)."""
     meta = tracker.meta(run_id)
-    if meta.get("status") in FINAL_STATUSES and "summary" in meta:
+    if RunStatus.of(meta.get("status")).ended and "summary" in meta:
         tracker.release_lock(org_id, run_id)
         return ""
     if "orgId" in meta:
@@ -175,117 +180,31 @@ def run_demo(
 
 def _run_demo(*, customers: int, seed: int, flower: bool, redis_db: int, exit_after: bool) -> int:
     started = time.monotonic()
-    settings = get_settings()
-    services: list[devstack.ChildProcess | None] = []  # stopped last: the workers use them
-    workers: list[devstack.ChildProcess] = []
-    emulator: EmulatorProcess | None = None
-    client: redis.Redis | None = None
-    run: tuple[str, str] | None = None
-    stopped_by = "the demo ended before its run did"
+    demo = _Demo()
     try:
-        server_url, redis_child = devstack.ensure_redis(settings.redis_url)
-        services.append(redis_child)
-        redis_url = with_db(server_url, redis_db)
-        client = redis.Redis.from_url(redis_url)
-        cleared = claim_database(client, redis_url)
-        where = " (private, started for the demo)" if redis_child else ", the demo's own database"
-        print(f"redis: {redis_url}{where}")
-        if cleared:
-            print(f"redis: {cleared}")
-
-        emulator_host = os.environ.get("FIRESTORE_EMULATOR_HOST")
-        if not emulator_host:
-            emulator = start_emulator()
-            emulator_host = emulator.host
-        print(f"firestore emulator: {emulator_host}")
-
-        DEMO_DIR.mkdir(exist_ok=True)
-        dataset = generate_dataset(customers, seed)
-        dataset_path = DEMO_DIR / "dataset.json"
-        dataset_path.write_text(json.dumps(dataset))
-        sandbox = devstack.start_sandbox("--dataset", str(dataset_path), "--latency-ms", "50")
-        base_url = sandbox.base_url
-        services.append(sandbox.child)
-        print(f"sandbox (Alleaves, Alpine IQ, Discord; 50 ms per call): {base_url}")
-
-        env = {
-            "LOYALTY_REDIS_URL": redis_url,
-            "FIRESTORE_EMULATOR_HOST": emulator_host,
-            "LOYALTY_FIRESTORE_PROJECT": settings.firestore_project,
-            "LOYALTY_ALLEAVES_BASE_URL": f"{base_url}/alleaves",
-            "LOYALTY_ALPINE_BASE_URL": f"{base_url}/alpine",
-            "LOYALTY_DISCORD_WEBHOOK_URL": f"{base_url}/discord/webhooks/demo/token",
-        }
-        os.environ.update(env)
-        bootstrap.reset()  # settings are read again, with the addresses above
-        fs = firestore.Client(project=settings.firestore_project)
-        counts = seed_firestore(fs, dataset)
-        fs.close()  # type: ignore[no-untyped-call]  # google-cloud-firestore is untyped here
-        print(f"seeded Firestore: {counts}")
-
-        workers.append(devstack.start_worker(env))
-        print("celery worker: started")
-        flower_line = ""
-        if flower:
-            port = devstack.free_port()
-            # A generated password when none is set: Flower's controls are never left open.
-            flower_password = (
-                settings.flower_password.get_secret_value()
-                if settings.flower_password is not None
-                else new_secret(12)
-            )
-            flower_env = {**env, "LOYALTY_FLOWER_PASSWORD": flower_password}
-            workers.append(devstack.start_flower(flower_env, port=port, auth=True))
-            flower_line = (
-                f"flower: http://127.0.0.1:{port} (user {settings.flower_user}, password "
-                + (
-                    "LOYALTY_FLOWER_PASSWORD)"
-                    if settings.flower_password is not None
-                    else f"{flower_password})"
-                )
-            )
-            print(f"flower: http://127.0.0.1:{port}")
-
-        org_id = dataset["orgs"][0]["orgId"]
-        dashboard_url = token = ""
-        if not exit_after:
-            token = new_secret(24)
-            api_port = devstack.free_port()
-            api_env = {**env, "LOYALTY_API_TOKENS": json.dumps({token: [org_id]})}
-            workers.append(devstack.start_api(api_env, port=api_port))
-            dashboard_url = f"http://127.0.0.1:{api_port}/dashboard"
-            print(f"api: http://127.0.0.1:{api_port} (dashboard: {dashboard_url})")
-
-        from loyalty_worker.names import new_run_id
-
-        run_id = new_run_id(org_id)
-        from loyalty_worker.celery_app import app
-
-        run = (org_id, run_id)
-        app.send_task("loyalty.sync_org", args=[org_id], kwargs={"run_id": run_id})
-        print(f"run {run_id}: org {org_id}", flush=True)
-        tracker = RunTracker(client)
-        progress = watch_run(tracker, run_id)
-        if progress.summary is None:
-            print(f"run {run_id} ended {progress.status}: {progress.error}", file=sys.stderr)
-            if exit_after:
-                return 1
-        else:
-            print(format_summary(progress.summary))
-        messages = sandbox.messages()
+        stack = demo.start_stack(customers, seed, redis_db)
+        demo.start_worker(stack.env)
+        flower_line = demo.start_flower(stack.env) if flower else ""
+        dashboard_url, token = ("", "") if exit_after else demo.start_api(stack)
+        progress = demo.follow_run(stack)
+        if progress.summary is None and exit_after:
+            return 1
+        messages = stack.sandbox.messages()
         print(
             f"\nDiscord messages received by the sandbox: {len(messages)} "
-            f"({base_url}/discord/messages)"
+            f"({stack.sandbox.base_url}/discord/messages)"
         )
-        print(f"Firestore profiles: customers/{org_id}_<id_customer> on {emulator_host}")
+        print(
+            f"Firestore profiles: customers/{stack.org_id}_<id_customer> on {stack.emulator_host}"
+        )
         print(f"demo wall time: {time.monotonic() - started:.1f} s")
         if exit_after:
-            return 0 if progress.status == "completed" else 1
+            return 0 if progress.status == RunStatus.COMPLETED else 1
         if flower_line:
             print(flower_line)
         print(
             f"\ndashboard: {dashboard_url}/sign-in\n"
-            f"token:     {token}  (org {org_id}; paste it on the sign-in page)\n"
+            f"token:     {token}  (org {stack.org_id}; paste it on the sign-in page)\n"
             "\nThe stack stays up: press Ctrl-C to stop everything.",
             flush=True,
         )
@@ -295,23 +214,145 @@ def _run_demo(*, customers: int, seed: int, flower: bool, redis_db: int, exit_af
         print(f"demo: {exc}", file=sys.stderr)
         return 2
     except devstack.Stopped as exc:
-        stopped_by = f"the demo was stopped ({exc})"
-        devstack.say(f"\ndemo: {stopped_by}: stopping what it started")
+        demo.stopped_by = f"the demo was stopped ({exc})"
+        devstack.say(f"\ndemo: {demo.stopped_by}: stopping what it started")
         raise
     finally:
+        demo.stop()
+
+
+@dataclass(frozen=True)
+class _Stack:
+    """The services the demo's processes use, and the environment that names them."""
+
+    env: dict[str, str]
+    client: redis.Redis  # the demo's own database
+    sandbox: devstack.Sandbox
+    emulator_host: str
+    org_id: str  # the org the demo runs (the dataset's first)
+
+
+class _Demo:
+    """The demo's steps, each keeping what it started, and ``stop`` for all of it."""
+
+    def __init__(self) -> None:
+        self.settings = get_settings()
+        self.services: list[devstack.ChildProcess | None] = []  # stopped last: the workers use them
+        self.workers: list[devstack.ChildProcess] = []
+        self.emulator: EmulatorProcess | None = None
+        self.client: redis.Redis | None = None
+        self.run: tuple[str, str] | None = None  # (org, run id) once started
+        self.stopped_by = "the demo ended before its run did"
+
+    def start_stack(self, customers: int, seed: int, redis_db: int) -> _Stack:
+        """Redis, the emulator and the sandbox serving a generated dataset; Firestore seeded
+        with that dataset."""
+        client, redis_url = self._start_redis(redis_db)
+        emulator_host = os.environ.get("FIRESTORE_EMULATOR_HOST")
+        if not emulator_host:
+            self.emulator = start_emulator()
+            emulator_host = self.emulator.host
+        print(f"firestore emulator: {emulator_host}")
+
+        DEMO_DIR.mkdir(exist_ok=True)
+        dataset = generate_dataset(customers, seed)
+        dataset_path = DEMO_DIR / "dataset.json"
+        dataset_path.write_text(json.dumps(dataset))
+        sandbox = devstack.start_sandbox("--dataset", str(dataset_path), "--latency-ms", "50")
+        base_url = sandbox.base_url
+        self.services.append(sandbox.child)
+        print(f"sandbox (Alleaves, Alpine IQ, Discord; 50 ms per call): {base_url}")
+
+        env = {
+            "LOYALTY_REDIS_URL": redis_url,
+            "FIRESTORE_EMULATOR_HOST": emulator_host,
+            "LOYALTY_FIRESTORE_PROJECT": self.settings.firestore_project,
+            "LOYALTY_ALLEAVES_BASE_URL": f"{base_url}/alleaves",
+            "LOYALTY_ALPINE_BASE_URL": f"{base_url}/alpine",
+            "LOYALTY_DISCORD_WEBHOOK_URL": f"{base_url}/discord/webhooks/demo/token",
+        }
+        os.environ.update(env)
+        bootstrap.reset()  # settings are read again, with the addresses above
+        fs = firestore.Client(project=self.settings.firestore_project)
+        counts = seed_firestore(fs, dataset)
+        fs.close()  # type: ignore[no-untyped-call]  # google-cloud-firestore is untyped here
+        print(f"seeded Firestore: {counts}")
+        return _Stack(env, client, sandbox, emulator_host, org_id=dataset["orgs"][0]["orgId"])
+
+    def _start_redis(self, redis_db: int) -> tuple[redis.Redis, str]:
+        """The demo's own database, on the Redis that answers or a private one: a client of it,
+        and its URL."""
+        server_url, redis_child = devstack.ensure_redis(self.settings.redis_url)
+        self.services.append(redis_child)
+        redis_url = with_db(server_url, redis_db)
+        self.client = redis.Redis.from_url(redis_url)
+        cleared = claim_database(self.client, redis_url)
+        where = " (private, started for the demo)" if redis_child else ", the demo's own database"
+        print(f"redis: {redis_url}{where}")
+        if cleared:
+            print(f"redis: {cleared}")
+        return self.client, redis_url
+
+    def start_worker(self, env: dict[str, str]) -> None:
+        self.workers.append(devstack.start_worker(env))
+        print("celery worker: started")
+
+    def start_flower(self, env: dict[str, str]) -> str:
+        """Flower on a free port; the line that says how to sign in to it."""
+        port = devstack.free_port()
+        # A generated password when none is set: Flower's controls are never left open.
+        password = self.settings.flower_password
+        flower_password = password.get_secret_value() if password is not None else new_secret(12)
+        flower_env = {**env, "LOYALTY_FLOWER_PASSWORD": flower_password}
+        self.workers.append(devstack.start_flower(flower_env, port=port, auth=True))
+        print(f"flower: http://127.0.0.1:{port}")
+        shown = "LOYALTY_FLOWER_PASSWORD" if password is not None else flower_password
+        return (
+            f"flower: http://127.0.0.1:{port} (user {self.settings.flower_user}, password {shown})"
+        )
+
+    def start_api(self, stack: _Stack) -> tuple[str, str]:
+        """The API with its dashboard on a free port: the dashboard's URL, and a token generated
+        for the demo's org."""
+        token = new_secret(24)
+        api_port = devstack.free_port()
+        api_env = {**stack.env, "LOYALTY_API_TOKENS": json.dumps({token: [stack.org_id]})}
+        self.workers.append(devstack.start_api(api_env, port=api_port))
+        dashboard_url = f"http://127.0.0.1:{api_port}/dashboard"
+        print(f"api: http://127.0.0.1:{api_port} (dashboard: {dashboard_url})")
+        return dashboard_url, token
+
+    def follow_run(self, stack: _Stack) -> Progress:
+        """Start the org's full run as every run starts, and follow it to its summary."""
+        from loyalty_worker.celery_app import app  # configured by the environment set above
+
+        org_id = stack.org_id
+        run_id = new_run_id(org_id)
+        self.run = (org_id, run_id)
+        tracker = RunTracker(stack.client)
+        enqueue_org_run(org_id, run_id, runs=tracker, enqueuer=TaskPublisher(app))
+        print(f"run {run_id}: org {org_id}", flush=True)
+        progress = watch_run(tracker, run_id)
+        if progress.summary is None:
+            print(f"run {run_id} ended {progress.status}: {progress.error}", file=sys.stderr)
+        else:
+            print(format_summary(progress.summary))
+        return progress
+
+    def stop(self) -> None:
+        """Stop everything: the workers first (each finishes or gives back its tasks), then the
+        run they leave, then the services they used."""
         devstack.stopping()  # a signal now (Ctrl-C twice) hurries this, cannot cut it short
         with contextlib.suppress(OSError, ValueError):
             sys.stdout.flush()
-        # The workers first (each finishes or gives back its tasks), then the run they leave,
-        # then the services they used.
-        devstack.stop_all(workers, out=sys.stderr, label="demo: ", timeout_s=WORKER_STOP_S)
-        if client is not None:
-            _release(client, run, stopped_by)
-        devstack.stop_all(services, out=sys.stderr, label="demo: ")
-        if emulator is not None:
-            if emulator.running():
+        devstack.stop_all(self.workers, out=sys.stderr, label="demo: ", timeout_s=WORKER_STOP_S)
+        if self.client is not None:
+            _release(self.client, self.run, self.stopped_by)
+        devstack.stop_all(self.services, out=sys.stderr, label="demo: ")
+        if self.emulator is not None:
+            if self.emulator.running():
                 devstack.say("demo: stopping firestore emulator")
-            emulator.stop()
+            self.emulator.stop()
 
 
 def _release(client: redis.Redis, run: tuple[str, str] | None, reason: str) -> None:

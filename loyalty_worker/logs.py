@@ -12,7 +12,6 @@ import json
 import logging
 import re
 import threading
-from typing import Any
 
 from loyalty_worker.domain.phone import mask_phones_in
 
@@ -59,7 +58,7 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message and the task's context."""
 
     def format(self, record: logging.LogRecord) -> str:
-        data: dict[str, Any] = {
+        data: dict[str, str | int] = {
             "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
             "level": record.levelname,
             "logger": record.name,

@@ -8,8 +8,7 @@ from collections.abc import Mapping
 from typing import Any, TextIO
 
 from loyalty_worker.adapters.run_state import Progress, RunTracker
-
-FINAL_STATUSES = frozenset({"completed", "failed", "incomplete", "duplicate"})
+from loyalty_worker.domain.run import RunStatus
 
 
 class RunNotPickedUp(Exception):
@@ -46,8 +45,10 @@ def watch_run(
     last_line = ""
     while True:
         progress = tracker.progress(run_id)
+        status = RunStatus.of(progress.status)
         elapsed = time.monotonic() - started
-        if progress.status == "unknown" and elapsed > pickup_timeout_s:
+        # Recorded ``queued`` by its trigger, or not at all: either way no worker has it yet.
+        if status in (RunStatus.QUEUED, RunStatus.UNKNOWN) and elapsed > pickup_timeout_s:
             raise RunNotPickedUp(
                 f"no worker picked up run {run_id} within {pickup_timeout_s:.0f} s: "
                 "is a worker running (celery -A loyalty_worker.celery_app worker)?"
@@ -59,7 +60,7 @@ def watch_run(
         elif line.split(" (")[0] != last_line.split(" (")[0]:
             out.write(line + "\n")
         last_line = line
-        if progress.status in FINAL_STATUSES:
+        if status.ended:
             if live:
                 out.write("\n")
             return progress
@@ -68,7 +69,7 @@ def watch_run(
         time.sleep(poll_s)
 
 
-def _rows(title: str, rows: Mapping[str, Any]) -> list[str]:
+def _rows(title: str, rows: Mapping[str, str | int]) -> list[str]:
     if not rows:
         return []
     width = max(len(str(k)) for k in rows)

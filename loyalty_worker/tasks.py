@@ -20,6 +20,7 @@ from typing import Any
 from celery import Task
 
 from loyalty_worker import names
+from loyalty_worker.adapters.publisher import TaskPublisher
 from loyalty_worker.bootstrap import container
 from loyalty_worker.celery_app import app
 from loyalty_worker.names import new_run_id
@@ -29,6 +30,7 @@ from loyalty_worker.services.run.jobs import sync_alone, sync_run_chunk
 from loyalty_worker.services.run.nightly import start_nightly_runs
 from loyalty_worker.services.run.phones import hand_over
 from loyalty_worker.services.run.start import start_run
+from loyalty_worker.services.run.triggers import enqueue_org_run
 from loyalty_worker.services.run.watchdog import Recovery, watch_runs
 from loyalty_worker.services.sync.inputs import CustomerWork
 from loyalty_worker.services.sync.retries import Attempt, RetryLater
@@ -194,8 +196,7 @@ def incremental_tick() -> list[str]:
     is set); an org whose run is still going starts nothing (its run lock)."""
     orgs = container().store.list_org_ids()
     for org_id in orgs:
-        kwargs = {"run_id": new_run_id(org_id), "since": "last"}
-        sync_org.apply_async((org_id,), kwargs, expires=600, **_shown((org_id,), kwargs))
+        _start_run(org_id, since="last", expires_s=INCREMENTAL_EXPIRES_S)
     return orgs
 
 
@@ -214,7 +215,11 @@ def watchdog() -> dict[str, list[str]]:
     ).to_dict()
 
 
-# What the services hand on, published as tasks.
+# What the services hand on, published as tasks (built at import: it only wraps the app).
+publisher = TaskPublisher(app)
+# How long a tick's run may wait for a worker: a run started that late is not the tick's.
+NIGHTLY_EXPIRES_S = 3600
+INCREMENTAL_EXPIRES_S = 600
 
 
 def _recovery() -> Recovery:
@@ -222,7 +227,7 @@ def _recovery() -> Recovery:
     c = container()
     return Recovery(
         replan=_replan,
-        resend=_send_chunk,
+        resend=publisher.sync_chunk,
         queued=c.queued_messages,
         idle_s=c.settings.redispatch_s,
         attempts=c.settings.recovery_attempts,
@@ -239,23 +244,16 @@ def _run_dispatch(org_id: str, run_id: str, dry_run: bool) -> RunDispatch:
 
 
 def _send_orders_slice(part: HistorySlice) -> None:
-    args = (
+    # Past the plan's budget its planner has given up: a late copy must not read for nobody.
+    publisher.read_orders(
         part.org_id,
         part.run_id,
-        part.start.isoformat(),
-        part.end.isoformat(),
+        part.start,
+        part.end,
         part.index,
         part.count,
+        expires_s=container().settings.plan_budget_s,
     )
-    # Past the plan's budget its planner has given up: a late copy must not read for nobody.
-    read_orders.apply_async(
-        args, ignore_result=True, expires=container().settings.plan_budget_s, **_shown(args)
-    )
-
-
-def _shown(args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> dict[str, str]:
-    """A message's ``argsrepr``/``kwargsrepr``: how Flower and the worker's log show it."""
-    return {"argsrepr": repr(args), "kwargsrepr": repr(kwargs or {})}
 
 
 def _enqueue_chunk(org_id: str, run_id: str, dry_run: bool, works: list[CustomerWork]) -> None:
@@ -264,46 +262,36 @@ def _enqueue_chunk(org_id: str, run_id: str, dry_run: bool, works: list[Customer
     payloads = hand_over(run_id, works, phones=c.run_phones)
     key = str(works[0].customer.customer_id)
     c.tracker.keep_chunk(run_id, key, payloads)
-    _send_chunk(org_id, run_id, dry_run, key, payloads)
-
-
-def _send_chunk(
-    org_id: str, run_id: str, dry_run: bool, key: str, payloads: list[dict[str, Any]]
-) -> None:
-    kwargs = {"dry_run": dry_run, "chunk": key}
-    sync_chunk.apply_async(
-        (org_id, run_id, payloads),
-        kwargs,
-        ignore_result=True,
-        **_shown((org_id, run_id, f"<{len(payloads)} customers>"), kwargs),
-    )
+    publisher.sync_chunk(org_id, run_id, dry_run, key, payloads)
 
 
 def _replan(org_id: str, run_id: str, dry_run: bool, since: str | None) -> None:
-    kwargs = {"run_id": run_id, "dry_run": dry_run, "since": since}
-    sync_org.apply_async((org_id,), kwargs, **_shown((org_id,), kwargs))
+    publisher.sync_org(org_id, run_id=run_id, dry_run=dry_run, since=since)
 
 
 def _retry_alone(org_id: str, run_id: str, dry_run: bool, work: CustomerWork) -> None:
     # The run kept this customer's phone when its chunk was sent: the payload is phone-less.
-    customer_id = work.customer.customer_id
-    kwargs = {"run_id": run_id, "dry_run": dry_run}
-    sync_customer.apply_async(
-        (org_id, customer_id),
-        {**kwargs, "work": work.to_payload()},
-        countdown=1,
-        ignore_result=True,
-        **_shown((org_id, customer_id), {**kwargs, "work": f"<customer {customer_id}>"}),
+    publisher.sync_run_customer(
+        org_id, run_id, work.customer.customer_id, work.to_payload(), dry_run=dry_run
     )
 
 
 def _summarize(run_id: str, status: str = "completed") -> None:
-    summarize_run.apply_async(
-        (run_id,), {"status": status}, **_shown((run_id,), {"status": status})
-    )
+    publisher.summarize_run(run_id, status)
 
 
 def _start_nightly(org_id: str) -> None:
-    # The run id travels in the message: a redelivered planner continues this run.
-    kwargs = {"run_id": new_run_id(org_id)}
-    sync_org.apply_async((org_id,), kwargs, expires=3600, **_shown((org_id,), kwargs))
+    _start_run(org_id, expires_s=NIGHTLY_EXPIRES_S)
+
+
+def _start_run(org_id: str, *, since: str | None = None, expires_s: float) -> None:
+    """A tick's run, started as every run is (``enqueue_org_run``): it reads ``queued`` until a
+    worker takes it. The run id travels in the message: a redelivered planner continues it."""
+    enqueue_org_run(
+        org_id,
+        new_run_id(org_id),
+        since=since,
+        expires_s=expires_s,
+        runs=container().tracker,
+        enqueuer=publisher,
+    )

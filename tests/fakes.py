@@ -425,10 +425,26 @@ class RecordingEnqueuer:
         self.customer_syncs: list[dict[str, Any]] = []
         self.error: Exception | None = None
 
-    def sync_org(self, org_id: str, *, run_id: str, dry_run: bool) -> None:
+    def sync_org(
+        self,
+        org_id: str,
+        *,
+        run_id: str,
+        dry_run: bool = False,
+        since: str | None = None,
+        expires_s: float | None = None,
+    ) -> None:
         if self.error is not None:
             raise self.error
-        self.org_runs.append({"org_id": org_id, "run_id": run_id, "dry_run": dry_run})
+        self.org_runs.append(
+            {
+                "org_id": org_id,
+                "run_id": run_id,
+                "dry_run": dry_run,
+                "since": since,
+                "expires_s": expires_s,
+            }
+        )
 
     def sync_customer(
         self, org_id: str, customer_id: int, *, dry_run: bool = False, delay_s: float = 0.0

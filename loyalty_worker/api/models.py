@@ -7,6 +7,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from loyalty_worker.names import SYNC_CUSTOMER
+
 ORG_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$"
 
@@ -46,7 +48,7 @@ class RunAccepted(_Out):
 class TaskAccepted(_Out):
     """One customer's sync was enqueued."""
 
-    task_id: str = Field(description="Celery task id of the customer's loyalty.sync_customer.")
+    task_id: str = Field(description=f"Celery task id of the customer's {SYNC_CUSTOMER}.")
 
 
 class RunStatus(_Out):

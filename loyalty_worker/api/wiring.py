@@ -17,9 +17,9 @@ from loyalty_worker.adapters.dashboard_runs import RedisRunTriggers
 from loyalty_worker.adapters.dashboard_store import FirestoreDashboardStore
 from loyalty_worker.adapters.firestore import FirestoreProfileStore, build_firestore_client
 from loyalty_worker.adapters.http import RetryPolicy
+from loyalty_worker.adapters.publisher import TaskPublisher, broker_app
 from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.adapters.task_results import RedisTaskOutcomes
-from loyalty_worker.api.enqueue import CeleryEnqueuer, broker_app
 from loyalty_worker.api.settings import ApiSettings
 from loyalty_worker.config import Settings
 from loyalty_worker.org_settings import OrgSettings
@@ -78,11 +78,11 @@ def build_app(settings: Settings, api: ApiSettings) -> FastAPI:
 
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=3)
     tracker = RunTracker(client)
-    broker = broker_app(settings.redis_url)
+    publisher = TaskPublisher(broker_app(settings.redis_url))
     services = ApiServices(
         store=build_queries(settings),
         tracker=tracker,
-        enqueuer=CeleryEnqueuer(broker),
+        enqueuer=publisher,
         redis=client,
         alpine_for=AlpineClients(settings, api),
         phone_key=settings.phone_key,
@@ -90,7 +90,7 @@ def build_app(settings: Settings, api: ApiSettings) -> FastAPI:
     dashboard = DashboardServices(
         store=FirestoreDashboardStore(build_firestore_client(settings.firestore_project)),
         tasks=RedisTaskOutcomes(client),
-        triggers=RedisRunTriggers(client, tracker, broker),
+        triggers=RedisRunTriggers(client, tracker, publisher),
         nightly_hour=settings.nightly_hour,
     )
     return create_app(services, api, dashboard)

@@ -6,10 +6,20 @@ from typing import Any, Protocol
 
 
 class Enqueuer(Protocol):
-    """Where the API's triggers go: the workers' tasks, by name, through the broker."""
+    """Where triggers go: the workers' tasks, by name, through the broker."""
 
-    def sync_org(self, org_id: str, *, run_id: str, dry_run: bool) -> None:
-        """Enqueue an org's run under ``run_id``; TransientError when the broker is down."""
+    def sync_org(
+        self,
+        org_id: str,
+        *,
+        run_id: str,
+        dry_run: bool = False,
+        since: str | None = None,
+        expires_s: float | None = None,
+    ) -> None:
+        """Enqueue an org's run under ``run_id`` (``since``: ``"last"`` for an incremental
+        run), dropped when no worker took it within ``expires_s``; TransientError when the
+        broker is down."""
         ...
 
     def sync_customer(

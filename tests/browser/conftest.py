@@ -35,9 +35,9 @@ from selenium.webdriver.support.wait import WebDriverWait
 from loyalty_worker.adapters.dashboard_runs import RedisRunTriggers
 from loyalty_worker.adapters.dashboard_store import FirestoreDashboardStore
 from loyalty_worker.adapters.firestore import FirestoreProfileStore
+from loyalty_worker.adapters.publisher import TaskPublisher, broker_app
 from loyalty_worker.adapters.task_results import RedisTaskOutcomes
 from loyalty_worker.api.app import ApiServices, DashboardServices, create_app
-from loyalty_worker.api.enqueue import CeleryEnqueuer, broker_app
 from loyalty_worker.api.settings import ApiSettings
 from loyalty_worker.api.wiring import AlpineClients
 from loyalty_worker.config import Settings
@@ -100,12 +100,12 @@ def dashboard(browser_stack: Stack) -> Iterator[Dashboard]:
     stack = browser_stack
     settings = ApiSettings(tokens={TOKEN: ["org-1"]})
     client = redis.Redis.from_url(stack.redis_url)
-    broker = broker_app(stack.redis_url)
+    publisher = TaskPublisher(broker_app(stack.redis_url))
     alpine = AlpineClients(Settings(alpine_base_url=stack.sandbox.alpine_url), settings)
     services = ApiServices(
         store=FirestoreProfileStore(stack.firestore),
         tracker=stack.tracker,
-        enqueuer=CeleryEnqueuer(broker),
+        enqueuer=publisher,
         redis=client,
         alpine_for=alpine,
         phone_key=PHONE_HASH_KEY.encode(),
@@ -113,7 +113,7 @@ def dashboard(browser_stack: Stack) -> Iterator[Dashboard]:
     extra = DashboardServices(
         store=FirestoreDashboardStore(stack.firestore),
         tasks=RedisTaskOutcomes(client),
-        triggers=RedisRunTriggers(client, stack.tracker, broker),
+        triggers=RedisRunTriggers(client, stack.tracker, publisher),
     )
     port = _free_port()
     config = uvicorn.Config(

@@ -265,7 +265,7 @@ def ended_tasks(output: str, task: str) -> set[str]:
 # --- the checks ----------------------------------------------------------------------------
 
 
-def posts_for(stack: Stack, run_id: str) -> list[dict[str, Any]]:
+def posts_for(stack: Stack, run_id: str) -> list[devstack.WebhookPost]:
     """The Discord posts the sandbox received about ``run_id``."""
     return [m for m in stack.messages() if run_id in json.dumps(m["payload"])]
 

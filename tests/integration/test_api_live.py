@@ -22,14 +22,14 @@ from celery.result import AsyncResult
 from loyalty_worker.adapters.alpine import AlpineIQClient
 from loyalty_worker.adapters.firestore import FirestoreProfileStore
 from loyalty_worker.adapters.http import RetryPolicy
+from loyalty_worker.adapters.publisher import TaskPublisher, broker_app
 from loyalty_worker.api.app import ApiServices, create_app
 from loyalty_worker.api.auth import fingerprint
-from loyalty_worker.api.enqueue import CeleryEnqueuer, broker_app
 from loyalty_worker.api.settings import ApiSettings
 from loyalty_worker.api.wiring import AlpineClients
 from loyalty_worker.config import Settings
 from loyalty_worker.domain.phone import normalize_phone, phone_hash
-from loyalty_worker.progress import FINAL_STATUSES
+from loyalty_worker.domain.run import RunStatus
 from loyalty_worker.services.lookup.points import check_points
 from loyalty_worker.services.lookup.webhooks import sign
 from tests.fixtures.pipeline import PHONE_HASH_KEY, Stack, wait_for
@@ -61,7 +61,7 @@ class LiveApi:
             response = self.get(f"/api/loyalty/runs/{run_id}")
             assert response.status_code == 200, response.text
             body: dict[str, Any] = response.json()
-            return body if body["status"] in FINAL_STATUSES else None
+            return body if RunStatus.of(body["status"]).ended else None
 
         result: dict[str, Any] = wait_for(finished, timeout_s=timeout_s, poll_s=0.5)
         return result
@@ -80,7 +80,7 @@ def live(stack: Stack) -> Iterator[LiveApi]:
     services = ApiServices(
         store=queries,
         tracker=stack.tracker,
-        enqueuer=CeleryEnqueuer(broker_app(stack.redis_url)),
+        enqueuer=TaskPublisher(broker_app(stack.redis_url)),
         redis=client,
         alpine_for=alpine,
         phone_key=PHONE_HASH_KEY.encode(),
@@ -261,7 +261,7 @@ def test_the_rate_limit_is_shared_by_two_api_processes_through_real_redis(stack:
                 ApiServices(
                     store=FirestoreProfileStore(stack.firestore),
                     tracker=stack.tracker,
-                    enqueuer=CeleryEnqueuer(broker_app(stack.redis_url)),
+                    enqueuer=TaskPublisher(broker_app(stack.redis_url)),
                     redis=client,
                     alpine_for=lambda org: None,
                 ),

@@ -15,6 +15,7 @@ import pytest
 
 from loyalty_worker.devstack import Sandbox, start_sandbox
 from loyalty_worker.sandbox.data import generate_dataset
+from loyalty_worker.sandbox.faults import Faults
 
 pytestmark = pytest.mark.integration
 
@@ -143,7 +144,7 @@ def test_a_forged_token_is_401(alleaves: httpx.Client) -> None:
 
 
 def test_tokens_expire_at_their_exp(clean_sandbox: Sandbox) -> None:
-    assert clean_sandbox.set_faults(token_ttl_s=1)["token_ttl_s"] == 1
+    assert clean_sandbox.set_faults(token_ttl_s=1).token_ttl_s == 1
     token = _login(clean_sandbox.alleaves_url, _org(clean_sandbox))
     exp = _claims(token)["exp"]
     assert exp - time.time() <= 2
@@ -486,16 +487,10 @@ def test_faults_are_validated_and_restored(clean_sandbox: Sandbox) -> None:
     for bad in ({"error_rate": 2}, {"latency_ms": -1}, {"surprise": 1}, {"discord_status": 299}):
         response = httpx.post(f"{clean_sandbox.base_url}/sandbox/faults", json=bad)
         assert response.status_code == 400, bad
-    assert clean_sandbox.set_faults(rate_limit=0)["rate_limit"] is None
+    assert clean_sandbox.set_faults(rate_limit=0).rate_limit is None
     changed = clean_sandbox.set_faults(latency_ms=5, rate_limit=50)
-    assert changed == {
-        "latency_ms": 5,
-        "error_rate": 0.0,
-        "rate_limit": 50,
-        "token_ttl_s": 86400.0,
-        "discord_status": None,
-    }
-    assert clean_sandbox.reset_faults()["rate_limit"] is None
+    assert changed == Faults(latency_ms=5, rate_limit=50)
+    assert clean_sandbox.reset_faults().rate_limit is None
 
 
 def test_dataset_route_serves_the_generated_dataset(clean_sandbox: Sandbox) -> None:
@@ -519,7 +514,7 @@ def private_sandbox() -> Iterator[Sandbox]:
 
 
 def test_command_line_faults_are_in_force(private_sandbox: Sandbox) -> None:
-    assert private_sandbox.set_faults()["token_ttl_s"] == 90
+    assert private_sandbox.set_faults().token_ttl_s == 90
     org = private_sandbox.dataset()["orgs"][0]
     token = _login(private_sandbox.alleaves_url, org)
     assert abs(_claims(token)["exp"] - (time.time() + 90)) < 3

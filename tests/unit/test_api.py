@@ -178,7 +178,8 @@ def test_org_sync_is_enqueued_and_readable_at_once(api: Api) -> None:
     assert response.status_code == 202
     assert response.json() == {"runId": "org-1-run-1", "statusUrl": "/api/loyalty/runs/org-1-run-1"}
     assert response.headers["location"] == "/api/loyalty/runs/org-1-run-1"
-    assert api.enqueuer.org_runs == [{"org_id": "org-1", "run_id": "org-1-run-1", "dry_run": True}]
+    (run,) = api.enqueuer.org_runs
+    assert (run["org_id"], run["run_id"], run["dry_run"]) == ("org-1", "org-1-run-1", True)
     status = api.get("/api/loyalty/runs/org-1-run-1")
     assert status.status_code == 200
     assert status.json() == {

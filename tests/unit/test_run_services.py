@@ -20,9 +20,19 @@ def tracker() -> RunTracker:
 def test_a_triggered_run_reads_queued_until_a_worker_takes_it(tracker: RunTracker) -> None:
     enqueuer = RecordingEnqueuer()
     enqueue_org_run("org-1", "run-1", dry_run=True, runs=tracker, enqueuer=enqueuer)
-    assert enqueuer.org_runs == [{"org_id": "org-1", "run_id": "run-1", "dry_run": True}]
+    assert enqueuer.org_runs == [
+        {"org_id": "org-1", "run_id": "run-1", "dry_run": True, "since": None, "expires_s": None}
+    ]
     run = find_run("run-1", live=tracker, stored=QueryableProfileStore())
     assert run is not None and (run.org_id, run.status) == ("org-1", "queued")
+
+
+def test_a_ticks_run_names_its_start_and_how_long_it_may_wait(tracker: RunTracker) -> None:
+    enqueuer = RecordingEnqueuer()
+    enqueue_org_run("org-1", "run-1", since="last", expires_s=600, runs=tracker, enqueuer=enqueuer)
+    (run,) = enqueuer.org_runs
+    assert (run["dry_run"], run["since"], run["expires_s"]) == (False, "last", 600)
+    assert tracker.progress("run-1").status == "queued"
 
 
 def test_a_run_the_broker_refused_reads_failed_with_the_reason(tracker: RunTracker) -> None:

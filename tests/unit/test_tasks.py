@@ -9,6 +9,7 @@ real worker answers a plain client in ``tests/integration/test_public_client.py`
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from types import SimpleNamespace
@@ -30,6 +31,7 @@ from loyalty_worker.services.run.history_slices import HistorySlice
 from loyalty_worker.services.sync.inputs import CustomerWork
 from loyalty_worker.services.sync.retries import Attempt, RetryLater
 from tests.fakes import InMemoryProfileStore, InMemoryRunPhones, RecordingNotifier
+from tests.published import Published
 
 PHONE = "(555) 123-4567"
 TASKS: dict[str, Task] = {
@@ -68,27 +70,6 @@ class FakeContainer:
         return self.notifier
 
 
-class Published:
-    """Messages the tasks publish, instead of a broker."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.sent: list[tuple[str, Any, Any, dict[str, Any]]] = []
-        for name in (
-            names.SYNC_ORG,
-            names.SYNC_CHUNK,
-            names.SYNC_CUSTOMER,
-            names.READ_ORDERS,
-            names.SUMMARIZE_RUN,
-        ):
-            monkeypatch.setattr(TASKS[name], "apply_async", self._recorder(name))
-
-    def _recorder(self, name: str) -> Any:
-        def apply_async(args: Any = None, kwargs: Any = None, **options: Any) -> None:
-            self.sent.append((name, args, kwargs, options))
-
-        return apply_async
-
-
 @pytest.fixture
 def container(monkeypatch: pytest.MonkeyPatch) -> FakeContainer:
     fake = FakeContainer()
@@ -97,8 +78,11 @@ def container(monkeypatch: pytest.MonkeyPatch) -> FakeContainer:
 
 
 @pytest.fixture
-def published(monkeypatch: pytest.MonkeyPatch) -> Published:
-    return Published(monkeypatch)
+def published(monkeypatch: pytest.MonkeyPatch) -> Iterator[Published]:
+    """What the tasks publish, read back from an in-memory broker."""
+    with Published().recording() as published:
+        monkeypatch.setattr(tasks, "publisher", published.publisher)
+        yield published
 
 
 @pytest.mark.parametrize("name", sorted(TASKS))
@@ -143,19 +127,22 @@ def test_sync_org_calls_start_run_and_publishes_what_it_dispatches(
     assert call["ports"] == "ports"
     assert call["last_success"] == container.tracker.last_success
     chunk, summary = published.sent
-    assert chunk[0] == names.SYNC_CHUNK
-    assert chunk[1][:2] == ("org-1", "r1")
-    assert CustomerWork.from_payload(chunk[1][2][0]).customer.customer_id == 7
+    assert chunk.name == names.SYNC_CHUNK
+    assert chunk.args[:2] == ("org-1", "r1")
+    assert CustomerWork.from_payload(chunk.args[2][0]).customer.customer_id == 7
     # the phone to look up is kept beside the message, not in it; Flower shows a count
     assert "5551234567" not in str(chunk)
     assert container.run_phones.runs == {"r1": {8: "5551234567"}}
-    assert chunk[3]["argsrepr"] == "('org-1', 'r1', '<2 customers>')"
-    assert chunk[3]["kwargsrepr"] == "{'dry_run': False, 'chunk': '7'}"
+    assert chunk.shown == ("('org-1', 'r1', '<2 customers>')", "{'dry_run': False, 'chunk': '7'}")
     # kept under its key until its results are in: what the watchdog sends again if lost
-    assert chunk[2] == {"dry_run": False, "chunk": "7"}
-    assert container.tracker.kept_chunks("r1") == {"7": chunk[1][2]}
-    assert summary[:3] == (names.SUMMARIZE_RUN, ("r1",), {"status": "failed"})
-    assert summary[3]["argsrepr"] == "('r1',)"
+    assert chunk.kwargs == {"dry_run": False, "chunk": "7"}
+    assert container.tracker.kept_chunks("r1") == {"7": chunk.args[2]}
+    assert (summary.name, summary.args, summary.kwargs) == (
+        names.SUMMARIZE_RUN,
+        ("r1",),
+        {"status": "failed"},
+    )
+    assert summary.shown[0] == "('r1',)"
 
 
 def test_a_slice_of_the_history_is_published_for_any_worker_and_read_there(
@@ -172,15 +159,13 @@ def test_a_slice_of_the_history_is_published_for_any_worker_and_read_there(
     read_orders = dispatch[0].read_orders
     assert read_orders is not None
     read_orders(HistorySlice("org-1", "r1", date(2025, 1, 1), date(2025, 3, 31), 2, 8))
-    ((name, args, kwargs, options),) = published.sent
-    assert (name, args, kwargs) == (
-        names.READ_ORDERS,
-        ("org-1", "r1", "2025-01-01", "2025-03-31", 2, 8),
-        None,
-    )
+    (sent,) = published.sent
+    args = ("org-1", "r1", "2025-01-01", "2025-03-31", 2, 8)
+    assert (sent.name, sent.args, sent.kwargs) == (names.READ_ORDERS, args, {})
     # a copy that comes after the plan's budget finds no planner to read for
-    assert options["expires"] == container.settings.plan_budget_s
-    assert options["ignore_result"] is True
+    budget = container.settings.plan_budget_s
+    assert sent.expires_in_s is not None and budget - 10 < sent.expires_in_s <= budget
+    assert sent.ignore_result
 
     read: list[tuple[HistorySlice, Any]] = []
 
@@ -239,14 +224,16 @@ def test_sync_chunk_hands_customers_on_as_sync_customer_tasks(
     counts = tasks.sync_chunk.apply(("org-1", "r1", [payload]), {"dry_run": True}).get()
     assert counts == {"results": 0, "retried": 1}
     alone, summary = published.sent
-    assert alone[:3] == (
+    assert (alone.name, alone.args, alone.kwargs) == (
         names.SYNC_CUSTOMER,
         ("org-1", 3),
         {"run_id": "r1", "dry_run": True, "work": payload},
     )
-    assert alone[3]["argsrepr"] == "('org-1', 3)"
-    assert alone[3]["kwargsrepr"] == ("{'run_id': 'r1', 'dry_run': True, 'work': '<customer 3>'}")
-    assert summary[:2] == (names.SUMMARIZE_RUN, ("r1",))
+    assert alone.shown == (
+        "('org-1', 3)",
+        "{'run_id': 'r1', 'dry_run': True, 'work': '<customer 3>'}",
+    )
+    assert (summary.name, summary.args) == (names.SUMMARIZE_RUN, ("r1",))
 
 
 def test_a_retry_keeps_the_names_its_message_was_sent_with() -> None:
@@ -306,14 +293,31 @@ def test_nightly_tick_starts_the_orgs_the_schedule_names(
 
     monkeypatch.setattr(tasks, "start_nightly_runs", start_nightly_runs)
     assert tasks.nightly_tick.apply().get() == ["org-1"]
-    ((name, args, kwargs, options),) = published.sent
+    (sent,) = published.sent
     # the run id travels in the message: a redelivered planner continues the same run
-    assert (name, args, kwargs["run_id"][:6]) == (names.SYNC_ORG, ("org-1",), "org-1-")
-    assert options == {
-        "expires": 3600,
-        "argsrepr": "('org-1',)",
-        "kwargsrepr": repr(kwargs),
-    }
+    assert (sent.name, sent.args, sent.kwargs["run_id"][:6]) == (
+        names.SYNC_ORG,
+        ("org-1",),
+        "org-1-",
+    )
+    assert sent.shown == ("('org-1',)", repr(sent.kwargs))
+    assert sent.expires_in_s is not None and 3590 < sent.expires_in_s <= 3600
+    # started as every run is: readable before a worker takes it
+    assert container.tracker.progress(sent.kwargs["run_id"]).status == "queued"
+
+
+def test_the_incremental_tick_starts_every_org_from_its_last_success(
+    container: FakeContainer, published: Published
+) -> None:
+    container.store.settings = {"org-1": {}, "org-2": {}}
+    assert tasks.incremental_tick.apply().get() == ["org-1", "org-2"]
+    assert [(sent.args, sent.kwargs["since"]) for sent in published.sent] == [
+        (("org-1",), "last"),
+        (("org-2",), "last"),
+    ]
+    for sent in published.sent:
+        assert sent.expires_in_s is not None and 590 < sent.expires_in_s <= 600
+        assert container.tracker.progress(sent.kwargs["run_id"]).status == "queued"
 
 
 def test_the_watchdog_sends_a_dead_planner_again_with_its_run_id(
@@ -325,8 +329,8 @@ def test_the_watchdog_sends_a_dead_planner_again_with_its_run_id(
         "r9", {"runId": "r9", "orgId": "org-1", "status": "running", "startedAt": started}
     )
     assert tasks.watchdog.apply().get() == {"recovered": ["r9"], "closed": []}
-    ((name, args, kwargs, options),) = published.sent
-    assert (name, args) == (names.SYNC_ORG, ("org-1",))
-    assert kwargs == {"run_id": "r9", "dry_run": False, "since": "2026-11-01"}
-    assert options["kwargsrepr"] == repr(kwargs)
+    (sent,) = published.sent
+    assert (sent.name, sent.args) == (names.SYNC_ORG, ("org-1",))
+    assert sent.kwargs == {"run_id": "r9", "dry_run": False, "since": "2026-11-01"}
+    assert sent.shown[1] == repr(sent.kwargs)
     assert container.tracker.lock_holder("org-1") == "r9"  # the run keeps its org

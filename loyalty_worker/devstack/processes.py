@@ -1,8 +1,4 @@
-"""Local child processes for the demo, the tests and the benchmark: sandbox, worker, Flower, API,
-Redis.
-
-Each starts as a child of the caller, reports when it is ready, and stops with ``stop()`` (or at
-the end of a ``with`` block), so a demo or a test session leaves nothing running behind it.
+"""Child processes that end with their parent, and the supervision of a command that starts them.
 
 Every child is started the same way (``spawn``), which gives it three ways to end with its parent:
 
@@ -31,17 +27,11 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import IO, Any, Self, TextIO
-
-import httpx
-import redis
-
-from loyalty_worker.names import WORKER_QUEUES
 
 MARKER_VAR = "LOYALTY_PARENT_RUN"
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
@@ -122,10 +112,15 @@ def spawn(
     argv: Sequence[str],
     *,
     env: Mapping[str, str] | None = None,
-    **popen: Any,
+    cwd: Path | None = None,
+    stdin: int | IO[Any] | None = None,
+    stdout: int | IO[Any] | None = None,
+    stderr: int | IO[Any] | None = None,
+    text: bool = False,
 ) -> subprocess.Popen[Any]:
     """Start ``argv`` as a registered child in a session of its own, marked, and (Linux, main
-    thread) killed by the kernel when this process dies. ``env`` is added to this process's."""
+    thread) killed by the kernel when this process dies. ``env`` is added to this process's;
+    the rest is ``subprocess.Popen``'s."""
     global _deferring
     executable = shutil.which(argv[0])
     if executable is None:
@@ -139,7 +134,16 @@ def spawn(
     with _lock:
         _deferring += 1
     try:
-        process = subprocess.Popen(command, env=environment, start_new_session=True, **popen)
+        process = subprocess.Popen(
+            command,
+            env=environment,
+            cwd=cwd,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            text=text,
+            start_new_session=True,
+        )
         _children[process.pid] = (name, process)
     finally:
         with _lock:
@@ -331,223 +335,6 @@ class ChildProcess:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
-
-
-def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "loyalty_worker.cli", *args]
-
-
-class Sandbox:
-    """A running sandbox: its URLs, and its control routes (faults, stats, Discord) as methods."""
-
-    def __init__(self, child: ChildProcess, base_url: str) -> None:
-        self.child = child
-        self.base_url = base_url
-        self._http = httpx.Client(base_url=base_url, timeout=60.0)
-
-    @property
-    def alleaves_url(self) -> str:
-        return f"{self.base_url}/alleaves"
-
-    @property
-    def alpine_url(self) -> str:
-        return f"{self.base_url}/alpine"
-
-    def webhook_url(self, id: str = "1", token: str = "t") -> str:  # noqa: S107 - not a secret
-        return f"{self.base_url}/discord/webhooks/{id}/{token}"
-
-    def _call(self, method: str, path: str, body: Any = None) -> Any:
-        response = self._http.request(method, path, json=body)
-        response.raise_for_status()
-        return response.json() if response.content else None
-
-    def messages(self) -> list[dict[str, Any]]:
-        """Discord posts received: ``[{"webhookId", "receivedAt", "payload"}]``."""
-        messages: list[dict[str, Any]] = self._call("GET", "/discord/messages")
-        return messages
-
-    def clear_messages(self) -> None:
-        self._call("DELETE", "/discord/messages")
-
-    def stats(self) -> dict[str, dict[str, int]]:
-        """Per API: requests, rate_limited, server_errors, max_per_second (and Alleaves logins)."""
-        stats: dict[str, dict[str, int]] = self._call("GET", "/sandbox/stats")
-        return stats
-
-    def reset_stats(self) -> None:
-        self._call("POST", "/sandbox/stats/reset")
-
-    def set_faults(self, **faults: Any) -> dict[str, Any]:
-        """Change faults (latency_ms, error_rate, rate_limit, token_ttl_s, discord_status).
-
-        Returns the faults now in force; with no arguments, just reads them.
-        """
-        current: dict[str, Any] = self._call("POST", "/sandbox/faults", faults)
-        return current
-
-    def reset_faults(self) -> dict[str, Any]:
-        """Back to the faults the sandbox was started with."""
-        current: dict[str, Any] = self._call("DELETE", "/sandbox/faults")
-        return current
-
-    def dataset(self) -> dict[str, Any]:
-        """The dataset as currently served (orders upserted since start included)."""
-        dataset: dict[str, Any] = self._call("GET", "/sandbox/dataset")
-        return dataset
-
-    def upsert_orders(self, org_id: str, orders: Sequence[dict[str, Any]]) -> dict[str, int]:
-        """Add or replace flat orders by ``id_order``; returns ``{"created", "updated"}``."""
-        counts: dict[str, int] = self._call("PUT", f"/sandbox/orgs/{org_id}/orders", list(orders))
-        return counts
-
-    def output(self) -> str:
-        return self.child.output()
-
-    def stop(self) -> None:
-        """Stop the process; safe to call twice."""
-        self._http.close()
-        self.child.stop()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
-def start_sandbox(*args: str, timeout_s: float = 60.0) -> Sandbox:
-    """``loyalty-worker sandbox --port 0 *args`` as a child, once it accepts connections.
-
-    Large generated datasets take longer to start than the default allows: pass ``timeout_s``.
-    """
-    child = ChildProcess.start("sandbox", _cli("sandbox", "--port", "0", *args))
-    match = child.wait_for_line(r"sandbox listening on (http://\S+)", timeout_s=timeout_s)
-    return Sandbox(child, match.group(1))
-
-
-def celery_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "celery", "-A", "loyalty_worker.celery_app", *args]
-
-
-def start_worker(
-    env: Mapping[str, str],
-    *,
-    concurrency: int = 16,
-    pool: str = "threads",
-    name: str = "worker",
-    timeout_s: float = 60.0,
-) -> ChildProcess:
-    """A real Celery worker process consuming the worker's queues; returns once it is ready."""
-    hostname = f"{name}-{os.getpid()}-{free_port()}@%h"
-    child = ChildProcess.start(
-        name,
-        celery_argv(
-            "worker",
-            "-Q",
-            ",".join(WORKER_QUEUES),
-            f"--pool={pool}",
-            f"--concurrency={concurrency}",
-            "--loglevel=INFO",
-            f"--hostname={hostname}",
-            "--without-gossip",
-            "--without-mingle",
-        ),
-        env=env,
-    )
-    child.wait_for_line(r"ready\.", timeout_s=timeout_s)
-    return child
-
-
-def start_flower(env: Mapping[str, str], *, port: int, auth: bool) -> ChildProcess:
-    """Flower on loopback; without ``auth`` it asks for no password (local use only)."""
-    argv = _cli("flower", "--port", str(port), "--address", "127.0.0.1")
-    child = ChildProcess.start("flower", argv if auth else [*argv, "--no-auth"], env=env)
-    child.wait_for_line(r"Visit me at|Registered tasks", timeout_s=60.0)
-    return child
-
-
-def start_api(env: Mapping[str, str], *, port: int, timeout_s: float = 60.0) -> ChildProcess:
-    """``loyalty-worker api`` on loopback ``port``; returns once ``/healthz`` answers. Its
-    callers' tokens come in ``env`` (``LOYALTY_API_TOKENS``), never in its argv."""
-    child = ChildProcess.start(
-        "api", _cli("api", "--host", "127.0.0.1", "--port", str(port)), env=env
-    )
-    deadline = time.monotonic() + timeout_s
-    url = f"http://127.0.0.1:{port}/healthz"
-    while time.monotonic() < deadline and child.running:
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=2.0).status_code == 200:
-                return child
-        time.sleep(0.1)
-    output = child.output()
-    child.stop()
-    raise StartupError(f"api did not start:\n{output[-4000:]}")
-
-
-def redis_answers(url: str) -> bool:
-    try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
-    except redis.RedisError:
-        return False
-
-
-def start_redis_server(
-    port: int | None = None, *, aof_dir: Path | None = None
-) -> tuple[str, ChildProcess]:
-    """A private redis-server on ``port`` (a free one by default) and its URL: memory-only, or
-    with ``aof_dir`` persistent as docker-compose.yml runs it (AOF, fsync every second)."""
-    server = shutil.which("redis-server")
-    if server is None:
-        raise StartupError(
-            "redis-server is not installed: install it (Debian/Ubuntu: apt-get install "
-            "redis-server; macOS: brew install redis) or set LOYALTY_REDIS_URL to a running Redis"
-        )
-    port = port or free_port()
-    argv = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-    if aof_dir is None:
-        argv += ["--appendonly", "no"]
-    else:
-        argv += ["--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(aof_dir)]
-    if _redis_version(server) >= (6, 2):
-        # Its process title would overwrite its environment, and with it the marker.
-        argv += ["--set-proc-title", "no"]
-    child = ChildProcess.start("redis", argv)
-    child.wait_for_line(r"Ready to accept connections", timeout_s=20.0)
-    return f"redis://127.0.0.1:{port}/0", child
-
-
-def _redis_version(server: str) -> tuple[int, ...]:
-    """``redis-server --version`` as numbers, (0,) when it does not say."""
-    try:
-        output = subprocess.run(
-            [server, "--version"], capture_output=True, text=True, timeout=10, check=False
-        ).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return (0,)
-    match = re.search(r"v=(\d+)\.(\d+)", output)
-    return (int(match.group(1)), int(match.group(2))) if match else (0,)
-
-
-def redis_database(url: str, db: int) -> str:
-    """``url``'s Redis server, database ``db`` (a benchmark flushes a database of its own)."""
-    return urllib.parse.urlparse(url)._replace(path=f"/{db}").geturl()
-
-
-def ensure_redis(url: str) -> tuple[str, ChildProcess | None]:
-    """``url`` when a Redis answers there; otherwise a private redis-server on a free port."""
-    if redis_answers(url):
-        return url, None
-    try:
-        private_url, child = start_redis_server()
-    except StartupError as exc:
-        raise StartupError(f"no Redis answers at {url} and {exc}") from None
-    db = urllib.parse.urlparse(url).path or "/0"
-    return private_url.rsplit("/", 1)[0] + db, child
 
 
 def stop_all(

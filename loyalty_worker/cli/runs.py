@@ -1,0 +1,165 @@
+"""The commands that run the main job: ``sync`` through running workers, ``demo`` on one
+machine."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING
+
+from loyalty_worker.cli.arguments import (
+    DEFAULT_SEED,
+    Commands,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
+
+if TYPE_CHECKING:  # imported by the command itself: --help stays fast
+    from celery import Celery
+
+    from loyalty_worker.adapters.publisher import TaskPublisher
+
+
+def _redacted(url: str) -> str:
+    """A URL without its password, for messages."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname}" + (
+        f":{parts.port}" if parts.port else ""
+    )
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _cmd_sync(args: argparse.Namespace) -> int:
+    """Enqueue an org's run (or one customer) and follow it to its summary."""
+    from loyalty_worker.config import get_settings
+    from loyalty_worker.devstack import redis_answers
+
+    settings = get_settings()
+    if not redis_answers(settings.redis_url):
+        print(f"sync: Redis is unreachable at {_redacted(settings.redis_url)}", file=sys.stderr)
+        return 2
+    from loyalty_worker.adapters.publisher import TaskPublisher
+    from loyalty_worker.celery_app import app
+    from loyalty_worker.names import WORKER_QUEUES
+
+    if not app.control.ping(timeout=2.0):
+        print(
+            "sync: no worker answers; start one with "
+            f"`celery -A loyalty_worker.celery_app worker -Q {','.join(WORKER_QUEUES)}`",
+            file=sys.stderr,
+        )
+        return 2
+    publisher = TaskPublisher(app)
+    if args.customer is not None:
+        return _sync_customer(args, publisher, app)
+    return _sync_org(args, publisher, settings.redis_url)
+
+
+def _sync_customer(args: argparse.Namespace, publisher: TaskPublisher, app: Celery) -> int:
+    """One customer's sync, its result printed (JSON) unless ``--no-wait``."""
+    import json
+
+    task_id = publisher.sync_customer(args.org, args.customer, dry_run=args.dry_run)
+    if args.no_wait:
+        print(task_id)
+        return 0
+    result = app.AsyncResult(task_id).get(timeout=args.timeout)
+    print(json.dumps(result, indent=2))
+    return 0 if result.get("success") else 1
+
+
+def _sync_org(args: argparse.Namespace, publisher: TaskPublisher, redis_url: str) -> int:
+    """An org's run, started as every run is, followed to its summary unless ``--no-wait``."""
+    import redis
+
+    from loyalty_worker.adapters.run_state import RunTracker
+    from loyalty_worker.errors import TransientError
+    from loyalty_worker.names import new_run_id
+    from loyalty_worker.progress import RunNotPickedUp, format_summary, watch_run
+    from loyalty_worker.services.run.triggers import enqueue_org_run
+
+    run_id = new_run_id(args.org)
+    tracker = RunTracker(redis.Redis.from_url(redis_url))
+    try:
+        enqueue_org_run(args.org, run_id, dry_run=args.dry_run, runs=tracker, enqueuer=publisher)
+    except TransientError as exc:
+        print(f"sync: {exc}", file=sys.stderr)
+        return 2
+    if args.no_wait:
+        print(run_id)
+        return 0
+    try:
+        progress = watch_run(tracker, run_id, timeout_s=args.timeout)
+    except (RunNotPickedUp, TimeoutError) as exc:
+        print(f"sync: {exc}", file=sys.stderr)
+        return 2
+    if progress.status == "duplicate":
+        print(f"sync: {progress.error}", file=sys.stderr)
+        return 3
+    if progress.summary is not None:
+        print(format_summary(progress.summary))
+    if progress.status != "completed":
+        print(f"sync: run {run_id} {progress.status}: {progress.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def add_sync(commands: Commands) -> None:
+    """``loyalty-worker sync``."""
+    sync = commands.add_parser(
+        "sync",
+        help="run an org's sync (or one customer's) through the workers and show its summary",
+        description="Enqueue through the broker, follow the run with a progress bar and print "
+        "its summary. Exit code 0: completed; 1: the run failed; 2: no worker or no Redis; "
+        "3: a run of this org is already going.",
+    )
+    sync.add_argument("--org", required=True)
+    sync.add_argument("--customer", type=positive_int, help="sync only this Alleaves customer")
+    sync.add_argument("--dry-run", action="store_true", help="calculate, write nothing")
+    sync.add_argument("--no-wait", action="store_true", help="print the run/task id and exit")
+    sync.add_argument("--timeout", type=positive_float, default=3600.0, help="seconds to wait")
+    sync.set_defaults(handler=_cmd_sync)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    """The main job end to end on one machine."""
+    from loyalty_worker.demo import run_demo
+
+    return run_demo(
+        customers=args.customers,
+        seed=args.seed,
+        flower=not args.no_flower,
+        redis_db=args.redis_db,
+        exit_after=args.exit,
+    )
+
+
+def add_demo(commands: Commands) -> None:
+    """``loyalty-worker demo``."""
+    demo = commands.add_parser(
+        "demo",
+        help="the main job end to end on one machine (sandbox, emulator, worker, Flower, "
+        "dashboard); stays up after its run until Ctrl-C",
+    )
+    demo.add_argument("--customers", type=positive_int, default=1000)
+    demo.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    demo.add_argument("--no-flower", action="store_true")
+    demo.add_argument(
+        "--exit",
+        action="store_true",
+        help="end with the run (exit code 0 when it completed) instead of staying up with the "
+        "dashboard: for scripts",
+    )
+    demo.add_argument(
+        "--redis-db",
+        type=non_negative_int,
+        default=15,
+        help="the demo's own database on the Redis of LOYALTY_REDIS_URL, emptied when a demo "
+        "starts (default 15)",
+    )
+    demo.set_defaults(handler=_cmd_demo)
