@@ -14,9 +14,9 @@ from celery import Celery
 from kombu.exceptions import OperationalError
 
 from loyalty_worker.adapters.run_state import RunTracker
+from loyalty_worker.domain.run import RunStatus
 from loyalty_worker.errors import TransientError
 from loyalty_worker.names import RUNS_QUEUE, SYNC_ORG
-from loyalty_worker.services.dashboard.views import GOING
 
 _LAST_KEY = "loyalty:dashboard:lastrun:{}"
 _LAST_TTL_S = 24 * 3600
@@ -39,7 +39,7 @@ class RedisRunTriggers:
         if last is None:
             return None
         run_id = last.decode()
-        return run_id if self._tracker.progress(run_id).status in GOING else None
+        return run_id if RunStatus.of(self._tracker.progress(run_id).status).going else None
 
     def start_run(self, org_id: str, run_id: str, *, dry_run: bool, since: str | None) -> None:
         try:
