@@ -630,3 +630,24 @@ def test_a_dry_run_page_is_a_preview_of_what_would_change(dash: Dash) -> None:
     assert 'id="preview"' in page
     assert "<strong>3</strong> of 4 customers would change" in page
     assert "Would change" in page
+
+
+def test_the_read_threads_stop_with_the_app() -> None:
+    store = QueryableProfileStore()
+    redis = fakeredis.FakeRedis()
+    services = ApiServices(
+        store=store,
+        tracker=RunTracker(redis),
+        enqueuer=RecordingEnqueuer(),
+        redis=redis,
+        alpine_for=lambda org: FakeAlpine({}),
+    )
+    dashboard = DashboardServices(
+        store=InMemoryDashboardStore(store),
+        tasks=StaticTaskOutcomes(),
+        triggers=RecordingRunTriggers(),
+    )
+    with TestClient(create_app(services, ApiSettings(tokens={}), dashboard), base_url=BASE):
+        assert dashboard.reads.submit(sum, [1, 2]).result() == 3
+    with pytest.raises(RuntimeError):  # shut down: the app stopped
+        dashboard.reads.submit(sum, [1, 2])

@@ -4,10 +4,13 @@ the signed cookie, the metrics text."""
 from __future__ import annotations
 
 import base64
-from concurrent.futures import ThreadPoolExecutor
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -32,6 +35,7 @@ from loyalty_worker.services.dashboard.no_account import (
     no_account,
     no_account_rows,
 )
+from loyalty_worker.services.dashboard.overview import overview
 from loyalty_worker.services.dashboard.page import NotFound, PageModel
 from loyalty_worker.services.dashboard.reviews import ReviewChanged, change_review
 from loyalty_worker.services.sync.customer import evaluate_customer
@@ -314,3 +318,44 @@ def test_a_page_cursor_is_checked_when_decoded() -> None:
     while (earlier := back.prev()) is not None:
         back = earlier
     assert back.page == 7  # as far back as the trail goes; the first page is linked apart
+
+
+class SlowCounts(InMemoryDashboardStore):
+    """A store whose aggregation queries each take a while, as Firestore's do."""
+
+    def count_profiles(self, org_id: str, equals: Mapping[str, str] | None = None) -> int:
+        time.sleep(0.1)
+        return super().count_profiles(org_id, equals)
+
+    def sum_profiles(self, org_id: str, field: str) -> int:
+        time.sleep(0.1)
+        return super().sum_profiles(org_id, field)
+
+
+T = TypeVar("T")
+
+
+class CountingPool(ThreadPoolExecutor):
+    """The app's executor, counting the reads handed to it."""
+
+    submitted = 0
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        self.submitted += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+def test_the_overviews_reads_go_side_by_side_on_the_apps_executor() -> None:
+    """Before any run the overview sends twelve aggregation queries, all on the executor it is
+    given: it waits for the slowest, not for their sum."""
+    base = QueryableProfileStore()
+    base.profiles["org-1_1"] = {"orgId": "org-1", "tier": "gold", "loyaltyStatus": "matched"}
+    org = OrgSettings.parse("org-1", {})
+    with CountingPool(max_workers=16) as reads:
+        started = time.perf_counter()
+        shown = overview(org, SlowCounts(base), now=NOW, nightly_hour=2, reads=reads)
+        elapsed = time.perf_counter() - started
+    assert reads.submitted == 12  # four tiers, five statuses, the total, two sums
+    assert shown.customers == 1 and shown.counts_as_of is None
+    assert {t.id: t.count for t in shown.tiers}["gold"] == 1
+    assert elapsed < 0.6, elapsed  # twelve reads of 0.1 s each, side by side

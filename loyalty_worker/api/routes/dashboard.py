@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from loyalty_worker.api.auth import authenticate
 from loyalty_worker.api.dashboard_deps import (
+    SIGN_IN,
     ChangerDep,
     CustomerPath,
     DashboardDep,
@@ -54,8 +55,6 @@ from loyalty_worker.services.dashboard.run_page import run_page
 from loyalty_worker.services.dashboard.search import find_customers
 
 log = logging.getLogger(__name__)
-
-SIGN_IN = "/dashboard/sign-in"
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 

@@ -27,7 +27,6 @@ from loyalty_worker.domain.review import (
     DISCREPANCY_STATUSES,
     REVIEWED_STATES,
     Outcome,
-    Reading,
     Review,
     ReviewState,
     reading,
@@ -155,7 +154,7 @@ def _sort_key(sort: str, profile: ProfileDocument) -> Key:
 def _row(profile: ProfileDocument, review: Review | None, now: datetime) -> DiscrepancyRow:
     """A profile's row, its review as it reads now; open since the review's ``openedAt``, else
     since the profile was last calculated."""
-    shown: Reading = reading(review, seen(profile))
+    shown = reading(review, seen(profile))
     opened = stamp(review.opened_at if review else None) or stamp(
         profile.get("pointsLastCalculated")
     )

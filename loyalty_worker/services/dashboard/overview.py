@@ -43,7 +43,8 @@ class RunRow(PageModel):
     """One line of the runs table."""
 
     run_id: str | None
-    status: str
+    # The status's value: the API's RunStatus model already names a schema RunStatus.
+    status: str = Field(description="A run's status (domain.run.RunStatus).")
     dry_run: bool
     started: str | None = Field(description="When it started, in the org's time zone.")
     duration_s: float | None
@@ -97,7 +98,7 @@ def run_row(run: RunSummaryDocument, tz: ZoneInfo) -> RunRow:
     alert = run.get("alert")
     return RunRow(
         run_id=run.get("runId"),
-        status=run.get("status", "running"),
+        status=RunStatus.of(run.get("status", "running")).value,
         dry_run=bool(run.get("dryRun")),
         started=local_time(run.get("startedAt"), tz),
         duration_s=run.get("durationS"),

@@ -44,7 +44,7 @@ class RunPage(PageModel):
 
     run_id: str
     org_id: str
-    status: str
+    status: str = Field(description="A run's status (domain.run.RunStatus).")
     finished: bool = Field(description="Over: the summary below is final.")
     listed: int | None = Field(description="Customers the run syncs (null while listing).")
     done: int
@@ -92,7 +92,7 @@ def run_page(
     return RunPage(
         run_id=run.run_id,
         org_id=run.org_id,
-        status=run.status,
+        status=run.status.value,
         finished=not run.status.going,
         listed=run.listed,
         done=run.done,
