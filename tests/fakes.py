@@ -15,18 +15,28 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
-from loyalty_worker.adapters.dashboard_store import order_page
+from loyalty_worker.adapters.dashboard_store import history_of, order_page, profile_of, run_of
+from loyalty_worker.adapters.task_results import task_outcome
 from loyalty_worker.adapters.wire import AlpineLoyalty, parse_customer, parse_order
 from loyalty_worker.domain.models import AlpineProfile, Customer, Order
 from loyalty_worker.domain.phone import normalize_phone
-from loyalty_worker.domain.profile import ProfileUpdate, profile_id
+from loyalty_worker.domain.profile import (
+    HistoryEntry,
+    ProfileDocument,
+    ProfileUpdate,
+    profile_id,
+)
 from loyalty_worker.domain.results import SyncResult
+from loyalty_worker.domain.review import AuditEntry, Review, ReviewChange, ReviewState
+from loyalty_worker.domain.run import RunSummaryDocument
 from loyalty_worker.errors import MalformedRecord, SettingsInvalid, TransientError, UnknownOrg
 from loyalty_worker.org_settings import OrgSettings
+from loyalty_worker.ports.dashboard import KeyValue
 from loyalty_worker.ports.notify import Alert
 from loyalty_worker.ports.sources import AlpineContact
+from loyalty_worker.ports.triggers import TaskOutcome
 
 
 class InMemoryProfileStore:
@@ -95,10 +105,10 @@ class InMemoryProfileStore:
             if summary.get("status") == "running"
         ]
 
-    def get_run_summary(self, run_id: str) -> dict[str, Any] | None:
+    def get_run_summary(self, run_id: str) -> RunSummaryDocument | None:
         """A run's summary document, or None."""
         summary = self.run_summaries.get(run_id)
-        return copy.deepcopy(summary) if summary is not None else None
+        return cast(RunSummaryDocument, copy.deepcopy(summary)) if summary is not None else None
 
 
 class FakeAlpine:
@@ -648,12 +658,13 @@ def _only(document: Mapping[str, Any], fields: Sequence[str] | None) -> dict[str
 
 class InMemoryDashboardStore:
     """``DashboardStore`` over a ``QueryableProfileStore``'s profiles and run summaries, plus
-    reviews, their audit and the profiles' history kept here."""
+    reviews, their audit and the profiles' history kept here. Documents are read typed by the
+    Firestore store's own readers."""
 
     def __init__(self, base: QueryableProfileStore) -> None:
         self.base = base
-        self.reviews: dict[str, dict[str, Any]] = {}
-        self.audit: dict[str, list[dict[str, Any]]] = {}
+        self.reviews: dict[tuple[str, int], Review] = {}
+        self.audit: dict[tuple[str, int], list[AuditEntry]] = {}
         self.history: dict[str, list[dict[str, Any]]] = {}
         self.error: Exception | None = None
         self.page_reads = 0  # ordered reads (page_profiles) made
@@ -669,35 +680,32 @@ class InMemoryDashboardStore:
         self._check()
         return self.base.list_org_ids()
 
-    def count_profiles(self, org_id: str, field: str | None = None, value: Any = None) -> int:
+    def count_profiles(self, org_id: str, equals: Mapping[str, str] | None = None) -> int:
         self._check()
-        return sum(1 for p in self._org(org_id) if field is None or p.get(field) == value)
+        wanted = (equals or {}).items()
+        return sum(1 for p in self._org(org_id) if all(p.get(f) == v for f, v in wanted))
 
     def sum_profiles(self, org_id: str, field: str) -> int:
         self._check()
         return sum(int(p.get(field) or 0) for p in self._org(org_id))
 
     def list_profiles(
-        self, org_id: str, field: str, values: Sequence[Any], *, limit: int
-    ) -> list[dict[str, Any]]:
+        self, org_id: str, field: str, values: Sequence[str], *, limit: int
+    ) -> list[ProfileDocument]:
         self._check()
-        found = [copy.deepcopy(p) for p in self._org(org_id) if p.get(field) in list(values)]
+        found = [profile_of(_only(p, None)) for p in self._org(org_id) if p.get(field) in values]
         return found[:limit]
-
-    def count_matching(self, org_id: str, equals: Mapping[str, Any]) -> int:
-        self._check()
-        return sum(1 for p in self._org(org_id) if all(p.get(f) == v for f, v in equals.items()))
 
     def page_profiles(
         self,
         org_id: str,
-        equals: Mapping[str, Any],
+        equals: Mapping[str, str],
         order: Sequence[tuple[str, bool]],
         *,
-        after: Sequence[Any] | None = None,
+        after: Sequence[KeyValue] | None = None,
         limit: int,
         fields: Sequence[str] | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[ProfileDocument]:
         self._check()
         self.page_reads += 1
         found = [
@@ -707,91 +715,98 @@ class InMemoryDashboardStore:
             and all(f in p for f, _ in order)
         ]
         # ordered and paged as the store orders documents it cannot query in order
-        return [_only(p, fields) for p in order_page(found, order, after=after, limit=limit)]
+        paged = order_page(found, order, after=after, limit=limit)
+        return [profile_of(_only(p, fields)) for p in paged]
 
     def read_profiles(
         self, org_id: str, customer_ids: Sequence[int], fields: Sequence[str] | None = None
-    ) -> dict[int, dict[str, Any]]:
+    ) -> dict[int, ProfileDocument]:
         self._check()
+        found = {cid: self.base.profiles.get(profile_id(org_id, cid)) for cid in customer_ids}
         return {
-            cid: _only(document, fields)
-            for cid in customer_ids
-            if (document := self.get_profile(org_id, cid)) is not None
+            cid: profile_of(_only(document, fields))
+            for cid, document in found.items()
+            if document is not None and document.get("orgId") == org_id
         }
 
-    def get_profile(self, org_id: str, customer_id: int) -> dict[str, Any] | None:
+    def get_profile(self, org_id: str, customer_id: int) -> ProfileDocument | None:
         self._check()
         document = self.base.profiles.get(profile_id(org_id, customer_id))
-        return copy.deepcopy(document) if document and document.get("orgId") == org_id else None
+        if not document or document.get("orgId") != org_id:
+            return None
+        return profile_of(_only(document, None))
 
-    def list_org_runs(self, org_id: str, *, limit: int) -> list[dict[str, Any]]:
+    def list_org_runs(self, org_id: str, *, limit: int) -> list[RunSummaryDocument]:
         self._check()
         runs = [
-            {**copy.deepcopy(s), "runId": run_id}
+            run_of({**copy.deepcopy(s), "runId": run_id})
             for run_id, s in self.base.run_summaries.items()
             if s.get("orgId") == org_id
         ]
-        runs.sort(key=lambda r: float(r.get("startedAt") or 0), reverse=True)
+        runs.sort(key=lambda r: r.get("startedAt") or 0.0, reverse=True)
         return runs[:limit]
 
-    def list_history(self, org_id: str, customer_id: int, *, limit: int) -> list[dict[str, Any]]:
+    def list_history(self, org_id: str, customer_id: int, *, limit: int) -> list[HistoryEntry]:
         self._check()
         entries = self.history.get(profile_id(org_id, customer_id), [])
-        return copy.deepcopy(list(reversed(entries))[:limit])
+        return [history_of(copy.deepcopy(e)) for e in list(reversed(entries))[:limit]]
 
     def get_reviews(
         self,
         org_id: str,
         *,
-        state: str | None = None,
+        state: ReviewState | None = None,
         customer_ids: Sequence[int] | None = None,
-    ) -> dict[int, dict[str, Any]]:
+    ) -> dict[int, Review]:
         self._check()
         wanted = None if customer_ids is None else set(customer_ids)
         return {
-            int(r["customerId"]): copy.deepcopy(r)
-            for r in self.reviews.values()
-            if r.get("orgId") == org_id
-            and (state is None or r.get("state") == state)
-            and (wanted is None or r.get("customerId") in wanted)
+            cid: review
+            for (org, cid), review in self.reviews.items()
+            if org == org_id
+            and (state is None or review.state is state)
+            and (wanted is None or cid in wanted)
         }
 
-    def count_reviews(self, org_id: str, equals: Mapping[str, Any]) -> int:
+    def count_reviews(
+        self, org_id: str, *, state: ReviewState, loyalty_status: str, tier: str | None = None
+    ) -> int:
         self._check()
         return sum(
             1
-            for r in self.reviews.values()
-            if r.get("orgId") == org_id and all(f in r and r[f] == v for f, v in equals.items())
+            for (org, _), r in self.reviews.items()
+            if org == org_id
+            and r.state is state
+            and r.loyalty_status == loyalty_status
+            and (tier is None or r.tier == tier)
         )
 
-    def get_review(self, org_id: str, customer_id: int) -> dict[str, Any] | None:
+    def get_review(self, org_id: str, customer_id: int) -> Review | None:
         self._check()
-        review = self.reviews.get(profile_id(org_id, customer_id))
-        return copy.deepcopy(review) if review and review.get("orgId") == org_id else None
+        return self.reviews.get((org_id, customer_id))
 
-    def write_review(
-        self, org_id: str, customer_id: int, review: Mapping[str, Any], audit: Mapping[str, Any]
-    ) -> None:
+    def write_review(self, org_id: str, customer_id: int, change: ReviewChange) -> None:
         self._check()
-        key = profile_id(org_id, customer_id)
-        stored = self.reviews.setdefault(key, {})
-        stored.update({**copy.deepcopy(dict(review)), "orgId": org_id, "customerId": customer_id})
-        self.audit.setdefault(key, []).append(copy.deepcopy(dict(audit)))
+        self.reviews[(org_id, customer_id)] = change.review
+        self.audit.setdefault((org_id, customer_id), []).append(change.audit)
 
-    def list_audit(self, org_id: str, customer_id: int) -> list[dict[str, Any]]:
+    def list_audit(self, org_id: str, customer_id: int) -> list[AuditEntry]:
         self._check()
-        return copy.deepcopy(self.audit.get(profile_id(org_id, customer_id), []))
+        return sorted(self.audit.get((org_id, customer_id), []), key=lambda entry: entry.at)
 
 
 class StaticTaskOutcomes:
-    """``TaskOutcomes`` from a dict a test fills."""
+    """``TaskOutcomes`` from a dict a test fills: ``{"state": ..., "result": ...}`` by task id,
+    read as the Redis one reads Celery's."""
 
     def __init__(self) -> None:
         self.outcomes: dict[str, dict[str, Any]] = {}
 
-    def outcome(self, task_id: str) -> dict[str, Any] | None:
+    def outcome(self, task_id: str) -> TaskOutcome | None:
         found = self.outcomes.get(task_id)
-        return copy.deepcopy(found) if found is not None else None
+        if found is None:
+            return None
+        return task_outcome(str(found.get("state", "PENDING")), copy.deepcopy(found.get("result")))
 
 
 class RecordingRunTriggers:

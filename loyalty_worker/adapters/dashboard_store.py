@@ -3,9 +3,14 @@
 Documents it adds beside Markitbot's profiles (never inside them):
 
 - ``loyalty_reviews/{orgId}_{customerId}``: a discrepancy's review state (``state``,
-  ``outcome``, ``comment``, ``discrepancy`` and ``loyaltyStatus`` it was reviewed at, who and
-  when), with the subcollection ``audit/{entry}``: one document per change (who, when, from, to).
+  ``outcome``, ``comment``, ``discrepancy``, ``loyaltyStatus`` and ``tier`` it was reviewed at,
+  who and when; ``domain.review.Review``), with the subcollection ``audit/{entry}``: one
+  document per change (who, when, from, to; ``domain.review.AuditEntry``).
 - reads ``customers/{orgId}_{id}/loyalty_history`` (written by ``FirestoreProfileStore``).
+
+Documents leave here typed (``ProfileDocument``, ``HistoryEntry``, ``RunSummaryDocument``, the
+review's dataclasses): a top-level field holding another type than its declared one (a person
+edited it by hand) is left out, so the services never meet a string where a count belongs.
 
 Counts and sums are aggregation queries (Firestore counts server-side); short lists are
 equality queries with a limit; the long ones (discrepancies, no Alpine IQ account) are ordered
@@ -19,10 +24,12 @@ index and fallback.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from functools import cmp_to_key
-from typing import Any
+from typing import Any, Generic, TypedDict, TypeVar, cast
 
 from google.api_core import exceptions as api_exceptions
 from google.cloud import firestore
@@ -35,7 +42,16 @@ from loyalty_worker.adapters.firestore import (
     FirestoreProfileStore,
     _translate_errors,
 )
-from loyalty_worker.domain.profile import profile_id
+from loyalty_worker.domain.profile import HistoryEntry, ProfileDocument, profile_id
+from loyalty_worker.domain.review import (
+    AuditEntry,
+    Outcome,
+    Review,
+    ReviewChange,
+    ReviewState,
+)
+from loyalty_worker.domain.run import RunSummaryDocument
+from loyalty_worker.ports.dashboard import KeyValue
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +78,14 @@ class FirestoreDashboardStore:
     def list_org_ids(self) -> list[str]:
         return FirestoreProfileStore(self._client, timeout_s=self._timeout_s).list_org_ids()
 
-    def _org_profiles(self, org_id: str) -> Any:
-        return self._client.collection(PROFILES).where(filter=FieldFilter("orgId", "==", org_id))
-
-    def count_profiles(self, org_id: str, field: str | None = None, value: Any = None) -> int:
-        query = self._org_profiles(org_id)
-        if field is not None:
+    def _org_profiles(self, org_id: str, equals: Mapping[str, str] | None = None) -> Any:
+        query = self._client.collection(PROFILES).where(filter=FieldFilter("orgId", "==", org_id))
+        for field, value in (equals or {}).items():
             query = query.where(filter=FieldFilter(field, "==", value))
+        return query
+
+    def count_profiles(self, org_id: str, equals: Mapping[str, str] | None = None) -> int:
+        query = self._org_profiles(org_id, equals)
         with _translate_errors(f"count profiles of org {org_id}"):
             results = query.count(alias="n").get(timeout=self._timeout_s)
         return int(_aggregate(results, "n"))
@@ -80,41 +97,28 @@ class FirestoreDashboardStore:
         return int(_aggregate(results, "s") or 0)
 
     def list_profiles(
-        self, org_id: str, field: str, values: Sequence[Any], *, limit: int
-    ) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
+        self, org_id: str, field: str, values: Sequence[str], *, limit: int
+    ) -> list[ProfileDocument]:
+        found: list[ProfileDocument] = []
         for value in values:  # one equality query per value: no IN/ordering index needed
-            query = self._org_profiles(org_id).where(filter=FieldFilter(field, "==", value))
+            query = self._org_profiles(org_id, {field: value})
             with _translate_errors(f"list profiles of org {org_id}"):
-                for snapshot in query.limit(limit - len(found)).stream(timeout=self._timeout_s):
-                    document = snapshot.to_dict()
-                    if document is not None:
-                        found.append(document)
+                found += _profiles(query.limit(limit - len(found)).stream(timeout=self._timeout_s))
             if len(found) >= limit:
                 break
         return found
 
-    def count_matching(self, org_id: str, equals: Mapping[str, Any]) -> int:
-        query = self._org_profiles(org_id)
-        for field, value in equals.items():
-            query = query.where(filter=FieldFilter(field, "==", value))
-        with _translate_errors(f"count profiles of org {org_id}"):
-            results = query.count(alias="n").get(timeout=self._timeout_s)
-        return int(_aggregate(results, "n"))
-
     def page_profiles(
         self,
         org_id: str,
-        equals: Mapping[str, Any],
+        equals: Mapping[str, str],
         order: Sequence[tuple[str, bool]],
         *,
-        after: Sequence[Any] | None = None,
+        after: Sequence[KeyValue] | None = None,
         limit: int,
         fields: Sequence[str] | None = None,
-    ) -> list[dict[str, Any]]:
-        query = self._org_profiles(org_id)
-        for field, value in equals.items():
-            query = query.where(filter=FieldFilter(field, "==", value))
+    ) -> list[ProfileDocument]:
+        query = self._org_profiles(org_id, equals)
         if fields is not None:  # the order fields too: the fallback orders by them
             query = query.select(sorted({*fields, *(field for field, _ in order)}))
         shape = (tuple(sorted(equals)), tuple(order))
@@ -129,7 +133,7 @@ class FirestoreDashboardStore:
                 )
             with _translate_errors(f"list profiles of org {org_id}"):
                 try:
-                    return _documents(ordered.limit(limit).stream(timeout=self._timeout_s))
+                    return _profiles(ordered.limit(limit).stream(timeout=self._timeout_s))
                 except api_exceptions.FailedPrecondition:
                     self._unindexed.add(shape)
                     log.warning(
@@ -140,14 +144,14 @@ class FirestoreDashboardStore:
                         FALLBACK_SCAN,
                     )
         with _translate_errors(f"list profiles of org {org_id}"):
-            found = _documents(query.limit(FALLBACK_SCAN).stream(timeout=self._timeout_s))
+            found = _profiles(query.limit(FALLBACK_SCAN).stream(timeout=self._timeout_s))
         return order_page(found, order, after=after, limit=limit)
 
     def read_profiles(
         self, org_id: str, customer_ids: Sequence[int], fields: Sequence[str] | None = None
-    ) -> dict[int, dict[str, Any]]:
+    ) -> dict[int, ProfileDocument]:
         profiles = self._client.collection(PROFILES)
-        found: dict[int, dict[str, Any]] = {}
+        found: dict[int, ProfileDocument] = {}
         for start in range(0, len(customer_ids), READ_CHUNK):
             chunk = customer_ids[start : start + READ_CHUNK]
             references = [profiles.document(profile_id(org_id, cid)) for cid in chunk]
@@ -162,19 +166,19 @@ class FirestoreDashboardStore:
             for snapshot in snapshots:
                 document = snapshot.to_dict() if snapshot.exists else None
                 if document is not None and document.get("orgId") == org_id:
-                    found[int(snapshot.id.rsplit("_", 1)[1])] = document
+                    found[int(snapshot.id.rsplit("_", 1)[1])] = profile_of(document)
         return found
 
-    def get_profile(self, org_id: str, customer_id: int) -> dict[str, Any] | None:
+    def get_profile(self, org_id: str, customer_id: int) -> ProfileDocument | None:
         reference = self._client.collection(PROFILES).document(profile_id(org_id, customer_id))
         with _translate_errors(f"read profile {org_id}/{customer_id}"):
             snapshot = reference.get(timeout=self._timeout_s)
         document = snapshot.to_dict() if snapshot.exists else None
         if document is None or document.get("orgId") != org_id:
             return None
-        return document
+        return profile_of(document)
 
-    def list_org_runs(self, org_id: str, *, limit: int) -> list[dict[str, Any]]:
+    def list_org_runs(self, org_id: str, *, limit: int) -> list[RunSummaryDocument]:
         """Newest first by ``startedAt``: served by the composite index (``orgId`` ascending,
         ``startedAt`` descending) where it is deployed; without it Firestore refuses the
         ordered query, and the org's runs are read by equality alone and sorted here (the
@@ -186,16 +190,16 @@ class FirestoreDashboardStore:
             ordered = runs.order_by("startedAt", direction=firestore.Query.DESCENDING)
             with _translate_errors(f"list runs of org {org_id}"):
                 try:
-                    return _with_ids(ordered.limit(limit).stream(timeout=self._timeout_s))
+                    return _runs(ordered.limit(limit).stream(timeout=self._timeout_s))
                 except api_exceptions.FailedPrecondition:
                     self._ordered_runs = False
                     log.warning("loyalty_sync_runs lacks the (orgId, startedAt desc) index")
         with _translate_errors(f"list runs of org {org_id}"):
-            found = _with_ids(runs.limit(RUN_SCAN_LIMIT).stream(timeout=self._timeout_s))
-        found.sort(key=lambda run: float(run.get("startedAt") or 0), reverse=True)
+            found = _runs(runs.limit(RUN_SCAN_LIMIT).stream(timeout=self._timeout_s))
+        found.sort(key=lambda run: run.get("startedAt") or 0.0, reverse=True)
         return found[:limit]
 
-    def list_history(self, org_id: str, customer_id: int, *, limit: int) -> list[dict[str, Any]]:
+    def list_history(self, org_id: str, customer_id: int, *, limit: int) -> list[HistoryEntry]:
         profile = self._client.collection(PROFILES).document(profile_id(org_id, customer_id))
         query = (
             profile.collection(HISTORY)
@@ -204,7 +208,7 @@ class FirestoreDashboardStore:
         )
         with _translate_errors(f"read history of {org_id}/{customer_id}"):
             return [
-                document
+                history_of(document)
                 for snapshot in query.stream(timeout=self._timeout_s)
                 if (document := snapshot.to_dict()) is not None
             ]
@@ -213,12 +217,12 @@ class FirestoreDashboardStore:
         self,
         org_id: str,
         *,
-        state: str | None = None,
+        state: ReviewState | None = None,
         customer_ids: Sequence[int] | None = None,
-    ) -> dict[int, dict[str, Any]]:
+    ) -> dict[int, Review]:
         query = self._client.collection(REVIEWS).where(filter=FieldFilter("orgId", "==", org_id))
         if state is not None:
-            query = query.where(filter=FieldFilter("state", "==", state))
+            query = query.where(filter=FieldFilter("state", "==", state.value))
         queries = [query]
         if customer_ids is not None:  # "in" takes up to 30 values
             ids = list(customer_ids)
@@ -226,56 +230,202 @@ class FirestoreDashboardStore:
                 query.where(filter=FieldFilter("customerId", "in", ids[start : start + IN_LIMIT]))
                 for start in range(0, len(ids), IN_LIMIT)
             ]
-        documents: list[dict[str, Any]] = []
+        found: dict[int, Review] = {}
         with _translate_errors(f"read reviews of org {org_id}"):
             for each in queries:
-                documents += _documents(each.stream(timeout=self._timeout_s))
-        return {int(d["customerId"]): d for d in documents if "customerId" in d}
+                for snapshot in each.stream(timeout=self._timeout_s):
+                    document = snapshot.to_dict()
+                    if document is not None and _is_int(document.get("customerId")):
+                        found[document["customerId"]] = review_of(review_fields(document))
+        return found
 
-    def count_reviews(self, org_id: str, equals: Mapping[str, Any]) -> int:
+    def count_reviews(
+        self, org_id: str, *, state: ReviewState, loyalty_status: str, tier: str | None = None
+    ) -> int:
         query: Any = self._client.collection(REVIEWS)
         query = query.where(filter=FieldFilter("orgId", "==", org_id))
-        for field, value in equals.items():
+        equals = {"state": state.value, "loyaltyStatus": loyalty_status}
+        for field, value in ({**equals, "tier": tier} if tier is not None else equals).items():
             query = query.where(filter=FieldFilter(field, "==", value))
         with _translate_errors(f"count reviews of org {org_id}"):
             results = query.count(alias="n").get(timeout=self._timeout_s)
         return int(_aggregate(results, "n"))
 
-    def get_review(self, org_id: str, customer_id: int) -> dict[str, Any] | None:
+    def get_review(self, org_id: str, customer_id: int) -> Review | None:
         reference = self._client.collection(REVIEWS).document(profile_id(org_id, customer_id))
         with _translate_errors(f"read review of {org_id}/{customer_id}"):
             snapshot = reference.get(timeout=self._timeout_s)
         document = snapshot.to_dict() if snapshot.exists else None
         if document is None or document.get("orgId") != org_id:
             return None
-        return document
+        return review_of(review_fields(document))
 
-    def write_review(
-        self, org_id: str, customer_id: int, review: Mapping[str, Any], audit: Mapping[str, Any]
-    ) -> None:
+    def write_review(self, org_id: str, customer_id: int, change: ReviewChange) -> None:
         reference = self._client.collection(REVIEWS).document(profile_id(org_id, customer_id))
+        stored = {**review_document(change.review), "orgId": org_id, "customerId": customer_id}
         batch = self._client.batch()
-        batch.set(reference, {**review, "orgId": org_id, "customerId": customer_id}, merge=True)
-        batch.set(reference.collection(AUDIT).document(), dict(audit))
+        batch.set(reference, stored, merge=True)
+        batch.set(reference.collection(AUDIT).document(), dict(audit_document(change.audit)))
         with _translate_errors(f"write review of {org_id}/{customer_id}"):
             batch.commit(timeout=self._timeout_s)
 
-    def list_audit(self, org_id: str, customer_id: int) -> list[dict[str, Any]]:
+    def list_audit(self, org_id: str, customer_id: int) -> list[AuditEntry]:
         reference = self._client.collection(REVIEWS).document(profile_id(org_id, customer_id))
         with _translate_errors(f"read audit of {org_id}/{customer_id}"):
             entries = [
-                snapshot.to_dict() or {}
+                audit_of(audit_fields(snapshot.to_dict() or {}))
                 for snapshot in reference.collection(AUDIT).stream(timeout=self._timeout_s)
             ]
-        entries.sort(key=lambda entry: str(entry.get("at", "")))
+        entries.sort(key=lambda entry: entry.at)
         return entries
 
 
-def _documents(snapshots: Any) -> list[dict[str, Any]]:
-    return [document for snapshot in snapshots if (document := snapshot.to_dict()) is not None]
+# --- Documents as the services see them --------------------------------------------------------
 
 
-def _rank(value: Any) -> tuple[int, Any]:
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _fits(hint: object) -> Callable[[object], bool]:
+    """Whether a value is of the declared type ``hint`` (containers by their kind alone)."""
+    if typing.get_origin(hint) in (types.UnionType, typing.Union):
+        choices = [_fits(arg) for arg in typing.get_args(hint)]
+        return lambda value: any(fits(value) for fits in choices)
+    if hint is type(None):
+        return lambda value: value is None
+    kind = typing.get_origin(hint) or hint
+    if typing.is_typeddict(kind):
+        kind = dict
+    if kind is float:
+        return lambda value: isinstance(value, int | float) and not isinstance(value, bool)
+    if kind is int:
+        return _is_int
+    assert isinstance(kind, type), hint
+    return lambda value: isinstance(value, kind)
+
+
+Document = TypeVar("Document", bound=Mapping[str, object])
+
+
+class _Reader(Generic[Document]):
+    """Reads a document as the client hands it into its TypedDict: the declared fields that
+    hold their declared type (checked by functions built once per type)."""
+
+    def __init__(self, document_type: type[Document]) -> None:
+        hints = typing.get_type_hints(document_type)
+        self._checks = {name: _fits(hint) for name, hint in hints.items()}
+
+    def __call__(self, document: Mapping[str, object]) -> Document:
+        checks = self._checks
+        kept = {k: v for k, v in document.items() if k in checks and checks[k](v)}
+        return cast(Document, kept)
+
+
+class ReviewDocument(TypedDict, total=False):
+    """``loyalty_reviews/{orgId}_{customerId}`` as stored (``orgId`` and ``customerId`` too)."""
+
+    state: str
+    outcome: str | None
+    comment: str | None
+    discrepancy: int | None
+    loyaltyStatus: str | None
+    tier: str | None
+    openedAt: str | None
+    updatedAt: str | None
+    updatedBy: str | None
+
+
+AuditDocument = TypedDict(
+    "AuditDocument",
+    {
+        "at": str,
+        "by": str,
+        "from": str | None,
+        "to": str,
+        "outcome": str | None,
+        "comment": str | None,
+    },
+    total=False,
+)
+
+
+profile_of = _Reader(ProfileDocument)
+history_of = _Reader(HistoryEntry)
+run_of = _Reader(RunSummaryDocument)
+review_fields = _Reader(ReviewDocument)
+audit_fields = _Reader(AuditDocument)
+
+
+def review_document(review: Review) -> ReviewDocument:
+    return {
+        "state": review.state.value,
+        "outcome": None if review.outcome is None else review.outcome.value,
+        "comment": review.comment,
+        "discrepancy": review.discrepancy,
+        "loyaltyStatus": review.loyalty_status,
+        "tier": review.tier,
+        "openedAt": review.opened_at,
+        "updatedAt": review.updated_at,
+        "updatedBy": review.updated_by,
+    }
+
+
+def review_of(document: ReviewDocument) -> Review:
+    """A stored review (read by ``review_fields``: a review without a state reads open)."""
+    return Review(
+        state=ReviewState.of(document.get("state")),
+        outcome=Outcome.of(document.get("outcome")),
+        comment=document.get("comment"),
+        discrepancy=document.get("discrepancy"),
+        loyalty_status=document.get("loyaltyStatus"),
+        tier=document.get("tier"),
+        opened_at=document.get("openedAt"),
+        updated_at=document.get("updatedAt"),
+        updated_by=document.get("updatedBy"),
+    )
+
+
+def audit_document(entry: AuditEntry) -> AuditDocument:
+    return {
+        "at": entry.at,
+        "by": entry.by,
+        "from": entry.from_state,
+        "to": entry.to_state,
+        "outcome": entry.outcome,
+        "comment": entry.comment,
+    }
+
+
+def audit_of(document: AuditDocument) -> AuditEntry:
+    """A stored audit entry (one a sync wrote before entries had a comment has none)."""
+    return AuditEntry(
+        at=document.get("at", ""),
+        by=document.get("by", ""),
+        from_state=document.get("from"),
+        to_state=document.get("to", ""),
+        outcome=document.get("outcome"),
+        comment=document.get("comment"),
+    )
+
+
+def _profiles(snapshots: Any) -> list[ProfileDocument]:
+    return [
+        profile_of(document)
+        for snapshot in snapshots
+        if (document := snapshot.to_dict()) is not None
+    ]
+
+
+def _runs(snapshots: Any) -> list[RunSummaryDocument]:
+    """Run summaries, each with its document id as ``runId``."""
+    return [run_of({**(snapshot.to_dict() or {}), "runId": snapshot.id}) for snapshot in snapshots]
+
+
+# --- Ordering where an index is missing ---------------------------------------------------------
+
+
+def _rank(value: object) -> tuple[int, KeyValue]:
     """A value as Firestore orders it: by type first (null, booleans, numbers, timestamps,
     strings, then the rest by type only)."""
     if value is None:
@@ -292,12 +442,12 @@ def _rank(value: Any) -> tuple[int, Any]:
 
 
 def order_page(
-    documents: Sequence[Mapping[str, Any]],
+    documents: Sequence[Document],
     order: Sequence[tuple[str, bool]],
     *,
-    after: Sequence[Any] | None,
+    after: Sequence[KeyValue] | None,
     limit: int,
-) -> list[dict[str, Any]]:
+) -> list[Document]:
     """What an ordered query with ``start_after(after)`` and ``limit`` answers, worked out
     from the unordered documents: those lacking an order field left out."""
 
@@ -307,14 +457,16 @@ def order_page(
                 return (-1 if a < b else 1) * (-1 if descending else 1)
         return 0
 
-    rows: list[tuple[list[tuple[int, Any]], dict[str, Any]]] = [
-        ([_rank(document[field]) for field, _ in order], dict(document))
+    rows: list[tuple[list[tuple[int, KeyValue]], Document]] = [
+        ([_rank(document[field]) for field, _ in order], document)
         for document in documents
         if all(field in document for field, _ in order)
     ]
-    Row = tuple[list[tuple[int, Any]], dict[str, Any]]
 
-    def compare_rows(x: Row, y: Row) -> int:
+    def compare_rows(
+        x: tuple[list[tuple[int, KeyValue]], Document],
+        y: tuple[list[tuple[int, KeyValue]], Document],
+    ) -> int:
         return compare(x[0], y[0])
 
     rows.sort(key=cmp_to_key(compare_rows))
@@ -322,10 +474,6 @@ def order_page(
         start = [_rank(value) for value in after]
         rows = [row for row in rows if compare(row[0], start) > 0]
     return [document for _, document in rows[:limit]]
-
-
-def _with_ids(snapshots: Any) -> list[dict[str, Any]]:
-    return [{**(snapshot.to_dict() or {}), "runId": snapshot.id} for snapshot in snapshots]
 
 
 def _aggregate(results: Any, alias: str) -> Any:

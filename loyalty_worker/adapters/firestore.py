@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from google.api_core import exceptions as api_exceptions
 from google.api_core.retry import Retry, if_exception_type
@@ -24,6 +24,7 @@ from google.cloud.firestore_v1.document import DocumentReference
 
 from loyalty_worker.adapters.firestore_writes import merge_write_pb
 from loyalty_worker.domain.profile import ProfileUpdate, profile_id
+from loyalty_worker.domain.run import RunSummaryDocument
 from loyalty_worker.errors import PermanentError, TransientError, UnknownOrg
 from loyalty_worker.org_settings import OrgSettings
 
@@ -234,12 +235,12 @@ class FirestoreProfileStore:
                 for snapshot in query.stream(retry=self._retry, timeout=self._timeout_s)
             ]
 
-    def get_run_summary(self, run_id: str) -> dict[str, Any] | None:
+    def get_run_summary(self, run_id: str) -> RunSummaryDocument | None:
         """A run's summary document, or None."""
         reference = self._client.collection(RUN_SUMMARIES).document(run_id)
         with _translate_errors(f"read summary of run {run_id}"):
             snapshot = reference.get(retry=self._retry, timeout=self._timeout_s)
-        return snapshot.to_dict() if snapshot.exists else None
+        return cast(RunSummaryDocument, snapshot.to_dict()) if snapshot.exists else None
 
 
 def history_id(entry: Mapping[str, Any]) -> str:

@@ -22,6 +22,7 @@ from typing import Any, cast
 import redis
 
 from loyalty_worker.domain.results import SyncResult
+from loyalty_worker.domain.run import RunSummaryDocument
 
 # KEYS: results, failed, meta. ARGV: (customer key, result JSON, failed flag "1"/"0") repeated.
 # Returns 1 to exactly one caller: the one whose results complete the listed set. A result that
@@ -106,7 +107,7 @@ class Progress:
     listed: int | None
     done: int
     failed: int
-    summary: dict[str, Any] | None
+    summary: RunSummaryDocument | None
     error: str | None
 
 

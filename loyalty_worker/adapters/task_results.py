@@ -1,17 +1,21 @@
 """What became of an enqueued task, read from Celery's Redis result backend (``TaskOutcomes``).
 
 The worker stores each task's result at ``celery-task-meta-{taskId}`` (JSON, kept for
-``result_expires``); reading the key needs no Celery app in the API process.
+``result_expires``); reading the key needs no Celery app in the API process. A customer's sync
+returns ``SyncResult.to_dict``; ``task_outcome`` reads what a person is shown of it, leaving out
+whatever does not hold the type it should.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, cast
+from typing import cast
 
 import redis
 
+from loyalty_worker.domain.profile import AdjustmentEntry
 from loyalty_worker.errors import TransientError
+from loyalty_worker.ports.triggers import Reconciled, Shown, SyncReport, TaskOutcome
 
 _KEY = "celery-task-meta-{}"
 
@@ -22,7 +26,7 @@ class RedisTaskOutcomes:
     def __init__(self, client: redis.Redis) -> None:
         self._redis = client
 
-    def outcome(self, task_id: str) -> dict[str, Any] | None:
+    def outcome(self, task_id: str) -> TaskOutcome | None:
         try:
             raw = cast(bytes | None, self._redis.get(_KEY.format(task_id)))
         except redis.RedisError as exc:
@@ -32,4 +36,45 @@ class RedisTaskOutcomes:
         meta = json.loads(raw)
         if not isinstance(meta, dict):
             return None
-        return {"state": str(meta.get("status", "PENDING")), "result": meta.get("result")}
+        return task_outcome(str(meta.get("status", "PENDING")), meta.get("result"))
+
+
+def task_outcome(state: str, result: object) -> TaskOutcome:
+    """A task's state and its result as Celery keeps it (JSON), typed."""
+    if not isinstance(result, dict):
+        return TaskOutcome(state)
+    displayed, rec = result.get("displayed"), result.get("reconciliation")
+    report = SyncReport(
+        org_id=_text(result.get("orgId")),
+        status=_text(result.get("status")),
+        reason=_text(result.get("reason")),
+        displayed=None
+        if not isinstance(displayed, dict)
+        else Shown(
+            points=_int(displayed.get("points")),
+            tier=_text(displayed.get("tier")),
+            tier_source=_text(displayed.get("tierSource")),
+        ),
+        reconciliation=None
+        if not isinstance(rec, dict)
+        else Reconciled(status=_text(rec.get("status")), discrepancy=_int(rec.get("discrepancy"))),
+        adjustment=_adjustment(result.get("adjustment")),
+    )
+    return TaskOutcome(state, report)
+
+
+def _adjustment(value: object) -> AdjustmentEntry | None:
+    if not isinstance(value, dict):
+        return None
+    source, before, after = value.get("source"), _int(value.get("from")), _int(value.get("to"))
+    if not isinstance(source, str) or before is None or after is None:
+        return None
+    return {"source": source, "from": before, "to": after}
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from loyalty_worker.api.dashboard_pages import install_page_errors
 from loyalty_worker.api.dashboard_state import DashboardServices
 from loyalty_worker.api.errors import install_error_handlers
 from loyalty_worker.api.guard import RequestGuard
@@ -77,7 +77,7 @@ def create_app(
     app.add_middleware(RequestGuard, settings=settings, limiter=state.limiter)
     app.middleware("http")(log_requests)
     install_error_handlers(app)
-    app.exception_handler(StarletteHTTPException)(dashboard.page_errors)
+    install_page_errors(app)
     app.include_router(health.router)
     app.include_router(sync.router)
     app.include_router(runs.router)

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Protocol
+
+from loyalty_worker.domain.profile import HistoryEntry, ProfileDocument
+from loyalty_worker.domain.review import AuditEntry, Review, ReviewChange, ReviewState
+from loyalty_worker.domain.run import RunSummaryDocument
+
+# A value a keyset cursor starts after: one of a profile's order fields (a gap, an id, a stamp).
+KeyValue = int | float | str | datetime | None
 
 
 class DashboardStore(Protocol):
@@ -11,15 +19,16 @@ class DashboardStore(Protocol):
 
     Counts and sums come from aggregation queries, lists from equality queries with a limit or
     from ordered queries read a page at a time (keyset cursors), so no page reads every
-    profile of an org.
+    profile of an org. Documents come typed: a field a person edited into another type is left
+    out, as if it were missing.
     """
 
     def list_org_ids(self) -> list[str]:
         """Ids of every org whose loyalty settings are not disabled."""
         ...
 
-    def count_profiles(self, org_id: str, field: str | None = None, value: Any = None) -> int:
-        """How many profiles of the org (whose ``field`` equals ``value``, when given)."""
+    def count_profiles(self, org_id: str, equals: Mapping[str, str] | None = None) -> int:
+        """How many profiles of the org (with every field of ``equals`` equal to its value)."""
         ...
 
     def sum_profiles(self, org_id: str, field: str) -> int:
@@ -27,21 +36,21 @@ class DashboardStore(Protocol):
         ...
 
     def list_profiles(
-        self, org_id: str, field: str, values: Sequence[Any], *, limit: int
-    ) -> list[dict[str, Any]]:
+        self, org_id: str, field: str, values: Sequence[str], *, limit: int
+    ) -> list[ProfileDocument]:
         """Up to ``limit`` profiles of the org whose ``field`` is one of ``values``."""
         ...
 
     def page_profiles(
         self,
         org_id: str,
-        equals: Mapping[str, Any],
+        equals: Mapping[str, str],
         order: Sequence[tuple[str, bool]],
         *,
-        after: Sequence[Any] | None = None,
+        after: Sequence[KeyValue] | None = None,
         limit: int,
         fields: Sequence[str] | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[ProfileDocument]:
         """Up to ``limit`` profiles of the org whose fields equal ``equals``, ordered by the
         ``order`` fields (each ``(field, descending)``; the last one unique within the org, such
         as ``alleavesCustomerId``), starting after the profile whose order fields hold
@@ -50,26 +59,22 @@ class DashboardStore(Protocol):
         query."""
         ...
 
-    def count_matching(self, org_id: str, equals: Mapping[str, Any]) -> int:
-        """How many profiles of the org have every field of ``equals`` equal to its value."""
-        ...
-
     def read_profiles(
         self, org_id: str, customer_ids: Sequence[int], fields: Sequence[str] | None = None
-    ) -> dict[int, dict[str, Any]]:
+    ) -> dict[int, ProfileDocument]:
         """The profiles of ``customer_ids`` that exist, by customer id (batched reads); only
         their top-level ``fields`` when given."""
         ...
 
-    def get_profile(self, org_id: str, customer_id: int) -> dict[str, Any] | None:
+    def get_profile(self, org_id: str, customer_id: int) -> ProfileDocument | None:
         """One profile, or None."""
         ...
 
-    def list_org_runs(self, org_id: str, *, limit: int) -> list[dict[str, Any]]:
+    def list_org_runs(self, org_id: str, *, limit: int) -> list[RunSummaryDocument]:
         """The org's latest run summaries (each with its ``runId``), newest first."""
         ...
 
-    def list_history(self, org_id: str, customer_id: int, *, limit: int) -> list[dict[str, Any]]:
+    def list_history(self, org_id: str, customer_id: int, *, limit: int) -> list[HistoryEntry]:
         """A customer's loyalty history entries, newest first."""
         ...
 
@@ -77,27 +82,28 @@ class DashboardStore(Protocol):
         self,
         org_id: str,
         *,
-        state: str | None = None,
+        state: ReviewState | None = None,
         customer_ids: Sequence[int] | None = None,
-    ) -> dict[int, dict[str, Any]]:
+    ) -> dict[int, Review]:
         """The org's discrepancy reviews by customer id: those stored in ``state`` when given,
         of ``customer_ids`` when given (batched queries), else all of them."""
         ...
 
-    def count_reviews(self, org_id: str, equals: Mapping[str, Any]) -> int:
-        """How many of the org's reviews have every field of ``equals`` equal to its value."""
+    def count_reviews(
+        self, org_id: str, *, state: ReviewState, loyalty_status: str, tier: str | None = None
+    ) -> int:
+        """How many of the org's reviews are stored in ``state`` at ``loyalty_status`` (and
+        ``tier``, when given)."""
         ...
 
-    def get_review(self, org_id: str, customer_id: int) -> dict[str, Any] | None:
+    def get_review(self, org_id: str, customer_id: int) -> Review | None:
         """One customer's review state, or None."""
         ...
 
-    def write_review(
-        self, org_id: str, customer_id: int, review: Mapping[str, Any], audit: Mapping[str, Any]
-    ) -> None:
-        """Store a customer's review state and append one audit entry, in one commit."""
+    def write_review(self, org_id: str, customer_id: int, change: ReviewChange) -> None:
+        """Store a customer's review and append its audit entry, in one commit."""
         ...
 
-    def list_audit(self, org_id: str, customer_id: int) -> list[dict[str, Any]]:
+    def list_audit(self, org_id: str, customer_id: int) -> list[AuditEntry]:
         """A customer's review audit entries, oldest first."""
         ...

@@ -6,6 +6,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from loyalty_worker.domain.profile import ProfileUpdate
+from loyalty_worker.domain.run import RunSummaryDocument
 from loyalty_worker.org_settings import OrgSettings
 
 
@@ -39,7 +40,7 @@ class ProfileStore(Protocol):
         """Run summaries still marked ``running`` (each with its ``runId``)."""
         ...
 
-    def get_run_summary(self, run_id: str) -> dict[str, Any] | None:
+    def get_run_summary(self, run_id: str) -> RunSummaryDocument | None:
         """A run's summary document, or None."""
         ...
 
@@ -57,7 +58,7 @@ class OrgStore(Protocol):
         """Up to ``limit`` profiles of the org whose ``field`` equals ``value``."""
         ...
 
-    def get_run_summary(self, run_id: str) -> dict[str, Any] | None:
+    def get_run_summary(self, run_id: str) -> RunSummaryDocument | None:
         """A run's summary document, or None."""
         ...
 

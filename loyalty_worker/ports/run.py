@@ -6,6 +6,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from loyalty_worker.domain.results import SyncResult
+from loyalty_worker.domain.run import RunSummaryDocument
 
 
 class RunLedger(Protocol):
@@ -200,7 +201,7 @@ class RunProgress(Protocol):
     def failed(self) -> int: ...
 
     @property
-    def summary(self) -> dict[str, Any] | None: ...
+    def summary(self) -> RunSummaryDocument | None: ...
 
     @property
     def error(self) -> str | None: ...
@@ -217,6 +218,6 @@ class RunProgressSource(Protocol):
 class RunSummaries(Protocol):
     """Closed runs' summaries (``loyalty_sync_runs/{runId}``)."""
 
-    def get_run_summary(self, run_id: str) -> dict[str, Any] | None:
+    def get_run_summary(self, run_id: str) -> RunSummaryDocument | None:
         """A run's summary document, or None."""
         ...

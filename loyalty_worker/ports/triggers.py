@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Protocol
+
+from loyalty_worker.domain.profile import AdjustmentEntry
 
 
 class Enqueuer(Protocol):
@@ -42,9 +45,48 @@ class RunTriggers(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """The balance a customer's sync left on the profile."""
+
+    points: int | None
+    tier: str | None
+    tier_source: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciled:
+    """How a customer's sync reconciled the two balances."""
+
+    status: str | None
+    discrepancy: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    """What a customer's sync returned (``SyncResult.to_dict``), as far as a person is shown
+    it: each part None when the result lacks it."""
+
+    org_id: str | None = None
+    status: str | None = None
+    reason: str | None = None
+    displayed: Shown | None = None
+    reconciliation: Reconciled | None = None
+    adjustment: AdjustmentEntry | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskOutcome:
+    """A task as the result backend knows it: Celery's state (``PENDING``, ``SUCCESS``,
+    ``FAILURE``...) and, when it returned (or failed with) a mapping, what it says."""
+
+    state: str
+    report: SyncReport | None = None
+
+
 class TaskOutcomes(Protocol):
     """What became of an enqueued task (the Celery result backend)."""
 
-    def outcome(self, task_id: str) -> dict[str, Any] | None:
-        """``{"state": ..., "result": ...}`` once the backend knows the task; None before."""
+    def outcome(self, task_id: str) -> TaskOutcome | None:
+        """The task's outcome once the backend knows the task; None before."""
         ...

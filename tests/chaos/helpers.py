@@ -318,8 +318,8 @@ def check_run(
     org = org or stack.org(org_id)
     progress = stack.tracker.progress(run_id)
     assert progress.status == status, progress
-    summary = progress.summary
-    assert summary is not None, progress
+    assert progress.summary is not None, progress
+    summary: dict[str, Any] = dict(progress.summary)
     customers = [] if status == "failed" else org["customers"]
     listed = len(customers)
 

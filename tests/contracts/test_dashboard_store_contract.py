@@ -15,7 +15,8 @@ from google.cloud import firestore
 
 from loyalty_worker.adapters.dashboard_store import FirestoreDashboardStore
 from loyalty_worker.adapters.firestore import PROFILES, RUN_SUMMARIES, FirestoreProfileStore
-from loyalty_worker.domain.profile import ProfileUpdate
+from loyalty_worker.domain.profile import ProfileDocument, ProfileUpdate
+from loyalty_worker.domain.review import AuditEntry, Outcome, Review, ReviewChange, ReviewState
 from loyalty_worker.ports.dashboard import DashboardStore
 from tests.fakes import InMemoryDashboardStore, QueryableProfileStore
 
@@ -83,8 +84,8 @@ def test_counts_and_sums_by_org_and_field(harness: Harness) -> None:
     harness.put_profile(4, {"orgId": "other", "alleavesCustomerId": 4, "tier": "gold"})
     store = harness.store
     assert store.count_profiles(ORG) == 3
-    assert store.count_profiles(ORG, "tier", "gold") == 2
-    assert store.count_profiles(ORG, "tier", "platinum") == 0
+    assert store.count_profiles(ORG, {"tier": "gold"}) == 2
+    assert store.count_profiles(ORG, {"tier": "platinum"}) == 0
     assert store.sum_profiles(ORG, "pointsFromOrders") == 157
     assert store.sum_profiles(ORG, "pointsFromAlpine") == 100
 
@@ -106,6 +107,19 @@ def test_lists_and_gets_profiles_of_the_org_only(harness: Harness) -> None:
     assert store.get_profile("other", 3) is None
 
 
+def test_a_field_edited_into_another_type_reads_as_missing(harness: Harness) -> None:
+    harness.put_profile(1, profile(1, points="lots", tier="gold", loyaltyDiscrepancy=None))
+    harness.put_run("r-odd", {"orgId": ORG, "startedAt": 10.0, "listed": "many", "alert": True})
+    assert harness.store.get_profile(ORG, 1) == {
+        "orgId": ORG,
+        "alleavesCustomerId": 1,
+        "tier": "gold",
+    }
+    assert harness.store.list_org_runs(ORG, limit=5) == [
+        {"orgId": ORG, "startedAt": 10.0, "runId": "r-odd"}
+    ]
+
+
 def test_runs_newest_first(harness: Harness) -> None:
     harness.put_run("r-old", {"orgId": ORG, "startedAt": 10.0, "status": "completed"})
     harness.put_run("r-new", {"orgId": ORG, "startedAt": 30.0, "status": "running"})
@@ -115,16 +129,42 @@ def test_runs_newest_first(harness: Harness) -> None:
     assert [r["runId"] for r in runs] == ["r-new", "r-mid"]
 
 
+def change(
+    state: ReviewState, *, loyalty_status: str, tier: str | None = None, discrepancy: int = 40
+) -> ReviewChange:
+    """A review moved to ``state`` at a discrepancy, and its audit entry."""
+    stored = Review(state, discrepancy=discrepancy, loyalty_status=loyalty_status, tier=tier)
+    audit = AuditEntry(at="2027-01-01T00:00:00+00:00", by="Ana", from_state="open", to_state=state)
+    return ReviewChange(stored, audit)
+
+
 def test_reviews_and_their_audit(harness: Harness) -> None:
     store = harness.store
-    store.write_review(ORG, 5, {"state": "acknowledged"}, {"at": "2027-01-01T00:00:00", "to": "a"})
-    store.write_review(ORG, 5, {"state": "resolved"}, {"at": "2027-01-02T00:00:00", "to": "r"})
-    reviews = store.get_reviews(ORG)
-    assert reviews[5]["state"] == "resolved"
-    assert reviews[5]["customerId"] == 5
-    assert [a["to"] for a in store.list_audit(ORG, 5)] == ["a", "r"]
+    acknowledged = change(ReviewState.ACKNOWLEDGED, loyalty_status="alpine_higher")
+    store.write_review(ORG, 5, acknowledged)
+    resolved = Review(
+        ReviewState.RESOLVED,
+        outcome=Outcome.FIXED,
+        comment="ok",
+        discrepancy=40,
+        loyalty_status="alpine_higher",
+        tier="gold",
+        opened_at="2027-01-01T00:00:00+00:00",
+        updated_at="2027-01-02T00:00:00+00:00",
+        updated_by="Ana",
+    )
+    audit = AuditEntry(
+        "2027-01-02T00:00:00+00:00", "Ana", "acknowledged", "resolved", "fixed", "ok"
+    )
+    store.write_review(ORG, 5, ReviewChange(resolved, audit))
+    assert store.get_reviews(ORG) == {5: resolved}
+    assert store.get_review(ORG, 5) == resolved
+    assert [(a.from_state, a.to_state) for a in store.list_audit(ORG, 5)] == [
+        ("open", "acknowledged"),
+        ("acknowledged", "resolved"),
+    ]
+    assert store.list_audit(ORG, 5)[-1] == audit
     assert store.get_reviews("other") == {}
-    assert (store.get_review(ORG, 5) or {}).get("state") == "resolved"
     assert store.get_review(ORG, 6) is None
     assert store.get_review("other", 5) is None
 
@@ -132,21 +172,24 @@ def test_reviews_and_their_audit(harness: Harness) -> None:
 def test_reviews_by_state_and_by_customer_and_their_counts(harness: Harness) -> None:
     store = harness.store
     for cid in range(1, 36):
-        state = "acknowledged" if cid % 2 else "resolved"
+        state = ReviewState.ACKNOWLEDGED if cid % 2 else ReviewState.RESOLVED
         status = "alpine_higher" if cid % 3 else "calculated_higher"
-        store.write_review(ORG, cid, {"state": state, "loyaltyStatus": status}, {"to": state})
-    store.write_review("other", 1, {"state": "acknowledged"}, {"to": "acknowledged"})
-    assert sorted(store.get_reviews(ORG, state="resolved")) == list(range(2, 36, 2))
+        tier = "gold" if cid % 5 else "silver"
+        store.write_review(ORG, cid, change(state, loyalty_status=status, tier=tier))
+    store.write_review("other", 1, change(ReviewState.ACKNOWLEDGED, loyalty_status="alpine_higher"))
+    assert sorted(store.get_reviews(ORG, state=ReviewState.RESOLVED)) == list(range(2, 36, 2))
     wanted = [1, 2, 33, 34, 35, 99]  # more than one "in" query's worth when chunked by 30
     assert sorted(store.get_reviews(ORG, customer_ids=wanted + list(range(40, 70)))) == [
         1, 2, 33, 34, 35,
     ]  # fmt: skip
     assert store.get_reviews(ORG, customer_ids=[]) == {}
-    assert store.count_reviews(ORG, {"state": "acknowledged"}) == 18
-    acked_higher = {"state": "acknowledged", "loyaltyStatus": "alpine_higher"}
-    assert store.count_reviews(ORG, acked_higher) == sum(
+    acked = ReviewState.ACKNOWLEDGED
+    assert store.count_reviews(ORG, state=acked, loyalty_status="alpine_higher") == sum(
         1 for cid in range(1, 36) if cid % 2 and cid % 3
     )
+    assert store.count_reviews(
+        ORG, state=acked, loyalty_status="calculated_higher", tier="silver"
+    ) == sum(1 for cid in range(1, 36) if cid % 2 and not cid % 3 and not cid % 5)
 
 
 def test_history_newest_first(harness: Harness) -> None:
@@ -177,8 +220,8 @@ def test_pages_of_an_ordered_query_from_a_keyset_cursor(harness: Harness) -> Non
     equals = {"loyaltyStatus": "alpine_higher"}
     order = (("loyaltyDiscrepancy", True), ("alleavesCustomerId", False))
 
-    def ids(found: list[dict[str, Any]]) -> list[int]:
-        return [p["alleavesCustomerId"] for p in found]
+    def ids(found: list[ProfileDocument]) -> list[int]:
+        return [p.get("alleavesCustomerId", 0) for p in found]
 
     first = store.page_profiles(ORG, equals, order, limit=2)
     assert ids(first) == [2, 4]
@@ -195,9 +238,9 @@ def test_pages_of_an_ordered_query_from_a_keyset_cursor(harness: Harness) -> Non
     )
     assert projected[0]["alleavesCustomerId"] == 2 and projected[0]["tier"] == "gold"
     assert "orgId" not in projected[0] and "loyaltyStatus" not in projected[0]
-    assert store.count_matching(ORG, equals) == 6
-    assert store.count_matching(ORG, both) == 5
-    assert store.count_matching(ORG, {"loyaltyStatus": "matched", "tier": "gold"}) == 0
+    assert store.count_profiles(ORG, equals) == 6
+    assert store.count_profiles(ORG, both) == 5
+    assert store.count_profiles(ORG, {"loyaltyStatus": "matched", "tier": "gold"}) == 0
 
 
 def test_pages_by_timestamp_and_reads_profiles_by_id(harness: Harness) -> None:

@@ -211,14 +211,14 @@ def test_running_runs_are_listed_with_their_run_id(harness: Harness) -> None:
 
 
 def test_stored_documents_do_not_alias_the_callers(harness: Harness) -> None:
-    summary: dict[str, Any] = {"status": "done", "counts": {"ok": 1}}
+    summary: dict[str, Any] = {"status": "done", "failedByReason": {"ok": 1}}
     harness.store.write_run_summary("run-1", summary)
-    summary["counts"]["ok"] = 99
+    summary["failedByReason"]["ok"] = 99
     read = harness.store.get_run_summary("run-1")
-    assert read == {"status": "done", "counts": {"ok": 1}}
+    assert read == {"status": "done", "failedByReason": {"ok": 1}}
     assert read is not None
-    read["counts"]["ok"] = 7
-    assert harness.store.get_run_summary("run-1") == {"status": "done", "counts": {"ok": 1}}
+    read["failedByReason"]["ok"] = 7
+    assert harness.store.get_run_summary("run-1") == {"status": "done", "failedByReason": {"ok": 1}}
 
 
 class Queries(Protocol):

@@ -76,3 +76,30 @@ def test_generated_requests_with_an_unknown_token(case: Any) -> None:
 @bounded
 def test_generated_requests_without_a_token(case: Any) -> None:
     call_and_check(case, None)
+
+
+def _resolved(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """A schema with its ``$ref`` followed (to ``#/components/schemas/...``)."""
+    while "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        schema = spec["components"]["schemas"][name]
+    return schema
+
+
+def test_every_dashboard_json_route_describes_its_answer() -> None:
+    """Each dashboard route answering JSON names a model with properties for its success."""
+    spec: dict[str, Any] = API.client.get("/openapi.json").json()
+    described = []
+    for path, operations in spec["paths"].items():
+        if not path.startswith("/api/loyalty/orgs/{orgId}"):
+            continue
+        for method, operation in operations.items():
+            ok = next(code for code in operation["responses"] if code.startswith("2"))
+            content = operation["responses"][ok].get("content", {})
+            if "application/json" not in content:
+                assert path.endswith(".csv"), (method, path)  # the CSVs answer text
+                continue
+            schema = _resolved(spec, content["application/json"]["schema"])
+            assert schema.get("properties"), (method, path, schema)
+            described.append(f"{method.upper()} {path}")
+    assert len(described) == 11, described

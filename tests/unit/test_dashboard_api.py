@@ -314,8 +314,8 @@ def test_acknowledged_discrepancy_leaves_the_open_list_and_is_audited(dash: Dash
     assert [d["customerId"] for d in listed["items"]] == [3]
     acked = dash.client.get("/api/loyalty/orgs/org-1/discrepancies?state=acknowledged").json()
     assert [d["customerId"] for d in acked["items"]] == [2]
-    assert dash.dash.audit["org-1_2"][0]["by"] == "Ana"
-    assert dash.dash.audit["org-1_2"][0]["from"] == "open"
+    assert dash.dash.audit[("org-1", 2)][0].by == "Ana"
+    assert dash.dash.audit[("org-1", 2)][0].from_state == "open"
     assert "loyaltyReview" not in str(dash.store.profiles["org-1_2"])
 
 
@@ -344,16 +344,16 @@ def test_a_review_reopens_when_the_discrepancy_changes_and_closes_when_sources_a
     dash.store.profiles["org-1_3"].update(loyaltyStatus="matched", loyaltyDiscrepancy=0)
     listed = dash.client.get("/api/loyalty/orgs/org-1/discrepancies", headers=headers).json()
     assert [d["customerId"] for d in listed["items"]] == [2]
-    assert dash.dash.reviews["org-1_2"]["state"] == "open"  # its row was read: stored
+    assert dash.dash.reviews[("org-1", 2)].state == "open"  # its row was read: stored
     # Customer 3's row is in no list any more: its review is stored once the list of the
     # state it was stored in is read.
     acked = dash.client.get(
         "/api/loyalty/orgs/org-1/discrepancies?state=acknowledged", headers=headers
     ).json()
     assert acked["items"] == [] and acked["total"] == 0
-    assert dash.dash.reviews["org-1_3"]["state"] == "resolved"
-    assert dash.dash.reviews["org-1_3"]["outcome"] == "matched"
-    assert dash.dash.audit["org-1_3"][-1]["by"] == "sync"
+    assert dash.dash.reviews[("org-1", 3)].state == "resolved"
+    assert dash.dash.reviews[("org-1", 3)].outcome == "matched"
+    assert dash.dash.audit[("org-1", 3)][-1].by == "sync"
 
 
 def test_discrepancies_csv_follows_the_filter(dash: Dash) -> None:
@@ -630,3 +630,24 @@ def test_a_dry_run_page_is_a_preview_of_what_would_change(dash: Dash) -> None:
     assert 'id="preview"' in page
     assert "<strong>3</strong> of 4 customers would change" in page
     assert "Would change" in page
+
+
+def test_the_read_threads_stop_with_the_app() -> None:
+    store = QueryableProfileStore()
+    redis = fakeredis.FakeRedis()
+    services = ApiServices(
+        store=store,
+        tracker=RunTracker(redis),
+        enqueuer=RecordingEnqueuer(),
+        redis=redis,
+        alpine_for=lambda org: FakeAlpine({}),
+    )
+    dashboard = DashboardServices(
+        store=InMemoryDashboardStore(store),
+        tasks=StaticTaskOutcomes(),
+        triggers=RecordingRunTriggers(),
+    )
+    with TestClient(create_app(services, ApiSettings(tokens={}), dashboard), base_url=BASE):
+        assert dashboard.reads.submit(sum, [1, 2]).result() == 3
+    with pytest.raises(RuntimeError):  # shut down: the app stopped
+        dashboard.reads.submit(sum, [1, 2])

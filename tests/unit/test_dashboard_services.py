@@ -4,8 +4,13 @@ the signed cookie, the metrics text."""
 from __future__ import annotations
 
 import base64
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -18,9 +23,21 @@ from loyalty_worker.api.session import (
 )
 from loyalty_worker.api.settings import ApiToken
 from loyalty_worker.domain.models import AlpineProfile, Customer, Order
+from loyalty_worker.domain.review import Move, ReviewRefused, ReviewState
 from loyalty_worker.org_settings import OrgSettings
-from loyalty_worker.services.dashboard import views
+from loyalty_worker.services.dashboard.csv_export import to_csv
+from loyalty_worker.services.dashboard.cursors import MAX_TRAIL, PageCursor
+from loyalty_worker.services.dashboard.discrepancies import ReviewFilter, discrepancies
+from loyalty_worker.services.dashboard.formatting import bars, mask_phone, next_nightly
 from loyalty_worker.services.dashboard.metrics import metrics_text
+from loyalty_worker.services.dashboard.no_account import (
+    NO_ACCOUNT_SORT,
+    no_account,
+    no_account_rows,
+)
+from loyalty_worker.services.dashboard.overview import overview
+from loyalty_worker.services.dashboard.page import NotFound, PageModel
+from loyalty_worker.services.dashboard.reviews import ReviewChanged, change_review
 from loyalty_worker.services.sync.customer import evaluate_customer
 from tests.fakes import (
     FakeAlpine,
@@ -32,6 +49,8 @@ from tests.fakes import (
 TOKEN = "session-token-Wm3Kd9Qz5Rt1"
 OTHER = "session-token-Bx8Np2Lc6Hv4"
 NOW = datetime(2027, 3, 14, 12, 0, tzinfo=UTC)
+# The read pool the app hands the services.
+READS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="test-dashboard-read")
 
 
 def grants() -> tuple[ApiToken, ...]:
@@ -45,39 +64,35 @@ def test_the_next_nightly_run_is_in_the_orgs_zone_across_a_clock_change() -> Non
     tz = ZoneInfo("America/Los_Angeles")
     # 2027-03-14 is the spring-forward day in the US: 02:00 does not exist that night.
     before = datetime(2027, 3, 14, 8, 0, tzinfo=UTC)  # 00:00 PST
-    assert views.next_nightly(before, tz, 2).isoformat().startswith("2027-03-14T02:00")
+    assert next_nightly(before, tz, 2).isoformat().startswith("2027-03-14T02:00")
     after = datetime(2027, 3, 14, 12, 0, tzinfo=UTC)  # 05:00 PDT
-    assert views.next_nightly(after, tz, 2).strftime("%Y-%m-%d %H:%M %Z") == "2027-03-15 02:00 PDT"
+    assert next_nightly(after, tz, 2).strftime("%Y-%m-%d %H:%M %Z") == "2027-03-15 02:00 PDT"
 
 
 def test_phones_are_masked_to_their_last_four_digits() -> None:
-    assert views.mask_phone("(555) 123-4567") == "***-***-4567"
-    assert views.mask_phone(None) == "—"
-    assert views.mask_phone("12") == "***-***-****"
+    assert mask_phone("(555) 123-4567") == "***-***-4567"
+    assert mask_phone(None) == "—"
+    assert mask_phone("12") == "***-***-****"
+
+
+class Cells(PageModel):
+    a: str
+    b: int
+    c_value: str | None
 
 
 def test_csv_cells_never_run_as_formulas() -> None:
-    text = views.to_csv([{"a": "=HYPERLINK(1)", "b": -40, "c": None}], ("a", "b", "c"))
-    assert text.splitlines() == ["a,b,c", "'=HYPERLINK(1),-40,"]
+    text = to_csv([Cells(a="=HYPERLINK(1)", b=-40, c_value=None)], ("a", "b", "cValue"))
+    assert text.splitlines() == ["a,b,cValue", "'=HYPERLINK(1),-40,"]
 
 
 def test_bars_scale_to_the_largest_value() -> None:
-    bars = views.bars([("a", 10), ("b", 5), ("c", 0)], width=300, height=120)
-    assert [b.height for b in bars] == [100.0, 50.0, 0.0]
-    assert views.bars([]) == []
+    drawn = bars([("a", 10), ("b", 5), ("c", 0)], width=300, height=120)
+    assert [b.height for b in drawn] == [100.0, 50.0, 0.0]
+    assert bars([]) == []
 
 
-def test_review_reads_open_again_after_the_discrepancy_changes() -> None:
-    profile = {"loyaltyStatus": "alpine_higher", "loyaltyDiscrepancy": 50}
-    review = {"state": "acknowledged", "discrepancy": 50, "loyaltyStatus": "alpine_higher"}
-    assert views.effective_review(profile, review)["state"] == "acknowledged"
-    assert views.effective_review({**profile, "loyaltyDiscrepancy": 70}, review)["state"] == "open"
-    agreed = views.effective_review({"loyaltyStatus": "matched"}, review)
-    assert (agreed["state"], agreed["outcome"]) == ("resolved", "matched")
-    assert views.effective_review({"loyaltyStatus": "matched"}, None)["state"] == "none"
-
-
-def test_review_moves_are_checked() -> None:
+def test_review_moves_are_checked_stored_and_audited() -> None:
     base = QueryableProfileStore()
     base.profiles["org-1_7"] = {
         "orgId": "org-1",
@@ -86,26 +101,34 @@ def test_review_moves_are_checked() -> None:
         "loyaltyDiscrepancy": -90,
     }
     store = InMemoryDashboardStore(base)
-    change = views.change_review(
-        "org-1", 7, to="acknowledged", by="Ana", store=store, now=NOW, comment="ignored"
-    )
-    assert (change["state"], change["comment"]) == ("acknowledged", None)
-    with pytest.raises(views.ReviewRefused):
-        views.change_review("org-1", 7, to="acknowledged", by="Ana", store=store, now=NOW)
-    with pytest.raises(views.ReviewRefused):
-        views.change_review(
-            "org-1", 7, to="resolved", by="Ana", store=store, now=NOW, outcome="matched"
+
+    def move(
+        customer_id: int, to: str, outcome: str | None = None, comment: str | None = None
+    ) -> ReviewChanged:
+        return change_review(
+            "org-1", customer_id, Move(to, outcome, comment), by="Ana", store=store, now=NOW
         )
-    with pytest.raises(views.NotFound):
-        views.change_review("org-1", 8, to="acknowledged", by="Ana", store=store, now=NOW)
-    views.change_review(
-        "org-1", 7, to="resolved", by="Ana", store=store, now=NOW, outcome="fixed", comment="ok"
-    )
-    audit = store.audit["org-1_7"]
-    assert [(a["from"], a["to"], a["by"]) for a in audit] == [
-        ("open", "acknowledged", "Ana"),
-        ("acknowledged", "resolved", "Ana"),
+
+    change = move(7, "acknowledged", comment="ignored")
+    assert (change.state, change.comment, change.discrepancy) == ("acknowledged", None, -90)
+    with pytest.raises(ReviewRefused):
+        move(7, "acknowledged")
+    with pytest.raises(ReviewRefused):
+        move(7, "resolved", "matched")
+    with pytest.raises(NotFound, match="unknown customer 8"):
+        move(8, "acknowledged")
+    move(7, "resolved", "fixed", " ok ")
+    audit = store.audit[("org-1", 7)]
+    assert [(a.from_state, a.to_state, a.by, a.comment) for a in audit] == [
+        ("open", "acknowledged", "Ana", None),
+        ("acknowledged", "resolved", "Ana", "ok"),
     ]
+    stored = store.reviews[("org-1", 7)]
+    assert (stored.state, stored.outcome, stored.opened_at) == (
+        "resolved",
+        "fixed",
+        NOW.isoformat(),
+    )
     assert "state" not in base.profiles["org-1_7"]  # never in Markitbot's profile
 
 
@@ -179,23 +202,22 @@ def _discrepant_org(count: int) -> tuple[QueryableProfileStore, InMemoryDashboar
     return base, InMemoryDashboardStore(base)
 
 
-def _walk(store: InMemoryDashboardStore, flt: views.ReviewFilter) -> list[list[int]]:
+def _walk(store: InMemoryDashboardStore, flt: ReviewFilter) -> list[list[int]]:
     """Every page of the list, following its next links (and checking each prev link)."""
     pages: list[list[int]] = []
     cursors: list[str | None] = [None]
     while True:
         token = cursors[-1]
-        cursor = views.PageCursor.decode(token, flt.sort) if token else None
-        here = views.ReviewFilter(flt.status, flt.tier, flt.state, flt.sort, cursor, flt.page_size)
-        data = views.discrepancies("org-1", store, here, now=NOW)
-        assert data["page"] == len(pages) + 1
-        assert data["prev"] == (
-            cursors[-2] or views.PageCursor(flt.sort).encode() if len(cursors) > 1 else None
+        cursor = PageCursor.decode(token, flt.sort) if token else None
+        data = discrepancies("org-1", store, replace(flt, cursor=cursor), now=NOW, reads=READS)
+        assert data.page == len(pages) + 1
+        assert data.prev == (
+            cursors[-2] or PageCursor(flt.sort).encode() if len(cursors) > 1 else None
         )
-        pages.append([row["customerId"] for row in data["items"]])
-        if data["next"] is None:
+        pages.append([row.customer_id for row in data.items])
+        if data.next is None:
             return pages
-        cursors.append(data["next"])
+        cursors.append(data.next)
 
 
 def _flat(pages: list[list[int]]) -> list[int]:
@@ -204,25 +226,24 @@ def _flat(pages: list[list[int]]) -> list[int]:
 
 def test_discrepancies_page_by_keyset_cursor_in_the_lists_order() -> None:
     _, store = _discrepant_org(23)
-    everything = views.discrepancies("org-1", store, views.ReviewFilter(page_size=100), now=NOW)
-    rows = everything["items"]
-    assert everything["total"] == 23 and everything["next"] is None
-    assert [r["customerId"] for r in rows] == [
-        r["customerId"]
-        for r in sorted(rows, key=lambda r: (-abs(r["discrepancy"]), r["customerId"]))
+    everything = discrepancies("org-1", store, ReviewFilter(page_size=100), now=NOW, reads=READS)
+    rows = everything.items
+    assert everything.total == 23 and everything.next is None
+    assert [r.customer_id for r in rows] == [
+        r.customer_id for r in sorted(rows, key=lambda r: (-abs(r.discrepancy), r.customer_id))
     ]
-    pages = _walk(store, views.ReviewFilter(page_size=5))
+    pages = _walk(store, ReviewFilter(page_size=5))
     assert [len(page) for page in pages] == [5, 5, 5, 5, 3]
-    assert _flat(pages) == [r["customerId"] for r in rows]
-    gold = _walk(store, views.ReviewFilter(tier="gold", status="alpine_higher", page_size=3))
+    assert _flat(pages) == [r.customer_id for r in rows]
+    gold = _walk(store, ReviewFilter(tier="gold", status="alpine_higher", page_size=3))
     assert _flat(gold) == [
-        r["customerId"] for r in rows if r["tier"] == "gold" and r["status"] == "alpine_higher"
+        r.customer_id for r in rows if r.tier == "gold" and r.status == "alpine_higher"
     ]
 
 
 def test_discrepancies_by_age_oldest_first_across_pages() -> None:
     _, store = _discrepant_org(17)
-    pages = _walk(store, views.ReviewFilter(sort="age", page_size=4))
+    pages = _walk(store, ReviewFilter(sort="age", page_size=4))
     listed = _flat(pages)
     expected = sorted(
         range(1, 18), key=lambda cid: (datetime(2027, 3, 1 + cid % 9, tzinfo=UTC), cid)
@@ -233,30 +254,25 @@ def test_discrepancies_by_age_oldest_first_across_pages() -> None:
 def test_reviewed_discrepancies_merge_into_the_pages_and_the_totals() -> None:
     _, store = _discrepant_org(12)
     for cid in (2, 5, 7):
-        views.change_review("org-1", cid, to="acknowledged", by="Ana", store=store, now=NOW)
-    views.change_review(
-        "org-1", 4, to="resolved", by="Ana", store=store, now=NOW, outcome="fixed", comment="ok"
-    )
-    open_pages = _walk(store, views.ReviewFilter(page_size=3))
+        change_review("org-1", cid, Move("acknowledged"), by="Ana", store=store, now=NOW)
+    resolve = Move("resolved", "fixed", "ok")
+    change_review("org-1", 4, resolve, by="Ana", store=store, now=NOW)
+    open_pages = _walk(store, ReviewFilter(page_size=3))
     assert sorted(_flat(open_pages)) == [1, 3, 6, 8, 9, 10, 11, 12]
-    first = views.discrepancies("org-1", store, views.ReviewFilter(page_size=3), now=NOW)
-    assert (first["total"], first["pages"]) == (8, 3)
-    acked = views.discrepancies(
-        "org-1", store, views.ReviewFilter(state="acknowledged", page_size=2), now=NOW
-    )
-    assert acked["total"] == 3 and len(acked["items"]) == 2
-    assert sorted(_flat(_walk(store, views.ReviewFilter(state=None, page_size=5)))) == list(
-        range(1, 13)
-    )
-    everything = views.discrepancies(
-        "org-1", store, views.ReviewFilter(state=None, page_size=5), now=NOW
-    )
-    assert everything["total"] == 12
+    first = discrepancies("org-1", store, ReviewFilter(page_size=3), now=NOW, reads=READS)
+    assert (first.total, first.pages) == (8, 3)
+    acked_filter = ReviewFilter(state=ReviewState.ACKNOWLEDGED, page_size=2)
+    acked = discrepancies("org-1", store, acked_filter, now=NOW, reads=READS)
+    assert acked.total == 3 and len(acked.items) == 2
+    every_state = ReviewFilter(state=None, page_size=5)
+    assert sorted(_flat(_walk(store, every_state))) == list(range(1, 13))
+    assert discrepancies("org-1", store, every_state, now=NOW, reads=READS).total == 12
     # A later sync changes customer 2's gap: it reads open again, in its place by size.
     store.base.profiles["org-1_2"]["loyaltyDiscrepancy"] = 10_000
-    top = views.discrepancies("org-1", store, views.ReviewFilter(page_size=1), now=NOW)
-    assert [r["customerId"] for r in top["items"]] == [2]
-    assert store.reviews["org-1_2"]["state"] == "open"
+    top = discrepancies("org-1", store, ReviewFilter(page_size=1), now=NOW, reads=READS)
+    assert [r.customer_id for r in top.items] == [2]
+    assert store.reviews[("org-1", 2)].state == "open"
+    assert store.audit[("org-1", 2)][-1].by == "sync"
 
 
 def test_no_account_pages_by_customer_id_with_an_aggregation_total() -> None:
@@ -274,31 +290,72 @@ def test_no_account_pages_by_customer_id_with_an_aggregation_total() -> None:
     seen: list[int] = []
     cursor = None
     while True:
-        data = views.no_account("org-1", store, cursor=cursor, page_size=3)
-        assert data["total"] == 7 and data["pages"] == 3
-        seen += [row["customerId"] for row in data["items"]]
-        if data["next"] is None:
+        data = no_account("org-1", store, cursor=cursor, page_size=3, reads=READS)
+        assert data.total == 7 and data.pages == 3
+        seen += [row.customer_id for row in data.items]
+        if data.next is None:
             break
-        cursor = views.PageCursor.decode(data["next"], views.NO_ACCOUNT_SORT)
+        cursor = PageCursor.decode(data.next, NO_ACCOUNT_SORT)
     assert seen == [1, 3, 4, 7, 9, 12, 30]
-    assert [r["customerId"] for r in views.no_account_rows("org-1", store)] == seen
+    assert [r.customer_id for r in no_account_rows("org-1", store)] == seen
 
 
 def test_a_page_cursor_is_checked_when_decoded() -> None:
-    cursor = views.PageCursor("size").next((120, 7)).next((90, 3))
+    cursor = PageCursor("size").next((120, 7)).next((90, 3))
     token = cursor.encode()
-    assert views.PageCursor.decode(token, "size") == cursor
-    assert cursor.prev() == views.PageCursor("size", 2, ((120, 7),))
+    assert PageCursor.decode(token, "size") == cursor
+    assert cursor.prev() == PageCursor("size", 2, ((120, 7),))
     nested = base64.urlsafe_b64encode(b"[" * 1400).decode()
-    for bad in ("x", token[:-3], "W10", views.PageCursor("age").next((1, 2)).encode(), nested):
+    for bad in ("x", token[:-3], "W10", PageCursor("age").next((1, 2)).encode(), nested):
         with pytest.raises(ValueError):
-            views.PageCursor.decode(bad, "size")
-    deep = views.PageCursor("id")
-    for n in range(views.MAX_TRAIL + 5):
+            PageCursor.decode(bad, "size")
+    deep = PageCursor("id")
+    for n in range(MAX_TRAIL + 5):
         deep = deep.next((n,))
-    assert len(deep.trail) == views.MAX_TRAIL and deep.page == views.MAX_TRAIL + 6
-    assert views.PageCursor.decode(deep.encode(), "id") == deep
+    assert len(deep.trail) == MAX_TRAIL and deep.page == MAX_TRAIL + 6
+    assert PageCursor.decode(deep.encode(), "id") == deep
     back = deep
     while (earlier := back.prev()) is not None:
         back = earlier
     assert back.page == 7  # as far back as the trail goes; the first page is linked apart
+
+
+class SlowCounts(InMemoryDashboardStore):
+    """A store whose aggregation queries each take a while, as Firestore's do."""
+
+    def count_profiles(self, org_id: str, equals: Mapping[str, str] | None = None) -> int:
+        time.sleep(0.1)
+        return super().count_profiles(org_id, equals)
+
+    def sum_profiles(self, org_id: str, field: str) -> int:
+        time.sleep(0.1)
+        return super().sum_profiles(org_id, field)
+
+
+T = TypeVar("T")
+
+
+class CountingPool(ThreadPoolExecutor):
+    """The app's executor, counting the reads handed to it."""
+
+    submitted = 0
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        self.submitted += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+def test_the_overviews_reads_go_side_by_side_on_the_apps_executor() -> None:
+    """Before any run the overview sends twelve aggregation queries, all on the executor it is
+    given: it waits for the slowest, not for their sum."""
+    base = QueryableProfileStore()
+    base.profiles["org-1_1"] = {"orgId": "org-1", "tier": "gold", "loyaltyStatus": "matched"}
+    org = OrgSettings.parse("org-1", {})
+    with CountingPool(max_workers=16) as reads:
+        started = time.perf_counter()
+        shown = overview(org, SlowCounts(base), now=NOW, nightly_hour=2, reads=reads)
+        elapsed = time.perf_counter() - started
+    assert reads.submitted == 12  # four tiers, five statuses, the total, two sums
+    assert shown.customers == 1 and shown.counts_as_of is None
+    assert {t.id: t.count for t in shown.tiers}["gold"] == 1
+    assert elapsed < 0.6, elapsed  # twelve reads of 0.1 s each, side by side

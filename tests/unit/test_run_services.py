@@ -6,6 +6,7 @@ import fakeredis
 import pytest
 
 from loyalty_worker.adapters.run_state import RunTracker
+from loyalty_worker.domain.run import RunStatus, RunSummaryDocument
 from loyalty_worker.errors import TransientError
 from loyalty_worker.services.run.triggers import enqueue_org_run
 from loyalty_worker.services.run.view import RunView, find_run
@@ -47,12 +48,18 @@ def test_a_run_the_broker_refused_reads_failed_with_the_reason(tracker: RunTrack
 
 def test_a_run_forgotten_by_redis_is_read_from_its_summary(tracker: RunTracker) -> None:
     store = QueryableProfileStore()
-    summary = {"runId": "old", "orgId": "org-1", "status": "completed", "listed": 5, "failed": 1}
-    store.run_summaries["old"] = summary
+    summary: RunSummaryDocument = {
+        "runId": "old",
+        "orgId": "org-1",
+        "status": "completed",
+        "listed": 5,
+        "failed": 1,
+    }
+    store.run_summaries["old"] = dict(summary)
     assert find_run("old", live=tracker, stored=store) == RunView(
         run_id="old",
         org_id="org-1",
-        status="completed",
+        status=RunStatus.COMPLETED,
         listed=5,
         done=5,
         failed=1,

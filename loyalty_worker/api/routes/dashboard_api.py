@@ -1,17 +1,18 @@
 """The dashboard's JSON routes (``/api/loyalty/orgs/{orgId}/...``): every page's data, and its
-actions, by bearer token or session cookie (``dashboard_deps``).
+actions, by bearer token or session cookie (``dashboard_deps``). Each answers the model its
+service returns, which the OpenAPI schema describes.
 
 No ``from __future__ import annotations``: FastAPI reads the route's annotations at run time.
 """
 
 import itertools
 import logging
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
+from fastapi import APIRouter, FastAPI, Query, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,46 +20,47 @@ from loyalty_worker.api.dashboard_deps import (
     ChangerDep,
     CustomerPath,
     DashboardDep,
-    OrgPath,
-    Viewer,
-    ViewerDep,
+    OrgDep,
+    PageDep,
+    ReviewFilterDep,
+    RunPath,
+    TaskPath,
 )
-from loyalty_worker.api.deps import DirectoryDep, ServicesDep, allow
-from loyalty_worker.api.errors import invalid, responses
-from loyalty_worker.api.models import RUN_ID_PATTERN
-from loyalty_worker.api.orgs import OrgDirectory
-from loyalty_worker.domain.phone import phone_hash
-from loyalty_worker.org_settings import OrgSettings
-from loyalty_worker.services.dashboard import views
+from loyalty_worker.api.deps import ServicesDep
+from loyalty_worker.api.errors import responses
+from loyalty_worker.domain.review import Move
+from loyalty_worker.services.dashboard import discrepancies as discrepancy_list
+from loyalty_worker.services.dashboard import no_account as no_account_list
+from loyalty_worker.services.dashboard.actions import SyncShown, sync_now, sync_result, trigger_run
+from loyalty_worker.services.dashboard.csv_export import csv_chunks
+from loyalty_worker.services.dashboard.customers import (
+    CustomerPage,
+    History,
+    customer_page,
+    history,
+)
+from loyalty_worker.services.dashboard.discrepancies import DiscrepancyPage
+from loyalty_worker.services.dashboard.no_account import NoAccountPage
+from loyalty_worker.services.dashboard.overview import Overview, overview
+from loyalty_worker.services.dashboard.reviews import ReviewChanged, change_review
+from loyalty_worker.services.dashboard.run_page import RunPage, run_page
+from loyalty_worker.services.dashboard.search import Found, find_customers
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/api/loyalty/orgs/{orgId}", tags=["dashboard"])
 
-RunPath = Annotated[str, Path(alias="runId", pattern=RUN_ID_PATTERN, description="The run id.")]
-TaskPath = Annotated[
-    str, Path(alias="taskId", pattern=r"^[A-Za-z0-9-]{1,64}$", description="The task id.")
-]
-CursorParam = Annotated[
-    str | None,
-    Query(
-        max_length=2000,
-        pattern=r"^[A-Za-z0-9_-]*$",
-        description="Where the page starts: a list answer's `next` or `prev`; none: the first "
-        "page.",
-    ),
-]
-PageSize = Annotated[int, Query(alias="pageSize", ge=1, le=500)]
-StatusFilter = Annotated[
-    Literal["alpine_higher", "calculated_higher"] | None, Query(description="Status filter.")
-]
-StateFilter = Annotated[
-    Literal["open", "acknowledged", "resolved", "all"], Query(description="Review state.")
-]
-TierFilter = Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
-SortBy = Annotated[Literal["size", "age"], Query(description="Largest first, or oldest first.")]
+@asynccontextmanager
+async def _reads(app: FastAPI) -> AsyncIterator[None]:
+    """The dashboard's read threads stop with the app."""
+    yield
+    services = getattr(app.state, "dashboard", None)
+    if services is not None:
+        services.close()
+
+
+router = APIRouter(prefix="/api/loyalty/orgs/{orgId}", tags=["dashboard"], lifespan=_reads)
+
 Search = Annotated[str, Query(alias="q", min_length=1, max_length=100)]
-
 ERRORS = responses(401, 403, 404, 503)
 # A route with a JSON body also answers 400 to a body that is not JSON.
 BODY_ERRORS = responses(400, 401, 403, 404, 503)
@@ -90,65 +92,6 @@ class SyncStarted(BaseModel):
     status_url: str = Field(serialization_alias="statusUrl")
 
 
-def org_for(who: Viewer, org_id: str, directory: OrgDirectory) -> OrgSettings:
-    """403 unless the caller may act for the org, 404 when it has no settings."""
-    allow(who.caller, org_id)
-    return directory.get_org_settings(org_id)
-
-
-def now_of(dashboard: DashboardDep) -> datetime:
-    return datetime.fromtimestamp(dashboard.clock(), UTC)
-
-
-def page_cursor(token: str | None, sort: str) -> views.PageCursor | None:
-    """The decoded ``cursor`` parameter; 422 for a token that is not one of this list's."""
-    if not token:
-        return None
-    try:
-        return views.PageCursor.decode(token, sort)
-    except ValueError:
-        raise invalid(
-            ("query", "cursor"), "not a cursor of this list: use its next or prev"
-        ) from None
-
-
-def review_filter(
-    status: StatusFilter = None,
-    tier: TierFilter = None,
-    state: StateFilter = "open",
-    sort: SortBy = "size",
-    cursor: CursorParam = None,
-    page_size: PageSize = views.PAGE_SIZE,
-) -> views.ReviewFilter:
-    """The discrepancy list's filter, order and page, from the query: one dependency for its
-    page, its JSON route and its CSV."""
-    return views.ReviewFilter(
-        status=status,
-        tier=tier,
-        state=None if state == "all" else state,
-        sort=sort,
-        cursor=page_cursor(cursor, sort),
-        page_size=page_size,
-    )
-
-
-ReviewFilterDep = Annotated[views.ReviewFilter, Depends(review_filter)]
-
-
-@dataclass(frozen=True, slots=True)
-class PageRequest:
-    cursor: views.PageCursor | None
-    page_size: int
-
-
-def page_request(cursor: CursorParam = None, page_size: PageSize = views.PAGE_SIZE) -> PageRequest:
-    """A list's page (the no-account list): its cursor and size."""
-    return PageRequest(page_cursor(cursor, views.NO_ACCOUNT_SORT), page_size)
-
-
-PageDep = Annotated[PageRequest, Depends(page_request)]
-
-
 def csv_response(chunks: Iterator[str], filename: str) -> Response:
     """A CSV download, streamed; its first chunk is read before the answer starts, so that a
     store that is down still gets its 503."""
@@ -160,39 +103,29 @@ def csv_response(chunks: Iterator[str], filename: str) -> Response:
     )
 
 
-@router.get("/overview", summary="The org at a glance", responses=ERRORS)
-def overview(
-    org_id: OrgPath, who: ViewerDep, directory: DirectoryDep, dashboard: DashboardDep
-) -> dict[str, Any]:
+@router.get("/overview", summary="The org at a glance", response_model=Overview, responses=ERRORS)
+def org_overview(org: OrgDep, dashboard: DashboardDep) -> Overview:
     """Customers by tier and status, the last runs, the discrepancy rate and failures over the
     last 30 runs, the next nightly run (the org's time zone), points liability of both
     sources. The tier and status counts are those of the last completed run's summary
     (``countsAsOf`` names it; null: counted from the profiles, before any run)."""
-    org = org_for(who, org_id, directory)
-    return views.overview(
-        org, dashboard.store, now=now_of(dashboard), nightly_hour=dashboard.nightly_hour
+    return overview(
+        org,
+        dashboard.store,
+        now=dashboard.now(),
+        nightly_hour=dashboard.nightly_hour,
+        reads=dashboard.reads,
     )
 
 
-@router.get("/runs/{runId}", summary="A run, as its page shows it", responses=ERRORS)
-def run(
-    org_id: OrgPath,
-    run_id: RunPath,
-    who: ViewerDep,
-    directory: DirectoryDep,
-    services: ServicesDep,
-) -> dict[str, Any]:
+@router.get(
+    "/runs/{runId}", summary="A run, as its page shows it", response_model=RunPage, responses=ERRORS
+)
+def run(org: OrgDep, run_id: RunPath, services: ServicesDep) -> RunPage:
     """Live progress while the run goes, then its summary: failures by reason, the largest
     discrepancies (phones masked), tier changes."""
-    org = org_for(who, org_id, directory)
-    from zoneinfo import ZoneInfo
-
-    found = views.run_page(
-        run_id, live=services.tracker, stored=services.store, tz=ZoneInfo(org.timezone)
-    )
-    if found is None or found["orgId"] != org_id:
-        raise HTTPException(404, f"unknown run {run_id!r}")
-    return found
+    tz = ZoneInfo(org.timezone)
+    return run_page(run_id, org.org_id, live=services.tracker, stored=services.store, tz=tz)
 
 
 @router.post(
@@ -203,15 +136,14 @@ def run(
     responses=BODY_ERRORS,
 )
 def trigger(
-    org_id: OrgPath,
     body: RunTrigger,
     who: ChangerDep,
-    directory: DirectoryDep,
+    org: OrgDep,
     services: ServicesDep,
     dashboard: DashboardDep,
 ) -> RunTriggered:
-    org_for(who, org_id, directory)
-    run_id, started = views.trigger_run(
+    org_id = org.org_id
+    run_id, started = trigger_run(
         org_id, body.kind, runs=dashboard.triggers, new_run_id=services.new_run_id(org_id)
     )
     log.info("%s: org %s: %s run %s (started: %s)", who.who, org_id, body.kind, run_id, started)
@@ -220,19 +152,19 @@ def trigger(
     )
 
 
-@router.get("/discrepancies", summary="Discrepancies to review", responses=ERRORS)
-def discrepancies(
-    org_id: OrgPath,
-    who: ViewerDep,
-    directory: DirectoryDep,
-    dashboard: DashboardDep,
-    flt: ReviewFilterDep,
-) -> dict[str, Any]:
+@router.get(
+    "/discrepancies",
+    summary="Discrepancies to review",
+    response_model=DiscrepancyPage,
+    responses=ERRORS,
+)
+def discrepancies(org: OrgDep, dashboard: DashboardDep, flt: ReviewFilterDep) -> DiscrepancyPage:
     """Customers whose status is alpine_higher or calculated_higher, with their review state;
     sortable by size or age, filterable by status, tier and review state, a page at a time
     (`next` and `prev` are the cursors of the pages around this one, null at either end)."""
-    org_for(who, org_id, directory)
-    return views.discrepancies(org_id, dashboard.store, flt, now=now_of(dashboard))
+    return discrepancy_list.discrepancies(
+        org.org_id, dashboard.store, flt, now=dashboard.now(), reads=dashboard.reads
+    )
 
 
 @router.get(
@@ -241,74 +173,54 @@ def discrepancies(
     response_class=Response,
     responses=ERRORS,
 )
-def discrepancies_csv(
-    org_id: OrgPath,
-    who: ViewerDep,
-    directory: DirectoryDep,
-    dashboard: DashboardDep,
-    flt: ReviewFilterDep,
-) -> Response:
+def discrepancies_csv(org: OrgDep, dashboard: DashboardDep, flt: ReviewFilterDep) -> Response:
     """Every row of the filter (the cursor and page size are ignored), streamed."""
-    org_for(who, org_id, directory)
-    rows = views.discrepancy_csv_rows(org_id, dashboard.store, flt, now=now_of(dashboard))
-    columns = (
-        "customerId", "status", "tier", "calculated", "alpine", "discrepancy", "daysOpen",
-        "state", "outcome", "comment",
-    )  # fmt: skip
-    return csv_response(views.csv_chunks(rows, columns), f"{org_id}-discrepancies.csv")
+    rows = discrepancy_list.discrepancy_csv_rows(
+        org.org_id, dashboard.store, flt, now=dashboard.now()
+    )
+    chunks = csv_chunks(rows, discrepancy_list.CSV_COLUMNS)
+    return csv_response(chunks, f"{org.org_id}-discrepancies.csv")
 
 
 @router.post(
     "/discrepancies/{customerId}/review",
     summary="Acknowledge, resolve or re-open a discrepancy",
+    response_model=ReviewChanged,
     responses={**BODY_ERRORS, 409: {"description": "The review's state does not allow this."}},
 )
 def review(
-    org_id: OrgPath,
     customer_id: CustomerPath,
     body: ReviewChange,
     who: ChangerDep,
-    directory: DirectoryDep,
+    org: OrgDep,
     dashboard: DashboardDep,
-) -> dict[str, Any]:
+) -> ReviewChanged:
     """open → acknowledged → resolved; resolving needs an outcome and a comment. Each change is
     kept as an audit entry (who, when, from → to)."""
-    org_for(who, org_id, directory)
-    try:
-        return views.change_review(
-            org_id,
-            customer_id,
-            to=body.to,
-            by=who.who,
-            store=dashboard.store,
-            now=now_of(dashboard),
-            outcome=body.outcome,
-            comment=body.comment,
-        )
-    except views.NotFound:
-        raise HTTPException(404, f"unknown customer {customer_id}") from None
-    except views.ReviewRefused as exc:
-        raise HTTPException(409, str(exc)) from None
+    move = Move(body.to, body.outcome, body.comment)
+    return change_review(
+        org.org_id, customer_id, move, by=who.who, store=dashboard.store, now=dashboard.now()
+    )
 
 
-@router.get("/no-account", summary="Customers without an Alpine IQ account", responses=ERRORS)
+@router.get(
+    "/no-account",
+    summary="Customers without an Alpine IQ account",
+    response_model=NoAccountPage,
+    responses=ERRORS,
+)
 def no_account(
-    org_id: OrgPath,
-    who: ViewerDep,
-    directory: DirectoryDep,
-    dashboard: DashboardDep,
-    services: ServicesDep,
-    page: PageDep,
-) -> dict[str, Any]:
+    org: OrgDep, dashboard: DashboardDep, services: ServicesDep, page: PageDep
+) -> NoAccountPage:
     """Masked phone, points from orders and last order of each, by Alleaves id, a page at a
     time: prompt them to create one."""
-    org_for(who, org_id, directory)
-    return views.no_account(
-        org_id,
+    return no_account_list.no_account(
+        org.org_id,
         dashboard.store,
         cursor=page.cursor,
         page_size=page.page_size,
         remembered=services.tracker,
+        reads=dashboard.reads,
     )
 
 
@@ -318,83 +230,44 @@ def no_account(
     response_class=Response,
     responses=ERRORS,
 )
-def no_account_csv(
-    org_id: OrgPath,
-    who: ViewerDep,
-    directory: DirectoryDep,
-    dashboard: DashboardDep,
-    services: ServicesDep,
-) -> Response:
-    org_for(who, org_id, directory)
-    rows = views.no_account_rows(org_id, dashboard.store, services.tracker)
-    columns = ("customerId", "phone", "pointsFromOrders", "lastOrder", "tier")
-    return csv_response(views.csv_chunks(rows, columns), f"{org_id}-no-alpine-account.csv")
+def no_account_csv(org: OrgDep, dashboard: DashboardDep, services: ServicesDep) -> Response:
+    rows = no_account_list.no_account_rows(org.org_id, dashboard.store, services.tracker)
+    chunks = csv_chunks(rows, no_account_list.CSV_COLUMNS)
+    return csv_response(chunks, f"{org.org_id}-no-alpine-account.csv")
 
 
-@router.get("/customers", summary="Find customers by Alleaves id, name or phone", responses=ERRORS)
-def find_customers(
-    org_id: OrgPath,
-    q: Search,
-    who: ViewerDep,
-    directory: DirectoryDep,
-    services: ServicesDep,
-    dashboard: DashboardDep,
-) -> dict[str, Any]:
-    org_for(who, org_id, directory)
-    return {"orgId": org_id, "items": search(org_id, q, services.phone_key, dashboard)}
+@router.get(
+    "/customers",
+    summary="Find customers by Alleaves id, name or phone",
+    response_model=Found,
+    responses=ERRORS,
+)
+def customers(org: OrgDep, q: Search, services: ServicesDep, dashboard: DashboardDep) -> Found:
+    return find_customers(org.org_id, q, dashboard.store, phone_key=services.phone_key)
 
 
-def search(
-    org_id: str, q: str, phone_key: bytes | None, dashboard: DashboardDep
-) -> list[dict[str, Any]]:
-    hashed = None
-    digits = "".join(ch for ch in q if ch.isdigit())
-    if phone_key is not None and len(digits) >= 10:
-        hashed = phone_hash(digits, phone_key) or None
-    return views.find_customers(org_id, q, dashboard.store, phone_hash=hashed)
-
-
-@router.get("/customers/{customerId}", summary="A customer's loyalty panel", responses=ERRORS)
-def customer(
-    org_id: OrgPath,
-    customer_id: CustomerPath,
-    who: ViewerDep,
-    directory: DirectoryDep,
-    dashboard: DashboardDep,
-) -> dict[str, Any]:
+@router.get(
+    "/customers/{customerId}",
+    summary="A customer's loyalty panel",
+    response_model=CustomerPage,
+    responses=ERRORS,
+)
+def customer(org: OrgDep, customer_id: CustomerPath, dashboard: DashboardDep) -> CustomerPage:
     """Points and where they come from (the counted orders), Alpine IQ balance and tier,
     discrepancy, tier source, last changed and last verified."""
-    org = org_for(who, org_id, directory)
-    try:
-        return views.customer_page(
-            org,
-            customer_id,
-            dashboard.store,
-            last_verified=views.last_verified(org, dashboard.store),
-        )
-    except views.NotFound:
-        raise HTTPException(404, f"unknown customer {customer_id}") from None
+    return customer_page(org, customer_id, dashboard.store)
 
 
 @router.get(
     "/customers/{customerId}/history",
     summary="A customer's loyalty history and review audit",
+    response_model=History,
     responses=ERRORS,
 )
-def customer_history(
-    org_id: OrgPath,
-    customer_id: CustomerPath,
-    who: ViewerDep,
-    directory: DirectoryDep,
-    dashboard: DashboardDep,
-) -> dict[str, Any]:
+def customer_history(org: OrgDep, customer_id: CustomerPath, dashboard: DashboardDep) -> History:
     """One entry per sync that changed the profile: when, run, points/tier/status before →
     after."""
-    org = org_for(who, org_id, directory)
-    try:
-        return views.history(org, customer_id, dashboard.store)
-    except views.NotFound:
-        raise HTTPException(404, f"unknown customer {customer_id}") from None
+    return history(org, customer_id, dashboard.store)
 
 
 @router.post(
@@ -404,33 +277,27 @@ def customer_history(
     response_model=SyncStarted,
     responses=ERRORS,
 )
-def sync_now(
-    org_id: OrgPath,
+def sync_customer(
     customer_id: CustomerPath,
     who: ChangerDep,
-    directory: DirectoryDep,
+    org: OrgDep,
     services: ServicesDep,
     dashboard: DashboardDep,
 ) -> SyncStarted:
-    org_for(who, org_id, directory)
-    if dashboard.store.get_profile(org_id, customer_id) is None:
-        raise HTTPException(404, f"unknown customer {customer_id}")
-    task_id = services.enqueuer.sync_customer(org_id, customer_id)
+    org_id = org.org_id
+    task_id = sync_now(org_id, customer_id, store=dashboard.store, enqueuer=services.enqueuer)
     log.info("%s: org %s customer %d: sync now (task %s)", who.who, org_id, customer_id, task_id)
     return SyncStarted(task_id=task_id, status_url=f"/api/loyalty/orgs/{org_id}/tasks/{task_id}")
 
 
-@router.get("/tasks/{taskId}", summary="What became of a Sync Now", responses=ERRORS)
-def task(
-    org_id: OrgPath,
-    task_id: TaskPath,
-    who: ViewerDep,
-    directory: DirectoryDep,
-    dashboard: DashboardDep,
-) -> dict[str, Any]:
-    org_for(who, org_id, directory)
-    outcome = dashboard.tasks.outcome(task_id)
-    result = outcome.get("result") if outcome else None
-    if isinstance(result, dict) and result.get("orgId") not in (None, org_id):
-        raise HTTPException(404, f"unknown task {task_id!r}")
-    return views.sync_result(outcome)
+@router.get(
+    "/tasks/{taskId}",
+    summary="What became of a Sync Now",
+    response_model=SyncShown,
+    response_model_exclude_unset=True,
+    responses=ERRORS,
+)
+def task(org: OrgDep, task_id: TaskPath, dashboard: DashboardDep) -> SyncShown:
+    """The task's state; once it succeeded, what the sync did (a part its result lacks is left
+    out)."""
+    return sync_result(org.org_id, task_id, dashboard.tasks.outcome(task_id))

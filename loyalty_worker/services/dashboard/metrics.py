@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
+from loyalty_worker.domain.run import RunStatus
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports.dashboard import DashboardStore
-from loyalty_worker.services.dashboard.views import RECENT_RUNS, STATUSES
+from loyalty_worker.services.dashboard.overview import RECENT_RUNS, STATUSES
 
 _HELP = {
     "loyalty_recent_runs": ("gauge", "Runs of the org's last 30, by status."),
@@ -40,23 +41,30 @@ def _line(name: str, labels: Mapping[str, str], value: float) -> str:
 
 
 def org_samples(org: OrgSettings, store: DashboardStore) -> list[tuple[str, dict[str, str], float]]:
+    """One org's samples: its recent runs, its last finished run, its customers."""
     org_id = org.org_id
     samples: list[tuple[str, dict[str, str], float]] = []
     runs = store.list_org_runs(org_id, limit=RECENT_RUNS)
     for status, count in sorted(Counter(str(r.get("status", "running")) for r in runs).items()):
         samples.append(("loyalty_recent_runs", {"org": org_id, "status": status}, count))
-    last = next((r for r in runs if r.get("status") not in (None, "running")), None)
+    last = next((r for r in runs if RunStatus.of(r.get("status")).ended), None)
     if last is not None:
         labels = {"org": org_id}
         samples.append(
             ("loyalty_last_run_duration_seconds", labels, float(last.get("durationS") or 0))
         )
-        for outcome in ("listed", "synced", "unchanged", "failed"):
+        outcomes = {
+            "listed": last.get("listed"),
+            "synced": last.get("synced"),
+            "unchanged": last.get("unchanged"),
+            "failed": last.get("failed"),
+        }
+        for outcome, customers in outcomes.items():
             samples.append(
                 (
                     "loyalty_last_run_customers",
                     {"org": org_id, "outcome": outcome},
-                    float(last.get(outcome) or 0),
+                    float(customers or 0),
                 )
             )
         for reason, count in sorted((last.get("failedByReason") or {}).items()):
@@ -67,10 +75,10 @@ def org_samples(org: OrgSettings, store: DashboardStore) -> list[tuple[str, dict
             ("loyalty_last_run_discrepancy_rate", labels, float(last.get("discrepancyRate") or 0))
         )
     for tier in org.tiers:
-        count = store.count_profiles(org_id, "tier", tier.id)
+        count = store.count_profiles(org_id, {"tier": tier.id})
         samples.append(("loyalty_customers_by_tier", {"org": org_id, "tier": tier.id}, count))
     for status in STATUSES:
-        count = store.count_profiles(org_id, "loyaltyStatus", status)
+        count = store.count_profiles(org_id, {"loyaltyStatus": status})
         samples.append(("loyalty_customers_by_status", {"org": org_id, "status": status}, count))
     return samples
 
@@ -89,6 +97,7 @@ def render(samples: Iterable[tuple[str, Mapping[str, str], float]]) -> str:
 
 
 def metrics_text(orgs: Sequence[OrgSettings], store: DashboardStore) -> str:
+    """Every org's samples, as Prometheus reads them."""
     samples: list[tuple[str, Mapping[str, str], float]] = []
     for org in orgs:
         samples.extend(org_samples(org, store))

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from loyalty_worker.domain.run import RunStatus, RunSummaryDocument
 from loyalty_worker.ports.run import RunProgressSource, RunSummaries
 
 
@@ -14,12 +14,12 @@ class RunView:
 
     run_id: str
     org_id: str
-    status: str
+    status: RunStatus
     listed: int | None
     done: int
     failed: int
     error: str | None
-    summary: dict[str, Any] | None
+    summary: RunSummaryDocument | None
 
 
 def find_run(run_id: str, *, live: RunProgressSource, stored: RunSummaries) -> RunView | None:
@@ -29,7 +29,7 @@ def find_run(run_id: str, *, live: RunProgressSource, stored: RunSummaries) -> R
         return RunView(
             run_id=run_id,
             org_id=progress.org_id,
-            status=progress.status,
+            status=RunStatus.of(progress.status),
             listed=progress.listed,
             done=progress.done,
             failed=progress.failed,
@@ -43,7 +43,7 @@ def find_run(run_id: str, *, live: RunProgressSource, stored: RunSummaries) -> R
     return RunView(
         run_id=run_id,
         org_id=org_id,
-        status=str(summary.get("status", "completed")),
+        status=RunStatus.of(summary.get("status", "completed")),
         listed=summary.get("listed"),
         done=int(summary.get("listed") or 0),
         failed=int(summary.get("failed") or 0),

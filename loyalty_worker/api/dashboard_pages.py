@@ -1,0 +1,96 @@
+"""How the dashboard answers in HTML: its templates, their security headers, redirects and
+cookies, and every refusal of a page as a page (a JSON route's stays JSON).
+
+The services' errors are mapped here, once: ``NotFound`` is a 404 and ``ReviewRefused`` a 409,
+an HTML page for a page and JSON for a JSON route.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from loyalty_worker.api.dashboard_deps import Viewer, is_page
+from loyalty_worker.api.session import is_loopback
+from loyalty_worker.domain.review import ReviewRefused
+from loyalty_worker.services.dashboard.page import NotFound
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
+# Pages load nothing but their own stylesheet and script.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
+    "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+_TITLES = {
+    403: "Not allowed",
+    404: "Not found",
+    409: "Not possible now",
+    503: "Unavailable",
+}
+
+
+def render(
+    request: Request, name: str, context: dict[str, Any], who: Viewer | None, status: int = 200
+) -> HTMLResponse:
+    """A page: its template over ``context``, with the caller's session and CSRF token."""
+    shown = {"session": who.session if who else None, "csrf": who.csrf if who else "", **context}
+    return TEMPLATES.TemplateResponse(
+        request, name, shown, status_code=status, headers=SECURITY_HEADERS
+    )
+
+
+def redirect(url: str) -> RedirectResponse:
+    """After a form: see the page that shows its result (303, never cached)."""
+    return RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store"})
+
+
+def set_cookie(request: Request, response: Response, name: str, value: str, max_age: int) -> None:
+    """A cookie only this site's requests carry, never to scripts; ``Secure`` off loopback."""
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=not is_loopback(request.url.hostname),
+    )
+
+
+async def page_errors(request: Request, exc: StarletteHTTPException) -> Response:
+    """A page's refusal as a page (a JSON route's stays JSON); redirects pass through."""
+    path = request.url.path
+    if exc.status_code < 400 or not is_page(request) or "/static/" in path:
+        return await http_exception_handler(request, exc)
+    context = {
+        "status": exc.status_code,
+        "title": _TITLES.get(exc.status_code, "Something went wrong"),
+        "detail": str(exc.detail),
+    }
+    response = render(request, "error.html", context, None, exc.status_code)
+    response.headers.update(exc.headers or {})
+    return response
+
+
+async def _not_found(request: Request, exc: NotFound) -> Response:
+    return await page_errors(request, HTTPException(404, str(exc)))
+
+
+async def _refused(request: Request, exc: ReviewRefused) -> Response:
+    return await page_errors(request, HTTPException(409, str(exc)))
+
+
+def install_page_errors(app: FastAPI) -> None:
+    """Answer refusals (and the services' NotFound and ReviewRefused) as pages on the pages."""
+    app.exception_handler(StarletteHTTPException)(page_errors)
+    app.exception_handler(NotFound)(_not_found)
+    app.exception_handler(ReviewRefused)(_refused)

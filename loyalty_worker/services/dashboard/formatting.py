@@ -1,0 +1,94 @@
+"""How the dashboard writes values for people: phones masked, stamps in the org's zone, the next
+nightly run, and the geometry of its server-drawn bar charts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from loyalty_worker.domain.phone import mask_phone as mask_domain_phone
+
+
+def mask_phone(phone: str | None) -> str:
+    """A phone as people may see it: its last four digits only (``***-***-1234``)."""
+    if phone is None or phone == "":
+        return "—"
+    return phone if phone.startswith("***-***-") else mask_domain_phone(phone)
+
+
+def stamp(value: object) -> datetime | None:
+    """A stored stamp (a datetime, or ISO text) as an aware datetime; None for anything else."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
+
+
+def local_time(epoch: object, tz: ZoneInfo) -> str | None:
+    """An epoch-seconds (or datetime) stamp in the org's zone, to the minute; text that is no
+    stamp as it is."""
+    if isinstance(epoch, int | float) and not isinstance(epoch, bool):
+        moment = datetime.fromtimestamp(float(epoch), UTC) if epoch else None
+    elif isinstance(epoch, str) and epoch and stamp(epoch) is None:
+        return epoch
+    else:
+        moment = stamp(epoch)
+    return None if moment is None else moment.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def next_nightly(now: datetime, tz: ZoneInfo, hour: int) -> datetime:
+    """The next ``hour``:00 in ``tz`` after ``now``: when the org's nightly run opens."""
+    local = now.astimezone(tz)
+    for days in range(3):
+        day = local.date() + timedelta(days=days)
+        opens = datetime.combine(day, time(hour), tzinfo=tz)
+        if opens.astimezone(UTC) > now:
+            return opens
+    return datetime.combine(local.date() + timedelta(days=1), time(hour), tzinfo=tz)
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """One bar of a chart, where the template draws it."""
+
+    label: str
+    value: float
+    x: float
+    y: float
+    width: float
+    height: float
+    text: str
+
+
+def bars(
+    items: Sequence[tuple[str, float]], *, width: float = 480, height: float = 160
+) -> list[Bar]:
+    """Geometry of a server-rendered SVG bar chart (the template draws the rectangles)."""
+    if not items:
+        return []
+    top = max(value for _, value in items) or 1.0
+    slot = width / len(items)
+    bar_width = min(max(slot * 0.7, 1.0), 64.0)
+    chart = height - 20
+    out = []
+    for index, (label, value) in enumerate(items):
+        bar_height = chart * (value / top)
+        out.append(
+            Bar(
+                label=label,
+                value=value,
+                x=round(index * slot + (slot - bar_width) / 2, 1),
+                y=round(chart - bar_height, 1),
+                width=round(bar_width, 1),
+                height=round(bar_height, 1),
+                text=f"{value:g}",
+            )
+        )
+    return out

@@ -1,0 +1,76 @@
+"""Finding a customer as people type: by Alleaves id, by name, or by phone (its ``phoneHash``)."""
+
+from __future__ import annotations
+
+from loyalty_worker.domain.phone import phone_hash
+from loyalty_worker.domain.profile import ProfileDocument
+from loyalty_worker.ports.dashboard import DashboardStore
+from loyalty_worker.services.dashboard.page import PageModel
+
+FOUND_LIMIT = 20
+# Profiles of one last name read to find the first name among them.
+SAME_NAME_LIMIT = 50
+
+
+class FoundCustomer(PageModel):
+    customer_id: int
+    name: str | None
+    tier: str | None
+    points: int | None
+    loyalty_status: str | None
+
+
+class Found(PageModel):
+    """The customers a search found (at most 20)."""
+
+    org_id: str
+    items: list[FoundCustomer]
+
+
+def find_customers(
+    org_id: str, query: str, store: DashboardStore, *, phone_key: bytes | None
+) -> Found:
+    """Customers by Alleaves id, by name, or by phone: a query of ten digits or more is hashed
+    with the profiles' ``phone_key`` (when configured) and found by ``phoneHash``."""
+    query = query.strip()
+    digits = "".join(ch for ch in query if ch.isdigit())
+    hashed = phone_hash(digits, phone_key) if phone_key is not None and len(digits) >= 10 else None
+    found: list[ProfileDocument] = []
+    if query.isdigit() and len(query) < 10:
+        profile = store.get_profile(org_id, int(query))
+        found = [profile] if profile else []
+    elif hashed:
+        found = store.list_profiles(org_id, "phoneHash", [hashed], limit=FOUND_LIMIT)
+    if not found and query:
+        found = _by_name(org_id, query, store)
+    return Found(org_id=org_id, items=[_found(p) for p in found])
+
+
+def _found(profile: ProfileDocument) -> FoundCustomer:
+    names = (profile.get("firstName"), profile.get("lastName"))
+    return FoundCustomer(
+        customer_id=int(profile.get("alleavesCustomerId") or 0),
+        name=" ".join(str(name) for name in names if name) or None,
+        tier=profile.get("tier"),
+        points=profile.get("points"),
+        loyalty_status=profile.get("loyaltyStatus"),
+    )
+
+
+def _by_name(org_id: str, query: str, store: DashboardStore) -> list[ProfileDocument]:
+    """Profiles whose Markitbot ``firstName``/``lastName`` equal the words given (as typed, or
+    capitalised): "Ana Reyes" both, one word either."""
+    parts = query.split()
+    spellings = {tuple(parts), tuple(part.capitalize() for part in parts)}
+    found: dict[int | None, ProfileDocument] = {}
+    for words in sorted(spellings):
+        if len(words) >= 2:
+            first, last = words[0], " ".join(words[1:])
+            for p in store.list_profiles(org_id, "lastName", [last], limit=SAME_NAME_LIMIT):
+                if p.get("firstName") == first:
+                    found[p.get("alleavesCustomerId")] = p
+        else:
+            for field in ("lastName", "firstName"):
+                for p in store.list_profiles(org_id, field, list(words), limit=FOUND_LIMIT):
+                    found[p.get("alleavesCustomerId")] = p
+    return list(found.values())[:FOUND_LIMIT]
