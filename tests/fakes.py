@@ -15,13 +15,13 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 from loyalty_worker.adapters.dashboard_store import order_page
 from loyalty_worker.adapters.wire import AlpineLoyalty, parse_customer, parse_order
 from loyalty_worker.domain.models import AlpineProfile, Customer, Order
 from loyalty_worker.domain.phone import normalize_phone
-from loyalty_worker.domain.profile import ProfileUpdate, profile_id
+from loyalty_worker.domain.profile import ProfileDocument, ProfileUpdate, profile_id
 from loyalty_worker.domain.results import SyncResult
 from loyalty_worker.errors import MalformedRecord, SettingsInvalid, TransientError, UnknownOrg
 from loyalty_worker.org_settings import OrgSettings
@@ -397,12 +397,12 @@ class QueryableProfileStore(InMemoryProfileStore):
 
     def find_profiles(
         self, org_id: str, field: str, value: str, *, limit: int
-    ) -> list[dict[str, Any]]:
+    ) -> list[ProfileDocument]:
         if self.error is not None:
             raise self.error
         self.queries.append((org_id, field, value))
         found = [
-            copy.deepcopy(document)
+            cast(ProfileDocument, copy.deepcopy(document))
             for document in self.profiles.values()
             if document.get("orgId") == org_id and document.get(field) == value
         ]

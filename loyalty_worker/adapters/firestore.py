@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from google.api_core import exceptions as api_exceptions
 from google.api_core.retry import Retry, if_exception_type
@@ -23,7 +23,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.document import DocumentReference
 
 from loyalty_worker.adapters.firestore_writes import merge_write_pb
-from loyalty_worker.domain.profile import ProfileUpdate, profile_id
+from loyalty_worker.domain.profile import ProfileDocument, ProfileUpdate, profile_id
 from loyalty_worker.errors import PermanentError, TransientError, UnknownOrg
 from loyalty_worker.org_settings import OrgSettings
 
@@ -106,8 +106,9 @@ class FirestoreProfileStore:
 
     def find_profiles(
         self, org_id: str, field: str, value: str, *, limit: int
-    ) -> list[dict[str, Any]]:
-        """Up to ``limit`` profiles of the org whose ``field`` equals ``value``."""
+    ) -> list[ProfileDocument]:
+        """Up to ``limit`` profiles of the org whose ``field`` equals ``value``, as stored (a
+        ``ProfileDocument``: its readers convert defensively, as for any stored document)."""
         query = (
             self._client.collection(PROFILES)
             .where(filter=FieldFilter("orgId", "==", org_id))
@@ -116,7 +117,7 @@ class FirestoreProfileStore:
         )
         with _translate_errors(f"query profiles of org {org_id} by {field}"):
             return [
-                document
+                cast(ProfileDocument, document)
                 for snapshot in query.stream(retry=self._retry, timeout=self._timeout_s)
                 if (document := snapshot.to_dict()) is not None
             ]

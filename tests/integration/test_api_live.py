@@ -233,7 +233,7 @@ def test_check_points_against_the_sandbox_and_emulator(
             started = time.perf_counter()
             answer = check_points("org-1", customer["phone"], store=live.queries, alpine=alpine)
             timings.append((time.perf_counter() - started) * 1000)
-            assert answer["customerId"] == customer["id_customer"]
+            assert answer.customer_id == customer["id_customer"]
     print(
         f"check_points over the sandbox and emulator: p50 {statistics.median(timings):.1f} ms, "
         f"max {max(timings):.1f} ms ({len(timings)} calls)"
