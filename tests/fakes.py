@@ -408,13 +408,13 @@ class QueryableProfileStore(InMemoryProfileStore):
         ]
         return found[:limit]
 
-    def iter_org_profiles(self, org_id: str) -> Iterator[dict[str, Any]]:
+    def iter_org_profiles(self, org_id: str) -> Iterator[ProfileDocument]:
         if self.error is not None:
             raise self.error
         for document_id in sorted(self.profiles):
             document = self.profiles[document_id]
             if document.get("orgId") == org_id:
-                yield copy.deepcopy(document)
+                yield cast(ProfileDocument, copy.deepcopy(document))
 
 
 class RecordingEnqueuer:

@@ -122,7 +122,7 @@ class FirestoreProfileStore:
                 if (document := snapshot.to_dict()) is not None
             ]
 
-    def iter_org_profiles(self, org_id: str) -> Iterator[dict[str, Any]]:
+    def iter_org_profiles(self, org_id: str) -> Iterator[ProfileDocument]:
         """Every profile of the org, streamed as Firestore sends them (bounded memory).
 
         One streamed query under ``stream_timeout_s``: the client resumes it after the last
@@ -134,7 +134,7 @@ class FirestoreProfileStore:
             for snapshot in query.stream(retry=self._retry, timeout=self._stream_timeout_s):
                 document = snapshot.to_dict()
                 if document is not None:
-                    yield document
+                    yield cast(ProfileDocument, document)
 
     def list_org_ids(self) -> list[str]:
         """Ids of every org whose loyalty settings are not disabled, sorted.

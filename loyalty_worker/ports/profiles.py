@@ -76,6 +76,6 @@ class PointsStore(ProfileFinder, Protocol):
 class ProfileSource(Protocol):
     """Every profile of an org, streamed (the export)."""
 
-    def iter_org_profiles(self, org_id: str) -> Iterator[dict[str, Any]]:
+    def iter_org_profiles(self, org_id: str) -> Iterator[ProfileDocument]:
         """The org's profiles (``customers`` where ``orgId == org_id``), page by page."""
         ...
