@@ -5,10 +5,12 @@ The agents' look-up answers with its service's own model (``services.lookup.poin
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
+
+from loyalty_worker.services.lookup.webhooks import EventRecord
 
 ORG_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$"
@@ -76,8 +78,13 @@ class WebhookEvent(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     event: str = Field(description="order.created | order.updated | customer.updated | ...")
-    data: dict[str, Any] = Field(
-        description="The record: an order has id and id_customer; a customer has id."
+    # Read as an EventRecord, documented as what it accepts: any object (an id that is no usable
+    # id reads as none; the event is acknowledged).
+    data: Annotated[
+        EventRecord, WithJsonSchema({"type": "object", "additionalProperties": True})
+    ] = Field(
+        title="Data",
+        description="The record: an order has id and id_customer; a customer has id.",
     )
     timestamp: int | float | str = Field(
         description="When it was sent: epoch seconds (or milliseconds) or ISO-8601."
