@@ -1,6 +1,7 @@
 """The API's wire formats: camelCase on the wire, described for the OpenAPI schema.
 
-The agents' look-up answers with its service's own model (``services.lookup.points_answer``).
+Two are the services' own, so that a service's value and the API's schema are one: the agents'
+look-up's answer (``services.lookup.points_answer``) and an event's record (``EventRecord``).
 """
 
 from __future__ import annotations

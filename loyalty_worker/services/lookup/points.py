@@ -212,6 +212,7 @@ def _answer(
     *,
     phone: str,
 ) -> PointsCheck:
+    """The answer from the profile found, if any, and Alpine IQ's balance, if it answered."""
     calculated_points = _int_or_none(profile.get("pointsFromOrders")) if profile else None
     calculated = (
         None
