@@ -51,6 +51,7 @@ from loyalty_worker.domain.phone import normalize_phone
 from loyalty_worker.firestore_emulator import start_emulator
 from loyalty_worker.progress import watch_run
 from loyalty_worker.services.lookup.points import check_points
+from loyalty_worker.services.lookup.points_answer import PointsCheck
 
 ORG_ID = "org-1"
 BENCH_REDIS_DB = 12
@@ -69,7 +70,7 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 
 
 def timed(
-    calls: int, phones: Sequence[str], call: Callable[[str], dict[str, Any]]
+    calls: int, phones: Sequence[str], call: Callable[[str], PointsCheck]
 ) -> tuple[list[float], int]:
     """Milliseconds per look-up of a random phone, and how many found a synced profile."""
     rng = random.Random(7)
@@ -80,7 +81,7 @@ def timed(
         started = time.perf_counter()
         answer = call(phone)
         timings.append((time.perf_counter() - started) * 1000)
-        found += answer.get("customerId") is not None
+        found += answer.customer_id is not None
     return timings, found
 
 
@@ -181,10 +182,10 @@ def _main(argv: Sequence[str] | None) -> int:
         alpine_clients = AlpineClients(settings, api_settings)
         alpine: AlpineIQClient | None = alpine_clients(queries.get_org_settings(ORG_ID))
 
-        def by_contact_id(phone: str) -> dict[str, Any]:
+        def by_contact_id(phone: str) -> PointsCheck:
             return check_points(ORG_ID, phone, store=queries, alpine=alpine)
 
-        def by_phone_hash(phone: str) -> dict[str, Any]:
+        def by_phone_hash(phone: str) -> PointsCheck:
             return check_points(ORG_ID, phone, store=queries, alpine=alpine, phone_key=PHONE_KEY)
 
         rows: list[tuple[str, tuple[list[float], int]]] = []
@@ -210,11 +211,10 @@ def _main(argv: Sequence[str] | None) -> int:
             ) as http,
         ):
 
-            def over_http(phone: str) -> dict[str, Any]:
+            def over_http(phone: str) -> PointsCheck:
                 response = http.get("/api/loyalty/points", params={"orgId": ORG_ID, "phone": phone})
                 response.raise_for_status()
-                answer: dict[str, Any] = response.json()
-                return answer
+                return PointsCheck.model_validate_json(response.content)
 
             timed(5, all_phones, over_http)
             rows.append(("http_api", timed(args.calls, all_phones, over_http)))

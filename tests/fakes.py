@@ -407,24 +407,24 @@ class QueryableProfileStore(InMemoryProfileStore):
 
     def find_profiles(
         self, org_id: str, field: str, value: str, *, limit: int
-    ) -> list[dict[str, Any]]:
+    ) -> list[ProfileDocument]:
         if self.error is not None:
             raise self.error
         self.queries.append((org_id, field, value))
         found = [
-            copy.deepcopy(document)
+            cast(ProfileDocument, copy.deepcopy(document))
             for document in self.profiles.values()
             if document.get("orgId") == org_id and document.get(field) == value
         ]
         return found[:limit]
 
-    def iter_org_profiles(self, org_id: str) -> Iterator[dict[str, Any]]:
+    def iter_org_profiles(self, org_id: str) -> Iterator[ProfileDocument]:
         if self.error is not None:
             raise self.error
         for document_id in sorted(self.profiles):
             document = self.profiles[document_id]
             if document.get("orgId") == org_id:
-                yield copy.deepcopy(document)
+                yield cast(ProfileDocument, copy.deepcopy(document))
 
 
 class RecordingEnqueuer:

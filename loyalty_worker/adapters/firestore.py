@@ -23,7 +23,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.document import DocumentReference
 
 from loyalty_worker.adapters.firestore_writes import merge_write_pb
-from loyalty_worker.domain.profile import ProfileUpdate, profile_id
+from loyalty_worker.domain.profile import ProfileDocument, ProfileUpdate, profile_id
 from loyalty_worker.domain.run import RunSummaryDocument
 from loyalty_worker.errors import PermanentError, TransientError, UnknownOrg
 from loyalty_worker.org_settings import OrgSettings
@@ -107,8 +107,9 @@ class FirestoreProfileStore:
 
     def find_profiles(
         self, org_id: str, field: str, value: str, *, limit: int
-    ) -> list[dict[str, Any]]:
-        """Up to ``limit`` profiles of the org whose ``field`` equals ``value``."""
+    ) -> list[ProfileDocument]:
+        """Up to ``limit`` profiles of the org whose ``field`` equals ``value``, as stored (a
+        ``ProfileDocument``: its readers convert defensively, as for any stored document)."""
         query = (
             self._client.collection(PROFILES)
             .where(filter=FieldFilter("orgId", "==", org_id))
@@ -117,12 +118,12 @@ class FirestoreProfileStore:
         )
         with _translate_errors(f"query profiles of org {org_id} by {field}"):
             return [
-                document
+                cast(ProfileDocument, document)
                 for snapshot in query.stream(retry=self._retry, timeout=self._timeout_s)
                 if (document := snapshot.to_dict()) is not None
             ]
 
-    def iter_org_profiles(self, org_id: str) -> Iterator[dict[str, Any]]:
+    def iter_org_profiles(self, org_id: str) -> Iterator[ProfileDocument]:
         """Every profile of the org, streamed as Firestore sends them (bounded memory).
 
         One streamed query under ``stream_timeout_s``: the client resumes it after the last
@@ -134,7 +135,7 @@ class FirestoreProfileStore:
             for snapshot in query.stream(retry=self._retry, timeout=self._stream_timeout_s):
                 document = snapshot.to_dict()
                 if document is not None:
-                    yield document
+                    yield cast(ProfileDocument, document)
 
     def list_org_ids(self) -> list[str]:
         """Ids of every org whose loyalty settings are not disabled, sorted.

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import redis
@@ -28,7 +28,7 @@ from loyalty_worker.services.lookup.webhooks import WebhookRefused
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BEARER_CHALLENGE", "install_error_handlers", "responses"]
+__all__ = ["BEARER_CHALLENGE", "documented", "install_error_handlers", "responses"]
 
 RETRY_AFTER_S = "5"
 SIGNATURE_CHALLENGE = 'Signature realm="alleaves-webhook", headers="x-alleaves-signature"'
@@ -43,15 +43,20 @@ _KNOWN = {
 }
 
 
+def documented(descriptions: Mapping[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses``: each status with what it means and its body (422's lists the
+    invalid inputs, the others' are an ``ErrorBody``), in the order given."""
+    return {
+        status: {"model": ValidationErrorBody if status == 422 else ErrorBody, "description": text}
+        for status, text in descriptions.items()
+    }
+
+
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The OpenAPI ``responses`` of a bearer route: what ``guard`` answers (401, 413, 429), 422
     and the given statuses."""
-    documented: dict[int | str, dict[str, Any]] = {
-        422: {"model": ValidationErrorBody, "description": "Invalid input, field named."}
-    }
-    for status in sorted({401, 413, 429, *statuses}):
-        documented[status] = {"model": ErrorBody, "description": _KNOWN[status]}
-    return documented
+    known = {status: _KNOWN[status] for status in sorted({401, 413, 429, *statuses})}
+    return documented({422: "Invalid input, field named.", **known})
 
 
 def invalid(loc: tuple[str, str], msg: str) -> RequestValidationError:

@@ -1,13 +1,18 @@
-"""The API's wire formats: camelCase on the wire, described for the OpenAPI schema."""
+"""The API's wire formats: camelCase on the wire, described for the OpenAPI schema.
+
+Two are the services' own, so that a service's value and the API's schema are one: the agents'
+look-up's answer (``services.lookup.points_answer``) and an event's record (``EventRecord``).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
 from loyalty_worker.names import SYNC_CUSTOMER
+from loyalty_worker.services.lookup.webhooks import EventRecord
 
 ORG_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$"
@@ -69,68 +74,19 @@ class RunStatus(_Out):
     )
 
 
-class CalculatedView(_Out):
-    """Points from Alleaves orders, as the last sync calculated them."""
-
-    points: int = Field(description="Points from orders (pointsFromOrders).")
-    tier: str | None = Field(description="The org's tier for these points.")
-    source: str = Field(description="Always 'orders'.")
-
-
-class AlpineView(_Out):
-    """Alpine IQ's balance."""
-
-    points: int = Field(description="Alpine IQ points.")
-    tier: str | None = Field(
-        description="Alpine's tier when it names one of the org's tiers, else the org's tier "
-        "for these points."
-    )
-    source: str = Field(description="Always 'alpine_iq'.")
-    live: bool = Field(description="True: read just now; false: as of the last sync.")
-    last_visit: str | None = Field(default=None, description="Alpine IQ's last visit, if known.")
-
-
-class DisplayedView(_Out):
-    """What the customer's profile shows, by the org's source of truth."""
-
-    points: int | None = Field(description="Points shown.")
-    tier: str | None = Field(description="Tier shown.")
-    source: str | None = Field(description="alpine_iq | calculated")
-
-
-class PointsCheck(_Out):
-    """A customer's loyalty by phone: calculated (orders) and Alpine IQ, reconciled."""
-
-    calculated: CalculatedView | None = Field(
-        description="Points from Alleaves orders as of the last sync; null: no synced profile."
-    )
-    alpine: AlpineView | None = Field(
-        description="Alpine IQ's balance; null: no Alpine IQ account (or none known)."
-    )
-    reconciled: bool | None = Field(
-        description="Within the org's tolerance; null without both sides."
-    )
-    discrepancy: int | None = Field(description="Alpine IQ minus calculated; null without both.")
-    status: str = Field(
-        description="matched | within_tolerance | alpine_higher | calculated_higher | "
-        "no_alpine_account | not_synced | not_found | unknown"
-    )
-    displayed: DisplayedView | None = Field(description="The balance to tell the customer.")
-    last_sync_at: str | None = Field(description="When the profile's points were calculated.")
-    customer_id: int | str | None = Field(description="The Alleaves customer of the profile.")
-    phone: str = Field(description="The phone, masked to its last four digits.")
-    alpine_available: bool = Field(description="Whether Alpine IQ answered this look-up.")
-    note: str | None = Field(default=None, description="Why some part is missing or stale.")
-
-
 class WebhookEvent(BaseModel):
     """An Alleaves event, as signed by the sender."""
 
     model_config = ConfigDict(extra="allow")
 
     event: str = Field(description="order.created | order.updated | customer.updated | ...")
-    data: dict[str, Any] = Field(
-        description="The record: an order has id and id_customer; a customer has id."
+    # Read as an EventRecord, documented as what it accepts: any object (an id that is no usable
+    # id reads as none; the event is acknowledged).
+    data: Annotated[
+        EventRecord, WithJsonSchema({"type": "object", "additionalProperties": True})
+    ] = Field(
+        title="Data",
+        description="The record: an order has id and id_customer; a customer has id.",
     )
     timestamp: int | float | str = Field(
         description="When it was sent: epoch seconds (or milliseconds) or ISO-8601."

@@ -18,10 +18,10 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from pydantic import SecretStr
 
+from loyalty_worker.domain.profile import ProfileDocument
 from loyalty_worker.errors import SettingsInvalid, UnknownOrg
 from loyalty_worker.logs import register_secret
 from loyalty_worker.org_settings import OrgSettings
@@ -90,7 +90,8 @@ class OrgDirectory:
             document = self._store.get_settings_document(org_id)
             entry = OrgRecord(
                 settings=OrgSettings.parse(org_id, document),
-                webhook_secret=_document_secret(document) or self._fallback_secret(org_id),
+                webhook_secret=_webhook_secret(document.get("alleaves"))
+                or self._fallback_secret(org_id),
             )
             ttl_s = self._ttl_s
             _register_secrets(entry)
@@ -114,7 +115,7 @@ class OrgDirectory:
 
     def find_profiles(
         self, org_id: str, field: str, value: str, *, limit: int
-    ) -> list[dict[str, Any]]:
+    ) -> list[ProfileDocument]:
         return self._store.find_profiles(org_id, field, value, limit=limit)
 
     def _fallback_secret(self, org_id: str) -> bytes | None:
@@ -130,7 +131,7 @@ def _register_secrets(record: OrgRecord) -> None:
         register_secret(record.webhook_secret.decode(errors="replace"))
 
 
-def _document_secret(document: Mapping[str, Any]) -> bytes | None:
-    alleaves = document.get("alleaves")
+def _webhook_secret(alleaves: object) -> bytes | None:
+    """The settings' ``alleaves.webhookSecret``, if the section is a map holding one."""
     secret = alleaves.get("webhookSecret") if isinstance(alleaves, Mapping) else None
     return secret.encode() if isinstance(secret, str) and secret else None

@@ -22,7 +22,7 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict, cast
 
 from starlette.requests import cookie_parser
 
@@ -35,6 +35,15 @@ SESSION_TTL_S = 12 * 3600
 PRE_TTL_S = 900
 LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 MAX_NAME = 60
+
+
+class _Payload(TypedDict, total=False):
+    """What a signed cookie holds: a session's fields, or a pre-session's nonce and expiry."""
+
+    fp: str
+    name: str
+    nonce: str
+    exp: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,13 +67,13 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _sign(key: bytes, payload: dict[str, Any]) -> str:
+def _sign(key: bytes, payload: _Payload) -> str:
     body = base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode())
     mac = hmac.new(key, body, hashlib.sha256).hexdigest()
     return f"{body.decode()}.{mac}"
 
 
-def _unsign(key: bytes, value: str, now: float) -> dict[str, Any] | None:
+def _unsign(key: bytes, value: str, now: float) -> _Payload | None:
     body, _, mac = value.rpartition(".")
     expected = hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
     if not body or not hmac.compare_digest(mac, expected):
@@ -75,11 +84,12 @@ def _unsign(key: bytes, value: str, now: float) -> dict[str, Any] | None:
         return None
     if not isinstance(payload, dict) or float(payload.get("exp", 0)) < now:
         return None
-    return payload
+    # Its MAC is the key's: this is a payload ``_sign`` wrote.
+    return cast(_Payload, payload)
 
 
 def new_session_cookie(grants: Sequence[ApiToken], token: str, name: str, now: float) -> str:
-    payload = {
+    payload: _Payload = {
         "fp": token_digest(token),
         "name": name.strip()[:MAX_NAME],
         "nonce": secrets.token_urlsafe(16),

@@ -10,9 +10,8 @@ from loyalty_worker.cli.arguments import Commands
 
 
 def _cmd_check_points(args: argparse.Namespace) -> int:
-    """Print a customer's loyalty by phone (calculated and Alpine IQ, reconciled) as JSON."""
-    import json
-
+    """Print a customer's loyalty by phone (calculated and Alpine IQ, reconciled) as JSON: the
+    API's answer, the same model."""
     from loyalty_worker.api.settings import get_api_settings
     from loyalty_worker.api.wiring import AlpineClients, build_queries
     from loyalty_worker.config import get_settings
@@ -36,7 +35,7 @@ def _cmd_check_points(args: argparse.Namespace) -> int:
         return 2 if exc.reason == "unknown_org" else 1
     finally:
         alpine.close()
-    print(json.dumps(answer, indent=2))
+    print(answer.model_dump_json(by_alias=True, indent=2))
     return 0
 
 

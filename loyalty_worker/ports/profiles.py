@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
-from loyalty_worker.domain.profile import ProfileUpdate
+from loyalty_worker.domain.profile import ProfileDocument, ProfileUpdate
 from loyalty_worker.domain.run import RunSummaryDocument
 from loyalty_worker.org_settings import OrgSettings
+from loyalty_worker.ports.run import RunSummaries
 
 
 class ProfileStore(Protocol):
@@ -45,41 +46,37 @@ class ProfileStore(Protocol):
         ...
 
 
-class OrgStore(Protocol):
-    """Firestore reads the API needs (``FirestoreProfileStore``; a fake in tests)."""
-
-    def get_settings_document(self, org_id: str) -> dict[str, Any]:
-        """``loyalty_settings/{orgId}`` as stored; UnknownOrg when there is none."""
-        ...
+class ProfileFinder(Protocol):
+    """Profiles of an org found by one field's value (the look-up's ``phoneHash``, ...)."""
 
     def find_profiles(
         self, org_id: str, field: str, value: str, *, limit: int
-    ) -> list[dict[str, Any]]:
+    ) -> list[ProfileDocument]:
         """Up to ``limit`` profiles of the org whose ``field`` equals ``value``."""
         ...
 
-    def get_run_summary(self, run_id: str) -> RunSummaryDocument | None:
-        """A run's summary document, or None."""
+
+class OrgStore(ProfileFinder, RunSummaries, Protocol):
+    """Firestore reads the API needs (``FirestoreProfileStore``; a fake in tests): settings,
+    profiles by a field, closed runs' summaries."""
+
+    def get_settings_document(self, org_id: str) -> dict[str, Any]:
+        """``loyalty_settings/{orgId}`` as stored, for the caller to parse at once (its
+        ``OrgSettings`` and webhook secret); UnknownOrg when there is none."""
         ...
 
 
-class PointsStore(Protocol):
+class PointsStore(ProfileFinder, Protocol):
     """What the points look-up reads from Markitbot's Firestore."""
 
     def get_org_settings(self, org_id: str) -> OrgSettings:
         """The org's validated settings; UnknownOrg or SettingsInvalid otherwise."""
         ...
 
-    def find_profiles(
-        self, org_id: str, field: str, value: str, *, limit: int
-    ) -> list[dict[str, Any]]:
-        """Up to ``limit`` profiles of the org whose ``field`` equals ``value``."""
-        ...
-
 
 class ProfileSource(Protocol):
     """Every profile of an org, streamed (the export)."""
 
-    def iter_org_profiles(self, org_id: str) -> Iterator[dict[str, Any]]:
+    def iter_org_profiles(self, org_id: str) -> Iterator[ProfileDocument]:
         """The org's profiles (``customers`` where ``orgId == org_id``), page by page."""
         ...

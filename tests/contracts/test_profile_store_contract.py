@@ -7,7 +7,6 @@ relies on the fake relies on behaviour the real store has too.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -18,7 +17,7 @@ from google.cloud import firestore
 from loyalty_worker.adapters.firestore import PROFILES, SETTINGS, FirestoreProfileStore
 from loyalty_worker.domain.profile import ProfileUpdate
 from loyalty_worker.errors import SettingsInvalid, UnknownOrg
-from loyalty_worker.ports.profiles import ProfileStore
+from loyalty_worker.ports.profiles import ProfileFinder, ProfileSource, ProfileStore
 from tests.fakes import InMemoryProfileStore, QueryableProfileStore
 
 ORG = "org-contract"
@@ -221,12 +220,8 @@ def test_stored_documents_do_not_alias_the_callers(harness: Harness) -> None:
     assert harness.store.get_run_summary("run-1") == {"status": "done", "failedByReason": {"ok": 1}}
 
 
-class Queries(Protocol):
-    def find_profiles(
-        self, org_id: str, field: str, value: str, *, limit: int
-    ) -> list[dict[str, Any]]: ...
-
-    def iter_org_profiles(self, org_id: str) -> Iterator[dict[str, Any]]: ...
+class Queries(ProfileFinder, ProfileSource, Protocol):
+    """The look-up's and the export's reads."""
 
 
 @pytest.fixture(params=["fake", pytest.param("firestore", marks=pytest.mark.integration)])

@@ -8,7 +8,10 @@ wrote and Alpine IQ's live balances from the sandbox.
 from __future__ import annotations
 
 import json
+import os
 import statistics
+import subprocess
+import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -233,11 +236,33 @@ def test_check_points_against_the_sandbox_and_emulator(
             started = time.perf_counter()
             answer = check_points("org-1", customer["phone"], store=live.queries, alpine=alpine)
             timings.append((time.perf_counter() - started) * 1000)
-            assert answer["customerId"] == customer["id_customer"]
+            assert answer.customer_id == customer["id_customer"]
     print(
         f"check_points over the sandbox and emulator: p50 {statistics.median(timings):.1f} ms, "
         f"max {max(timings):.1f} ms ({len(timings)} calls)"
     )
+
+
+def test_the_check_points_command_prints_what_the_api_answers(
+    live: LiveApi, synced: dict[str, Any], stack: Stack
+) -> None:
+    customer = accounts(stack)[0][0]
+    env = {**os.environ, **stack.env, "LOYALTY_PHONE_HASH_KEY": PHONE_HASH_KEY}
+    command = [sys.executable, "-m", "loyalty_worker.cli", "check-points", "--org", "org-1"]
+    printed = subprocess.run(
+        [*command, "--phone", customer["phone"]],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    answered = live.get(
+        "/api/loyalty/points", params={"orgId": "org-1", "phone": customer["phone"]}
+    )
+    assert answered.status_code == 200, answered.text
+    assert json.loads(printed.stdout) == answered.json()
+    assert json.loads(printed.stdout)["customerId"] == customer["id_customer"]
 
 
 def test_the_api_refuses_what_it_should_on_real_parts(

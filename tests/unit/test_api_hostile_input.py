@@ -273,6 +273,19 @@ def test_event_time_is_finite_and_bounded(value: Any) -> None:
     assert event_time(value) is None
 
 
+@pytest.mark.parametrize("customer", ["\u00b2", "9" * 5000, True, {"id": 42}])
+def test_webhook_customer_that_is_no_id_is_acknowledged_not_500(api: Api, customer: Any) -> None:
+    event = order_event(42)
+    event["data"]["id_customer"] = customer
+    response = api.webhook(event)
+    assert response.status_code == 202
+    assert response.json() == {
+        "enqueued": False,
+        "reason": "event 'order.created' names no customer to sync",
+    }
+    assert api.enqueuer.customer_syncs == []
+
+
 def test_webhook_event_of_another_location_is_refused(api: Api) -> None:
     api.store.settings["org-1"]["alleaves"]["locationId"] = 7
     other = order_event(42)

@@ -16,6 +16,12 @@ from loyalty_worker.domain.models import AlpineProfile
 from loyalty_worker.domain.phone import phone_hash, phone_key_id
 from loyalty_worker.errors import AuthError, TransientError, UnknownOrg
 from loyalty_worker.services.lookup.points import InvalidPhone, check_points
+from loyalty_worker.services.lookup.points_answer import (
+    AlpineView,
+    CalculatedView,
+    DisplayedView,
+    PointsCheck,
+)
 from tests.fakes import FakeAlpine, QueryableProfileStore
 
 PHONE = "5551234567"
@@ -43,6 +49,10 @@ def profile(customer_id: int, **fields: Any) -> dict[str, Any]:
     }
 
 
+def note(answer: PointsCheck) -> str:
+    return answer.note or ""
+
+
 @pytest.fixture
 def store() -> QueryableProfileStore:
     store = QueryableProfileStore()
@@ -61,7 +71,8 @@ def test_the_seeds_example_by_alpine_contact_id(
     store: QueryableProfileStore, alpine: FakeAlpine
 ) -> None:
     answer = check_points("org-1", "(555) 123-4567", store=store, alpine=alpine)
-    assert answer == {
+    # As the API writes it, every field named.
+    assert answer.model_dump(mode="json", by_alias=True) == {
         "calculated": {"points": 450, "tier": "bronze", "source": "orders"},
         "alpine": {
             "points": 475,
@@ -79,6 +90,7 @@ def test_the_seeds_example_by_alpine_contact_id(
         "customerId": 42,
         "phone": "***-***-4567",
         "alpineAvailable": True,
+        "note": None,
     }
     assert alpine.lookups == [PHONE]
     assert store.queries == [("org-1", "alpineUserId", "C-42")]
@@ -89,13 +101,13 @@ def test_reconciles_live_alpine_against_the_last_calculation(
 ) -> None:
     alpine = FakeAlpine({PHONE: AlpineProfile(300, None, contact_id="C-42")})
     answer = check_points("org-1", PHONE, store=store, alpine=alpine)
-    assert (answer["status"], answer["reconciled"], answer["discrepancy"]) == (
+    assert (answer.status, answer.reconciled, answer.discrepancy) == (
         "calculated_higher",
         False,
         -150,
     )
     # Alpine names no tier: the tier of its points by the org's thresholds
-    assert answer["alpine"]["tier"] == "bronze"
+    assert answer.alpine is not None and answer.alpine.tier == "bronze"
 
 
 def test_phone_hash_finds_a_customer_without_an_alpine_account(
@@ -111,16 +123,16 @@ def test_phone_hash_finds_a_customer_without_an_alpine_account(
     answer = check_points(
         "org-1", "+1 555.987.0000", store=store, alpine=FakeAlpine(), phone_key=KEY
     )
-    assert answer["customerId"] == 7
-    assert answer["calculated"] == {"points": 450, "tier": "bronze", "source": "orders"}
-    assert answer["alpine"] is None
-    assert (answer["status"], answer["reconciled"], answer["discrepancy"]) == (
+    assert answer.customer_id == 7
+    assert answer.calculated == CalculatedView(points=450, tier="bronze", source="orders")
+    assert answer.alpine is None
+    assert (answer.status, answer.reconciled, answer.discrepancy) == (
         "no_alpine_account",
         None,
         None,
     )
-    assert answer["displayed"] == {"points": 450, "tier": "bronze", "source": "calculated"}
-    assert "note" not in answer
+    assert answer.displayed == DisplayedView(points=450, tier="bronze", source="calculated")
+    assert answer.note is None
 
 
 class WaitsForTheHashLookup(FakeAlpine):
@@ -149,8 +161,8 @@ def test_the_profile_is_looked_up_by_hash_while_alpine_answers(
     store.profiles["org-1_42"] = profile(42, phoneHash=phone_hash(PHONE, KEY))
     alpine = WaitsForTheHashLookup(store)
     answer = check_points("org-1", PHONE, store=store, alpine=alpine, phone_key=KEY)
-    assert (answer["customerId"], answer["alpineAvailable"]) == (42, True)
-    assert answer["alpine"]["points"] == 475
+    assert (answer.customer_id, answer.alpine_available) == (42, True)
+    assert answer.alpine is not None and answer.alpine.points == 475
 
 
 OTHER_KEY = b"the-workers-other-key-0002"
@@ -164,11 +176,11 @@ def test_a_profile_found_by_contact_id_under_another_key_is_reported(
     )
     with caplog.at_level(logging.WARNING):
         answer = check_points("org-1", PHONE, store=store, alpine=alpine, phone_key=KEY)
-    assert answer["customerId"] == 42  # still found, by Alpine IQ's contact id
-    assert "phone-hash key mismatch" in answer["note"]
-    assert phone_key_id(OTHER_KEY) in answer["note"] and phone_key_id(KEY) in answer["note"]
+    assert answer.customer_id == 42  # still found, by Alpine IQ's contact id
+    assert "phone-hash key mismatch" in note(answer)
+    assert phone_key_id(OTHER_KEY) in note(answer) and phone_key_id(KEY) in note(answer)
     assert any("key mismatch" in r.getMessage() for r in caplog.records)
-    assert KEY.decode() not in answer["note"] and KEY.decode() not in caplog.text
+    assert KEY.decode() not in note(answer) and KEY.decode() not in caplog.text
 
 
 def test_a_miss_by_hash_with_no_profile_under_this_key_is_reported(
@@ -179,9 +191,9 @@ def test_a_miss_by_hash_with_no_profile_under_this_key_is_reported(
     )
     with caplog.at_level(logging.WARNING):
         answer = check_points("org-1", PHONE, store=store, alpine=FakeAlpine(), phone_key=KEY)
-    assert answer["status"] == "not_found"
-    assert "phone-hash key mismatch" in answer["note"]
-    assert phone_key_id(KEY) in answer["note"]
+    assert answer.status == "not_found"
+    assert "phone-hash key mismatch" in note(answer)
+    assert phone_key_id(KEY) in note(answer)
     assert any("key mismatch" in r.getMessage() for r in caplog.records)
 
 
@@ -192,13 +204,13 @@ def test_a_miss_while_profiles_carry_this_key_is_no_mismatch(
         phoneHash=phone_hash(PHONE, KEY), phoneHashKeyId=phone_key_id(KEY)
     )
     answer = check_points("org-1", "555-000-2222", store=store, alpine=FakeAlpine(), phone_key=KEY)
-    assert answer["status"] == "not_found"
-    assert "mismatch" not in answer.get("note", "")
+    assert answer.status == "not_found"
+    assert "mismatch" not in note(answer)
     # found by contact id under the same key (the phone changed since): no mismatch either
     alpine = FakeAlpine({"5550002222": AlpineProfile(475, None, contact_id="C-42")})
     answer = check_points("org-1", "555-000-2222", store=store, alpine=alpine, phone_key=KEY)
-    assert answer["customerId"] == 42
-    assert "mismatch" not in answer.get("note", "")
+    assert answer.customer_id == 42
+    assert "mismatch" not in note(answer)
 
 
 def test_alpine_down_answers_from_firestore_alone(store: QueryableProfileStore) -> None:
@@ -206,22 +218,17 @@ def test_alpine_down_answers_from_firestore_alone(store: QueryableProfileStore) 
     alpine = FakeAlpine()
     alpine.error = TransientError("alpine_iq", "GET /v2/loyalty/lookup: server error (503)")
     answer = check_points("org-1", PHONE, store=store, alpine=alpine, phone_key=KEY)
-    assert answer["alpineAvailable"] is False
-    assert "Alpine IQ is unavailable" in answer["note"]
-    assert answer["calculated"]["points"] == 450
+    assert answer.alpine_available is False
+    assert "Alpine IQ is unavailable" in note(answer)
+    assert answer.calculated is not None and answer.calculated.points == 450
     # Alpine's side and the reconciliation as of the last sync, marked as such
-    assert answer["alpine"] == {
-        "points": 475,
-        "tier": "silver",
-        "source": "alpine_iq",
-        "live": False,
-    }
-    assert (answer["status"], answer["reconciled"], answer["discrepancy"]) == (
+    assert answer.alpine == AlpineView(points=475, tier="silver", source="alpine_iq", live=False)
+    assert (answer.status, answer.reconciled, answer.discrepancy) == (
         "within_tolerance",
         True,
         25,
     )
-    assert answer["displayed"] == {"points": 475, "tier": "silver", "source": "alpine_iq"}
+    assert answer.displayed == DisplayedView(points=475, tier="silver", source="alpine_iq")
 
 
 def test_alpine_down_and_no_phone_hash_says_why_nothing_is_found(
@@ -230,10 +237,10 @@ def test_alpine_down_and_no_phone_hash_says_why_nothing_is_found(
     alpine = FakeAlpine()
     alpine.error = TransientError("alpine_iq", "timed out")
     answer = check_points("org-1", PHONE, store=store, alpine=alpine)
-    assert answer["alpineAvailable"] is False
-    assert answer["calculated"] is None and answer["alpine"] is None
-    assert answer["status"] == "unknown"
-    assert "phoneHash" in answer["note"]
+    assert answer.alpine_available is False
+    assert answer.calculated is None and answer.alpine is None
+    assert answer.status == "unknown"
+    assert "phoneHash" in note(answer)
     assert store.queries == []
 
 
@@ -242,42 +249,42 @@ def test_a_refused_alpine_key_is_reported_not_raised(store: QueryableProfileStor
     alpine.error = AuthError("alpine_iq", "not authorised (401)")
     store.profiles["org-1_42"]["phoneHash"] = phone_hash(PHONE, KEY)
     answer = check_points("org-1", PHONE, store=store, alpine=alpine, phone_key=KEY)
-    assert answer["alpineAvailable"] is False
-    assert "refused" in answer["note"] and "alpine_iq_auth" in answer["note"]
-    assert answer["calculated"]["points"] == 450
+    assert answer.alpine_available is False
+    assert "refused" in note(answer) and "alpine_iq_auth" in note(answer)
+    assert answer.calculated is not None and answer.calculated.points == 450
 
 
 def test_an_org_without_alpine_credentials(store: QueryableProfileStore) -> None:
     store.profiles["org-1_42"]["phoneHash"] = phone_hash(PHONE, KEY)
     answer = check_points("org-1", PHONE, store=store, alpine=None, phone_key=KEY)
-    assert answer["alpineAvailable"] is False
-    assert "no Alpine IQ credentials" in answer["note"]
-    assert answer["calculated"]["points"] == 450
+    assert answer.alpine_available is False
+    assert "no Alpine IQ credentials" in note(answer)
+    assert answer.calculated is not None and answer.calculated.points == 450
 
 
 def test_alpine_account_but_no_synced_profile(store: QueryableProfileStore) -> None:
     alpine = FakeAlpine({"5550001111": AlpineProfile(1200, "gold", contact_id="C-NEW")})
     answer = check_points("org-1", "555-000-1111", store=store, alpine=alpine)
-    assert answer["calculated"] is None
-    assert answer["alpine"]["points"] == 1200
-    assert answer["status"] == "not_synced"
-    assert answer["displayed"] == {"points": 1200, "tier": "gold", "source": "alpine_iq"}
-    assert "no synced Markitbot profile" in answer["note"]
+    assert answer.calculated is None
+    assert answer.alpine is not None and answer.alpine.points == 1200
+    assert answer.status == "not_synced"
+    assert answer.displayed == DisplayedView(points=1200, tier="gold", source="alpine_iq")
+    assert "no synced Markitbot profile" in note(answer)
 
 
 def test_a_phone_nobody_knows(store: QueryableProfileStore) -> None:
     answer = check_points("org-1", "555-000-2222", store=store, alpine=FakeAlpine(), phone_key=KEY)
-    assert answer["status"] == "not_found"
-    assert answer["calculated"] is None and answer["alpine"] is None
-    assert answer["alpineAvailable"] is True
+    assert answer.status == "not_found"
+    assert answer.calculated is None and answer.alpine is None
+    assert answer.alpine_available is True
 
 
 def test_profiles_of_another_org_are_not_found(
     store: QueryableProfileStore, alpine: FakeAlpine
 ) -> None:
     answer = check_points("org-2", PHONE, store=store, alpine=alpine)
-    assert answer["calculated"] is None
-    assert answer["status"] == "not_synced"
+    assert answer.calculated is None
+    assert answer.status == "not_synced"
 
 
 def test_several_profiles_for_one_phone_show_the_latest_and_say_so(
@@ -287,9 +294,9 @@ def test_several_profiles_for_one_phone_show_the_latest_and_say_so(
         43, pointsFromOrders=470, pointsLastCalculated=datetime(2026, 2, 1, tzinfo=UTC)
     )
     answer = check_points("org-1", PHONE, store=store, alpine=alpine)
-    assert answer["customerId"] == 43
-    assert answer["calculated"]["points"] == 470
-    assert "2 profiles share this phone" in answer["note"]
+    assert answer.customer_id == 43
+    assert answer.calculated is not None and answer.calculated.points == 470
+    assert "2 profiles share this phone" in note(answer)
 
 
 @pytest.mark.parametrize("phone", ["", "12345", "555-123-456", "+44 20 7946 0958", "phone"])

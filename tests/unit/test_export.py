@@ -8,12 +8,12 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from loyalty_worker import cli
 from loyalty_worker.api import wiring
+from loyalty_worker.domain.profile import ProfileDocument
 from loyalty_worker.services.lookup.export import (
     LOYALTY_COLUMNS,
     PII_COLUMNS,
@@ -76,6 +76,12 @@ def export(store: QueryableProfileStore, fmt: ExportFormat, *, pii: bool = False
 
 def test_csv_has_loyalty_fields_and_a_masked_phone_only(store: QueryableProfileStore) -> None:
     text = export(store, ExportFormat.CSV)
+    # The header other systems read: these columns, in this order.
+    assert text.splitlines()[0] == (
+        "customerId,points,pointsFromOrders,pointsFromAlpine,tier,tierSource,loyaltyStatus,"
+        "loyaltyReconciled,loyaltyDiscrepancy,ordersProcessed,totalSpent,equityStatus,"
+        "pointsLastCalculated,alpineUserId,phoneMasked"
+    )
     rows = list(csv.DictReader(io.StringIO(text)))
     assert tuple(rows[0]) == LOYALTY_COLUMNS
     assert rows[0]["customerId"] == "1"
@@ -111,13 +117,24 @@ def test_csv_cells_a_spreadsheet_would_run_are_defused(store: QueryableProfileSt
     rows = list(csv.DictReader(io.StringIO(export(store, ExportFormat.CSV, pii=True))))
     assert rows[1]["firstName"] == '\'=HYPERLINK("http://x")'
     assert tuple(rows[0]) == LOYALTY_COLUMNS + PII_COLUMNS
+    assert PII_COLUMNS == (
+        "firstName",
+        "lastName",
+        "fullName",
+        "displayName",
+        "name",
+        "email",
+        "phone",
+        "phoneNumber",
+        "mobilePhone",
+    )
 
 
 def test_rows_are_written_as_they_are_read() -> None:
     out = io.StringIO()
 
     class Source:
-        def iter_org_profiles(self, org_id: str) -> Iterator[dict[str, Any]]:
+        def iter_org_profiles(self, org_id: str) -> Iterator[ProfileDocument]:
             for customer_id in range(1, 4):
                 # every earlier profile is already out before the next one is read
                 assert out.getvalue().count("\n") == customer_id

@@ -13,6 +13,7 @@ from loyalty_worker.api.orgs import OrgDirectory
 from loyalty_worker.errors import TransientError
 from loyalty_worker.ports.webhooks import WebhookOrgs
 from loyalty_worker.services.lookup.webhooks import (
+    EventRecord,
     WebhookOutcome,
     WebhookReceiver,
     WebhookRefused,
@@ -37,10 +38,10 @@ DEDUPE_S = 30
 
 @dataclass(frozen=True)
 class Event:
-    """What the API's parser hands the receiver, without pydantic."""
+    """What the API's parser hands the receiver, without the API's model."""
 
     event: str
-    data: dict[str, Any]
+    data: EventRecord
     timestamp: int | float | str
 
 
@@ -51,7 +52,7 @@ class NotAnEvent(ValueError):
 def parse(body: bytes) -> Event:
     try:
         raw = json.loads(body)
-        return Event(raw["event"], raw["data"], raw["timestamp"])
+        return Event(raw["event"], EventRecord.model_validate(raw["data"]), raw["timestamp"])
     except (ValueError, KeyError, TypeError) as exc:
         raise NotAnEvent(str(exc)) from None
 
@@ -360,9 +361,30 @@ def test_event_time(value: Any, seconds: float | None) -> None:
         ("order.updated", {"id": 1, "id_customer": "42"}, 42),
         ("order.created", {"id": 1}, None),
         ("customer.created", {"id": 7}, 7),
+        ("customer.created", {"id": "0007"}, 7),
         ("customer.updated", {"id": 7, "id_customer": 8}, 8),
+        # an id_customer given wins over id, even one that is no usable id
+        ("customer.updated", {"id": 7, "id_customer": None}, None),
+        ("customer.updated", {"id": 7, "id_customer": "x"}, None),
         ("inventory.updated", {"id_customer": 9}, None),
+        # no usable id: none named (the event is acknowledged, not refused)
+        ("order.created", {"id_customer": True}, None),
+        ("order.created", {"id_customer": 0}, None),
+        ("order.created", {"id_customer": -4}, None),
+        ("order.created", {"id_customer": 4.0}, None),
+        ("order.created", {"id_customer": " 42"}, None),
+        ("order.created", {"id_customer": "\u00b2"}, None),  # a digit, but no decimal one
+        ("order.created", {"id_customer": "9" * 5000}, None),  # beyond int()'s digits
+        ("order.created", {"id_customer": {"id": 4}}, None),
     ],
 )
 def test_customer_of(event: str, data: dict[str, Any], customer: int | None) -> None:
-    assert customer_of(event, data) == customer
+    assert customer_of(event, EventRecord.model_validate(data)) == customer
+
+
+@pytest.mark.parametrize(
+    ("value", "location"),
+    [(7, "7"), (" 7 ", "7"), ("", None), (7.0, None), (True, None), ([7], None), (None, None)],
+)
+def test_an_events_location_is_text(value: object, location: str | None) -> None:
+    assert EventRecord.model_validate({"id_location": value}).id_location == location

@@ -10,9 +10,10 @@ from fastapi import APIRouter, Query
 
 from loyalty_worker.api.deps import Authenticated, DirectoryDep, ServicesDep, allow
 from loyalty_worker.api.errors import invalid, responses
-from loyalty_worker.api.models import ORG_ID_PATTERN, PointsCheck
+from loyalty_worker.api.models import ORG_ID_PATTERN
 from loyalty_worker.domain.phone import mask_phone
 from loyalty_worker.services.lookup.points import InvalidPhone, check_points
+from loyalty_worker.services.lookup.points_answer import PointsCheck
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,6 @@ def points(
         who.fingerprint,
         org_id,
         mask_phone(phone),
-        answer["status"],
+        answer.status,
     )
-    return PointsCheck.model_validate(answer)
+    return answer

@@ -8,33 +8,26 @@ No ``from __future__ import annotations``: FastAPI reads the route's annotations
 """
 
 import re
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from loyalty_worker.api.deps import WebhooksDep
-from loyalty_worker.api.errors import invalid
-from loyalty_worker.api.models import (
-    ORG_ID_PATTERN,
-    ErrorBody,
-    ValidationErrorBody,
-    WebhookAccepted,
-    WebhookEvent,
-)
+from loyalty_worker.api.errors import documented, invalid
+from loyalty_worker.api.models import ORG_ID_PATTERN, WebhookAccepted, WebhookEvent
 
 router = APIRouter()
 
-_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {
-        "model": ErrorBody,
-        "description": "Bad, missing, stale or replayed signature; or an org that cannot "
-        "receive webhooks (unknown, no secret, invalid settings), answered alike.",
-    },
-    413: {"model": ErrorBody, "description": "Body too large."},
-    422: {"model": ValidationErrorBody, "description": "No org, or not an event."},
-    503: {"model": ErrorBody, "description": "Redis or the broker is unavailable."},
-}
+_RESPONSES = documented(
+    {
+        401: "Bad, missing, stale or replayed signature; or an org that cannot receive webhooks "
+        "(unknown, no secret, invalid settings), answered alike.",
+        413: "Body too large.",
+        422: "No org, or not an event.",
+        503: "Redis or the broker is unavailable.",
+    }
+)
 # The body is read raw (the signature covers its bytes), so the schema is declared here.
 _REQUEST_BODY = {
     "requestBody": {

@@ -26,18 +26,24 @@ alone, with ``alpineAvailable: false`` and a note, and Alpine's side as of the l
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from loyalty_worker.domain.models import AlpineProfile, LoyaltyRules
 from loyalty_worker.domain.phone import mask_phone, normalize_phone, phone_hash, phone_key_id
+from loyalty_worker.domain.profile import ProfileDocument
 from loyalty_worker.domain.reconciliation import displayed_loyalty, reconcile
 from loyalty_worker.domain.tiers import assign_tier, known_tier
 from loyalty_worker.errors import LoyaltyError, TransientError
 from loyalty_worker.ports.profiles import PointsStore
 from loyalty_worker.ports.sources import LoyaltyLookup
+from loyalty_worker.services.lookup.points_answer import (
+    AlpineView,
+    CalculatedView,
+    DisplayedView,
+    PointsCheck,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +58,16 @@ class InvalidPhone(ValueError):
     """The text given is not a 10-digit US phone number (the message shows it masked)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """The reconciliation an answer shows: live, as the last sync stored it, or none and why."""
+
+    reconciled: bool | None
+    discrepancy: int | None
+    status: str
+    displayed: DisplayedView | None
+
+
 def check_points(
     org_id: str,
     phone: str,
@@ -59,8 +75,8 @@ def check_points(
     store: PointsStore,
     alpine: LoyaltyLookup | None,
     phone_key: bytes | None = None,
-) -> dict[str, Any]:
-    """Both views of the customer with this phone, reconciled (JSON-ready, phone masked).
+) -> PointsCheck:
+    """Both views of the customer with this phone, reconciled (phone masked).
 
     Raises InvalidPhone for text that is no US number, UnknownOrg/SettingsInvalid for the org,
     TransientError when Firestore is unavailable. ``alpine`` None: the org has no Alpine IQ.
@@ -103,22 +119,18 @@ def check_points(
         hashed = by_hash.result() if by_hash is not None else None
 
     profile = _find_profile(org_id, live, hashed, store=store, phone_key=phone_key, notes=notes)
-    answer = _answer(profile, live, alpine_available, rules, notes)
-    answer["phone"] = mask_phone(phone10)
-    if notes:
-        answer["note"] = "; ".join(notes)
-    return answer
+    return _answer(profile, live, alpine_available, rules, notes, phone=mask_phone(phone10))
 
 
 def _find_profile(
     org_id: str,
     live: AlpineProfile | None,
-    hashed: list[dict[str, Any]] | None,
+    hashed: list[ProfileDocument] | None,
     *,
     store: PointsStore,
     phone_key: bytes | None,
     notes: list[str],
-) -> dict[str, Any] | None:
+) -> ProfileDocument | None:
     """The customer's profile by ``phoneHash`` (``hashed``: the profiles found by it, None
     without a key), else by Alpine IQ's contact id."""
     if hashed:
@@ -142,7 +154,7 @@ def _find_profile(
     return None
 
 
-def _check_key_id(org_id: str, stored: Any, phone_key: bytes, notes: list[str]) -> None:
+def _check_key_id(org_id: str, stored: object, phone_key: bytes, notes: list[str]) -> None:
     """A profile found by other means whose hash was made under another key: say so."""
     own = phone_key_id(phone_key)
     if isinstance(stored, str) and stored != own:
@@ -179,7 +191,7 @@ def _key_mismatch(org_id: str, detail: str, notes: list[str]) -> None:
     notes.append(f"phone-hash key mismatch: {detail}")
 
 
-def _most_recent(matches: list[dict[str, Any]], notes: list[str]) -> dict[str, Any]:
+def _most_recent(matches: list[ProfileDocument], notes: list[str]) -> ProfileDocument:
     """One profile per phone is the norm; several (duplicate Alleaves customers) are named."""
     if len(matches) == 1:
         return matches[0]
@@ -192,21 +204,24 @@ def _most_recent(matches: list[dict[str, Any]], notes: list[str]) -> dict[str, A
 
 
 def _answer(
-    profile: Mapping[str, Any] | None,
+    profile: ProfileDocument | None,
     live: AlpineProfile | None,
     alpine_available: bool,
     rules: LoyaltyRules,
     notes: list[str],
-) -> dict[str, Any]:
+    *,
+    phone: str,
+) -> PointsCheck:
+    """The answer from the profile found, if any, and Alpine IQ's balance, if it answered."""
     calculated_points = _int_or_none(profile.get("pointsFromOrders")) if profile else None
     calculated = (
         None
         if calculated_points is None
-        else {
-            "points": calculated_points,
-            "tier": assign_tier(calculated_points, rules.tiers),
-            "source": "orders",
-        }
+        else CalculatedView(
+            points=calculated_points,
+            tier=assign_tier(calculated_points, rules.tiers),
+            source="orders",
+        )
     )
     if profile is not None and calculated is None:
         notes.append("the profile has not been synced yet")
@@ -216,61 +231,64 @@ def _answer(
     else:
         alpine_view = _cached_alpine_view(profile, rules)
 
-    answer: dict[str, Any] = {
-        "calculated": calculated,
-        "alpine": alpine_view,
-        "alpineAvailable": alpine_available,
-        "lastSyncAt": _iso(profile.get("pointsLastCalculated")) if profile else None,
-        "customerId": profile.get("alleavesCustomerId") if profile else None,
-    }
     if calculated_points is not None and alpine_available:
-        answer.update(_live_comparison(calculated_points, live, rules))
+        comparison = _live_comparison(calculated_points, live, rules)
     elif profile is not None and calculated_points is not None:
-        answer.update(_stored_comparison(profile))
+        comparison = _stored_comparison(profile)
     else:
-        answer.update(_no_comparison(profile, live, alpine_available, rules))
-    return answer
+        comparison = _no_comparison(profile, live, alpine_available, rules)
+    return PointsCheck(
+        calculated=calculated,
+        alpine=alpine_view,
+        reconciled=comparison.reconciled,
+        discrepancy=comparison.discrepancy,
+        status=comparison.status,
+        displayed=comparison.displayed,
+        last_sync_at=_iso(profile.get("pointsLastCalculated")) if profile else None,
+        customer_id=profile.get("alleavesCustomerId") if profile else None,
+        phone=phone,
+        alpine_available=alpine_available,
+        note="; ".join(notes) or None,
+    )
 
 
 def _live_comparison(
     calculated_points: int, live: AlpineProfile | None, rules: LoyaltyRules
-) -> dict[str, Any]:
+) -> Comparison:
     """Live Alpine IQ against the points of the last sync, reconciled by the org's rules."""
     # A small gap on the day of a purchase is Alpine's lag, as the rules say.
     reconciliation = reconcile(calculated_points, live, rules)
     shown = displayed_loyalty(calculated_points, live, rules)
-    return {
-        "reconciled": reconciliation.reconciled,
-        "discrepancy": reconciliation.discrepancy,
-        "status": reconciliation.status.value,
-        "displayed": {
-            "points": shown.points,
-            "tier": shown.tier,
-            "source": shown.tier_source.value,
-        },
-    }
+    return Comparison(
+        reconciled=reconciliation.reconciled,
+        discrepancy=reconciliation.discrepancy,
+        status=reconciliation.status.value,
+        displayed=DisplayedView(
+            points=shown.points, tier=shown.tier, source=shown.tier_source.value
+        ),
+    )
 
 
-def _stored_comparison(profile: Mapping[str, Any]) -> dict[str, Any]:
+def _stored_comparison(profile: ProfileDocument) -> Comparison:
     """Alpine IQ unavailable: the reconciliation of the last sync, as stored."""
-    return {
-        "reconciled": profile.get("loyaltyReconciled"),
-        "discrepancy": profile.get("loyaltyDiscrepancy"),
-        "status": profile.get("loyaltyStatus") or "unknown",
-        "displayed": {
-            "points": profile.get("points"),
-            "tier": profile.get("tier"),
-            "source": profile.get("tierSource"),
-        },
-    }
+    return Comparison(
+        reconciled=profile.get("loyaltyReconciled"),
+        discrepancy=profile.get("loyaltyDiscrepancy"),
+        status=profile.get("loyaltyStatus") or "unknown",
+        displayed=DisplayedView(
+            points=profile.get("points"),
+            tier=profile.get("tier"),
+            source=profile.get("tierSource"),
+        ),
+    )
 
 
 def _no_comparison(
-    profile: Mapping[str, Any] | None,
+    profile: ProfileDocument | None,
     live: AlpineProfile | None,
     alpine_available: bool,
     rules: LoyaltyRules,
-) -> dict[str, Any]:
+) -> Comparison:
     """No calculated points to compare: why, and Alpine IQ's balance when it is all there is."""
     if not alpine_available:
         status = "unknown"
@@ -279,31 +297,27 @@ def _no_comparison(
     else:
         status = "not_synced"
     shown_alpine = alpine_available and live is not None
-    return {
-        "reconciled": None,
-        "discrepancy": None,
-        "status": status,
-        "displayed": _alpine_only_display(live, rules) if shown_alpine else None,
-    }
+    return Comparison(
+        reconciled=None,
+        discrepancy=None,
+        status=status,
+        displayed=_alpine_only_display(live, rules) if shown_alpine else None,
+    )
 
 
-def _alpine_view(alpine: AlpineProfile, rules: LoyaltyRules, *, live: bool) -> dict[str, Any]:
+def _alpine_view(alpine: AlpineProfile, rules: LoyaltyRules, *, live: bool) -> AlpineView:
     """Alpine IQ's balance; its tier named as the profile would show it (rules, "Displayed")."""
     tier = known_tier(alpine.tier, rules.tiers) or assign_tier(alpine.points, rules.tiers)
-    view: dict[str, Any] = {
-        "points": alpine.points,
-        "tier": tier,
-        "source": "alpine_iq",
-        "live": live,
-    }
-    if live:
-        view["lastVisit"] = alpine.last_visit
-    return view
+    return AlpineView(
+        points=alpine.points,
+        tier=tier,
+        source="alpine_iq",
+        live=live,
+        last_visit=alpine.last_visit,
+    )
 
 
-def _cached_alpine_view(
-    profile: Mapping[str, Any] | None, rules: LoyaltyRules
-) -> dict[str, Any] | None:
+def _cached_alpine_view(profile: ProfileDocument | None, rules: LoyaltyRules) -> AlpineView | None:
     """Alpine IQ's side as the last sync stored it (``pointsFromAlpine``), marked not live."""
     if profile is None:
         return None
@@ -315,14 +329,14 @@ def _cached_alpine_view(
     return _alpine_view(AlpineProfile(points, tier), rules, live=False)
 
 
-def _alpine_only_display(alpine: AlpineProfile | None, rules: LoyaltyRules) -> dict[str, Any]:
+def _alpine_only_display(alpine: AlpineProfile | None, rules: LoyaltyRules) -> DisplayedView:
     """No synced profile: Alpine IQ's balance is all there is, whatever the source of truth."""
     assert alpine is not None
     view = _alpine_view(alpine, rules, live=True)
-    return {"points": view["points"], "tier": view["tier"], "source": "alpine_iq"}
+    return DisplayedView(points=view.points, tier=view.tier, source="alpine_iq")
 
 
-def _int_or_none(value: Any) -> int | None:
+def _int_or_none(value: object) -> int | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int):
@@ -332,12 +346,12 @@ def _int_or_none(value: Any) -> int | None:
     return None
 
 
-def _iso(value: Any) -> str | None:
+def _iso(value: object) -> str | None:
     """Firestore timestamps come back as datetimes; fakes may hold strings."""
     if isinstance(value, datetime):
         return value.isoformat()
     return value if isinstance(value, str) else None
 
 
-def _sortable_time(value: Any) -> str:
+def _sortable_time(value: object) -> str:
     return _iso(value) or ""

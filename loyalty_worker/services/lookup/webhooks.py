@@ -30,7 +30,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from loyalty_worker.errors import SettingsInvalid, TransientError, UnknownOrg
 from loyalty_worker.ports.triggers import Enqueuer
@@ -56,6 +58,42 @@ class WebhookRefused(Exception):
         self.detail = detail
 
 
+class EventRecord(BaseModel):
+    """What the receiver reads of an event's record (its ``data``): the ids it names.
+
+    An id that is absent, or no usable id, is None, and the event is acknowledged without a
+    sync: refused, it would only come back with the sender's retries. The record's other
+    fields are not kept.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int | None = None
+    id_customer: int | None = None
+    id_location: str | None = None
+
+    @field_validator("id", "id_customer", mode="before")
+    @classmethod
+    def _positive_id(cls, value: object) -> int | None:
+        """A positive integer, or one written in decimal digits; None for anything else."""
+        if isinstance(value, str) and value.isdecimal():
+            try:
+                value = int(value)
+            except ValueError:  # more digits than Python converts
+                return None
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            return None
+        return value
+
+    @field_validator("id_location", mode="before")
+    @classmethod
+    def _location_text(cls, value: object) -> str | None:
+        """The location as text (Alleaves sends a number or text); None when it names none."""
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            return None
+        return str(value).strip() or None
+
+
 class SignedEvent(Protocol):
     """An event as parsed from a verified body (the API's ``WebhookEvent``)."""
 
@@ -63,7 +101,7 @@ class SignedEvent(Protocol):
     def event(self) -> str: ...
 
     @property
-    def data(self) -> dict[str, Any]: ...
+    def data(self) -> EventRecord: ...
 
     @property
     def timestamp(self) -> int | float | str: ...
@@ -96,7 +134,7 @@ def sign(body: bytes, secret: bytes) -> str:
     return hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
-def event_time(value: Any) -> float | None:
+def event_time(value: object) -> float | None:
     """The event's ``timestamp`` as epoch seconds: positive finite numbers (s or ms) or
     ISO-8601; None for anything else (``"nan"``, infinities, numbers too large for a time)."""
     if isinstance(value, bool):
@@ -133,28 +171,15 @@ def _iso_time(text: str) -> float | None:
     return seconds if 0 < seconds < _MILLISECONDS_FROM else None
 
 
-def location_of(data: dict[str, Any]) -> str | None:
-    """The Alleaves location an event's record names (``id_location``), as text; else None."""
-    value = data.get("id_location")
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        return None
-    text = str(value).strip()
-    return text or None
-
-
-def customer_of(event: str, data: dict[str, Any]) -> int | None:
+def customer_of(event: str, record: EventRecord) -> int | None:
     """The Alleaves customer an event is about; None for anonymous orders and other events."""
     if event in ORDER_EVENTS:
-        candidate = data.get("id_customer")
-    elif event in CUSTOMER_EVENTS:
-        candidate = data.get("id_customer", data.get("id"))
-    else:
-        return None
-    if isinstance(candidate, str) and candidate.isdigit():
-        candidate = int(candidate)
-    if isinstance(candidate, bool) or not isinstance(candidate, int) or candidate <= 0:
-        return None
-    return candidate
+        return record.id_customer
+    if event in CUSTOMER_EVENTS:
+        # A customer's own record names it by ``id``, unless it names an ``id_customer``.
+        named = "id_customer" in record.model_fields_set
+        return record.id_customer if named else record.id
+    return None
 
 
 class WebhookReceiver:
@@ -236,16 +261,16 @@ class WebhookReceiver:
             raise WebhookRefused("signature does not match")
         return signature
 
-    def _check_fresh(self, org_id: str, timestamp: Any) -> None:
+    def _check_fresh(self, org_id: str, timestamp: int | float | str) -> None:
         sent_at = event_time(timestamp)
         window = self._replay_window_s
         if sent_at is None or abs(self._clock() - sent_at) > window:
             log.warning("webhook for org %s refused: timestamp outside %d s", org_id, window)
             raise WebhookRefused(f"timestamp missing or more than {window} s from now")
 
-    def _check_location(self, org_id: str, data: dict[str, Any]) -> None:
+    def _check_location(self, org_id: str, record: EventRecord) -> None:
         """A signed event naming another location than the org's is not this org's event."""
-        named = location_of(data)
+        named = record.id_location
         if named is None:
             return
         expected = self._secrets.alleaves_location(org_id)
