@@ -13,12 +13,12 @@ import pytest
 from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.domain.models import AlpineProfile, Customer
 from loyalty_worker.domain.results import SyncStatus
-from loyalty_worker.errors import AuthError, TransientError
+from loyalty_worker.errors import TransientError
 from loyalty_worker.services.run.batch import BatchOptions, OrgAdapters, RunPorts
 from loyalty_worker.services.run.jobs import sync_alone, sync_run_chunk
 from loyalty_worker.services.run.phones import hand_over
 from loyalty_worker.services.sync.inputs import AlpineAnswer, CustomerWork
-from loyalty_worker.services.sync.retries import Attempt, RetryLater, backoff_s
+from loyalty_worker.services.sync.retries import Attempt, RetryLater
 from tests.fakes import FakeAlleaves, FakeAlpine, FakeOrg, InMemoryProfileStore, InMemoryRunPhones
 
 OPTIONS = BatchOptions(
@@ -77,22 +77,6 @@ class Worker:
             retry_alone=self.alone.append,
             close_run=self.closed.append,
         )
-
-
-def test_backoff_doubles_up_to_its_cap() -> None:
-    assert [backoff_s(n) for n in range(8)] == [1, 2, 4, 8, 16, 32, 60, 60]
-    assert backoff_s(6, cap_s=30) == 30
-
-
-def test_only_a_transient_error_with_retries_left_is_tried_again() -> None:
-    transient = TransientError("alpine", "503")
-    with pytest.raises(RetryLater) as raised:
-        Attempt(retries=2, max_retries=5).retry_or_fail(transient)
-    assert (raised.value.error, raised.value.countdown) == (transient, 4)
-    Attempt(retries=5, max_retries=5).retry_or_fail(transient)  # the last one: no retry
-    Attempt(retries=0, max_retries=5).retry_or_fail(AuthError("alpine", "401"))
-    with pytest.raises(RetryLater):
-        Attempt(retries=50, max_retries=None).retry_or_fail(transient)
 
 
 def test_a_customer_alone_is_found_synced_and_kept_in_the_memo() -> None:

@@ -19,7 +19,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from loyalty_worker.domain.results import SyncResult, SyncStatus, utc_stamp
-from loyalty_worker.errors import DeadlineExceeded, LoyaltyError, MalformedRecord, TransientError
+from loyalty_worker.errors import LoyaltyError, MalformedRecord, TransientError
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports.notify import Notifier
 from loyalty_worker.ports.profiles import ProfileStore
@@ -38,7 +38,7 @@ from loyalty_worker.services.sync.customer import evaluate_customer
 from loyalty_worker.services.sync.deadline import Deadline
 from loyalty_worker.services.sync.inputs import CustomerWork
 from loyalty_worker.services.sync.order_history import OrderHistory
-from loyalty_worker.services.sync.retries import Attempt
+from loyalty_worker.services.sync.retries import Attempt, Retries
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,9 @@ LOST_FROM_REDIS = "the run's state was lost from Redis: planned again"
 SETTLED_BATCH = 500
 # Ids of malformed orders without a customer that a run's summary lists (all are counted).
 UNOWNED_LISTED = 100
+# Planning reads thousands of pages: a burst of 429s or 5xx beyond the clients' own retries
+# starts it again after a pause, a bounded number of times.
+PLAN_RETRIES = Retries(3, first_s=2.0)
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,7 @@ class BatchOptions:
     parallelism: int
     lock_ttl_s: int
     chunk_size: int
-    plan_attempts: int = 3
+    plan_retries: Retries = PLAN_RETRIES
     # A full run's look-ups start while the history is read, on ``RunPorts.lookups``.
     plan_lookups: bool = True
     # An incremental run re-reads orders created this many days before its ``since``: orders
@@ -193,7 +196,7 @@ def start_batch(
         return BatchStart(request.run_id, started=False, message=f"run {claim}")
     deadline = Deadline(options.plan_budget_s)  # one budget for every attempt
     try:
-        plan = _plan_with_retries(
+        plan = options.plan_retries.call(
             _planner(
                 request,
                 org,
@@ -206,7 +209,7 @@ def start_batch(
                 history=_history_reader(request, org, options, dispatch, slices, deadline, sleep),
                 lookups=lookups,
             ),
-            attempts=options.plan_attempts,
+            what=f"run {request.run_id}: planning",
             sleep=sleep,
         )
     except LoyaltyError as exc:
@@ -557,23 +560,6 @@ def _record(
 ) -> None:
     if record_results(ledger, run_id, results):
         summarize("completed")
-
-
-def _plan_with_retries(
-    plan: Callable[[], RunPlan], *, attempts: int, sleep: Callable[[float], None]
-) -> RunPlan:
-    """Planning reads thousands of pages: a burst of 429s or 5xx beyond the clients' own
-    retries starts it again after a pause, a bounded number of times."""
-    attempt = 1
-    while True:
-        try:
-            return plan()
-        except TransientError as exc:
-            if attempt >= attempts or isinstance(exc, DeadlineExceeded):
-                raise
-            log.warning("planning attempt %d failed (%s); trying again", attempt, exc)
-            sleep(2.0**attempt)
-            attempt += 1
 
 
 def record_results(ledger: RunLedger, run_id: str, results: Sequence[SyncResult]) -> bool:

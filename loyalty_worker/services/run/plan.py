@@ -44,12 +44,14 @@ from loyalty_worker.services.sync.order_history import (
     PageFetcher,
     fetch_order_history,
 )
+from loyalty_worker.services.sync.retries import Retries
 
 log = logging.getLogger(__name__)
 
 PROFILE_CHUNK = 300
 PROFILE_READ_PARALLELISM = 8
 PROFILE_READ_ATTEMPTS = 4
+PROFILE_READS = Retries(PROFILE_READ_ATTEMPTS, first_s=2.0)
 # Blocks of profiles a full run reads ahead of the work it sends.
 PROFILE_READ_AHEAD = 8
 
@@ -212,18 +214,13 @@ def _read_chunk(
     ids: Sequence[int],
     sleep: Callable[[float], None],
 ) -> dict[int, dict[str, Any]]:
-    """One chunk of profiles; a transient failure is read again after a pause, up to
-    ``PROFILE_READ_ATTEMPTS`` times: one slow answer among hundreds must not fail a plan."""
-    attempt = 1
-    while True:
-        try:
-            return store.get_profiles(org_id, ids, PROFILE_FIELDS)
-        except TransientError as exc:
-            if attempt == PROFILE_READ_ATTEMPTS:
-                raise
-            log.warning("org %s: profile read failed (%s); reading it again", org_id, exc)
-            sleep(2.0**attempt)
-            attempt += 1
+    """One chunk of profiles, read again after a transient failure (``PROFILE_READS``): one
+    slow answer among hundreds must not fail a plan."""
+    return PROFILE_READS.call(
+        lambda: store.get_profiles(org_id, ids, PROFILE_FIELDS),
+        what=f"org {org_id}: profile read",
+        sleep=sleep,
+    )
 
 
 def read_profiles(
