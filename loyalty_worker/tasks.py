@@ -23,11 +23,13 @@ from loyalty_worker import names
 from loyalty_worker.bootstrap import container
 from loyalty_worker.celery_app import app
 from loyalty_worker.names import new_run_id
-from loyalty_worker.services.run.batch import RunDispatch, close_run, read_run_orders
+from loyalty_worker.services.run.closing import close_run
+from loyalty_worker.services.run.context import RunDispatch
 from loyalty_worker.services.run.history_slices import HistorySlice
 from loyalty_worker.services.run.jobs import sync_alone, sync_run_chunk
 from loyalty_worker.services.run.nightly import start_nightly_runs
 from loyalty_worker.services.run.phones import hand_over
+from loyalty_worker.services.run.planning import read_run_orders
 from loyalty_worker.services.run.start import start_run
 from loyalty_worker.services.run.watchdog import Recovery, watch_runs
 from loyalty_worker.services.sync.inputs import CustomerWork

@@ -26,8 +26,9 @@ from loyalty_worker.domain.profile import ProfileUpdate
 from loyalty_worker.domain.results import SyncStatus
 from loyalty_worker.errors import MalformedRecord
 from loyalty_worker.org_settings import OrgSettings
-from loyalty_worker.services.run.batch import BatchOptions, RunDispatch, RunRequest, start_batch
-from loyalty_worker.services.run.batch import summarize_batch as summarize
+from loyalty_worker.services.run.batch import start_batch
+from loyalty_worker.services.run.closing import summarize_batch as summarize
+from loyalty_worker.services.run.context import BatchOptions, RunDispatch, RunPorts, RunRequest
 from loyalty_worker.services.run.summary import summary_alert
 from loyalty_worker.services.sync.customer import evaluate_customer, sync_chunk, sync_customer
 from loyalty_worker.services.sync.inputs import CustomerWork
@@ -260,10 +261,8 @@ def test_malformed_orders_without_a_customer_are_counted_in_the_summary() -> Non
     start_batch(
         RunRequest("org-1", "r1"),
         org,
-        store=store,
-        ledger=ledger,
-        options=options,
-        dispatch=RunDispatch(enqueue=queue.append, summarize=lambda _: None),
+        RunPorts(org_for=lambda _: org, store=store, ledger=ledger, options=options),
+        RunDispatch(enqueue=queue.append, summarize=lambda _: None),
         today=date(2026, 3, 1),
         sleep=lambda _: None,
     )
@@ -307,7 +306,6 @@ def test_a_single_sync_with_a_hand_edited_ledger_fails_as_malformed() -> None:
 
 
 def test_a_single_sync_meeting_an_unexpected_exception_records_a_failure() -> None:
-    from loyalty_worker.services.run.batch import RunPorts
     from loyalty_worker.services.run.jobs import sync_alone
     from loyalty_worker.services.sync.retries import Attempt
 

@@ -22,20 +22,19 @@ from loyalty_worker.domain.results import SyncResult, SyncStatus
 from loyalty_worker.errors import AuthError, MalformedRecord, TransientError
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports.run import OrderSlices
-from loyalty_worker.services.run.batch import (
-    LOST_FROM_REDIS,
+from loyalty_worker.services.run.batch import start_batch
+from loyalty_worker.services.run.closing import record_results, summarize_batch
+from loyalty_worker.services.run.context import (
     BatchOptions,
     BatchStart,
     RunDispatch,
     RunPorts,
     RunRequest,
-    read_run_orders,
-    record_results,
-    start_batch,
-    summarize_batch,
 )
 from loyalty_worker.services.run.history_slices import HistorySlice
+from loyalty_worker.services.run.opening import LOST_FROM_REDIS
 from loyalty_worker.services.run.plan import PROFILE_READ_ATTEMPTS, list_customers, read_profiles
+from loyalty_worker.services.run.planning import read_run_orders
 from loyalty_worker.services.sync.customer import sync_chunk
 from loyalty_worker.services.sync.inputs import AlpineAnswer, CustomerWork
 from tests.fakes import FakeAlleaves, FakeAlpine, InMemoryProfileStore, RecordingNotifier
@@ -79,21 +78,21 @@ class Harness:
         lookups: Executor | None = None,
     ) -> BatchStart:
         org = OrgRun(self.store.get_org_settings("org-1"), self.alleaves, self.alpine)
-        return start_batch(
-            RunRequest("org-1", run_id, since=since),
-            org,
+        ports = RunPorts(
+            org_for=lambda _: org,
             store=self.store,
             ledger=self.ledger,
             options=options,
-            dispatch=RunDispatch(
-                enqueue=lambda works: self.enqueue(works),
-                summarize=lambda status: self.summaries.append(self.summarize(run_id, status)),
-                read_orders=read_orders,
-            ),
-            slices=slices,
             lookups=lookups,
-            today=TODAY,
-            sleep=sleep,
+            slices=slices,
+        )
+        dispatch = RunDispatch(
+            enqueue=lambda works: self.enqueue(works),
+            summarize=lambda status: self.summaries.append(self.summarize(run_id, status)),
+            read_orders=read_orders,
+        )
+        return start_batch(
+            RunRequest("org-1", run_id, since=since), org, ports, dispatch, today=TODAY, sleep=sleep
         )
 
     def enqueue(self, works: list[CustomerWork]) -> None:

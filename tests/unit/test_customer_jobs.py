@@ -14,7 +14,7 @@ from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.domain.models import AlpineProfile, Customer
 from loyalty_worker.domain.results import SyncStatus
 from loyalty_worker.errors import TransientError
-from loyalty_worker.services.run.batch import BatchOptions, OrgAdapters, RunPorts
+from loyalty_worker.services.run.context import BatchOptions, OrgAdapters, RunPorts
 from loyalty_worker.services.run.jobs import sync_alone, sync_run_chunk
 from loyalty_worker.services.run.phones import hand_over
 from loyalty_worker.services.sync.inputs import AlpineAnswer, CustomerWork

@@ -369,8 +369,9 @@ def test_a_plan_past_its_budget_fails_the_run_without_retrying() -> None:
     import fakeredis
 
     from loyalty_worker.adapters.run_state import RunTracker
-    from loyalty_worker.services.run.batch import BatchOptions, RunDispatch, RunRequest, start_batch
-    from tests.fakes import FakeAlleaves
+    from loyalty_worker.services.run.batch import start_batch
+    from loyalty_worker.services.run.context import BatchOptions, RunDispatch, RunPorts, RunRequest
+    from tests.fakes import FakeAlleaves, FakeOrg
 
     alleaves = FakeAlleaves([Customer(1)])
     store = InMemoryProfileStore()
@@ -378,11 +379,7 @@ def test_a_plan_past_its_budget_fails_the_run_without_retrying() -> None:
     statuses: list[str] = []
     sleeps: list[float] = []
 
-    class Org:
-        settings = OrgSettings.parse("org-1", {})
-
-    Org.alleaves = alleaves  # type: ignore[attr-defined]
-    Org.alpine = FakeAlpine()  # type: ignore[attr-defined]
+    org = FakeOrg(OrgSettings.parse("org-1", {}), alleaves, FakeAlpine())
     options = BatchOptions(
         history_start=date(2026, 1, 1),
         window_days=30,
@@ -393,11 +390,9 @@ def test_a_plan_past_its_budget_fails_the_run_without_retrying() -> None:
     )
     started = start_batch(
         RunRequest("org-1", "r1"),
-        Org(),  # type: ignore[arg-type]
-        store=store,
-        ledger=ledger,
-        options=options,
-        dispatch=RunDispatch(enqueue=lambda _: None, summarize=statuses.append),
+        org,
+        RunPorts(org_for=lambda _: org, store=store, ledger=ledger, options=options),
+        RunDispatch(enqueue=lambda _: None, summarize=statuses.append),
         today=date(2026, 2, 1),
         sleep=sleeps.append,
     )

@@ -15,14 +15,8 @@ import pytest
 from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.domain.models import AlpineProfile, Customer, Order
 from loyalty_worker.errors import MalformedRecord, PermanentError, TransientError
-from loyalty_worker.services.run.batch import (
-    BatchOptions,
-    OrgAdapters,
-    RunDispatch,
-    RunPorts,
-    close_run,
-    summarize_batch,
-)
+from loyalty_worker.services.run.closing import close_run, summarize_batch
+from loyalty_worker.services.run.context import BatchOptions, OrgAdapters, RunDispatch, RunPorts
 from loyalty_worker.services.run.start import parse_since, start_run
 from loyalty_worker.services.sync.inputs import CustomerWork
 from loyalty_worker.services.sync.retries import Attempt, RetryLater

@@ -20,7 +20,7 @@ from loyalty_worker.domain.models import AlpineProfile, Customer, Order
 from loyalty_worker.errors import MalformedRecord, PermanentError, TransientError
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports.run import SyncSlots
-from loyalty_worker.services.run.batch import BatchOptions, OrgAdapters, RunPorts
+from loyalty_worker.services.run.context import BatchOptions, OrgAdapters, RunPorts
 from loyalty_worker.services.run.jobs import sync_alone
 from loyalty_worker.services.sync.inputs import AlpineAnswer, CustomerWork
 from loyalty_worker.services.sync.listing import customer_pages

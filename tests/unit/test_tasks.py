@@ -24,7 +24,7 @@ from loyalty_worker.celery_app import app as celery_app
 from loyalty_worker.config import Settings
 from loyalty_worker.domain.models import Customer
 from loyalty_worker.errors import TransientError
-from loyalty_worker.services.run.batch import BatchStart, RunDispatch
+from loyalty_worker.services.run.context import BatchStart, RunDispatch
 from loyalty_worker.services.run.heartbeat import Heartbeat
 from loyalty_worker.services.run.history_slices import HistorySlice
 from loyalty_worker.services.sync.inputs import CustomerWork

@@ -14,7 +14,8 @@ from typing import Any
 
 from loyalty_worker.errors import PermanentError, TransientError
 from loyalty_worker.ports.run import RunPhones
-from loyalty_worker.services.run.batch import OrgAdapters, RunPorts, record_results
+from loyalty_worker.services.run.closing import record_results
+from loyalty_worker.services.run.context import OrgAdapters, RunPorts
 from loyalty_worker.services.run.phones import Unpacked, unpack, unpack_one
 from loyalty_worker.services.sync.customer import sync_chunk, sync_customer, unexpected_failure
 from loyalty_worker.services.sync.deadline import Deadline

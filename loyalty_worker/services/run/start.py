@@ -11,15 +11,9 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 
 from loyalty_worker.errors import LoyaltyError
-from loyalty_worker.services.run.batch import (
-    BatchStart,
-    RunDispatch,
-    RunPorts,
-    RunRequest,
-    fail_start,
-    record_start,
-    start_batch,
-)
+from loyalty_worker.services.run.batch import start_batch
+from loyalty_worker.services.run.context import BatchStart, RunDispatch, RunPorts, RunRequest
+from loyalty_worker.services.run.opening import fail_start, record_start
 
 log = logging.getLogger(__name__)
 
@@ -55,16 +49,7 @@ def start_run(
         record_start(request, ports.ledger)
         started = fail_start(request, exc, ledger=ports.ledger, dispatch=dispatch)
     else:
-        started = start_batch(
-            request,
-            org,
-            store=ports.store,
-            ledger=ports.ledger,
-            options=ports.options,
-            dispatch=dispatch,
-            slices=ports.slices,
-            lookups=ports.lookups if ports.options.plan_lookups else None,
-        )
+        started = start_batch(request, org, ports, dispatch)
     outcome = "started" if started.started else "not started"
     log.info(
         "run %s: org %s: %s, %d listed",

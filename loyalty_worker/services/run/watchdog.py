@@ -30,7 +30,8 @@ from loyalty_worker.errors import LoyaltyError
 from loyalty_worker.ports.notify import Notifier
 from loyalty_worker.ports.profiles import ProfileStore
 from loyalty_worker.ports.run import RunLedger
-from loyalty_worker.services.run.batch import FINAL, summarize_batch
+from loyalty_worker.services.run.closing import summarize_batch
+from loyalty_worker.services.run.opening import FINAL
 from loyalty_worker.services.run.summary import SummaryBuilder, summary_alert
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,93 @@
+"""Opening a run: the org's lock taken and the run registered, in Redis and in Firestore,
+before anything is read (so that the watchdog finds it whatever happens next); or the run
+ended at once as ``failed`` when it cannot start, with its summary and its one alert."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from loyalty_worker.errors import LoyaltyError
+from loyalty_worker.ports.profiles import ProfileStore
+from loyalty_worker.ports.run import RunLedger
+from loyalty_worker.services.run.context import BatchStart, RunDispatch, RunRequest
+
+log = logging.getLogger(__name__)
+
+# A run in one of these states is closed: its summary is written.
+FINAL = frozenset({"completed", "failed", "incomplete"})
+# The recovery log's entry for each time the watchdog planned a run Redis had lost.
+LOST_FROM_REDIS = "the run's state was lost from Redis: planned again"
+
+
+def open_run(
+    request: RunRequest, *, ledger: RunLedger, store: ProfileStore, lock_ttl_s: int
+) -> BatchStart | None:
+    """Take the org's run lock and register the run, in Redis and in Firestore (status
+    ``running``, so that the watchdog finds it whatever happens next), before anything is
+    read; the refusal when the run has ended, or when another run of the org holds the lock
+    (a new run is recorded as its ``duplicate``).
+
+    A run that is already registered (its planner redelivered or re-sent) keeps its record
+    and re-takes its own lock."""
+    org_id, run_id = request.org_id, request.run_id
+    meta = ledger.meta(run_id)
+    if meta.get("status") in FINAL or meta.get("status") == "duplicate":
+        return BatchStart(run_id, started=False, message=f"run {run_id} has ended")
+    # A planner claimed it before: a resumed run. Otherwise a new run (its record at most
+    # ``queued`` by the API), or a bare record late results left after Redis lost the run.
+    resumed = "planAttempts" in meta
+    holder = ledger.acquire_lock(org_id, run_id, lock_ttl_s)
+    if holder is not None:
+        message = f"org {org_id} already has run {holder} in progress; no second batch started"
+        log.warning(message)
+        if not resumed:
+            ledger.start(run_id, org_id, status="duplicate", error=message, runningRunId=holder)
+        return BatchStart(holder, started=False, message=message)
+    if not resumed:
+        record_start(request, ledger, **_lost_run_carried(store.get_run_summary(run_id)))
+        store.write_run_summary(
+            run_id,
+            {
+                "runId": run_id,
+                "orgId": org_id,
+                "status": "running",
+                "startedAt": float(ledger.meta(run_id)["startedAt"]),
+                "dryRun": request.dry_run,
+                "since": request.since.isoformat() if request.since else "full",
+            },
+        )
+    return None
+
+
+def record_start(request: RunRequest, ledger: RunLedger, **carried: str | int | float) -> None:
+    """Open the run's record: dry or not, and since when (``full``: a full run)."""
+    since = request.since.isoformat() if request.since else "full"
+    ledger.start(
+        request.run_id, request.org_id, dryRun=int(request.dry_run), since=since, **carried
+    )
+
+
+def _lost_run_carried(record: Mapping[str, Any] | None) -> dict[str, str | int | float]:
+    """What a run Redis lost keeps when the watchdog plans it again (its Firestore record still
+    ``running``): its start, and the recoveries counted there, so its summary reports them."""
+    if record is None or record.get("status") != "running" or "startedAt" not in record:
+        return {}
+    carried: dict[str, str | int | float] = {"startedAt": float(record["startedAt"])}
+    used = int(record.get("recoveries", 0))
+    if used:
+        carried["recoveries"] = used
+        carried.update({f"recovery{n}": LOST_FROM_REDIS for n in range(1, used + 1)})
+    return carried
+
+
+def fail_start(
+    request: RunRequest, exc: LoyaltyError, *, ledger: RunLedger, dispatch: RunDispatch
+) -> BatchStart:
+    """End an opened run that could not start as ``failed``: its summary and its one alert
+    carry the error."""
+    log.error("run %s: org %s could not start: %s", request.run_id, request.org_id, exc)
+    ledger.update(request.run_id, error=f"{exc.reason}: {exc}", listed=0)
+    dispatch.summarize("failed")
+    return BatchStart(request.run_id, started=False, message=str(exc))
