@@ -24,7 +24,7 @@ import logging
 from dataclasses import dataclass
 
 from loyalty_worker.config import Settings
-from loyalty_worker.services.run.plan import PROFILE_READS
+from loyalty_worker.services.run.profile_reads import PROFILE_READS
 
 # An Alleaves call may log in first, and after a 401 log in again and call again.
 ALLEAVES_SENDS_PER_CALL = 4

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
-from loyalty_worker.domain.profile import ProfileUpdate
+from loyalty_worker.domain.profile import ProfileDocument, ProfileUpdate
+from loyalty_worker.domain.run import RunSummaryDocument
 from loyalty_worker.org_settings import OrgSettings
 
 
@@ -22,7 +23,7 @@ class ProfileStore(Protocol):
 
     def get_profiles(
         self, org_id: str, customer_ids: Sequence[int], fields: Sequence[str] | None = None
-    ) -> dict[int, dict[str, Any]]:
+    ) -> dict[int, ProfileDocument]:
         """Existing profiles by customer id, only their top-level ``fields`` when given;
         customers without a profile are left out."""
         ...
@@ -31,15 +32,15 @@ class ProfileStore(Protocol):
         """Merge-write the updates (batched); never touches other fields."""
         ...
 
-    def write_run_summary(self, run_id: str, summary: Mapping[str, Any]) -> None:
+    def write_run_summary(self, run_id: str, summary: RunSummaryDocument) -> None:
         """Store a run's summary at ``loyalty_sync_runs/{runId}`` (merge)."""
         ...
 
-    def list_running_runs(self) -> list[dict[str, Any]]:
+    def list_running_runs(self) -> list[RunSummaryDocument]:
         """Run summaries still marked ``running`` (each with its ``runId``)."""
         ...
 
-    def get_run_summary(self, run_id: str) -> dict[str, Any] | None:
+    def get_run_summary(self, run_id: str) -> RunSummaryDocument | None:
         """A run's summary document, or None."""
         ...
 
@@ -57,7 +58,7 @@ class OrgStore(Protocol):
         """Up to ``limit`` profiles of the org whose ``field`` equals ``value``."""
         ...
 
-    def get_run_summary(self, run_id: str) -> dict[str, Any] | None:
+    def get_run_summary(self, run_id: str) -> RunSummaryDocument | None:
         """A run's summary document, or None."""
         ...
 

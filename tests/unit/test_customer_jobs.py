@@ -14,8 +14,9 @@ from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.domain.models import AlpineProfile, Customer
 from loyalty_worker.domain.results import SyncStatus
 from loyalty_worker.errors import TransientError
+from loyalty_worker.ports.run import WorkPayload
 from loyalty_worker.services.run.context import BatchOptions, OrgAdapters, RunPorts
-from loyalty_worker.services.run.jobs import sync_alone, sync_run_chunk
+from loyalty_worker.services.run.jobs import Job, sync_alone, sync_run_chunk
 from loyalty_worker.services.run.phones import hand_over
 from loyalty_worker.services.sync.inputs import AlpineAnswer, CustomerWork
 from loyalty_worker.services.sync.retries import Attempt, RetryLater
@@ -37,7 +38,7 @@ class Worker:
         self.alone: list[CustomerWork] = []
         self.ports = RunPorts(self.org_for, self.store, self.ledger, OPTIONS)
         self.phones = InMemoryRunPhones()
-        self.sent: list[dict[str, Any]] = []
+        self.sent: list[WorkPayload] = []
 
     def org_for(self, org_id: str) -> OrgAdapters:
         return FakeOrg(self.store.get_org_settings(org_id), self.alleaves, self.alpine)
@@ -48,7 +49,7 @@ class Worker:
         run_id: str | None = None,
         *,
         customer_id: int = 1,
-        payload: dict[str, Any] | None = None,
+        payload: WorkPayload | None = None,
     ) -> dict[str, Any]:
         return sync_alone(
             "org-1",
@@ -56,11 +57,11 @@ class Worker:
             run_id=run_id,
             dry_run=False,
             payload=payload,
-            ports=self.ports,
-            phones=self.phones,
-            attempt=attempt,
-            close_run=self.closed.append,
-        )
+            job=self.job(attempt),
+        ).to_dict()
+
+    def job(self, attempt: Attempt) -> Job:
+        return Job(self.ports, self.phones, attempt, close_run=self.closed.append)
 
     def chunk(self, works: list[CustomerWork], attempt: Attempt) -> dict[str, int]:
         """The chunk as the run sends it (``hand_over``: phones kept aside) and a task runs it."""
@@ -71,11 +72,8 @@ class Worker:
             "r1",
             payloads,
             dry_run=False,
-            ports=self.ports,
-            phones=self.phones,
-            attempt=attempt,
+            job=self.job(attempt),
             retry_alone=self.alone.append,
-            close_run=self.closed.append,
         )
 
 
@@ -182,11 +180,8 @@ def test_a_customer_whose_phone_is_no_longer_kept_fails_and_the_others_sync() ->
         "r1",
         payloads,
         dry_run=False,
-        ports=worker.ports,
-        phones=worker.phones,
-        attempt=Attempt(max_retries=5),  # permanent: no retry helps
+        job=worker.job(Attempt(max_retries=5)),  # permanent: no retry helps
         retry_alone=worker.alone.append,
-        close_run=worker.closed.append,
     )
     assert counts == {"results": 2, "retried": 0}
     results = {r.customer_id: r for r in worker.ledger.iter_results("r1")}

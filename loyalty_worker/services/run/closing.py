@@ -4,18 +4,22 @@ org's lock released."""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
 from loyalty_worker.domain.results import SyncResult
+from loyalty_worker.domain.run import (
+    AlertOutcome,
+    PlanReport,
+    RunRecord,
+    RunStatus,
+    RunSummaryDocument,
+)
 from loyalty_worker.errors import LoyaltyError, TransientError
 from loyalty_worker.ports.notify import Notifier
 from loyalty_worker.ports.profiles import ProfileStore
 from loyalty_worker.ports.run import RunLedger
-from loyalty_worker.services.run.opening import FINAL
 from loyalty_worker.services.run.summary import MAX_LISTED, SummaryBuilder, summary_alert
 from loyalty_worker.services.sync.retries import Attempt
 
@@ -32,19 +36,19 @@ def record_results(ledger: RunLedger, run_id: str, results: Sequence[SyncResult]
 def close_run(
     run_id: str,
     *,
-    status: str,
+    status: RunStatus,
     ledger: RunLedger,
     store: ProfileStore,
     notifier_for: Callable[[str], Notifier],
     attempt: Attempt,
-) -> dict[str, Any]:
+) -> RunSummaryDocument:
     """Summarise the run (``summarize_batch``), unless the watchdog closed it while this call
     was late; a transient error is tried again (``RetryLater``)."""
-    meta = ledger.meta(run_id)
-    if meta.get("status") in FINAL and "summary" in meta:
-        return dict(json.loads(meta["summary"]))
+    record = ledger.run_record(run_id)
+    if record.status.closed and record.summary is not None:
+        return record.summary
     try:
-        notifier = notifier_for(meta["orgId"])
+        notifier = notifier_for(_opened(record)[0])
         return summarize_batch(
             run_id=run_id, ledger=ledger, store=store, notifier=notifier, status=status
         )
@@ -59,72 +63,78 @@ def summarize_batch(
     ledger: RunLedger,
     store: ProfileStore,
     notifier: Notifier,
-    status: str = "completed",
+    status: RunStatus = RunStatus.COMPLETED,
     missing_ids: Sequence[int] = (),
-) -> dict[str, Any]:
+) -> RunSummaryDocument:
     """Aggregate the run's results, store the summary, send one alert, release the org's lock.
 
     An alert that cannot be delivered does not fail the run: the summary records it. A summary
     tried again (Firestore did not take it) does not alert again. ``missing_ids``: customers
     whose work was lost for good (an incomplete run), named in the summary.
     """
-    meta = ledger.meta(run_id)
-    org_id = meta["orgId"]
+    record = ledger.run_record(run_id)
+    org_id, started_at = _opened(record)
     builder = SummaryBuilder(
-        run_id=run_id,
-        org_id=org_id,
-        listed=int(meta.get("listed", 0)),
-        dry_run=meta.get("dryRun") == "1",
+        run_id=run_id, org_id=org_id, listed=record.listed or 0, dry_run=record.dry_run
     )
     builder.add_all(ledger.iter_results(run_id))
-    summary = builder.build(
-        started_at=float(meta["startedAt"]), finished_at=time.time(), status=status
-    )
-    summary["ordersSince"] = meta.get("ordersSince", "all")
+    summary = builder.build(started_at=started_at, finished_at=time.time(), status=status)
+    plan = record.plan or NOTHING_READ
+    summary["ordersSince"] = plan.orders_since
     # Malformed orders no customer's failure reports (no readable customer id): counted here.
-    summary["unownedMalformedOrders"] = int(meta.get("unownedMalformedOrders", 0))
-    summary["unownedMalformedOrderIds"] = json.loads(meta.get("unownedMalformedOrderIds", "[]"))
-    if "listedAt" in meta:
+    summary["unownedMalformedOrders"] = plan.unowned_malformed
+    summary["unownedMalformedOrderIds"] = list(plan.unowned_listed)
+    if record.listed_at is not None:
         # The (last) planning's own time: reading Alleaves, Alpine IQ and Firestore before the
         # first task, not the wait of a run planned again after its planner or Redis was lost.
-        planned_from = float(meta.get("planStartedAt", meta["startedAt"]))
-        summary["planS"] = round(float(meta["listedAt"]) - planned_from, 3)
-    if "error" in meta:
-        summary["error"] = meta["error"]
+        planned_from = record.plan_started_at
+        if planned_from is None:
+            planned_from = started_at
+        summary["planS"] = round(record.listed_at - planned_from, 3)
+    if record.error is not None:
+        summary["error"] = record.error
     # Work the watchdog re-sent (a lost planner, lost chunks), and customers still missing.
-    recoveries = int(meta.get("recoveries", 0))
-    summary["recoveries"] = recoveries
-    summary["recoveryLog"] = [meta.get(f"recovery{n}", "") for n in range(1, recoveries + 1)]
-    summary["planAttempts"] = int(meta.get("planAttempts", 1))
+    summary["recoveries"] = record.recoveries
+    summary["recoveryLog"] = list(record.recovery_log)
+    summary["planAttempts"] = record.plan_attempts or 1
     if missing_ids:
         summary["missingCustomerIds"] = sorted(missing_ids)[:MAX_LISTED]
-    summary["alert"] = _alert_once(run_id, meta, ledger, notifier, summary)
+    summary["alert"] = _alert_once(record, ledger, notifier, summary)
     store.write_run_summary(run_id, summary)
-    if status == "completed" and not summary["dryRun"] and summary["failed"] == 0:
+    if status is RunStatus.COMPLETED and not record.dry_run and summary["failed"] == 0:
         # The next incremental run reads the orders created since this run started.
-        ledger.mark_success(org_id, float(meta["startedAt"]))
+        ledger.mark_success(org_id, started_at)
     ledger.finish(run_id, status, summary)
     ledger.release_lock(org_id, run_id)
     return summary
 
 
+# What a summary reports of a run whose plan recorded nothing (it failed to start).
+NOTHING_READ = PlanReport(
+    orders_seen=0, order_pages=0, orders_since="all", unowned_malformed=0, unowned_listed=()
+)
+
+
+def _opened(record: RunRecord) -> tuple[str, float]:
+    """The org and the start of a run the run state holds; LookupError for one it does not."""
+    if record.org_id is None or record.started_at is None:
+        raise LookupError(f"run {record.run_id} is not in the run state")
+    return record.org_id, record.started_at
+
+
 def _alert_once(
-    run_id: str,
-    meta: Mapping[str, str],
-    ledger: RunLedger,
-    notifier: Notifier,
-    summary: Mapping[str, Any],
-) -> dict[str, Any]:
+    record: RunRecord, ledger: RunLedger, notifier: Notifier, summary: RunSummaryDocument
+) -> AlertOutcome:
     """Send the run's one alert; what became of it, kept in the run's record so that a retried
     summary reports the first attempt's alert instead of posting a second one."""
-    if "alert" in meta:
-        kept: dict[str, Any] = json.loads(meta["alert"])
-        return kept
+    if record.alert is not None:
+        return record.alert
+    alert: AlertOutcome
     try:
         notifier.send(summary_alert(summary))
-        alert: dict[str, Any] = {"sent": True}
+        alert = {"sent": True}
     except LoyaltyError as exc:
-        log.warning("run %s: alert not delivered: %s", run_id, exc)
+        log.warning("run %s: alert not delivered: %s", record.run_id, exc)
         alert = {"sent": False, "error": str(exc)}
-    ledger.update(run_id, alert=json.dumps(alert))
+    ledger.keep_alert(record.run_id, alert)
     return alert

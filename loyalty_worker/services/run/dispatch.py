@@ -3,13 +3,13 @@ results, the customers it can settle itself recorded ``unchanged``, the others s
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 
 from loyalty_worker.domain.results import SyncResult, SyncStatus, utc_stamp
+from loyalty_worker.domain.run import PlanReport, RunStatus
 from loyalty_worker.services.run.closing import record_results
 from loyalty_worker.services.run.context import Batch
 from loyalty_worker.services.run.plan import RunPlan
@@ -29,7 +29,7 @@ def dispatch_plan(batch: Batch, plan: RunPlan) -> None:
     ledger, run_id = batch.ports.ledger, batch.request.run_id
     _record_plan(batch, plan)
     if ledger.set_listed(run_id, plan.listed):
-        batch.dispatch.summarize("completed")
+        batch.dispatch.summarize(RunStatus.COMPLETED.value)
     _dispatch(batch, plan, done=_already_done(batch))
     ledger.update(run_id, dispatchedAt=time.time())
 
@@ -39,7 +39,7 @@ def _already_done(batch: Batch) -> set[int]:
     are sent again, those an earlier planner sent included: its process may have taken their
     chunks with it (a result comes in once, however many times a customer is sent)."""
     ledger, run_id = batch.ports.ledger, batch.request.run_id
-    if int(ledger.meta(run_id).get("planAttempts", "1")) <= 1:
+    if ledger.run_record(run_id).plan_attempts <= 1:
         return set()
     return {
         int(result.customer_id)
@@ -61,14 +61,14 @@ def _record_plan(batch: Batch, plan: RunPlan) -> None:
             request.org_id,
             len(unowned),
         )
-    ledger.update(
-        run_id,
-        ordersSeen=plan.history.orders_seen,
-        orderPages=plan.history.pages_fetched,
-        ordersSince=plan.recent_since.isoformat() if plan.recent_since else "all",
-        unownedMalformedOrders=len(unowned),
-        unownedMalformedOrderIds=json.dumps(unowned[:MAX_LISTED]),
+    report = PlanReport(
+        orders_seen=plan.history.orders_seen,
+        order_pages=plan.history.pages_fetched,
+        orders_since=plan.recent_since.isoformat() if plan.recent_since else "all",
+        unowned_malformed=len(unowned),
+        unowned_listed=tuple(unowned[:MAX_LISTED]),
     )
+    ledger.note_plan(run_id, report)
     _record_malformed(batch, plan, now=time.time())
     batch.ports.store.write_run_summary(run_id, {"listed": plan.listed})
 
@@ -77,7 +77,7 @@ def _record_malformed(batch: Batch, plan: RunPlan, *, now: float) -> None:
     """A ``failed`` result (reason ``malformed``) for each customer record of the listing that
     cannot be trusted, keyed by record id: they count in the run as any customer does."""
     request = batch.request
-    if not plan.malformed_customers:
+    if not plan.listing.malformed:
         return
     stamp = utc_stamp(datetime.fromtimestamp(now, UTC))
     results = {
@@ -90,7 +90,7 @@ def _record_malformed(batch: Batch, plan: RunPlan, *, now: float) -> None:
             detail=str(record),
             dry_run=request.dry_run,
         )
-        for record in plan.malformed_customers
+        for record in plan.listing.malformed
     }
     batch.ports.ledger.record(request.run_id, results)
 
@@ -159,4 +159,4 @@ def _settled(batch: Batch, work: CustomerWork) -> SyncResult | None:
 
 def _record(batch: Batch, results: Sequence[SyncResult]) -> None:
     if record_results(batch.ports.ledger, batch.request.run_id, results):
-        batch.dispatch.summarize("completed")
+        batch.dispatch.summarize(RunStatus.COMPLETED.value)

@@ -1,26 +1,32 @@
-"""Planning a run: the plan's reads (``services.run.plan``) with the run's options, tried again
-after a transient error; its history read in slices by other workers when it can be."""
+"""Planning a run: the plan's reads (``services.run.plan``) under the run's options, tried
+again after a transient error; its history read in slices by other workers when it can be."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
-from functools import partial
-from typing import Any
+from datetime import date, timedelta
 
 from loyalty_worker.errors import LoyaltyError
 from loyalty_worker.services.run.context import Batch, BatchOptions, OrgAdapters, RunPorts
 from loyalty_worker.services.run.history_slices import (
     HistorySlice,
+    SlicedHistory,
     SliceReader,
-    gather_history,
     read_slice,
 )
-from loyalty_worker.services.run.memo import carry_over
-from loyalty_worker.services.run.plan import HistoryReader, RunPlan, plan_run, read_orders
+from loyalty_worker.services.run.memo import MemoCarryOver
+from loyalty_worker.services.run.plan import (
+    HistoryReader,
+    PlanHooks,
+    PlanSources,
+    PlanWindow,
+    RunPlan,
+    plan_run,
+)
 from loyalty_worker.services.sync.deadline import Deadline
-from loyalty_worker.services.sync.order_history import OrderHistory
+from loyalty_worker.services.sync.order_history import OrderHistory, read_orders
+from loyalty_worker.services.sync.paging import HistoryWindow, Paging
 
 log = logging.getLogger(__name__)
 
@@ -35,38 +41,32 @@ def make_plan(batch: Batch, *, today: date, sleep: Callable[[float], None]) -> R
     read."""
     request, org, ports = batch.request, batch.org, batch.ports
     options = ports.options
-    since = request.since
     deadline = Deadline(options.plan_budget_s)  # one budget for every try
-    carry = partial(
-        _carry_over_now,
-        org_id=request.org_id,
-        run_id=request.run_id,
-        ledger=ports.ledger,
-        rules=org.settings.rules(),
-        phone_key=options.phone_key,
-        dry_run=request.dry_run,
-    )
-    plan = partial(
-        plan_run,
-        request.org_id,
-        org.alleaves,
-        org.alpine,
-        ports.store,
-        history_start=options.history_start,
-        # One day past today: an order placed this evening in the org's timezone is already
-        # dated tomorrow in UTC.
-        today=today + timedelta(days=1),
-        window_days=options.window_days,
-        parallelism=options.parallelism,
-        recent_since=since - timedelta(days=options.overlap_days) if since else None,
-        carry_over=carry,
-        sleep=sleep,
-        max_pages=options.max_pages,
-        deadline=deadline,
-        history_reader=_history_reader(batch, deadline, sleep),
+    sources = PlanSources(request.org_id, org.alleaves, org.alpine, ports.store)
+    # One day past today: an order placed this evening in the org's timezone is already dated
+    # tomorrow in UTC.
+    history = HistoryWindow(options.history_start, today + timedelta(days=1), options.window_days)
+    since = request.since
+    window = PlanWindow(history, since - timedelta(days=options.overlap_days) if since else None)
+    hooks = PlanHooks(
+        carry_over=MemoCarryOver(
+            org_id=request.org_id,
+            run_id=request.run_id,
+            ledger=ports.ledger,
+            rules=org.settings.rules(),
+            phone_key=options.phone_key,
+            dry_run=request.dry_run,
+        ),
+        history_reader=_sliced_history(batch, deadline, sleep),
         lookups=ports.lookups if options.plan_lookups else None,
+        sleep=sleep,
     )
-    return options.plan_retries.call(plan, what=f"run {request.run_id}: planning", sleep=sleep)
+    paging = Paging(options.parallelism, options.max_pages, deadline)
+    return options.plan_retries.call(
+        lambda: plan_run(sources, window, paging, hooks),
+        what=f"run {request.run_id}: planning",
+        sleep=sleep,
+    )
 
 
 def _slice_reader(org: OrgAdapters, options: BatchOptions, deadline: Deadline) -> SliceReader:
@@ -76,20 +76,16 @@ def _slice_reader(org: OrgAdapters, options: BatchOptions, deadline: Deadline) -
     def read(part: HistorySlice, before_page: Callable[[], None]) -> OrderHistory:
         return read_orders(
             org.alleaves,
-            part.start,
-            part.end,
-            before_page,
-            window_days=options.window_days,
-            parallelism=max(1, -(-options.parallelism // part.count)),
-            max_pages=options.max_pages,
-            deadline=deadline,
+            HistoryWindow(part.start, part.end, options.window_days),
+            Paging(max(1, -(-options.parallelism // part.count)), options.max_pages, deadline),
+            before_page=before_page,
             share=(part.index, part.count),
         )
 
     return read
 
 
-def _history_reader(
+def _sliced_history(
     batch: Batch, deadline: Deadline, sleep: Callable[[float], None]
 ) -> HistoryReader | None:
     """The plan's history read in slices by every process that takes one (None: the
@@ -98,13 +94,12 @@ def _history_reader(
     send = batch.dispatch.read_orders
     if slices is None or send is None or options.plan_slices <= 1:
         return None
-    return partial(
-        gather_history,
+    return SlicedHistory(
         request.org_id,
         request.run_id,
+        count=options.plan_slices,
         read=_slice_reader(batch.org, options, deadline),
         slices=slices,
-        count=options.plan_slices,
         send=send,
         deadline=deadline,
         sleep=sleep,
@@ -124,8 +119,3 @@ def read_run_orders(part: HistorySlice, ports: RunPorts) -> bool:
         return False
     reader = _slice_reader(org, options, Deadline(options.plan_budget_s))
     return read_slice(part, reader, ports.slices, keep_s=options.plan_budget_s)
-
-
-def _carry_over_now(plan: RunPlan, **kwargs: Any) -> set[int]:
-    """``memo.carry_over``, its kept results stamped with the time they are carried."""
-    return carry_over(plan, stamp=datetime.now(UTC).isoformat(), **kwargs)

@@ -48,5 +48,5 @@ def find_run(run_id: str, *, live: RunProgressSource, stored: RunSummaries) -> R
         done=int(summary.get("listed") or 0),
         failed=int(summary.get("failed") or 0),
         error=summary.get("error"),
-        summary=summary,
+        summary=dict(summary),
     )
