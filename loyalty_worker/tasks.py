@@ -22,11 +22,12 @@ from celery import Task
 from loyalty_worker import names
 from loyalty_worker.bootstrap import container
 from loyalty_worker.celery_app import app
+from loyalty_worker.domain.results import SyncResultDocument
 from loyalty_worker.domain.run import RunStatus, RunSummaryDocument
 from loyalty_worker.names import new_run_id
 from loyalty_worker.ports.run import WorkPayload
 from loyalty_worker.services.run.closing import close_run
-from loyalty_worker.services.run.context import RunDispatch
+from loyalty_worker.services.run.context import BatchStartAnswer, RunDispatch
 from loyalty_worker.services.run.history_slices import HistorySlice
 from loyalty_worker.services.run.jobs import Job, sync_alone, sync_run_chunk
 from loyalty_worker.services.run.nightly import start_nightly_runs
@@ -75,7 +76,7 @@ def sync_org(
     run_id: str | None = None,
     dry_run: bool = False,
     since: str | None = None,
-) -> dict[str, Any]:
+) -> BatchStartAnswer:
     """Fan out an org's batch in chunks of customers.
 
     ``since``: an ISO date or ``"last"`` for an incremental run that reads only the orders
@@ -120,7 +121,7 @@ def sync_customer(
     run_id: str | None = None,
     dry_run: bool = False,
     work: WorkPayload | None = None,
-) -> dict[str, Any]:
+) -> SyncResultDocument:
     """Sync one customer; also the public entry point (``send_task`` with org and customer)."""
     c = container()
     with _retried(self), c.heartbeat.beating(run_id, org_id):

@@ -5,14 +5,13 @@ run's kept phones, never from the message."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
 
 import fakeredis
 import pytest
 
 from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.domain.models import AlpineProfile, Customer
-from loyalty_worker.domain.results import SyncStatus
+from loyalty_worker.domain.results import SyncResultDocument, SyncStatus
 from loyalty_worker.errors import TransientError
 from loyalty_worker.ports.run import WorkPayload
 from loyalty_worker.services.run.context import BatchOptions, OrgAdapters, RunPorts
@@ -50,7 +49,7 @@ class Worker:
         *,
         customer_id: int = 1,
         payload: WorkPayload | None = None,
-    ) -> dict[str, Any]:
+    ) -> SyncResultDocument:
         return sync_alone(
             "org-1",
             customer_id,
@@ -158,7 +157,8 @@ def test_a_customer_retried_alone_reads_its_phone_again() -> None:
     assert "5550000002" not in str(payload)
     worker.alpine.error = None
     result = worker.alone_sync(Attempt(), "r1", customer_id=2, payload=payload)
-    assert (result["status"], result["alpine"]["points"]) == ("synced", 40)
+    alpine = result["alpine"]
+    assert result["status"] == "synced" and alpine is not None and alpine["points"] == 40
     assert worker.alpine.lookups[-1] == "5550000002"
 
 

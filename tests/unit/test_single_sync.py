@@ -17,6 +17,7 @@ from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.adapters.sync_slots import RedisSyncSlots
 from loyalty_worker.config import Settings
 from loyalty_worker.domain.models import AlpineProfile, Customer, Order
+from loyalty_worker.domain.results import SyncResultDocument
 from loyalty_worker.errors import MalformedRecord, PermanentError, TransientError
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports.run import SyncSlots, WorkPayload
@@ -157,7 +158,7 @@ class Worker:
     def org_for(self, org_id: str) -> OrgAdapters:
         return OrgRun(self.store.get_org_settings(org_id), self.alleaves, self.alpine)
 
-    def sync(self, attempt: Attempt, payload: WorkPayload | None = None) -> dict[str, Any]:
+    def sync(self, attempt: Attempt, payload: WorkPayload | None = None) -> SyncResultDocument:
         job = Job(self.ports, InMemoryRunPhones(), attempt, close_run=lambda run_id: None)
         return sync_alone(
             "org-1", 1, run_id=None, dry_run=False, payload=payload, job=job

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Protocol
+from typing import Protocol, TypedDict
 
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports.profiles import ProfileStore
@@ -113,6 +113,15 @@ class RunDispatch:
     read_orders: Callable[[HistorySlice], None] | None = None
 
 
+class BatchStartAnswer(TypedDict):
+    """``loyalty.sync_org``'s answer, as JSON."""
+
+    runId: str
+    started: bool
+    listed: int
+    message: str
+
+
 @dataclass(frozen=True)
 class BatchStart:
     run_id: str
@@ -120,7 +129,7 @@ class BatchStart:
     listed: int = 0
     message: str = ""
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> BatchStartAnswer:
         """The answer of ``loyalty.sync_org``."""
         return {
             "runId": self.run_id,
