@@ -57,9 +57,9 @@ from loyalty_worker.domain.reconciliation import decide
 from loyalty_worker.domain.results import SyncStatus
 from loyalty_worker.errors import LoyaltyError, MalformedRecord
 from loyalty_worker.org_settings import OrgSettings
-from loyalty_worker.services.run.plan import FIRST_ROUND_PAGES
 from loyalty_worker.services.sync.customer import sync_customer
 from loyalty_worker.services.sync.inputs import CustomerWork
+from loyalty_worker.services.sync.listing import FIRST_ROUND_PAGES
 from loyalty_worker.services.sync.order_history import OrderHistory, date_windows
 
 RESULT_MARKER = "BENCH-RESULT "

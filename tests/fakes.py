@@ -467,7 +467,7 @@ class RecordingEnqueuer:
 
 @dataclass(frozen=True)
 class FakeOrg:
-    """An org as the run's services reach it (``services.run.batch.OrgAdapters``), over fakes."""
+    """An org as the run's services reach it (``services.run.context.OrgAdapters``), over fakes."""
 
     settings: OrgSettings
     alleaves: FakeAlleaves

@@ -111,7 +111,7 @@ class SyncResult:
     phone: str | None = None
     previous_tier: str | None = None
     dry_run: bool = False
-    # ``services.work.inputs_digest`` of what this outcome was computed from.
+    # ``services.sync.inputs.inputs_digest`` of what this outcome was computed from.
     inputs: str | None = None
     # Left as the last sync left it by an incremental run (``services.run.memo``).
     carried: bool = False

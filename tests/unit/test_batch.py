@@ -300,7 +300,7 @@ def test_a_planner_sent_again_continues_its_run_where_the_dead_one_stopped(
     del harness.enqueue
     # registered before anything was read, in Redis and in Firestore
     assert harness.store.run_summaries["r1"]["status"] == "running"
-    assert "dispatchedAt" not in harness.ledger.meta("r1")
+    assert harness.ledger.run_record("r1").dispatched_at is None
     # a planner redelivered while the first still beats plans nothing
     assert harness.start("r1").message == "run busy"
     assert harness.queue == []
@@ -315,7 +315,7 @@ def test_a_planner_sent_again_continues_its_run_where_the_dead_one_stopped(
     # process may have taken the message with it)
     again_sent = [w.customer.customer_id for chunk in harness.queue for w in chunk]
     assert sorted(again_sent) == list(range(2, 13))
-    assert harness.ledger.meta("r1")["planAttempts"] == "2"
+    assert harness.ledger.run_record("r1").plan_attempts == 2
     assert harness.start("r1", options=resumed).message == "run planned"
     harness.queue.insert(0, sent[0])  # ... and if its message was not lost after all:
     harness.drain()
@@ -356,7 +356,7 @@ def test_a_run_the_api_queued_is_registered_as_running_by_its_planner(harness: H
         "org-1",
         13,
     )
-    assert harness.ledger.meta("r1")["planAttempts"] == "1"
+    assert harness.ledger.run_record("r1").plan_attempts == 1
     harness.drain()
     assert harness.store.run_summaries["r1"]["status"] == "completed"
 

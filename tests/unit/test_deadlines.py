@@ -394,6 +394,6 @@ def test_a_plan_past_its_budget_fails_the_run_without_retrying() -> None:
     )
     assert not started.started
     assert statuses == ["failed"]
-    assert ledger.meta("r1")["error"].startswith("deadline_exceeded")
+    assert str(ledger.run_record("r1").error).startswith("deadline_exceeded")
     assert sleeps == []  # not planned again: the budget covers every attempt
     assert alleaves.order_pages == 0

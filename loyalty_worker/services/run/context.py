@@ -124,6 +124,9 @@ class BatchStartAnswer(TypedDict):
 
 @dataclass(frozen=True)
 class BatchStart:
+    """What starting a run came to: the run (for a duplicate, the org's run that holds the
+    lock), whether it started, the customers it listed, and why not."""
+
     run_id: str
     started: bool
     listed: int = 0

@@ -1,7 +1,7 @@
 """An org's run as a trigger asks for it: the org named, ``since`` as given, then ``start_batch``.
 
 A run whose org cannot be served (no settings, invalid ones, no credentials) fails the way a
-run whose planning fails does (``batch.fail_start``): a ``failed`` summary and one alert.
+run whose planning fails does (``opening.fail_start``): a ``failed`` summary and one alert.
 """
 
 from __future__ import annotations
