@@ -31,7 +31,7 @@ from loyalty_worker.errors import PermanentError
 from loyalty_worker.logs import register_secret
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports.notify import Notifier
-from loyalty_worker.services.run.batch import BatchOptions, RunPorts
+from loyalty_worker.services.run.context import BatchOptions, RunPorts
 from loyalty_worker.services.run.heartbeat import Heartbeat
 
 SETTINGS_TTL_S = 60.0

@@ -24,7 +24,7 @@ import logging
 from dataclasses import dataclass
 
 from loyalty_worker.config import Settings
-from loyalty_worker.services.run.plan import PROFILE_READ_ATTEMPTS
+from loyalty_worker.services.run.profile_reads import PROFILE_READS
 
 # An Alleaves call may log in first, and after a 401 log in again and call again.
 ALLEAVES_SENDS_PER_CALL = 4
@@ -111,9 +111,7 @@ def deadlines(settings: Settings) -> Deadlines:
     alleaves_call = ALLEAVES_SENDS_PER_CALL * http_call
     firestore = settings.firestore_timeout_s + settings.firestore_retry_s
     # A block of profiles read ahead by the plan: its attempts and the pauses between them.
-    profile_block = PROFILE_READ_ATTEMPTS * firestore + sum(
-        2.0**attempt for attempt in range(1, PROFILE_READ_ATTEMPTS)
-    )
+    profile_block = PROFILE_READS.longest_s(firestore)
     org_read = firestore  # the org's settings document (cached a minute)
     chunk = (
         org_read

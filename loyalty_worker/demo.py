@@ -144,10 +144,12 @@ def close_run(tracker: RunTracker, org_id: str, run_id: str, reason: str) -> str
             dry_run=meta.get("dryRun") == "1",
         )
         summary = builder.add_all(tracker.iter_results(run_id)).build(
-            started_at=float(meta.get("startedAt", now)), finished_at=now, status="incomplete"
+            started_at=float(meta.get("startedAt", now)),
+            finished_at=now,
+            status=RunStatus.INCOMPLETE,
         )
         summary["error"] = reason
-        tracker.finish(run_id, "incomplete", summary)
+        tracker.finish(run_id, RunStatus.INCOMPLETE, summary)
     tracker.release_lock(org_id, run_id)
     return f"run {run_id} closed as incomplete, org {org_id}'s run lock released"
 

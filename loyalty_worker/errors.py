@@ -23,13 +23,8 @@ from __future__ import annotations
 
 
 class LoyaltyError(Exception):
-    """Base of every error this package raises on purpose."""
-
-    reason = "error"
-
-
-class TransientError(LoyaltyError):
-    """A call that may succeed when tried again (429, 5xx, timeout, connection refused)."""
+    """Base of every error this package raises on purpose: the service (or part of the worker)
+    that met it, and what happened."""
 
     def __init__(self, service: str, message: str) -> None:
         super().__init__(service, message)
@@ -37,11 +32,19 @@ class TransientError(LoyaltyError):
         self.message = message
 
     @property
-    def reason(self) -> str:  # type: ignore[override]
-        return f"{self.service}_unavailable"
+    def reason(self) -> str:
+        return "error"
 
     def __str__(self) -> str:
         return f"{self.service}: {self.message}"
+
+
+class TransientError(LoyaltyError):
+    """A call that may succeed when tried again (429, 5xx, timeout, connection refused)."""
+
+    @property
+    def reason(self) -> str:
+        return f"{self.service}_unavailable"
 
 
 class RateLimited(TransientError):
@@ -56,24 +59,16 @@ class RateLimited(TransientError):
 class PermanentError(LoyaltyError):
     """A call that will fail the same way again (a 4xx other than 429, bad data)."""
 
-    def __init__(self, service: str, message: str) -> None:
-        super().__init__(service, message)
-        self.service = service
-        self.message = message
-
     @property
-    def reason(self) -> str:  # type: ignore[override]
+    def reason(self) -> str:
         return f"{self.service}_rejected"
-
-    def __str__(self) -> str:
-        return f"{self.service}: {self.message}"
 
 
 class AuthError(PermanentError):
     """Credentials or API key refused (401/403): an org's run stops and alerts once."""
 
     @property
-    def reason(self) -> str:  # type: ignore[override]
+    def reason(self) -> str:
         return f"{self.service}_auth"
 
 
@@ -97,7 +92,7 @@ class MalformedRecord(PermanentError):
         self.customer_id = customer_id
 
     @property
-    def reason(self) -> str:  # type: ignore[override]
+    def reason(self) -> str:
         return "malformed"
 
 
@@ -112,7 +107,7 @@ class SettingsInvalid(PermanentError):
         self.problem = problem
 
     @property
-    def reason(self) -> str:  # type: ignore[override]
+    def reason(self) -> str:
         return "settings_invalid"
 
 
@@ -125,7 +120,7 @@ class UnknownOrg(PermanentError):
         self.org_id = org_id
 
     @property
-    def reason(self) -> str:  # type: ignore[override]
+    def reason(self) -> str:
         return "unknown_org"
 
 
@@ -142,7 +137,7 @@ class PhoneNotKept(PermanentError):
         self.customer_id = customer_id
 
     @property
-    def reason(self) -> str:  # type: ignore[override]
+    def reason(self) -> str:
         return "phone_not_kept"
 
 
@@ -157,5 +152,5 @@ class DeadlineExceeded(TransientError):
         self.budget_s = budget_s
 
     @property
-    def reason(self) -> str:  # type: ignore[override]
+    def reason(self) -> str:
         return "deadline_exceeded"

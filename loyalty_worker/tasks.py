@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from functools import partial
-from typing import Any
 
 from celery import Task
 
@@ -23,12 +22,17 @@ from loyalty_worker import names
 from loyalty_worker.adapters.publisher import TaskPublisher
 from loyalty_worker.bootstrap import container
 from loyalty_worker.celery_app import app
+from loyalty_worker.domain.results import SyncResultDocument
+from loyalty_worker.domain.run import RunStatus, RunSummaryDocument
 from loyalty_worker.names import new_run_id
-from loyalty_worker.services.run.batch import RunDispatch, close_run, read_run_orders
+from loyalty_worker.ports.run import WorkPayload
+from loyalty_worker.services.run.closing import close_run
+from loyalty_worker.services.run.context import BatchStartAnswer, RunDispatch
 from loyalty_worker.services.run.history_slices import HistorySlice
-from loyalty_worker.services.run.jobs import sync_alone, sync_run_chunk
+from loyalty_worker.services.run.jobs import Job, sync_alone, sync_run_chunk
 from loyalty_worker.services.run.nightly import start_nightly_runs
 from loyalty_worker.services.run.phones import hand_over
+from loyalty_worker.services.run.planning import read_run_orders
 from loyalty_worker.services.run.start import start_run
 from loyalty_worker.services.run.triggers import enqueue_org_run
 from loyalty_worker.services.run.watchdog import Recovery, watch_runs
@@ -58,6 +62,14 @@ def _retried(task: Task) -> Iterator[None]:
         ) from later.error
 
 
+def _job(task: Task) -> Job:
+    """What a customer's job runs with in this task: the process's ports and kept phones, the
+    task's try, and the summary sent for a run the job completes."""
+    c = container()
+    attempt = Attempt(task.request.retries, c.settings.sync_max_retries)
+    return Job(c.run_ports(), c.run_phones, attempt, close_run=_summarize)
+
+
 @app.task(name=names.SYNC_ORG, soft_time_limit=3000, time_limit=3300)
 def sync_org(
     org_id: str,
@@ -65,7 +77,7 @@ def sync_org(
     run_id: str | None = None,
     dry_run: bool = False,
     since: str | None = None,
-) -> dict[str, Any]:
+) -> BatchStartAnswer:
     """Fan out an org's batch in chunks of customers.
 
     ``since``: an ISO date or ``"last"`` for an incremental run that reads only the orders
@@ -109,22 +121,15 @@ def sync_customer(
     *,
     run_id: str | None = None,
     dry_run: bool = False,
-    work: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+    work: WorkPayload | None = None,
+) -> SyncResultDocument:
     """Sync one customer; also the public entry point (``send_task`` with org and customer)."""
     c = container()
     with _retried(self), c.heartbeat.beating(run_id, org_id):
-        return sync_alone(
-            org_id,
-            customer_id,
-            run_id=run_id,
-            dry_run=dry_run,
-            payload=work,
-            ports=c.run_ports(),
-            phones=c.run_phones,
-            attempt=Attempt(self.request.retries, c.settings.sync_max_retries),
-            close_run=_summarize,
+        result = sync_alone(
+            org_id, customer_id, run_id=run_id, dry_run=dry_run, payload=work, job=_job(self)
         )
+    return result.to_dict()
 
 
 @app.task(name=names.SYNC_CHUNK, bind=True, max_retries=None)
@@ -132,7 +137,7 @@ def sync_chunk(
     self: Task,
     org_id: str,
     run_id: str,
-    works: list[dict[str, Any]],
+    works: list[WorkPayload],
     *,
     dry_run: bool = False,
     chunk: str | None = None,
@@ -149,23 +154,20 @@ def sync_chunk(
             run_id,
             works,
             dry_run=dry_run,
-            ports=c.run_ports(),
-            phones=c.run_phones,
-            attempt=Attempt(self.request.retries, c.settings.sync_max_retries),
+            job=_job(self),
             retry_alone=partial(_retry_alone, org_id, run_id, dry_run),
-            close_run=_summarize,
             chunk=chunk,
         )
 
 
 @app.task(name=names.SUMMARIZE_RUN, bind=True, max_retries=5)
-def summarize_run(self: Task, run_id: str, *, status: str = "completed") -> dict[str, Any]:
+def summarize_run(self: Task, run_id: str, *, status: str = "completed") -> RunSummaryDocument:
     """Aggregate a run's results into its summary and send the run's one alert."""
     c = container()
     with _retried(self):
         summary = close_run(
             run_id,
-            status=status,
+            status=RunStatus(status),
             ledger=c.tracker,
             store=c.store,
             notifier_for=c.notifier_for,

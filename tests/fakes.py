@@ -18,6 +18,7 @@ from datetime import date
 from typing import Any, cast
 
 from loyalty_worker.adapters.dashboard_store import history_of, order_page, profile_of, run_of
+from loyalty_worker.adapters.run_state import plan_fields, run_record
 from loyalty_worker.adapters.task_results import task_outcome
 from loyalty_worker.adapters.wire import AlpineLoyalty, parse_customer, parse_order
 from loyalty_worker.domain.models import AlpineProfile, Customer, Order
@@ -30,11 +31,18 @@ from loyalty_worker.domain.profile import (
 )
 from loyalty_worker.domain.results import SyncResult
 from loyalty_worker.domain.review import AuditEntry, Review, ReviewChange, ReviewState
-from loyalty_worker.domain.run import RunSummaryDocument
+from loyalty_worker.domain.run import (
+    AlertOutcome,
+    PlanReport,
+    RunRecord,
+    RunStatus,
+    RunSummaryDocument,
+)
 from loyalty_worker.errors import MalformedRecord, SettingsInvalid, TransientError, UnknownOrg
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports.dashboard import KeyValue
 from loyalty_worker.ports.notify import Alert
+from loyalty_worker.ports.run import WorkPayload
 from loyalty_worker.ports.sources import AlpineContact
 from loyalty_worker.ports.triggers import TaskOutcome
 
@@ -71,15 +79,15 @@ class InMemoryProfileStore:
 
     def get_profiles(
         self, org_id: str, customer_ids: Sequence[int], fields: Sequence[str] | None = None
-    ) -> dict[int, dict[str, Any]]:
+    ) -> dict[int, ProfileDocument]:
         """Existing profiles by customer id (only ``fields`` when given); missing ones left out."""
-        found: dict[int, dict[str, Any]] = {}
+        found: dict[int, ProfileDocument] = {}
         for customer_id in customer_ids:
             document = self.profiles.get(profile_id(org_id, customer_id))
             if document is not None:
                 if fields is not None:
                     document = {name: document[name] for name in fields if name in document}
-                found[customer_id] = copy.deepcopy(document)
+                found[customer_id] = cast(ProfileDocument, copy.deepcopy(document))
         return found
 
     def write_profiles(self, updates: Sequence[ProfileUpdate]) -> None:
@@ -93,14 +101,14 @@ class InMemoryProfileStore:
             document.update(copy.deepcopy(dict(update.fields)))
             self.writes += 1
 
-    def write_run_summary(self, run_id: str, summary: Mapping[str, Any]) -> None:
+    def write_run_summary(self, run_id: str, summary: RunSummaryDocument) -> None:
         """Store a run's summary, replacing the top-level fields it names."""
         self.run_summaries.setdefault(run_id, {}).update(copy.deepcopy(dict(summary)))
 
-    def list_running_runs(self) -> list[dict[str, Any]]:
+    def list_running_runs(self) -> list[RunSummaryDocument]:
         """Summaries still marked ``running``."""
         return [
-            {**copy.deepcopy(summary), "runId": run_id}
+            cast(RunSummaryDocument, {**copy.deepcopy(summary), "runId": run_id})
             for run_id, summary in self.run_summaries.items()
             if summary.get("status") == "running"
         ]
@@ -276,7 +284,7 @@ class InMemoryRunLedger:
             meta["planAttempts"] = str(int(meta.get("planAttempts", "0")) + 1)
             return "claimed"
 
-    def keep_chunk(self, run_id: str, key: str, payloads: Sequence[Mapping[str, Any]]) -> None:
+    def keep_chunk(self, run_id: str, key: str, payloads: Sequence[WorkPayload]) -> None:
         with self._mutex:
             self.chunks.setdefault(run_id, {})[key] = json.dumps(list(payloads))
 
@@ -284,7 +292,7 @@ class InMemoryRunLedger:
         with self._mutex:
             self.chunks.get(run_id, {}).pop(key, None)
 
-    def kept_chunks(self, run_id: str) -> dict[str, list[dict[str, Any]]]:
+    def kept_chunks(self, run_id: str) -> dict[str, list[WorkPayload]]:
         with self._mutex:
             return {k: json.loads(v) for k, v in self.chunks.get(run_id, {}).items()}
 
@@ -349,9 +357,15 @@ class InMemoryRunLedger:
             results = list(self.results.get(run_id, {}).values())
         yield from results
 
-    def meta(self, run_id: str) -> dict[str, str]:
+    def run_record(self, run_id: str) -> RunRecord:
         with self._mutex:
-            return dict(self.runs.get(run_id, {}))
+            return run_record(run_id, dict(self.runs.get(run_id, {})))
+
+    def note_plan(self, run_id: str, report: PlanReport) -> None:
+        self.update(run_id, **plan_fields(report))
+
+    def keep_alert(self, run_id: str, alert: AlertOutcome) -> None:
+        self.update(run_id, alert=json.dumps(alert))
 
     def claim_summary(self, run_id: str, flag: str = "fired") -> bool:
         with self._mutex:
@@ -379,8 +393,10 @@ class InMemoryRunLedger:
     def last_success(self, org_id: str) -> float | None:
         return self.successes.get(org_id)
 
-    def finish(self, run_id: str, status: str, summary: Mapping[str, Any]) -> None:
-        self.update(run_id, status=status, summary=json.dumps(summary), finishedAt=time.time())
+    def finish(self, run_id: str, status: RunStatus, summary: RunSummaryDocument) -> None:
+        self.update(
+            run_id, status=status.value, summary=json.dumps(summary), finishedAt=time.time()
+        )
         with self._mutex:
             self.results.pop(run_id, None)
             self.chunks.pop(run_id, None)
@@ -476,7 +492,7 @@ class RecordingEnqueuer:
 
 @dataclass(frozen=True)
 class FakeOrg:
-    """An org as the run's services reach it (``services.run.batch.OrgAdapters``), over fakes."""
+    """An org as the run's services reach it (``services.run.context.OrgAdapters``), over fakes."""
 
     settings: OrgSettings
     alleaves: FakeAlleaves

@@ -10,7 +10,7 @@ import json
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import TextIO, TypedDict
 
 import httpx
 
@@ -73,13 +73,34 @@ class ConsoleNotifier:
         stream.flush()
 
 
-def build_message(alert: Alert) -> dict[str, Any]:
+class EmbedField(TypedDict):
+    name: str
+    value: str
+    inline: bool
+
+
+class Embed(TypedDict):
+    title: str
+    description: str
+    color: int
+    fields: list[EmbedField]
+    timestamp: str
+
+
+class WebhookMessage(TypedDict):
+    """A Discord webhook's body: the text a notification shows, and one embed."""
+
+    content: str
+    embeds: list[Embed]
+
+
+def build_message(alert: Alert) -> WebhookMessage:
     """The webhook body, every Discord limit respected, cuts announced with "… and N more"."""
     title = clip(alert.title or "Alert", MAX_TITLE)
     description = clip(alert.summary, MAX_DESCRIPTION)
     used = len(title) + len(description)
     sections = list(alert.sections)
-    fields: list[dict[str, Any]] = []
+    fields: list[EmbedField] = []
     for index, (name, lines) in enumerate(sections):
         is_last = index == len(sections) - 1
         if len(fields) >= MAX_FIELDS - (0 if is_last else 1):
@@ -96,7 +117,7 @@ def build_message(alert: Alert) -> dict[str, Any]:
         fields.append(
             {"name": "More", "value": f"{_ELLIPSIS} and {omitted} more sections", "inline": False}
         )
-    embed = {
+    embed: Embed = {
         "title": title,
         "description": description,
         "color": COLORS.get(alert.severity, COLORS["info"]),

@@ -10,7 +10,7 @@ the client's default of retrying for minutes. Other API errors become ``Permanen
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, cast
@@ -23,8 +23,13 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.document import DocumentReference
 
 from loyalty_worker.adapters.firestore_writes import merge_write_pb
-from loyalty_worker.domain.profile import ProfileDocument, ProfileUpdate, profile_id
-from loyalty_worker.domain.run import RunSummaryDocument
+from loyalty_worker.domain.profile import (
+    HistoryEntry,
+    ProfileDocument,
+    ProfileUpdate,
+    profile_id,
+)
+from loyalty_worker.domain.run import RunStatus, RunSummaryDocument
 from loyalty_worker.errors import PermanentError, TransientError, UnknownOrg
 from loyalty_worker.org_settings import OrgSettings
 
@@ -154,7 +159,7 @@ class FirestoreProfileStore:
 
     def get_profiles(
         self, org_id: str, customer_ids: Sequence[int], fields: Sequence[str] | None = None
-    ) -> dict[int, dict[str, Any]]:
+    ) -> dict[int, ProfileDocument]:
         """Existing profiles by customer id; customers without a profile are left out.
 
         With ``fields`` Firestore sends only those (a read mask): a sync needs a dozen of a
@@ -165,7 +170,7 @@ class FirestoreProfileStore:
         }
         profiles = self._client.collection(PROFILES)
         wanted = [profiles.document(document_id) for document_id in by_document_id]
-        found: dict[int, dict[str, Any]] = {}
+        found: dict[int, ProfileDocument] = {}
         for start in range(0, len(wanted), READ_CHUNK):
             chunk = wanted[start : start + READ_CHUNK]
             with _translate_errors(f"read {len(chunk)} profiles of org {org_id}"):
@@ -180,7 +185,7 @@ class FirestoreProfileStore:
             for snapshot in snapshots:
                 document = snapshot.to_dict()
                 if snapshot.exists and document is not None:
-                    found[by_document_id[snapshot.id]] = document
+                    found[by_document_id[snapshot.id]] = cast(ProfileDocument, document)
         return found
 
     def write_profiles(self, updates: Sequence[ProfileUpdate]) -> None:
@@ -204,7 +209,7 @@ class FirestoreProfileStore:
             chunk = writes[start : start + MAX_BATCH_WRITES]
             self._merge_write(f"write {len(chunk)} profiles", chunk)
 
-    def write_run_summary(self, run_id: str, summary: Mapping[str, Any]) -> None:
+    def write_run_summary(self, run_id: str, summary: RunSummaryDocument) -> None:
         """Store a run's summary at ``loyalty_sync_runs/{runId}``, replacing the fields it names.
 
         Top-level merge, so a summary written in stages keeps earlier fields while a nested count
@@ -226,13 +231,13 @@ class FirestoreProfileStore:
         with _translate_errors(action):
             batch.commit(retry=self._retry, timeout=self._timeout_s)
 
-    def list_running_runs(self) -> list[dict[str, Any]]:
+    def list_running_runs(self) -> list[RunSummaryDocument]:
         """Summaries still marked ``running`` (a finished run replaces its status)."""
         runs = self._client.collection(RUN_SUMMARIES)
-        query = runs.where(filter=FieldFilter("status", "==", "running"))
+        query = runs.where(filter=FieldFilter("status", "==", RunStatus.RUNNING.value))
         with _translate_errors("list running runs"):
             return [
-                {**(snapshot.to_dict() or {}), "runId": snapshot.id}
+                cast(RunSummaryDocument, {**(snapshot.to_dict() or {}), "runId": snapshot.id})
                 for snapshot in query.stream(retry=self._retry, timeout=self._timeout_s)
             ]
 
@@ -241,10 +246,11 @@ class FirestoreProfileStore:
         reference = self._client.collection(RUN_SUMMARIES).document(run_id)
         with _translate_errors(f"read summary of run {run_id}"):
             snapshot = reference.get(retry=self._retry, timeout=self._timeout_s)
-        return cast(RunSummaryDocument, snapshot.to_dict()) if snapshot.exists else None
+        document = snapshot.to_dict() if snapshot.exists else None
+        return cast(RunSummaryDocument | None, document)
 
 
-def history_id(entry: Mapping[str, Any]) -> str:
+def history_id(entry: HistoryEntry) -> str:
     """A history entry's document id: its time (sorting as it reads) and run, so that a write
     retried after a timeout replaces the entry instead of adding a second one."""
     at = entry.get("at")
@@ -252,7 +258,7 @@ def history_id(entry: Mapping[str, Any]) -> str:
     return f"{stamp}_{entry.get('runId') or 'single'}"
 
 
-def _merge_data(fields: Mapping[str, Any], deletes: Sequence[str]) -> dict[str, Any]:
+def _merge_data(fields: ProfileDocument, deletes: Sequence[str]) -> dict[str, Any]:
     """A merge-set payload: the deletes as DELETE_FIELD markers, then the fields (which win)."""
     return {**dict.fromkeys(deletes, firestore.DELETE_FIELD), **fields}
 

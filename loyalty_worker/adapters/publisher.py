@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from typing import cast
 
 import redis
 from celery import Celery
@@ -21,6 +22,7 @@ from kombu.exceptions import OperationalError
 
 from loyalty_worker import names
 from loyalty_worker.errors import TransientError
+from loyalty_worker.ports.run import WorkPayload
 
 # A JSON value: what a message carries (the workers accept JSON only).
 Json = str | int | float | bool | None | list["Json"] | dict[str, "Json"]
@@ -60,6 +62,11 @@ class _Message:
     ignore_result: bool = False
 
 
+def _json(payload: WorkPayload) -> Json:
+    """A customer's work as the JSON it is (rows of plain values, amounts as text)."""
+    return cast(Json, payload)
+
+
 class TaskPublisher:
     """``ports.triggers.Enqueuer``, and every message a run hands on, over a Celery app."""
 
@@ -96,7 +103,7 @@ class TaskPublisher:
         )
 
     def sync_run_customer(
-        self, org_id: str, run_id: str, customer_id: int, work: Json, *, dry_run: bool
+        self, org_id: str, run_id: str, customer_id: int, work: WorkPayload, *, dry_run: bool
     ) -> None:
         """A run's customer synced on its own after its chunk could not (its ``work`` payload
         holds no phone), a second later: shown by its id, not its work."""
@@ -105,7 +112,7 @@ class TaskPublisher:
             _Message(
                 names.SYNC_CUSTOMER,
                 (org_id, customer_id),
-                {**kwargs, "work": work},
+                {**kwargs, "work": _json(work)},
                 shown_kwargs={**kwargs, "work": f"<customer {customer_id}>"},
                 countdown_s=1,
                 ignore_result=True,
@@ -113,7 +120,12 @@ class TaskPublisher:
         )
 
     def sync_chunk(
-        self, org_id: str, run_id: str, dry_run: bool, key: str, payloads: Sequence[Json]
+        self,
+        org_id: str,
+        run_id: str,
+        dry_run: bool,
+        key: str,
+        payloads: Sequence[WorkPayload],
     ) -> None:
         """A chunk of a run's customers (``key``: its first customer's id, under which the run
         keeps it), shown as a count of customers."""
@@ -121,7 +133,7 @@ class TaskPublisher:
         self._send(
             _Message(
                 names.SYNC_CHUNK,
-                (org_id, run_id, list(payloads)),
+                (org_id, run_id, [_json(payload) for payload in payloads]),
                 kwargs,
                 shown_args=(org_id, run_id, f"<{len(payloads)} customers>"),
                 ignore_result=True,

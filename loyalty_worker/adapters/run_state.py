@@ -6,7 +6,8 @@ per run, keyed by customer, and a Lua script tells exactly one caller, the one t
 set, to fire the summary. Keying by customer makes a redelivered task (``acks_late`` after a
 killed worker) overwrite its own entry instead of counting twice.
 
-Results come in and go out as ``SyncResult``; Redis holds their camelCase JSON (``to_dict``).
+Results come in and go out as ``SyncResult``; Redis holds their camelCase JSON (``to_dict``). The
+run's record is a hash of text fields, read as a typed ``RunRecord`` (``run_record``).
 """
 
 from __future__ import annotations
@@ -17,12 +18,19 @@ import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, cast
+from typing import cast
 
 import redis
 
 from loyalty_worker.domain.results import SyncResult
-from loyalty_worker.domain.run import RunSummaryDocument
+from loyalty_worker.domain.run import (
+    AlertOutcome,
+    PlanReport,
+    RunRecord,
+    RunStatus,
+    RunSummaryDocument,
+)
+from loyalty_worker.ports.run import WorkPayload
 
 # KEYS: results, failed, meta. ARGV: (customer key, result JSON, failed flag "1"/"0") repeated.
 # Returns 1 to exactly one caller: the one whose results complete the listed set. A result that
@@ -111,6 +119,51 @@ class Progress:
     error: str | None
 
 
+def run_record(run_id: str, fields: Mapping[str, str]) -> RunRecord:
+    """A run's record from its hash as Redis holds it: text values, numbers as text, the
+    summary, the alert and the unowned order ids as JSON; a field never set is absent."""
+
+    def stamp(name: str) -> float | None:
+        value = fields.get(name)
+        return None if value is None else float(value)
+
+    recoveries = int(fields.get("recoveries", 0))
+    plan = None
+    if "ordersSeen" in fields:
+        plan = PlanReport(
+            orders_seen=int(fields["ordersSeen"]),
+            order_pages=int(fields.get("orderPages", 0)),
+            orders_since=fields.get("ordersSince", "all"),
+            unowned_malformed=int(fields.get("unownedMalformedOrders", 0)),
+            unowned_listed=tuple(json.loads(fields.get("unownedMalformedOrderIds", "[]"))),
+        )
+    return RunRecord(
+        run_id=run_id,
+        org_id=fields.get("orgId"),
+        status=RunStatus.of(fields.get("status")),
+        dry_run=fields.get("dryRun") == "1",
+        since=fields.get("since"),
+        error=fields.get("error"),
+        running_run_id=fields.get("runningRunId"),
+        started_at=stamp("startedAt"),
+        listed=int(fields["listed"]) if "listed" in fields else None,
+        listed_at=stamp("listedAt"),
+        plan_attempts=int(fields.get("planAttempts", 0)),
+        plan_started_at=stamp("planStartedAt"),
+        planner_beat_at=stamp("plannerBeatAt"),
+        dispatched_at=stamp("dispatchedAt"),
+        last_result_at=stamp("lastResultAt"),
+        last_beat_at=stamp("lastBeatAt"),
+        recovered_at=stamp("recoveredAt"),
+        recoveries=recoveries,
+        recovery_log=tuple(fields.get(f"recovery{n}", "") for n in range(1, recoveries + 1)),
+        fired=fields.get("fired") == "1",
+        plan=plan,
+        alert=json.loads(fields["alert"]) if "alert" in fields else None,
+        summary=json.loads(fields["summary"]) if "summary" in fields else None,
+    )
+
+
 class RunTracker:
     """Run locks, completion counting and results of batch runs, shared by every worker."""
 
@@ -160,7 +213,7 @@ class RunTracker:
         answer = self._claim_planner(keys=[self._keys(run_id)[2]], args=[stale_s])
         return answer.decode() if isinstance(answer, bytes) else str(answer)
 
-    def keep_chunk(self, run_id: str, key: str, payloads: Sequence[Mapping[str, Any]]) -> None:
+    def keep_chunk(self, run_id: str, key: str, payloads: Sequence[WorkPayload]) -> None:
         """Keep a chunk's payloads (compressed) until its results are in: the run's work that
         the watchdog re-sends should its message be lost."""
         data = zlib.compress(json.dumps(list(payloads), separators=(",", ":")).encode(), 1)
@@ -173,7 +226,7 @@ class RunTracker:
         """The chunk's results are all in: it is no longer kept."""
         self._redis.hdel(self._chunks_key(run_id), key)
 
-    def kept_chunks(self, run_id: str) -> dict[str, list[dict[str, Any]]]:
+    def kept_chunks(self, run_id: str) -> dict[str, list[WorkPayload]]:
         """Every kept chunk's payloads, by chunk key."""
         raw = cast(dict[bytes, bytes], self._redis.hgetall(self._chunks_key(run_id)))
         return {k.decode(): json.loads(zlib.decompress(v)) for k, v in raw.items()}
@@ -244,8 +297,20 @@ class RunTracker:
             yield SyncResult.from_dict(json.loads(raw))
 
     def meta(self, run_id: str) -> dict[str, str]:
+        """The run's hash as Redis holds it, for people to inspect (the demo, the chaos
+        suite); the services read it as ``run_record``."""
         raw = cast(dict[bytes, bytes], self._redis.hgetall(self._keys(run_id)[2]))
         return {k.decode(): v.decode() for k, v in raw.items()}
+
+    def run_record(self, run_id: str) -> RunRecord:
+        """The run's record (``run_record``)."""
+        return run_record(run_id, self.meta(run_id))
+
+    def note_plan(self, run_id: str, report: PlanReport) -> None:
+        self.update(run_id, **plan_fields(report))
+
+    def keep_alert(self, run_id: str, alert: AlertOutcome) -> None:
+        self.update(run_id, alert=json.dumps(alert))
 
     def progress(self, run_id: str) -> Progress:
         results, failed, meta_key = self._keys(run_id)
@@ -254,19 +319,19 @@ class RunTracker:
         pipe.hlen(results)
         pipe.scard(failed)
         raw_meta, done, failures = pipe.execute()
-        meta = {k.decode(): v.decode() for k, v in raw_meta.items()}
-        summary = json.loads(meta["summary"]) if "summary" in meta else None
+        record = run_record(run_id, {k.decode(): v.decode() for k, v in raw_meta.items()})
+        summary = record.summary
         if summary is not None:  # closed: its results are gone, the summary counts them
             done = int(summary.get("listed", 0)) - int(summary.get("missing", 0))
             failures = int(summary.get("failed", 0))
         return Progress(
-            org_id=meta.get("orgId"),
-            status=meta.get("status", "unknown"),
-            listed=int(meta["listed"]) if "listed" in meta else None,
+            org_id=record.org_id,
+            status=record.status.value,
+            listed=record.listed,
             done=int(done),
             failed=int(failures),
             summary=summary,
-            error=meta.get("error"),
+            error=record.error,
         )
 
     def claim_summary(self, run_id: str, flag: str = "fired") -> bool:
@@ -324,7 +389,7 @@ class RunTracker:
         value = cast(bytes | None, self._redis.get(f"loyalty:lastsuccess:{org_id}"))
         return float(value) if value is not None else None
 
-    def finish(self, run_id: str, status: str, summary: Mapping[str, Any]) -> None:
+    def finish(self, run_id: str, status: RunStatus, summary: RunSummaryDocument) -> None:
         """Close the run with its summary; its per-customer results go now, or after
         ``results_keep_s``: the summary holds what they add up to (100,000 results are about
         60 MB of Redis)."""
@@ -332,7 +397,11 @@ class RunTracker:
         pipe = self._redis.pipeline()
         pipe.hset(
             meta,
-            mapping={"status": status, "summary": json.dumps(summary), "finishedAt": time.time()},
+            mapping={
+                "status": status.value,
+                "summary": json.dumps(summary),
+                "finishedAt": time.time(),
+            },
         )
         pipe.delete(self._chunks_key(run_id))
         for key in (results, failed):
@@ -341,3 +410,14 @@ class RunTracker:
             else:
                 pipe.delete(key)
         pipe.execute()
+
+
+def plan_fields(report: PlanReport) -> dict[str, str | int]:
+    """A plan's report as the run's hash keeps it (``run_record`` reads it back)."""
+    return {
+        "ordersSeen": report.orders_seen,
+        "orderPages": report.order_pages,
+        "ordersSince": report.orders_since,
+        "unownedMalformedOrders": report.unowned_malformed,
+        "unownedMalformedOrderIds": json.dumps(list(report.unowned_listed)),
+    }

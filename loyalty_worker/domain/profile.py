@@ -6,10 +6,9 @@ Markitbot and is never written.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import TypedDict
 
 from loyalty_worker.domain.models import Adjustment, Customer, LoyaltyOutcome
 from loyalty_worker.domain.phone import PhoneHash
@@ -36,8 +35,6 @@ LOYALTY_FIELDS = (
 )
 # Fields that change on every write without the loyalty content changing.
 STAMP_FIELDS = frozenset({"pointsLastCalculated", "lastLoyaltySyncRunId"})
-# What a history entry keeps of the profile before and after a sync that changed it.
-HISTORY_FIELDS = ("points", "tier", "loyaltyStatus", "loyaltyDiscrepancy")
 
 
 class ProfileDocument(TypedDict, total=False):
@@ -53,7 +50,7 @@ class ProfileDocument(TypedDict, total=False):
     pointsLastCalculated: datetime | str  # a Firestore timestamp; text in a task's message
     tier: str | None
     tierSource: str
-    loyaltyReconciled: bool
+    loyaltyReconciled: bool | None
     loyaltyDiscrepancy: int
     loyaltyStatus: str
     alpineUserId: str
@@ -72,7 +69,7 @@ class ProfileDocument(TypedDict, total=False):
 
 
 class HistorySnapshot(TypedDict):
-    """The ``HISTORY_FIELDS`` of a profile before or after a sync (None: not set)."""
+    """What a history entry keeps of the profile before or after a sync (None: not set)."""
 
     points: int | None
     tier: str | None
@@ -108,15 +105,15 @@ class ProfileUpdate:
 
     org_id: str
     customer_id: int
-    fields: Mapping[str, Any]
+    fields: ProfileDocument
     deletes: tuple[str, ...]
-    history: Mapping[str, Any] | None = None
+    history: HistoryEntry | None = None
 
     @property
     def document_id(self) -> str:
         return profile_id(self.org_id, self.customer_id)
 
-    def changes(self, existing: Mapping[str, Any] | None) -> bool:
+    def changes(self, existing: ProfileDocument | None) -> bool:
         """Whether writing this would change any loyalty field other than the stamps."""
         if existing is None:
             return True
@@ -127,7 +124,7 @@ class ProfileUpdate:
 
     def with_history(
         self,
-        existing: Mapping[str, Any] | None,
+        existing: ProfileDocument | None,
         *,
         run_id: str | None,
         at: datetime,
@@ -135,9 +132,12 @@ class ProfileUpdate:
     ) -> ProfileUpdate:
         """This update plus its history entry: when, which run, the fields before and after,
         and the adjustment ``autoAdjust`` recorded (never applied to Alpine IQ), if any."""
-        before = {name: (existing or {}).get(name) for name in HISTORY_FIELDS}
-        after = {name: self.fields.get(name) for name in HISTORY_FIELDS}
-        entry: dict[str, Any] = {"at": at, "runId": run_id, "before": before, "after": after}
+        entry: HistoryEntry = {
+            "at": at,
+            "runId": run_id,
+            "before": _snapshot(existing or {}),
+            "after": _snapshot(self.fields),
+        }
         if adjustment is not None:
             entry["adjustment"] = {
                 "source": adjustment.source,
@@ -148,6 +148,16 @@ class ProfileUpdate:
 
 
 _MISSING = object()
+
+
+def _snapshot(profile: ProfileDocument) -> HistorySnapshot:
+    """The fields a history entry keeps of ``profile`` (``HistorySnapshot``)."""
+    return {
+        "points": profile.get("points"),
+        "tier": profile.get("tier"),
+        "loyaltyStatus": profile.get("loyaltyStatus"),
+        "loyaltyDiscrepancy": profile.get("loyaltyDiscrepancy"),
+    }
 
 
 def build_profile_update(
@@ -169,7 +179,7 @@ def build_profile_update(
     calc = outcome.calculation
     rec = outcome.reconciliation
     shown = outcome.displayed
-    fields: dict[str, Any] = {
+    fields: ProfileDocument = {
         "orgId": org_id,
         "alleavesCustomerId": customer.customer_id,
         "points": shown.points,
@@ -186,18 +196,23 @@ def build_profile_update(
         "loyaltyOrders": {str(order_id): str(spend) for order_id, spend in calc.counted},
         "lastLoyaltySyncRunId": run_id,
     }
+    # The optional fields, set when known and deleted otherwise (in this order).
     deletes: list[str] = []
-    optional: dict[str, Any] = {
-        "pointsFromAlpine": outcome.alpine.points if outcome.alpine is not None else None,
-        "loyaltyDiscrepancy": rec.discrepancy,
-        "alpineUserId": customer.alpine_user_code or None,
-    }
-    if phone_hash is not None:
-        optional["phoneHash"] = phone_hash.value
-        optional["phoneHashKeyId"] = phone_hash.key_id if phone_hash.value else None
-    for name, value in optional.items():
-        if value is None:
-            deletes.append(name)
-        else:
-            fields[name] = value
+    if outcome.alpine is not None:
+        fields["pointsFromAlpine"] = outcome.alpine.points
+    else:
+        deletes.append("pointsFromAlpine")
+    if rec.discrepancy is not None:
+        fields["loyaltyDiscrepancy"] = rec.discrepancy
+    else:
+        deletes.append("loyaltyDiscrepancy")
+    if customer.alpine_user_code:
+        fields["alpineUserId"] = customer.alpine_user_code
+    else:
+        deletes.append("alpineUserId")
+    if phone_hash is not None and phone_hash.value:
+        fields["phoneHash"] = phone_hash.value
+        fields["phoneHashKeyId"] = phone_hash.key_id
+    elif phone_hash is not None:
+        deletes += ["phoneHash", "phoneHashKeyId"]
     return ProfileUpdate(org_id, customer.customer_id, fields, tuple(deletes))

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Required, TypedDict
 
 from loyalty_worker.domain.models import (
     Action,
@@ -27,6 +27,62 @@ from loyalty_worker.domain.models import (
     TierSource,
 )
 from loyalty_worker.domain.phone import mask_phone
+from loyalty_worker.domain.profile import AdjustmentEntry
+
+
+class CalculatedEntry(TypedDict):
+    points: int
+    basePoints: int
+    equityBonus: int
+    ordersProcessed: int
+    totalSpent: str  # exact, as text
+
+
+class AlpineEntry(TypedDict, total=False):
+    points: Required[int]
+    tier: Required[str | None]
+    lastVisit: Required[str | None]
+    contactId: str
+
+
+class ReconciliationEntry(TypedDict):
+    status: str
+    reconciled: bool | None
+    discrepancy: int | None
+    action: str
+
+
+class DisplayedEntry(TypedDict):
+    points: int
+    tier: str | None
+    tierSource: str
+
+
+TierChangeEntry = TypedDict("TierChangeEntry", {"from": str | None, "to": str | None})
+
+
+class SyncResultDocument(TypedDict, total=False):
+    """A result as JSON (``SyncResult.to_dict``): what Markitbot, Redis and Celery's task
+    results hold. The outcome's parts are there for a success, ``reason`` for a failure."""
+
+    success: bool
+    status: str
+    orgId: str
+    customerId: int | str
+    updatedAt: str
+    dryRun: bool
+    reason: str
+    detail: str | None
+    phone: str
+    inputs: str
+    previousTier: str
+    carried: bool
+    calculated: CalculatedEntry
+    alpine: AlpineEntry | None
+    reconciliation: ReconciliationEntry
+    displayed: DisplayedEntry
+    adjustment: AdjustmentEntry
+    tierChange: TierChangeEntry
 
 
 class SyncStatus(enum.StrEnum):
@@ -55,7 +111,7 @@ class SyncResult:
     phone: str | None = None
     previous_tier: str | None = None
     dry_run: bool = False
-    # ``services.work.inputs_digest`` of what this outcome was computed from.
+    # ``services.sync.inputs.inputs_digest`` of what this outcome was computed from.
     inputs: str | None = None
     # Left as the last sync left it by an incremental run (``services.run.memo``).
     carried: bool = False
@@ -79,9 +135,9 @@ class SyncResult:
         new_tier = self.outcome.displayed.tier
         return None if new_tier == self.previous_tier else (self.previous_tier, new_tier)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> SyncResultDocument:
         """JSON-serialisable, camelCase as Markitbot reads it."""
-        data: dict[str, Any] = {
+        data: SyncResultDocument = {
             "success": self.success,
             "status": self.status.value,
             "orgId": self.org_id,
@@ -109,7 +165,7 @@ class SyncResult:
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SyncResult:
+    def from_dict(cls, data: SyncResultDocument) -> SyncResult:
         """The result ``to_dict`` gave; KeyError, TypeError or ValueError when ``data`` is not
         one. ``tierChange`` and ``success`` are derived, so they are not read back."""
         previous_tier = data.get("previousTier")
@@ -146,12 +202,12 @@ def _stamp(value: Any) -> str:
     return value
 
 
-def _outcome_to_dict(outcome: LoyaltyOutcome) -> dict[str, Any]:
+def _outcome_to_dict(outcome: LoyaltyOutcome) -> SyncResultDocument:
     calc = outcome.calculation
     rec = outcome.reconciliation
     shown = outcome.displayed
     alpine = outcome.alpine
-    data: dict[str, Any] = {
+    data: SyncResultDocument = {
         "calculated": {
             "points": calc.points_from_orders,
             "basePoints": calc.base_points,
@@ -173,13 +229,14 @@ def _outcome_to_dict(outcome: LoyaltyOutcome) -> dict[str, Any]:
         },
     }
     if alpine is not None:
-        data["alpine"] = {
+        answer: AlpineEntry = {
             "points": alpine.points,
             "tier": alpine.tier,
             "lastVisit": alpine.last_visit,
         }
         if alpine.contact_id is not None:
-            data["alpine"]["contactId"] = alpine.contact_id
+            answer["contactId"] = alpine.contact_id
+        data["alpine"] = answer
     adjustment = outcome.adjustment
     if adjustment is not None:
         data["adjustment"] = {
@@ -190,7 +247,7 @@ def _outcome_to_dict(outcome: LoyaltyOutcome) -> dict[str, Any]:
     return data
 
 
-def _outcome_from_dict(data: Mapping[str, Any]) -> LoyaltyOutcome:
+def _outcome_from_dict(data: SyncResultDocument) -> LoyaltyOutcome:
     calc = data["calculated"]
     rec = data["reconciliation"]
     shown = data["displayed"]

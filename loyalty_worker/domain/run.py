@@ -1,9 +1,10 @@
-"""A batch run's status (one enum, and the three questions every reader asks of it) and its
-summary document."""
+"""A batch run's status (one enum, and the three questions every reader asks of it), its live
+record and its summary document."""
 
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from typing import TypedDict
 
 
@@ -142,7 +143,71 @@ class RunSummaryDocument(TypedDict, total=False):
     planS: float
     error: str
     recoveries: int
+    recoveredAt: float
     recoveryLog: list[str]
     planAttempts: int
     missingCustomerIds: list[int]
     alert: AlertOutcome
+
+
+# --- A run's live record (the run state, Redis) ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PlanReport:
+    """What a run's plan read, kept in its record for the summary."""
+
+    orders_seen: int
+    order_pages: int
+    orders_since: str  # "all", or the first day of the orders read (incremental)
+    unowned_malformed: int  # malformed orders no listed customer reports
+    unowned_listed: tuple[str, ...]  # the first of their ids
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """A run's record as the run state keeps it while the run lives: who runs it and how, how
+    far it got (the stamps of its steps, its planners, results and beats), what its plan read,
+    and once closed its summary. A run the state does not know has no ``org_id``."""
+
+    run_id: str
+    org_id: str | None = None
+    status: RunStatus = RunStatus.UNKNOWN
+    dry_run: bool = False
+    since: str | None = None  # as the run was asked: "full", or a day
+    error: str | None = None
+    running_run_id: str | None = None  # a duplicate's: the org's run it was refused for
+    started_at: float | None = None
+    listed: int | None = None
+    listed_at: float | None = None
+    plan_attempts: int = 0  # planners that claimed the run
+    plan_started_at: float | None = None  # the last one's claim
+    planner_beat_at: float | None = None
+    dispatched_at: float | None = None  # every customer of the plan handed on
+    last_result_at: float | None = None
+    last_beat_at: float | None = None
+    recovered_at: float | None = None
+    recoveries: int = 0
+    recovery_log: tuple[str, ...] = ()  # what each recovery did, in order
+    fired: bool = False  # every result is in: its summary was sent for
+    plan: PlanReport | None = None
+    alert: AlertOutcome | None = None  # the run's one alert, once sent (or not)
+    summary: RunSummaryDocument | None = None  # once closed
+
+    @property
+    def known(self) -> bool:
+        """The run state holds the run (not a bare record that late results left)."""
+        return self.org_id is not None
+
+    @property
+    def last_progress_at(self) -> float | None:
+        """The latest sign of life: its start, a step, a result, a beat, a recovery."""
+        stamps = (
+            self.started_at,
+            self.listed_at,
+            self.last_result_at,
+            self.last_beat_at,
+            self.planner_beat_at,
+            self.recovered_at,
+        )
+        return max((stamp for stamp in stamps if stamp is not None), default=None)

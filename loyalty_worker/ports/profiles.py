@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 from loyalty_worker.domain.profile import ProfileDocument, ProfileUpdate
@@ -24,7 +24,7 @@ class ProfileStore(Protocol):
 
     def get_profiles(
         self, org_id: str, customer_ids: Sequence[int], fields: Sequence[str] | None = None
-    ) -> dict[int, dict[str, Any]]:
+    ) -> dict[int, ProfileDocument]:
         """Existing profiles by customer id, only their top-level ``fields`` when given;
         customers without a profile are left out."""
         ...
@@ -33,11 +33,11 @@ class ProfileStore(Protocol):
         """Merge-write the updates (batched); never touches other fields."""
         ...
 
-    def write_run_summary(self, run_id: str, summary: Mapping[str, Any]) -> None:
+    def write_run_summary(self, run_id: str, summary: RunSummaryDocument) -> None:
         """Store a run's summary at ``loyalty_sync_runs/{runId}`` (merge)."""
         ...
 
-    def list_running_runs(self) -> list[dict[str, Any]]:
+    def list_running_runs(self) -> list[RunSummaryDocument]:
         """Run summaries still marked ``running`` (each with its ``runId``)."""
         ...
 

@@ -3,10 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, Required, TypedDict
 
+from loyalty_worker.domain.profile import ProfileDocument
 from loyalty_worker.domain.results import SyncResult
-from loyalty_worker.domain.run import RunSummaryDocument
+from loyalty_worker.domain.run import (
+    AlertOutcome,
+    PlanReport,
+    RunRecord,
+    RunStatus,
+    RunSummaryDocument,
+)
+
+
+class WorkPayload(TypedDict, total=False):
+    """One customer's work in a task message, compact JSON (``CustomerWork.to_payload``): rows
+    of plain values, amounts as text, the phone masked."""
+
+    customer: Required[list[Any]]  # [id, masked phone, Alpine IQ user code]
+    orders: Required[list[list[Any]]]  # [id, status, subtotal, discount, refunded], as text
+    malformed: list[str]  # ids of the customer's orders that cannot be trusted
+    alpine: list[Any] | None  # [points, tier, last visit, contact id]; None: no account
+    profile: ProfileDocument | None  # its PROFILE_FIELDS, when the run read it
+    phoneHash: str  # ``PhoneHash.to_text``
+    phoneKept: bool  # its phone is kept beside the message (``RunPhones``)
 
 
 class RunLedger(Protocol):
@@ -29,7 +49,7 @@ class RunLedger(Protocol):
         it is closed."""
         ...
 
-    def keep_chunk(self, run_id: str, key: str, payloads: Sequence[Mapping[str, Any]]) -> None:
+    def keep_chunk(self, run_id: str, key: str, payloads: Sequence[WorkPayload]) -> None:
         """Keep a chunk's payloads until its results are in (what a re-send sends)."""
         ...
 
@@ -37,7 +57,7 @@ class RunLedger(Protocol):
         """Forget a chunk whose results are all in."""
         ...
 
-    def kept_chunks(self, run_id: str) -> dict[str, list[dict[str, Any]]]:
+    def kept_chunks(self, run_id: str) -> dict[str, list[WorkPayload]]:
         """Every kept chunk's payloads by chunk key; none once the run is closed."""
         ...
 
@@ -71,8 +91,17 @@ class RunLedger(Protocol):
         """Every stored result, equal to what was recorded."""
         ...
 
-    def meta(self, run_id: str) -> dict[str, str]:
-        """The run's record."""
+    def run_record(self, run_id: str) -> RunRecord:
+        """The run's record; one without ``org_id`` when the run state does not know it."""
+        ...
+
+    def note_plan(self, run_id: str, report: PlanReport) -> None:
+        """Keep what the run's plan read, for its summary."""
+        ...
+
+    def keep_alert(self, run_id: str, alert: AlertOutcome) -> None:
+        """Keep what became of the run's one alert: a summary tried again reports it instead
+        of alerting twice."""
         ...
 
     def claim_summary(self, run_id: str, flag: str = "fired") -> bool:
@@ -92,7 +121,7 @@ class RunLedger(Protocol):
         """Remember when the org's last fully successful run started."""
         ...
 
-    def finish(self, run_id: str, status: str, summary: Mapping[str, Any]) -> None:
+    def finish(self, run_id: str, status: RunStatus, summary: RunSummaryDocument) -> None:
         """Close the run with its summary."""
         ...
 

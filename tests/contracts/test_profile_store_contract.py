@@ -7,15 +7,15 @@ relies on the fake relies on behaviour the real store has too.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import pytest
 from google.cloud import firestore
 
 from loyalty_worker.adapters.firestore import PROFILES, SETTINGS, FirestoreProfileStore
-from loyalty_worker.domain.profile import ProfileUpdate
+from loyalty_worker.domain.profile import ProfileDocument, ProfileUpdate
+from loyalty_worker.domain.run import RunSummaryDocument
 from loyalty_worker.errors import SettingsInvalid, UnknownOrg
 from loyalty_worker.ports.profiles import ProfileFinder, ProfileSource, ProfileStore
 from tests.fakes import InMemoryProfileStore, QueryableProfileStore
@@ -71,7 +71,7 @@ def harness(request: pytest.FixtureRequest) -> Harness:
 
 
 def update(customer_id: int, deletes: tuple[str, ...] = (), **fields: Any) -> ProfileUpdate:
-    return ProfileUpdate(ORG, customer_id, fields, deletes)
+    return ProfileUpdate(ORG, customer_id, cast(ProfileDocument, fields), deletes)
 
 
 def test_merge_write_keeps_fields_it_does_not_name(harness: Harness) -> None:
@@ -182,18 +182,19 @@ def test_more_than_500_updates_are_written_in_one_call(harness: Harness) -> None
 
 
 def test_run_summaries_round_trip_merging_top_level_fields(harness: Harness) -> None:
-    started = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    started = 1_790_000_000.25
     assert harness.store.get_run_summary("run-1") is None
 
     harness.store.write_run_summary(
-        "run-1", {"status": "running", "startedAt": started, "counts": {"ok": 1, "failed": 2}}
+        "run-1",
+        {"status": "running", "startedAt": started, "tiers": {"gold": 1, "silver": 2}},
     )
-    harness.store.write_run_summary("run-1", {"status": "done", "counts": {"ok": 3}})
+    harness.store.write_run_summary("run-1", {"status": "completed", "tiers": {"gold": 3}})
 
     assert harness.store.get_run_summary("run-1") == {
-        "status": "done",
+        "status": "completed",
         "startedAt": started,
-        "counts": {"ok": 3},
+        "tiers": {"gold": 3},
     }
 
 
@@ -210,14 +211,14 @@ def test_running_runs_are_listed_with_their_run_id(harness: Harness) -> None:
 
 
 def test_stored_documents_do_not_alias_the_callers(harness: Harness) -> None:
-    summary: dict[str, Any] = {"status": "done", "failedByReason": {"ok": 1}}
+    summary: RunSummaryDocument = {"status": "completed", "tiers": {"gold": 1}}
     harness.store.write_run_summary("run-1", summary)
-    summary["failedByReason"]["ok"] = 99
+    summary["tiers"]["gold"] = 99
     read = harness.store.get_run_summary("run-1")
-    assert read == {"status": "done", "failedByReason": {"ok": 1}}
+    assert read == {"status": "completed", "tiers": {"gold": 1}}
     assert read is not None
-    read["failedByReason"]["ok"] = 7
-    assert harness.store.get_run_summary("run-1") == {"status": "done", "failedByReason": {"ok": 1}}
+    read["tiers"]["gold"] = 7
+    assert harness.store.get_run_summary("run-1") == {"status": "completed", "tiers": {"gold": 1}}
 
 
 class Queries(ProfileFinder, ProfileSource, Protocol):

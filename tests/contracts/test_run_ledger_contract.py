@@ -19,7 +19,8 @@ import redis
 
 from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.domain.results import SyncStatus
-from loyalty_worker.ports.run import RunLedger
+from loyalty_worker.domain.run import PlanReport, RunRecord, RunStatus
+from loyalty_worker.ports.run import RunLedger, WorkPayload
 from tests.fakes import InMemoryRunLedger
 from tests.results import failed, outcome, synced
 
@@ -78,14 +79,15 @@ def test_a_beat_keeps_an_open_run_and_its_lock_and_stops_once_it_is_closed(
     assert ledger.lock_holder("org-1") is None
     ledger.start("r1", "org-1")
     assert ledger.beat("r1", "org-1", lock_ttl_s=60, planner=True) is True
-    meta = ledger.meta("r1")
-    assert float(meta["lastBeatAt"]) == float(meta["plannerBeatAt"]) > 0
+    record = ledger.run_record("r1")
+    assert record.last_beat_at is not None and record.last_beat_at > 0
+    assert record.planner_beat_at == record.last_beat_at
     assert ledger.lock_holder("org-1") == "r1"  # a lost lock is taken back while it beats
     ledger.release_lock("org-1", "r1")
     assert ledger.acquire_lock("org-1", "r2", 60) is None
     assert ledger.beat("r1", "org-1", lock_ttl_s=60) is True
     assert ledger.lock_holder("org-1") == "r2"  # ... but never from another run
-    ledger.finish("r1", "completed", {})
+    ledger.finish("r1", RunStatus.COMPLETED, {})
     assert ledger.beat("r1", "org-1", lock_ttl_s=60) is False
 
 
@@ -96,10 +98,10 @@ def test_one_planner_at_a_time_until_it_stops_beating_or_the_work_is_sent(
     assert ledger.claim_planner("r1", stale_s=60) == "claimed"
     assert ledger.claim_planner("r1", stale_s=60) == "busy"  # the first one beats
     assert ledger.claim_planner("r1", stale_s=0) == "claimed"  # it stopped: taken over
-    assert ledger.meta("r1")["planAttempts"] == "2"
+    assert ledger.run_record("r1").plan_attempts == 2
     ledger.update("r1", dispatchedAt=1.0)
     assert ledger.claim_planner("r1", stale_s=0) == "planned"
-    ledger.finish("r1", "completed", {})
+    ledger.finish("r1", RunStatus.COMPLETED, {})
     assert ledger.claim_planner("r1", stale_s=0) == "ended"
 
 
@@ -107,37 +109,64 @@ def test_kept_chunks_hold_their_payloads_until_dropped_or_the_run_closes(
     ledger: Ledger,
 ) -> None:
     ledger.start("r1", "org-1")
-    chunk = [{"customer": [1, "Ann", None, None], "orders": [["o1", "12.50"]]}]
+    chunk: list[WorkPayload] = [
+        {"customer": [1, "Ann", None], "orders": [[5, "completed", "12.50", "0", "0"]]}
+    ]
     ledger.keep_chunk("r1", "1", chunk)
-    ledger.keep_chunk("r1", "2", [{"customer": [2, "Bo", None, None], "orders": []}])
+    ledger.keep_chunk("r1", "2", [{"customer": [2, "Bo", None], "orders": []}])
     assert ledger.kept_chunks("r1")["1"] == chunk
     ledger.drop_chunk("r1", "2")
     assert list(ledger.kept_chunks("r1")) == ["1"]
     ledger.record("r1", {"1": synced(1)})
     assert ledger.has_results("r1", ["1", "2"]) == [True, False]
-    ledger.finish("r1", "completed", {})
+    ledger.finish("r1", RunStatus.COMPLETED, {})
     assert ledger.kept_chunks("r1") == {}
 
 
-def test_the_run_record_holds_text_fields(ledger: Ledger) -> None:
-    ledger.start("r1", "org-1", dryRun=1, since="full")
-    meta = ledger.meta("r1")
-    assert (meta["orgId"], meta["status"], meta["dryRun"], meta["since"]) == (
+def test_the_run_record_reads_back_typed(ledger: Ledger) -> None:
+    ledger.start("r1", "org-1", dryRun=1, since="full", startedAt=1_790_000_000.5)
+    record = ledger.run_record("r1")
+    assert (record.org_id, record.status, record.dry_run, record.since) == (
         "org-1",
-        "listing",
-        "1",
+        RunStatus.LISTING,
+        True,
         "full",
     )
-    float(meta["startedAt"])
-    ledger.update("r1", status="failed", listed=0)
-    assert (ledger.meta("r1")["status"], ledger.meta("r1")["listed"]) == ("failed", "0")
-    assert ledger.meta("r-unknown") == {}
+    assert (record.started_at, record.listed, record.plan_attempts) == (1_790_000_000.5, None, 0)
+    ledger.update("r1", status="failed", listed=0, error="alleaves_auth: 401")
+    record = ledger.run_record("r1")
+    assert (record.status, record.listed, record.error) == (
+        RunStatus.FAILED,
+        0,
+        "alleaves_auth: 401",
+    )
+    assert ledger.run_record("r-unknown") == RunRecord("r-unknown")
+    assert not ledger.run_record("r-unknown").known
+
+
+def test_the_record_keeps_what_the_plan_read_its_alert_and_its_recoveries(
+    ledger: Ledger,
+) -> None:
+    ledger.start("r1", "org-1", recoveries=1, recovery1="planning sent again")
+    report = PlanReport(
+        orders_seen=120,
+        order_pages=7,
+        orders_since="2026-02-14",
+        unowned_malformed=3,
+        unowned_listed=("o-1", "o-2"),
+    )
+    ledger.note_plan("r1", report)
+    ledger.keep_alert("r1", {"sent": False, "error": "discord: 503"})
+    record = ledger.run_record("r1")
+    assert record.plan == report
+    assert record.alert == {"sent": False, "error": "discord: 503"}
+    assert (record.recoveries, record.recovery_log) == (1, ("planning sent again",))
 
 
 def test_only_the_result_that_completes_the_run_fires(ledger: Ledger) -> None:
     ledger.start("r1", "org-1")
     assert ledger.set_listed("r1", 3) is False
-    assert ledger.meta("r1")["status"] == "syncing"
+    assert ledger.run_record("r1").status is RunStatus.SYNCING
     assert [ledger.record("r1", {str(i): synced(i)}) for i in range(3)] == [False, False, True]
     assert ledger.claim_summary("r1") is False  # completion took the once-only flag
 
@@ -207,13 +236,13 @@ def test_a_closed_run_drops_its_results_and_ignores_a_late_one(ledger: Ledger) -
     ledger.start("r1", "org-1")
     ledger.set_listed("r1", 2)
     ledger.record("r1", {"1": synced(1), "2": failed(2)})
-    ledger.finish("r1", "completed", {"listed": 2, "missing": 0, "failed": 1})
+    ledger.finish("r1", RunStatus.COMPLETED, {"listed": 2, "missing": 0, "failed": 1})
     assert list(ledger.iter_results("r1")) == []
     assert ledger.record("r1", {"2": synced(2)}) is False  # a late redelivery
     assert list(ledger.iter_results("r1")) == []
-    meta = ledger.meta("r1")
-    assert meta["status"] == "completed"
-    assert "finishedAt" in meta and '"failed": 1' in meta["summary"]
+    record = ledger.run_record("r1")
+    assert record.status is RunStatus.COMPLETED
+    assert record.summary == {"listed": 2, "missing": 0, "failed": 1}
 
 
 def test_the_memo_keeps_successes_forgets_failures_and_ignores_dry_runs(ledger: Ledger) -> None:
@@ -259,7 +288,7 @@ def test_a_closed_runs_progress_comes_from_its_summary(tracker: RunTracker) -> N
     tracker.start("r1", "org-1")
     tracker.set_listed("r1", 2)
     tracker.record("r1", {"1": synced(1), "2": failed(2)})
-    tracker.finish("r1", "completed", {"listed": 2, "missing": 0, "failed": 1})
+    tracker.finish("r1", RunStatus.COMPLETED, {"listed": 2, "missing": 0, "failed": 1})
     progress = tracker.progress("r1")
     assert (progress.status, progress.done, progress.failed) == ("completed", 2, 1)
 
@@ -288,7 +317,7 @@ def test_a_closed_run_can_keep_its_results_for_inspection(
     tracker.start("r1", "org-1")
     tracker.set_listed("r1", 1)
     tracker.record("r1", {"1": synced(1)})
-    tracker.finish("r1", "completed", {"listed": 1, "missing": 0, "failed": 0})
+    tracker.finish("r1", RunStatus.COMPLETED, {"listed": 1, "missing": 0, "failed": 0})
     assert list(tracker.iter_results("r1")) == [synced(1)]
     assert 0 < cast(int, redis_for_tracker.ttl("loyalty:run:r1:results")) <= 600
     assert tracker.record("r1", {"1": failed(1)}) is False
@@ -328,8 +357,8 @@ def test_a_late_failure_never_replaces_a_success_of_the_same_run(ledger: Ledger)
 def test_opening_a_record_afresh_drops_what_a_lost_record_held(ledger: Ledger) -> None:
     # Redis lost the run; a late task left a bare record and a result under it
     ledger.record("r1", {"1": failed(1, reason="phone_not_kept")})
-    ledger.keep_chunk("r1", "1", [{"customer": [1, None, None, None], "orders": []}])
+    ledger.keep_chunk("r1", "1", [{"customer": [1, None, None], "orders": []}])
     ledger.start("r1", "org-1")  # the run planned anew
     assert list(ledger.iter_results("r1")) == []
     assert ledger.kept_chunks("r1") == {}
-    assert ledger.meta("r1")["orgId"] == "org-1"
+    assert ledger.run_record("r1").org_id == "org-1"

@@ -18,6 +18,7 @@ from loyalty_worker.api.app import ApiServices, DashboardServices, create_app
 from loyalty_worker.api.settings import ApiSettings
 from loyalty_worker.domain.models import AlpineProfile
 from loyalty_worker.domain.phone import phone_hash
+from loyalty_worker.domain.run import RunStatus
 from loyalty_worker.errors import TransientError
 from loyalty_worker.services.lookup.webhooks import sign
 from tests.fakes import (
@@ -288,7 +289,7 @@ def test_run_progress_and_summary(api: Api) -> None:
         "failed": 0,
     }
     api.tracker.record("r-1", {"2": failed(2)})
-    api.tracker.finish("r-1", "completed", {"runId": "r-1", "listed": 2, "failed": 1})
+    api.tracker.finish("r-1", RunStatus.COMPLETED, {"runId": "r-1", "listed": 2, "failed": 1})
     body = api.get("/api/loyalty/runs/r-1").json()
     assert (body["status"], body["done"], body["failed"]) == ("completed", 2, 1)
     assert body["summary"] == {"runId": "r-1", "listed": 2, "failed": 1}

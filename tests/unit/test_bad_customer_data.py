@@ -26,8 +26,9 @@ from loyalty_worker.domain.profile import ProfileUpdate
 from loyalty_worker.domain.results import SyncStatus
 from loyalty_worker.errors import MalformedRecord
 from loyalty_worker.org_settings import OrgSettings
-from loyalty_worker.services.run.batch import BatchOptions, RunDispatch, RunRequest, start_batch
-from loyalty_worker.services.run.batch import summarize_batch as summarize
+from loyalty_worker.services.run.batch import start_batch
+from loyalty_worker.services.run.closing import summarize_batch as summarize
+from loyalty_worker.services.run.context import BatchOptions, RunDispatch, RunPorts, RunRequest
 from loyalty_worker.services.run.summary import summary_alert
 from loyalty_worker.services.sync.customer import evaluate_customer, sync_chunk, sync_customer
 from loyalty_worker.services.sync.inputs import CustomerWork
@@ -223,10 +224,17 @@ def test_a_single_sync_whose_write_is_refused_fails_with_a_reason() -> None:
 
 
 def test_a_hand_edited_order_ledger_fails_that_customer_in_an_incremental_run() -> None:
+    from loyalty_worker.services.run.listings import Listing
     from loyalty_worker.services.run.plan import RunPlan
+    from loyalty_worker.services.run.profile_reads import ProfilesRead
+    from loyalty_worker.services.sync.order_history import OrderHistory
 
-    plan = RunPlan(customers=[Customer(1), Customer(2)], recent_since=date(2026, 1, 1))
-    plan.profiles = {1: {"loyaltyOrders": {"x": "1"}}, 2: {"loyaltyOrders": {"5": "10.00"}}}
+    plan = RunPlan(
+        Listing([Customer(1), Customer(2)]),
+        OrderHistory(),
+        ProfilesRead({1: {"loyaltyOrders": {"x": "1"}}, 2: {"loyaltyOrders": {"5": "10.00"}}}),
+        recent_since=date(2026, 1, 1),
+    )
     works = {w.customer.customer_id: w for w in plan.work()}
     assert works[1].malformed_orders
     assert not works[2].malformed_orders
@@ -260,10 +268,8 @@ def test_malformed_orders_without_a_customer_are_counted_in_the_summary() -> Non
     start_batch(
         RunRequest("org-1", "r1"),
         org,
-        store=store,
-        ledger=ledger,
-        options=options,
-        dispatch=RunDispatch(enqueue=queue.append, summarize=lambda _: None),
+        RunPorts(org_for=lambda _: org, store=store, ledger=ledger, options=options),
+        RunDispatch(enqueue=queue.append, summarize=lambda _: None),
         today=date(2026, 3, 1),
         sleep=lambda _: None,
     )
@@ -282,33 +288,29 @@ def test_malformed_orders_without_a_customer_are_counted_in_the_summary() -> Non
 def test_a_single_sync_with_a_hand_edited_ledger_fails_as_malformed() -> None:
     from datetime import UTC, datetime
 
-    from loyalty_worker.services.sync.lone import find_customer_work
+    from loyalty_worker.services.sync.lone import LoneSearch, find_customer_work
+    from loyalty_worker.services.sync.paging import HistoryWindow, Paging
 
     store = InMemoryProfileStore()
     store.profiles["org-1_7"] = {
         "loyaltyOrders": {"not-an-id": "1"},
         "pointsLastCalculated": datetime(2026, 2, 20, tzinfo=UTC),
     }
-    found = find_customer_work(
-        "org-1",
-        7,
-        alleaves=FakeAlleaves([Customer(7)]),
-        store=store,
-        history_start=date(2026, 1, 1),
-        today=date(2026, 3, 1),
-        window_days=30,
-        parallelism=2,
+    search = LoneSearch(
+        FakeAlleaves([Customer(7)]),
+        store,
+        history=HistoryWindow(date(2026, 1, 1), date(2026, 3, 1), 30),
         overlap_days=3,
-        max_pages=3,
+        paging=Paging(2, 3),
     )
+    found = find_customer_work("org-1", 7, search)
     assert found.malformed_orders
     result = sync_customer(ORG, found, store=store, alpine=FakeAlpine())
     assert (result.status, result.reason) == (SyncStatus.FAILED, "malformed")
 
 
 def test_a_single_sync_meeting_an_unexpected_exception_records_a_failure() -> None:
-    from loyalty_worker.services.run.batch import RunPorts
-    from loyalty_worker.services.run.jobs import sync_alone
+    from loyalty_worker.services.run.jobs import Job, sync_alone
     from loyalty_worker.services.sync.retries import Attempt
 
     class BrokenListing(FakeAlleaves):
@@ -331,17 +333,8 @@ def test_a_single_sync_meeting_an_unexpected_exception_records_a_failure() -> No
             chunk_size=5,
         ),
     )
-    result = sync_alone(
-        "org-1",
-        7,
-        run_id="r1",
-        dry_run=False,
-        payload=None,
-        phones=InMemoryRunPhones(),
-        ports=ports,
-        attempt=Attempt(0, 3),
-        close_run=closed.append,
-    )
-    assert (result["status"], result["reason"]) == ("failed", "malformed")
-    assert "ValueError" in result["detail"]
+    job = Job(ports, InMemoryRunPhones(), Attempt(0, 3), close_run=closed.append)
+    result = sync_alone("org-1", 7, run_id="r1", dry_run=False, payload=None, job=job)
+    assert (result.status, result.reason) == (SyncStatus.FAILED, "malformed")
+    assert "ValueError" in str(result.detail)
     assert closed == ["r1"]  # its result recorded: the run completes

@@ -5,12 +5,11 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
 
 import fakeredis
 import pytest
@@ -18,26 +17,35 @@ import pytest
 from loyalty_worker.adapters.order_slices import RedisOrderSlices
 from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.domain.models import AlpineProfile, Customer, Order
+from loyalty_worker.domain.profile import ProfileDocument
 from loyalty_worker.domain.results import SyncResult, SyncStatus
+from loyalty_worker.domain.run import RunStatus, RunSummaryDocument
 from loyalty_worker.errors import AuthError, MalformedRecord, TransientError
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports.run import OrderSlices
-from loyalty_worker.services.run.batch import (
-    LOST_FROM_REDIS,
+from loyalty_worker.services.run.batch import start_batch
+from loyalty_worker.services.run.closing import record_results, summarize_batch
+from loyalty_worker.services.run.context import (
     BatchOptions,
     BatchStart,
     RunDispatch,
     RunPorts,
     RunRequest,
-    read_run_orders,
-    record_results,
-    start_batch,
-    summarize_batch,
 )
 from loyalty_worker.services.run.history_slices import HistorySlice
-from loyalty_worker.services.run.plan import PROFILE_READ_ATTEMPTS, list_customers, read_profiles
+from loyalty_worker.services.run.listings import Listing, list_customers
+from loyalty_worker.services.run.opening import LOST_FROM_REDIS
+from loyalty_worker.services.run.planning import read_run_orders
+from loyalty_worker.services.run.profile_reads import (
+    PROFILE_CHUNK,
+    PROFILE_READ_AHEAD,
+    PROFILE_READ_ATTEMPTS,
+    ProfileFeed,
+    read_profiles,
+)
 from loyalty_worker.services.sync.customer import sync_chunk
 from loyalty_worker.services.sync.inputs import AlpineAnswer, CustomerWork
+from loyalty_worker.services.sync.paging import Paging
 from tests.fakes import FakeAlleaves, FakeAlpine, InMemoryProfileStore, RecordingNotifier
 
 OPTIONS = BatchOptions(
@@ -66,7 +74,7 @@ class Harness:
         self.ledger = RunTracker(fakeredis.FakeRedis())
         self.notifier = RecordingNotifier()
         self.queue: list[list[CustomerWork]] = []
-        self.summaries: list[dict[str, object]] = []
+        self.summaries: list[RunSummaryDocument] = []
 
     def start(
         self,
@@ -79,33 +87,33 @@ class Harness:
         lookups: Executor | None = None,
     ) -> BatchStart:
         org = OrgRun(self.store.get_org_settings("org-1"), self.alleaves, self.alpine)
-        return start_batch(
-            RunRequest("org-1", run_id, since=since),
-            org,
+        ports = RunPorts(
+            org_for=lambda _: org,
             store=self.store,
             ledger=self.ledger,
             options=options,
-            dispatch=RunDispatch(
-                enqueue=lambda works: self.enqueue(works),
-                summarize=lambda status: self.summaries.append(self.summarize(run_id, status)),
-                read_orders=read_orders,
-            ),
-            slices=slices,
             lookups=lookups,
-            today=TODAY,
-            sleep=sleep,
+            slices=slices,
+        )
+        dispatch = RunDispatch(
+            enqueue=lambda works: self.enqueue(works),
+            summarize=lambda status: self.summaries.append(self.summarize(run_id, status)),
+            read_orders=read_orders,
+        )
+        return start_batch(
+            RunRequest("org-1", run_id, since=since), org, ports, dispatch, today=TODAY, sleep=sleep
         )
 
     def enqueue(self, works: list[CustomerWork]) -> None:
         self.queue.append(works)
 
-    def summarize(self, run_id: str, status: str = "completed") -> dict[str, object]:
+    def summarize(self, run_id: str, status: str = "completed") -> RunSummaryDocument:
         return summarize_batch(
             run_id=run_id,
             ledger=self.ledger,
             store=self.store,
             notifier=self.notifier,
-            status=status,
+            status=RunStatus(status),
         )
 
     def drain(self, run_id: str = "r1") -> None:
@@ -202,7 +210,7 @@ def test_counts_add_up_and_one_alert_is_sent(harness: Harness) -> None:
     harness.drain()
     (summary,) = harness.summaries
     assert summary["listed"] == 13
-    assert summary["synced"] + summary["unchanged"] + summary["failed"] == 13  # type: ignore[operator]
+    assert summary["synced"] + summary["unchanged"] + summary["failed"] == 13
     assert summary["failedByReason"] == {"malformed": 2}
     # 37 points each (10 + 20 + 7); Alpine 37 (matched) for odd, 80 (alpine_higher) for even
     assert summary["reconciliation"] == {
@@ -292,7 +300,7 @@ def test_a_planner_sent_again_continues_its_run_where_the_dead_one_stopped(
     del harness.enqueue
     # registered before anything was read, in Redis and in Firestore
     assert harness.store.run_summaries["r1"]["status"] == "running"
-    assert "dispatchedAt" not in harness.ledger.meta("r1")
+    assert harness.ledger.run_record("r1").dispatched_at is None
     # a planner redelivered while the first still beats plans nothing
     assert harness.start("r1").message == "run busy"
     assert harness.queue == []
@@ -307,7 +315,7 @@ def test_a_planner_sent_again_continues_its_run_where_the_dead_one_stopped(
     # process may have taken the message with it)
     again_sent = [w.customer.customer_id for chunk in harness.queue for w in chunk]
     assert sorted(again_sent) == list(range(2, 13))
-    assert harness.ledger.meta("r1")["planAttempts"] == "2"
+    assert harness.ledger.run_record("r1").plan_attempts == 2
     assert harness.start("r1", options=resumed).message == "run planned"
     harness.queue.insert(0, sent[0])  # ... and if its message was not lost after all:
     harness.drain()
@@ -348,7 +356,7 @@ def test_a_run_the_api_queued_is_registered_as_running_by_its_planner(harness: H
         "org-1",
         13,
     )
-    assert harness.ledger.meta("r1")["planAttempts"] == "1"
+    assert harness.ledger.run_record("r1").plan_attempts == 1
     harness.drain()
     assert harness.store.run_summaries["r1"]["status"] == "completed"
 
@@ -406,13 +414,11 @@ def test_a_batch_reads_balances_and_profiles_in_bulk(shortcut: Harness) -> None:
 
 
 def test_a_contact_listed_without_a_balance_is_looked_up() -> None:
-    from loyalty_worker.services.run.plan import RunPlan
-
-    plan = RunPlan(balances={"5550001111": None, "5550002222": AlpineProfile(4)})
-    assert plan.alpine_answer("5550001111") is None  # only a look-up can tell
-    answer = plan.alpine_answer("5550002222")
+    listing = Listing((), balances={"5550001111": None, "5550002222": AlpineProfile(4)})
+    assert listing.alpine_answer("5550001111") is None  # only a look-up can tell
+    answer = listing.alpine_answer("5550002222")
     assert answer is not None and answer.profile == AlpineProfile(4)
-    unknown = plan.alpine_answer("5550003333")
+    unknown = listing.alpine_answer("5550003333")
     assert unknown is not None and unknown.profile is None  # no contact: no account
 
 
@@ -489,7 +495,7 @@ def test_a_summary_retried_after_firestore_refused_it_alerts_once(harness: Harne
     write_summary = harness.store.write_run_summary
     attempts: list[str] = []
 
-    def unavailable_once(run_id: str, summary: Mapping[str, Any]) -> None:
+    def unavailable_once(run_id: str, summary: RunSummaryDocument) -> None:
         attempts.append(run_id)
         if len(attempts) == 1:
             raise refused
@@ -514,7 +520,7 @@ class FlakyProfileStore(InMemoryProfileStore):
 
     def get_profiles(
         self, org_id: str, customer_ids: Sequence[int], fields: Sequence[str] | None = None
-    ) -> dict[int, dict[str, Any]]:
+    ) -> dict[int, ProfileDocument]:
         self.reads += 1
         if self.reads <= self.failures:
             raise TransientError("firestore", "read profiles: DeadlineExceeded")
@@ -557,7 +563,7 @@ def test_the_listing_reads_rounds_of_4_doubling_to_the_parallelism(
     # 1,050 customers: pages 1-11 hold them (11 short); rounds of 4 then 8 read pages 1-12.
     # 10,000: 100 full pages and an empty 101st; rounds 4+8+16+32+32+32 = 124 pages.
     source = CountingAlleaves(customers)
-    listed, malformed = list_customers(source, parallelism=32)
+    listed, malformed = list_customers(source, Paging(32))
     assert len(listed) == customers and malformed == []
     assert sorted(source.pages) == list(range(1, pages_read + 1))
 
@@ -571,7 +577,7 @@ class ReadCountingStore(InMemoryProfileStore):
 
     def get_profiles(
         self, org_id: str, customer_ids: Sequence[int], fields: Sequence[str] | None = None
-    ) -> dict[int, dict[str, Any]]:
+    ) -> dict[int, ProfileDocument]:
         self.read_ids += customer_ids
         return super().get_profiles(org_id, customer_ids, fields)
 
@@ -657,8 +663,6 @@ def test_a_customer_whose_last_sync_failed_is_synced_again(synced: Harness) -> N
 
 
 def test_a_full_run_reads_profiles_a_few_blocks_ahead_of_the_work_it_sends() -> None:
-    from loyalty_worker.services.run.plan import PROFILE_CHUNK, PROFILE_READ_AHEAD, ProfileFeed
-
     store = ReadCountingStore()
     customers = [Customer(n) for n in range(1, 20 * PROFILE_CHUNK + 1)]
     store.profiles = {f"org-1_{c.customer_id}": {"equityStatus": True} for c in customers}

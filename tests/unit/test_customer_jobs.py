@@ -5,20 +5,20 @@ run's kept phones, never from the message."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
 
 import fakeredis
 import pytest
 
 from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.domain.models import AlpineProfile, Customer
-from loyalty_worker.domain.results import SyncStatus
-from loyalty_worker.errors import AuthError, TransientError
-from loyalty_worker.services.run.batch import BatchOptions, OrgAdapters, RunPorts
-from loyalty_worker.services.run.jobs import sync_alone, sync_run_chunk
+from loyalty_worker.domain.results import SyncResultDocument, SyncStatus
+from loyalty_worker.errors import TransientError
+from loyalty_worker.ports.run import WorkPayload
+from loyalty_worker.services.run.context import BatchOptions, OrgAdapters, RunPorts
+from loyalty_worker.services.run.jobs import Job, sync_alone, sync_run_chunk
 from loyalty_worker.services.run.phones import hand_over
 from loyalty_worker.services.sync.inputs import AlpineAnswer, CustomerWork
-from loyalty_worker.services.sync.retries import Attempt, RetryLater, backoff_s
+from loyalty_worker.services.sync.retries import Attempt, RetryLater
 from tests.fakes import FakeAlleaves, FakeAlpine, FakeOrg, InMemoryProfileStore, InMemoryRunPhones
 
 OPTIONS = BatchOptions(
@@ -37,7 +37,7 @@ class Worker:
         self.alone: list[CustomerWork] = []
         self.ports = RunPorts(self.org_for, self.store, self.ledger, OPTIONS)
         self.phones = InMemoryRunPhones()
-        self.sent: list[dict[str, Any]] = []
+        self.sent: list[WorkPayload] = []
 
     def org_for(self, org_id: str) -> OrgAdapters:
         return FakeOrg(self.store.get_org_settings(org_id), self.alleaves, self.alpine)
@@ -48,19 +48,19 @@ class Worker:
         run_id: str | None = None,
         *,
         customer_id: int = 1,
-        payload: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+        payload: WorkPayload | None = None,
+    ) -> SyncResultDocument:
         return sync_alone(
             "org-1",
             customer_id,
             run_id=run_id,
             dry_run=False,
             payload=payload,
-            ports=self.ports,
-            phones=self.phones,
-            attempt=attempt,
-            close_run=self.closed.append,
-        )
+            job=self.job(attempt),
+        ).to_dict()
+
+    def job(self, attempt: Attempt) -> Job:
+        return Job(self.ports, self.phones, attempt, close_run=self.closed.append)
 
     def chunk(self, works: list[CustomerWork], attempt: Attempt) -> dict[str, int]:
         """The chunk as the run sends it (``hand_over``: phones kept aside) and a task runs it."""
@@ -71,28 +71,9 @@ class Worker:
             "r1",
             payloads,
             dry_run=False,
-            ports=self.ports,
-            phones=self.phones,
-            attempt=attempt,
+            job=self.job(attempt),
             retry_alone=self.alone.append,
-            close_run=self.closed.append,
         )
-
-
-def test_backoff_doubles_up_to_its_cap() -> None:
-    assert [backoff_s(n) for n in range(8)] == [1, 2, 4, 8, 16, 32, 60, 60]
-    assert backoff_s(6, cap_s=30) == 30
-
-
-def test_only_a_transient_error_with_retries_left_is_tried_again() -> None:
-    transient = TransientError("alpine", "503")
-    with pytest.raises(RetryLater) as raised:
-        Attempt(retries=2, max_retries=5).retry_or_fail(transient)
-    assert (raised.value.error, raised.value.countdown) == (transient, 4)
-    Attempt(retries=5, max_retries=5).retry_or_fail(transient)  # the last one: no retry
-    Attempt(retries=0, max_retries=5).retry_or_fail(AuthError("alpine", "401"))
-    with pytest.raises(RetryLater):
-        Attempt(retries=50, max_retries=None).retry_or_fail(transient)
 
 
 def test_a_customer_alone_is_found_synced_and_kept_in_the_memo() -> None:
@@ -176,7 +157,8 @@ def test_a_customer_retried_alone_reads_its_phone_again() -> None:
     assert "5550000002" not in str(payload)
     worker.alpine.error = None
     result = worker.alone_sync(Attempt(), "r1", customer_id=2, payload=payload)
-    assert (result["status"], result["alpine"]["points"]) == ("synced", 40)
+    alpine = result["alpine"]
+    assert result["status"] == "synced" and alpine is not None and alpine["points"] == 40
     assert worker.alpine.lookups[-1] == "5550000002"
 
 
@@ -198,11 +180,8 @@ def test_a_customer_whose_phone_is_no_longer_kept_fails_and_the_others_sync() ->
         "r1",
         payloads,
         dry_run=False,
-        ports=worker.ports,
-        phones=worker.phones,
-        attempt=Attempt(max_retries=5),  # permanent: no retry helps
+        job=worker.job(Attempt(max_retries=5)),  # permanent: no retry helps
         retry_alone=worker.alone.append,
-        close_run=worker.closed.append,
     )
     assert counts == {"results": 2, "retried": 0}
     results = {r.customer_id: r for r in worker.ledger.iter_results("r1")}

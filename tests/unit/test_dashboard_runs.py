@@ -8,6 +8,7 @@ import pytest
 
 from loyalty_worker.adapters.dashboard_runs import RedisRunTriggers
 from loyalty_worker.adapters.run_state import RunTracker
+from loyalty_worker.domain.run import RunStatus
 from loyalty_worker.errors import TransientError
 from tests.fakes import RecordingEnqueuer
 
@@ -44,7 +45,7 @@ def test_a_started_run_is_queued_and_named_while_it_goes(
     ]
     assert tracker.progress("r1").status == "queued"
     assert triggers.running_run("org-1") == "r1"
-    tracker.finish("r1", "completed", {"runId": "r1"})
+    tracker.finish("r1", RunStatus.COMPLETED, {"runId": "r1"})
     assert triggers.running_run("org-1") is None
 
 

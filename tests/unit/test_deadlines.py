@@ -26,12 +26,13 @@ from loyalty_worker.domain.profile import ProfileUpdate
 from loyalty_worker.domain.results import SyncStatus
 from loyalty_worker.errors import DeadlineExceeded, MalformedRecord, PermanentError, TransientError
 from loyalty_worker.org_settings import OrgSettings
-from loyalty_worker.services.run.plan import list_customers
+from loyalty_worker.services.run.listings import list_customers
 from loyalty_worker.services.sync.customer import sync_chunk
 from loyalty_worker.services.sync.deadline import Deadline
 from loyalty_worker.services.sync.inputs import CustomerWork
 from loyalty_worker.services.sync.listing import customer_pages
 from loyalty_worker.services.sync.order_history import fetch_order_history
+from loyalty_worker.services.sync.paging import HistoryWindow, Paging
 from tests.fakes import FakeAlpine, InMemoryProfileStore
 
 
@@ -174,9 +175,7 @@ def test_a_day_that_stays_full_stops_at_the_page_cap() -> None:
 
     day = date(2026, 1, 1)
     with pytest.raises(PermanentError, match="still full at 5 pages"):
-        fetch_order_history(
-            fetch, start=day, end=day, window_days=1, page_size=2, parallelism=1, max_pages=5
-        )
+        fetch_order_history(fetch, HistoryWindow(day, day, 1), Paging(1, 5), page_size=2)
     assert pages == [1, 2, 3, 4, 5]
 
 
@@ -186,7 +185,7 @@ def test_a_page_that_repeats_the_last_stops_the_paging() -> None:
 
     day = date(2026, 1, 1)
     with pytest.raises(PermanentError, match="page 2 repeats"):
-        fetch_order_history(fetch, start=day, end=day, window_days=1, page_size=2, parallelism=1)
+        fetch_order_history(fetch, HistoryWindow(day, day, 1), Paging(1), page_size=2)
 
 
 def test_paging_stops_at_the_deadline() -> None:
@@ -199,12 +198,9 @@ def test_paging_stops_at_the_deadline() -> None:
     with pytest.raises(DeadlineExceeded):
         fetch_order_history(
             fetch,
-            start=day,
-            end=day,
-            window_days=1,
+            HistoryWindow(day, day, 1),
+            Paging(1, deadline=Deadline(5.0, clock=clock)),
             page_size=2,
-            parallelism=1,
-            deadline=Deadline(5.0, clock=clock),
         )
 
 
@@ -229,13 +225,13 @@ class EndlessCustomers:
 def test_a_customer_listing_full_at_the_cap_fails_the_plan() -> None:
     source = EndlessCustomers()
     with pytest.raises(PermanentError, match="still full at 6 pages"):
-        list_customers(source, parallelism=2, max_pages=6)  # type: ignore[arg-type]
+        list_customers(source, Paging(2, 6))  # type: ignore[arg-type]
     assert max(source.fetched) == 6
 
 
 def test_a_repeated_customer_page_stops_the_listing() -> None:
     with pytest.raises(PermanentError, match="page 2 repeats page 1"):
-        list(customer_pages(EndlessCustomers(repeat=True), parallelism=1))  # type: ignore[arg-type]
+        list(customer_pages(EndlessCustomers(repeat=True), Paging(1)))  # type: ignore[arg-type]
 
 
 def test_the_alleaves_client_iterators_stop_at_the_page_cap() -> None:
@@ -364,8 +360,9 @@ def test_a_plan_past_its_budget_fails_the_run_without_retrying() -> None:
     import fakeredis
 
     from loyalty_worker.adapters.run_state import RunTracker
-    from loyalty_worker.services.run.batch import BatchOptions, RunDispatch, RunRequest, start_batch
-    from tests.fakes import FakeAlleaves
+    from loyalty_worker.services.run.batch import start_batch
+    from loyalty_worker.services.run.context import BatchOptions, RunDispatch, RunPorts, RunRequest
+    from tests.fakes import FakeAlleaves, FakeOrg
 
     alleaves = FakeAlleaves([Customer(1)])
     store = InMemoryProfileStore()
@@ -373,11 +370,7 @@ def test_a_plan_past_its_budget_fails_the_run_without_retrying() -> None:
     statuses: list[str] = []
     sleeps: list[float] = []
 
-    class Org:
-        settings = OrgSettings.parse("org-1", {})
-
-    Org.alleaves = alleaves  # type: ignore[attr-defined]
-    Org.alpine = FakeAlpine()  # type: ignore[attr-defined]
+    org = FakeOrg(OrgSettings.parse("org-1", {}), alleaves, FakeAlpine())
     options = BatchOptions(
         history_start=date(2026, 1, 1),
         window_days=30,
@@ -388,16 +381,14 @@ def test_a_plan_past_its_budget_fails_the_run_without_retrying() -> None:
     )
     started = start_batch(
         RunRequest("org-1", "r1"),
-        Org(),  # type: ignore[arg-type]
-        store=store,
-        ledger=ledger,
-        options=options,
-        dispatch=RunDispatch(enqueue=lambda _: None, summarize=statuses.append),
+        org,
+        RunPorts(org_for=lambda _: org, store=store, ledger=ledger, options=options),
+        RunDispatch(enqueue=lambda _: None, summarize=statuses.append),
         today=date(2026, 2, 1),
         sleep=sleeps.append,
     )
     assert not started.started
     assert statuses == ["failed"]
-    assert ledger.meta("r1")["error"].startswith("deadline_exceeded")
+    assert str(ledger.run_record("r1").error).startswith("deadline_exceeded")
     assert sleeps == []  # not planned again: the budget covers every attempt
     assert alleaves.order_pages == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -60,7 +61,7 @@ def make_notifier(fake: FakeDiscord, **retry: Any) -> DiscordNotifier:
     )
 
 
-def embed_total(embed: dict[str, Any]) -> int:
+def embed_total(embed: Mapping[str, Any]) -> int:
     """Characters Discord counts against the 6,000 limit of an embed."""
     fields = embed.get("fields", [])
     return (
@@ -70,7 +71,7 @@ def embed_total(embed: dict[str, Any]) -> int:
     )
 
 
-def assert_within_discord_limits(message: dict[str, Any]) -> None:
+def assert_within_discord_limits(message: Mapping[str, Any]) -> None:
     assert 0 < len(message["content"]) <= MAX_CONTENT
     assert len(message["embeds"]) == 1
     embed = message["embeds"][0]

@@ -23,12 +23,13 @@ from loyalty_worker.adapters.order_slices import RedisOrderSlices
 from loyalty_worker.domain.models import Order
 from loyalty_worker.errors import MalformedRecord, TransientError
 from loyalty_worker.services.run import history_slices
-from loyalty_worker.services.run.history_slices import HistorySlice, gather_history, read_slice
+from loyalty_worker.services.run.history_slices import HistorySlice, SlicedHistory, read_slice
 from loyalty_worker.services.sync.order_history import (
     OrderHistory,
     date_windows,
     fetch_order_history,
 )
+from loyalty_worker.services.sync.paging import HistoryWindow, Paging
 
 START, END = date(2025, 1, 1), date(2025, 12, 31)
 
@@ -98,9 +99,8 @@ def gather(
     send: Callable[[HistorySlice], None] = lambda part: None,
 ) -> OrderHistory:
     """Run r1's history of the year, gathered in ``count`` slices."""
-    return gather_history(
-        "org-1", "r1", START, END, read=reader, slices=slices, count=count, send=send
-    )
+    sliced = SlicedHistory("org-1", "r1", count=count, read=reader, slices=slices, send=send)
+    return sliced(HistoryWindow(START, END, WINDOW_DAYS))
 
 
 def same_history(a: OrderHistory, b: OrderHistory) -> None:
@@ -135,11 +135,9 @@ def test_the_shares_hold_every_window_once(
     for index in range(count):
         fetch_order_history(
             fetch,
-            start=start,
-            end=end,
-            window_days=window_days,
+            HistoryWindow(start, end, window_days),
+            Paging(2),
             page_size=10,
-            parallelism=2,
             share=(index, count),
         )
     assert sorted(read) == windows

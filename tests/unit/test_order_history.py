@@ -12,6 +12,7 @@ from loyalty_worker.services.sync.order_history import (
     date_windows,
     fetch_order_history,
 )
+from loyalty_worker.services.sync.paging import HistoryWindow, Paging
 
 
 def test_windows_cover_the_range_without_overlap() -> None:
@@ -44,12 +45,7 @@ def test_history_groups_by_customer_and_drops_anonymous_orders() -> None:
         return in_range[(page - 1) * 10 : page * 10]
 
     history = fetch_order_history(
-        fetch_page,
-        start=start,
-        end=start + timedelta(days=59),
-        window_days=7,
-        page_size=10,
-        parallelism=4,
+        fetch_page, HistoryWindow(start, start + timedelta(days=59), 7), Paging(4), page_size=10
     )
     assert history.orders_seen == 251
     by_customer = {cid: history.orders_of(cid) for cid in history.customer_ids()}
@@ -80,12 +76,7 @@ def test_a_busy_window_is_split_down_to_days_and_only_a_day_is_paged_in_order() 
         return list(rows[(page - 1) * 10 : page * 10])
 
     history = fetch_order_history(
-        fetch_page,
-        start=start,
-        end=start + timedelta(days=13),
-        window_days=14,
-        page_size=10,
-        parallelism=4,
+        fetch_page, HistoryWindow(start, start + timedelta(days=13), 14), Paging(4), page_size=10
     )
     assert [o.order_id for o in history.orders_of(1)] == list(range(1, 70))
     # only the busy day itself is read beyond its first page, in order
@@ -101,13 +92,12 @@ def test_an_order_on_two_pages_is_kept_once_and_counted_once() -> None:
         1: [Order(n, 7, "completed", Decimal(1)) for n in range(1, 11)],
         2: [Order(n, 7, "completed", Decimal(1)) for n in range(10, 15)],
     }
+    day = date(2026, 1, 1)
     history = fetch_order_history(
         lambda a, b, page: list(pages.get(page, [])),
-        start=date(2026, 1, 1),
-        end=date(2026, 1, 1),
-        window_days=1,
+        HistoryWindow(day, day, 1),
+        Paging(2),
         page_size=10,
-        parallelism=2,
     )
     assert [o.order_id for o in history.orders_of(7)] == list(range(1, 15))
     assert history.orders_seen == 14

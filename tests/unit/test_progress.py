@@ -8,16 +8,17 @@ import pytest
 
 from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.domain.results import SyncStatus
+from loyalty_worker.domain.run import RunStatus, RunSummaryDocument
 from loyalty_worker.progress import RunNotPickedUp, format_summary, watch_run
 from loyalty_worker.services.run.summary import SummaryBuilder
 from tests.results import synced
 
 
-def summary() -> dict[str, object]:
+def summary() -> RunSummaryDocument:
     builder = SummaryBuilder(run_id="r1", org_id="org-1", listed=3)
     for n, carried in enumerate((False, True, True)):
         builder.add(synced(n, status=SyncStatus.UNCHANGED, carried=carried))
-    return builder.build(started_at=0.0, finished_at=1.5, status="completed")
+    return builder.build(started_at=0.0, finished_at=1.5, status=RunStatus.COMPLETED)
 
 
 def test_the_table_shows_how_many_unchanged_customers_were_carried_over() -> None:

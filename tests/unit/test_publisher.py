@@ -10,8 +10,9 @@ import pytest
 from celery import Celery
 
 from loyalty_worker import names
-from loyalty_worker.adapters.publisher import Json, TaskPublisher
+from loyalty_worker.adapters.publisher import TaskPublisher
 from loyalty_worker.errors import TransientError
+from loyalty_worker.ports.run import WorkPayload
 from tests.published import Published
 
 
@@ -53,7 +54,7 @@ def test_a_customer_sync_is_the_public_message_and_answers_its_task_id(
 
 
 def test_a_runs_customer_alone_is_shown_by_its_id_not_its_work(published: Published) -> None:
-    work: Json = {"customer": [7, "***-***-4567", None], "phoneKept": True}
+    work: WorkPayload = {"customer": [7, "***-***-4567", None], "orders": [], "phoneKept": True}
     published.publisher.sync_run_customer("org-1", "r1", 7, work, dry_run=False)
     (sent,) = published.sent
     assert (sent.name, sent.queue, sent.args) == (
@@ -67,7 +68,10 @@ def test_a_runs_customer_alone_is_shown_by_its_id_not_its_work(published: Publis
 
 
 def test_a_chunk_is_shown_as_a_count_of_customers(published: Published) -> None:
-    payloads: list[Json] = [{"customer": [7, None, None]}, {"customer": [8, None, None]}]
+    payloads: list[WorkPayload] = [
+        {"customer": [7, None, None], "orders": []},
+        {"customer": [8, None, None], "orders": []},
+    ]
     published.publisher.sync_chunk("org-1", "r1", False, "7", payloads)
     (sent,) = published.sent
     assert (sent.name, sent.queue) == (names.SYNC_CHUNK, names.CUSTOMERS_QUEUE)

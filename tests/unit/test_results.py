@@ -6,6 +6,7 @@ import itertools
 import json
 from collections.abc import Iterator
 from decimal import Decimal
+from typing import cast
 
 import pytest
 
@@ -20,7 +21,7 @@ from loyalty_worker.domain.models import (
     ReconciliationStatus,
     TierSource,
 )
-from loyalty_worker.domain.results import SyncResult, SyncStatus, utc_stamp
+from loyalty_worker.domain.results import SyncResult, SyncResultDocument, SyncStatus, utc_stamp
 
 STAMP = "2026-03-01T12:00:00.123456+00:00"
 
@@ -138,7 +139,9 @@ def test_tier_change_is_derived_and_shown() -> None:
 
 def test_an_epoch_stamp_written_before_one_format_reads_as_iso_utc() -> None:
     data = {"status": "failed", "orgId": "o", "customerId": "m:1", "updatedAt": 1772366400.0}
-    assert SyncResult.from_dict(data).updated_at == "2026-03-01T12:00:00+00:00"
+    assert SyncResult.from_dict(cast(SyncResultDocument, data)).updated_at == (
+        "2026-03-01T12:00:00+00:00"
+    )
     assert utc_stamp().endswith("+00:00")
 
 
@@ -153,4 +156,4 @@ def test_an_epoch_stamp_written_before_one_format_reads_as_iso_utc() -> None:
 )
 def test_what_is_not_a_result_is_refused(data: dict[str, object]) -> None:
     with pytest.raises((KeyError, TypeError, ValueError)):
-        SyncResult.from_dict(data)
+        SyncResult.from_dict(cast(SyncResultDocument, data))

@@ -14,15 +14,10 @@ import pytest
 
 from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.domain.models import AlpineProfile, Customer, Order
+from loyalty_worker.domain.run import RunStatus, RunSummaryDocument
 from loyalty_worker.errors import MalformedRecord, PermanentError, TransientError
-from loyalty_worker.services.run.batch import (
-    BatchOptions,
-    OrgAdapters,
-    RunDispatch,
-    RunPorts,
-    close_run,
-    summarize_batch,
-)
+from loyalty_worker.services.run.closing import close_run, summarize_batch
+from loyalty_worker.services.run.context import BatchOptions, OrgAdapters, RunDispatch, RunPorts
 from loyalty_worker.services.run.start import parse_since, start_run
 from loyalty_worker.services.sync.inputs import CustomerWork
 from loyalty_worker.services.sync.retries import Attempt, RetryLater
@@ -44,7 +39,7 @@ class Trigger:
         self.alleaves = FakeAlleaves([Customer(1, "5550000001")], [], page_size=5)
         self.alpine = FakeAlpine({"5550000001": AlpineProfile(0)})
         self.chunks: list[list[CustomerWork]] = []
-        self.summaries: list[dict[str, Any]] = []
+        self.summaries: list[RunSummaryDocument] = []
         self.last_success: float | None = None
 
     def org_for(self, org_id: str) -> OrgAdapters:
@@ -58,7 +53,7 @@ class Trigger:
                     ledger=self.ledger,
                     store=self.store,
                     notifier=self.notifier,
-                    status=status,
+                    status=RunStatus(status),
                 )
             )
 
@@ -103,7 +98,7 @@ def test_an_unknown_org_fails_its_run_with_a_summary_and_one_alert() -> None:
     assert trigger.store.run_summaries["r1"]["status"] == "failed"
     (alert,) = trigger.notifier.alerts
     assert alert.severity == "error"
-    assert trigger.ledger.meta("r1")["status"] == "failed"
+    assert trigger.ledger.run_record("r1").status is RunStatus.FAILED
     assert trigger.chunks == []
 
 
@@ -125,7 +120,7 @@ def test_a_known_org_starts_with_since_from_its_last_success() -> None:
     trigger.last_success = datetime(2026, 2, 20, 3, 0, tzinfo=UTC).timestamp()
     started = trigger.start("org-1", since="last")
     assert (started.started, started.listed) == (True, 1)
-    assert trigger.ledger.meta("r1")["since"] == "2026-02-20"
+    assert trigger.ledger.run_record("r1").since == "2026-02-20"
     assert started.to_dict() == {"runId": "r1", "started": True, "listed": 1, "message": ""}
 
 
@@ -140,7 +135,7 @@ def test_close_run_returns_a_summary_the_watchdog_wrote_already() -> None:
 
     summary = close_run(
         "r1",
-        status="completed",
+        status=RunStatus.COMPLETED,
         ledger=trigger.ledger,
         store=trigger.store,
         notifier_for=notifier_for,
@@ -161,7 +156,7 @@ def test_close_run_asks_for_a_retry_when_firestore_is_down() -> None:
     with pytest.raises(RetryLater) as raised:
         close_run(
             "r2",
-            status="completed",
+            status=RunStatus.COMPLETED,
             ledger=trigger.ledger,
             store=trigger.store,
             notifier_for=unavailable,

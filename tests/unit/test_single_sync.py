@@ -17,14 +17,16 @@ from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.adapters.sync_slots import RedisSyncSlots
 from loyalty_worker.config import Settings
 from loyalty_worker.domain.models import AlpineProfile, Customer, Order
+from loyalty_worker.domain.results import SyncResultDocument
 from loyalty_worker.errors import MalformedRecord, PermanentError, TransientError
 from loyalty_worker.org_settings import OrgSettings
-from loyalty_worker.ports.run import SyncSlots
-from loyalty_worker.services.run.batch import BatchOptions, OrgAdapters, RunPorts
-from loyalty_worker.services.run.jobs import sync_alone
+from loyalty_worker.ports.run import SyncSlots, WorkPayload
+from loyalty_worker.services.run.context import BatchOptions, OrgAdapters, RunPorts
+from loyalty_worker.services.run.jobs import Job, sync_alone
 from loyalty_worker.services.sync.inputs import AlpineAnswer, CustomerWork
 from loyalty_worker.services.sync.listing import customer_pages
-from loyalty_worker.services.sync.lone import find_customer_work
+from loyalty_worker.services.sync.lone import LoneSearch, find_customer_work
+from loyalty_worker.services.sync.paging import HistoryWindow, Paging
 from loyalty_worker.services.sync.retries import Attempt, RetryLater
 from tests.fakes import (
     FakeAlleaves,
@@ -61,18 +63,14 @@ def listing(count: int, *, created_on: date | None = JOINED) -> list[Customer | 
 
 
 def lone_work(alleaves: FakeAlleaves, store: InMemoryProfileStore, customer_id: int) -> Any:
-    return find_customer_work(
-        "org-1",
-        customer_id,
-        alleaves=alleaves,
-        store=store,
-        history_start=HISTORY_START,
-        today=TODAY,
-        window_days=30,
-        parallelism=4,
+    search = LoneSearch(
+        alleaves,
+        store,
+        history=HistoryWindow(HISTORY_START, TODAY, 30),
         overlap_days=14,
-        max_pages=3,
+        paging=Paging(4, 3),
     )
+    return find_customer_work("org-1", customer_id, search)
 
 
 def test_a_customer_without_a_ledger_is_read_from_its_creation_not_from_2018() -> None:
@@ -117,7 +115,7 @@ def test_a_short_listing_says_not_found_and_id_zero_fails_before_any_call() -> N
 @pytest.mark.parametrize(("max_pages", "parallelism"), [(1, 4), (5, 4), (6, 2), (40, 8)])
 def test_the_listing_stops_at_max_pages(max_pages: int, parallelism: int) -> None:
     alleaves = RecordingAlleaves(listing(500), page_size=5)  # 100 full pages
-    pages = list(customer_pages(alleaves, parallelism=parallelism, max_pages=max_pages))
+    pages = list(customer_pages(alleaves, Paging(parallelism, max_pages)))
     assert len(pages) == max_pages
     assert sorted(alleaves.customer_pages) == list(range(1, max_pages + 1))
 
@@ -160,18 +158,11 @@ class Worker:
     def org_for(self, org_id: str) -> OrgAdapters:
         return OrgRun(self.store.get_org_settings(org_id), self.alleaves, self.alpine)
 
-    def sync(self, attempt: Attempt, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+    def sync(self, attempt: Attempt, payload: WorkPayload | None = None) -> SyncResultDocument:
+        job = Job(self.ports, InMemoryRunPhones(), attempt, close_run=lambda run_id: None)
         return sync_alone(
-            "org-1",
-            1,
-            run_id=None,
-            dry_run=False,
-            payload=payload,
-            ports=self.ports,
-            phones=InMemoryRunPhones(),
-            attempt=attempt,
-            close_run=lambda run_id: None,
-        )
+            "org-1", 1, run_id=None, dry_run=False, payload=payload, job=job
+        ).to_dict()
 
 
 def test_over_the_cap_a_single_sync_waits_its_turn_without_calling_alleaves() -> None:

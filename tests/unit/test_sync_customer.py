@@ -113,7 +113,7 @@ def test_malformed_orders_fail_the_customer_by_order_id(store: InMemoryProfileSt
     )
     data = result.to_dict()
     assert (data["status"], data["reason"]) == ("failed", "malformed")
-    assert "9001" in data["detail"]
+    assert "9001" in str(data["detail"])
     assert store.profiles["org-1_42"] == before
 
 

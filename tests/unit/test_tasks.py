@@ -24,8 +24,11 @@ from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.celery_app import app as celery_app
 from loyalty_worker.config import Settings
 from loyalty_worker.domain.models import Customer
+from loyalty_worker.domain.results import SyncResult, SyncStatus
+from loyalty_worker.domain.run import RunStatus
 from loyalty_worker.errors import TransientError
-from loyalty_worker.services.run.batch import BatchStart, RunDispatch
+from loyalty_worker.ports.run import WorkPayload
+from loyalty_worker.services.run.context import BatchStart, RunDispatch
 from loyalty_worker.services.run.heartbeat import Heartbeat
 from loyalty_worker.services.run.history_slices import HistorySlice
 from loyalty_worker.services.sync.inputs import CustomerWork
@@ -194,20 +197,27 @@ def test_sync_customer_retries_through_celery_while_the_service_asks(
     container: FakeContainer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     attempts: list[Attempt] = []
+    payloads: list[WorkPayload | None] = []
 
-    def sync_alone(org_id: str, customer_id: int, **kwargs: Any) -> dict[str, Any]:
-        attempts.append(kwargs["attempt"])
+    def sync_alone(org_id: str, customer_id: int, **kwargs: Any) -> SyncResult:
+        attempts.append(kwargs["job"].attempt)
+        payloads.append(kwargs["payload"])
         if len(attempts) < 3:
             raise RetryLater(TransientError("alpine", "503"), countdown=len(attempts))
-        return {"customerId": customer_id, "status": "synced", "payload": kwargs["payload"]}
+        return SyncResult(org_id, customer_id, SyncStatus.SYNCED, "2026-03-01T00:00:00+00:00")
 
     monkeypatch.setattr(tasks, "sync_alone", sync_alone)
-    result = tasks.sync_customer.apply(("org-1", 5), {"work": {"customer": [5, None, None]}})
+    work: WorkPayload = {"customer": [5, None, None], "orders": []}
+    result = tasks.sync_customer.apply(("org-1", 5), {"work": work})
     assert result.get() == {
-        "customerId": 5,
+        "success": True,
         "status": "synced",
-        "payload": {"customer": [5, None, None]},
+        "orgId": "org-1",
+        "customerId": 5,
+        "updatedAt": "2026-03-01T00:00:00+00:00",
+        "dryRun": False,
     }
+    assert payloads == [work] * 3
     assert [(a.retries, a.max_retries) for a in attempts] == [(0, 2), (1, 2), (2, 2)]
 
 
@@ -216,7 +226,7 @@ def test_sync_chunk_hands_customers_on_as_sync_customer_tasks(
 ) -> None:
     def sync_run_chunk(org_id: str, run_id: str, payloads: Any, **kwargs: Any) -> dict[str, int]:
         kwargs["retry_alone"](CustomerWork.from_payload(payloads[0]))
-        kwargs["close_run"](run_id)
+        kwargs["job"].close_run(run_id)
         return {"results": 0, "retried": 1}
 
     monkeypatch.setattr(tasks, "sync_run_chunk", sync_run_chunk)
@@ -280,6 +290,7 @@ def test_summarize_run_calls_close_run(
     assert call["status"] == "failed"
     assert call["notifier_for"]("org-1") is container.notifier
     assert call["attempt"].cap_s == tasks.SUMMARY_BACKOFF_CAP_S
+    assert call["status"] is RunStatus.FAILED
 
 
 def test_nightly_tick_starts_the_orgs_the_schedule_names(

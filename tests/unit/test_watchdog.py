@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 
+from loyalty_worker.domain.run import RunStatus
+from loyalty_worker.ports.run import WorkPayload
 from loyalty_worker.services.run.watchdog import Recovery, Watched, watch_runs
 from tests.fakes import InMemoryProfileStore, InMemoryRunLedger, RecordingNotifier
 from tests.results import synced
@@ -23,7 +24,7 @@ class Parts:
     ledger: InMemoryRunLedger = field(default_factory=InMemoryRunLedger)
     notifier: RecordingNotifier = field(default_factory=RecordingNotifier)
     replans: list[tuple[str, str, bool, str | None]] = field(default_factory=list)
-    resent: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    resent: dict[str, list[WorkPayload]] = field(default_factory=dict)
     queued: int = 0
 
     def watch(self, now: float, *, attempts: int = 3) -> Watched:
@@ -48,7 +49,7 @@ def parts() -> Parts:
     return Parts()
 
 
-def payload(cid: int) -> dict[str, Any]:
+def payload(cid: int) -> WorkPayload:
     return {"customer": [cid, "Ann", None, None], "orders": []}
 
 
@@ -82,8 +83,8 @@ def test_lost_customers_are_sent_again_then_the_run_closes_naming_them(parts: Pa
     assert parts.watch(now).recovered == ["r1"]
     # only the chunk's customers without a result, under the chunk's key
     assert {k: [p["customer"][0] for p in v] for k, v in parts.resent.items()} == {"0": [3, 4]}
-    meta = parts.ledger.meta("r1")
-    assert (meta["recoveries"], meta["recovery1"]) == ("1", "2 customers sent again")
+    record = parts.ledger.run_record("r1")
+    assert (record.recoveries, record.recovery_log) == (1, ("2 customers sent again",))
     assert parts.watch(now + 1) == Watched()  # a re-send is progress: idle counts again
     for attempt in (2, 3):
         now += IDLE_S + 1
@@ -130,7 +131,7 @@ def test_a_lost_planner_is_sent_again_with_the_run_id_and_since(parts: Parts) ->
     parts.ledger.claim_planner("r2", stale_s=IDLE_S)
     assert parts.watch(time.time() + IDLE_S + 1).recovered == ["r2"]
     assert parts.replans == [("org-1", "r2", True, "2026-11-01")]
-    assert parts.ledger.meta("r2")["recovery1"] == "planning sent again"
+    assert parts.ledger.run_record("r2").recovery_log == ("planning sent again",)
 
 
 def test_a_run_whose_summary_was_lost_is_closed_completed(parts: Parts) -> None:
@@ -164,7 +165,9 @@ def test_a_run_lost_from_redis_is_planned_again_then_reported(parts: Parts) -> N
 def test_a_finished_run_whose_summary_missed_firestore_is_written(parts: Parts) -> None:
     parts.ledger.start("r4", "org-1")
     parts.store.write_run_summary("r4", {"runId": "r4", "orgId": "org-1", "status": "running"})
-    parts.ledger.finish("r4", "completed", {"runId": "r4", "status": "completed", "listed": 0})
+    parts.ledger.finish(
+        "r4", RunStatus.COMPLETED, {"runId": "r4", "status": "completed", "listed": 0}
+    )
     assert parts.watch(time.time()) == Watched()
     assert parts.store.run_summaries["r4"]["status"] == "completed"
     assert parts.notifier.alerts == []

@@ -30,6 +30,7 @@ from loyalty_worker.errors import LoyaltyError
 from loyalty_worker.ports.run import OrderSlices
 from loyalty_worker.services.sync.deadline import Deadline, check
 from loyalty_worker.services.sync.order_history import OrderHistory
+from loyalty_worker.services.sync.paging import HistoryWindow
 
 log = logging.getLogger(__name__)
 
@@ -141,49 +142,56 @@ def read_slice(
     return True
 
 
-def gather_history(
-    org_id: str,
-    run_id: str,
-    start: date,
-    end: date,
-    *,
-    read: SliceReader,
-    slices: OrderSlices,
-    count: int,
-    send: Callable[[HistorySlice], None],
-    deadline: Deadline | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-) -> OrderHistory:
-    """The org's orders created in [start, end], read in ``count`` slices by whichever
-    processes take them.
+@dataclass(frozen=True)
+class SlicedHistory:
+    """A run's history read in ``count`` slices by whichever processes take them (the plan's
+    ``HistoryReader``): ``send`` hands each slice but the first to any worker, ``read`` reads
+    one here, ``slices`` is where they meet; the wait for the others' slices polls every
+    ``POLL_S`` (with ``sleep``) until ``deadline``."""
 
-    The planner reads the first slice while the others are taken; then, side by side, every
-    slice nobody has claimed (busy workers, or a reader that died), so that alone it reads
-    the history as widely as one reader would; then it waits for the rest.
-    """
-    parts = [HistorySlice(org_id, run_id, start, end, index, count) for index in range(count)]
-    for part in parts[1:]:
-        send(part)
-    holder = uuid.uuid4().hex
-    gathered = _Gathered()
-    try:
-        _read_here({0: parts[0]}, gathered, read, slices, holder)
-        while len(gathered.done) < len(parts):
-            waiting = [i for i in range(len(parts)) if i not in gathered.done]
-            free: dict[int, HistorySlice] = {}
-            for index in waiting:
-                kept = slices.get(run_id, parts[index].key)
-                if kept is None:
-                    free[index] = parts[index]
-                else:
-                    gathered.add(index, OrderHistory.from_bytes(kept))
-            if not _read_here(free, gathered, read, slices, holder) and free:
-                check(deadline, "orders read by other workers")
-                sleep(POLL_S)
-    finally:
-        _forget(slices, run_id, parts)
-    gathered.history.finish()
-    return gathered.history
+    org_id: str
+    run_id: str
+    count: int
+    read: SliceReader
+    slices: OrderSlices
+    send: Callable[[HistorySlice], None]
+    deadline: Deadline | None = None
+    sleep: Callable[[float], None] = time.sleep
+
+    def __call__(self, window: HistoryWindow) -> OrderHistory:
+        """The org's orders of ``window``, gathered from every slice.
+
+        The planner reads the first slice while the others are taken; then, side by side, every
+        slice nobody has claimed (busy workers, or a reader that died), so that alone it reads
+        the history as widely as one reader would; then it waits for the rest.
+        """
+        run_id, slices = self.run_id, self.slices
+        parts = [
+            HistorySlice(self.org_id, run_id, window.start, window.end, index, self.count)
+            for index in range(self.count)
+        ]
+        for part in parts[1:]:
+            self.send(part)
+        holder = uuid.uuid4().hex
+        gathered = _Gathered()
+        try:
+            _read_here({0: parts[0]}, gathered, self.read, slices, holder)
+            while len(gathered.done) < len(parts):
+                waiting = [i for i in range(len(parts)) if i not in gathered.done]
+                free: dict[int, HistorySlice] = {}
+                for index in waiting:
+                    kept = slices.get(run_id, parts[index].key)
+                    if kept is None:
+                        free[index] = parts[index]
+                    else:
+                        gathered.add(index, OrderHistory.from_bytes(kept))
+                if not _read_here(free, gathered, self.read, slices, holder) and free:
+                    check(self.deadline, "orders read by other workers")
+                    self.sleep(POLL_S)
+        finally:
+            _forget(slices, run_id, parts)
+        gathered.history.finish()
+        return gathered.history
 
 
 class _Gathered:

@@ -7,23 +7,37 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
 
+from loyalty_worker.domain.results import SyncResult
 from loyalty_worker.errors import PermanentError, TransientError
-from loyalty_worker.ports.run import RunPhones
-from loyalty_worker.services.run.batch import OrgAdapters, RunPorts, record_results
+from loyalty_worker.ports.run import RunPhones, WorkPayload
+from loyalty_worker.services.run.closing import record_results
+from loyalty_worker.services.run.context import OrgAdapters, RunPorts
 from loyalty_worker.services.run.phones import Unpacked, unpack, unpack_one
 from loyalty_worker.services.sync.customer import sync_chunk, sync_customer, unexpected_failure
 from loyalty_worker.services.sync.deadline import Deadline
 from loyalty_worker.services.sync.inputs import CustomerWork
-from loyalty_worker.services.sync.lone import find_customer_work
+from loyalty_worker.services.sync.lone import LoneSearch, find_customer_work
 from loyalty_worker.services.sync.lookups import look_up_ahead
+from loyalty_worker.services.sync.paging import HistoryWindow, Paging
 from loyalty_worker.services.sync.retries import Attempt, RetryLater, failed_result
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a customer's job runs with in its task: the process's ports, the run's kept
+    phones, which try of the task this is, and how a run that the job completes is closed."""
+
+    ports: RunPorts
+    phones: RunPhones
+    attempt: Attempt
+    close_run: Callable[[str], None]
 
 
 def sync_alone(
@@ -32,28 +46,26 @@ def sync_alone(
     *,
     run_id: str | None,
     dry_run: bool,
-    payload: Mapping[str, Any] | None,
-    ports: RunPorts,
-    phones: RunPhones,
-    attempt: Attempt,
-    close_run: Callable[[str], None],
-) -> dict[str, Any]:
+    payload: WorkPayload | None,
+    job: Job,
+) -> SyncResult:
     """Sync one customer: a run's customer retried alone (its inputs in ``payload``, its phone
-    kept by the run in ``phones``), or one asked for on its own (another service), whose inputs
-    are found first.
+    kept by the run in ``job.phones``), or one asked for on its own (another service), whose
+    inputs are found first.
 
     A customer asked for on its own pages Alleaves itself: it first takes one of the org's
     ``single_sync_concurrency`` slots, and when all are taken waits its turn (``RetryLater``)
     rather than pile more calls on Alleaves.
 
-    A result of a run is recorded in it (``close_run(run_id)`` when it completes the run); one
-    without a run is kept in the org's memo only.
+    A result of a run is recorded in it (``job.close_run(run_id)`` when it completes the run);
+    one without a run is kept in the org's memo only.
     """
+    ports = job.ports
     try:
-        with _single_sync_slot(org_id, ports, attempt, needed=payload is None):
+        with _single_sync_slot(org_id, ports, job.attempt, needed=payload is None):
             org = ports.org_for(org_id)
             work = (
-                unpack_one(run_id, payload, phones=phones)
+                unpack_one(run_id, payload, phones=job.phones)
                 if payload is not None
                 else _lone_work(org_id, int(customer_id), org, ports)
             )
@@ -68,10 +80,21 @@ def sync_alone(
     except RetryLater:
         raise
     except (TransientError, PermanentError) as exc:
-        attempt.retry_or_fail(exc)
+        job.attempt.retry_or_fail(exc)
         result = failed_result(org_id, customer_id, exc, dry_run=dry_run)
     except Exception as exc:  # bad data met outside the rules: this customer alone fails
         result = unexpected_failure(org_id, customer_id, exc, dry_run=dry_run)
+    _log_result(run_id, org_id, customer_id, result)
+    if run_id is None:
+        ports.ledger.remember([result])
+    elif record_results(ports.ledger, run_id, [result]):
+        job.close_run(run_id)
+    return result
+
+
+def _log_result(
+    run_id: str | None, org_id: str, customer_id: int | str, result: SyncResult
+) -> None:
     log.info(
         "run %s: org %s: customer %s: %s%s",
         run_id,
@@ -86,11 +109,6 @@ def sync_alone(
             "outcome": result.reason or result.status.value,
         },
     )
-    if run_id is None:
-        ports.ledger.remember([result])
-    elif record_results(ports.ledger, run_id, [result]):
-        close_run(run_id)
-    return result.to_dict()
 
 
 @contextmanager
@@ -125,50 +143,48 @@ def _single_sync_slot(
 def _lone_work(org_id: str, customer_id: int, org: OrgAdapters, ports: RunPorts) -> CustomerWork:
     """The inputs of a customer synced on its own (``services.sync.lone``)."""
     options = ports.options
-    return find_customer_work(
-        org_id,
-        customer_id,
+    search = LoneSearch(
         alleaves=org.alleaves,
         store=ports.store,
-        history_start=options.history_start,
-        today=date.today() + timedelta(days=1),
-        window_days=options.window_days,
-        parallelism=options.parallelism,
+        # One day past today: an order placed this evening is already dated tomorrow in UTC.
+        history=HistoryWindow(
+            options.history_start, date.today() + timedelta(days=1), options.window_days
+        ),
         overlap_days=options.overlap_days,
-        max_pages=options.customer_page_limit,
-        deadline=Deadline(options.task_budget_s),
-    ).with_phone_hash(options.phone_key)
+        paging=Paging(
+            options.parallelism, options.customer_page_limit, Deadline(options.task_budget_s)
+        ),
+    )
+    return find_customer_work(org_id, customer_id, search).with_phone_hash(options.phone_key)
 
 
 def sync_run_chunk(
     org_id: str,
     run_id: str,
-    payloads: Sequence[Mapping[str, Any]],
+    payloads: Sequence[WorkPayload],
     *,
     dry_run: bool,
-    ports: RunPorts,
-    phones: RunPhones,
-    attempt: Attempt,
+    job: Job,
     retry_alone: Callable[[CustomerWork], None],
-    close_run: Callable[[str], None],
     chunk: str | None = None,
 ) -> dict[str, int]:
     """Sync a run's chunk of customers (``sync_customer.sync_chunk``) and record their results.
 
-    The phones to look up come from the run's ``phones`` (a customer whose phone is no longer
-    kept fails); they are looked up side by side on ``ports.lookups`` (``services.sync.lookups``).
-    A customer whose own read hits a transient error goes to ``retry_alone`` (a sync of its
-    own, with its own retries), so the chunk never waits on it. Returns how many
-    results were recorded and how many customers were handed on.
+    The phones to look up come from the run's kept phones (a customer whose phone is no longer
+    kept fails); they are looked up side by side on ``ports.lookups``
+    (``services.sync.lookups``). A customer whose own read hits a transient error goes to
+    ``retry_alone`` (a sync of its own, with its own retries), so the chunk never waits on it.
+    Returns how many results were recorded and how many customers were handed on.
 
     ``chunk``: the key under which the run keeps the chunk's payloads (what the watchdog
     re-sends should this message be lost); once every customer of it has a result, the
     run forgets it.
     """
+    ports = job.ports
     unpacked: Unpacked | None = None
     retried: list[CustomerWork] = []
     try:
-        unpacked = unpack(run_id, payloads, phones=phones)
+        unpacked = unpack(run_id, payloads, phones=job.phones)
         org = ports.org_for(org_id)
         outcome = sync_chunk(
             org.settings,
@@ -182,7 +198,7 @@ def sync_run_chunk(
         results = list(outcome.results)
         retried = [work for work, _ in outcome.retry]
     except (TransientError, PermanentError) as exc:
-        attempt.retry_or_fail(exc)
+        job.attempt.retry_or_fail(exc)
         ids = [w.customer.customer_id for w in unpacked.works] if unpacked else _ids(payloads)
         results = [failed_result(org_id, cid, exc, dry_run=dry_run) for cid in ids]
     if unpacked is not None:
@@ -204,12 +220,12 @@ def sync_run_chunk(
         extra={"run_id": run_id, "org_id": org_id, "outcome": f"{failed} failed"},
     )
     if results and record_results(ports.ledger, run_id, results):
-        close_run(run_id)
+        job.close_run(run_id)
     if chunk is not None and not retried:
         ports.ledger.drop_chunk(run_id, chunk)
     return counts
 
 
-def _ids(payloads: Sequence[Mapping[str, Any]]) -> list[int]:
+def _ids(payloads: Sequence[WorkPayload]) -> list[int]:
     """The customers of payloads that could not be unpacked."""
     return [int(payload["customer"][0]) for payload in payloads]

@@ -14,72 +14,73 @@ a loyalty field edited by hand). The nightly full run reads every profile and pu
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
-from datetime import date, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
 
 from loyalty_worker.domain.models import Customer, LoyaltyRules
 from loyalty_worker.domain.phone import normalize_phone
 from loyalty_worker.domain.results import SyncResult, SyncStatus
 from loyalty_worker.ports.run import RunLedger
-from loyalty_worker.services.run.plan import RunPlan
+from loyalty_worker.services.run.listings import Listing
 from loyalty_worker.services.sync.inputs import CustomerWork, inputs_digest
+from loyalty_worker.services.sync.order_history import OrderHistory
 
 RECALL_CHUNK = 1000
 
 
-def carry_over(
-    plan: RunPlan,
-    *,
-    org_id: str,
-    run_id: str,
-    ledger: RunLedger,
-    rules: LoyaltyRules,
-    phone_key: bytes | None,
-    dry_run: bool,
-    stamp: str,
-) -> set[int]:
-    """Record the kept result of each customer the incremental ``plan`` need not sync; returns
-    their ids. Reads the memo ``RECALL_CHUNK`` customers at a time (bounded memory)."""
-    since = plan.recent_since
-    assert since is not None
-    carried: set[int] = set()
-    for chunk in _chunks(plan.customers, RECALL_CHUNK):
-        kept = ledger.recall(org_id, [c.customer_id for c in chunk])
-        results: dict[str, SyncResult] = {}
-        for customer in chunk:
-            entry = kept.get(customer.customer_id)
-            if entry is not None and _unchanged(plan, customer, entry, since, rules, phone_key):
-                results[str(customer.customer_id)] = _carried(entry, stamp, dry_run)
-                carried.add(customer.customer_id)
-        if results:
-            ledger.record(run_id, results)
-    return carried
+@dataclass(frozen=True)
+class MemoCarryOver:
+    """An incremental run's carrying over (``plan.CarryOver``): its customers without recent
+    orders whose inputs the memo kept unchanged get their kept result, recorded in the run."""
 
+    org_id: str
+    run_id: str
+    ledger: RunLedger
+    rules: LoyaltyRules
+    phone_key: bytes | None
+    dry_run: bool
 
-def _unchanged(
-    plan: RunPlan,
-    customer: Customer,
-    entry: SyncResult,
-    since: date,
-    rules: LoyaltyRules,
-    phone_key: bytes | None,
-) -> bool:
-    cid = customer.customer_id
-    if cid in plan.history or cid in plan.history.malformed:
-        return False  # orders created since: synced as usual
-    # Orders created after the kept sync are all among the recent ones only if it ran after
-    # the recent window's first day.
-    try:
-        kept_on = datetime.fromisoformat(entry.updated_at).date()
-    except ValueError:
-        return False  # an entry this worker did not write: sync as usual
-    if kept_on <= since:
-        return False
-    answer = plan.alpine_answer(normalize_phone(customer.phone))
-    if answer is None:
-        return False  # only a look-up can tell Alpine IQ's balance
-    work = CustomerWork(customer, alpine=answer).with_phone_hash(phone_key)
-    return entry.inputs == inputs_digest(rules, customer, answer.profile, work.phone_hash)
+    def __call__(self, listing: Listing, recent: OrderHistory, since: date) -> frozenset[int]:
+        """Record the kept result of each customer the run need not sync, stamped now; returns
+        their ids. Reads the memo ``RECALL_CHUNK`` customers at a time (bounded memory)."""
+        stamp = datetime.now(UTC).isoformat()
+        carried: set[int] = set()
+        for chunk in _chunks(listing.customers, RECALL_CHUNK):
+            kept = self.ledger.recall(self.org_id, [c.customer_id for c in chunk])
+            results: dict[str, SyncResult] = {}
+            for customer in chunk:
+                entry = kept.get(customer.customer_id)
+                if entry is not None and self._unchanged(listing, recent, customer, entry, since):
+                    results[str(customer.customer_id)] = _carried(entry, stamp, self.dry_run)
+                    carried.add(customer.customer_id)
+            if results:
+                self.ledger.record(self.run_id, results)
+        return frozenset(carried)
+
+    def _unchanged(
+        self,
+        listing: Listing,
+        recent: OrderHistory,
+        customer: Customer,
+        entry: SyncResult,
+        since: date,
+    ) -> bool:
+        cid = customer.customer_id
+        if cid in recent or cid in recent.malformed:
+            return False  # orders created since: synced as usual
+        # Orders created after the kept sync are all among the recent ones only if it ran
+        # after the recent window's first day.
+        try:
+            kept_on = datetime.fromisoformat(entry.updated_at).date()
+        except ValueError:
+            return False  # an entry this worker did not write: sync as usual
+        if kept_on <= since:
+            return False
+        answer = listing.alpine_answer(normalize_phone(customer.phone))
+        if answer is None:
+            return False  # only a look-up can tell Alpine IQ's balance
+        work = CustomerWork(customer, alpine=answer).with_phone_hash(self.phone_key)
+        return entry.inputs == inputs_digest(self.rules, customer, answer.profile, work.phone_hash)
 
 
 def _carried(entry: SyncResult, stamp: str, dry_run: bool) -> SyncResult:

@@ -8,18 +8,17 @@ message is published, and the customer's task, and any retry of it, reads it bac
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from loyalty_worker.errors import PhoneNotKept
-from loyalty_worker.ports.run import RunPhones
+from loyalty_worker.ports.run import RunPhones, WorkPayload
 from loyalty_worker.services.sync.inputs import CustomerWork
 
 
 def hand_over(
     run_id: str, works: Sequence[CustomerWork], *, phones: RunPhones
-) -> list[dict[str, Any]]:
+) -> list[WorkPayload]:
     """The works' task payloads, phones masked; the phones their tasks must look up are kept
     for the run first, in one write, so that no task starts without its phone."""
     wanted: dict[int, str] = {}
@@ -41,9 +40,7 @@ class Unpacked:
     lost: list[PhoneNotKept] = field(default_factory=list)
 
 
-def unpack(
-    run_id: str | None, payloads: Sequence[Mapping[str, Any]], *, phones: RunPhones
-) -> Unpacked:
+def unpack(run_id: str | None, payloads: Sequence[WorkPayload], *, phones: RunPhones) -> Unpacked:
     """The payloads' works, each with its kept phone (one read for them all)."""
     wanted = [cid for cid in map(CustomerWork.kept_phone_of, payloads) if cid is not None]
     kept = phones.phones(run_id, wanted) if wanted and run_id is not None else {}
@@ -58,9 +55,7 @@ def unpack(
     return unpacked
 
 
-def unpack_one(
-    run_id: str | None, payload: Mapping[str, Any], *, phones: RunPhones
-) -> CustomerWork:
+def unpack_one(run_id: str | None, payload: WorkPayload, *, phones: RunPhones) -> CustomerWork:
     """One payload's work with its kept phone; PhoneNotKept when the run no longer keeps it."""
     unpacked = unpack(run_id, [payload], phones=phones)
     if unpacked.lost:

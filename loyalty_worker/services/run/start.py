@@ -1,7 +1,7 @@
 """An org's run as a trigger asks for it: the org named, ``since`` as given, then ``start_batch``.
 
 A run whose org cannot be served (no settings, invalid ones, no credentials) fails the way a
-run whose planning fails does (``batch.fail_start``): a ``failed`` summary and one alert.
+run whose planning fails does (``opening.fail_start``): a ``failed`` summary and one alert.
 """
 
 from __future__ import annotations
@@ -11,15 +11,9 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 
 from loyalty_worker.errors import LoyaltyError
-from loyalty_worker.services.run.batch import (
-    BatchStart,
-    RunDispatch,
-    RunPorts,
-    RunRequest,
-    fail_start,
-    record_start,
-    start_batch,
-)
+from loyalty_worker.services.run.batch import start_batch
+from loyalty_worker.services.run.context import BatchStart, RunDispatch, RunPorts, RunRequest
+from loyalty_worker.services.run.opening import fail_start, record_start
 
 log = logging.getLogger(__name__)
 
@@ -55,16 +49,7 @@ def start_run(
         record_start(request, ports.ledger)
         started = fail_start(request, exc, ledger=ports.ledger, dispatch=dispatch)
     else:
-        started = start_batch(
-            request,
-            org,
-            store=ports.store,
-            ledger=ports.ledger,
-            options=ports.options,
-            dispatch=dispatch,
-            slices=ports.slices,
-            lookups=ports.lookups if ports.options.plan_lookups else None,
-        )
+        started = start_batch(request, org, ports, dispatch)
     outcome = "started" if started.started else "not started"
     log.info(
         "run %s: org %s: %s, %d listed",

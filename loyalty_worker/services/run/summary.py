@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from loyalty_worker.domain.results import SyncResult, SyncStatus
+from loyalty_worker.domain.run import (
+    DiscrepancyEntry,
+    FailureEntry,
+    RunStatus,
+    RunSummaryDocument,
+    TierChangeEntry,
+)
 from loyalty_worker.ports.notify import Alert
 
 DISCREPANCY_STATUSES = ("alpine_higher", "calculated_higher")
@@ -39,10 +45,10 @@ class SummaryBuilder:
     tiers: Counter[str] = field(default_factory=Counter)
     statuses: Counter[str] = field(default_factory=Counter)
     actions: Counter[str] = field(default_factory=Counter)
-    failures: list[dict[str, Any]] = field(default_factory=list)
-    tier_changes: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[FailureEntry] = field(default_factory=list)
+    tier_changes: list[TierChangeEntry] = field(default_factory=list)
     tier_change_count: int = 0
-    _top: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)
+    _top: list[tuple[int, str, DiscrepancyEntry]] = field(default_factory=list)
 
     def add(self, result: SyncResult) -> None:
         if result.status is SyncStatus.FAILED:
@@ -74,7 +80,7 @@ class SummaryBuilder:
         if rec.status.value in DISCREPANCY_STATUSES and outcome.alpine is not None:
             self.discrepancies += 1
             discrepancy = rec.discrepancy or 0
-            entry = {
+            entry: DiscrepancyEntry = {
                 "customerId": result.customer_id,
                 "phone": result.phone,
                 "calculated": outcome.calculation.points_from_orders,
@@ -100,13 +106,15 @@ class SummaryBuilder:
             self.add(result)
         return self
 
-    def build(self, *, started_at: float, finished_at: float, status: str) -> dict[str, Any]:
+    def build(
+        self, *, started_at: float, finished_at: float, status: RunStatus
+    ) -> RunSummaryDocument:
         accounted = self.synced + self.unchanged + self.failed
         largest = [entry for _, _, entry in sorted(self._top, reverse=True)]
         return {
             "runId": self.run_id,
             "orgId": self.org_id,
-            "status": status,
+            "status": status.value,
             "dryRun": self.dry_run,
             "startedAt": started_at,
             "finishedAt": finished_at,
@@ -136,7 +144,7 @@ class SummaryBuilder:
         }
 
 
-def summary_alert(summary: Mapping[str, Any]) -> Alert:
+def summary_alert(summary: RunSummaryDocument) -> Alert:
     """One Discord alert per run: always the counts; discrepancies and failures when any."""
     title = f"Loyalty sync {summary['status']}: {summary['orgId']}"
     text = (
@@ -186,6 +194,6 @@ def summary_alert(summary: Mapping[str, Any]) -> Alert:
     severity = "info"
     if summary["discrepancies"] or summary["failed"] or unowned:
         severity = "warning"
-    if summary["status"] != "completed":
+    if RunStatus.of(summary["status"]) is not RunStatus.COMPLETED:
         severity = "error"
     return Alert(title=title, summary=text, sections=sections, severity=severity)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
 
 from loyalty_worker.domain.bounds import OutOfBounds
 from loyalty_worker.domain.phone import mask_phones_in, normalize_phone
@@ -79,7 +78,7 @@ def _evaluate(
     customer = work.customer
     phone = normalize_phone(customer.phone)
     stamp = now.isoformat()
-    profile: Mapping[str, Any] | None = work.profile
+    profile = work.profile
     if not work.profile_known:
         profile = store.get_profiles(org.org_id, [customer.customer_id], PROFILE_FIELDS).get(
             customer.customer_id

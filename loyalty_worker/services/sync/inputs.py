@@ -12,12 +12,13 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Any
+from typing import cast
 
 from loyalty_worker.domain.models import AlpineProfile, Customer, LoyaltyRules, Order
 from loyalty_worker.domain.phone import PhoneHash, mask_phone, normalize_phone
 from loyalty_worker.domain.points import ledger_orders, merge_orders
-from loyalty_worker.domain.profile import LOYALTY_FIELDS, STAMP_FIELDS
+from loyalty_worker.domain.profile import LOYALTY_FIELDS, STAMP_FIELDS, ProfileDocument
+from loyalty_worker.ports.run import WorkPayload
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +62,12 @@ def _rules_key(rules: LoyaltyRules) -> str:
     return f"{_DIGEST_VERSION}:{rules!r}"
 
 
-def profile_subset(profile: Mapping[str, Any] | None) -> dict[str, Any] | None:
+def profile_subset(profile: ProfileDocument | None) -> ProfileDocument | None:
     """The part of a profile a sync task needs, JSON-ready."""
     if profile is None:
         return None
-    return {name: profile[name] for name in PROFILE_FIELDS if name in profile}
+    subset = {name: profile.get(name) for name in PROFILE_FIELDS if name in profile}
+    return cast(ProfileDocument, subset)
 
 
 @functools.cache
@@ -76,12 +78,8 @@ def _warn_no_phone_key() -> None:
     )
 
 
-# A payload's mark: the customer's phone is needed for a look-up and kept beside the message.
-PHONE_KEPT = "phoneKept"
-
-
 def with_ledger(
-    customer_id: int, orders: Sequence[Order], malformed: tuple[str, ...], ledger: Any
+    customer_id: int, orders: Sequence[Order], malformed: tuple[str, ...], ledger: Mapping[str, str]
 ) -> tuple[list[Order], tuple[str, ...]]:
     """The customer's orders with the older ones the profile's ledger (``loyaltyOrders``) keeps;
     a ledger edited by hand makes the customer malformed, with a reason, and nothing else."""
@@ -106,7 +104,7 @@ class CustomerWork:
     # None: not known ahead, the sync looks the phone up itself.
     alpine: AlpineAnswer | None = None
     # The existing profile (its PROFILE_FIELDS), when the run read it ahead in bulk.
-    profile: Mapping[str, Any] | None = None
+    profile: ProfileDocument | None = None
     profile_known: bool = False
     # The profile's phoneHash and its key id (``with_phone_hash``), computed while the raw
     # phone is at hand, as ``PhoneHash.to_text``. None: no key configured, the profile's
@@ -132,7 +130,7 @@ class CustomerWork:
         Alpine IQ ahead, or the customer has no US phone."""
         return normalize_phone(self.customer.phone) if self.alpine is None else None
 
-    def to_payload(self) -> dict[str, Any]:
+    def to_payload(self) -> WorkPayload:
         """Compact JSON for a task message: amounts as strings, never floats, and the phone
         masked: messages sit in the broker and show in Flower.
 
@@ -142,7 +140,7 @@ class CustomerWork:
         phone = self.customer.phone
         if phone:
             phone = mask_phone(phone)
-        payload: dict[str, Any] = {
+        payload: WorkPayload = {
             "customer": [self.customer.customer_id, phone, self.customer.alpine_user_code],
             "orders": [
                 [o.order_id, o.status, str(o.subtotal), str(o.discount), str(o.refunded_amount)]
@@ -163,21 +161,21 @@ class CustomerWork:
         if self.phone_hash is not None:
             payload["phoneHash"] = self.phone_hash
         if self.phone_to_look_up() is not None:
-            payload[PHONE_KEPT] = True
+            payload["phoneKept"] = True
         return payload
 
     @staticmethod
-    def kept_phone_of(payload: Mapping[str, Any]) -> int | None:
+    def kept_phone_of(payload: WorkPayload) -> int | None:
         """The customer id of a payload whose phone the run keeps aside (None: not needed)."""
-        return int(payload["customer"][0]) if payload.get(PHONE_KEPT) else None
+        return int(payload["customer"][0]) if payload.get("phoneKept") else None
 
     @classmethod
-    def from_payload(cls, payload: Mapping[str, Any], *, phone: str | None = None) -> CustomerWork:
+    def from_payload(cls, payload: WorkPayload, *, phone: str | None = None) -> CustomerWork:
         """The work a payload describes; ``phone``: the kept phone of a ``phoneKept`` payload
         (``kept_phone_of``), which must be given for one: its masked form cannot be looked up.
         """
         customer_id, shown, code = payload["customer"]
-        if payload.get(PHONE_KEPT) and phone is None:
+        if payload.get("phoneKept") and phone is None:
             raise ValueError(f"customer {customer_id}: the payload's phone is kept aside")
         orders = tuple(
             Order(
@@ -192,7 +190,7 @@ class CustomerWork:
         )
         alpine: AlpineAnswer | None = None
         if "alpine" in payload:
-            row: Sequence[Any] | None = payload["alpine"]
+            row = payload["alpine"]
             alpine = AlpineAnswer(
                 None if row is None else AlpineProfile(int(row[0]), row[1], row[2], row[3])
             )

@@ -9,29 +9,28 @@ from concurrent.futures import ThreadPoolExecutor
 from loyalty_worker.domain.models import Customer
 from loyalty_worker.errors import MalformedRecord, PermanentError
 from loyalty_worker.ports.sources import CustomerSource
-from loyalty_worker.services.sync.deadline import Deadline, check
+from loyalty_worker.services.sync.deadline import check
 from loyalty_worker.services.sync.order_history import page_ids
+from loyalty_worker.services.sync.paging import Paging
 
 # The first round's pages; later rounds double up to the caller's parallelism.
 FIRST_ROUND_PAGES = 4
 
 
 def customer_pages(
-    source: CustomerSource,
-    *,
-    parallelism: int,
-    max_pages: int | None = None,
-    deadline: Deadline | None = None,
+    source: CustomerSource, paging: Paging
 ) -> Iterator[Sequence[Customer | MalformedRecord]]:
     """The customer listing's pages in order, fetched in parallel rounds.
 
     Alleaves gives no total, so pages are fetched in rounds and a short (or empty) page is the
-    last. Rounds start at 4 pages and double up to ``parallelism``: a small org wastes at most a
-    few empty pages, a large one soon reads ``parallelism`` at a time. A caller may stop early;
-    ``max_pages`` stops the listing after that many pages (none fetched past it). A full page
-    that repeats the one before (a provider ignoring ``page``) raises PermanentError rather
-    than being read for ever; no round starts once ``deadline`` has passed.
+    last. Rounds start at 4 pages and double up to ``paging.parallelism``: a small org wastes at
+    most a few empty pages, a large one soon reads that many at a time. A caller may stop
+    early; ``paging.max_pages`` stops the listing after that many pages (none fetched past it).
+    A full page that repeats the one before (a provider ignoring ``page``) raises
+    PermanentError rather than being read for ever; no round starts once ``paging.deadline``
+    has passed.
     """
+    parallelism, max_pages, deadline = paging.parallelism, paging.max_pages, paging.deadline
     first = 1
     size = min(FIRST_ROUND_PAGES, parallelism)
     previous: list[str] | None = None

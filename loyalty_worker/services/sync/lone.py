@@ -11,13 +11,13 @@ page the org's whole history.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from loyalty_worker.domain.models import Customer
 from loyalty_worker.errors import PermanentError
 from loyalty_worker.ports.profiles import ProfileStore
 from loyalty_worker.ports.sources import CustomerSource
-from loyalty_worker.services.sync.deadline import Deadline
 from loyalty_worker.services.sync.inputs import (
     PROFILE_FIELDS,
     CustomerWork,
@@ -25,88 +25,71 @@ from loyalty_worker.services.sync.inputs import (
     with_ledger,
 )
 from loyalty_worker.services.sync.listing import customer_pages
-from loyalty_worker.services.sync.order_history import fetch_order_history
+from loyalty_worker.services.sync.order_history import read_orders
+from loyalty_worker.services.sync.paging import HistoryWindow, Paging
 
 # Orders are dated in UTC and a record's date_created may be a local day: one day of margin.
 CREATED_MARGIN = timedelta(days=1)
 
 
-def find_customer(
-    source: CustomerSource,
-    customer_id: int,
-    *,
-    parallelism: int,
-    max_pages: int,
-    deadline: Deadline | None = None,
-) -> Customer:
+def find_customer(source: CustomerSource, customer_id: int, paging: Paging) -> Customer:
     """The customer's Alleaves record, reading the listing only until it shows up, and at most
-    ``max_pages`` pages of it."""
+    ``paging.max_pages`` pages of it."""
     if customer_id <= 0:  # Alleaves ids start at 1; 0 is its anonymous customer
         raise PermanentError("alleaves", f"customer {customer_id} is no customer id")
     pages = 0
-    listing = customer_pages(
-        source, parallelism=parallelism, max_pages=max_pages, deadline=deadline
-    )
-    for records in listing:
+    for records in customer_pages(source, paging):
         pages += 1
         for record in records:
             if isinstance(record, Customer) and record.customer_id == customer_id:
                 return record
-    if pages >= max_pages:
+    if paging.max_pages is not None and pages >= paging.max_pages:
         raise PermanentError(
-            "alleaves", f"customer {customer_id} not found within {max_pages} pages"
+            "alleaves", f"customer {customer_id} not found within {paging.max_pages} pages"
         )
     raise PermanentError("alleaves", f"customer {customer_id} not found")
 
 
-def find_customer_work(
-    org_id: str,
-    customer_id: int,
-    *,
-    alleaves: CustomerSource,
-    store: ProfileStore,
-    history_start: date,
-    today: date,
-    window_days: int,
-    parallelism: int,
-    overlap_days: int,
-    max_pages: int,
-    deadline: Deadline | None = None,
-) -> CustomerWork:
+@dataclass(frozen=True, slots=True)
+class LoneSearch:
+    """Where and how far a customer synced on its own is looked for: its org's Alleaves and
+    profiles, the org's whole order history (``history``: from its first day to tomorrow), the
+    overlap re-read before the profile's ledger ends, and the paging (``max_pages``: of the
+    customer listing; the orders are read whole, under the same deadline)."""
+
+    alleaves: CustomerSource
+    store: ProfileStore
+    history: HistoryWindow
+    overlap_days: int
+    paging: Paging
+
+
+def find_customer_work(org_id: str, customer_id: int, search: LoneSearch) -> CustomerWork:
     """The customer, their orders (ledger + recent ones, or all since the customer's
-    ``date_created``) and profile; no page is fetched once ``deadline`` has passed."""
+    ``date_created``) and profile; no page is fetched once the deadline has passed."""
+    paging = search.paging
     # A few listing pages at a time: the customer is usually found early, and every page
     # fetched past the last one is a wasted call.
-    customer = find_customer(
-        alleaves,
-        customer_id,
-        parallelism=min(parallelism, 4),
-        max_pages=max_pages,
-        deadline=deadline,
-    )
+    listing = replace(paging, parallelism=min(paging.parallelism, 4))
+    customer = find_customer(search.alleaves, customer_id, listing)
     # pointsLastCalculated dates the ledger: only orders created after it (less the overlap)
     # need reading
     fields = (*PROFILE_FIELDS, "pointsLastCalculated")
-    profile = store.get_profiles(org_id, [customer_id], fields).get(customer_id)
+    profile = search.store.get_profiles(org_id, [customer_id], fields).get(customer_id)
     ledger = profile.get("loyaltyOrders") if profile else None
     calculated = profile.get("pointsLastCalculated") if profile else None
-    start = history_start
+    start = search.history.start
     if customer.created_on is not None:  # no order of theirs is older than their record
         start = max(start, customer.created_on - CREATED_MARGIN)
     # the ledger holds the older orders: read only those created since it (less the overlap)
     read_since_ledger = False
     if ledger is not None and isinstance(calculated, datetime):
-        since_ledger = calculated.date() - timedelta(days=overlap_days)
+        since_ledger = calculated.date() - timedelta(days=search.overlap_days)
         if since_ledger > start:
             start, read_since_ledger = since_ledger, True
-    history = fetch_order_history(
-        alleaves.fetch_order_page,
-        start=start,
-        end=today,
-        window_days=window_days,
-        page_size=alleaves.page_size,
-        parallelism=parallelism,
-        deadline=deadline,
+    window = replace(search.history, start=start)
+    history = read_orders(
+        search.alleaves, window, Paging(paging.parallelism, None, paging.deadline)
     )
     orders = history.orders_of(customer_id)
     malformed = tuple(history.malformed.get(customer_id, ()))

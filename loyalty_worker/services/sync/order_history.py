@@ -23,7 +23,9 @@ import msgspec
 
 from loyalty_worker.domain.models import Customer, Order
 from loyalty_worker.errors import MalformedRecord, PermanentError
-from loyalty_worker.services.sync.deadline import Deadline, check
+from loyalty_worker.ports.sources import CustomerSource
+from loyalty_worker.services.sync.deadline import check
+from loyalty_worker.services.sync.paging import HistoryWindow, Paging
 
 PageFetcher = Callable[[date, date, int], list[Order | MalformedRecord]]
 
@@ -172,35 +174,52 @@ def _unpack(customer_id: int, row: str) -> Order:
     )
 
 
-def fetch_order_history(
-    fetch_page: PageFetcher,
+def read_orders(
+    source: CustomerSource,
+    window: HistoryWindow,
+    paging: Paging,
     *,
-    start: date,
-    end: date,
-    window_days: int,
-    page_size: int,
-    parallelism: int,
-    max_pages: int | None = None,
-    deadline: Deadline | None = None,
+    before_page: Callable[[], None] | None = None,
     share: tuple[int, int] = (0, 1),
 ) -> OrderHistory:
-    """Every order created in [start, end], ``parallelism`` pages in flight; with ``share``
-    ``(k, n)``, only those of every n-th window from the k-th (one of n readers' shares: busy
-    and quiet seasons alike spread over all of them).
+    """The org's orders of ``window`` from its Alleaves (``fetch_order_history``, with its
+    ``share``); ``before_page`` runs before each page is fetched."""
+    fetch: PageFetcher = source.fetch_order_page
+    if before_page is not None:
 
-    The range is cut into windows of ``window_days``. A window whose first page comes back full
-    holds more than one page; pages of a window must be read one after another, so a busy window
-    of several days is split in two halves, each read like any window (the full first page is
-    read again within them: one call per split). Only a single busy day is paged in order, so
-    the longest chain of sequential calls is one day's pages, not a fortnight's.
+        def fetch(first: date, last: date, page: int) -> list[Order | MalformedRecord]:
+            before_page()
+            return source.fetch_order_page(first, last, page)
+
+    return fetch_order_history(fetch, window, paging, page_size=source.page_size, share=share)
+
+
+def fetch_order_history(
+    fetch_page: PageFetcher,
+    window: HistoryWindow,
+    paging: Paging,
+    *,
+    page_size: int,
+    share: tuple[int, int] = (0, 1),
+) -> OrderHistory:
+    """Every order created in the window, ``paging.parallelism`` pages in flight; with ``share``
+    ``(k, n)``, only those of every n-th date window from the k-th (one of n readers' shares:
+    busy and quiet seasons alike spread over all of them).
+
+    The range is cut into date windows of ``window.window_days``. A window whose first page
+    comes back full holds more than one page; pages of a window must be read one after another,
+    so a busy window of several days is split in two halves, each read like any window (the full
+    first page is read again within them: one call per split). Only a single busy day is paged
+    in order, so the longest chain of sequential calls is one day's pages, not a fortnight's.
 
     An order seen twice (a page boundary shifting while paging) is kept once; each customer's
     orders end sorted by order id, and ``orders_seen`` counts each order once.
 
-    Paging is bounded: a day still full at ``max_pages`` pages, or a full page that repeats the
-    one before (a provider ignoring ``page``), raises PermanentError; no page is fetched once
-    ``deadline`` has passed (``DeadlineExceeded``).
+    Paging is bounded: a day still full at ``paging.max_pages`` pages, or a full page that
+    repeats the one before (a provider ignoring ``page``), raises PermanentError; no page is
+    fetched once ``paging.deadline`` has passed (``DeadlineExceeded``).
     """
+    max_pages, deadline = paging.max_pages, paging.deadline
     history = OrderHistory()
     lock = threading.Lock()
 
@@ -237,7 +256,7 @@ def fetch_order_history(
     # Finished reads arrive on a queue: waiting on the pending set instead (``wait``) costs a
     # pass over every pending window per finished one, quadratic in a history's windows.
     finished: SimpleQueue[Future[list[tuple[date, date]]]] = SimpleQueue()
-    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, paging.parallelism)) as pool:
 
         def submit(window: tuple[date, date]) -> Future[list[tuple[date, date]]]:
             future = pool.submit(read, window)
@@ -245,7 +264,7 @@ def fetch_order_history(
             return future
 
         index, count = share
-        windows = date_windows(start, end, window_days)[index::count]
+        windows = date_windows(window.start, window.end, window.window_days)[index::count]
         pending = {submit(window) for window in windows}
         try:
             while pending:
