@@ -826,20 +826,17 @@ class StaticTaskOutcomes:
 
 
 class RecordingRunTriggers:
-    """``RunTriggers`` that keeps the runs it started; ``going`` names the org's run going."""
+    """``RunTriggers`` over a dict: ``going`` names each org's run going; ``error``, when set,
+    is raised instead of remembering a run."""
 
     def __init__(self) -> None:
-        self.started: list[dict[str, Any]] = []
         self.going: dict[str, str] = {}
         self.error: TransientError | None = None
 
     def running_run(self, org_id: str) -> str | None:
         return self.going.get(org_id)
 
-    def start_run(self, org_id: str, run_id: str, *, dry_run: bool, since: str | None) -> None:
+    def remember_run(self, org_id: str, run_id: str) -> None:
         if self.error is not None:
             raise self.error
-        self.started.append(
-            {"org_id": org_id, "run_id": run_id, "dry_run": dry_run, "since": since}
-        )
         self.going[org_id] = run_id

@@ -90,7 +90,7 @@ def build_app(settings: Settings, api: ApiSettings) -> FastAPI:
     dashboard = DashboardServices(
         store=FirestoreDashboardStore(build_firestore_client(settings.firestore_project)),
         tasks=RedisTaskOutcomes(client),
-        triggers=RedisRunTriggers(client, tracker, publisher),
+        triggers=RedisRunTriggers(client, tracker),
         nightly_hour=settings.nightly_hour,
     )
     return create_app(services, api, dashboard)

@@ -33,15 +33,16 @@ class Enqueuer(Protocol):
 
 
 class RunTriggers(Protocol):
-    """The dashboard's run buttons: the org's run in progress, or a new one enqueued."""
+    """The dashboard's run buttons: the org's run in progress, so that a second press names it
+    instead of starting another."""
 
     def running_run(self, org_id: str) -> str | None:
         """The org's run that is queued or going, if any."""
         ...
 
-    def start_run(self, org_id: str, run_id: str, *, dry_run: bool, since: str | None) -> None:
-        """Record ``run_id`` as queued and enqueue it (``since``: ``"last"`` for an
-        incremental run); TransientError when the broker is down."""
+    def remember_run(self, org_id: str, run_id: str) -> None:
+        """Keep ``run_id`` as the org's latest run started from the dashboard (it reads as
+        going until it ends); TransientError when that cannot be kept."""
         ...
 
 

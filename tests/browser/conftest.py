@@ -113,7 +113,7 @@ def dashboard(browser_stack: Stack) -> Iterator[Dashboard]:
     extra = DashboardServices(
         store=FirestoreDashboardStore(stack.firestore),
         tasks=RedisTaskOutcomes(client),
-        triggers=RedisRunTriggers(client, stack.tracker, publisher),
+        triggers=RedisRunTriggers(client, stack.tracker),
     )
     port = _free_port()
     config = uvicorn.Config(

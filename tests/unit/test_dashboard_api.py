@@ -282,9 +282,16 @@ def test_a_trigger_while_a_run_is_going_shows_that_run(dash: Dash) -> None:
         "/dashboard/orgs/org-1/runs", data={"kind": "dry", "csrf": csrf}, follow_redirects=False
     )
     assert first.headers["location"] == "/dashboard/orgs/org-1/runs/org-1-run-1"
-    assert dash.triggers.started == [
-        {"org_id": "org-1", "run_id": "org-1-run-1", "dry_run": True, "since": None}
+    assert dash.enqueuer.org_runs == [
+        {
+            "org_id": "org-1",
+            "run_id": "org-1-run-1",
+            "dry_run": True,
+            "since": None,
+            "expires_s": None,
+        }
     ]
+    assert dash.tracker.progress("org-1-run-1").status == "queued"
     dash.triggers.going["org-1"] = "org-1-run-0"
     again = dash.client.post(
         "/api/loyalty/orgs/org-1/runs",
@@ -297,7 +304,7 @@ def test_a_trigger_while_a_run_is_going_shows_that_run(dash: Dash) -> None:
         "started": False,
         "pageUrl": "/dashboard/orgs/org-1/runs/org-1-run-0",
     }
-    assert len(dash.triggers.started) == 1
+    assert len(dash.enqueuer.org_runs) == 1
 
 
 def test_acknowledged_discrepancy_leaves_the_open_list_and_is_audited(dash: Dash) -> None:

@@ -1,5 +1,6 @@
-"""The dashboard's run buttons over Redis (fakeredis): a run starts the one way every run does,
-and a second press names the run going instead of starting another."""
+"""The dashboard's run buttons over Redis (fakeredis): a run starts the one way every run does
+(``services.dashboard.actions.trigger_run``), and a second press names the run going instead of
+starting another."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from loyalty_worker.adapters.dashboard_runs import RedisRunTriggers
 from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.domain.run import RunStatus
 from loyalty_worker.errors import TransientError
+from loyalty_worker.services.dashboard.actions import trigger_run
 from tests.fakes import RecordingEnqueuer
 
 
@@ -32,28 +34,41 @@ def enqueuer() -> RecordingEnqueuer:
 def triggers(
     client: fakeredis.FakeRedis, tracker: RunTracker, enqueuer: RecordingEnqueuer
 ) -> RedisRunTriggers:
-    return RedisRunTriggers(client, tracker, enqueuer)
+    return RedisRunTriggers(client, tracker)
+
+
+def press(
+    kind: str, triggers: RedisRunTriggers, tracker: RunTracker, enqueuer: RecordingEnqueuer
+) -> tuple[str, bool]:
+    """The run button of ``kind``, the new run to be ``r1``."""
+    return trigger_run(
+        "org-1", kind, runs=triggers, records=tracker, enqueuer=enqueuer, new_run_id="r1"
+    )
 
 
 def test_a_started_run_is_queued_and_named_while_it_goes(
     triggers: RedisRunTriggers, tracker: RunTracker, enqueuer: RecordingEnqueuer
 ) -> None:
     assert triggers.running_run("org-1") is None
-    triggers.start_run("org-1", "r1", dry_run=False, since="last")
+    assert press("incremental", triggers, tracker, enqueuer) == ("r1", True)
     assert enqueuer.org_runs == [
         {"org_id": "org-1", "run_id": "r1", "dry_run": False, "since": "last", "expires_s": None}
     ]
     assert tracker.progress("r1").status == "queued"
     assert triggers.running_run("org-1") == "r1"
+    assert press("full", triggers, tracker, enqueuer) == ("r1", False)
+    assert len(enqueuer.org_runs) == 1
     tracker.finish("r1", RunStatus.COMPLETED, {"runId": "r1"})
     assert triggers.running_run("org-1") is None
 
 
 def test_the_holder_of_the_orgs_run_lock_is_the_run_going(
-    triggers: RedisRunTriggers, tracker: RunTracker
+    triggers: RedisRunTriggers, tracker: RunTracker, enqueuer: RecordingEnqueuer
 ) -> None:
     assert tracker.acquire_lock("org-1", "nightly-run", 60) is None
     assert triggers.running_run("org-1") == "nightly-run"
+    assert press("dry", triggers, tracker, enqueuer) == ("nightly-run", False)
+    assert enqueuer.org_runs == []
 
 
 def test_a_run_the_broker_refused_is_failed_and_not_going(
@@ -61,6 +76,6 @@ def test_a_run_the_broker_refused_is_failed_and_not_going(
 ) -> None:
     enqueuer.error = TransientError("broker", "could not enqueue loyalty.sync_org")
     with pytest.raises(TransientError):
-        triggers.start_run("org-1", "r1", dry_run=True, since=None)
+        press("dry", triggers, tracker, enqueuer)
     assert tracker.progress("r1").status == "failed"
     assert triggers.running_run("org-1") is None

@@ -169,7 +169,12 @@ def trigger_page(
 ) -> Response:
     org_id = org.org_id
     run_id, started = trigger_run(
-        org_id, kind, runs=dashboard.triggers, new_run_id=services.new_run_id(org_id)
+        org_id,
+        kind,
+        runs=dashboard.triggers,
+        records=services.tracker,
+        enqueuer=services.enqueuer,
+        new_run_id=services.new_run_id(org_id),
     )
     log.info("%s: org %s: %s run %s (started: %s)", who.who, org_id, kind, run_id, started)
     suffix = "" if started else "?already=1"

@@ -6,8 +6,10 @@ from __future__ import annotations
 from pydantic import Field
 
 from loyalty_worker.ports.dashboard import DashboardStore
+from loyalty_worker.ports.run import RunRecords
 from loyalty_worker.ports.triggers import Enqueuer, RunTriggers, TaskOutcome
 from loyalty_worker.services.dashboard.page import Adjustment, NotFound, PageModel
+from loyalty_worker.services.run.triggers import enqueue_org_run
 
 # Each kind of run: (dry run, orders since).
 RUN_KINDS = {"full": (False, None), "incremental": (False, "last"), "dry": (True, None)}
@@ -15,14 +17,25 @@ RUN_KINDS = {"full": (False, None), "incremental": (False, "last"), "dry": (True
 TASK_ENDED = ("SUCCESS", "FAILURE", "REVOKED")
 
 
-def trigger_run(org_id: str, kind: str, *, runs: RunTriggers, new_run_id: str) -> tuple[str, bool]:
-    """Start a run of ``kind`` (full, incremental, dry), or, while the org has one going, name
-    that one instead: (run id, whether it was started now)."""
+def trigger_run(
+    org_id: str,
+    kind: str,
+    *,
+    runs: RunTriggers,
+    records: RunRecords,
+    enqueuer: Enqueuer,
+    new_run_id: str,
+) -> tuple[str, bool]:
+    """Start a run of ``kind`` (full, incremental, dry) the one way every run starts, or, while
+    the org has one going, name that one instead: (run id, whether it was started now)."""
     dry_run, since = RUN_KINDS[kind]
     going = runs.running_run(org_id)
     if going is not None:
         return going, False
-    runs.start_run(org_id, new_run_id, dry_run=dry_run, since=since)
+    runs.remember_run(org_id, new_run_id)
+    enqueue_org_run(
+        org_id, new_run_id, dry_run=dry_run, since=since, runs=records, enqueuer=enqueuer
+    )
     return new_run_id, True
 
 
