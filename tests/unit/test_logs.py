@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import random
+import uuid
 
 import pytest
 
@@ -36,6 +38,27 @@ def test_secrets_phones_and_jwts_are_masked(captured: tuple[logging.Logger, list
     assert jwt not in line
     assert "867-5309" not in line and "5558675309" not in line
     assert line.count("***-***-5309") == 2
+
+
+def test_a_task_id_is_logged_as_it_is(captured: tuple[logging.Logger, list[str]]) -> None:
+    """A Celery task id holding ten digits in a row (about one uuid4 in 70) is no phone: the
+    worker's "received" line must name the task that was sent (the chaos suite finds a run's
+    planner by it; an operator, by the id Flower shows). A phone beside it is still masked."""
+    logger, lines = captured
+    logs.install(logger, json_format=False)
+    task_id = "d4c13df1-c16e-47d1-959b-5d9114958509"
+    logger.info("Task loyalty.sync_org[%s] received", task_id)
+    logger.warning("task %s failed for 555-123-4567 (5551234567)", task_id)
+    assert lines[0] == f"Task loyalty.sync_org[{task_id}] received"
+    assert task_id in lines[1]
+    assert "555-123" not in lines[1] and "5551234567" not in lines[1]
+    assert lines[1].count("***-***-4567") == 2
+
+
+def test_no_uuid4_is_taken_for_a_phone() -> None:
+    rng = random.Random(20261202)
+    ids = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(20_000)]
+    assert [task_id for task_id in ids if logs.redact(task_id) != task_id] == []
 
 
 def test_exception_text_is_redacted_too(captured: tuple[logging.Logger, list[str]]) -> None:

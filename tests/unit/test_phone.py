@@ -36,6 +36,13 @@ def test_mask_phones_inside_text() -> None:
     assert masked.count("***-***-") == 2
 
 
+def test_a_uuid_is_no_phone_but_a_phone_beside_it_is() -> None:
+    task_id = "7e416224-c613-419a-b034-8401397c80d1"  # "034-8401397" reads as 034-840-1397
+    assert mask_phones_in(f"task {task_id} started") == f"task {task_id} started"
+    masked = mask_phones_in(f"{task_id}: 555-987-6543, {task_id.upper()} (555) 123-4567")
+    assert masked == f"{task_id}: ***-***-6543, {task_id.upper()} ***-***-4567"
+
+
 def test_phone_hash_is_keyed_and_stable() -> None:
     key = b"k" * 16
     digest = phone_hash("5551234567", key)
