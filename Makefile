@@ -44,7 +44,7 @@ test-unit: install
 	$(BIN)/pytest tests/unit
 
 # The dashboard in headless Chromium (Debian's chromium and chromium-driver; also part of
-# `make test`). `make screenshots` reruns them saving the README's PNGs into docs/.
+# `make test`). `make screenshots` reruns them saving the dashboard's screenshots into docs/.
 test-browser: install browser
 	$(BIN)/pytest tests/browser
 

@@ -1,6 +1,6 @@
 """Celery configuration, read by ``loyalty_worker.celery_app`` through ``config_from_object``.
 
-Every value that differs between deployments comes from the environment (see README.md).
+Every value that differs between deployments comes from the environment (see docs/settings.md).
 """
 
 import math
@@ -36,8 +36,8 @@ worker_pool = "threads"
 worker_concurrency = _settings.worker_concurrency
 
 # The threads pool enforces neither limit (nor the ones in tasks.py): every task bounds its own
-# time (loyalty_worker.deadlines, README "Deadlines"). They are set to the computed longest
-# task, so that a prefork pool, should one be configured, would enforce the same bound.
+# time (loyalty_worker.deadlines; docs/operations.md, "Deadlines"). They are set to the computed
+# longest task, so that a prefork pool, should one be configured, would enforce the same bound.
 task_soft_time_limit = math.ceil(_deadlines.longest_task_s)
 task_time_limit = task_soft_time_limit + 30
 

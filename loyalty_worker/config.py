@@ -1,4 +1,4 @@
-"""Process settings from the environment (every variable is listed in README.md)."""
+"""Process settings from the environment (every variable is listed in docs/settings.md)."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     page_size: int = Field(default=100, ge=1, le=1000)
 
     # Redis redelivers a message whose worker died unacknowledged after this many seconds.
-    # The deadlines must hold together (README "Deadlines"; checked at worker start):
+    # The deadlines must hold together (docs/operations.md "Deadlines"; checked at worker start):
     # longest task < visibility timeout < stall timeout.
     visibility_timeout_s: int = Field(default=1800, ge=10)
     # A customer task starts no new customer (a chunk) or page (a single sync) after this
@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=16, ge=1)
     # Customers per batch task: one message, one batched Firestore write, one result record.
     # Each chunk costs its task's bookkeeping (events, the message, the profile read and write
-    # round trips): 100 spends a fifth less of the worker's CPU than 25 (README "Performance").
+    # round trips): 100 spends a fifth less of the worker's CPU than 25 (docs/performance.md).
     sync_chunk_size: int = Field(default=100, ge=1, le=500)
     sync_max_retries: int = Field(default=5, ge=0)
     # Every task of a run beats this often (the run is alive, the org's lock kept); a run with

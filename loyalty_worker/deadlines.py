@@ -14,7 +14,7 @@ running task is never taken for lost however long it takes; the orders that must
 A run whose live tasks beat less often would look idle and have its work sent twice; work
 re-sent after Redis's own redelivery would come too late to matter; a task that outlived the
 visibility timeout would be handed to a second worker while the first still runs it; a lock
-that expired between beats would let a second run of the org start. README.md ("Deadlines")
+that expired between beats would let a second run of the org start. docs/operations.md ("Deadlines")
 shows the same table with the defaults.
 """
 
@@ -102,7 +102,7 @@ class Deadlines:
 
 
 def deadlines(settings: Settings) -> Deadlines:
-    """The worst cases, in seconds, that ``settings`` give (formulas in README "Deadlines")."""
+    """The worst cases, in seconds, that ``settings`` give (formulas: docs/operations.md)."""
     # One attempt: connect, then the whole response read by connect + read timeout (checked
     # between chunks), plus one read blocked up to the read timeout when that passes.
     attempt = settings.http_connect_timeout_s + 2 * settings.http_timeout_s

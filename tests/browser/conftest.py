@@ -5,7 +5,7 @@
 No browser is downloaded: Selenium is pointed at ``/usr/bin/chromedriver`` and
 ``/usr/bin/chromium`` (``LOYALTY_CHROMIUM``/``LOYALTY_CHROMEDRIVER`` name others). A missing
 browser fails the tests; it never skips them. A failed test saves a screenshot under
-``test-artifacts/``; with ``LOYALTY_SCREENSHOTS=docs`` the tests also save the README's
+``test-artifacts/``; with ``LOYALTY_SCREENSHOTS=docs`` the tests also save the docs'
 screenshots into ``docs/``.
 """
 
@@ -184,7 +184,7 @@ def driver(request: pytest.FixtureRequest) -> Iterator[WebDriver]:
 
 
 def screenshot(browser: WebDriver, name: str) -> None:
-    """Save one of the README's screenshots (``docs/``) when ``LOYALTY_SCREENSHOTS=docs``."""
+    """Save one of the docs' screenshots (``docs/``) when ``LOYALTY_SCREENSHOTS=docs``."""
     if os.environ.get("LOYALTY_SCREENSHOTS") == "docs":
         (ROOT / "docs").mkdir(exist_ok=True)
         browser.save_screenshot(str(ROOT / "docs" / f"{name}.png"))

@@ -1,4 +1,4 @@
-"""Worker processes killed with SIGKILL at seeded random moments of runs, on the README's defaults.
+"""Worker processes killed with SIGKILL at seeded random moments of runs, on the defaults.
 
 Two ``celery -A loyalty_worker.celery_app worker`` processes with the default settings (threads
 pool, concurrency, visibility timeout, heartbeat, re-dispatch delay, lock TTL); the sandbox at
@@ -50,7 +50,8 @@ SEED = int(os.environ.get("LOYALTY_CHAOS_SEED", "20261202"))
 CUSTOMERS = 1500
 WORKERS = 2
 RESTART_AFTER_S = 5.0
-CRASH_BUDGET_S = 300.0  # the README's promise: a single crash costs at most 5 minutes
+# A single crash costs a run at most 5 minutes (docs/operations.md, "What survives what").
+CRASH_BUDGET_S = 300.0
 # The phase each case aims at; the moment within it is drawn from the seed.
 AIMS = ("planning", "sending", "chunk work", "summarising", "chunk work")
 DEFAULTS = Settings()
