@@ -29,12 +29,38 @@ class WorkPayload(TypedDict, total=False):
     phoneKept: bool  # its phone is kept beside the message (``RunPhones``)
 
 
-class RunLedger(Protocol):
-    """A batch run's shared state: lock, completion counting, results (Redis)."""
+class RunRecords(Protocol):
+    """A run's record in the Redis run state, as a trigger opens it before any worker has it
+    and the run's tasks set its fields."""
+
+    def start(self, run_id: str, org_id: str, **meta: str | int | float) -> None:
+        """Open the run's record."""
+        ...
+
+    def update(self, run_id: str, **fields: str | int | float) -> None:
+        """Set fields of the run's record."""
+        ...
+
+
+class RememberedResults(Protocol):
+    """Each customer's latest kept sync result (the incremental memo, Redis): its phone is
+    already masked, which is how the dashboard shows a phone Markitbot's profile lacks."""
+
+    def recall(self, org_id: str, customer_ids: Sequence[int]) -> dict[int, SyncResult]:
+        """The latest kept result of each of ``customer_ids`` that has one."""
+        ...
+
+
+class RunLock(Protocol):
+    """The org's run lock: one run of an org at a time, kept while its tasks beat."""
 
     def acquire_lock(self, org_id: str, run_id: str, ttl_s: int) -> str | None:
         """Take the org's run lock for ``ttl_s`` (its holder refreshes it); the holder's run
         id when another run has it."""
+        ...
+
+    def release_lock(self, org_id: str, run_id: str) -> None:
+        """Release the org's lock if ``run_id`` still holds it."""
         ...
 
     def beat(self, run_id: str, org_id: str, *, lock_ttl_s: int, planner: bool = False) -> bool:
@@ -42,39 +68,15 @@ class RunLedger(Protocol):
         planner) and keep the org's lock for it; False once the run is closed."""
         ...
 
+
+class RunResults(Protocol):
+    """A run's planner claim, its results counted to completion, and its close."""
+
     def claim_planner(self, run_id: str, *, stale_s: float) -> str:
         """``claimed`` for exactly one planner at a time (``planAttempts`` counts them,
         ``planStartedAt`` stamps the claim), ``busy`` while another planner beat within
         ``stale_s``, ``planned`` once its work is all sent (``dispatchedAt``), ``ended`` once
         it is closed."""
-        ...
-
-    def keep_chunk(self, run_id: str, key: str, payloads: Sequence[WorkPayload]) -> None:
-        """Keep a chunk's payloads until its results are in (what a re-send sends)."""
-        ...
-
-    def drop_chunk(self, run_id: str, key: str) -> None:
-        """Forget a chunk whose results are all in."""
-        ...
-
-    def kept_chunks(self, run_id: str) -> dict[str, list[WorkPayload]]:
-        """Every kept chunk's payloads by chunk key; none once the run is closed."""
-        ...
-
-    def has_results(self, run_id: str, keys: Sequence[str]) -> list[bool]:
-        """For each customer key, whether the run holds its result."""
-        ...
-
-    def release_lock(self, org_id: str, run_id: str) -> None:
-        """Release the org's lock if ``run_id`` still holds it."""
-        ...
-
-    def start(self, run_id: str, org_id: str, **meta: str | int | float) -> None:
-        """Open the run's record afresh (whatever results a lost record held are dropped)."""
-        ...
-
-    def update(self, run_id: str, **fields: str | int | float) -> None:
-        """Set fields of the run's record."""
         ...
 
     def set_listed(self, run_id: str, listed: int) -> bool:
@@ -85,6 +87,10 @@ class RunLedger(Protocol):
         """Store results by customer key (a key stored again replaces its result, counted once,
         except that a failure never replaces a success); True for exactly the one caller whose
         results complete the run; nothing once it is closed."""
+        ...
+
+    def has_results(self, run_id: str, keys: Sequence[str]) -> list[bool]:
+        """For each customer key, whether the run holds its result."""
         ...
 
     def iter_results(self, run_id: str) -> Iterator[SyncResult]:
@@ -108,22 +114,44 @@ class RunLedger(Protocol):
         """True for exactly one caller (per ``flag``): the one that may write the summary."""
         ...
 
+    def finish(self, run_id: str, status: RunStatus, summary: RunSummaryDocument) -> None:
+        """Close the run with its summary."""
+        ...
+
+
+class KeptChunks(Protocol):
+    """A run's chunks kept until their results are in: what the watchdog sends again."""
+
+    def keep_chunk(self, run_id: str, key: str, payloads: Sequence[WorkPayload]) -> None:
+        """Keep a chunk's payloads until its results are in (what a re-send sends)."""
+        ...
+
+    def drop_chunk(self, run_id: str, key: str) -> None:
+        """Forget a chunk whose results are all in."""
+        ...
+
+    def kept_chunks(self, run_id: str) -> dict[str, list[WorkPayload]]:
+        """Every kept chunk's payloads by chunk key; none once the run is closed."""
+        ...
+
+
+class ResultMemo(RememberedResults, Protocol):
+    """Each customer's latest result kept across runs (the incremental memo), and the
+    org's last fully successful run."""
+
     def remember(self, results: Sequence[SyncResult]) -> None:
         """Keep each customer's latest successful result with its inputs (per org); a failure
         forgets it, a dry run leaves it alone."""
-        ...
-
-    def recall(self, org_id: str, customer_ids: Sequence[int]) -> dict[int, SyncResult]:
-        """The latest kept result of each of ``customer_ids`` that has one."""
         ...
 
     def mark_success(self, org_id: str, started_at: float) -> None:
         """Remember when the org's last fully successful run started."""
         ...
 
-    def finish(self, run_id: str, status: RunStatus, summary: RunSummaryDocument) -> None:
-        """Close the run with its summary."""
-        ...
+
+class RunLedger(RunRecords, RunLock, RunResults, KeptChunks, ResultMemo, Protocol):
+    """A batch run's shared state (Redis), every role of it: ``adapters.run_state.RunTracker``
+    is one, a service that needs one role takes that role."""
 
 
 class OrderSlices(Protocol):
@@ -187,27 +215,6 @@ class SyncSlots(Protocol):
 
     def release(self, org_id: str, holder: str) -> None:
         """Give ``holder``'s slot back (nothing when it holds none)."""
-        ...
-
-
-class RunRecords(Protocol):
-    """A run's record as the API opens it before any worker has (the Redis run state)."""
-
-    def start(self, run_id: str, org_id: str, **meta: str | int | float) -> None:
-        """Open the run's record."""
-        ...
-
-    def update(self, run_id: str, **fields: str | int | float) -> None:
-        """Set fields of the run's record."""
-        ...
-
-
-class RememberedResults(Protocol):
-    """Each customer's latest kept sync result (the incremental memo, Redis): its phone is
-    already masked, which is how the dashboard shows a phone Markitbot's profile lacks."""
-
-    def recall(self, org_id: str, customer_ids: Sequence[int]) -> dict[int, SyncResult]:
-        """The latest kept result of each of ``customer_ids`` that has one."""
         ...
 
 

@@ -2,7 +2,7 @@
 
 Every task of a run (its planner, its chunks, its customers retried alone) runs inside
 ``Heartbeat.beating``; a daemon thread beats each such run every ``interval_s``
-(``RunLedger.beat``: the run's ``lastBeatAt`` and the org's lock). A run whose tasks all died
+(``RunLock.beat``: the run's ``lastBeatAt`` and the org's lock). A run whose tasks all died
 stops beating: the watchdog sees it idle and re-sends its work (``services.run.watchdog``), and
 its org's lock expires ``lock_ttl_s`` after the last beat instead of hours later.
 """
@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from loyalty_worker.ports.run import RunLedger
+from loyalty_worker.ports.run import RunLock
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 class Heartbeat:
     """The process's beating runs, and the thread that beats them."""
 
-    def __init__(self, ledger: RunLedger, *, interval_s: float, lock_ttl_s: int) -> None:
+    def __init__(self, ledger: RunLock, *, interval_s: float, lock_ttl_s: int) -> None:
         self._ledger = ledger
         self._interval_s = interval_s
         self._lock_ttl_s = lock_ttl_s
