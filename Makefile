@@ -71,7 +71,7 @@ format: install
 	$(BIN)/ruff check --fix .
 
 worker: install
-	$(BIN)/celery -A loyalty_worker.celery_app worker -Q loyalty.runs,loyalty.customers,celery --loglevel=INFO
+	$(BIN)/celery -A loyalty_worker.celery_app worker -Q loyalty.runs,loyalty.customers,celery,loyalty.batch --loglevel=INFO
 
 beat: install
 	$(BIN)/celery -A loyalty_worker.celery_app beat --loglevel=INFO

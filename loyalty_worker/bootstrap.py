@@ -19,6 +19,7 @@ from loyalty_worker import names
 from loyalty_worker.adapters.alleaves import AlleavesAccount, AlleavesClient
 from loyalty_worker.adapters.alpine import AlpineIQClient
 from loyalty_worker.adapters.discord import ConsoleNotifier, DiscordNotifier
+from loyalty_worker.adapters.fair_share import RedisFairShare
 from loyalty_worker.adapters.firestore import FirestoreProfileStore, build_firestore_client
 from loyalty_worker.adapters.http import RetryPolicy, build_http_client
 from loyalty_worker.adapters.order_slices import RedisOrderSlices
@@ -137,11 +138,19 @@ class Container:
             return self._heartbeat
 
     def queued_messages(self) -> int:
-        """Task messages waiting in the workers' queues (not yet taken by a worker)."""
+        """Task messages waiting in the workers' queues (not yet taken by a worker), the
+        chunks waiting their turn for the batch queue included."""
         pipe = self.redis.pipeline(transaction=False)
         for queue in names.WORKER_QUEUES:
             pipe.llen(queue)
-        return sum(int(n) for n in pipe.execute())
+        return sum(int(n) for n in pipe.execute()) + self.fair_share.waiting()
+
+    @property
+    def fair_share(self) -> RedisFairShare:
+        """The runs' chunks waiting their turn (``services.run.fair``), kept as long as a run's
+        phones are."""
+        ttl_s = int(self.settings.run_stall_s) + self.settings.visibility_timeout_s
+        return RedisFairShare(self.redis, batch_queue=names.BATCH_QUEUE, ttl_s=ttl_s)
 
     @property
     def run_phones(self) -> RedisRunPhones:

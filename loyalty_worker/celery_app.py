@@ -13,7 +13,7 @@ from celery.signals import (
     worker_process_init,
 )
 
-from loyalty_worker import bootstrap, broker, logs
+from loyalty_worker import bootstrap, broker, lanes, logs
 from loyalty_worker.config import get_settings
 from loyalty_worker.deadlines import check_at_worker_start
 
@@ -22,6 +22,7 @@ broker.install()  # a worker must survive Redis restarting under it (``broker``)
 app = Celery("loyalty_worker")
 app.config_from_object("celeryconfig")
 app.autodiscover_tasks(["loyalty_worker"], related_name="tasks", force=True)
+app.steps["consumer"].add(lanes.InteractiveLanes)  # threads kept for people's syncs
 
 
 @worker_process_init.connect

@@ -71,6 +71,12 @@ class Settings(BaseSettings):
     # (test stacks that shrink one timeout on purpose).
     deadline_check: Literal["enforce", "warn"] = "enforce"
     worker_concurrency: int = Field(default=16, ge=1)
+    # Threads of each worker process that never take batch work (planning, chunks): a person's
+    # Sync Now, a webhook's sync or another service's send_task finds one free (``lanes``).
+    interactive_threads: int = Field(default=2, ge=0)
+    # A run's chunks wait in Redis and go to the broker's batch queue in turn across the runs
+    # going, so that it holds at most this many (``services.run.fair``).
+    batch_queue_depth: int = Field(default=8, ge=1)
     # Customers per batch task: one message, one batched Firestore write, one result record.
     # Each chunk costs its task's bookkeeping (events, the message, the profile read and write
     # round trips): 100 spends a fifth less of the worker's CPU than 25 (docs/performance.md).

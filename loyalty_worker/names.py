@@ -20,11 +20,19 @@ INCREMENTAL_TICK: Final = "loyalty.incremental_tick"
 WATCHDOG: Final = "loyalty.watchdog"
 
 RUNS_QUEUE: Final = "loyalty.runs"
+# Single-customer syncs that people and other services send (Sync Now, webhooks, send_task):
+# interactive work, taken before any batch work (``lanes``).
 CUSTOMERS_QUEUE: Final = "loyalty.customers"
+# A run's chunks, released a few at a time in turn across the runs going (``services.run.fair``),
+# and a run's customers retried alone.
+BATCH_QUEUE: Final = "loyalty.batch"
 # Celery's own default queue: a plain client (``Celery(broker=...).send_task(name, args)``)
 # publishes there when it names no queue, so the workers read it too.
 PUBLIC_QUEUE: Final = "celery"
-WORKER_QUEUES: Final = (RUNS_QUEUE, CUSTOMERS_QUEUE, PUBLIC_QUEUE)
+WORKER_QUEUES: Final = (RUNS_QUEUE, CUSTOMERS_QUEUE, PUBLIC_QUEUE, BATCH_QUEUE)
+# The queues a worker's reserved threads take from, first, in this order; the others are
+# batch work (planning, chunks), taken only by the threads left.
+INTERACTIVE_QUEUES: Final = (CUSTOMERS_QUEUE, PUBLIC_QUEUE)
 
 TASK_ROUTES: Final = {
     SYNC_ORG: {"queue": RUNS_QUEUE},
@@ -34,7 +42,7 @@ TASK_ROUTES: Final = {
     INCREMENTAL_TICK: {"queue": RUNS_QUEUE},
     WATCHDOG: {"queue": RUNS_QUEUE},
     SYNC_CUSTOMER: {"queue": CUSTOMERS_QUEUE},
-    SYNC_CHUNK: {"queue": CUSTOMERS_QUEUE},
+    SYNC_CHUNK: {"queue": BATCH_QUEUE},
 }
 
 

@@ -79,6 +79,7 @@ class OrgSettings(_Model):
     alpine: AlpineCredentials | None = None
     discord_webhook_url: SecretStr | None = Field(default=None, alias="discordWebhookUrl")
     disabled: bool = False
+    weight: float = 1.0
 
     @field_validator("tiers")
     @classmethod

@@ -25,9 +25,10 @@ from loyalty_worker.celery_app import app
 from loyalty_worker.domain.results import SyncResultDocument
 from loyalty_worker.domain.run import RunStatus, RunSummaryDocument
 from loyalty_worker.names import new_run_id
-from loyalty_worker.ports.run import WorkPayload
+from loyalty_worker.ports.run import ChunkRef, WorkPayload
 from loyalty_worker.services.run.closing import close_run
 from loyalty_worker.services.run.context import BatchStartAnswer, RunDispatch
+from loyalty_worker.services.run.fair import ChunkTurns
 from loyalty_worker.services.run.history_slices import HistorySlice
 from loyalty_worker.services.run.jobs import Job, sync_alone, sync_run_chunk
 from loyalty_worker.services.run.nightly import start_nightly_runs
@@ -148,6 +149,7 @@ def sync_chunk(
     ``loyalty.sync_customer`` of its own (with its own retries), so the chunk never waits on it.
     """
     c = container()
+    _turns().release_quietly()  # this chunk left the batch queue: the next in turn takes its place
     with _retried(self), c.heartbeat.beating(run_id, org_id):
         return sync_run_chunk(
             org_id,
@@ -207,6 +209,7 @@ def watchdog() -> dict[str, list[str]]:
     """Send idle runs' lost work again; close the ones that cannot go on (Beat, every
     LOYALTY_REDISPATCH_S / 2; ``services.run.watchdog``)."""
     c = container()
+    _turns().release_quietly()  # whatever a lost releaser left waiting goes on
     return watch_runs(
         store=c.store,
         ledger=c.tracker,
@@ -260,11 +263,21 @@ def _send_orders_slice(part: HistorySlice) -> None:
 
 def _enqueue_chunk(org_id: str, run_id: str, dry_run: bool, works: list[CustomerWork]) -> None:
     # Kept until its results are in: the chunk the watchdog sends again should this be lost.
+    # It goes to the batch queue when its turn comes, in turn with the other runs' chunks.
     c = container()
     payloads = hand_over(run_id, works, phones=c.run_phones)
     key = str(works[0].customer.customer_id)
     c.tracker.keep_chunk(run_id, key, payloads)
-    publisher.sync_chunk(org_id, run_id, dry_run, key, payloads)
+    chunk = ChunkRef(org_id, run_id, dry_run, key)
+    _turns().offer(chunk, weight=c.org(org_id).settings.weight)
+
+
+def _turns() -> ChunkTurns:
+    """The runs' chunks taking turns for the batch queue (``services.run.fair``)."""
+    c = container()
+    return ChunkTurns(
+        c.fair_share, c.tracker, send=publisher.sync_chunk, depth=c.settings.batch_queue_depth
+    )
 
 
 def _replan(org_id: str, run_id: str, dry_run: bool, since: str | None) -> None:

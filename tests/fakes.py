@@ -296,6 +296,11 @@ class InMemoryRunLedger:
         with self._mutex:
             return {k: json.loads(v) for k, v in self.chunks.get(run_id, {}).items()}
 
+    def kept_chunk(self, run_id: str, key: str) -> list[WorkPayload] | None:
+        with self._mutex:
+            kept = self.chunks.get(run_id, {}).get(key)
+            return None if kept is None else cast(list[WorkPayload], json.loads(kept))
+
     def has_results(self, run_id: str, keys: Sequence[str]) -> list[bool]:
         with self._mutex:
             held = self.results.get(run_id, {})

@@ -60,6 +60,8 @@ class _Message:
     countdown_s: float | None = None
     expires_s: float | None = None
     ignore_result: bool = False
+    # Where it goes when not where its task is routed (``names.TASK_ROUTES``).
+    queue: str | None = None
 
 
 def _json(payload: WorkPayload) -> Json:
@@ -106,7 +108,8 @@ class TaskPublisher:
         self, org_id: str, run_id: str, customer_id: int, work: WorkPayload, *, dry_run: bool
     ) -> None:
         """A run's customer synced on its own after its chunk could not (its ``work`` payload
-        holds no phone), a second later: shown by its id, not its work."""
+        holds no phone), a second later: shown by its id, not its work. Batch work: it goes
+        with the chunks, not ahead of people's syncs."""
         kwargs: dict[str, Json] = {"run_id": run_id, "dry_run": dry_run}
         self._send(
             _Message(
@@ -116,6 +119,7 @@ class TaskPublisher:
                 shown_kwargs={**kwargs, "work": f"<customer {customer_id}>"},
                 countdown_s=1,
                 ignore_result=True,
+                queue=names.BATCH_QUEUE,
             )
         )
 
@@ -168,7 +172,7 @@ class TaskPublisher:
                 message.name,
                 args=message.args,
                 kwargs=message.kwargs,
-                queue=names.TASK_ROUTES[message.name]["queue"],
+                queue=message.queue or names.TASK_ROUTES[message.name]["queue"],
                 countdown=message.countdown_s,
                 expires=message.expires_s,
                 ignore_result=message.ignore_result,

@@ -231,6 +231,11 @@ class RunTracker:
         raw = cast(dict[bytes, bytes], self._redis.hgetall(self._chunks_key(run_id)))
         return {k.decode(): json.loads(zlib.decompress(v)) for k, v in raw.items()}
 
+    def kept_chunk(self, run_id: str, key: str) -> list[WorkPayload] | None:
+        """One kept chunk's payloads; None once its results are in or the run is closed."""
+        data = cast(bytes | None, self._redis.hget(self._chunks_key(run_id), key))
+        return None if data is None else cast(list[WorkPayload], json.loads(zlib.decompress(data)))
+
     def has_results(self, run_id: str, keys: Sequence[str]) -> list[bool]:
         """For each customer key, whether the run holds its result."""
         if not keys:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, Required, TypedDict
 
 from loyalty_worker.domain.profile import ProfileDocument
@@ -134,6 +135,10 @@ class KeptChunks(Protocol):
         """Every kept chunk's payloads by chunk key; none once the run is closed."""
         ...
 
+    def kept_chunk(self, run_id: str, key: str) -> list[WorkPayload] | None:
+        """One kept chunk's payloads; None once its results are in or the run is closed."""
+        ...
+
 
 class ResultMemo(RememberedResults, Protocol):
     """Each customer's latest result kept across runs (the incremental memo), and the
@@ -152,6 +157,35 @@ class ResultMemo(RememberedResults, Protocol):
 class RunLedger(RunRecords, RunLock, RunResults, KeptChunks, ResultMemo, Protocol):
     """A batch run's shared state (Redis), every role of it: ``adapters.run_state.RunTracker``
     is one, a service that needs one role takes that role."""
+
+
+@dataclass(frozen=True)
+class ChunkRef:
+    """A run's kept chunk, by the key the run keeps it under, and what its message names."""
+
+    org_id: str
+    run_id: str
+    dry_run: bool
+    key: str
+
+
+class FairShare(Protocol):
+    """The runs' chunks waiting their turn for the broker's batch queue, released in weighted
+    round-robin across runs (``services.run.fair``)."""
+
+    def offer(
+        self, chunks: Sequence[ChunkRef], *, weight: float = 1.0, front: bool = False
+    ) -> None:
+        """Put chunks of one run in its line (``front``: back at its head, in order)."""
+        ...
+
+    def release(self, depth: int) -> list[ChunkRef]:
+        """The chunks whose turn it is, as many as fill the batch queue to ``depth``."""
+        ...
+
+    def waiting(self) -> int:
+        """Chunks waiting their turn, over every run."""
+        ...
 
 
 class OrderSlices(Protocol):

@@ -35,7 +35,7 @@ from tests.reference import LOYALTY_KEYS, expected_profiles
 T = TypeVar("T")
 
 FINAL_STATUSES = frozenset({"completed", "failed", "incomplete", "duplicate"})
-QUEUES = ("loyalty.runs", "loyalty.customers")
+QUEUES = ("loyalty.runs", "loyalty.customers", "loyalty.batch")
 # Lines of each worker's log printed when a run does not end in time.
 WORKER_LOG_TAIL = 150
 

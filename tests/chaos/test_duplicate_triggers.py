@@ -38,7 +38,7 @@ pytestmark = pytest.mark.chaos
 
 CUSTOMERS = 250
 CHUNKS = math.ceil(CUSTOMERS / Settings().sync_chunk_size)
-QUEUES = "loyalty.runs,loyalty.customers"
+QUEUES = "loyalty.runs,loyalty.customers,loyalty.batch"
 
 
 def run_ids(stack: Stack) -> list[str]:

@@ -2,7 +2,7 @@
 
 The run is planned and registered (reads of settings, the run's registration) before the stop;
 its chunks are taken only once Firestore is down (the worker is told to consume
-``loyalty.customers`` then, with the org's settings already cached), so every chunk of the run
+``loyalty.batch`` then, with the org's settings already cached), so every chunk of the run
 meets the outage in its Firestore calls (the bulk read of its profiles, then the batched write):
 it fails as ``firestore_unavailable``, and the chunk task retries with its backoff
 (``LOYALTY_SYNC_MAX_RETRIES``, 1, 2, 4, 8, 16 s) until Firestore is back.
@@ -89,10 +89,10 @@ def test_a_firestore_restart_mid_run_loses_no_write(
         worker = start_queue_worker(stack, "loyalty.runs", name="w0", concurrency=8)
         run_id, started = trigger(stack, "org-1")
         assert started.get(timeout=120)["started"] is True
-        assert broker.llen("loyalty.customers") == CHUNKS
+        assert broker.llen("loyalty.batch") == CHUNKS
 
         emulator.stop()
-        replies = stack.celery.control.add_consumer("loyalty.customers", reply=True, timeout=10)
+        replies = stack.celery.control.add_consumer("loyalty.batch", reply=True, timeout=10)
         assert len(replies) == 1, replies
         wait_until(
             lambda: firestore_retries(worker.output()) >= 3,
@@ -160,7 +160,7 @@ def test_firestore_unavailable_when_the_summary_is_written_still_posts_one_alert
         # The chunks go on; the summary waits in its queue until Firestore stops answering.
         control = stack.celery.control
         assert len(control.cancel_consumer("loyalty.runs", reply=True, timeout=10)) == 1
-        assert len(control.add_consumer("loyalty.customers", reply=True, timeout=10)) == 1
+        assert len(control.add_consumer("loyalty.batch", reply=True, timeout=10)) == 1
         wait_until(
             lambda: stack.tracker.meta(run_id).get("fired") == "1",
             timeout_s=120,

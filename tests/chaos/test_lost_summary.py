@@ -48,7 +48,7 @@ def test_a_lost_summary_callback_is_closed_by_the_watchdog_once(
         planner.stop()  # nothing consumes loyalty.runs now: the summary message waits there
         # Only now are the customers synced: had they all finished before the planner stopped,
         # it could have taken the summary message itself.
-        start_queue_worker(stack, "loyalty.customers", name="w0", concurrency=8)
+        start_queue_worker(stack, "loyalty.batch", name="w0", concurrency=8)
 
         wait_until(
             lambda: stack.tracker.meta(run_id).get("fired") == "1",

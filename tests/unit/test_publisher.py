@@ -59,7 +59,7 @@ def test_a_runs_customer_alone_is_shown_by_its_id_not_its_work(published: Publis
     (sent,) = published.sent
     assert (sent.name, sent.queue, sent.args) == (
         names.SYNC_CUSTOMER,
-        names.CUSTOMERS_QUEUE,
+        names.BATCH_QUEUE,
         ("org-1", 7),
     )
     assert sent.kwargs == {"run_id": "r1", "dry_run": False, "work": work}
@@ -74,7 +74,7 @@ def test_a_chunk_is_shown_as_a_count_of_customers(published: Published) -> None:
     ]
     published.publisher.sync_chunk("org-1", "r1", False, "7", payloads)
     (sent,) = published.sent
-    assert (sent.name, sent.queue) == (names.SYNC_CHUNK, names.CUSTOMERS_QUEUE)
+    assert (sent.name, sent.queue) == (names.SYNC_CHUNK, names.BATCH_QUEUE)
     assert sent.args == ("org-1", "r1", payloads)
     assert sent.kwargs == {"dry_run": False, "chunk": "7"}
     assert sent.shown == ("('org-1', 'r1', '<2 customers>')", "{'dry_run': False, 'chunk': '7'}")

@@ -20,6 +20,7 @@ import pytest
 from celery import Task
 
 from loyalty_worker import names, tasks
+from loyalty_worker.adapters.fair_share import RedisFairShare
 from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.celery_app import app as celery_app
 from loyalty_worker.config import Settings
@@ -27,6 +28,7 @@ from loyalty_worker.domain.models import Customer
 from loyalty_worker.domain.results import SyncResult, SyncStatus
 from loyalty_worker.domain.run import RunStatus
 from loyalty_worker.errors import TransientError
+from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports.run import WorkPayload
 from loyalty_worker.services.run.context import BatchStart, RunDispatch
 from loyalty_worker.services.run.heartbeat import Heartbeat
@@ -55,16 +57,24 @@ class FakeContainer:
 
     settings: Settings = field(default_factory=lambda: Settings(sync_max_retries=2))
     store: InMemoryProfileStore = field(default_factory=InMemoryProfileStore)
-    tracker: RunTracker = field(default_factory=lambda: RunTracker(fakeredis.FakeRedis()))
+    client: fakeredis.FakeRedis = field(default_factory=fakeredis.FakeRedis)
+    tracker: RunTracker = field(init=False)
     notifier: RecordingNotifier = field(default_factory=RecordingNotifier)
     run_phones: InMemoryRunPhones = field(default_factory=InMemoryRunPhones)
     heartbeat: Heartbeat = field(init=False)
 
     def __post_init__(self) -> None:
+        self.tracker = RunTracker(self.client)
         self.heartbeat = Heartbeat(self.tracker, interval_s=10.0, lock_ttl_s=180)
+        self.fair_share = RedisFairShare(self.client, batch_queue=names.BATCH_QUEUE, ttl_s=3600)
+
+    fair_share: RedisFairShare = field(init=False)
 
     def queued_messages(self) -> int:
         return 0
+
+    def org(self, org_id: str) -> SimpleNamespace:
+        return SimpleNamespace(settings=OrgSettings(org_id=org_id))
 
     def run_ports(self) -> str:
         return "ports"  # passed through untouched

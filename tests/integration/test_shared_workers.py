@@ -1,0 +1,99 @@
+"""Two orgs on one worker process (real Redis, Celery, sandbox and emulator): a small org's run
+started during a big one's gets its turns and ends first; people's syncs sent meanwhile are
+taken at once; the process never holds more batch messages than its batch threads."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from loyalty_worker import names
+from tests.fixtures.pipeline import Stack, running_stack, wait_for
+from tests.integration.test_pipeline import check_profiles
+
+pytestmark = pytest.mark.integration
+
+CONCURRENCY = 4
+INTERACTIVE = 2  # the default LOYALTY_INTERACTIVE_THREADS
+
+
+@pytest.fixture(scope="module")
+def shared(firestore_emulator: str, test_redis_url: str) -> Iterator[Stack]:
+    """org-1 with 2,000 customers, org-2 with 200, 25 customers a chunk, one worker process of
+    4 threads (2 of them for batch work), the sandbox at 20 ms a call."""
+    with running_stack(
+        firestore_emulator,
+        *("--customers", "2000", "--seed", "23", "--orgs", "2", "--latency-ms", "20"),
+        redis_url=test_redis_url,
+        concurrency=CONCURRENCY,
+        worker_env={"LOYALTY_SYNC_CHUNK_SIZE": "25"},
+    ) as stack:
+        yield stack
+
+
+def _start(stack: Stack, org_id: str) -> str:
+    run_id = f"test-{org_id}-{uuid.uuid4().hex[:8]}"
+    stack.celery.send_task(names.SYNC_ORG, args=[org_id], kwargs={"run_id": run_id})
+    return run_id
+
+
+def _ended(stack: Stack, run_id: str) -> bool:
+    return stack.tracker.run_record(run_id).status.ended
+
+
+def _batch_held(stack: Stack) -> list[int]:
+    """For each worker, the batch messages it holds (running or reserved), as it reports them."""
+    inspect = stack.celery.control.inspect(timeout=2.0)
+    held: dict[str, int] = {}
+    for answer in (inspect.active() or {}, inspect.reserved() or {}):
+        for worker, requests in answer.items():
+            held[worker] = held.get(worker, 0) + sum(
+                1
+                for request in requests
+                if request["delivery_info"]["routing_key"] not in names.INTERACTIVE_QUEUES
+            )
+    return list(held.values())
+
+
+def test_a_small_run_started_during_a_big_one_ends_first(shared: Stack) -> None:
+    big = _start(shared, "org-1")
+    wait_for(lambda: shared.tracker.progress(big).done > 0, timeout_s=120)
+    small = _start(shared, "org-2")
+    wait_for(lambda: _ended(shared, small), timeout_s=300)
+    big_done = shared.tracker.progress(big).done
+    assert not _ended(shared, big), "the big run ended first: the small one waited its backlog"
+    assert big_done < 2000 * 0.9, big_done
+    wait_for(lambda: _ended(shared, big), timeout_s=300)
+    for run_id, org_id in ((big, "org-1"), (small, "org-2")):
+        progress = shared.tracker.progress(run_id)
+        assert progress.status == "completed", progress
+        summary: dict[str, Any] = dict(progress.summary or {})
+        assert summary["failed"] == 0
+        assert summary["synced"] + summary["unchanged"] == summary["listed"]
+        assert check_profiles(shared, org_id) == summary["listed"]
+
+
+def test_people_syncs_are_taken_while_batch_work_holds_only_its_threads(shared: Stack) -> None:
+    run_id = _start(shared, "org-1")
+    wait_for(lambda: shared.tracker.progress(run_id).done > 0, timeout_s=120)
+    customers = [c["id_customer"] for c in shared.org("org-2")["customers"][:3]]
+    held: list[int] = []
+    results = []
+    for customer_id in customers:
+        sent = time.monotonic()
+        result = shared.celery.send_task(names.SYNC_CUSTOMER, args=["org-2", customer_id])
+        held += _batch_held(shared)
+        answer = result.get(timeout=60)
+        results.append((answer["status"], time.monotonic() - sent))
+    assert not _ended(shared, run_id), "the run ended before the syncs were tried"
+    while not _ended(shared, run_id):
+        held += _batch_held(shared)
+        time.sleep(0.2)
+    assert all(status in ("synced", "unchanged") for status, _ in results), results
+    assert held and max(held) <= CONCURRENCY - INTERACTIVE, held
+    assert max(held) == CONCURRENCY - INTERACTIVE  # the batch threads were all used
+    print(f"\npeople's syncs during the run: {[round(s, 2) for _, s in results]} s")
