@@ -1,5 +1,7 @@
 """Org settings validation: a bad document names the org and the field."""
 
+import logging
+import math
 from decimal import Decimal
 
 import pytest
@@ -161,3 +163,31 @@ def test_a_refused_webhook_url_is_not_repeated_in_the_error() -> None:
     with pytest.raises(SettingsInvalid) as caught:
         OrgSettings.parse("org-1", {"discordWebhookUrl": url})
     assert "secret-token-123" not in str(caught.value)
+
+
+def test_weight_defaults_to_one_and_takes_any_positive_number() -> None:
+    assert OrgSettings.parse("org-1", {}).weight == 1.0
+    assert OrgSettings.parse("org-1", {"weight": 3}).weight == 3.0
+    assert OrgSettings.parse("org-1", {"weight": 0.25}).weight == 0.25
+
+
+@pytest.mark.parametrize(
+    "weight", [0, -2, -0.5, "2", "heavy", True, False, None, math.nan, math.inf, -math.inf, 10**400]
+)
+def test_a_bad_weight_counts_as_one_with_a_warning_naming_the_org(
+    weight: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="loyalty_worker.org_settings"):
+        settings = OrgSettings.parse("org-7", {"weight": weight, "pointsPerDollar": 2})
+    assert settings.weight == 1.0
+    assert settings.points_per_dollar == 2  # the rest of the document is read as usual
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING
+    assert "org org-7" in record.getMessage()
+    assert "'weight'" in record.getMessage()
+
+
+def test_a_bad_weight_does_not_hide_a_bad_field() -> None:
+    with pytest.raises(SettingsInvalid) as caught:
+        OrgSettings.parse("org-7", {"weight": "x", "pointsPerDollar": 0})
+    assert caught.value.field == "pointsPerDollar"
