@@ -92,6 +92,14 @@ class OrgSettings(_Model):
     alpine: AlpineCredentials | None = None
     discord_webhook_url: SecretStr | None = Field(default=None, alias="discordWebhookUrl")
     disabled: bool = False
+    # Requests per second the org's own account may make (None: the process-wide
+    # LOYALTY_ALLEAVES_RATE_LIMIT / LOYALTY_ALPINE_RATE_LIMIT). Strict: a bool or text is an error.
+    alleaves_rate_limit: float | None = Field(
+        default=None, alias="alleavesRateLimit", gt=0, allow_inf_nan=False, strict=True
+    )
+    alpine_rate_limit: float | None = Field(
+        default=None, alias="alpineRateLimit", gt=0, allow_inf_nan=False, strict=True
+    )
     # The org's share of the workers when many orgs wait for them (1: an equal share).
     weight: float = 1.0
 

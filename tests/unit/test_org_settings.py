@@ -136,6 +136,12 @@ def test_firestore_floats_keep_the_rules_exact() -> None:
         ({"tiers": [{"id": "", "threshold": 0}]}, "tiers.0.id"),
         ({"tiers": [{"id": "a"}]}, "tiers.0.threshold"),
         ({"tiers": [{"id": "a", "threshold": 0}, {"id": "A", "threshold": 5}]}, "tiers"),
+        ({"alleavesRateLimit": 0}, "alleavesRateLimit"),
+        ({"alleavesRateLimit": -5}, "alleavesRateLimit"),
+        ({"alleavesRateLimit": "20"}, "alleavesRateLimit"),
+        ({"alpineRateLimit": True}, "alpineRateLimit"),
+        ({"alpineRateLimit": math.nan}, "alpineRateLimit"),
+        ({"alpineRateLimit": math.inf}, "alpineRateLimit"),
     ],
 )
 def test_more_bad_documents_name_the_field(document: dict[str, object], field: str) -> None:
@@ -191,3 +197,10 @@ def test_a_bad_weight_does_not_hide_a_bad_field() -> None:
     with pytest.raises(SettingsInvalid) as caught:
         OrgSettings.parse("org-7", {"weight": "x", "pointsPerDollar": 0})
     assert caught.value.field == "pointsPerDollar"
+
+
+def test_rate_limits_are_the_orgs_own_requests_per_second_else_unset() -> None:
+    settings = OrgSettings.parse("org-1", {"alleavesRateLimit": 20, "alpineRateLimit": 2.5})
+    assert (settings.alleaves_rate_limit, settings.alpine_rate_limit) == (20.0, 2.5)
+    unset = OrgSettings.parse("org-1", {})
+    assert (unset.alleaves_rate_limit, unset.alpine_rate_limit) == (None, None)
