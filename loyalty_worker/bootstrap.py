@@ -22,7 +22,7 @@ from loyalty_worker.adapters.discord import ConsoleNotifier, DiscordNotifier
 from loyalty_worker.adapters.firestore import FirestoreProfileStore, build_firestore_client
 from loyalty_worker.adapters.http import RetryPolicy, build_http_client
 from loyalty_worker.adapters.order_slices import RedisOrderSlices
-from loyalty_worker.adapters.rate_limit import RateLimit, RedisRateLimiter, request_hook
+from loyalty_worker.adapters.rate_limit import RateLimit, RedisRateLimiter
 from loyalty_worker.adapters.run_phones import RedisRunPhones
 from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.adapters.sync_slots import RedisSyncSlots
@@ -82,13 +82,13 @@ class Container:
 
     @property
     def http(self) -> httpx.Client:
-        """The process's pool; a request sent for an org's account first takes a slot of its
+        """The process's pool; a request sent for an org's account goes inside a slot of its
         rate limit (``Container.org``)."""
         client = self.redis
         with self._lock:
             if self._http is None:
-                hook = request_hook(RedisRateLimiter(client))
-                self._http = build_http_client(self.settings, on_request=hook)
+                limiter = RedisRateLimiter(client)
+                self._http = build_http_client(self.settings, limiter=limiter)
             return self._http
 
     @property

@@ -1,9 +1,12 @@
-"""The shared rate limit: at most N slots per sliding window of each account, waiting callers
-told how long; each org's requests carry their own account's limit."""
+"""The shared rate limit: at most N slots of each account per window, a slot held while its
+request is in flight and a window after, waiting callers told how long; each org's requests
+carry their own account's limit."""
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
@@ -18,8 +21,8 @@ from loyalty_worker.adapters.rate_limit import (
     EXTENSION,
     WINDOW_US,
     RateLimit,
+    RateLimitedTransport,
     RedisRateLimiter,
-    request_hook,
 )
 from loyalty_worker.bootstrap import Container
 from loyalty_worker.config import Settings
@@ -35,6 +38,12 @@ def refuse_to_wait(seconds: float) -> None:
     raise Waited(seconds)
 
 
+def take(limiter: RedisRateLimiter, limit: RateLimit) -> None:
+    """A request answered at once: a slot taken and given back."""
+    with limiter.slot(limit, hold_s=10):
+        pass
+
+
 def test_slots_beyond_the_limit_wait_for_the_window_across_processes() -> None:
     server = fakeredis.FakeServer()  # one Redis shared by two "processes"
     waits: list[float] = []
@@ -47,11 +56,58 @@ def test_slots_beyond_the_limit_wait_for_the_window_across_processes() -> None:
     first = RedisRateLimiter(fakeredis.FakeRedis(server=server), sleep=sleep)
     second = RedisRateLimiter(fakeredis.FakeRedis(server=server), sleep=sleep)
     for _ in range(5):
-        first.acquire(limit)
+        take(first, limit)
     assert waits == []
-    second.acquire(limit)
+    take(second, limit)
     assert len(waits) >= 1
     assert 0 < waits[0] <= WINDOW_US / 1e6
+
+
+def test_a_slot_frees_a_whole_window_after_its_request_was_answered() -> None:
+    limiter = RedisRateLimiter(fakeredis.FakeRedis(), sleep=time.sleep)
+    limit = RateLimit("alpine:org-1", 1)
+    with limiter.slot(limit, hold_s=10):
+        time.sleep(0.3)  # a slow request: the window starts at its answer, not at its slot
+    answered = time.monotonic()
+    with limiter.slot(limit, hold_s=10):
+        next_slot = time.monotonic()
+    assert next_slot - answered >= WINDOW_US / 1e6 - 0.01  # Redis's µs clock against ours
+
+
+def scores(client: fakeredis.FakeRedis, key: str) -> list[float]:
+    """The log's entries: when each slot leaves the window's start (µs, Redis's clock)."""
+    entries: list[tuple[bytes, float]] = client.zrange(key, 0, -1, withscores=True)  # type: ignore[assignment]
+    return [score for _, score in entries]
+
+
+def test_slots_in_flight_count_until_answered_and_then_ask_for_a_window() -> None:
+    client = fakeredis.FakeRedis()
+    limiter = RedisRateLimiter(client, sleep=refuse_to_wait)
+    limit = RateLimit("alpine:org-1", 2)
+    key = "loyalty:ratelimit:alpine:org-1"
+    with limiter.slot(limit, hold_s=30), limiter.slot(limit, hold_s=30):
+        held = scores(client, key)
+        assert len(held) == 2
+        assert all(score > time.time() * 1e6 + 25e6 for score in held)  # in flight: held
+        with pytest.raises(Waited) as waited:
+            take(limiter, limit)
+        assert waited.value.args == (WINDOW_US / 1e6,)  # none frees before a window
+    answered = scores(client, key)
+    assert len(answered) == 2
+    assert all(score <= time.time() * 1e6 for score in answered)  # counted from the answer
+    with pytest.raises(Waited) as waited:
+        take(limiter, limit)
+    assert 0 < waited.value.args[0] <= WINDOW_US / 1e6
+
+
+def test_a_slot_held_past_its_hold_frees_as_if_answered_then() -> None:
+    limiter = RedisRateLimiter(fakeredis.FakeRedis(), sleep=time.sleep)
+    limit = RateLimit("alpine:org-1", 1)
+    abandoned = limiter.slot(limit, hold_s=0.05)
+    abandoned.__enter__()  # a process that died with its request in flight never gives it back
+    started = time.monotonic()
+    take(limiter, limit)
+    assert time.monotonic() - started < 0.05 + WINDOW_US / 1e6 + 0.5
 
 
 def test_each_org_counts_in_a_log_of_its_own() -> None:
@@ -59,14 +115,14 @@ def test_each_org_counts_in_a_log_of_its_own() -> None:
     limiter = RedisRateLimiter(client, sleep=refuse_to_wait)
     org_1, org_2 = RateLimit("alpine:org-1", 3), RateLimit("alpine:org-2", 3)
     for _ in range(3):
-        limiter.acquire(org_1)
+        take(limiter, org_1)
     for _ in range(3):
-        limiter.acquire(org_2)  # org-1's full log does not hold org-2 back
-    limiter.acquire(RateLimit("alleaves:org-1", 1))  # nor org-1's other API
+        take(limiter, org_2)  # org-1's full log does not hold org-2 back
+    take(limiter, RateLimit("alleaves:org-1", 1))  # nor org-1's other API
     with pytest.raises(Waited):
-        limiter.acquire(org_1)
+        take(limiter, org_1)
     with pytest.raises(Waited):
-        limiter.acquire(org_2)
+        take(limiter, org_2)
     keys: list[bytes] = client.keys("loyalty:ratelimit:*")  # type: ignore[assignment]
     assert sorted(keys) == [
         b"loyalty:ratelimit:alleaves:org-1",
@@ -83,21 +139,55 @@ def test_a_rate_limit_is_a_positive_finite_number() -> None:
     assert RateLimit.of_org("alpine", "org-1", 2.5) == RateLimit("alpine:org-1", 2.5)
 
 
+@pytest.mark.parametrize(
+    ("per_second", "slots", "window_s"),
+    [(40, 40, 1.0), (2.5, 2, 1.0), (1, 1, 1.0), (0.5, 1, 2.0), (0.25, 1, 4.0)],
+)
+def test_a_limit_never_lets_more_than_it_through_in_a_second(
+    per_second: float, slots: int, window_s: float
+) -> None:
+    limit = RateLimit("alpine:org-1", per_second)
+    assert (limit.slots, limit.window_us / 1e6) == (slots, window_s)
+
+
 class Recorder(RedisRateLimiter):
     def __init__(self) -> None:
-        self.taken: list[RateLimit] = []
+        self.taken: list[tuple[RateLimit, float]] = []
+        self.held = 0
 
-    def acquire(self, limit: RateLimit) -> None:
-        self.taken.append(limit)
+    @contextlib.contextmanager
+    def slot(self, limit: RateLimit, *, hold_s: float) -> Iterator[None]:
+        self.taken.append((limit, hold_s))
+        self.held += 1
+        try:
+            yield
+        finally:
+            self.held -= 1
 
 
-def test_the_request_hook_takes_a_slot_of_the_limit_the_request_carries() -> None:
+def test_the_transport_sends_a_request_inside_a_slot_of_the_limit_it_carries() -> None:
     recorder = Recorder()
-    hook = request_hook(recorder)
+    held_while_sent: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        held_while_sent.append(recorder.held)
+        if request.url.path == "/down":
+            raise httpx.ConnectError("refused", request=request)
+        return httpx.Response(200)
+
+    transport = RateLimitedTransport(httpx.MockTransport(handler), recorder)
     limit = RateLimit("alpine:org-1", 5)
-    hook(httpx.Request("GET", "http://x/alpine/v2/wallet", extensions={EXTENSION: limit}))
-    hook(httpx.Request("POST", "http://x/discord/webhooks/1/t"))  # no account: no limit
-    assert recorder.taken == [limit]
+    timeouts = httpx.Timeout(10.0, connect=5.0).as_dict()
+    with_limit = {EXTENSION: limit, "timeout": timeouts}
+    transport.handle_request(httpx.Request("GET", "http://x/alpine", extensions=with_limit))
+    with pytest.raises(httpx.ConnectError):
+        transport.handle_request(httpx.Request("GET", "http://x/down", extensions=with_limit))
+    transport.handle_request(httpx.Request("POST", "http://x/discord/webhooks/1/t"))
+    # Held while sent, given back even when the request failed; the hold bounded by the
+    # request's own timeouts (pool, connect, write, read); a request without a limit passes.
+    assert held_while_sent == [1, 1, 0]
+    assert recorder.held == 0
+    assert recorder.taken == [(limit, 35.0), (limit, 35.0)]
 
 
 def test_each_client_sends_its_accounts_limit_with_every_request_and_retry() -> None:
@@ -111,10 +201,7 @@ def test_each_client_sends_its_accounts_limit_with_every_request_and_retry() -> 
             return httpx.Response(200, json=[])
         return httpx.Response(next(answers), headers={"Retry-After": "0"}, json={"data": {}})
 
-    http = httpx.Client(
-        transport=httpx.MockTransport(handler),
-        event_hooks={"request": [request_hook(recorder)]},
-    )
+    http = httpx.Client(transport=RateLimitedTransport(httpx.MockTransport(handler), recorder))
     retry = RetryPolicy(max_attempts=3, wait=False)
     alpine_1 = RateLimit("alpine:org-1", 5)
     alpine_2 = RateLimit("alpine:org-2", 9)
@@ -138,7 +225,13 @@ def test_each_client_sends_its_accounts_limit_with_every_request_and_retry() -> 
     )
     list(alleaves.iter_orders(date(2024, 1, 1), date(2024, 1, 14)))
     # org-1's look-up was answered 429 first: its retry took a slot too; the login counts.
-    assert recorder.taken == [alpine_1, alpine_1, alpine_2, alleaves_1, alleaves_1]
+    taken = [limit for limit, _ in recorder.taken]
+    assert taken == [alpine_1, alpine_1, alpine_2, alleaves_1, alleaves_1]
+
+
+def test_the_process_client_sends_through_the_limiter() -> None:
+    container = Container(Settings())
+    assert isinstance(container.http._transport, RateLimitedTransport)
 
 
 class OrgStore:
