@@ -5,8 +5,10 @@ carry their own account's limit."""
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from typing import Any
 
@@ -98,6 +100,36 @@ def test_slots_in_flight_count_until_answered_and_then_ask_for_a_window() -> Non
     with pytest.raises(Waited) as waited:
         take(limiter, limit)
     assert 0 < waited.value.args[0] <= WINDOW_US / 1e6
+
+
+def test_no_second_sees_more_than_the_limit_however_late_requests_leave() -> None:
+    """The first requests reach the API half a second after their slots (a loaded machine),
+    the next ones at once: a log of slot times would let both groups into one second."""
+    limit = RateLimit("alpine:org-1", 4)
+    arrivals: list[float] = []
+    lock = threading.Lock()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        with lock:
+            late = len(arrivals) < limit.slots and request.url.path == "/first"
+        if late:
+            time.sleep(0.5)
+        with lock:
+            arrivals.append(time.time())
+        return httpx.Response(200)
+
+    limiter = RedisRateLimiter(fakeredis.FakeRedis(), sleep=time.sleep)
+    transport = RateLimitedTransport(httpx.MockTransport(handler), limiter)
+    with httpx.Client(transport=transport) as http, ThreadPoolExecutor(4) as pool:
+
+        def call(path: str) -> int:
+            request = http.build_request("GET", f"http://x{path}", extensions={EXTENSION: limit})
+            return http.send(request).status_code
+
+        paths = ["/first"] * 4 + ["/next"] * 8
+        assert list(pool.map(call, paths)) == [200] * 12
+    busiest = max(sum(a <= b < a + 1 for b in arrivals) for a in arrivals)
+    assert busiest <= limit.slots
 
 
 def test_a_slot_held_past_its_hold_frees_as_if_answered_then() -> None:
