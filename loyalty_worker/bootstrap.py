@@ -23,7 +23,7 @@ from loyalty_worker.adapters.fair_share import RedisFairShare
 from loyalty_worker.adapters.firestore import FirestoreProfileStore, build_firestore_client
 from loyalty_worker.adapters.http import RetryPolicy, build_http_client
 from loyalty_worker.adapters.order_slices import RedisOrderSlices
-from loyalty_worker.adapters.rate_limit import RedisRateLimiter, request_hook
+from loyalty_worker.adapters.rate_limit import RateLimit, RedisRateLimiter
 from loyalty_worker.adapters.run_phones import RedisRunPhones
 from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.adapters.sync_slots import RedisSyncSlots
@@ -83,25 +83,13 @@ class Container:
 
     @property
     def http(self) -> httpx.Client:
-        limits = {
-            "alleaves": self.settings.alleaves_rate_limit,
-            "alpine": self.settings.alpine_rate_limit,
-        }
-        hook = None
-        if any(limits.values()):
-            limiter = RedisRateLimiter(
-                self.redis, {api: limit for api, limit in limits.items() if limit}
-            )
-            hook = request_hook(
-                limiter,
-                {
-                    self.settings.alleaves_base_url: "alleaves",
-                    self.settings.alpine_base_url: "alpine",
-                },
-            )
+        """The process's pool; a request sent for an org's account goes inside a slot of its
+        rate limit (``Container.org``)."""
+        client = self.redis
         with self._lock:
             if self._http is None:
-                self._http = build_http_client(self.settings, on_request=hook)
+                limiter = RedisRateLimiter(client)
+                self._http = build_http_client(self.settings, limiter=limiter)
             return self._http
 
     @property
@@ -179,6 +167,9 @@ class Container:
                 api_key=org.alpine.api_key.get_secret_value(),
                 retry=self.retry,
                 max_pages=self.settings.max_pages,
+                rate_limit=RateLimit.of_org(
+                    "alpine", org_id, org.alpine_rate_limit or self.settings.alpine_rate_limit
+                ),
             ),
             notifier=self._notifier(org),
         )
@@ -186,8 +177,13 @@ class Container:
         return clients
 
     def _alleaves(self, org: OrgSettings, previous: OrgClients | None) -> AlleavesClient:
-        # Keep the logged-in client while the credentials are unchanged: one login per process.
-        if previous is not None and previous.settings.alleaves == org.alleaves:
+        # Keep the logged-in client while the credentials and the limit are unchanged: one login
+        # per process.
+        if (
+            previous is not None
+            and previous.settings.alleaves == org.alleaves
+            and previous.settings.alleaves_rate_limit == org.alleaves_rate_limit
+        ):
             return previous.alleaves
         assert org.alleaves is not None
         return AlleavesClient(
@@ -198,6 +194,11 @@ class Container:
                 password=org.alleaves.password.get_secret_value(),
                 pin=org.alleaves.pin.get_secret_value(),
                 partner_id=org.alleaves.partner_id,
+                rate_limit=RateLimit.of_org(
+                    "alleaves",
+                    org.org_id,
+                    org.alleaves_rate_limit or self.settings.alleaves_rate_limit,
+                ),
             ),
             page_size=self.settings.page_size,
             retry=self.retry,

@@ -44,9 +44,11 @@ class Settings(BaseSettings):
     # contacts): a provider that keeps answering full pages stops the run here, reported.
     max_pages: int = Field(default=5000, ge=1)
 
-    # Requests per second to each API, shared by all worker processes (unset: no limit).
-    alleaves_rate_limit: float | None = Field(default=None, gt=0)
-    alpine_rate_limit: float | None = Field(default=None, gt=0)
+    # Requests per second each org's account may make to each API, shared by all worker
+    # processes, for an org whose settings set none (alleavesRateLimit, alpineRateLimit; unset:
+    # no limit).
+    alleaves_rate_limit: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    alpine_rate_limit: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 
     order_history_start: date = date(2018, 1, 1)
     order_window_days: int = Field(default=14, ge=1)

@@ -2,22 +2,35 @@
 
 Firestore hands back plain values (floats, strings); this model turns them into the domain's
 ``LoyaltyRules`` and the org's integration credentials, or fails with ``SettingsInvalid``
-naming the org and the field, before any customer is touched.
+naming the org and the field, before any customer is touched. The one exception is ``weight``
+(the org's share of the workers): a bad one counts as 1, with a warning naming the org.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import re
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from loyalty_worker.domain.models import LoyaltyRules, SourceOfTruth, Tier
 from loyalty_worker.domain.tiers import validate_tiers
 from loyalty_worker.errors import SettingsInvalid
+
+logger = logging.getLogger(__name__)
 
 # What may go into a request path or header: ids, never a path, a query or a line break.
 SAFE_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -79,6 +92,15 @@ class OrgSettings(_Model):
     alpine: AlpineCredentials | None = None
     discord_webhook_url: SecretStr | None = Field(default=None, alias="discordWebhookUrl")
     disabled: bool = False
+    # Requests per second the org's own account may make (None: the process-wide
+    # LOYALTY_ALLEAVES_RATE_LIMIT / LOYALTY_ALPINE_RATE_LIMIT). Strict: a bool or text is an error.
+    alleaves_rate_limit: float | None = Field(
+        default=None, alias="alleavesRateLimit", gt=0, allow_inf_nan=False, strict=True
+    )
+    alpine_rate_limit: float | None = Field(
+        default=None, alias="alpineRateLimit", gt=0, allow_inf_nan=False, strict=True
+    )
+    # The org's share of the workers when many orgs wait for them (1: an equal share).
     weight: float = 1.0
 
     @field_validator("tiers")
@@ -94,6 +116,22 @@ class OrgSettings(_Model):
             # never repeats the value: it holds the webhook's token
             raise ValueError("must be a https://discord.com/api/webhooks/{id}/{token} URL")
         return url
+
+    @field_validator("weight", mode="before")
+    @classmethod
+    def _weight_or_one(cls, weight: object, info: ValidationInfo) -> float:
+        # A bad weight only shifts the org's share of the workers: it is not worth stopping
+        # the org's runs for, so it counts as 1 and says so.
+        value = _positive_finite(weight)
+        if value is not None:
+            return value
+        logger.warning(
+            "org %s: loyalty settings field 'weight' must be a positive number, not %.40r; "
+            "counting it as 1",
+            info.data.get("org_id", "?"),
+            weight,
+        )
+        return 1.0
 
     @field_validator("timezone")
     @classmethod
@@ -133,3 +171,14 @@ class OrgSettings(_Model):
             source_of_truth=self.source_of_truth,
             auto_adjust=self.auto_adjust,
         )
+
+
+def _positive_finite(value: object) -> float | None:
+    """``value`` as a float when it is a number (not a bool), finite and above 0; else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an int past float's range
+        return None
+    return number if math.isfinite(number) and number > 0 else None

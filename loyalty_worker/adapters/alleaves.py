@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from loyalty_worker.adapters.http import Call, RetryPolicy, decode_json, send
+from loyalty_worker.adapters.rate_limit import RateLimit
 from loyalty_worker.adapters.wire import parse_customer, parse_order
 from loyalty_worker.domain.models import Customer, Order
 from loyalty_worker.errors import AuthError, MalformedRecord, PermanentError
@@ -43,6 +44,7 @@ class AlleavesAccount:
     password: str = field(repr=False)
     pin: str = field(repr=False)
     partner_id: str | None = None  # sent as X-Partner-ID when Alleaves issued the integration one
+    rate_limit: RateLimit | None = None  # how fast this account may call (None: no limit)
 
 
 class AlleavesClient:
@@ -68,6 +70,7 @@ class AlleavesClient:
             "pin": account.pin,
         }
         self._partner_id = account.partner_id
+        self._rate_limit = account.rate_limit
         self._page_size = page_size
         self._retry = retry
         self._clock = clock
@@ -82,6 +85,11 @@ class AlleavesClient:
     @property
     def page_size(self) -> int:
         return self._page_size
+
+    @property
+    def rate_limit(self) -> RateLimit | None:
+        """How fast this account may call Alleaves (None: no limit)."""
+        return self._rate_limit
 
     def iter_customers(self) -> Iterator[Customer | MalformedRecord]:
         """Every customer, page by page from 1, until an empty or short page (there is no total);
@@ -155,6 +163,7 @@ class AlleavesClient:
                 params=params,
                 json_body=json_body,
                 headers=headers,
+                rate_limit=self._rate_limit,
             )
             response = send(self._http, call, service=SERVICE, policy=self._retry, answers=(401,))
             if response.status_code != 401:
@@ -193,7 +202,13 @@ class AlleavesClient:
     def _login(self) -> tuple[str, float]:
         """``POST /auth``; the token is renewed shortly before its ``exp`` claim."""
         label = "POST /auth"
-        call = Call("POST", self._base_url + "/auth", label=label, json_body=self._credentials)
+        call = Call(
+            "POST",
+            self._base_url + "/auth",
+            label=label,
+            json_body=self._credentials,
+            rate_limit=self._rate_limit,
+        )
         response = send(self._http, call, service=SERVICE, policy=self._retry)
         body = decode_json(response, service=SERVICE, label=label)
         token = body.get("token") if isinstance(body, dict) else None

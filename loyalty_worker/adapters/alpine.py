@@ -16,6 +16,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from loyalty_worker.adapters.http import Call, RetryPolicy, decode_json, send
+from loyalty_worker.adapters.rate_limit import RateLimit
 from loyalty_worker.adapters.wire import (
     AlpineContactRow,
     AlpineContactsPage,
@@ -47,6 +48,7 @@ class AlpineIQClient:
         api_key: str,
         retry: RetryPolicy,
         max_pages: int = 5000,
+        rate_limit: RateLimit | None = None,
     ) -> None:
         self._http = http
         self._base_url = base_url.rstrip("/")
@@ -55,6 +57,12 @@ class AlpineIQClient:
         self._headers = {"X-APIKEY": api_key}
         self._retry = retry
         self._max_pages = max_pages
+        self._rate_limit = rate_limit
+
+    @property
+    def rate_limit(self) -> RateLimit | None:
+        """How fast this account may call Alpine IQ (None: no limit)."""
+        return self._rate_limit
 
     def lookup(self, phone10: str) -> AlpineProfile | None:
         """The loyalty account of a phone, or None when Alpine IQ has none (404)."""
@@ -144,7 +152,8 @@ class AlpineIQClient:
         params: Mapping[str, str | int] | None = None,
         json_body: Any = None,
     ) -> httpx.Response:
-        """Every call carries the API key header and the shared retry policy."""
+        """Every call carries the API key header, the shared retry policy and the account's
+        rate limit."""
         return send(
             self._http,
             Call(
@@ -154,6 +163,7 @@ class AlpineIQClient:
                 params=params,
                 json_body=json_body,
                 headers=self._headers,
+                rate_limit=self._rate_limit,
             ),
             service=SERVICE,
             policy=self._retry,

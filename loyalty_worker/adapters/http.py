@@ -29,6 +29,8 @@ import httpx
 import msgspec
 
 from loyalty_worker.adapters.connections import ConnectionStack
+from loyalty_worker.adapters.rate_limit import EXTENSION as RATE_LIMIT_EXTENSION
+from loyalty_worker.adapters.rate_limit import RateLimit, RateLimitedTransport, RedisRateLimiter
 from loyalty_worker.config import Settings
 from loyalty_worker.domain.phone import mask_phones_in
 from loyalty_worker.errors import (
@@ -87,18 +89,21 @@ class RetryPolicy:
 
 
 def build_http_client(
-    settings: Settings, *, on_request: Callable[[httpx.Request], None] | None = None
+    settings: Settings, *, limiter: RedisRateLimiter | None = None
 ) -> httpx.Client:
     """One pooled, keep-alive client per worker process; every call bounded by explicit timeouts.
 
     Its connections are shared by the process's threads (``ConnectionStack``): at most
-    ``LOYALTY_HTTP_POOL_SIZE`` calls in flight and as many idle connections kept.
-    ``on_request`` runs before every request (and every retry): the shared rate limit.
+    ``LOYALTY_HTTP_POOL_SIZE`` calls in flight and as many idle connections kept. With a
+    ``limiter``, every request (every retry too) sent for an account with a rate limit
+    (``Call.rate_limit``) is sent inside a slot of it.
     """
+    transport: httpx.BaseTransport = ConnectionStack(max_connections=settings.http_pool_size)
+    if limiter is not None:
+        transport = RateLimitedTransport(transport, limiter)
     return httpx.Client(
-        event_hooks={"request": [on_request] if on_request is not None else []},
         timeout=httpx.Timeout(settings.http_timeout_s, connect=settings.http_connect_timeout_s),
-        transport=ConnectionStack(max_connections=settings.http_pool_size),
+        transport=transport,
         headers={"User-Agent": "loyalty-worker"},
         follow_redirects=False,
     )
@@ -146,6 +151,9 @@ class Call:
     params: Mapping[str, str | int] | None = None
     json_body: Any = None
     headers: Mapping[str, str] | None = None
+    # The limit of the account whose credentials the call sends (None: no limit); every
+    # attempt takes a slot of it.
+    rate_limit: RateLimit | None = None
 
     @property
     def name(self) -> str:
@@ -235,7 +243,12 @@ def _fetch(http: httpx.Client, call: Call, policy: RetryPolicy) -> httpx.Respons
     out past ``policy.attempt_deadline_s``."""
     started = policy.clock()
     request = http.build_request(
-        call.method, call.url, params=call.params, json=call.json_body, headers=call.headers
+        call.method,
+        call.url,
+        params=call.params,
+        json=call.json_body,
+        headers=call.headers,
+        extensions={RATE_LIMIT_EXTENSION: call.rate_limit} if call.rate_limit else None,
     )
     response = http.send(request, stream=True)
     limit = policy.max_response_bytes

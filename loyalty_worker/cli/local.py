@@ -111,7 +111,7 @@ def add_sandbox(commands: Commands) -> None:
         "--rate-limit",
         type=non_negative_int,
         default=0,
-        help="requests per second per API (0: unlimited)",
+        help="requests per second per credential of each API (0: unlimited)",
     )
     sandbox.add_argument(
         "--token-ttl-s",

@@ -62,7 +62,9 @@ class Sandbox:
         self._call("DELETE", "/discord/messages")
 
     def stats(self) -> dict[str, dict[str, int]]:
-        """Per API: requests, rate_limited, server_errors, max_per_second (and Alleaves logins)."""
+        """Per API: requests, rate_limited, server_errors, max_per_second (all credentials
+        together), max_per_second_per_credential (what the rate limit counts), max_in_flight
+        (and Alleaves logins)."""
         stats: dict[str, dict[str, int]] = self._call("GET", "/sandbox/stats")
         return stats
 

@@ -5,7 +5,8 @@ One port serves everything; a client's base URLs are ``{root}/alleaves``, ``{roo
 
     GET    /sandbox/health                 200 once serving
     GET    /sandbox/stats                  per API: requests, logins, rate_limited,
-                                           server_errors, max_per_second
+                                           server_errors, max_per_second (all credentials),
+                                           max_per_second_per_credential, max_in_flight
     POST   /sandbox/stats/reset            zero the counters
     GET    /sandbox/faults                 the faults in force
     POST   /sandbox/faults                 change some: latency_ms, error_rate, rate_limit,
@@ -18,10 +19,14 @@ One port serves everything; a client's base URLs are ``{root}/alleaves``, ``{roo
 
 Everything runs on one event loop: handlers never block, and the configured latency is an
 ``asyncio.sleep``, so hundreds of slow requests can be in flight at once.
+
+The rate limit (``rate_limit``, requests per second) counts per credential, as the real services
+do: per Alleaves login, per Alpine IQ API key, per Discord webhook. Each org gets all of it.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import secrets
@@ -35,15 +40,23 @@ from typing import Any, NotRequired, TypedDict
 import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 
 from loyalty_worker.sandbox.data.records import AlpineContact, Dataset, JsonValue
 from loyalty_worker.sandbox.discord import payload_error
-from loyalty_worker.sandbox.faults import ALLEAVES, ALPINE, DISCORD, FaultGate, Faults, FaultState
+from loyalty_worker.sandbox.faults import (
+    ALLEAVES,
+    ALPINE,
+    DISCORD,
+    Credential,
+    FaultGate,
+    Faults,
+    FaultState,
+)
 from loyalty_worker.sandbox.store import OrgData, SandboxStore
-from loyalty_worker.sandbox.tokens import issue_token, verify_token
+from loyalty_worker.sandbox.tokens import bearer_token, issue_token, signed_claims, verify_token
 
 # Without both dates, Alleaves silently answers only the last week of orders.
 DEFAULT_ORDER_WINDOW_DAYS = 7
@@ -139,14 +152,27 @@ class AlleavesApi:
 
     def _authorised(self, request: Request) -> OrgData:
         """The org of the bearer token; 401 when it is missing, forged or expired."""
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        claims = None
-        if scheme.lower() == "bearer" and token.strip():
-            claims = verify_token(self.secret, token.strip(), now=time.time())
+        token = bearer_token(request.headers.get("authorization", ""))
+        claims = verify_token(self.secret, token, now=time.time()) if token else None
         org = self.store.org(claims["org"]) if claims else None
         if org is None:
             raise HTTPException(401, "missing, invalid or expired token")
         return org
+
+    async def credential(self, request: Request) -> str:
+        """The login a request counts against for the rate limit: the one its token was issued
+        to (expired or not), else the username a login sends; "" for neither (one count)."""
+        token = bearer_token(request.headers.get("authorization", ""))
+        if token:
+            claims = signed_claims(self.secret, token)
+            org = self.store.org(claims["org"]) if claims else None
+            return org.alleaves["username"] if org else ""
+        try:
+            body = json.loads(await request.body())
+        except (ValueError, ClientDisconnect):
+            return ""
+        username = body.get("username") if isinstance(body, dict) else None
+        return username if isinstance(username, str) else ""
 
     async def customers(self, request: Request) -> Response:
         org = self._authorised(request)
@@ -202,6 +228,11 @@ class AlpineApi:
             Route("/v2/wallet", self.wallet, methods=["POST"]),
             Route("/v1.1/piis/{uid}", self.contacts, methods=["GET"]),
         ]
+
+    @staticmethod
+    async def credential(request: Request) -> str:
+        """The API key a request counts against for the rate limit ("" for none)."""
+        return request.headers.get("x-apikey", "")
 
     def _account(self, request: Request) -> OrgData:
         org = self.store.alpine_account(request.headers.get("x-apikey"))
@@ -289,6 +320,11 @@ class DiscordApi:
 
     def __init__(self) -> None:
         self.messages: list[ReceivedMessage] = []
+
+    @staticmethod
+    async def credential(request: Request) -> str:
+        """The webhook a post counts against for the rate limit: its URL's path."""
+        return request.url.path
 
     def webhook_routes(self) -> list[BaseRoute]:
         return [Route("/{webhook_id}/{token}", self.post, methods=["POST"])]
@@ -407,23 +443,23 @@ def create_app(
     state = FaultState(faults or Faults())
     discord = DiscordApi()
 
-    def gated(api: str, routes: Sequence[BaseRoute]) -> FaultGate:
-        return FaultGate(Router(list(routes)), api=api, state=state)
+    alleaves = AlleavesApi(store, state)
+    alpine = AlpineApi(store, balances_in_listing=alpine_balances_in_listing)
+
+    def gated(api: str, routes: Sequence[BaseRoute], credential: Credential) -> FaultGate:
+        return FaultGate(Router(list(routes)), api=api, state=state, credential=credential)
 
     return Starlette(
         routes=[
-            Mount("/alleaves", app=gated(ALLEAVES, AlleavesApi(store, state).routes())),
-            Mount(
-                "/alpine",
-                app=gated(
-                    ALPINE,
-                    AlpineApi(store, balances_in_listing=alpine_balances_in_listing).routes(),
-                ),
-            ),
+            Mount("/alleaves", app=gated(ALLEAVES, alleaves.routes(), alleaves.credential)),
+            Mount("/alpine", app=gated(ALPINE, alpine.routes(), alpine.credential)),
             Mount(
                 "/discord",
                 routes=[
-                    Mount("/webhooks", app=gated(DISCORD, discord.webhook_routes())),
+                    Mount(
+                        "/webhooks",
+                        app=gated(DISCORD, discord.webhook_routes(), discord.credential),
+                    ),
                     *discord.control_routes(),
                 ],
             ),

@@ -43,8 +43,14 @@ def issue_token(secret: bytes, claims: SessionClaims) -> str:
     return f"{signing_input}.{_sign(secret, signing_input)}"
 
 
-def verify_token(secret: bytes, token: str, *, now: float) -> SessionClaims | None:
-    """The claims of a token this secret signed and whose ``exp`` is still ahead; else None."""
+def bearer_token(authorization: str) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header's value; "" for any other."""
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def signed_claims(secret: bytes, token: str) -> SessionClaims | None:
+    """The claims of a token this secret signed, whether or not it has expired; else None."""
     parts = token.split(".")
     if len(parts) != 3:
         return None
@@ -60,4 +66,10 @@ def verify_token(secret: bytes, token: str, *, now: float) -> SessionClaims | No
     if not isinstance(claims, dict) or not isinstance(claims.get("exp"), int | float):
         return None
     # Only issue_token signs with this secret: a valid signature vouches for the claims' shape.
-    return cast("SessionClaims", claims) if now < claims["exp"] else None
+    return cast("SessionClaims", claims)
+
+
+def verify_token(secret: bytes, token: str, *, now: float) -> SessionClaims | None:
+    """The claims of a token this secret signed and whose ``exp`` is still ahead; else None."""
+    claims = signed_claims(secret, token)
+    return claims if claims is not None and now < claims["exp"] else None

@@ -6,7 +6,7 @@ import asyncio
 import base64
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -431,6 +431,100 @@ def test_the_rate_limit_refuses_past_the_limit_within_one_window(
         assert statuses[:2] == [200] * min(len(statuses), 2)
 
 
+def _by_credential_window(calls: list[tuple[str, httpx.Response]]) -> dict[Any, list[int]]:
+    """Statuses grouped by credential (its org) and the window the sandbox counted each in."""
+    windows: dict[Any, list[int]] = {}
+    for org_id, response in calls:
+        key = (org_id, response.headers["X-Sandbox-Second"])
+        windows.setdefault(key, []).append(response.status_code)
+    return windows
+
+
+def _each_org_thrice_in_one_window(
+    calls: list[tuple[str, httpx.Response]], orgs: Iterable[str]
+) -> bool:
+    windows = _by_credential_window(calls)
+    seconds = {second for _, second in windows}
+    return any(all(len(windows.get((o, s), [])) >= 3 for o in orgs) for s in seconds)
+
+
+def test_the_rate_limit_counts_per_credential_so_each_org_gets_all_of_it(
+    clean_sandbox: Sandbox,
+) -> None:
+    orgs = {org_id: _org(clean_sandbox, org_id) for org_id in ("org-1", "org-2")}
+    alleaves = {
+        org_id: httpx.Client(
+            base_url=clean_sandbox.alleaves_url,
+            headers={"Authorization": f"Bearer {_login(clean_sandbox.alleaves_url, org)}"},
+        )
+        for org_id, org in orgs.items()
+    }
+    alpine = {
+        org_id: httpx.Client(
+            base_url=clean_sandbox.alpine_url, headers={"X-APIKEY": org["alpine"]["apiKey"]}
+        )
+        for org_id, org in orgs.items()
+    }
+    clean_sandbox.set_faults(rate_limit=2)
+    _start_of_next_second()
+    calls: dict[str, list[tuple[str, httpx.Response]]] = {"alleaves": [], "alpine": []}
+    # Bounded: on any machine some window soon holds three calls of each org at each API.
+    for _ in range(100):
+        for org_id in orgs:
+            calls["alleaves"].append((org_id, alleaves[org_id].get("/order")))
+            calls["alpine"].append(
+                (org_id, alpine[org_id].post("/v2/wallet", json={"phone": "0000000000"}))
+            )
+        if all(_each_org_thrice_in_one_window(made, orgs) for made in calls.values()):
+            break
+    for client in (*alleaves.values(), *alpine.values()):
+        client.close()
+    passed = {"alleaves": 200, "alpine": 404}  # the wallet knows no such phone
+    for api, made in calls.items():
+        # In each window each org's first two pass and the rest are refused, whatever the other
+        # org sent in that window.
+        for statuses in _by_credential_window(made).values():
+            allowed = min(len(statuses), 2)
+            assert statuses == [passed[api]] * allowed + [429] * (len(statuses) - allowed), api
+        stats = clean_sandbox.stats()[api]
+        assert stats["max_per_second_per_credential"] >= 3
+        assert stats["max_per_second"] >= 6  # both orgs in one window: twice one limit's worth
+        assert stats["rate_limited"] == sum(r.status_code == 429 for _, r in made)
+
+
+def test_a_login_counts_against_the_login_as_its_token_does(clean_sandbox: Sandbox) -> None:
+    org_1, org_2 = _org(clean_sandbox, "org-1"), _org(clean_sandbox, "org-2")
+    token = _login(clean_sandbox.alleaves_url, org_1)
+
+    def login(org: dict[str, Any]) -> httpx.Response:
+        credentials = {key: org["alleaves"][key] for key in ("username", "password", "pin")}
+        return httpx.post(f"{clean_sandbox.alleaves_url}/auth", json=credentials)
+
+    clean_sandbox.set_faults(rate_limit=1)
+    for _ in range(20):  # until all three fall in one window (the first try, but for a stall)
+        _start_of_next_second()
+        calls = [
+            login(org_1),
+            httpx.get(
+                f"{clean_sandbox.alleaves_url}/order", headers={"Authorization": f"Bearer {token}"}
+            ),
+            login(org_2),
+        ]
+        if len({r.headers["X-Sandbox-Second"] for r in calls}) == 1:
+            break
+    # org-1's login spent org-1's one request of the second; org-2's login is its own.
+    assert [r.status_code for r in calls] == [200, 429, 200]
+    assert calls[0].json()["username"] == org_1["alleaves"]["username"]  # the body still read
+
+
+def test_the_control_routes_are_never_rate_limited(clean_sandbox: Sandbox) -> None:
+    clean_sandbox.set_faults(rate_limit=1)
+    for _ in range(10):
+        clean_sandbox.stats()  # raises on any error status
+        clean_sandbox.set_faults()
+    assert clean_sandbox.stats()["alleaves"]["requests"] == 0
+
+
 def test_stats_count_the_busiest_second(clean_sandbox: Sandbox, alpine: httpx.Client) -> None:
     uid = _org(clean_sandbox)["alpine"]["uid"]
     _start_of_next_second()
@@ -444,6 +538,7 @@ def test_stats_count_the_busiest_second(clean_sandbox: Sandbox, alpine: httpx.Cl
         "rate_limited": 0,
         "server_errors": 0,
         "max_per_second": busiest,  # 7, unless a busy machine spread them over more seconds
+        "max_per_second_per_credential": busiest,  # one API key made them all
         "max_in_flight": 1,  # one after the other
     }
     clean_sandbox.reset_stats()

@@ -1,5 +1,7 @@
 """Org settings validation: a bad document names the org and the field."""
 
+import logging
+import math
 from decimal import Decimal
 
 import pytest
@@ -134,6 +136,12 @@ def test_firestore_floats_keep_the_rules_exact() -> None:
         ({"tiers": [{"id": "", "threshold": 0}]}, "tiers.0.id"),
         ({"tiers": [{"id": "a"}]}, "tiers.0.threshold"),
         ({"tiers": [{"id": "a", "threshold": 0}, {"id": "A", "threshold": 5}]}, "tiers"),
+        ({"alleavesRateLimit": 0}, "alleavesRateLimit"),
+        ({"alleavesRateLimit": -5}, "alleavesRateLimit"),
+        ({"alleavesRateLimit": "20"}, "alleavesRateLimit"),
+        ({"alpineRateLimit": True}, "alpineRateLimit"),
+        ({"alpineRateLimit": math.nan}, "alpineRateLimit"),
+        ({"alpineRateLimit": math.inf}, "alpineRateLimit"),
     ],
 )
 def test_more_bad_documents_name_the_field(document: dict[str, object], field: str) -> None:
@@ -161,3 +169,38 @@ def test_a_refused_webhook_url_is_not_repeated_in_the_error() -> None:
     with pytest.raises(SettingsInvalid) as caught:
         OrgSettings.parse("org-1", {"discordWebhookUrl": url})
     assert "secret-token-123" not in str(caught.value)
+
+
+def test_weight_defaults_to_one_and_takes_any_positive_number() -> None:
+    assert OrgSettings.parse("org-1", {}).weight == 1.0
+    assert OrgSettings.parse("org-1", {"weight": 3}).weight == 3.0
+    assert OrgSettings.parse("org-1", {"weight": 0.25}).weight == 0.25
+
+
+@pytest.mark.parametrize(
+    "weight", [0, -2, -0.5, "2", "heavy", True, False, None, math.nan, math.inf, -math.inf, 10**400]
+)
+def test_a_bad_weight_counts_as_one_with_a_warning_naming_the_org(
+    weight: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="loyalty_worker.org_settings"):
+        settings = OrgSettings.parse("org-7", {"weight": weight, "pointsPerDollar": 2})
+    assert settings.weight == 1.0
+    assert settings.points_per_dollar == 2  # the rest of the document is read as usual
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING
+    assert "org org-7" in record.getMessage()
+    assert "'weight'" in record.getMessage()
+
+
+def test_a_bad_weight_does_not_hide_a_bad_field() -> None:
+    with pytest.raises(SettingsInvalid) as caught:
+        OrgSettings.parse("org-7", {"weight": "x", "pointsPerDollar": 0})
+    assert caught.value.field == "pointsPerDollar"
+
+
+def test_rate_limits_are_the_orgs_own_requests_per_second_else_unset() -> None:
+    settings = OrgSettings.parse("org-1", {"alleavesRateLimit": 20, "alpineRateLimit": 2.5})
+    assert (settings.alleaves_rate_limit, settings.alpine_rate_limit) == (20.0, 2.5)
+    unset = OrgSettings.parse("org-1", {})
+    assert (unset.alleaves_rate_limit, unset.alpine_rate_limit) == (None, None)
