@@ -51,9 +51,8 @@ test-browser: install browser
 screenshots: install browser
 	LOYALTY_SCREENSHOTS=docs $(BIN)/pytest tests/browser -p no:randomly
 
-# The chaos suite (tests/chaos, marked chaos): real stack, one injected failure per case.
-# Its cases shrink one timeout on purpose (a 3-second stall, a 15-second visibility timeout):
-# their workers only warn about deadlines out of order instead of refusing to start.
+# The chaos suite (tests/chaos, marked chaos): real stack, one injected failure per case, on the
+# settings' defaults (Beat's schedule and the watchdog's delays included).
 test-chaos: install
 	$(BIN)/pytest tests/chaos -m chaos -p no:randomly -s
 
