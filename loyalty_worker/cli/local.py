@@ -55,7 +55,12 @@ def _sandbox_app(args: argparse.Namespace) -> Starlette:
     )
     # No reference to the raw dataset outlives this call: the app holds its orders encoded,
     # and a full history as dicts would double the memory for the life of the server.
-    return create_app(dataset, faults, alpine_balances_in_listing=args.alpine_balances_in_listing)
+    app = create_app(dataset, faults, alpine_balances_in_listing=args.alpine_balances_in_listing)
+    if args.count_calls_by_org:
+        from loyalty_worker.sandbox.org_calls import Credentials, OrgCalls
+
+        app.add_middleware(OrgCalls, credentials=Credentials(dataset))
+    return app
 
 
 def _generate(
@@ -168,6 +173,11 @@ def add_sandbox(commands: Commands) -> None:
         help="shortcut, not the documented API: Alpine IQ's contacts listing carries each "
         "contact's points, tier and lastVisit (default: ids, phones and names only, so each "
         "balance costs a look-up by phone)",
+    )
+    sandbox.add_argument(
+        "--count-calls-by-org",
+        action="store_true",
+        help="also count Alleaves and Alpine IQ requests by org: GET /sandbox/stats/orgs",
     )
     sandbox.set_defaults(handler=_cmd_sandbox)
 
