@@ -89,7 +89,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_sync.py --alpine-listing both --latencies 50 --repeat 3 \
 		--naive-limit 300 --workers 2
 
-# The 02:00 wave (benchmarks/README.md): every org of a long-tailed fleet (100,000 customers in
+# The 02:00 wave (benchmarks/README.md): every org of a long-tailed fleet (129,000 customers in
 # 50 orgs) started at once on 2 workers x 16 threads; several minutes. FLEET_ARGS=--quick for a
 # first look (8,000 customers), FLEET_ARGS="--workers-from DIR" for another checkout's workers.
 # Never part of CI.
