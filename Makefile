@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 EMULATOR := loyalty_worker/firestore_emulator
 CUSTOMERS ?= 1000
 
-.PHONY: install browser lock demo test test-unit test-browser screenshots test-chaos check format worker beat flower sandbox firestore bench clean
+.PHONY: install browser lock demo test test-unit test-browser screenshots test-chaos check format worker beat flower sandbox firestore bench bench-fleet clean
 
 # Every package, build tools included, comes from requirements.lock at the version and hashes
 # it pins; the project itself goes on top without resolving anything. `make lock` rewrites the
@@ -88,6 +88,14 @@ bench: install
 	$(BIN)/python benchmarks/bench_sync.py --alpine-listing both --latencies 50 --repeat 3 \
 		--naive-limit 300 --workers 2
 
+# The 02:00 wave (benchmarks/README.md): every org of a long-tailed fleet (129,000 customers in
+# 50 orgs) started at once on 2 workers x 16 threads; several minutes. FLEET_ARGS=--quick for a
+# first look (8,000 customers), FLEET_ARGS="--workers-from DIR" for another checkout's workers.
+# Never part of CI.
+bench-fleet: install
+	$(BIN)/python benchmarks/bench_fleet.py $(FLEET_ARGS)
+
 clean:
-	rm -rf $(VENV) $(EMULATOR)/node_modules .mypy_cache .pytest_cache .ruff_cache .demo bench-results.json
+	rm -rf $(VENV) $(EMULATOR)/node_modules .mypy_cache .pytest_cache .ruff_cache .demo \
+		bench-results.json bench-fleet-results.json
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

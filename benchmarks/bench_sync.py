@@ -43,28 +43,43 @@ import argparse
 import contextlib
 import json
 import os
-import platform
-import subprocess
 import sys
-import threading
 import time
 import uuid
-from collections import defaultdict
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self, cast
+from typing import Any
 
 import redis
 from celery import Celery
-from google.cloud import firestore
 from inprocess_ways import RESULT_MARKER, WayConfig
+from worker_stack import (
+    DATA_APIS,
+    POLL_S,
+    CpuMeter,
+    PeakSampler,
+    TreeRss,
+    bench_redis_url,
+    cell,
+    machine_line,
+    mb,
+    process_trees,
+    redis_used_memory,
+    seed_project,
+    seeded_parts,
+    source_version,
+    start_workers,
+    summary_problem,
+    tail,
+    text_table,
+    worker_env,
+    write_rows,
+)
 
 from loyalty_worker import devstack
 from loyalty_worker.adapters.run_state import Progress, RunTracker
-from loyalty_worker.adapters.seed import seed_firestore
 from loyalty_worker.domain.run import RunStatus
 from loyalty_worker.firestore_emulator import EmulatorProcess, EmulatorUnavailable, start_emulator
 from loyalty_worker.sandbox.data import generate_dataset
@@ -84,13 +99,7 @@ SEED = 1
 BENCH_REDIS_DB = 13
 # The limit the worker is told about in --rate-limit mode (requests per second, per API).
 RATE_LIMIT_VARS = ("LOYALTY_ALLEAVES_RATE_LIMIT", "LOYALTY_ALPINE_RATE_LIMIT")
-DATA_APIS = ("alleaves", "alpine")
 WAYS_SCRIPT = Path(__file__).resolve().with_name("inprocess_ways.py")
-SAMPLE_INTERVAL_S = 0.1
-# Run progress is polled faster than memory is sampled: it decides the measured wall time.
-POLL_S = 0.05
-MB = 1024 * 1024
-_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 
 # --- options -----------------------------------------------------------------------------------
@@ -161,16 +170,6 @@ def _positive(text: str) -> int:
     return value
 
 
-def _bench_redis_url() -> str:
-    """The project's Redis (``LOYALTY_REDIS_URL``), on a database of the benchmark's own.
-
-    The database is flushed before every worker run, so it must not be the one a demo, a test
-    session (14) or a deployment (0) uses.
-    """
-    base = os.environ.get("LOYALTY_REDIS_URL", "redis://127.0.0.1:6379/0")
-    return devstack.redis_database(base, BENCH_REDIS_DB)
-
-
 def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(
         description="Benchmark a full-org loyalty sync three ways against the local stack.",
@@ -204,7 +203,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     )
     parser.add_argument(
         "--redis-url",
-        default=_bench_redis_url(),
+        default=bench_redis_url(BENCH_REDIS_DB),
         help="a Redis database the benchmark may flush (default: LOYALTY_REDIS_URL's server, "
         f"database {BENCH_REDIS_DB})",
     )
@@ -252,175 +251,6 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         reruns=args.reruns,
         alpine_modes=ALPINE_MODES[args.alpine_listing],
     )
-
-
-# --- sampling ----------------------------------------------------------------------------------
-
-
-def tree_rss_bytes(roots: Collection[int]) -> list[int]:
-    """Resident memory of each of processes ``roots`` and all their descendants, from /proc.
-
-    The parent links are read afresh on every sample, so a child started mid-run is counted.
-    """
-    children: dict[int, list[int]] = defaultdict(list)
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-            ppid = int(stat.read_text().rpartition(")")[2].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children[ppid].append(int(stat.parent.name))
-    sizes: list[int] = []
-    pending, seen = list(roots), set()
-    while pending:
-        pid = pending.pop()
-        if pid in seen:
-            continue
-        seen.add(pid)
-        try:
-            sizes.append(int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * _PAGE_BYTES)
-        except (OSError, IndexError, ValueError):
-            continue
-        pending.extend(children.get(pid, ()))
-    return sizes
-
-
-class TreeRss:
-    """A ``PeakSampler`` reading: the process tree's total RSS; keeps the largest process's peak.
-
-    The goal is per worker process (at most 300 MB each), the total says what the way costs.
-    """
-
-    def __init__(self, roots: Collection[int]) -> None:
-        self._roots = roots
-        self.peak_process: float | None = None
-
-    def __call__(self) -> float | None:
-        sizes = tree_rss_bytes(self._roots)
-        if not sizes:
-            return None
-        self.peak_process = max(self.peak_process or 0.0, float(max(sizes)))
-        return float(sum(sizes))
-
-
-def redis_used_memory(client: redis.Redis) -> float | None:
-    try:
-        info = cast(dict[str, Any], client.info("memory"))
-        return float(info["used_memory"])
-    except redis.RedisError:
-        return None
-
-
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def tree_cpu_s(root: int) -> float:
-    """CPU seconds (user + system) used so far by process ``root`` and its live descendants,
-    including the waited-for children they reaped (from /proc)."""
-    children: dict[int, list[int]] = defaultdict(list)
-    stats: dict[int, list[str]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        pid = int(stat.parent.name)
-        stats[pid] = fields
-        with contextlib.suppress(IndexError, ValueError):
-            children[int(fields[1])].append(pid)
-    total, pending, seen = 0, [root], set()
-    while pending:
-        pid = pending.pop()
-        if pid in seen or pid not in stats:
-            continue
-        seen.add(pid)
-        # After "(comm)": state ppid ... utime(12) stime(13) cutime(14) cstime(15), 0-based.
-        with contextlib.suppress(IndexError, ValueError):
-            total += sum(int(value) for value in stats[pid][11:15])
-        pending.extend(children.get(pid, ()))
-    return total / _CLOCK_TICKS
-
-
-def redis_cpu_s(client: redis.Redis) -> float | None:
-    """The Redis server's CPU seconds so far (``INFO cpu``: its main thread and children)."""
-    try:
-        info = cast(dict[str, Any], client.info("cpu"))
-        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
-    except (redis.RedisError, KeyError, ValueError):
-        return None
-
-
-class CpuMeter:
-    """CPU seconds each named process tree (and the Redis server) uses between enter and exit."""
-
-    def __init__(self, trees: Mapping[str, int], client: redis.Redis) -> None:
-        self._trees = dict(trees)
-        self._client = client
-        self._start: dict[str, float | None] = {}
-        self.used: dict[str, float] = {}
-
-    def _read(self) -> dict[str, float | None]:
-        figures: dict[str, float | None] = {
-            name: tree_cpu_s(pid) for name, pid in self._trees.items()
-        }
-        figures["redis"] = redis_cpu_s(self._client)
-        return figures
-
-    def __enter__(self) -> Self:
-        self._start = self._read()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        end = self._read()
-        for name, before in self._start.items():
-            after = end.get(name)
-            if before is not None and after is not None:
-                self.used[name] = round(after - before, 2)
-
-
-class PeakSampler:
-    """Reads a value every 100 ms on a thread of its own; keeps the first, last and largest."""
-
-    def __init__(self, read: Callable[[], float | None], interval_s: float = SAMPLE_INTERVAL_S):
-        self._read = read
-        self._interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self.first: float | None = None
-        self.last: float | None = None
-        self.peak: float | None = None
-
-    def _sample(self) -> None:
-        value = self._read()
-        if value is None:
-            return
-        if self.first is None:
-            self.first = value
-        self.last = value
-        self.peak = value if self.peak is None else max(self.peak, value)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._interval_s):
-            self._sample()
-
-    def __enter__(self) -> Self:
-        self._sample()
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._sample()
-
-
-def _mb(value: float | None) -> float | None:
-    return None if value is None else round(value / MB, 1)
 
 
 # --- one run -----------------------------------------------------------------------------------
@@ -483,19 +313,6 @@ class Bench:
         return sum(by_api.values()), by_api, stats
 
 
-def seed_project(emulator: EmulatorProcess, seed_data: dict[str, Any]) -> str:
-    """A fresh Firestore project holding org-1's settings and profiles as generated."""
-    project = f"bench-{uuid.uuid4().hex[:10]}"
-    os.environ["FIRESTORE_EMULATOR_HOST"] = emulator.host
-    with contextlib.closing(firestore.Client(project=project)) as client:
-        seed_firestore(client, seed_data)
-    return project
-
-
-def _tail(text: str, lines: int = 15) -> str:
-    return "\n".join(text.strip().splitlines()[-lines:])
-
-
 def run_inprocess(bench: Bench, way: str) -> RunResult:
     """One run of ``naive``, ``asyncio`` or ``asyncio_per_customer`` in a child process."""
     options = bench.options
@@ -536,7 +353,7 @@ def run_inprocess(bench: Bench, way: str) -> RunResult:
         output = child.output()
         lines = [line for line in output.splitlines() if line.startswith(RESULT_MARKER)]
         if child.process.returncode != 0 or not lines:
-            error = f"exited {child.process.returncode}:\n{_tail(output)}"
+            error = f"exited {child.process.returncode}:\n{tail(output)}"
             return RunResult(way, ok=False, error=error)
         report: dict[str, Any] = json.loads(lines[-1][len(RESULT_MARKER) :])
         api_calls, by_api, stats = bench.data_calls()
@@ -559,8 +376,8 @@ def run_inprocess(bench: Bench, way: str) -> RunResult:
         sandbox_stats=stats,
         firestore_writes=report["firestore_writes"],
         failed_customers=failed,
-        peak_rss_mb=_mb(rss.peak),
-        peak_rss_process_mb=_mb(tree.peak_process),
+        peak_rss_mb=mb(rss.peak),
+        peak_rss_process_mb=mb(tree.peak_process),
         measured_customers=report["measured_customers"],
         extra={
             "plan_s": round(report["plan_s"], 3),
@@ -600,26 +417,17 @@ def run_worker_runs(bench: Bench) -> list[RunResult]:
         # Flushed before the workers start: they declare their queues in Redis on start-up.
         bench.redis.flushdb()
         emulator = start_emulator()
-        env = {
-            "LOYALTY_REDIS_URL": options.redis_url,
-            "FIRESTORE_EMULATOR_HOST": emulator.host,
-            "LOYALTY_FIRESTORE_PROJECT": seed_project(emulator, bench.seed_data),
-            "LOYALTY_ALLEAVES_BASE_URL": bench.sandbox.alleaves_url,
-            "LOYALTY_ALPINE_BASE_URL": bench.sandbox.alpine_url,
-            "LOYALTY_DISCORD_WEBHOOK_URL": bench.sandbox.webhook_url("bench", "token"),
-            "LOYALTY_WORKER_CONCURRENCY": str(options.concurrency),
-        }
+        env = worker_env(
+            redis_url=options.redis_url,
+            emulator=emulator,
+            project=seed_project(emulator, bench.seed_data),
+            sandbox=bench.sandbox,
+            concurrency=options.concurrency,
+        )
         if options.rate_limit is not None:
             env.update(dict.fromkeys(RATE_LIMIT_VARS, str(options.rate_limit)))
-        for index in range(options.workers):
-            workers.append(
-                devstack.start_worker(env, concurrency=options.concurrency, name=f"bench{index}")
-            )
-        trees = {worker.name: worker.process.pid for worker in workers}
-        trees["sandbox"] = bench.sandbox.child.process.pid
-        emulator_process = getattr(emulator, "_process", None)
-        if emulator_process is not None:
-            trees["emulator"] = emulator_process.pid
+        start_workers(env, workers, count=options.workers, concurrency=options.concurrency)
+        trees = process_trees(workers, bench.sandbox, emulator)
         first = timed_worker_run(bench, workers, "loyalty_worker", trees=trees)
         if not (first.ok and options.reruns):
             return [first]
@@ -704,35 +512,27 @@ def timed_worker_run(
         error=error,
         sandbox_stats=stats,
         # Kept for a failed run too: memory is often why a large run fails.
-        peak_rss_mb=_mb(rss.peak),
-        peak_rss_process_mb=_mb(tree.peak_process),
-        redis_before_mb=_mb(memory.first),
-        redis_peak_mb=_mb(memory.peak),
-        redis_after_mb=_mb(memory.last),
+        peak_rss_mb=mb(rss.peak),
+        peak_rss_process_mb=mb(tree.peak_process),
+        redis_before_mb=mb(memory.first),
+        redis_peak_mb=mb(memory.peak),
+        redis_after_mb=mb(memory.last),
     )
     if error is not None:
         for worker in workers:
-            print(f"--- {worker.name} output (tail) ---\n{_tail(worker.output())}", file=sys.stderr)
+            print(f"--- {worker.name} output (tail) ---\n{tail(worker.output())}", file=sys.stderr)
         return result
     summary = progress.summary or {}
     orders = _orders_seen(tracker, run_id, summary)
     worker_cpu = sum(v for k, v in cpu.used.items() if k.startswith("bench"))
-    synced = summary.get("synced")
-    listed, unchanged = summary.get("listed"), summary.get("unchanged")
-    failed, missing = summary.get("failed"), summary.get("missing")
-    parts = [count for count in (synced, unchanged, failed) if isinstance(count, int)]
-    adds_up = listed == options.customers and missing == 0 and sum(parts) == listed
-    adds_up = adds_up and len(parts) == 3
-    if not adds_up:
-        error = (
-            f"summary does not add up: listed {listed} of {options.customers} generated, "
-            f"{synced} synced + {unchanged} unchanged + {failed} failed, {missing} missing"
-        )
+    error = summary_problem(summary, options.customers)
+    adds_up = error is None
+    if error is not None:
         print(f"  {way}: {error}", file=sys.stderr, flush=True)
     return replace(
         result,
         ok=adds_up,
-        error=None if adds_up else error,
+        error=error,
         wall_s=wall_s,
         api_calls=api_calls,
         calls_by_api=by_api,
@@ -845,23 +645,6 @@ def _api_stats(run: RunResult) -> dict[str, dict[str, int | None]]:
     }
 
 
-def write_rows(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    """Replace the results file whole, so a reader never sees half of it."""
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(list(rows), indent=2) + "\n")
-    partial.replace(path)
-
-
-def _cell(value: Any, digits: int = 1) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:,.{digits}f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
-
-
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
     columns = (
         ("way", "way", 0),
@@ -880,7 +663,7 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
     )
     table = [[title for _, title, _ in columns] + ["note"]]
     for row in rows:
-        cells = [_cell(row.get(key), digits) for key, _, digits in columns]
+        cells = [cell(row.get(key), digits) for key, _, digits in columns]
         notes = []
         if row.get("extrapolated"):
             notes.append(f"extrapolated from the first {row['measured_customers']:,}")
@@ -891,18 +674,7 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
         if row.get("failed_customers"):
             notes.append(f"{row['failed_customers']:,} customers failed")
         table.append([*cells, "; ".join(notes)])
-    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
-    lines = []
-    for number, line in enumerate(table):
-        lines.append(
-            "  ".join(
-                cell.ljust(widths[i]) if i in (0, len(line) - 1) else cell.rjust(widths[i])
-                for i, cell in enumerate(line)
-            ).rstrip()
-        )
-        if number == 0:
-            lines.append("  ".join("-" * width for width in widths))
-    return "\n".join(lines)
+    return text_table(table, left={0, len(table[0]) - 1})
 
 
 # The issue's goals (1,000 customers at 50 ms, the documented listing; memory at any size).
@@ -1061,57 +833,21 @@ def format_cpu_table(rows: Sequence[dict[str, Any]]) -> str:
                 r["alpine_listing"],
                 str(r["workers"]),
                 str(r["latency_ms"]),
-                _cell(r["wall_s"]),
-                *(_cell(r["cpu_s"].get(name)) for name in names),
-                _cell(r.get("worker_cpu_ms_per_customer"), 2),
-                _cell(r.get("worker_cpu_us_per_order")),
+                cell(r["wall_s"]),
+                *(cell(r["cpu_s"].get(name)) for name in names),
+                cell(r.get("worker_cpu_ms_per_customer"), 2),
+                cell(r.get("worker_cpu_us_per_order")),
             ]
         )
-    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
-    return "\n".join(
-        "  ".join(
-            cell.ljust(widths[i]) if i < 2 else cell.rjust(widths[i]) for i, cell in enumerate(line)
-        ).rstrip()
-        for line in table
-    )
-
-
-def source_version() -> str:
-    """The commit measured, and whether the working tree differs from it (read-only git)."""
-    root = Path(__file__).resolve().parent.parent
-
-    def git(*args: str) -> str:
-        done = subprocess.run(
-            ["git", *args], cwd=root, capture_output=True, text=True, timeout=10, check=False
-        )
-        return done.stdout.strip() if done.returncode == 0 else ""
-
-    commit = git("rev-parse", "--short", "HEAD")
-    if not commit:
-        return "unknown (not a git checkout)"
-    changed = git("status", "--porcelain", "--untracked-files=no", "--", "loyalty_worker")
-    return f"commit {commit}" + (" with uncommitted changes in loyalty_worker/" if changed else "")
+    return text_table(table, left={0, 1}, rule=False)
 
 
 def header(options: Options, redis_client: redis.Redis, source: str) -> str:
-    cores = os.cpu_count()
-    usable = len(os.sched_getaffinity(0))
-    memory = next(
-        (
-            line.split()[1]
-            for line in Path("/proc/meminfo").read_text().splitlines()
-            if line.startswith("MemTotal:")
-        ),
-        "?",
-    )
-    server = cast(dict[str, Any], redis_client.info("server"))
     ways = ",".join(options.ways)
     return "\n".join(
         [
             f"loyalty_worker sync benchmark, {datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
-            f"machine: {cores} cores ({usable} usable), {int(memory) // 1024:,} MB RAM, "
-            f"{platform.system()} {platform.release()}, Python {platform.python_version()}, "
-            f"Redis {server.get('redis_version')} at {options.redis_url}",
+            machine_line(redis_client, options.redis_url),
             f"loyalty_worker source: {source}",
             f"org {ORG_ID}: {options.customers:,} generated customers (seed {SEED}); latencies "
             f"{','.join(map(str, options.latencies))} ms; {options.repeat} run(s) each, median "
@@ -1139,9 +875,7 @@ def _seed_data(customers: int) -> dict[str, Any]:
     Generated here rather than read from ``/sandbox/dataset``: at 100,000 customers the served
     dataset is hundreds of MB of JSON, and these parts do not depend on the day it was made.
     """
-    org = generate_dataset(customers, SEED)["orgs"][0]
-    keep = ("orgId", "settings", "alleaves", "alpine", "profiles")
-    return {"orgs": [{key: org[key] for key in keep}]}
+    return seeded_parts([generate_dataset(customers, SEED)["orgs"][0]])
 
 
 def _describe(result: RunResult, latency_ms: int, number: int, repeat: int) -> str:

@@ -118,7 +118,8 @@ def expected_profiles(org: dict[str, Any]) -> dict[int, dict[str, Any]]:
             )
         else:
             alpine = int(contact["points"])
-            gap = abs(alpine - calc) / max(alpine, calc) if max(alpine, calc) else 0
+            # Exact, as the rules compare it: a float gap of 1/50 is a hair above 0.02.
+            gap = Decimal(abs(alpine - calc)) / max(alpine, calc) if max(alpine, calc) else 0
             if alpine == calc:
                 status = "matched"
             elif gap <= threshold:

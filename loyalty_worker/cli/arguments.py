@@ -4,6 +4,7 @@ the generated datasets default to, and argument types that refuse out-of-range v
 from __future__ import annotations
 
 import argparse
+import re
 from typing import TypeAlias
 
 # The subcommands of ``loyalty-worker``, to which each command module adds its own.
@@ -12,6 +13,8 @@ Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 DEFAULT_CUSTOMERS = 200
 DEFAULT_SEED = 1
 DEFAULT_ORGS = 2
+# An entry of --org-sizes: a size, or COUNTxSIZE.
+_ORG_SIZE = re.compile(r"(?:(\d+)x)?(\d+)")
 
 
 def fraction(text: str) -> float:
@@ -47,3 +50,18 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError("must be > 0")
     return value
+
+
+def org_sizes(text: str) -> tuple[int, ...]:
+    """Each org's customers, in order: ``50000,4x10000,30x300`` (``COUNTxSIZE`` repeats a size)."""
+    sizes: list[int] = []
+    for item in text.split(","):
+        match = _ORG_SIZE.fullmatch(item.strip())
+        repeat, customers = (int(match[1] or 1), int(match[2])) if match else (0, 0)
+        if repeat < 1 or customers < 1:
+            raise argparse.ArgumentTypeError(
+                f"{item.strip()!r} is neither a size (>= 1) nor COUNTxSIZE "
+                "(e.g. 50000,4x10000,30x300)"
+            )
+        sizes += [customers] * repeat
+    return tuple(sizes)

@@ -17,6 +17,7 @@ from loyalty_worker.cli.arguments import (
     fraction,
     non_negative_float,
     non_negative_int,
+    org_sizes,
     positive_float,
     positive_int,
 )
@@ -24,13 +25,15 @@ from loyalty_worker.cli.arguments import (
 if TYPE_CHECKING:  # imported by the command itself: --help stays fast
     from starlette.applications import Starlette
 
+    from loyalty_worker.sandbox.data.records import Dataset
+
 T = TypeVar("T")
 
 
 def _sandbox_app(args: argparse.Namespace) -> Starlette:
     """The sandbox over the dataset file given, or one generated from the options (defaults for
     those not given), with the faults the options set."""
-    from loyalty_worker.sandbox.data import generate_dataset, load_dataset
+    from loyalty_worker.sandbox.data import load_dataset
     from loyalty_worker.sandbox.faults import Faults
     from loyalty_worker.sandbox.server import create_app
 
@@ -43,16 +46,53 @@ def _sandbox_app(args: argparse.Namespace) -> Starlette:
     dataset = (
         load_dataset(args.dataset)
         if args.dataset is not None
-        else generate_dataset(
-            args.customers or DEFAULT_CUSTOMERS,
-            DEFAULT_SEED if args.seed is None else args.seed,
-            orgs=args.orgs or DEFAULT_ORGS,
+        else _generate(
+            args,
+            customers=args.customers or DEFAULT_CUSTOMERS,
+            seed=DEFAULT_SEED if args.seed is None else args.seed,
             malformed_rate=args.malformed_rate or 0.0,
         )
     )
     # No reference to the raw dataset outlives this call: the app holds its orders encoded,
     # and a full history as dicts would double the memory for the life of the server.
-    return create_app(dataset, faults, alpine_balances_in_listing=args.alpine_balances_in_listing)
+    app = create_app(dataset, faults, alpine_balances_in_listing=args.alpine_balances_in_listing)
+    if args.count_calls_by_org:
+        from loyalty_worker.sandbox.org_calls import Credentials, OrgCalls
+
+        app.add_middleware(OrgCalls, credentials=Credentials(dataset))
+    return app
+
+
+def _generate(
+    args: argparse.Namespace,
+    *,
+    customers: int,
+    seed: int,
+    malformed_rate: float,
+    as_of: date | None = None,
+) -> Dataset:
+    """The dataset the options ask for: each org's size as ``--org-sizes`` gives it, else
+    ``customers`` in org-1 and a tenth in each other of ``--orgs``."""
+    from loyalty_worker.sandbox.data import generate_dataset, generate_sized_dataset
+
+    if args.org_sizes is not None:
+        return generate_sized_dataset(
+            args.org_sizes, seed, malformed_rate=malformed_rate, as_of=as_of
+        )
+    return generate_dataset(
+        customers,
+        seed,
+        orgs=args.orgs or DEFAULT_ORGS,
+        malformed_rate=malformed_rate,
+        as_of=as_of,
+    )
+
+
+def _sizes_conflict(args: argparse.Namespace) -> str | None:
+    """What ``--org-sizes`` cannot be given with, when it is."""
+    if args.org_sizes is not None and (args.customers is not None or args.orgs is not None):
+        return "--org-sizes excludes --customers and --orgs"
+    return None
 
 
 def _cmd_sandbox(args: argparse.Namespace) -> int:
@@ -60,12 +100,14 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
     from loyalty_worker.sandbox.data import DatasetError
     from loyalty_worker.sandbox.server import serve
 
-    generation = (args.customers, args.seed, args.orgs, args.malformed_rate)
+    generation = (args.customers, args.seed, args.orgs, args.org_sizes, args.malformed_rate)
+    conflict = _sizes_conflict(args)
     if args.dataset is not None and any(option is not None for option in generation):
-        print(
-            "sandbox: --dataset excludes --customers, --seed, --orgs and --malformed-rate",
-            file=sys.stderr,
+        conflict = (
+            "--dataset excludes --customers, --seed, --orgs, --org-sizes and --malformed-rate"
         )
+    if conflict is not None:
+        print(f"sandbox: {conflict}", file=sys.stderr)
         return 2
     try:
         app = _sandbox_app(args)
@@ -95,6 +137,12 @@ def add_sandbox(commands: Commands) -> None:
     )
     sandbox.add_argument("--seed", type=int, help=f"generate: random seed ({DEFAULT_SEED})")
     sandbox.add_argument("--orgs", type=positive_int, help=f"generate: orgs ({DEFAULT_ORGS})")
+    sandbox.add_argument(
+        "--org-sizes",
+        type=org_sizes,
+        help="generate: each org's customers, e.g. 50000,4x10000,30x300 (COUNTxSIZE repeats a "
+        "size); instead of --customers and --orgs",
+    )
     sandbox.add_argument(
         "--malformed-rate", type=fraction, help="generate: share of broken customers and orders"
     )
@@ -126,17 +174,26 @@ def add_sandbox(commands: Commands) -> None:
         "contact's points, tier and lastVisit (default: ids, phones and names only, so each "
         "balance costs a look-up by phone)",
     )
+    sandbox.add_argument(
+        "--count-calls-by-org",
+        action="store_true",
+        help="also count Alleaves and Alpine IQ requests by org: GET /sandbox/stats/orgs",
+    )
     sandbox.set_defaults(handler=_cmd_sandbox)
 
 
 def _cmd_dataset(args: argparse.Namespace) -> int:
     """Write a generated dataset (the format is documented in ``loyalty_worker.sandbox.data``)."""
-    from loyalty_worker.sandbox.data import dump_dataset, generate_dataset
+    from loyalty_worker.sandbox.data import dump_dataset
 
-    dataset = generate_dataset(
-        args.customers,
-        args.seed,
-        orgs=args.orgs,
+    conflict = _sizes_conflict(args)
+    if conflict is not None:
+        print(f"dataset: {conflict}", file=sys.stderr)
+        return 2
+    dataset = _generate(
+        args,
+        customers=args.customers,
+        seed=args.seed,
         malformed_rate=args.malformed_rate,
         as_of=args.as_of,
     )
@@ -155,9 +212,17 @@ def add_dataset(commands: Commands) -> None:
         help="write a generated sandbox dataset as JSON",
         description="Write a deterministic dataset: the same arguments give the same file.",
     )
-    dataset.add_argument("--customers", type=positive_int, required=True)
+    sizes = dataset.add_mutually_exclusive_group(required=True)
+    sizes.add_argument("--customers", type=positive_int, help="customers of org-1")
+    sizes.add_argument(
+        "--org-sizes",
+        type=org_sizes,
+        help="each org's customers, e.g. 50000,4x10000,30x300 (COUNTxSIZE repeats a size)",
+    )
     dataset.add_argument("--seed", type=int, required=True)
-    dataset.add_argument("--orgs", type=positive_int, default=DEFAULT_ORGS)
+    dataset.add_argument(
+        "--orgs", type=positive_int, help=f"orgs, with --customers ({DEFAULT_ORGS})"
+    )
     dataset.add_argument("--malformed-rate", type=fraction, default=0.0)
     dataset.add_argument(
         "--as-of",

@@ -279,11 +279,22 @@ class ChildProcess:
 
     @classmethod
     def start(
-        cls, name: str, argv: Sequence[str], *, env: Mapping[str, str] | None = None
+        cls,
+        name: str,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
     ) -> ChildProcess:
         log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
         process = spawn(
-            name, argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            name,
+            argv,
+            env=env,
+            cwd=cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
         return cls(name, process, log)
 

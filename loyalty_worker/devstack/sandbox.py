@@ -68,6 +68,12 @@ class Sandbox:
         stats: dict[str, dict[str, int]] = self._call("GET", "/sandbox/stats")
         return stats
 
+    def calls_by_org(self) -> dict[str, dict[str, int]]:
+        """Per org, Alleaves and Alpine IQ requests since the last reset (a sandbox started
+        with ``--count-calls-by-org``; ``sandbox.org_calls``)."""
+        counts: dict[str, dict[str, int]] = self._call("GET", "/sandbox/stats/orgs")
+        return counts
+
     def reset_stats(self) -> None:
         self._call("POST", "/sandbox/stats/reset")
 

@@ -38,9 +38,18 @@ def start_worker(
     pool: str = "threads",
     name: str = "worker",
     timeout_s: float = 60.0,
+    source: Path | None = None,
 ) -> ChildProcess:
-    """A real Celery worker process consuming the worker's queues; returns once it is ready."""
+    """A real Celery worker process consuming the worker's queues; returns once it is ready.
+
+    ``source``: another checkout of the project whose code the worker runs (an older commit, to
+    measure it against this one), with this interpreter and its packages: the checkout is the
+    worker's ``PYTHONPATH`` (in place of any other) and its directory, so its ``loyalty_worker``
+    and ``celeryconfig`` are the ones imported.
+    """
     hostname = f"{name}-{os.getpid()}-{free_port()}@%h"
+    if source is not None:
+        env = {**env, "PYTHONPATH": str(source)}
     child = ChildProcess.start(
         name,
         celery_argv(
@@ -55,6 +64,7 @@ def start_worker(
             "--without-mingle",
         ),
         env=env,
+        cwd=source,
     )
     child.wait_for_line(r"ready\.", timeout_s=timeout_s)
     return child

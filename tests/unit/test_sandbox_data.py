@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections import Counter
@@ -10,7 +11,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from starlette.applications import Starlette
 
 from loyalty_worker.cli import main
 from loyalty_worker.domain.models import AlpineProfile, Order, ReconciliationStatus
@@ -22,6 +25,7 @@ from loyalty_worker.sandbox.data import (
     DatasetError,
     dump_dataset,
     generate_dataset,
+    generate_sized_dataset,
     load_dataset,
 )
 from loyalty_worker.sandbox.data.orders import IN_STORE_EMAIL
@@ -143,6 +147,43 @@ def test_orgs_sizes_and_distinct_settings() -> None:
     assert second["sourceOfTruth"] == "orders"
     assert second["autoAdjust"] is True
     assert second["timezone"] == "America/Denver"
+
+
+def test_sized_dataset_gives_each_org_its_own_size() -> None:
+    dataset = generate_sized_dataset([30, 4, 12, 1], 2, as_of=AS_OF)
+    orgs = dataset["orgs"]
+    assert [org["orgId"] for org in orgs] == ["org-1", "org-2", "org-3", "org-4"]
+    assert [len(org["customers"]) for org in orgs] == [30, 4, 12, 1]
+    assert [len(org["profiles"]) for org in orgs] == [30, 4, 12, 1]
+    for org in orgs:
+        OrgSettings.parse(org["orgId"], org["settings"])
+
+
+def test_default_sizes_are_the_sized_dataset_of_a_tenth_in_the_others() -> None:
+    """``generate_dataset`` is unchanged: the sized dataset of its sizes, byte for byte."""
+    default = generate_dataset(80, 42, orgs=3, malformed_rate=0.05, as_of=AS_OF)
+    sized = generate_sized_dataset([80, 8, 8], 42, malformed_rate=0.05, as_of=AS_OF)
+    assert dump_dataset(default) == dump_dataset(sized)
+    assert [len(o["customers"]) for o in generate_dataset(5, 1, orgs=2, as_of=AS_OF)["orgs"]] == [
+        5,
+        1,
+    ]
+
+
+def test_an_org_is_the_same_whatever_the_sizes_of_the_others() -> None:
+    small = generate_sized_dataset([20, 7, 3], 9, as_of=AS_OF)["orgs"]
+    large = generate_sized_dataset([300, 7, 40], 9, as_of=AS_OF)["orgs"]
+    assert small[1] == large[1]
+    assert small[0] != large[0]
+
+
+@pytest.mark.parametrize(
+    ("sizes", "message"),
+    [([], "at least one org"), ([5, 0], "size must be >= 1"), ([-1], "size must be >= 1")],
+)
+def test_sized_generator_rejects_impossible_sizes(sizes: list[int], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        generate_sized_dataset(sizes, 1, as_of=AS_OF)
 
 
 def test_credentials_are_distinctive_and_differ_between_orgs() -> None:
@@ -363,3 +404,50 @@ def test_dataset_command_writes_the_generated_json(
     out = tmp_path / "dataset.json"
     assert main([*arguments, "--out", str(out)]) == 0
     assert out.read_text() == expected
+
+
+def test_dataset_command_takes_each_orgs_size(capsys: pytest.CaptureFixture[str]) -> None:
+    expected = dump_dataset(generate_sized_dataset([12, 3, 3, 5], 8, as_of=AS_OF)) + "\n"
+    arguments = ["dataset", "--org-sizes", "12,2x3,5", "--seed", "8", "--as-of", "2025-06-01"]
+    assert main(arguments) == 0
+    assert capsys.readouterr().out == expected
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["dataset", "--org-sizes", "12,3", "--orgs", "2", "--seed", "8"],
+        ["sandbox", "--org-sizes", "12,3", "--customers", "12"],
+        ["sandbox", "--org-sizes", "12,3", "--orgs", "2"],
+        ["sandbox", "--org-sizes", "12,3", "--dataset", "dataset.json"],
+    ],
+)
+def test_org_sizes_exclude_the_other_ways_to_size(
+    arguments: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(arguments) == 2
+    assert "excludes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text", ["12,x3", "3x", "0x5", "12,0", "ten", "2x3x4", ""])
+def test_org_sizes_refuse_what_is_no_size(text: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["dataset", "--org-sizes", text, "--seed", "1"])
+    assert exited.value.code == 2
+    assert "--org-sizes" in capsys.readouterr().err
+
+
+def test_sandbox_command_serves_each_orgs_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``loyalty-worker sandbox --org-sizes`` serves a dataset of those sizes."""
+    served: list[Starlette] = []
+    monkeypatch.setattr("loyalty_worker.sandbox.server.serve", lambda app, **_: served.append(app))
+    assert main(["sandbox", "--org-sizes", "9,2x4", "--seed", "3", "--port", "0"]) == 0
+    orgs = asyncio.run(_get_json(served[0], "/sandbox/dataset"))["orgs"]
+    assert [len(org["customers"]) for org in orgs] == [9, 4, 4]
+    assert orgs[1]["alpine"] == generate_sized_dataset([1, 4], 3, as_of=AS_OF)["orgs"][1]["alpine"]
+
+
+async def _get_json(app: Starlette, path: str) -> Any:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://sandbox") as client:
+        return (await client.get(path)).json()

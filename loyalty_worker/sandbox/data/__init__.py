@@ -29,11 +29,12 @@ A dataset is one JSON document::
       ]
     }
 
-``generate_dataset`` builds one from a seed: the same arguments give byte-identical JSON. The
-data is dirty on purpose, in the ways EXTERNAL_APIS.md says the real systems are: phones in many
-formats or missing, walk-in "guest" customers, statuses in any case, amounts as numbers or
-strings, null or missing discounts, anonymous orders, placeholder e-mails, Alpine IQ balances that
-agree, nearly agree or disagree with the orders. Each such case is dealt from a deck rather than
+``generate_dataset`` builds one from a seed (``generate_sized_dataset``: each org's size given):
+the same arguments give byte-identical JSON. The data is dirty on purpose, in the ways
+EXTERNAL_APIS.md says the real systems are: phones in many formats or missing, walk-in "guest"
+customers, statuses in any case, amounts as numbers or strings, null or missing discounts,
+anonymous orders, placeholder e-mails, Alpine IQ balances that agree, nearly agree or disagree
+with the orders. Each such case is dealt from a deck rather than
 drawn independently, so even a small dataset holds every case at least once.
 
 ``records`` types each part of the document; ``document`` writes, reads and checks it; the
@@ -46,6 +47,13 @@ from loyalty_worker.sandbox.data.document import (
     load_dataset,
     validate_dataset,
 )
-from loyalty_worker.sandbox.data.generate import generate_dataset
+from loyalty_worker.sandbox.data.generate import generate_dataset, generate_sized_dataset
 
-__all__ = ["DatasetError", "dump_dataset", "generate_dataset", "load_dataset", "validate_dataset"]
+__all__ = [
+    "DatasetError",
+    "dump_dataset",
+    "generate_dataset",
+    "generate_sized_dataset",
+    "load_dataset",
+    "validate_dataset",
+]

@@ -7,6 +7,7 @@ share, credentials) from ``random.Random(f"{seed}:{index}")``: see ``deck`` on w
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
 from loyalty_worker.org_settings import OrgSettings
@@ -42,15 +43,36 @@ def generate_dataset(
 ) -> Dataset:
     """A dataset of ``orgs`` dispensaries: ``customers`` customers in the first, a tenth in others.
 
-    Every timestamp lies within about three years before ``as_of`` (default: today, UTC, so that
-    "recent" windows hold orders); with ``as_of`` fixed, the same arguments give the same JSON.
-    ``malformed_rate`` is the share of customers that lose ``id_customer`` and of orders whose
-    ``subtotal`` is broken.
+    The same as ``generate_sized_dataset`` with those sizes (a tenth of at least one customer).
     """
     if customers < 1:
         raise ValueError("customers must be >= 1")
     if orgs < 1:
         raise ValueError("orgs must be >= 1")
+    sizes = [customers] + [max(1, customers // 10)] * (orgs - 1)
+    return generate_sized_dataset(sizes, seed, malformed_rate=malformed_rate, as_of=as_of)
+
+
+def generate_sized_dataset(
+    sizes: Sequence[int],
+    seed: int,
+    *,
+    malformed_rate: float = 0.0,
+    as_of: date | None = None,
+) -> Dataset:
+    """A dataset of one dispensary per entry of ``sizes``: ``org-{n}`` has ``sizes[n - 1]``
+    customers.
+
+    Each org comes from its own random stream, so an org is the same whatever the sizes of the
+    others. Every timestamp lies within about three years before ``as_of`` (default: today, UTC,
+    so that "recent" windows hold orders); with ``as_of`` fixed, the same arguments give the
+    same JSON. ``malformed_rate`` is the share of customers that lose ``id_customer`` and of
+    orders whose ``subtotal`` is broken.
+    """
+    if not sizes:
+        raise ValueError("sizes must name at least one org")
+    if min(sizes) < 1:
+        raise ValueError("every org's size must be >= 1 customer")
     if not 0.0 <= malformed_rate <= 1.0:
         raise ValueError("malformed_rate must be between 0 and 1")
     day = as_of or datetime.now(UTC).date()
@@ -58,13 +80,8 @@ def generate_dataset(
     return {
         "asOf": day.isoformat(),
         "orgs": [
-            _org(
-                index,
-                customers if index == 0 else max(1, customers // 10),
-                Draws(random.Random(f"{seed}:{index}"), anchor),
-                malformed_rate,
-            )
-            for index in range(orgs)
+            _org(index, size, Draws(random.Random(f"{seed}:{index}"), anchor), malformed_rate)
+            for index, size in enumerate(sizes)
         ],
     }
 
