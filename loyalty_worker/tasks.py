@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -88,7 +89,8 @@ def sync_org(
     """
     c = container()
     run_id = run_id or new_run_id(org_id)
-    with c.heartbeat.beating(run_id, org_id, planner=True):
+    planner = uuid.uuid4().hex  # this execution's: a copy of the message is another planner
+    with c.heartbeat.beating(run_id, org_id, planner=planner):
         started = start_run(
             org_id,
             run_id,
@@ -97,6 +99,7 @@ def sync_org(
             last_success=c.tracker.last_success,
             ports=c.run_ports(),
             dispatch=_run_dispatch(org_id, run_id, dry_run),
+            planner=planner,
         )
     return started.to_dict()
 

@@ -258,19 +258,21 @@ class InMemoryRunLedger:
             holder = self.locks.setdefault(org_id, run_id)
             return None if holder == run_id else holder
 
-    def beat(self, run_id: str, org_id: str, *, lock_ttl_s: int, planner: bool = False) -> bool:
+    def beat(
+        self, run_id: str, org_id: str, *, lock_ttl_s: int, planner: str | None = None
+    ) -> bool:
         with self._mutex:
             meta = self.runs.get(run_id)
             if meta is None or "finishedAt" in meta:
                 return False
             now = str(time.time())
             meta["lastBeatAt"] = now
-            if planner:
+            if planner and meta.get("planner") == planner:
                 meta["plannerBeatAt"] = now
             self.locks.setdefault(org_id, run_id)
             return True
 
-    def claim_planner(self, run_id: str, *, stale_s: float) -> str:
+    def claim_planner(self, run_id: str, *, holder: str, stale_s: float) -> str:
         with self._mutex:
             meta = self.runs.setdefault(run_id, {})
             if "finishedAt" in meta:
@@ -278,9 +280,11 @@ class InMemoryRunLedger:
             if "dispatchedAt" in meta:
                 return "planned"
             now = time.time()
-            if now - float(meta.get("plannerBeatAt", "-inf")) < stale_s:
+            fresh = now - float(meta.get("plannerBeatAt", "-inf")) < stale_s
+            if fresh and meta.get("planner") != holder:
                 return "busy"
             meta["plannerBeatAt"] = meta["planStartedAt"] = str(now)
+            meta["planner"] = holder
             meta["planAttempts"] = str(int(meta.get("planAttempts", "0")) + 1)
             return "claimed"
 

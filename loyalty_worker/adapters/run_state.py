@@ -70,8 +70,9 @@ redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[2]))
 return false
 """
 
-# KEYS: meta, the org's lock. ARGV: run id, lock ttl, "1" for the run's planner. A task of an
-# open run is alive: stamp it, and keep (or take back) the org's lock for the run.
+# KEYS: meta, the org's lock. ARGV: run id, lock ttl, the planner's token ("" for other tasks).
+# A task of an open run is alive: stamp it, and keep (or take back) the org's lock for the run;
+# the planner's beat counts as one only once it holds the planning (its token recorded).
 _BEAT = """
 if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'finishedAt') == 1 then
   return 0
@@ -79,7 +80,9 @@ end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 redis.call('HSET', KEYS[1], 'lastBeatAt', now)
-if ARGV[3] == '1' then redis.call('HSET', KEYS[1], 'plannerBeatAt', now) end
+if ARGV[3] ~= '' and redis.call('HGET', KEYS[1], 'planner') == ARGV[3] then
+  redis.call('HSET', KEYS[1], 'plannerBeatAt', now)
+end
 local holder = redis.call('GET', KEYS[2])
 if not holder or holder == ARGV[1] then
   redis.call('SET', KEYS[2], ARGV[1], 'EX', tonumber(ARGV[2]))
@@ -87,16 +90,18 @@ end
 return 1
 """
 
-# KEYS: meta. ARGV: seconds without a planner beat after which planning is taken over.
-# Exactly one planner plans a run at a time; a redelivered or re-sent one continues it.
+# KEYS: meta. ARGV: seconds without a planner beat after which planning is taken over, the
+# claiming planner's token. Exactly one planner plans a run at a time; a redelivered or re-sent
+# one continues it. A planner's own beat never makes its run busy to itself.
 _CLAIM_PLANNER = """
 if redis.call('HEXISTS', KEYS[1], 'finishedAt') == 1 then return 'ended' end
 if redis.call('HEXISTS', KEYS[1], 'dispatchedAt') == 1 then return 'planned' end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local beat = redis.call('HGET', KEYS[1], 'plannerBeatAt')
-if beat and now - tonumber(beat) < tonumber(ARGV[1]) then return 'busy' end
-redis.call('HSET', KEYS[1], 'plannerBeatAt', now, 'planStartedAt', now)
+local holder = redis.call('HGET', KEYS[1], 'planner')
+if beat and holder ~= ARGV[2] and now - tonumber(beat) < tonumber(ARGV[1]) then return 'busy' end
+redis.call('HSET', KEYS[1], 'plannerBeatAt', now, 'planStartedAt', now, 'planner', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'planAttempts', 1)
 return 'claimed'
 """
@@ -200,17 +205,20 @@ class RunTracker:
         holder = self._acquire(keys=[f"loyalty:lock:{org_id}"], args=[run_id, ttl_s])
         return holder.decode() if isinstance(holder, bytes) else None
 
-    def beat(self, run_id: str, org_id: str, *, lock_ttl_s: int, planner: bool = False) -> bool:
-        """A task of the run is alive: stamp ``lastBeatAt`` (and ``plannerBeatAt``), keep the
-        org's lock for the run another ``lock_ttl_s``; False once the run is closed."""
+    def beat(
+        self, run_id: str, org_id: str, *, lock_ttl_s: int, planner: str | None = None
+    ) -> bool:
+        """A task of the run is alive: stamp ``lastBeatAt`` (and ``plannerBeatAt`` for the
+        planner whose token holds the planning), keep the org's lock for the run another
+        ``lock_ttl_s``; False once the run is closed."""
         keys = [self._keys(run_id)[2], f"loyalty:lock:{org_id}"]
-        return bool(self._beat(keys=keys, args=[run_id, lock_ttl_s, "1" if planner else "0"]))
+        return bool(self._beat(keys=keys, args=[run_id, lock_ttl_s, planner or ""]))
 
-    def claim_planner(self, run_id: str, *, stale_s: float) -> str:
+    def claim_planner(self, run_id: str, *, holder: str, stale_s: float) -> str:
         """Whether this planner plans the run: ``claimed`` (counted in ``planAttempts``,
         stamped in ``planStartedAt``), ``busy`` (another planner beat within ``stale_s``),
         ``planned`` (its work is all sent) or ``ended``."""
-        answer = self._claim_planner(keys=[self._keys(run_id)[2]], args=[stale_s])
+        answer = self._claim_planner(keys=[self._keys(run_id)[2]], args=[stale_s, holder])
         return answer.decode() if isinstance(answer, bytes) else str(answer)
 
     def keep_chunk(self, run_id: str, key: str, payloads: Sequence[WorkPayload]) -> None:

@@ -64,20 +64,24 @@ class RunLock(Protocol):
         """Release the org's lock if ``run_id`` still holds it."""
         ...
 
-    def beat(self, run_id: str, org_id: str, *, lock_ttl_s: int, planner: bool = False) -> bool:
-        """A task of the run is alive: stamp ``lastBeatAt`` (``plannerBeatAt`` too for its
-        planner) and keep the org's lock for it; False once the run is closed."""
+    def beat(
+        self, run_id: str, org_id: str, *, lock_ttl_s: int, planner: str | None = None
+    ) -> bool:
+        """A task of the run is alive: stamp ``lastBeatAt`` (``plannerBeatAt`` too for the
+        planner whose token holds the planning) and keep the org's lock for it; False once
+        the run is closed."""
         ...
 
 
 class RunResults(Protocol):
     """A run's planner claim, its results counted to completion, and its close."""
 
-    def claim_planner(self, run_id: str, *, stale_s: float) -> str:
-        """``claimed`` for exactly one planner at a time (``planAttempts`` counts them,
-        ``planStartedAt`` stamps the claim), ``busy`` while another planner beat within
-        ``stale_s``, ``planned`` once its work is all sent (``dispatchedAt``), ``ended`` once
-        it is closed."""
+    def claim_planner(self, run_id: str, *, holder: str, stale_s: float) -> str:
+        """``claimed`` for exactly one planner at a time, by its token ``holder``
+        (``planAttempts`` counts them, ``planStartedAt`` stamps the claim), ``busy`` while
+        another planner beat within ``stale_s`` (a planner's own beats never count),
+        ``planned`` once its work is all sent (``dispatchedAt``), ``ended`` once it is
+        closed."""
         ...
 
     def set_listed(self, run_id: str, listed: int) -> bool:

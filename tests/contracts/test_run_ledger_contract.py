@@ -78,7 +78,8 @@ def test_a_beat_keeps_an_open_run_and_its_lock_and_stops_once_it_is_closed(
     assert ledger.beat("r1", "org-1", lock_ttl_s=60) is False  # no such run
     assert ledger.lock_holder("org-1") is None
     ledger.start("r1", "org-1")
-    assert ledger.beat("r1", "org-1", lock_ttl_s=60, planner=True) is True
+    assert ledger.claim_planner("r1", holder="p1", stale_s=60) == "claimed"
+    assert ledger.beat("r1", "org-1", lock_ttl_s=60, planner="p1") is True
     record = ledger.run_record("r1")
     assert record.last_beat_at is not None and record.last_beat_at > 0
     assert record.planner_beat_at == record.last_beat_at
@@ -95,14 +96,22 @@ def test_one_planner_at_a_time_until_it_stops_beating_or_the_work_is_sent(
     ledger: Ledger,
 ) -> None:
     ledger.start("r1", "org-1")
-    assert ledger.claim_planner("r1", stale_s=60) == "claimed"
-    assert ledger.claim_planner("r1", stale_s=60) == "busy"  # the first one beats
-    assert ledger.claim_planner("r1", stale_s=0) == "claimed"  # it stopped: taken over
+    # A planner's heartbeat may beat before it claims: its own beat never makes it busy.
+    assert ledger.beat("r1", "org-1", lock_ttl_s=60, planner="p1") is True
+    assert ledger.run_record("r1").planner_beat_at is None
+    assert ledger.claim_planner("r1", holder="p1", stale_s=60) == "claimed"
+    assert ledger.beat("r1", "org-1", lock_ttl_s=60, planner="p2") is True  # not the planner's
+    assert ledger.claim_planner("r1", holder="p2", stale_s=60) == "busy"  # the first one beats
+    assert ledger.claim_planner("r1", holder="p2", stale_s=0) == "claimed"  # it stopped
     assert ledger.run_record("r1").plan_attempts == 2
+    before = ledger.run_record("r1").planner_beat_at
+    time.sleep(0.01)
+    assert ledger.beat("r1", "org-1", lock_ttl_s=60, planner="p1") is True  # the old one's
+    assert ledger.run_record("r1").planner_beat_at == before
     ledger.update("r1", dispatchedAt=1.0)
-    assert ledger.claim_planner("r1", stale_s=0) == "planned"
+    assert ledger.claim_planner("r1", holder="p3", stale_s=0) == "planned"
     ledger.finish("r1", RunStatus.COMPLETED, {})
-    assert ledger.claim_planner("r1", stale_s=0) == "ended"
+    assert ledger.claim_planner("r1", holder="p3", stale_s=0) == "ended"
 
 
 def test_kept_chunks_hold_their_payloads_until_dropped_or_the_run_closes(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -100,9 +101,9 @@ class Harness:
             summarize=lambda status: self.summaries.append(self.summarize(run_id, status)),
             read_orders=read_orders,
         )
-        return start_batch(
-            RunRequest("org-1", run_id, since=since), org, ports, dispatch, today=TODAY, sleep=sleep
-        )
+        # Each start is another planner (a copy of the message, sent again): its own token.
+        request = RunRequest("org-1", run_id, since=since, planner=uuid.uuid4().hex)
+        return start_batch(request, org, ports, dispatch, today=TODAY, sleep=sleep)
 
     def enqueue(self, works: list[CustomerWork]) -> None:
         self.queue.append(works)

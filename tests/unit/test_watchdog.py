@@ -60,7 +60,7 @@ def open_run(parts: Parts, run_id: str, listed: int, *, since: str = "full") -> 
     parts.store.write_run_summary(
         run_id, {"runId": run_id, "orgId": "org-1", "status": "running", "startedAt": time.time()}
     )
-    parts.ledger.claim_planner(run_id, stale_s=IDLE_S)
+    parts.ledger.claim_planner(run_id, holder="p1", stale_s=IDLE_S)
     parts.ledger.set_listed(run_id, listed)
     for first in range(0, listed, 5):
         chunk = [payload(cid) for cid in range(first, min(first + 5, listed))]
@@ -128,7 +128,7 @@ def test_a_lost_planner_is_sent_again_with_the_run_id_and_since(parts: Parts) ->
     parts.ledger.acquire_lock("org-1", "r2", 180)
     parts.ledger.start("r2", "org-1", dryRun=1, since="2026-11-01")
     parts.store.write_run_summary("r2", {"runId": "r2", "orgId": "org-1", "status": "running"})
-    parts.ledger.claim_planner("r2", stale_s=IDLE_S)
+    parts.ledger.claim_planner("r2", holder="p1", stale_s=IDLE_S)
     assert parts.watch(time.time() + IDLE_S + 1).recovered == ["r2"]
     assert parts.replans == [("org-1", "r2", True, "2026-11-01")]
     assert parts.ledger.run_record("r2").recovery_log == ("planning sent again",)

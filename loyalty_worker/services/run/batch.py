@@ -50,7 +50,9 @@ def start_batch(
     refused = open_run(request, ledger=ledger, store=ports.store, lock_ttl_s=options.lock_ttl_s)
     if refused is not None:
         return refused
-    claim = ledger.claim_planner(request.run_id, stale_s=options.planner_stale_s)
+    claim = ledger.claim_planner(
+        request.run_id, holder=request.planner, stale_s=options.planner_stale_s
+    )
     if claim != "claimed":
         # A redelivered or re-sent planner of a run another planner has (or had) in hand.
         log.info("run %s: planning %s; nothing to do", request.run_id, claim)

@@ -69,6 +69,9 @@ class RunRequest:
     dry_run: bool = False
     # Incremental: only the orders created since this day (less the overlap) are read.
     since: date | None = None
+    # This planner's token: it claims the planning with it, and its own beats never make the
+    # run look planned by another.
+    planner: str = ""
 
 
 class OrgAdapters(Protocol):

@@ -26,15 +26,18 @@ class Heartbeat:
         self._ledger = ledger
         self._interval_s = interval_s
         self._lock_ttl_s = lock_ttl_s
-        self._active: dict[int, tuple[str, str, bool]] = {}
+        self._active: dict[int, tuple[str, str, str | None]] = {}
         self._mutex = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
     @contextmanager
-    def beating(self, run_id: str | None, org_id: str, *, planner: bool = False) -> Iterator[None]:
-        """Keep ``run_id`` beating while the body runs (as its planner when ``planner``);
-        no run (a customer synced on its own): nothing to keep."""
+    def beating(
+        self, run_id: str | None, org_id: str, *, planner: str | None = None
+    ) -> Iterator[None]:
+        """Keep ``run_id`` beating while the body runs (as its planner with token ``planner``,
+        once that token holds the planning); no run (a customer synced on its own): nothing
+        to keep."""
         if run_id is None:
             yield
             return
@@ -57,7 +60,7 @@ class Heartbeat:
         with self._mutex:
             runs = set(self._active.values())
         beaten = 0
-        for run_id, org_id, planner in sorted(runs):
+        for run_id, org_id, planner in sorted(runs, key=lambda run: (run[0], run[1])):
             try:
                 self._ledger.beat(run_id, org_id, lock_ttl_s=self._lock_ttl_s, planner=planner)
                 beaten += 1

@@ -37,11 +37,16 @@ def start_run(
     last_success: Callable[[str], float | None],
     ports: RunPorts,
     dispatch: RunDispatch,
+    planner: str = "",
 ) -> BatchStart:
     """Start the org's run: a full one, or, with ``since`` (an ISO date or ``"last"``), an
-    incremental one (``start_batch``)."""
+    incremental one (``start_batch``), planned under the token ``planner``."""
     request = RunRequest(
-        org_id, run_id, dry_run=dry_run, since=parse_since(since, last_success(org_id))
+        org_id,
+        run_id,
+        dry_run=dry_run,
+        since=parse_since(since, last_success(org_id)),
+        planner=planner,
     )
     try:
         org = ports.org_for(org_id)
