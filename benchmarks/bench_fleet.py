@@ -120,6 +120,15 @@ class Options:
     timeout_s: float | None
     workers_from: Path | None
     watchdog: bool = True
+    # Each org's start, in seconds after the wave's (by org number; None: never started, its
+    # customers only probed). Empty: every org at once, as the nightly tick starts them.
+    offsets: tuple[float | None, ...] = ()
+
+    def offset(self, org_id: str) -> float | None:
+        """When ``org-N``'s run starts, after the wave's start (None: it does not run)."""
+        if not self.offsets:
+            return 0.0
+        return self.offsets[int(org_id.rpartition("-")[2]) - 1]
 
     @property
     def capacity(self) -> int:
@@ -133,6 +142,17 @@ def sizes_text(sizes: Sequence[int]) -> str:
         f"{len(run)}x{size}" if len(run := list(group)) > 1 else str(size)
         for size, group in groupby(sizes)
     )
+
+
+def _offsets(text: str) -> tuple[float | None, ...]:
+    """``0,10,-``: org-1 at once, org-2 10 s later, org-3 never started."""
+    try:
+        offsets = tuple(None if part == "-" else float(part) for part in text.split(","))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError("seconds or '-', comma-separated") from exc
+    if any(offset is not None and offset < 0 for offset in offsets):
+        raise argparse.ArgumentTypeError("offsets must be >= 0")
+    return offsets
 
 
 def _positive(text: str) -> int:
@@ -180,6 +200,13 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         "worktree); everything else stays this checkout's",
     )
     parser.add_argument(
+        "--offsets",
+        type=_offsets,
+        default=(),
+        help="each org's start after the wave's, by org number: '0,10' starts org-2 10 s after "
+        "org-1; '-' never starts an org (its customers are only probed). Default: all at once",
+    )
+    parser.add_argument(
         "--watchdog",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -194,6 +221,8 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     if args.probes < 0:
         parser.error("--probes: at least 0")
     chosen = args.sizes or org_sizes(QUICK_SIZES if args.quick else DEFAULT_SIZES)
+    if args.offsets and len(args.offsets) != len(chosen):
+        parser.error(f"--offsets: one per org ({len(chosen)})")
     return Options(
         sizes=chosen,
         latency_ms=args.latency_ms,
@@ -205,6 +234,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         timeout_s=args.timeout,
         workers_from=args.workers_from,
         watchdog=args.watchdog,
+        offsets=args.offsets,
     )
 
 
@@ -298,6 +328,10 @@ class Wave:
     runs: list[OrgRun]
     probes: list[Probe]
     started_at: float  # wall clock
+    # Runs still to start: (seconds after the wave's start, org).
+    pending: list[tuple[float, str]] = field(default_factory=list)
+    # The probes' latencies on the idle stack, before the wave (the same customers, one by one).
+    idle_latencies: list[float] = field(default_factory=list)
     timed_out: bool = False
     # Beat's watchdog sends during the wave, and the runs they recovered.
     watchdog_tasks: list[str] = field(default_factory=list)
@@ -336,21 +370,44 @@ def timeout_s(options: Options) -> float:
     return 300.0 + 3 * expected
 
 
-def start_wave(fleet: Fleet, tracker: RunTracker, publisher: TaskPublisher) -> Wave:
-    """Every org's run, started as the nightly tick starts the orgs due: in the order it lists
-    them (sorted ids), each recorded ``queued`` then sent, one after the other."""
-    started_at = time.time()
-    runs = []
-    for org_id in sorted(fleet.sizes):
-        run_id = names.new_run_id(org_id)
-        enqueue_org_run(org_id, run_id, expires_s=TICK_EXPIRES_S, runs=tracker, enqueuer=publisher)
-        runs.append(OrgRun(org_id, run_id, fleet.sizes[org_id], time.time() - started_at))
+def start_wave(
+    fleet: Fleet, options: Options, tracker: RunTracker, publisher: TaskPublisher
+) -> Wave:
+    """Every org's run due at once, started as the nightly tick starts the orgs due: in the
+    order it lists them (sorted ids), each recorded ``queued`` then sent, one after the other;
+    the others (``--offsets``) wait in ``Wave.pending``."""
     count = len(fleet.probes)
     probes = [
         Probe(org_id, customer_id, number / count)
         for number, (org_id, customer_id) in enumerate(fleet.probes)
     ]
-    return Wave(runs, probes, started_at)
+    wave = Wave([], probes, time.time())
+    for org_id in sorted(fleet.sizes):
+        offset = options.offset(org_id)
+        if offset == 0:
+            _start_run(wave, fleet, org_id, tracker, publisher)
+        elif offset is not None:
+            wave.pending.append((offset, org_id))
+    return wave
+
+
+def _start_run(
+    wave: Wave, fleet: Fleet, org_id: str, tracker: RunTracker, publisher: TaskPublisher
+) -> None:
+    run_id = names.new_run_id(org_id)
+    enqueue_org_run(org_id, run_id, expires_s=TICK_EXPIRES_S, runs=tracker, enqueuer=publisher)
+    wave.runs.append(OrgRun(org_id, run_id, fleet.sizes[org_id], time.time() - wave.started_at))
+
+
+def idle_probe_latencies(stack: Stack, fleet: Fleet) -> list[float]:
+    """The probes' customers synced one by one on the idle stack: the latency to compare with."""
+    latencies = []
+    for org_id, customer_id in fleet.probes:
+        sent = time.monotonic()
+        result = stack.celery.send_task(names.SYNC_CUSTOMER, args=[org_id, customer_id])
+        result.get(timeout=120)
+        latencies.append(time.monotonic() - sent)
+    return latencies
 
 
 def watchdog_entry() -> tuple[str, float, dict[str, Any]]:
@@ -433,7 +490,9 @@ def run_wave(stack: Stack, fleet: Fleet) -> Wave:
     tracker = RunTracker(stack.redis)
     broker = broker_app(stack.options.redis_url)
     limit_s = timeout_s(stack.options)
-    total = sum(fleet.sizes.values())
+    total = sum(
+        size for org_id, size in fleet.sizes.items() if stack.options.offset(org_id) is not None
+    )
     stack.sandbox.reset_stats()
     tree = TreeRss([worker.process.pid for worker in stack.workers])
     with (
@@ -441,7 +500,8 @@ def run_wave(stack: Stack, fleet: Fleet) -> Wave:
         PeakSampler(tree),
         PeakSampler(lambda: redis_used_memory(stack.redis)) as memory,
     ):
-        wave = start_wave(fleet, tracker, TaskPublisher(broker))
+        publisher = TaskPublisher(broker)
+        wave = start_wave(fleet, stack.options, tracker, publisher)
         started = time.monotonic()
         next_progress = started
         watchdog, every_s, watchdog_options = watchdog_entry()
@@ -451,13 +511,16 @@ def run_wave(stack: Stack, fleet: Fleet) -> Wave:
             if now >= next_progress:
                 _poll_runs(stack, tracker, wave)
                 next_progress = now + PROGRESS_EVERY_S
+            for due in [entry for entry in wave.pending if now - started >= entry[0]]:
+                wave.pending.remove(due)
+                _start_run(wave, fleet, due[1], tracker, publisher)
             if now >= next_watchdog:
                 _send_watchdog(stack, wave, watchdog, watchdog_options)
                 next_watchdog += every_s
             _send_probes(stack, wave, sum(run.done for run in wave.runs) / total)
             _poll_probes(stack, wave)
             probes_over = all(p.latency_s is not None or p.error for p in wave.probes)
-            if all(run.ended for run in wave.runs) and probes_over:
+            if all(run.ended for run in wave.runs) and probes_over and not wave.pending:
                 break
             if now - started > limit_s:
                 wave.timed_out = True
@@ -591,6 +654,8 @@ def org_rows(
                 "fair_share_bound_s": round(bound, 3),
                 "sent_s": round(run.sent_s, 3),
                 "completion_s": None if completion is None else round(completion, 3),
+                # Its own run time: from its start (``--offsets``) to its summary.
+                "run_s": None if completion is None else round(completion - run.sent_s, 3),
                 "slowdown": round(completion / bound, 2) if completion and bound else None,
                 "listed": summary.get("listed"),
                 "synced": summary.get("synced"),
@@ -622,6 +687,7 @@ def wave_row(
     slowdowns = [row["slowdown"] for row in rows if row["slowdown"] is not None]
     answered = [p for p in wave.probes if p.latency_s is not None and p.error is None]
     latencies = [p.latency_s for p in answered if p.latency_s is not None]
+    idle = wave.idle_latencies
     return {
         "kind": "wave",
         "orgs": len(rows),
@@ -647,6 +713,8 @@ def wave_row(
         "probe_latency_median_s": _rounded(statistics.median(latencies) if latencies else None),
         "probe_latency_p95_s": _rounded(nearest_rank(latencies, 0.95)),
         "probe_latency_max_s": _rounded(max(latencies) if latencies else None),
+        "idle_probe_latency_median_s": _rounded(statistics.median(idle) if idle else None),
+        "idle_probe_latency_p95_s": _rounded(nearest_rank(idle, 0.95)),
         "probe_runs": [
             {
                 "org": p.org_id,
@@ -682,7 +750,7 @@ def _rounded(value: float | None, digits: int = 3) -> float | None:
 
 def format_orgs(rows: Sequence[dict[str, Any]]) -> str:
     header = (
-        "org", "customers", "API calls", "W s", "fair bound s", "done at s", "slowdown",
+        "org", "customers", "API calls", "W s", "fair bound s", "done at s", "run s", "slowdown",
         "synced", "unchanged", "failed", "recovered", "check",
     )  # fmt: skip
     ordered = sorted(rows, key=lambda r: (-r["customers"], int(r["org"].rpartition("-")[2])))
@@ -696,6 +764,7 @@ def format_orgs(rows: Sequence[dict[str, Any]]) -> str:
                 cell(row["work_s"]),
                 cell(row["fair_share_bound_s"]),
                 cell(row["completion_s"]),
+                cell(row["run_s"]),
                 cell(row["slowdown"], 2),
                 cell(row["synced"]),
                 cell(row["unchanged"]),
@@ -735,7 +804,10 @@ def format_wave(row: Mapping[str, Any]) -> str:
     probes = (
         f"{row['probes_answered']} of {row['probes']} answered ({row['probes_during_wave']} sent "
         f"while runs were going): median {cell(row['probe_latency_median_s'], 3)} s, p95 "
-        f"{cell(row['probe_latency_p95_s'], 3)} s, max {cell(row['probe_latency_max_s'], 3)} s"
+        f"{cell(row['probe_latency_p95_s'], 3)} s, max {cell(row['probe_latency_max_s'], 3)} s; "
+        f"the same syncs on the idle stack before: median "
+        f"{cell(row['idle_probe_latency_median_s'], 3)} s, p95 "
+        f"{cell(row['idle_probe_latency_p95_s'], 3)} s"
     )
     return "\n".join(
         [
@@ -823,7 +895,10 @@ def measure(
             process_trees(workers, sandbox, emulator),
         )
         print("the wave: every org's run sent", flush=True)
+        print("the probes' syncs on the idle stack, one by one", flush=True)
+        idle = idle_probe_latencies(stack, fleet)
         wave = run_wave(stack, fleet)
+        wave.idle_latencies = idle
         if any(run.error for run in wave.runs):
             for worker in workers:
                 print(
