@@ -400,13 +400,17 @@ def _start_run(
 
 
 def idle_probe_latencies(stack: Stack, fleet: Fleet) -> list[float]:
-    """The probes' customers synced one by one on the idle stack: the latency to compare with."""
+    """The probes' customers synced one by one on the idle stack, sent the same two ways: the
+    latency to compare with."""
     latencies = []
-    for org_id, customer_id in fleet.probes:
+    broker = broker_app(stack.options.redis_url)
+    publisher = TaskPublisher(broker)
+    for number, (org_id, customer_id) in enumerate(fleet.probes):
         sent = time.monotonic()
-        result = stack.celery.send_task(names.SYNC_CUSTOMER, args=[org_id, customer_id])
-        result.get(timeout=120)
+        task_id = _send_probe(stack, publisher, number, Probe(org_id, customer_id, 0.0))
+        stack.celery.AsyncResult(task_id).get(timeout=120)
         latencies.append(time.monotonic() - sent)
+    broker.close()
     return latencies
 
 
@@ -453,19 +457,25 @@ def _poll_runs(stack: Stack, tracker: RunTracker, wave: Wave) -> None:
                 run.error = f"worker process exited: {', '.join(dead)}"
 
 
-def _send_probes(stack: Stack, wave: Wave, done_fraction: float) -> None:
+def _send_probe(stack: Stack, publisher: TaskPublisher, number: int, probe: Probe) -> str:
+    """A probe's sync, sent the two ways people's syncs come: every other one as Sync Now, a
+    webhook and the CLI send it (the publisher, to ``loyalty.customers``), the others as
+    another service does with a plain client (by name, no queue: Celery's default queue)."""
+    if number % 2 == 0:
+        return publisher.sync_customer(probe.org_id, probe.customer_id)
+    result = stack.celery.send_task(names.SYNC_CUSTOMER, args=[probe.org_id, probe.customer_id])
+    return str(result.id)
+
+
+def _send_probes(stack: Stack, publisher: TaskPublisher, wave: Wave, done_fraction: float) -> None:
     """The probes now due: their share of the wave done, or the wave over."""
     going = sum(not run.ended for run in wave.runs)
-    for probe in wave.probes:
+    for number, probe in enumerate(wave.probes):
         if probe.task_id is None and (done_fraction >= probe.due_fraction or not going):
             probe.sent_at = time.monotonic()
             probe.sent_s = time.time() - wave.started_at
             probe.runs_going = going
-            # As another service sends it: by name, to Celery's default queue.
-            result = stack.celery.send_task(
-                names.SYNC_CUSTOMER, args=[probe.org_id, probe.customer_id]
-            )
-            probe.task_id = str(result.id)
+            probe.task_id = _send_probe(stack, publisher, number, probe)
 
 
 def _poll_probes(stack: Stack, wave: Wave) -> None:
@@ -517,7 +527,7 @@ def run_wave(stack: Stack, fleet: Fleet) -> Wave:
             if now >= next_watchdog:
                 _send_watchdog(stack, wave, watchdog, watchdog_options)
                 next_watchdog += every_s
-            _send_probes(stack, wave, sum(run.done for run in wave.runs) / total)
+            _send_probes(stack, publisher, wave, sum(run.done for run in wave.runs) / total)
             _poll_probes(stack, wave)
             probes_over = all(p.latency_s is not None or p.error for p in wave.probes)
             if all(run.ended for run in wave.runs) and probes_over and not wave.pending:
