@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import httpx
@@ -29,6 +28,7 @@ from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.adapters.sync_slots import RedisSyncSlots
 from loyalty_worker.config import Settings, get_settings
 from loyalty_worker.errors import PermanentError
+from loyalty_worker.log_context import ContextThreadPool
 from loyalty_worker.logs import register_secret
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports.notify import Notifier
@@ -63,7 +63,7 @@ class Container:
         self._store: FirestoreProfileStore | None = None
         self._tracker: RunTracker | None = None
         self._redis: redis.Redis | None = None
-        self._lookups: ThreadPoolExecutor | None = None
+        self._lookups: ContextThreadPool | None = None
         self._heartbeat: Heartbeat | None = None
         self._orgs: dict[str, tuple[float, OrgClients]] = {}
 
@@ -219,12 +219,12 @@ class Container:
             return self._notifier(None)
 
     @property
-    def lookups(self) -> ThreadPoolExecutor:
+    def lookups(self) -> ContextThreadPool:
         """The process's pool for chunks' Alpine IQ look-ups: as many threads as the worker
         has, so that a process never has more look-ups in flight than task threads."""
         with self._lock:
             if self._lookups is None:
-                self._lookups = ThreadPoolExecutor(
+                self._lookups = ContextThreadPool(
                     max_workers=self.settings.worker_concurrency, thread_name_prefix="lookup"
                 )
             return self._lookups

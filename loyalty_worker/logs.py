@@ -2,8 +2,14 @@
 
 Every handler gets ``RedactingFilter``: it masks phone-like digit runs (``***-***-1234``), JWTs,
 and every secret the process has registered (org credentials, webhook URLs, API keys) in the
-final message, whatever logger or library wrote it. ``LOYALTY_LOG_FORMAT=json`` writes one JSON
-object per line, with the run id, org and outcome that task logs pass as ``extra``.
+final message, whatever logger or library wrote it.
+
+Every handler also gets ``ContextFilter``: each record carries the ids of the task or request it
+was written in (``log_context``: run, org, task, customer), whatever logger wrote it.
+``LOYALTY_LOG_FORMAT=json`` writes one JSON object per line with those ids as fields (and an
+``outcome`` a call passes as ``extra``); the text format ends each message with them in brackets,
+``[run=... org=... customer=... task=...]``. The ids are not redacted: they are ids, and a
+customer id of ten digits must stay whole to be found.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import logging
 import re
 import threading
 
+from loyalty_worker import log_context
 from loyalty_worker.domain.phone import mask_phones_in
 
 _JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]+")
@@ -20,8 +27,11 @@ _MIN_SECRET_LEN = 4
 _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
 
-# Fields a log call may pass as ``extra`` that the JSON format shows.
-CONTEXT_FIELDS = ("run_id", "org_id", "customer_id", "outcome", "task_id", "task_name")
+# The fields the JSON format shows: the context's ids (set by ``ContextFilter``, or passed as
+# ``extra``, which wins), and the outcome a call may pass as ``extra``.
+CONTEXT_FIELDS = (*log_context.FIELDS, "outcome")
+# The text format's suffix: short names, in the order an operator reads them.
+_SUFFIX_FIELDS = (("run", "run_id"), ("org", "org_id"), ("customer", "customer_id"))
 
 
 def register_secret(value: str | None) -> None:
@@ -54,6 +64,49 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class ContextFilter(logging.Filter):
+    """Puts the context of the code logging (``log_context``) on each record: a handler runs in
+    the thread that logs, so the context is that of the task or request writing the line. A
+    field the call passed as ``extra`` is kept."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, value in log_context.current().items():
+            if getattr(record, name, None) is None:
+                setattr(record, name, value)
+        return True
+
+
+def context_suffix(record: logging.LogRecord) -> str:
+    """``[run=... org=... customer=... task=...]`` of the ids ``record`` carries ("" if none):
+    the task by its id, which Celery's own lines about it show too."""
+    parts = [
+        f"{short}={value}"
+        for short, name in (*_SUFFIX_FIELDS, ("task", "task_id"))
+        if (value := getattr(record, name, None)) is not None
+    ]
+    return f"[{' '.join(parts)}]" if parts else ""
+
+
+class ContextSuffixFormatter(logging.Formatter):
+    """The text format: ``inner``'s line (Celery's, the API's), its message followed by the
+    record's ids (``context_suffix``), so that the ids sit before any traceback."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        suffix = context_suffix(record)
+        if not suffix:
+            return self.inner.format(record)
+        msg, args = record.msg, record.args
+        record.msg, record.args = f"{record.getMessage()} {suffix}", ()
+        try:
+            return self.inner.format(record)
+        finally:
+            record.msg, record.args = msg, args
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message and the task's context."""
 
@@ -74,7 +127,8 @@ class JsonFormatter(logging.Formatter):
 
 
 def install(logger: logging.Logger, *, json_format: bool) -> None:
-    """Add the redacting filter (and the JSON format) to every handler of ``logger``.
+    """Add the redacting and context filters to every handler of ``logger``, with the JSON
+    format, or the handler's own format followed by the context (``ContextSuffixFormatter``).
 
     httpx's own line per request is left out (warnings only): a 100,000-customer run makes
     thousands of calls, which would drown the one line per task; retries and failures are
@@ -84,8 +138,12 @@ def install(logger: logging.Logger, *, json_format: bool) -> None:
     for handler in logger.handlers:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter())
+        if not any(isinstance(f, ContextFilter) for f in handler.filters):
+            handler.addFilter(ContextFilter())
         if json_format:
             handler.setFormatter(JsonFormatter())
+        elif not isinstance(handler.formatter, ContextSuffixFormatter | JsonFormatter):
+            handler.setFormatter(ContextSuffixFormatter(handler.formatter or logging.Formatter()))
 
 
 def configure_process(*, json_format: bool, level: int = logging.INFO) -> None:

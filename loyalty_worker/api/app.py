@@ -5,8 +5,9 @@ whose routes parse their input, check the caller (``deps``), call one service an
 answer; ``errors`` maps the package's errors to statuses (404 unknown org, 503 a dependency
 unavailable) in one place. Nothing here syncs a customer: the workers do, through the broker.
 ``guard`` runs before every route: a body cap, and on ``/api/`` the bearer check and the
-per-token rate limit, all before a body is read. ``/docs``, ``/redoc`` and ``/openapi.json`` are
-served only with ``LOYALTY_API_DOCS=true``.
+per-token rate limit, all before a body is read. ``RequestLogContext`` wraps them all: every line
+logged while a request is served carries the org and the run its route names (``log_context``).
+``/docs``, ``/redoc`` and ``/openapi.json`` are served only with ``LOYALTY_API_DOCS=true``.
 
 Routes are plain ``def`` functions (FastAPI runs them in its thread pool) because every client
 below them (Firestore, Redis, httpx) blocks; only the webhook reads its raw body asynchronously.
@@ -21,7 +22,9 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from loyalty_worker import log_context
 from loyalty_worker.api.dashboard_pages import install_page_errors
 from loyalty_worker.api.dashboard_state import DashboardServices
 from loyalty_worker.api.errors import install_error_handlers
@@ -73,9 +76,11 @@ def create_app(
     state = build_state(services, settings)
     app.state.api = state
     app.state.dashboard = dashboard_services
-    # The last added runs first: each request is logged, then guarded, then routed.
+    # The last added runs first: each request gets its log context, is logged, then guarded,
+    # then routed.
     app.add_middleware(RequestGuard, settings=settings, limiter=state.limiter)
     app.middleware("http")(log_requests)
+    app.add_middleware(RequestLogContext)
     install_error_handlers(app)
     install_page_errors(app)
     app.include_router(health.router)
@@ -105,3 +110,24 @@ async def log_requests(
         (time.perf_counter() - started) * 1000,
     )
     return response
+
+
+class RequestLogContext:
+    """Every line logged while a request is served carries the request's context
+    (``log_context``), opened empty here and closed when the answer is sent: the routes bind
+    what they know, the org a caller acts for (``deps.allow``, the webhook's org) and the run a
+    route starts or reads. A route's thread and the request line share the scope, so the line
+    ``log_requests`` writes after the route carries them too."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        token = log_context.begin()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            log_context.end(token)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from loyalty_worker.log_context import ContextThreadPool
 from loyalty_worker.ports.dashboard import DashboardStore
 from loyalty_worker.ports.triggers import RunTriggers, TaskOutcomes
 
@@ -20,8 +20,8 @@ from loyalty_worker.ports.triggers import RunTriggers, TaskOutcomes
 READ_THREADS = 16
 
 
-def _read_pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="dashboard-read")
+def _read_pool() -> ContextThreadPool:
+    return ContextThreadPool(max_workers=READ_THREADS, thread_name_prefix="dashboard-read")
 
 
 @dataclass
@@ -33,7 +33,7 @@ class DashboardServices:
     nightly_hour: int = 2
     clock: Callable[[], float] = time.time
     # The pages' parallel reads; its threads start on first use, and stop with the app.
-    reads: ThreadPoolExecutor = field(default_factory=_read_pool)
+    reads: ContextThreadPool = field(default_factory=_read_pool)
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)

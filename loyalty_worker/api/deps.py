@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from loyalty_worker import log_context
 from loyalty_worker.api.auth import Caller, bearer_caller
 from loyalty_worker.api.orgs import OrgDirectory
 from loyalty_worker.api.settings import ApiSettings
@@ -78,7 +79,9 @@ Authenticated = Annotated[Caller, Security(caller)]
 
 
 def allow(who: Caller, org_id: str) -> None:
-    """403 unless the caller may act for ``org_id`` (checked before the org is even read)."""
+    """403 unless the caller may act for ``org_id`` (checked before the org is even read).
+    Every route that acts for an org passes here: the request's lines carry the org from now."""
+    log_context.bind(org_id=org_id)
     if not who.allows(org_id):
         log.warning("caller %s refused for org %s", who.fingerprint, org_id)
         raise HTTPException(403, f"this token may not act for org {org_id!r}")

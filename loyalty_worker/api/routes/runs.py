@@ -12,6 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path
 
+from loyalty_worker import log_context
 from loyalty_worker.api.deps import Authenticated, ServicesDep
 from loyalty_worker.api.errors import responses
 from loyalty_worker.api.models import RUN_ID_PATTERN, RunStatus
@@ -35,9 +36,11 @@ def run_status(
     services: ServicesDep,
 ) -> RunStatus:
     """Live progress from Redis; once Redis has forgotten the run, its stored summary."""
+    log_context.bind(run_id=run_id)
     run = find_run(run_id, live=services.tracker, stored=services.store)
     if run is None or not who.allows(run.org_id):
         if run is not None:
             log.warning("caller %s refused run %s of another org", who.fingerprint, run_id)
         raise HTTPException(404, f"unknown run {run_id!r}")
+    log_context.bind(org_id=run.org_id)
     return RunStatus(**asdict(run))

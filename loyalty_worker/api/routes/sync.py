@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
+from loyalty_worker import log_context
 from loyalty_worker.api.deps import Authenticated, DirectoryDep, ServicesDep, allow
 from loyalty_worker.api.errors import responses
 from loyalty_worker.api.models import RunAccepted, SyncRequest, TaskAccepted
@@ -38,6 +39,7 @@ def trigger_sync(
     allow(who, body.org_id)
     directory.get_org_settings(body.org_id)
     if body.customer_id is not None:
+        log_context.bind(customer_id=body.customer_id)
         task_id = services.enqueuer.sync_customer(
             body.org_id, body.customer_id, dry_run=body.dry_run
         )
@@ -50,6 +52,7 @@ def trigger_sync(
         )
         return TaskAccepted(task_id=task_id)
     run_id = services.new_run_id(body.org_id)
+    log_context.bind(run_id=run_id)  # the trigger line joins the run's lines in the workers
     enqueue_org_run(
         body.org_id,
         run_id,

@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from loyalty_worker import log_context
 from loyalty_worker.api.deps import WebhooksDep
 from loyalty_worker.api.errors import documented, invalid
 from loyalty_worker.api.models import ORG_ID_PATTERN, WebhookAccepted, WebhookEvent
@@ -63,6 +64,7 @@ async def alleaves_webhook(
     """Verified, fresh, first-seen events about an order or a customer enqueue that
     customer's ``loyalty.sync_customer``, once per dedupe window; others are acknowledged."""
     org_id = _webhook_org(x_alleaves_org, org_query)
+    log_context.bind(org_id=org_id)
     body = await request.body()
     outcome = await run_in_threadpool(receiver.receive, org_id, x_alleaves_signature, body)
     return WebhookAccepted(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from loyalty_worker import log_context
 from loyalty_worker.ports.dashboard import DashboardStore
 from loyalty_worker.ports.run import RunRecords
 from loyalty_worker.ports.triggers import Enqueuer, RunTriggers, TaskOutcome
@@ -30,6 +31,7 @@ def trigger_run(
     the org has one going, name that one instead: (run id, whether it was started now)."""
     dry_run, since = RUN_KINDS[kind]
     going = runs.running_run(org_id)
+    log_context.bind(run_id=going or new_run_id)  # the request's lines name the run it shows
     if going is not None:
         return going, False
     runs.remember_run(org_id, new_run_id)

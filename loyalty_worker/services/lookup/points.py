@@ -26,7 +26,6 @@ alone, with ``alpineAvailable: false`` and a note, and Alpine's side as of the l
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -36,6 +35,7 @@ from loyalty_worker.domain.profile import ProfileDocument
 from loyalty_worker.domain.reconciliation import displayed_loyalty, reconcile
 from loyalty_worker.domain.tiers import assign_tier, known_tier
 from loyalty_worker.errors import LoyaltyError, TransientError
+from loyalty_worker.log_context import ContextThreadPool
 from loyalty_worker.ports.profiles import PointsStore
 from loyalty_worker.ports.sources import LoyaltyLookup
 from loyalty_worker.services.lookup.points_answer import (
@@ -90,7 +90,7 @@ def check_points(
 
     live: AlpineProfile | None = None
     alpine_available = False
-    with ThreadPoolExecutor(max_workers=1) as beside:
+    with ContextThreadPool(max_workers=1) as beside:
         # The profile's look-up by phoneHash needs nothing from Alpine IQ: it runs while Alpine
         # IQ answers (or is tried again), so the agent waits for the slower of the two only.
         by_hash = (
@@ -186,7 +186,7 @@ def _key_mismatch(org_id: str, detail: str, notes: list[str]) -> None:
         "workers and the API, then run a full sync",
         org_id,
         detail,
-        extra={"org_id": org_id, "outcome": "phone_hash_key_mismatch"},
+        extra={"outcome": "phone_hash_key_mismatch"},
     )
     notes.append(f"phone-hash key mismatch: {detail}")
 

@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
+from loyalty_worker import log_context
 from loyalty_worker.domain.results import SyncResult
 from loyalty_worker.domain.run import (
     AlertOutcome,
@@ -45,6 +46,7 @@ def close_run(
     """Summarise the run (``summarize_batch``), unless the watchdog closed it while this call
     was late; a transient error is tried again (``RetryLater``)."""
     record = ledger.run_record(run_id)
+    log_context.bind(org_id=record.org_id)  # the summary task's lines name the run's org too
     if record.status.closed and record.summary is not None:
         return record.summary
     try:
@@ -73,6 +75,20 @@ def summarize_batch(
     whose work was lost for good (an incomplete run), named in the summary.
     """
     record = ledger.run_record(run_id)
+    # The watchdog closes several runs in one task: each run's lines carry that run.
+    with log_context.bound(run_id=run_id, org_id=_opened(record)[0]):
+        return _summarized(run_id, record, ledger, store, notifier, status, missing_ids)
+
+
+def _summarized(
+    run_id: str,
+    record: RunRecord,
+    ledger: RunLedger,
+    store: ProfileStore,
+    notifier: Notifier,
+    status: RunStatus,
+    missing_ids: Sequence[int],
+) -> RunSummaryDocument:
     org_id, started_at = _opened(record)
     builder = SummaryBuilder(
         run_id=run_id, org_id=org_id, listed=record.listed or 0, dry_run=record.dry_run
@@ -106,6 +122,16 @@ def summarize_batch(
         ledger.mark_success(org_id, started_at)
     ledger.finish(run_id, status, summary)
     ledger.release_lock(org_id, run_id)
+    log.info(
+        "run %s: %s: %d listed, %d synced, %d unchanged, %d failed",
+        run_id,
+        status.value,
+        summary["listed"],
+        summary["synced"],
+        summary["unchanged"],
+        summary["failed"],
+        extra={"outcome": status.value},
+    )
     return summary
 
 

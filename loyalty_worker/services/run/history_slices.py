@@ -22,11 +22,11 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 
 from loyalty_worker.errors import LoyaltyError
+from loyalty_worker.log_context import ContextThreadPool, carried
 from loyalty_worker.ports.run import OrderSlices
 from loyalty_worker.services.sync.deadline import Deadline, check
 from loyalty_worker.services.sync.order_history import OrderHistory
@@ -77,7 +77,7 @@ class _Claim:
         self._done = threading.Event()
         self._lost = False
         self._thread = threading.Thread(
-            target=self._renew_until_done, name="order-slice-claim", daemon=True
+            target=carried(self._renew_until_done), name="order-slice-claim", daemon=True
         )
         self._thread.start()
 
@@ -224,7 +224,7 @@ def _read_here(
     if not claims:
         return False
     try:
-        with ThreadPoolExecutor(max_workers=len(claims)) as pool:
+        with ContextThreadPool(max_workers=len(claims)) as pool:
             futures = {
                 index: pool.submit(read, parts[index], claim.check)
                 for index, claim in claims.items()

@@ -102,12 +102,7 @@ def _log_result(
         customer_id,
         result.status.value,
         f" ({result.reason})" if result.reason is not None else "",
-        extra={
-            "run_id": run_id,
-            "org_id": org_id,
-            "customer_id": customer_id,
-            "outcome": result.reason or result.status.value,
-        },
+        extra={"outcome": result.reason or result.status.value},
     )
 
 
@@ -129,7 +124,7 @@ def _single_sync_slot(
             "org %s: %d single-customer syncs already running; this one waits its turn",
             org_id,
             limit,
-            extra={"org_id": org_id, "outcome": "waiting"},
+            extra={"outcome": "waiting"},
         )
         attempt.wait(
             TransientError("single_sync", f"org {org_id}: {limit} single-customer syncs running")
@@ -217,7 +212,7 @@ def sync_run_chunk(
         len(results),
         failed,
         counts["retried"],
-        extra={"run_id": run_id, "org_id": org_id, "outcome": f"{failed} failed"},
+        extra={"outcome": f"{failed} failed"},
     )
     if results and record_results(ports.ledger, run_id, results):
         job.close_run(run_id)

@@ -21,13 +21,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from datetime import date
 
 from loyalty_worker.domain.models import Customer
 from loyalty_worker.domain.phone import normalize_phone
 from loyalty_worker.domain.profile import ProfileDocument
+from loyalty_worker.log_context import ContextThreadPool
 from loyalty_worker.ports.profiles import ProfileStore
 from loyalty_worker.ports.sources import CustomerSource, LoyaltyLookup
 from loyalty_worker.services.run.listings import (
@@ -231,7 +232,7 @@ class _Planner:
         sources, pool_for_lookups = self.sources, self.hooks.lookups
         feed: ProfileFeed | None = None
         lookups: PlanLookups | None = None
-        with ThreadPoolExecutor(max_workers=3) as pool:
+        with ContextThreadPool(max_workers=3) as pool:
             contacts = pool.submit(alpine_balances, sources.alpine, self.paging.deadline)
             orders = pool.submit(self._read_history, window)
             customers, malformed = list_customers(sources.alleaves, self.paging)

@@ -9,12 +9,13 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 from loyalty_worker.domain.models import Customer
 from loyalty_worker.domain.profile import ProfileDocument
 from loyalty_worker.errors import TransientError
+from loyalty_worker.log_context import ContextThreadPool
 from loyalty_worker.ports.profiles import ProfileStore
 from loyalty_worker.services.sync.inputs import PROFILE_FIELDS
 from loyalty_worker.services.sync.retries import Retries
@@ -67,7 +68,7 @@ def read_profiles(
     """
     chunks = [ids[i : i + PROFILE_CHUNK] for i in range(0, len(ids), PROFILE_CHUNK)]
     profiles: dict[int, ProfileDocument] = {}
-    with ThreadPoolExecutor(max_workers=min(parallelism, PROFILE_READ_PARALLELISM)) as pool:
+    with ContextThreadPool(max_workers=min(parallelism, PROFILE_READ_PARALLELISM)) as pool:
         for found in pool.map(lambda chunk: _read_chunk(store, org_id, chunk, sleep), chunks):
             profiles.update(found)
     return profiles
@@ -96,7 +97,7 @@ class ProfileFeed:
         self._blocks = deque(
             customers[i : i + PROFILE_CHUNK] for i in range(0, len(customers), PROFILE_CHUNK)
         )
-        self._pool = ThreadPoolExecutor(max_workers=PROFILE_READ_PARALLELISM)
+        self._pool = ContextThreadPool(max_workers=PROFILE_READ_PARALLELISM)
         self._pending: deque[tuple[Sequence[Customer], Future[dict[int, ProfileDocument]]]]
         self._pending = deque()
         for _ in range(PROFILE_READ_AHEAD):

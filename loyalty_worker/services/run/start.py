@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 
+from loyalty_worker import log_context
 from loyalty_worker.errors import LoyaltyError
 from loyalty_worker.services.run.batch import start_batch
 from loyalty_worker.services.run.context import BatchStart, RunDispatch, RunPorts, RunRequest
@@ -41,6 +42,9 @@ def start_run(
 ) -> BatchStart:
     """Start the org's run: a full one, or, with ``since`` (an ISO date or ``"last"``), an
     incremental one (``start_batch``), planned under the token ``planner``."""
+    # A planner sent without a run id (a plain ``send_task``) got one in its task: the rest of
+    # the task's lines carry it.
+    log_context.bind(org_id=org_id, run_id=run_id)
     request = RunRequest(
         org_id,
         run_id,
@@ -62,6 +66,6 @@ def start_run(
         org_id,
         outcome,
         started.listed,
-        extra={"run_id": run_id, "org_id": org_id, "outcome": outcome},
+        extra={"outcome": outcome},
     )
     return started

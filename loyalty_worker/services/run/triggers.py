@@ -7,6 +7,7 @@ The run is readable before a worker takes it (``queued``), and a run the broker 
 
 from __future__ import annotations
 
+from loyalty_worker import log_context
 from loyalty_worker.domain.run import RunStatus
 from loyalty_worker.errors import TransientError
 from loyalty_worker.ports.run import RunRecords
@@ -29,11 +30,15 @@ def enqueue_org_run(
     Recorded first, so that the run reads "queued" rather than unknown until a worker starts it
     (which overwrites this record). ``since``: ``"last"`` for an incremental run; ``expires_s``:
     how long its message may wait for a worker (a tick's run is not started late).
-    TransientError when the broker is unavailable.
+    TransientError when the broker is unavailable. What is logged meanwhile carries the run
+    (a tick starts several: the run is bound for this call only).
     """
-    runs.start(run_id, org_id, status=RunStatus.QUEUED.value, dryRun=int(dry_run))
-    try:
-        enqueuer.sync_org(org_id, run_id=run_id, dry_run=dry_run, since=since, expires_s=expires_s)
-    except TransientError as exc:
-        runs.update(run_id, status=RunStatus.FAILED.value, error=f"{exc.reason}: {exc}")
-        raise
+    with log_context.bound(org_id=org_id, run_id=run_id):
+        runs.start(run_id, org_id, status=RunStatus.QUEUED.value, dryRun=int(dry_run))
+        try:
+            enqueuer.sync_org(
+                org_id, run_id=run_id, dry_run=dry_run, since=since, expires_s=expires_s
+            )
+        except TransientError as exc:
+            runs.update(run_id, status=RunStatus.FAILED.value, error=f"{exc.reason}: {exc}")
+            raise

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from loyalty_worker import log_context
 from loyalty_worker.domain.bounds import OutOfBounds
 from loyalty_worker.domain.phone import mask_phones_in, normalize_phone
 from loyalty_worker.domain.points import calculate_points
@@ -48,20 +49,22 @@ def evaluate_customer(
     this customer alone (``failure_reason``): never the chunk or the run. A profile the run read
     ahead (``work.profile_known``) spares the read here.
     """
-    stamp = datetime.now(UTC).isoformat()
-    if work.malformed_orders:
-        detail = "malformed orders: " + ", ".join(work.malformed_orders)
-        return Evaluation(_failed(org, work, stamp, "malformed", detail, dry_run), None)
-    try:
-        return _evaluate(org, work, store=store, alpine=alpine, run_id=run_id, dry_run=dry_run)
-    except TransientError:
-        raise
-    except PermanentError as exc:
-        return Evaluation(_failed(org, work, stamp, exc.reason, str(exc), dry_run), None)
-    except Exception as exc:  # one customer's bad data fails that customer, nothing more
-        reason, detail = failure_reason(exc)
-        _log_failure(org.org_id, work.customer.customer_id, reason, detail, exc)
-        return Evaluation(_failed(org, work, stamp, reason, detail, dry_run), None)
+    # A chunk's lines about this customer (its look-up's retries, its failure) name it.
+    with log_context.bound(customer_id=work.customer.customer_id):
+        stamp = datetime.now(UTC).isoformat()
+        if work.malformed_orders:
+            detail = "malformed orders: " + ", ".join(work.malformed_orders)
+            return Evaluation(_failed(org, work, stamp, "malformed", detail, dry_run), None)
+        try:
+            return _evaluate(org, work, store=store, alpine=alpine, run_id=run_id, dry_run=dry_run)
+        except TransientError:
+            raise
+        except PermanentError as exc:
+            return Evaluation(_failed(org, work, stamp, exc.reason, str(exc), dry_run), None)
+        except Exception as exc:  # one customer's bad data fails that customer, nothing more
+            reason, detail = failure_reason(exc)
+            _log_failure(org.org_id, work.customer.customer_id, reason, detail, exc)
+            return Evaluation(_failed(org, work, stamp, reason, detail, dry_run), None)
 
 
 def _evaluate(
@@ -157,7 +160,7 @@ def _log_failure(
         reason,
         detail,
         exc_info=reason == "internal_error",
-        extra={"org_id": org_id, "customer_id": customer_id, "outcome": reason},
+        extra={"outcome": reason},
     )
 
 

@@ -4,10 +4,10 @@ customer synced on its own looks for itself)."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 from loyalty_worker.domain.models import Customer
 from loyalty_worker.errors import MalformedRecord, PermanentError
+from loyalty_worker.log_context import ContextThreadPool
 from loyalty_worker.ports.sources import CustomerSource
 from loyalty_worker.services.sync.deadline import check
 from loyalty_worker.services.sync.order_history import page_ids
@@ -34,7 +34,7 @@ def customer_pages(
     first = 1
     size = min(FIRST_ROUND_PAGES, parallelism)
     previous: list[str] | None = None
-    with ThreadPoolExecutor(max_workers=parallelism) as pool:
+    with ContextThreadPool(max_workers=parallelism) as pool:
         while True:
             if max_pages is not None:
                 size = min(size, max_pages - first + 1)

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import replace
 
+from loyalty_worker import log_context
 from loyalty_worker.domain.models import AlpineProfile
 from loyalty_worker.ports.sources import LoyaltyLookup
 from loyalty_worker.services.sync.inputs import AlpineAnswer, CustomerWork
@@ -72,7 +73,10 @@ class PlanLookups:
         self._lock = threading.Lock()
         self._answers: dict[str, AlpineProfile | None] = {}
         self._pending: set[Future[None]] = set()
-        self._feeder = threading.Thread(target=self._feed, name="plan-lookups", daemon=True)
+        # Carrying the plan's context: the look-ups it submits carry it on to the pool.
+        self._feeder = threading.Thread(
+            target=log_context.carried(self._feed), name="plan-lookups", daemon=True
+        )
         self._feeder.start()
 
     def _feed(self) -> None:

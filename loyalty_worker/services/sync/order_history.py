@@ -12,7 +12,7 @@ import threading
 import zlib
 from collections import defaultdict
 from collections.abc import Callable, KeysView, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -23,6 +23,7 @@ import msgspec
 
 from loyalty_worker.domain.models import Customer, Order
 from loyalty_worker.errors import MalformedRecord, PermanentError
+from loyalty_worker.log_context import ContextThreadPool
 from loyalty_worker.ports.sources import CustomerSource
 from loyalty_worker.services.sync.deadline import check
 from loyalty_worker.services.sync.paging import HistoryWindow, Paging
@@ -256,7 +257,7 @@ def fetch_order_history(
     # Finished reads arrive on a queue: waiting on the pending set instead (``wait``) costs a
     # pass over every pending window per finished one, quadratic in a history's windows.
     finished: SimpleQueue[Future[list[tuple[date, date]]]] = SimpleQueue()
-    with ThreadPoolExecutor(max_workers=max(1, paging.parallelism)) as pool:
+    with ContextThreadPool(max_workers=max(1, paging.parallelism)) as pool:
 
         def submit(window: tuple[date, date]) -> Future[list[tuple[date, date]]]:
             future = pool.submit(read, window)
