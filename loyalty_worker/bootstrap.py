@@ -28,12 +28,12 @@ from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.adapters.sync_slots import RedisSyncSlots
 from loyalty_worker.config import Settings, get_settings
 from loyalty_worker.errors import PermanentError
-from loyalty_worker.log_context import ContextThreadPool
 from loyalty_worker.logs import register_secret
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports.notify import Notifier
 from loyalty_worker.services.run.context import BatchOptions, RunPorts
 from loyalty_worker.services.run.heartbeat import Heartbeat
+from loyalty_worker.turn_pool import TurnPool
 
 SETTINGS_TTL_S = 60.0
 
@@ -63,7 +63,7 @@ class Container:
         self._store: FirestoreProfileStore | None = None
         self._tracker: RunTracker | None = None
         self._redis: redis.Redis | None = None
-        self._lookups: ContextThreadPool | None = None
+        self._lookups: TurnPool | None = None
         self._heartbeat: Heartbeat | None = None
         self._orgs: dict[str, tuple[float, OrgClients]] = {}
 
@@ -219,13 +219,14 @@ class Container:
             return self._notifier(None)
 
     @property
-    def lookups(self) -> ContextThreadPool:
-        """The process's pool for chunks' Alpine IQ look-ups: as many threads as the worker
-        has, so that a process never has more look-ups in flight than task threads."""
+    def lookups(self) -> TurnPool:
+        """The process's pool for chunks' and plans' Alpine IQ look-ups: as many threads as the
+        worker has, so that a process never has more look-ups in flight than task threads,
+        shared by the runs going in turn (``turn_pool``)."""
         with self._lock:
             if self._lookups is None:
-                self._lookups = ContextThreadPool(
-                    max_workers=self.settings.worker_concurrency, thread_name_prefix="lookup"
+                self._lookups = TurnPool(
+                    self.settings.worker_concurrency, thread_name_prefix="lookup"
                 )
             return self._lookups
 

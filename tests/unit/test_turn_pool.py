@@ -1,0 +1,85 @@
+"""The look-up threads serve the runs in turn, not first come (``turn_pool``)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from loyalty_worker import log_context
+from loyalty_worker.turn_pool import TurnPool
+
+
+def test_a_run_that_starts_late_is_served_next_not_after_the_backlog() -> None:
+    pool = TurnPool(1)
+    gate, taken = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def call(name: str) -> None:
+        taken.set()
+        gate.wait(5)
+        order.append(name)
+
+    token = log_context.begin(run_id="big")
+    futures = [pool.submit(call, "big-0")]
+    assert taken.wait(5)  # the thread holds the first: the rest of the backlog waits
+    futures += [pool.submit(call, f"big-{i}") for i in range(1, 5)]
+    log_context.end(token)
+    token = log_context.begin(run_id="small")
+    futures += [pool.submit(call, f"small-{i}") for i in range(2)]
+    log_context.end(token)
+    gate.set()
+    for future in futures:
+        future.result(timeout=5)
+    pool.shutdown()
+    # the small run's calls go in turn with the big run's backlog, not after it
+    assert order == ["big-0", "big-1", "small-0", "big-2", "small-1", "big-3", "big-4"]
+
+
+def test_calls_run_with_the_submitters_context_and_leave_none_behind() -> None:
+    pool = TurnPool(2)
+    token = log_context.begin(run_id="r1", org_id="org-1")
+    seen = pool.submit(lambda: dict(log_context.current())).result(timeout=5)
+    log_context.end(token)
+    after = pool.submit(lambda: dict(log_context.current())).result(timeout=5)
+    pool.shutdown()
+    assert seen == {"run_id": "r1", "org_id": "org-1"}
+    assert after == {}
+
+
+def test_results_and_errors_reach_the_caller() -> None:
+    pool = TurnPool(4)
+    assert [f.result(timeout=5) for f in [pool.submit(pow, 2, n) for n in range(8)]] == [
+        2**n for n in range(8)
+    ]
+    failing = pool.submit(int, "not a number")
+    with pytest.raises(ValueError):
+        failing.result(timeout=5)
+    pool.shutdown()
+
+
+def test_every_thread_works_at_once() -> None:
+    pool = TurnPool(4)
+    barrier = threading.Barrier(4, timeout=5)
+    futures = [pool.submit(barrier.wait) for _ in range(4)]
+    assert sorted(f.result(timeout=5) for f in futures) == [0, 1, 2, 3]
+    pool.shutdown()
+
+
+def test_shut_down_it_takes_no_more_and_cancels_what_waits_when_asked() -> None:
+    pool = TurnPool(1)
+    gate, started = threading.Event(), threading.Event()
+
+    def first() -> bool:
+        started.set()
+        return gate.wait(5)
+
+    running = pool.submit(first)
+    waiting = pool.submit(lambda: None)
+    assert started.wait(5)
+    pool.shutdown(wait=False, cancel_futures=True)
+    gate.set()
+    assert running.result(timeout=5) is True
+    assert waiting.cancelled()
+    with pytest.raises(RuntimeError):
+        pool.submit(lambda: None)
