@@ -134,6 +134,17 @@ def test_a_lost_planner_is_sent_again_with_the_run_id_and_since(parts: Parts) ->
     assert parts.ledger.run_record("r2").recovery_log == ("planning sent again",)
 
 
+def test_a_lost_partial_planner_is_sent_again_with_its_selection(parts: Parts) -> None:
+    parts.ledger.acquire_lock("org-1", "p1", 180)
+    parts.ledger.start(
+        "p1", "org-1", dryRun=0, since="full", selection="first:10", scope="first 10"
+    )
+    parts.store.write_run_summary("p1", {"runId": "p1", "orgId": "org-1", "status": "running"})
+    parts.ledger.claim_planner("p1", holder="p1", stale_s=IDLE_S)
+    assert parts.watch(time.time() + IDLE_S + 1).recovered == ["p1"]
+    assert parts.replans == [("org-1", "p1", False, None, "first:10")]
+
+
 def test_a_run_whose_summary_was_lost_is_closed_completed(parts: Parts) -> None:
     open_run(parts, "r3", 2)
     assert parts.ledger.record("r3", {"0": synced(0), "1": synced(1)}) is True  # fired, lost
