@@ -41,6 +41,9 @@ def _cmd_sync(args: argparse.Namespace) -> int:
     from loyalty_worker.config import get_settings
     from loyalty_worker.devstack import redis_answers
 
+    if args.seed is not None and args.sample is None:
+        print("sync: --seed goes with --sample", file=sys.stderr)
+        return 2
     settings = get_settings()
     if not redis_answers(settings.redis_url):
         print(f"sync: Redis is unreachable at {_redacted(settings.redis_url)}", file=sys.stderr)
