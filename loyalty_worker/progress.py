@@ -81,7 +81,9 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     head = {
         "run": summary["runId"],
         "org": summary["orgId"],
-        "status": summary["status"] + (" (dry run)" if summary.get("dryRun") else ""),
+        "status": summary["status"]
+        + (" (dry run)" if summary.get("dryRun") else "")
+        + (f" (partial: {summary.get('scope')})" if summary.get("partial") else ""),
         "duration": f"{summary['durationS']} s",
         "listed": summary["listed"],
         "synced": summary["synced"],

@@ -35,7 +35,7 @@ from loyalty_worker.services.run.jobs import Job, sync_alone, sync_run_chunk
 from loyalty_worker.services.run.nightly import start_nightly_runs
 from loyalty_worker.services.run.phones import hand_over
 from loyalty_worker.services.run.planning import read_run_orders
-from loyalty_worker.services.run.start import start_run
+from loyalty_worker.services.run.start import Asked, start_run
 from loyalty_worker.services.run.triggers import enqueue_org_run
 from loyalty_worker.services.run.watchdog import Recovery, watch_runs
 from loyalty_worker.services.sync.inputs import CustomerWork
@@ -79,11 +79,14 @@ def sync_org(
     run_id: str | None = None,
     dry_run: bool = False,
     since: str | None = None,
+    selection: str | None = None,
 ) -> BatchStartAnswer:
     """Fan out an org's batch in chunks of customers.
 
     ``since``: an ISO date or ``"last"`` for an incremental run that reads only the orders
     created since then (less an overlap); ``"last"`` with no earlier success runs in full.
+    ``selection``: a partial run of only those customers (``domain.selection``: ids, never
+    phones).
     Acknowledged late: a planner sent again with its ``run_id`` (redelivered, or re-sent by
     the watchdog) continues that run.
     """
@@ -94,8 +97,7 @@ def sync_org(
         started = start_run(
             org_id,
             run_id,
-            dry_run=dry_run,
-            since=since,
+            Asked(dry_run=dry_run, since=since, selection=selection),
             last_success=c.tracker.last_success,
             ports=c.run_ports(),
             dispatch=_run_dispatch(org_id, run_id, dry_run),
@@ -283,8 +285,10 @@ def _turns() -> ChunkTurns:
     )
 
 
-def _replan(org_id: str, run_id: str, dry_run: bool, since: str | None) -> None:
-    publisher.sync_org(org_id, run_id=run_id, dry_run=dry_run, since=since)
+def _replan(
+    org_id: str, run_id: str, dry_run: bool, since: str | None, selection: str | None
+) -> None:
+    publisher.sync_org(org_id, run_id=run_id, dry_run=dry_run, since=since, selection=selection)
 
 
 def _retry_alone(org_id: str, run_id: str, dry_run: bool, work: CustomerWork) -> None:

@@ -468,18 +468,20 @@ class RecordingEnqueuer:
         dry_run: bool = False,
         since: str | None = None,
         expires_s: float | None = None,
+        selection: str | None = None,
     ) -> None:
         if self.error is not None:
             raise self.error
-        self.org_runs.append(
-            {
-                "org_id": org_id,
-                "run_id": run_id,
-                "dry_run": dry_run,
-                "since": since,
-                "expires_s": expires_s,
-            }
-        )
+        run: dict[str, Any] = {
+            "org_id": org_id,
+            "run_id": run_id,
+            "dry_run": dry_run,
+            "since": since,
+            "expires_s": expires_s,
+        }
+        if selection is not None:
+            run["selection"] = selection
+        self.org_runs.append(run)
 
     def sync_customer(
         self, org_id: str, customer_id: int, *, dry_run: bool = False, delay_s: float = 0.0

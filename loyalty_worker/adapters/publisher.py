@@ -83,12 +83,16 @@ class TaskPublisher:
         dry_run: bool = False,
         since: str | None = None,
         expires_s: float | None = None,
+        selection: str | None = None,
     ) -> None:
-        """An org's planner for ``run_id`` (``since``: an incremental run's start, when given);
-        a message no worker took within ``expires_s`` is dropped."""
+        """An org's planner for ``run_id`` (``since``: an incremental run's start, when given;
+        ``selection``: a partial run's customers, as ids); a message no worker took within
+        ``expires_s`` is dropped."""
         kwargs: dict[str, Json] = {"run_id": run_id, "dry_run": dry_run}
         if since is not None:
             kwargs["since"] = since
+        if selection is not None:
+            kwargs["selection"] = selection
         self._send(_Message(names.SYNC_ORG, (org_id,), kwargs, expires_s=expires_s))
 
     def sync_customer(

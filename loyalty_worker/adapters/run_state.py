@@ -148,6 +148,8 @@ def run_record(run_id: str, fields: Mapping[str, str]) -> RunRecord:
         status=RunStatus.of(fields.get("status")),
         dry_run=fields.get("dryRun") == "1",
         since=fields.get("since"),
+        selection=fields.get("selection"),
+        scope=fields.get("scope"),
         error=fields.get("error"),
         running_run_id=fields.get("runningRunId"),
         started_at=stamp("startedAt"),

@@ -4,6 +4,7 @@ machine."""
 from __future__ import annotations
 
 import argparse
+import secrets
 import sys
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:  # imported by the command itself: --help stays fast
     from celery import Celery
 
     from loyalty_worker.adapters.publisher import TaskPublisher
+    from loyalty_worker.domain.selection import CustomerSelection
 
 
 def _redacted(url: str) -> str:
@@ -39,6 +41,9 @@ def _cmd_sync(args: argparse.Namespace) -> int:
     from loyalty_worker.config import get_settings
     from loyalty_worker.devstack import redis_answers
 
+    if args.seed is not None and args.sample is None:
+        print("sync: --seed goes with --sample", file=sys.stderr)
+        return 2
     settings = get_settings()
     if not redis_answers(settings.redis_url):
         print(f"sync: Redis is unreachable at {_redacted(settings.redis_url)}", file=sys.stderr)
@@ -73,6 +78,34 @@ def _sync_customer(args: argparse.Namespace, publisher: TaskPublisher, app: Cele
     return 0 if result.get("success") else 1
 
 
+def customer_ids(text: str) -> tuple[int, ...]:
+    """``--customers``: Alleaves customer ids, comma-separated."""
+    try:
+        ids = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            "customer ids are whole numbers, comma-separated"
+        ) from None
+    if not ids or min(ids) < 1:
+        raise argparse.ArgumentTypeError("at least one customer id, each >= 1")
+    return ids
+
+
+def customer_selection(args: argparse.Namespace) -> CustomerSelection | None:
+    """The partial run ``--limit``, ``--sample`` (its seed drawn unless ``--seed``) or
+    ``--customers`` asks for; None: a full run."""
+    from loyalty_worker.domain.selection import CustomerSelection
+
+    if args.limit is not None:
+        return CustomerSelection.first(args.limit)
+    if args.sample is not None:
+        seed = args.seed if args.seed is not None else secrets.randbelow(1_000_000)
+        return CustomerSelection.sample(args.sample, seed)
+    if args.customers is not None:
+        return CustomerSelection.of(args.customers)
+    return None
+
+
 def _sync_org(args: argparse.Namespace, publisher: TaskPublisher, redis_url: str) -> int:
     """An org's run, started as every run is, followed to its summary unless ``--no-wait``."""
     import redis
@@ -85,8 +118,18 @@ def _sync_org(args: argparse.Namespace, publisher: TaskPublisher, redis_url: str
 
     run_id = new_run_id(args.org)
     tracker = RunTracker(redis.Redis.from_url(redis_url))
+    selection = customer_selection(args)
+    if selection is not None:
+        print(f"sync: partial run of {args.org}: {selection.scope}", file=sys.stderr)
     try:
-        enqueue_org_run(args.org, run_id, dry_run=args.dry_run, runs=tracker, enqueuer=publisher)
+        enqueue_org_run(
+            args.org,
+            run_id,
+            dry_run=args.dry_run,
+            selection=selection,
+            runs=tracker,
+            enqueuer=publisher,
+        )
     except TransientError as exc:
         print(f"sync: {exc}", file=sys.stderr)
         return 2
@@ -116,10 +159,34 @@ def add_sync(commands: Commands) -> None:
         help="run an org's sync (or one customer's) through the workers and show its summary",
         description="Enqueue through the broker, follow the run with a progress bar and print "
         "its summary. Exit code 0: completed; 1: the run failed; 2: no worker or no Redis; "
-        "3: a run of this org is already going.",
+        "3: a run of this org is already going. --limit, --sample and --customers start a "
+        "partial run: a real run of those customers only, its summary and alert marked "
+        "partial, never counted as the org's last full run.",
     )
     sync.add_argument("--org", required=True)
-    sync.add_argument("--customer", type=positive_int, help="sync only this Alleaves customer")
+    only = sync.add_mutually_exclusive_group()
+    only.add_argument("--customer", type=positive_int, help="sync only this Alleaves customer")
+    only.add_argument(
+        "--limit",
+        type=positive_int,
+        metavar="N",
+        help="a partial run of the first N customers listed (a first rollout)",
+    )
+    only.add_argument(
+        "--sample",
+        type=positive_int,
+        metavar="N",
+        help="a partial run of N customers drawn at random; the seed is printed (see --seed)",
+    )
+    only.add_argument(
+        "--customers",
+        type=customer_ids,
+        metavar="ID,ID,...",
+        help="a partial run of these Alleaves customers",
+    )
+    sync.add_argument(
+        "--seed", type=non_negative_int, help="with --sample: draw the same customers again"
+    )
     sync.add_argument("--dry-run", action="store_true", help="calculate, write nothing")
     sync.add_argument("--no-wait", action="store_true", help="print the run/task id and exit")
     sync.add_argument("--timeout", type=positive_float, default=3600.0, help="seconds to wait")

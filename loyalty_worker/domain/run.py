@@ -115,6 +115,11 @@ class RunSummaryDocument(TypedDict, total=False):
     status: str
     dryRun: bool
     since: str  # "full", or the day an incremental run read orders since
+    # A partial run (``loyalty-worker sync --limit/--sample/--customers``): never the org's last
+    # full run. Its scope in words, and its selection (``domain.selection``) to plan it again.
+    partial: bool
+    scope: str
+    selection: str
     startedAt: float
     finishedAt: float
     durationS: float
@@ -175,6 +180,9 @@ class RunRecord:
     status: RunStatus = RunStatus.UNKNOWN
     dry_run: bool = False
     since: str | None = None  # as the run was asked: "full", or a day
+    # A partial run's customers (``domain.selection``, encoded) and its scope in words.
+    selection: str | None = None
+    scope: str | None = None
     error: str | None = None
     running_run_id: str | None = None  # a duplicate's: the org's run it was refused for
     started_at: float | None = None

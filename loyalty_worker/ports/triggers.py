@@ -19,10 +19,12 @@ class Enqueuer(Protocol):
         dry_run: bool = False,
         since: str | None = None,
         expires_s: float | None = None,
+        selection: str | None = None,
     ) -> None:
         """Enqueue an org's run under ``run_id`` (``since``: ``"last"`` for an incremental
-        run), dropped when no worker took it within ``expires_s``; TransientError when the
-        broker is down."""
+        run; ``selection``: a partial run's customers, ``CustomerSelection.encode``),
+        dropped when no worker took it within ``expires_s``; TransientError when the broker
+        is down."""
         ...
 
     def sync_customer(

@@ -164,3 +164,39 @@ def test_history_is_written_on_change_only(synced: Dashboard) -> None:
     assert entries[0]["before"]["points"] == -5
     assert entries[0]["after"]["points"] != -5
     assert entries[0]["runId"] == changed.summary["runId"]
+
+
+def test_a_run_that_did_not_finish_shows_the_banner_until_a_full_run_does(
+    synced: Dashboard, driver: WebDriver
+) -> None:
+    # The org's last full run failed (written as its summary would be), a partial run since.
+    runs = synced.stack.firestore.collection("loyalty_sync_runs")
+    now = time.time()
+    runs.document("org-1-failed-night").set(
+        {"runId": "org-1-failed-night", "orgId": "org-1", "status": "failed", "startedAt": now}
+    )
+    runs.document("org-1-partial-later").set(
+        {
+            "runId": "org-1-partial-later",
+            "orgId": "org-1",
+            "status": "completed",
+            "startedAt": now + 1,
+            "partial": True,
+            "scope": "first 10",
+            "listed": 10,
+        }
+    )
+    sign_in(driver, synced)
+    banner = driver.find_element(By.ID, "night-banner")
+    assert "did not finish" in banner.text and "Full run" in banner.text
+    assert "partial: first 10" in driver.find_element(By.ID, "runs").text
+    banner.find_element(By.LINK_TEXT, "See the run").click()
+    wait(driver).until(expected_conditions.url_contains("/runs/org-1-failed-night"))
+    driver.back()
+    # The banner's advice, followed: a full run that completes ends it.
+    wait(driver).until(expected_conditions.presence_of_element_located((By.ID, "run-full")))
+    driver.find_element(By.ID, "run-full").click()
+    wait(driver, 180).until(expected_conditions.presence_of_element_located((By.ID, "summary")))
+    assert driver.find_element(By.ID, "run-status").text == "completed"
+    driver.get(f"{synced.url}/dashboard/orgs/org-1")
+    assert not driver.find_elements(By.ID, "night-banner")

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -168,3 +171,67 @@ def test_worker_logs_hold_no_secret_and_no_phone(stack: Stack) -> None:
                 forbidden.add(customer["phone"])
     leaked = sorted(secret for secret in forbidden if secret in output)
     assert leaked == []
+
+
+def _sync_partial(stack: Stack, org_id: str, *selection: str) -> str:
+    """``loyalty-worker sync`` as an operator runs it, against the stack; the run's id."""
+    done = subprocess.run(
+        [sys.executable, "-m", "loyalty_worker.cli", "sync", "--org", org_id, *selection],
+        env={**os.environ, **stack.env},
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "partial" in done.stdout  # the printed summary says so
+    found = re.search(r"^\s+run\s+(\S+)$", done.stdout, re.MULTILINE)
+    assert found, done.stdout
+    return found.group(1)
+
+
+def test_partial_runs_sync_only_their_customers_and_say_so(stack: Stack) -> None:
+    org_id = "org-2"
+    org = stack.org(org_id)
+    listed = [int(c["id_customer"]) for c in org["customers"]]
+    profiles = stack.firestore.collection("customers")
+    # Profiles already there are marked (points -1): a run that rewrites one changes it.
+    kept = {cid: stack.profile(org_id, cid) for cid in listed}
+    for cid, document in kept.items():
+        if document is not None:
+            profiles.document(f"{org_id}_{cid}").update({"points": -1})
+    since_before = stack.tracker.last_success(org_id)
+    alerts_before = len(stack.messages())
+    named = [listed[-1], listed[len(listed) // 2], listed[7]]
+    try:
+        first = _sync_partial(stack, org_id, "--limit", "10")
+        chosen = _sync_partial(stack, org_id, "--customers", ",".join(map(str, named)))
+        summaries = stack.firestore.collection("loyalty_sync_runs")
+        for run_id, count, scope in ((first, 10, "first 10"), (chosen, 3, "3 customers")):
+            summary = summaries.document(run_id).get().to_dict()
+            assert summary is not None
+            assert (summary["status"], summary["listed"]) == ("completed", count), summary
+            assert (summary["partial"], summary["scope"]) == (True, scope)
+            assert summary["synced"] + summary["unchanged"] + summary["failed"] == count
+        assert {r.customer_id for r in stack.tracker.iter_results(first)} == set(listed[:10])
+        assert {r.customer_id for r in stack.tracker.iter_results(chosen)} == set(named)
+        selected = set(listed[:10]) | set(named)
+        expected = expected_profiles(org)
+        for cid in listed:
+            got = stack.profile(org_id, cid)
+            if cid in selected:
+                assert got is not None and got["points"] == expected[cid]["points"], cid
+            else:
+                assert got is None or got["points"] == -1, f"customer {cid} was written"
+        # Never the org's last full run; each alert says partial.
+        assert stack.tracker.last_success(org_id) == since_before
+        wait_for(lambda: len(stack.messages()) >= alerts_before + 2)
+        posted = [m["payload"]["content"] for m in stack.messages()[alerts_before:]]
+        assert posted == [
+            "Partial loyalty sync (first 10) completed: org-2",
+            "Partial loyalty sync (3 customers) completed: org-2",
+        ]
+    finally:
+        for cid, document in kept.items():
+            if document is not None:
+                profiles.document(f"{org_id}_{cid}").set(document)

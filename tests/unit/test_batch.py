@@ -21,6 +21,7 @@ from loyalty_worker.domain.models import AlpineProfile, Customer, Order
 from loyalty_worker.domain.profile import ProfileDocument
 from loyalty_worker.domain.results import SyncResult, SyncStatus
 from loyalty_worker.domain.run import RunStatus, RunSummaryDocument
+from loyalty_worker.domain.selection import CustomerSelection
 from loyalty_worker.errors import AuthError, MalformedRecord, TransientError
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports.run import OrderSlices
@@ -86,6 +87,7 @@ class Harness:
         read_orders: Callable[[HistorySlice], None] | None = None,
         slices: OrderSlices | None = None,
         lookups: Executor | None = None,
+        selection: CustomerSelection | None = None,
     ) -> BatchStart:
         org = OrgRun(self.store.get_org_settings("org-1"), self.alleaves, self.alpine)
         ports = RunPorts(
@@ -102,7 +104,9 @@ class Harness:
             read_orders=read_orders,
         )
         # Each start is another planner (a copy of the message, sent again): its own token.
-        request = RunRequest("org-1", run_id, since=since, planner=uuid.uuid4().hex)
+        request = RunRequest(
+            "org-1", run_id, since=since, planner=uuid.uuid4().hex, selection=selection
+        )
         return start_batch(request, org, ports, dispatch, today=TODAY, sleep=sleep)
 
     def enqueue(self, works: list[CustomerWork]) -> None:

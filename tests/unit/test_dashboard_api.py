@@ -266,6 +266,49 @@ def test_overview_shows_tiers_statuses_runs_and_liability(dash: Dash) -> None:
     assert data["failedCount"] == 1
     assert data["nextNightlyRun"].endswith("MST") or data["nextNightlyRun"].endswith("MDT")
     assert data["runs"][0]["alertSent"] is True
+    assert data["night"] is None  # last night's run started (an hour ago) and completed
+    assert 'id="night-banner"' not in page
+
+
+def test_overview_banner_when_the_last_full_run_failed_and_a_partial_run_is_marked(
+    dash: Dash,
+) -> None:
+    dash.store.run_summaries["org-1-run-1"] = {
+        "runId": "org-1-run-1",
+        "orgId": "org-1",
+        "status": "failed",
+        "startedAt": NOW - 1800,
+        "error": "auth: Alleaves refused the key",
+    }
+    dash.store.run_summaries["org-1-run-2"] = {
+        "runId": "org-1-run-2",
+        "orgId": "org-1",
+        "status": "completed",
+        "startedAt": NOW - 600,
+        "partial": True,
+        "scope": "first 10",
+        "listed": 10,
+        "tiers": {"gold": 10},
+        "reconciliation": {"matched": 10},
+    }
+    dash.sign_in()
+    page = dash.client.get("/dashboard/orgs/org-1").text
+    assert 'id="night-banner"' in page and 'role="alert"' in page
+    assert "The last loyalty update did not finish" in page
+    assert "/dashboard/orgs/org-1/runs/org-1-run-1" in page
+    assert "partial: first 10" in page
+    data = dash.client.get("/api/loyalty/orgs/org-1/overview").json()
+    assert data["night"]["problem"] == "not_completed"
+    assert data["countsAsOf"] is None  # counted from the profiles, not from the partial run
+    assert [r["scope"] for r in data["runs"][:2]] == ["first 10", None]
+
+
+def test_overview_banner_when_no_run_started_last_night(dash: Dash) -> None:
+    dash.store.run_summaries["org-1-run-0"]["startedAt"] = NOW - 2 * 86400
+    dash.sign_in()
+    page = dash.client.get("/dashboard/orgs/org-1").text
+    assert "loyalty update did not run" in page and "Full run" in page
+    assert 'data-problem="not_started"' in page
 
 
 def test_run_page_masks_phones(dash: Dash) -> None:

@@ -18,7 +18,7 @@ from loyalty_worker.domain.run import RunStatus, RunSummaryDocument
 from loyalty_worker.errors import MalformedRecord, PermanentError, TransientError
 from loyalty_worker.services.run.closing import close_run, summarize_batch
 from loyalty_worker.services.run.context import BatchOptions, OrgAdapters, RunDispatch, RunPorts
-from loyalty_worker.services.run.start import parse_since, start_run
+from loyalty_worker.services.run.start import Asked, parse_since, start_run
 from loyalty_worker.services.sync.inputs import CustomerWork
 from loyalty_worker.services.sync.retries import Attempt, RetryLater
 from tests.fakes import FakeAlleaves, FakeAlpine, FakeOrg, InMemoryProfileStore, RecordingNotifier
@@ -60,8 +60,7 @@ class Trigger:
         return start_run(
             org_id,
             run_id,
-            dry_run=False,
-            since=since,
+            Asked(since=since),
             last_success=lambda _org_id: self.last_success,
             ports=RunPorts(self.org_for, self.store, self.ledger, OPTIONS),
             dispatch=RunDispatch(enqueue=self.chunks.append, summarize=summarize),
@@ -189,8 +188,7 @@ def test_the_plans_look_ups_follow_the_setting(plan_lookups: bool) -> None:
         start_run(
             "org-1",
             "r1",
-            dry_run=False,
-            since=None,
+            Asked(),
             last_success=lambda _org_id: None,
             ports=RunPorts(trigger.org_for, trigger.store, trigger.ledger, options, lookups=pool),
             dispatch=RunDispatch(enqueue=trigger.chunks.append, summarize=lambda _s: None),

@@ -123,8 +123,8 @@ def _start_run_without_ports(start: Any) -> Any:
         def org_for(self, org_id: str) -> object:
             return object()
 
-    def start_run(org_id: str, run_id: str, **kwargs: Any) -> BatchStart:
-        result: BatchStart = start.start_run(org_id, run_id, **{**kwargs, "ports": Ports()})
+    def start_run(org_id: str, run_id: str, *args: Any, **kwargs: Any) -> BatchStart:
+        result: BatchStart = start.start_run(org_id, run_id, *args, **{**kwargs, "ports": Ports()})
         return result
 
     return start_run

@@ -33,6 +33,7 @@ from loyalty_worker.ports.run import WorkPayload
 from loyalty_worker.services.run.context import BatchStart, RunDispatch
 from loyalty_worker.services.run.heartbeat import Heartbeat
 from loyalty_worker.services.run.history_slices import HistorySlice
+from loyalty_worker.services.run.start import Asked
 from loyalty_worker.services.sync.inputs import CustomerWork
 from loyalty_worker.services.sync.retries import Attempt, RetryLater
 from tests.fakes import InMemoryProfileStore, InMemoryRunPhones, RecordingNotifier
@@ -120,8 +121,8 @@ def test_sync_org_calls_start_run_and_publishes_what_it_dispatches(
 ) -> None:
     calls: list[dict[str, Any]] = []
 
-    def start_run(org_id: str, run_id: str, **kwargs: Any) -> BatchStart:
-        calls.append({"org_id": org_id, "run_id": run_id, **kwargs})
+    def start_run(org_id: str, run_id: str, asked: Asked, **kwargs: Any) -> BatchStart:
+        calls.append({"org_id": org_id, "run_id": run_id, "asked": asked, **kwargs})
         dispatch: RunDispatch = kwargs["dispatch"]
         dispatch.enqueue([CustomerWork(Customer(7, None)), CustomerWork(Customer(8, PHONE))])
         dispatch.summarize("failed")
@@ -131,12 +132,7 @@ def test_sync_org_calls_start_run_and_publishes_what_it_dispatches(
     answer = tasks.sync_org.apply(("org-1",), {"run_id": "r1", "since": "last"}).get()
     assert answer == {"runId": "r1", "started": True, "listed": 2, "message": ""}
     (call,) = calls
-    assert (call["org_id"], call["run_id"], call["since"], call["dry_run"]) == (
-        "org-1",
-        "r1",
-        "last",
-        False,
-    )
+    assert (call["org_id"], call["run_id"], call["asked"]) == ("org-1", "r1", Asked(since="last"))
     assert call["ports"] == "ports"
     assert call["last_success"] == container.tracker.last_success
     chunk, summary = published.sent
@@ -163,7 +159,7 @@ def test_a_slice_of_the_history_is_published_for_any_worker_and_read_there(
 ) -> None:
     dispatch: list[RunDispatch] = []
 
-    def start_run(org_id: str, run_id: str, **kwargs: Any) -> BatchStart:
+    def start_run(org_id: str, run_id: str, _asked: Asked, **kwargs: Any) -> BatchStart:
         dispatch.append(kwargs["dispatch"])
         return BatchStart(run_id, started=True)
 
@@ -197,7 +193,7 @@ def test_sync_org_names_a_new_run_when_none_is_given(
     container: FakeContainer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(
-        tasks, "start_run", lambda org_id, run_id, **_: BatchStart(run_id, started=False)
+        tasks, "start_run", lambda org_id, run_id, _asked, **_: BatchStart(run_id, started=False)
     )
     answer = tasks.sync_org.apply(("org-9",)).get()
     assert answer["runId"].startswith("org-9-")

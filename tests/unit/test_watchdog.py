@@ -23,7 +23,7 @@ class Parts:
     store: InMemoryProfileStore = field(default_factory=InMemoryProfileStore)
     ledger: InMemoryRunLedger = field(default_factory=InMemoryRunLedger)
     notifier: RecordingNotifier = field(default_factory=RecordingNotifier)
-    replans: list[tuple[str, str, bool, str | None]] = field(default_factory=list)
+    replans: list[tuple[str, str, bool, str | None, str | None]] = field(default_factory=list)
     resent: dict[str, list[WorkPayload]] = field(default_factory=dict)
     queued: int = 0
 
@@ -130,8 +130,19 @@ def test_a_lost_planner_is_sent_again_with_the_run_id_and_since(parts: Parts) ->
     parts.store.write_run_summary("r2", {"runId": "r2", "orgId": "org-1", "status": "running"})
     parts.ledger.claim_planner("r2", holder="p1", stale_s=IDLE_S)
     assert parts.watch(time.time() + IDLE_S + 1).recovered == ["r2"]
-    assert parts.replans == [("org-1", "r2", True, "2026-11-01")]
+    assert parts.replans == [("org-1", "r2", True, "2026-11-01", None)]
     assert parts.ledger.run_record("r2").recovery_log == ("planning sent again",)
+
+
+def test_a_lost_partial_planner_is_sent_again_with_its_selection(parts: Parts) -> None:
+    parts.ledger.acquire_lock("org-1", "p1", 180)
+    parts.ledger.start(
+        "p1", "org-1", dryRun=0, since="full", selection="first:10", scope="first 10"
+    )
+    parts.store.write_run_summary("p1", {"runId": "p1", "orgId": "org-1", "status": "running"})
+    parts.ledger.claim_planner("p1", holder="p1", stale_s=IDLE_S)
+    assert parts.watch(time.time() + IDLE_S + 1).recovered == ["p1"]
+    assert parts.replans == [("org-1", "p1", False, None, "first:10")]
 
 
 def test_a_run_whose_summary_was_lost_is_closed_completed(parts: Parts) -> None:
@@ -152,7 +163,7 @@ def test_a_run_lost_from_redis_is_planned_again_then_reported(parts: Parts) -> N
     parts.store.write_run_summary("gone", {"listed": 1000, "since": "full"})
     now = time.time()
     assert parts.watch(now, attempts=1).recovered == ["gone"]
-    assert parts.replans == [("org-1", "gone", False, None)]
+    assert parts.replans == [("org-1", "gone", False, None, None)]
     assert parts.watch(now + 1, attempts=1) == Watched()  # a re-plan is progress
     assert parts.watch(now + IDLE_S + 1, attempts=1).closed == ["gone"]
     summary = parts.store.run_summaries["gone"]

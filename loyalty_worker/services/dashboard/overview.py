@@ -21,6 +21,7 @@ from loyalty_worker.domain.run import RunStatus, RunSummaryDocument
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports.dashboard import DashboardStore
 from loyalty_worker.services.dashboard.formatting import local_time, next_nightly
+from loyalty_worker.services.dashboard.night import NightBanner, is_full_run, night_banner
 from loyalty_worker.services.dashboard.page import PageModel
 
 RECENT_RUNS = 30
@@ -46,6 +47,9 @@ class RunRow(PageModel):
     # The status's value: the API's RunStatus model already names a schema RunStatus.
     status: str = Field(description="A run's status (domain.run.RunStatus).")
     dry_run: bool
+    scope: str | None = Field(
+        default=None, description='A partial run\'s customers ("first 10"); null: all of them.'
+    )
     started: str | None = Field(description="When it started, in the org's time zone.")
     duration_s: float | None
     listed: int | None
@@ -91,6 +95,11 @@ class Overview(PageModel):
         description="The run whose summary the counts (and, when it summed them, the "
         "liability) come from; null: counted from the profiles now, before any run."
     )
+    night: NightBanner | None = Field(
+        default=None,
+        description="Last night's run did not start or did not complete (null: it did, or it "
+        "is not due yet): the banner's words for the dispensary's people.",
+    )
 
 
 def run_row(run: RunSummaryDocument, tz: ZoneInfo) -> RunRow:
@@ -100,6 +109,7 @@ def run_row(run: RunSummaryDocument, tz: ZoneInfo) -> RunRow:
         run_id=run.get("runId"),
         status=RunStatus.of(run.get("status", "running")).value,
         dry_run=bool(run.get("dryRun")),
+        scope=str(run.get("scope") or "a selection") if run.get("partial") else None,
         started=local_time(run.get("startedAt"), tz),
         duration_s=run.get("durationS"),
         listed=run.get("listed"),
@@ -113,12 +123,12 @@ def run_row(run: RunSummaryDocument, tz: ZoneInfo) -> RunRow:
 
 
 def counts_run(runs: Sequence[RunSummaryDocument]) -> RunSummaryDocument | None:
-    """The latest completed run (not a dry run) whose summary counts customers by tier and by
-    status, among ``runs`` (newest first)."""
+    """The latest completed full run (not a dry run, not a partial one) whose summary counts
+    customers by tier and by status, among ``runs`` (newest first)."""
     for run in runs:
         if (
             RunStatus.of(run.get("status")) is RunStatus.COMPLETED
-            and not run.get("dryRun")
+            and is_full_run(run)
             and isinstance(run.get("tiers"), dict)
             and isinstance(run.get("reconciliation"), dict)
         ):
@@ -127,10 +137,11 @@ def counts_run(runs: Sequence[RunSummaryDocument]) -> RunSummaryDocument | None:
 
 
 def last_verified(org: OrgSettings, store: DashboardStore) -> str | None:
-    """When the org's last completed run started: the last time every profile was checked."""
+    """When the org's last completed full run started: the last time every profile was
+    checked (a partial run checked only some)."""
     tz = ZoneInfo(org.timezone)
     for run in store.list_org_runs(org.org_id, limit=RECENT_RUNS):
-        if RunStatus.of(run.get("status")) is RunStatus.COMPLETED and not run.get("dryRun"):
+        if RunStatus.of(run.get("status")) is RunStatus.COMPLETED and is_full_run(run):
             return local_time(run.get("startedAt"), tz)
     return None
 
@@ -220,4 +231,5 @@ def overview(
         next_nightly_run=next_nightly(now, tz, nightly_hour).strftime("%Y-%m-%d %H:%M %Z"),
         liability=Liability(calculated=calculated, alpine=alpine, gap=alpine - calculated),
         counts_as_of=None if counted is None else counted.get("runId"),
+        night=night_banner(runs, now=now, tz=tz, nightly_hour=nightly_hour),
     )

@@ -115,10 +115,18 @@ def _summarized(
     summary["planAttempts"] = record.plan_attempts or 1
     if missing_ids:
         summary["missingCustomerIds"] = sorted(missing_ids)[:MAX_LISTED]
+    if record.selection is not None:
+        # A partial run: the dashboard and the metrics skip it when they look for the last
+        # full run.
+        summary["partial"] = True
+        summary["scope"] = record.scope or ""
+        summary["selection"] = record.selection
     summary["alert"] = _alert_once(record, ledger, notifier, summary)
     store.write_run_summary(run_id, summary)
-    if status is RunStatus.COMPLETED and not record.dry_run and summary["failed"] == 0:
-        # The next incremental run reads the orders created since this run started.
+    full = record.selection is None
+    if full and status is RunStatus.COMPLETED and not record.dry_run and summary["failed"] == 0:
+        # The next incremental run reads the orders created since this run started; a partial
+        # run checked only some customers, so it is not a start to read since.
         ledger.mark_success(org_id, started_at)
     ledger.finish(run_id, status, summary)
     ledger.release_lock(org_id, run_id)

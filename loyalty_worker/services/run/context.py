@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Protocol, TypedDict
 
+from loyalty_worker.domain.selection import CustomerSelection
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports.profiles import ProfileStore
 from loyalty_worker.ports.run import OrderSlices, RunLedger, SyncSlots
@@ -62,7 +63,8 @@ class BatchOptions:
 
 @dataclass(frozen=True)
 class RunRequest:
-    """What a run was asked for: which org, under which run id, dry or not, since when."""
+    """What a run was asked for: which org, under which run id, dry or not, since when, and
+    which customers (all, or a partial run's selection)."""
 
     org_id: str
     run_id: str
@@ -72,6 +74,8 @@ class RunRequest:
     # This planner's token: it claims the planning with it, and its own beats never make the
     # run look planned by another.
     planner: str = ""
+    # A partial run: only these of the listed customers (None: every one, a full run).
+    selection: CustomerSelection | None = None
 
 
 class OrgAdapters(Protocol):

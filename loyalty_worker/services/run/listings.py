@@ -30,6 +30,8 @@ class Listing:
     malformed: Sequence[MalformedRecord] = ()
     balances: Mapping[str, AlpineProfile | None] = field(default_factory=dict)
     lookups: PlanLookups | None = None
+    # A partial run's: only the selected customers (the others' orders are not "unowned").
+    partial: bool = False
 
     @property
     def listed(self) -> int:

@@ -8,6 +8,7 @@ import logging
 import time
 
 from loyalty_worker.domain.run import RunStatus, RunSummaryDocument
+from loyalty_worker.domain.selection import selection_fields
 from loyalty_worker.errors import LoyaltyError
 from loyalty_worker.ports.profiles import ProfileStore
 from loyalty_worker.ports.run import RunLedger
@@ -46,17 +47,19 @@ def open_run(
     if not resumed:
         started_at, recoveries = _lost_run_carried(store.get_run_summary(run_id))
         started_at = record_start(request, ledger, started_at=started_at, recoveries=recoveries)
-        store.write_run_summary(
-            run_id,
-            {
-                "runId": run_id,
-                "orgId": org_id,
-                "status": RunStatus.RUNNING.value,
-                "startedAt": started_at,
-                "dryRun": request.dry_run,
-                "since": _since(request),
-            },
-        )
+        registration: RunSummaryDocument = {
+            "runId": run_id,
+            "orgId": org_id,
+            "status": RunStatus.RUNNING.value,
+            "startedAt": started_at,
+            "dryRun": request.dry_run,
+            "since": _since(request),
+        }
+        if request.selection is not None:
+            registration["partial"] = True
+            registration["scope"] = request.selection.scope
+            registration["selection"] = request.selection.encode()
+        store.write_run_summary(run_id, registration)
     return None
 
 
@@ -73,6 +76,8 @@ def record_start(
     started = time.time() if started_at is None else started_at
     logged = {f"recovery{n}": LOST_FROM_REDIS for n in range(1, recoveries + 1)}
     counted: dict[str, str | int] = {"recoveries": recoveries, **logged} if recoveries else {}
+    if request.selection is not None:
+        counted.update(selection_fields(request.selection))
     ledger.start(
         request.run_id,
         request.org_id,

@@ -28,6 +28,7 @@ from datetime import date
 from loyalty_worker.domain.models import Customer
 from loyalty_worker.domain.phone import normalize_phone
 from loyalty_worker.domain.profile import ProfileDocument
+from loyalty_worker.domain.selection import CustomerSelection
 from loyalty_worker.log_context import ContextThreadPool
 from loyalty_worker.ports.profiles import ProfileStore
 from loyalty_worker.ports.sources import CustomerSource, LoyaltyLookup
@@ -75,12 +76,15 @@ class PlanWindow:
 class PlanHooks:
     """The run's parts in its plan: which customers an incremental run carries over, who reads
     the history (None: the planner alone), the pool a full run's look-ups start on while the
-    history is read (None: the chunks look the phones up), and how pauses are taken."""
+    history is read (None: the chunks look the phones up), how pauses are taken, and a partial
+    run's selection of customers."""
 
     carry_over: CarryOver | None = None
     history_reader: HistoryReader | None = None
     lookups: Executor | None = None
     sleep: Callable[[float], None] = time.sleep
+    # A partial run's selection: the plan keeps only those of the listed customers.
+    selection: CustomerSelection | None = None
 
 
 NO_HOOKS = PlanHooks()
@@ -110,6 +114,8 @@ class RunPlan:
     def unowned_malformed_orders(self) -> list[str]:
         """Ids of malformed orders that no listed customer will report: those without a
         readable ``id_customer``, and those of a customer the listing does not hold."""
+        if self.listing.partial:
+            return list(self.history.unowned_malformed)  # the others are not this run's
         listed = {c.customer_id for c in self.listing.customers}
         orphans = [
             order_id
@@ -236,6 +242,9 @@ class _Planner:
             contacts = pool.submit(alpine_balances, sources.alpine, self.paging.deadline)
             orders = pool.submit(self._read_history, window)
             customers, malformed = list_customers(sources.alleaves, self.paging)
+            selection = self.hooks.selection
+            if selection is not None:
+                customers, malformed = self._selected(selection, customers), []
             try:
                 balances = contacts.result()
                 if full and any(p is not None for p in balances.values()):
@@ -258,7 +267,20 @@ class _Planner:
                     log.info(
                         "org %s: %d look-ups answered during the plan", sources.org_id, answered
                     )
-        return Listing(customers, malformed, balances, lookups), history, feed
+        listing = Listing(customers, malformed, balances, lookups, partial=selection is not None)
+        return listing, history, feed
+
+    def _selected(self, selection: CustomerSelection, customers: list[Customer]) -> list[Customer]:
+        """A partial run's customers: the planner lists them all, the plan keeps these."""
+        unlisted = selection.unlisted(customers)
+        if unlisted:
+            log.warning(
+                "org %s: %d customers named are not listed: %s",
+                self.sources.org_id,
+                len(unlisted),
+                ", ".join(str(cid) for cid in unlisted[:20]),
+            )
+        return selection.pick(customers)
 
 
 def knows_every_older_order(

@@ -60,6 +60,7 @@ def make_plan(batch: Batch, *, today: date, sleep: Callable[[float], None]) -> R
         history_reader=_sliced_history(batch, deadline, sleep),
         lookups=ports.lookups if options.plan_lookups else None,
         sleep=sleep,
+        selection=request.selection,
     )
     paging = Paging(options.parallelism, options.max_pages, deadline)
     return options.plan_retries.call(

@@ -147,6 +147,10 @@ class SummaryBuilder:
 def summary_alert(summary: RunSummaryDocument) -> Alert:
     """One Discord alert per run: always the counts; discrepancies and failures when any."""
     title = f"Loyalty sync {summary['status']}: {summary['orgId']}"
+    if summary.get("partial"):
+        title = f"Partial loyalty sync ({summary.get('scope')}) {summary['status']}: " + str(
+            summary["orgId"]
+        )
     text = (
         f"Run `{summary['runId']}`{' (dry run)' if summary.get('dryRun') else ''}: "
         f"{summary['listed']} listed, {summary['synced']} synced, "

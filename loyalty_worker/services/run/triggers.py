@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from loyalty_worker import log_context
 from loyalty_worker.domain.run import RunStatus
+from loyalty_worker.domain.selection import CustomerSelection, selection_fields
 from loyalty_worker.errors import TransientError
 from loyalty_worker.ports.run import RunRecords
 from loyalty_worker.ports.triggers import Enqueuer
@@ -21,6 +22,7 @@ def enqueue_org_run(
     dry_run: bool = False,
     since: str | None = None,
     expires_s: float | None = None,
+    selection: CustomerSelection | None = None,
     runs: RunRecords,
     enqueuer: Enqueuer,
 ) -> None:
@@ -29,15 +31,22 @@ def enqueue_org_run(
 
     Recorded first, so that the run reads "queued" rather than unknown until a worker starts it
     (which overwrites this record). ``since``: ``"last"`` for an incremental run; ``expires_s``:
-    how long its message may wait for a worker (a tick's run is not started late).
+    how long its message may wait for a worker (a tick's run is not started late);
+    ``selection``: a partial run of those customers only (never the org's last full run).
     TransientError when the broker is unavailable. What is logged meanwhile carries the run
     (a tick starts several: the run is bound for this call only).
     """
+    partial = {} if selection is None else selection_fields(selection)
     with log_context.bound(org_id=org_id, run_id=run_id):
-        runs.start(run_id, org_id, status=RunStatus.QUEUED.value, dryRun=int(dry_run))
+        runs.start(run_id, org_id, status=RunStatus.QUEUED.value, dryRun=int(dry_run), **partial)
         try:
             enqueuer.sync_org(
-                org_id, run_id=run_id, dry_run=dry_run, since=since, expires_s=expires_s
+                org_id,
+                run_id=run_id,
+                dry_run=dry_run,
+                since=since,
+                expires_s=expires_s,
+                selection=None if selection is None else selection.encode(),
             )
         except TransientError as exc:
             runs.update(run_id, status=RunStatus.FAILED.value, error=f"{exc.reason}: {exc}")

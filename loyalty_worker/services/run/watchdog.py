@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 class Recovery:
     """How the watchdog hands lost work back (``tasks`` publishes it) and when it may."""
 
-    replan: Callable[[str, str, bool, str | None], None]  # org, run, dry run, since
+    # org, run, dry run, since, a partial run's selection
+    replan: Callable[[str, str, bool, str | None, str | None], None]
     # org, run, dry run, chunk key, the chunk's payloads
     resend: Callable[[str, str, bool, str, list[WorkPayload]], None]
     queued: Callable[[], int]  # task messages waiting in the broker's queues
@@ -137,7 +138,7 @@ class _Pass:
             what = f"{len(missing)} customers sent again"
         else:
             # Planning never finished (or left customers without work): plan again, resumed.
-            r.replan(org_id, run_id, record.dry_run, _since(record.since))
+            r.replan(org_id, run_id, record.dry_run, _since(record.since), record.selection)
             what = "planning sent again"
         self.ledger.acquire_lock(org_id, run_id, r.lock_ttl_s)
         self.ledger.update(
@@ -179,7 +180,7 @@ class _Pass:
         if used < r.attempts:
             log.warning("run %s: its state is gone from Redis: planning it again", run_id)
             self.store.write_run_summary(run_id, {"recoveries": used + 1, "recoveredAt": self.now})
-            r.replan(org_id, run_id, dry_run, _since(run.get("since")))
+            r.replan(org_id, run_id, dry_run, _since(run.get("since")), run.get("selection"))
             return "recovered"
         log.error("run %s: its state is gone from Redis: closing it as incomplete", run_id)
         builder = SummaryBuilder(
@@ -190,6 +191,9 @@ class _Pass:
             finished_at=self.now,
             status=RunStatus.INCOMPLETE,
         )
+        if run.get("partial"):
+            summary["partial"] = True
+            summary["scope"] = run.get("scope", "")
         summary["error"] = (
             "the run's state was lost from Redis (restarted?); profiles already written stand, "
             "the rest are unknown: run the org again"
