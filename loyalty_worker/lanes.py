@@ -14,7 +14,8 @@ The count is taken from Celery's own record of the process's reserved requests (
 taken and not yet done, by the queue it came from), in the consumer's thread, just before each
 ``BRPOP``: the message a ``BRPOP`` brings is reserved before the next one is sent, so the
 process never holds more batch messages than its batch threads. A batch thread that frees up is
-seen at the consumer's next ``BRPOP``, within the broker's poll timeout (1 s).
+seen at the consumer's next ``BRPOP``: the channel's ``BRPOP`` waits ``POLL_S`` (a quarter
+second, kombu's default is 1 s) before it is sent again, so a freed batch thread idles no longer.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ from loyalty_worker import names
 from loyalty_worker.config import get_settings
 
 log = logging.getLogger(__name__)
+
+# How long one BRPOP of the task channel waits for a message before it is sent again (with the
+# queues the cycle then gives): at most how long a batch thread that freed up stays idle.
+POLL_S = 0.25
 
 
 def batch_requests() -> int:
@@ -101,4 +106,5 @@ class InteractiveLanes(bootsteps.StartStopStep):  # type: ignore[misc]
         slots = batch_slots(c.pool.num_processes, reserved)
         channel._queue_cycle = LaneCycle(slots)
         channel._update_queue_cycle()
+        channel.brpop_timeout = POLL_S
         log.info("%d threads for batch work; %d kept for interactive syncs", slots, reserved)

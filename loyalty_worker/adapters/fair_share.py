@@ -1,11 +1,16 @@
-"""The runs' chunks waiting their turn, in Redis: weighted round-robin across the runs going.
+"""The runs' chunks waiting their turn, in Redis: a fair share of the workers for each run going.
 
 Each run's waiting chunks (org, dry run and key: what their message names) are a list
 (``loyalty:fair:pending:{runId}``); the runs with any are a sorted set scored by a virtual time
-(``loyalty:fair:turns``). Releasing takes the run with the lowest score, pops its next chunk and
-moves the run on by ``1 / weight``: a run of weight 2 gets two chunks for another's one. A run
-that starts waiting joins at the virtual time of the last chunk released, so it gets its turn
-at once, with no credit for the time it was absent.
+(``loyalty:fair:turns``), and each run's chunks out (released, not yet done) are counted
+(``loyalty:fair:running``). Releasing takes the run with the fewest chunks out for its weight
+(of equals, the lowest virtual time: round-robin), pops its next chunk and moves the run on by
+``1 / weight``. So a run of weight 2 holds two chunks for another's one, and a run that starts
+while another holds every worker gets the next releases until it holds its share, instead of
+every other one: it has its share of the workers within one chunk's time. A run that starts
+waiting joins at the virtual time of the last chunk released, with no credit for the time it
+was absent. A chunk whose worker died is never counted done: its run holds one chunk too many
+until it ends, and only while other runs wait.
 
 Releasing fills the broker's batch queue up to a depth and no further: a run's chunk then waits
 behind at most that many chunks of other runs, and the workers always find work while any run
@@ -28,6 +33,7 @@ from loyalty_worker.ports.run import ChunkRef
 
 _TURNS = "loyalty:fair:turns"
 _WEIGHTS = "loyalty:fair:weights"
+_RUNNING = "loyalty:fair:running"
 _CLOCK = "loyalty:fair:clock"
 _PENDING = "loyalty:fair:pending:"
 
@@ -48,16 +54,24 @@ end
 return 1
 """
 
-# KEYS: turns, weights, clock, the broker's batch queue. ARGV: depth, pending prefix.
+# KEYS: turns, weights, clock, the broker's batch queue, running. ARGV: depth, pending prefix.
 # Returns run, entry, run, entry, ... in the order released. The pending lists' keys are built here
-# from the run ids (one Redis, as every key of the project's runs).
+# from the run ids (one Redis, as every key of the project's runs). The run released to is the one
+# with the fewest chunks out (released, not yet done) for its weight; of equals, the one whose
+# turn it is (the lowest virtual time).
 _RELEASE = """
 local room = tonumber(ARGV[1]) - redis.call('LLEN', KEYS[4])
 local out = {}
 while room > 0 do
-  local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  if #head == 0 then break end
-  local run, turn = head[1], tonumber(head[2])
+  local runs = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+  if #runs == 0 then break end
+  local run, turn, share = nil, nil, nil
+  for i = 1, #runs, 2 do
+    local weight = tonumber(redis.call('HGET', KEYS[2], runs[i]) or '1')
+    local out_now = tonumber(redis.call('HGET', KEYS[5], runs[i]) or '0')
+    local s = (out_now + 1) / weight
+    if share == nil or s < share then run, turn, share = runs[i], tonumber(runs[i + 1]), s end
+  end
   local pending = ARGV[2] .. run
   local key = redis.call('LPOP', pending)
   if key then
@@ -65,6 +79,7 @@ while room > 0 do
     out[#out + 1] = key
     room = room - 1
     redis.call('SET', KEYS[3], turn)
+    redis.call('HINCRBY', KEYS[5], run, 1)
   end
   if redis.call('LLEN', pending) == 0 then
     redis.call('ZREM', KEYS[1], run)
@@ -78,6 +93,15 @@ return out
 """
 
 
+# KEYS: running. ARGV: run. A chunk sent again (a retry, the watchdog's) ends too: the count
+# never goes below 0.
+_DONE = """
+local left = redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
+if left <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 1
+"""
+
+
 class RedisFairShare:
     """``ports.run.FairShare`` in Redis, beside the broker's queues (same server)."""
 
@@ -87,6 +111,7 @@ class RedisFairShare:
         self._ttl_s = ttl_s
         self._offer = client.register_script(_OFFER)
         self._release = client.register_script(_RELEASE)
+        self._done = client.register_script(_DONE)
 
     def offer(
         self, chunks: Sequence[ChunkRef], *, weight: float = 1.0, front: bool = False
@@ -108,7 +133,8 @@ class RedisFairShare:
             flat = cast(
                 list[bytes],
                 self._release(
-                    keys=[_TURNS, _WEIGHTS, _CLOCK, self._batch_queue], args=[depth, _PENDING]
+                    keys=[_TURNS, _WEIGHTS, _CLOCK, self._batch_queue, _RUNNING],
+                    args=[depth, _PENDING],
                 ),
             )
         released = []
@@ -116,6 +142,11 @@ class RedisFairShare:
             org_id, dry_run, key = json.loads(entry)
             released.append(ChunkRef(str(org_id), run.decode(), bool(dry_run), str(key)))
         return released
+
+    def done(self, run_id: str) -> None:
+        """A chunk of the run is done: one fewer out."""
+        with _transient("done"):
+            self._done(keys=[_RUNNING], args=[run_id])
 
     def waiting(self) -> int:
         """Chunks waiting their turn, over every run."""

@@ -187,6 +187,10 @@ class FairShare(Protocol):
         """The chunks whose turn it is, as many as fill the batch queue to ``depth``."""
         ...
 
+    def done(self, run_id: str) -> None:
+        """A chunk of the run is done: one fewer out."""
+        ...
+
     def waiting(self) -> int:
         """Chunks waiting their turn, over every run."""
         ...

@@ -64,6 +64,15 @@ class ChunkTurns:
                 break
         return sent
 
+    def chunk_done(self, run_id: str) -> None:
+        """A chunk of the run ended (whatever its outcome): its share frees up, and the next
+        chunk whose turn it is goes; a failure is logged (the watchdog releases later)."""
+        try:
+            self.fair.done(run_id)
+            self.release()
+        except LoyaltyError as exc:
+            log.warning("run %s: chunks waiting their turn stay waiting: %s", run_id, exc)
+
     def release_quietly(self) -> None:
         """``release``, its failure logged: for callers whose own work must go on (a chunk
         task); the next release, or the watchdog's, sends what this one could not."""
