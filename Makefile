@@ -69,8 +69,11 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Each worker process serves its metrics on its own port: a second one on this host is
+# `make worker LOYALTY_METRICS_PORT=9809`.
+LOYALTY_METRICS_PORT ?= 9808
 worker: install
-	$(BIN)/celery -A loyalty_worker.celery_app worker -Q loyalty.runs,loyalty.customers,celery,loyalty.batch --loglevel=INFO
+	LOYALTY_METRICS_PORT=$(LOYALTY_METRICS_PORT) $(BIN)/celery -A loyalty_worker.celery_app worker -Q loyalty.runs,loyalty.customers,celery,loyalty.batch --loglevel=INFO
 
 beat: install
 	$(BIN)/celery -A loyalty_worker.celery_app beat --loglevel=INFO

@@ -296,8 +296,9 @@ class _Demo:
         return self.client, redis_url
 
     def start_worker(self, env: dict[str, str]) -> None:
-        self.workers.append(devstack.start_worker(env))
-        print("celery worker: started")
+        port = devstack.free_port()
+        self.workers.append(devstack.start_worker({**env, "LOYALTY_METRICS_PORT": str(port)}))
+        print(f"celery worker: started; its metrics: http://127.0.0.1:{port}/metrics")
 
     def start_flower(self, env: dict[str, str]) -> str:
         """Flower on a free port; the line that says how to sign in to it."""
