@@ -114,6 +114,9 @@ class RunSummaryDocument(TypedDict, total=False):
     orgId: str
     status: str
     dryRun: bool
+    # A run of some customers only (``--limit``, ``--sample``, ``--customers``): never the org's
+    # last full run (the memo, the nightly schedule, the metrics' dead man's switch).
+    partial: bool
     since: str  # "full", or the day an incremental run read orders since
     startedAt: float
     finishedAt: float
