@@ -323,6 +323,9 @@ class _Demo:
         self.workers.append(devstack.start_api(api_env, port=api_port))
         dashboard_url = f"http://127.0.0.1:{api_port}/dashboard"
         print(f"api: http://127.0.0.1:{api_port} (dashboard: {dashboard_url})")
+        print(
+            f"api metrics: http://127.0.0.1:{api_port}/metrics (the dashboard's token, as bearer)"
+        )
         return dashboard_url, token
 
     def follow_run(self, stack: _Stack) -> Progress:
