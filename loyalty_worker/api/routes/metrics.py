@@ -20,14 +20,15 @@ log = logging.getLogger(__name__)
 
 router = APIRouter()
 
-# When this process first met each org that has no run at all: its "first seen" time.
+# When this process's first scrape met each org.
 _first_seen: dict[str, float] = {}
 
 
 def _first_seen_at(org_id: str, oldest_run_start: float | None) -> float:
-    if oldest_run_start is not None:
-        return oldest_run_start
-    return _first_seen.setdefault(org_id, time.time())
+    # The org's oldest stored run (of the last 30), or this process's first scrape of it if
+    # earlier: a time that only moves back, so a new org that never completes a run is alerted on.
+    met = _first_seen.setdefault(org_id, time.time())
+    return met if oldest_run_start is None else min(met, oldest_run_start)
 
 
 @router.get(

@@ -8,8 +8,8 @@ reason, the way the workers record them; the workers' own metrics count every ca
 "The last run" is the org's last finished *full* run: a partial run (``"partial": true``: a
 ``--limit``, ``--sample`` or ``--customers`` run), a dry run or an incremental one never is. The
 dead man's switch reads two times per org: the end of its last completed full run (an org that
-never completed one: when it was first seen, its oldest run's start or, with none, the first
-scrape that met it) and the next nightly start due after its last full run started (never ran:
+never completed one: when it was first seen, as the caller's ``first_seen`` tells: the API takes
+the earlier of its oldest run's start and its own first scrape of the org) and the next nightly start due after its last full run started (never ran:
 after it was first seen).
 """
 
