@@ -10,6 +10,8 @@ from collections.abc import Iterator
 import fakeredis
 import httpx
 import pytest
+from celery import Celery
+from celery.signals import task_postrun, task_prerun, task_retry
 from prometheus_client import CollectorRegistry
 
 from loyalty_worker import names, worker_metrics
@@ -196,3 +198,23 @@ def test_no_label_grows_with_customers(registry: CollectorRegistry) -> None:
         seen |= set(collector._labelnames)
     assert seen
     assert seen <= metrics.ALLOWED_LABELS
+
+
+def test_tasks_are_timed_by_name_and_outcome_and_retries_counted() -> None:
+    app = Celery("metrics-tests")
+
+    @app.task(name="loyalty.sync_chunk")  # type: ignore[untyped-decorator]
+    def chunk() -> None: ...
+
+    def count(outcome: str) -> float:
+        labels = {"task": "loyalty.sync_chunk", "outcome": outcome}
+        return _value(metrics.REGISTRY, "loyalty_task_duration_seconds_count", **labels) or 0
+
+    done, retried = count("success"), count("retry")
+    retries = _value(metrics.REGISTRY, "loyalty_retries_total", kind="task") or 0
+    for task_id, state in (("t1", "SUCCESS"), ("t2", "RETRY")):
+        task_prerun.send(sender=chunk, task_id=task_id, task=chunk)
+        task_postrun.send(sender=chunk, task_id=task_id, task=chunk, state=state)
+    task_retry.send(sender=chunk, request=None, reason="later")
+    assert (count("success"), count("retry")) == (done + 1, retried + 1)
+    assert _value(metrics.REGISTRY, "loyalty_retries_total", kind="task") == retries + 1
