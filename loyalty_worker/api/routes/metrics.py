@@ -7,7 +7,8 @@ import logging
 import time
 
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from loyalty_worker.api import lookup_timing
 from loyalty_worker.api.dashboard_deps import DashboardDep
@@ -60,4 +61,4 @@ def metrics(who: Authenticated, directory: DirectoryDep, dashboard: DashboardDep
         except LoyaltyError as exc:
             log.warning("metrics: org %s left out: %s", org_id, exc)
     body = render(samples) + generate_latest(lookup_timing.REGISTRY)
-    return Response(body, media_type=CONTENT_TYPE_LATEST)
+    return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)  # the text generate_latest writes

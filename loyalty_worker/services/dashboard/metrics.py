@@ -8,9 +8,9 @@ reason, the way the workers record them; the workers' own metrics count every ca
 "The last run" is the org's last finished *full* run: a partial run (``"partial": true``: a
 ``--limit``, ``--sample`` or ``--customers`` run), a dry run or an incremental one never is. The
 dead man's switch reads two times per org: the end of its last completed full run (an org that
-never completed one: when it was first seen, as the caller's ``first_seen`` tells: the API takes
-the earlier of its oldest run's start and its own first scrape of the org) and the next nightly start due after its last full run started (never ran:
-after it was first seen).
+never completed one: when it was first seen, as the caller's ``first_seen`` tells; the API takes
+the earlier of its oldest run's start and its own first scrape of the org), and the next nightly
+start due after its last full run started (never ran: after it was first seen).
 """
 
 from __future__ import annotations
