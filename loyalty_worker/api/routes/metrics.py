@@ -4,7 +4,7 @@ No ``from __future__ import annotations``: FastAPI reads the route's annotations
 """
 
 import logging
-import time
+from collections.abc import Callable
 
 from fastapi import APIRouter, Response
 from prometheus_client import generate_latest
@@ -25,11 +25,15 @@ router = APIRouter()
 _first_seen: dict[str, float] = {}
 
 
-def _first_seen_at(org_id: str, oldest_run_start: float | None) -> float:
-    # The org's oldest stored run (of the last 30), or this process's first scrape of it if
-    # earlier: a time that only moves back, so a new org that never completes a run is alerted on.
-    met = _first_seen.setdefault(org_id, time.time())
-    return met if oldest_run_start is None else min(met, oldest_run_start)
+def _first_seen_by(now: float) -> Callable[[str, float | None], float]:
+    def first_seen(org_id: str, oldest_run_start: float | None) -> float:
+        # The org's oldest stored run (of the last 30), or this process's first scrape of it if
+        # earlier: a time that only moves back, so a new org that never completes a run is
+        # alerted on.
+        met = _first_seen.setdefault(org_id, now)
+        return met if oldest_run_start is None else min(met, oldest_run_start)
+
+    return first_seen
 
 
 @router.get(
@@ -49,6 +53,7 @@ def metrics(who: Authenticated, directory: DirectoryDep, dashboard: DashboardDep
     grant = who.grant.orgs
     org_ids = dashboard.store.list_org_ids() if "*" in grant else sorted(grant)
     samples: list[Sample] = []
+    first_seen = _first_seen_by(dashboard.clock())
     for org_id in org_ids:
         try:
             org = directory.get_org_settings(org_id)
@@ -56,7 +61,7 @@ def metrics(who: Authenticated, directory: DirectoryDep, dashboard: DashboardDep
                 org,
                 dashboard.store,
                 nightly_hour=dashboard.nightly_hour,
-                first_seen=_first_seen_at,
+                first_seen=first_seen,
             )
         except LoyaltyError as exc:
             log.warning("metrics: org %s left out: %s", org_id, exc)
