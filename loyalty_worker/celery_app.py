@@ -13,7 +13,7 @@ from celery.signals import (
     worker_process_init,
 )
 
-from loyalty_worker import bootstrap, broker, lanes, logs, worker_metrics
+from loyalty_worker import bootstrap, broker, lanes, logs, worker_metrics  # noqa: F401 (signals)
 from loyalty_worker.config import get_settings
 from loyalty_worker.deadlines import check_at_worker_start
 
@@ -35,12 +35,6 @@ def _fresh_clients_per_process(**_: Any) -> None:
 def _deadlines_hold_together(**_: Any) -> None:
     # The threads pool enforces no time limit: the tasks' own bounds must fit the timeouts.
     check_at_worker_start(get_settings(), logging.getLogger(__name__))
-
-
-@worker_init.connect
-def _serve_metrics(**_: Any) -> None:
-    # Each worker process its own endpoint on LOYALTY_METRICS_PORT; a port taken stops it.
-    worker_metrics.serve(get_settings())
 
 
 @after_setup_logger.connect

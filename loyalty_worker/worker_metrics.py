@@ -5,7 +5,8 @@ At worker start the process serves its registry (``adapters.metrics.REGISTRY``) 
 a second process on a host is given another port (9809, ...), and a port already taken stops the
 worker, naming it. Tasks are timed from ``task_prerun`` to ``task_postrun`` by outcome (success,
 failure, retry); ``task_retry`` counts the retries; every message sent from a process of the
-project carries its publish time (the queues' oldest-message age reads it).
+project carries its publish time (the queues' oldest-message age reads it). Importing the
+module connects the signals (``celery_app`` does).
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ import logging
 import time
 from typing import Any
 
-from celery.signals import before_task_publish, task_postrun, task_prerun, task_retry
+from celery.signals import (
+    before_task_publish,
+    task_postrun,
+    task_prerun,
+    task_retry,
+    worker_init,
+)
 from prometheus_client import start_http_server
 
 from loyalty_worker import bootstrap, names
@@ -25,7 +32,7 @@ from loyalty_worker.adapters.worker_collectors import (
     QueueCollector,
     RunsCollector,
 )
-from loyalty_worker.config import Settings
+from loyalty_worker.config import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +73,12 @@ def _register_collectors() -> None:
     metrics.REGISTRY.register(FairShareCollector(lambda: bootstrap.container().fair_share))
     metrics.REGISTRY.register(RunsCollector(lambda: bootstrap.container().tracker))
     _collectors_registered = True
+
+
+@worker_init.connect
+def _serve_at_worker_start(**_: Any) -> None:
+    # Each worker process its own endpoint on LOYALTY_METRICS_PORT; a port taken stops it.
+    serve(get_settings())
 
 
 @task_prerun.connect
