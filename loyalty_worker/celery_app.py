@@ -18,7 +18,14 @@ from celery.signals import (
     worker_process_init,
 )
 
-from loyalty_worker import bootstrap, broker, lanes, log_context, logs
+from loyalty_worker import (  # noqa: F401 (worker_metrics: its signals)
+    bootstrap,
+    broker,
+    lanes,
+    log_context,
+    logs,
+    worker_metrics,
+)
 from loyalty_worker.config import get_settings
 from loyalty_worker.deadlines import check_at_worker_start
 

@@ -116,6 +116,10 @@ class Settings(BaseSettings):
 
     log_format: Literal["text", "json"] = "text"
 
+    # Each worker process serves its metrics (Prometheus) on this port; a second process on the
+    # same host needs another (9809, ...). 0: no metrics endpoint.
+    metrics_port: int | None = Field(default=9808, ge=0, le=65535)
+
     # Key of the profiles' phoneHash (agents find a profile by phone); unset: none written, and
     # the hashes already written are left as they are.
     phone_hash_key: SecretStr | None = None

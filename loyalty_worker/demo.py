@@ -296,8 +296,9 @@ class _Demo:
         return self.client, redis_url
 
     def start_worker(self, env: dict[str, str]) -> None:
-        self.workers.append(devstack.start_worker(env))
-        print("celery worker: started")
+        port = devstack.free_port()
+        self.workers.append(devstack.start_worker({**env, "LOYALTY_METRICS_PORT": str(port)}))
+        print(f"celery worker: started; its metrics: http://127.0.0.1:{port}/metrics")
 
     def start_flower(self, env: dict[str, str]) -> str:
         """Flower on a free port; the line that says how to sign in to it."""
@@ -322,6 +323,9 @@ class _Demo:
         self.workers.append(devstack.start_api(api_env, port=api_port))
         dashboard_url = f"http://127.0.0.1:{api_port}/dashboard"
         print(f"api: http://127.0.0.1:{api_port} (dashboard: {dashboard_url})")
+        print(
+            f"api metrics: http://127.0.0.1:{api_port}/metrics (the dashboard's token, as bearer)"
+        )
         return dashboard_url, token
 
     def follow_run(self, stack: _Stack) -> Progress:

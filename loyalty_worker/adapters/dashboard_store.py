@@ -266,7 +266,7 @@ class FirestoreDashboardStore:
         batch = self._client.batch()
         batch.set(reference, stored, merge=True)
         batch.set(reference.collection(AUDIT).document(), dict(audit_document(change.audit)))
-        with _translate_errors(f"write review of {org_id}/{customer_id}"):
+        with _translate_errors(f"write review of {org_id}/{customer_id}", "write"):
             batch.commit(timeout=self._timeout_s)
 
     def list_audit(self, org_id: str, customer_id: int) -> list[AuditEntry]:

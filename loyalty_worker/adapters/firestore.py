@@ -22,6 +22,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.document import DocumentReference
 
+from loyalty_worker.adapters import metrics
 from loyalty_worker.adapters.firestore_writes import merge_write_pb
 from loyalty_worker.domain.profile import (
     HistoryEntry,
@@ -99,7 +100,7 @@ class FirestoreProfileStore:
         """``loyalty_settings/{orgId}`` as stored (``alleaves.webhookSecret`` included, which
         ``OrgSettings`` does not model); UnknownOrg when there is none."""
         reference = self._client.collection(SETTINGS).document(org_id)
-        with _translate_errors(f"read settings of org {org_id}"):
+        with _translate_errors(f"read settings of org {org_id}", "read"):
             snapshot = reference.get(retry=self._retry, timeout=self._timeout_s)
         document = snapshot.to_dict()
         if not snapshot.exists or document is None:
@@ -121,7 +122,7 @@ class FirestoreProfileStore:
             .where(filter=FieldFilter(field, "==", value))
             .limit(limit)
         )
-        with _translate_errors(f"query profiles of org {org_id} by {field}"):
+        with _translate_errors(f"query profiles of org {org_id} by {field}", "query"):
             return [
                 cast(ProfileDocument, document)
                 for snapshot in query.stream(retry=self._retry, timeout=self._timeout_s)
@@ -136,7 +137,7 @@ class FirestoreProfileStore:
         cursors would do the same work, and the local emulator ignores cursors.)
         """
         query = self._client.collection(PROFILES).where(filter=FieldFilter("orgId", "==", org_id))
-        with _translate_errors(f"read profiles of org {org_id}"):
+        with _translate_errors(f"read profiles of org {org_id}", "query"):
             for snapshot in query.stream(retry=self._retry, timeout=self._stream_timeout_s):
                 document = snapshot.to_dict()
                 if document is not None:
@@ -149,7 +150,7 @@ class FirestoreProfileStore:
         serve ListDocuments, and a settings document must be read anyway to see ``disabled``.
         """
         settings = self._client.collection(SETTINGS)
-        with _translate_errors("list orgs"):
+        with _translate_errors("list orgs", "query"):
             enabled = [
                 snapshot.id
                 for snapshot in settings.stream(retry=self._retry, timeout=self._timeout_s)
@@ -173,7 +174,7 @@ class FirestoreProfileStore:
         found: dict[int, ProfileDocument] = {}
         for start in range(0, len(wanted), READ_CHUNK):
             chunk = wanted[start : start + READ_CHUNK]
-            with _translate_errors(f"read {len(chunk)} profiles of org {org_id}"):
+            with _translate_errors(f"read {len(chunk)} profiles of org {org_id}", "read"):
                 snapshots = list(
                     self._client.get_all(
                         chunk,
@@ -228,14 +229,14 @@ class FirestoreProfileStore:
         batch._add_write_pbs(
             [merge_write_pb(reference._document_path, data) for reference, data in writes]
         )
-        with _translate_errors(action):
+        with _translate_errors(action, "write"):
             batch.commit(retry=self._retry, timeout=self._timeout_s)
 
     def list_running_runs(self) -> list[RunSummaryDocument]:
         """Summaries still marked ``running`` (a finished run replaces its status)."""
         runs = self._client.collection(RUN_SUMMARIES)
         query = runs.where(filter=FieldFilter("status", "==", RunStatus.RUNNING.value))
-        with _translate_errors("list running runs"):
+        with _translate_errors("list running runs", "query"):
             return [
                 cast(RunSummaryDocument, {**(snapshot.to_dict() or {}), "runId": snapshot.id})
                 for snapshot in query.stream(retry=self._retry, timeout=self._timeout_s)
@@ -244,7 +245,7 @@ class FirestoreProfileStore:
     def get_run_summary(self, run_id: str) -> RunSummaryDocument | None:
         """A run's summary document, or None."""
         reference = self._client.collection(RUN_SUMMARIES).document(run_id)
-        with _translate_errors(f"read summary of run {run_id}"):
+        with _translate_errors(f"read summary of run {run_id}", "read"):
             snapshot = reference.get(retry=self._retry, timeout=self._timeout_s)
         document = snapshot.to_dict() if snapshot.exists else None
         return cast(RunSummaryDocument | None, document)
@@ -264,14 +265,16 @@ def _merge_data(fields: ProfileDocument, deletes: Sequence[str]) -> dict[str, An
 
 
 @contextmanager
-def _translate_errors(action: str) -> Iterator[None]:
-    """Turn the client's exceptions into the worker's transient/permanent errors.
+def _translate_errors(action: str, op: str = "query") -> Iterator[None]:
+    """Turn the client's exceptions into the worker's transient/permanent errors; the call is
+    timed and counted as a Firestore ``op`` (read, write or query).
 
     gRPC status errors (connection refused included) arrive already converted by api_core into
     ``GoogleAPICallError`` subclasses, and a spent retry budget as ``RetryError``.
     """
     try:
-        yield
+        with metrics.firestore_operation(op):
+            yield
     except api_exceptions.GoogleAPIError as exc:
         raise _classify(action, exc) from exc
     except (auth_exceptions.TransportError, ConnectionError, TimeoutError) as exc:

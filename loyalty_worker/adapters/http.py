@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 import msgspec
 
+from loyalty_worker.adapters import metrics
 from loyalty_worker.adapters.connections import ConnectionStack
 from loyalty_worker.adapters.rate_limit import EXTENSION as RATE_LIMIT_EXTENSION
 from loyalty_worker.adapters.rate_limit import RateLimit, RateLimitedTransport, RedisRateLimiter
@@ -176,12 +177,14 @@ def send(
     of holding a worker.
     """
     name = call.name
+    api = metrics.api_name(service)
+    route = metrics.route_group(api, call.url)
     started = policy.clock()
     attempt = 0
     while True:
         attempt += 1
         try:
-            response = _fetch(http, call, policy)
+            response = _measured_fetch(http, call, policy, api=api, route=route)
         except _TooLarge as exc:
             raise PermanentError(
                 service, f"{name}: response larger than {exc.limit} bytes: refused"
@@ -224,6 +227,7 @@ def send(
             policy.max_attempts - 1,
             delay,
         )
+        metrics.RETRIES.labels("http").inc()
         if policy.wait and delay > 0:
             policy.sleep(delay)
 
@@ -232,6 +236,20 @@ class _TooLarge(Exception):
     def __init__(self, limit: int) -> None:
         super().__init__(limit)
         self.limit = limit
+
+
+def _measured_fetch(
+    http: httpx.Client, call: Call, policy: RetryPolicy, *, api: str, route: str
+) -> httpx.Response:
+    """One attempt, counted by outcome and timed (``loyalty_upstream_*``)."""
+    started = time.perf_counter()
+    try:
+        response = _fetch(http, call, policy)
+    except Exception as exc:
+        metrics.record_upstream(api, route, time.perf_counter() - started, None, exc)
+        raise
+    metrics.record_upstream(api, route, time.perf_counter() - started, response.status_code, None)
+    return response
 
 
 # Headers that describe the body as sent; the response handed on holds it decoded.

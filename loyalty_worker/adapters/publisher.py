@@ -11,6 +11,7 @@ A broker that refuses a message is a ``TransientError`` ("broker"), whoever publ
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -23,6 +24,11 @@ from kombu.exceptions import OperationalError
 from loyalty_worker import names
 from loyalty_worker.errors import TransientError
 from loyalty_worker.ports.run import WorkPayload
+
+# Every message says when it was sent (unix seconds): the workers' metrics report the age of a
+# queue's oldest message from it (``worker_collectors``). A message another service sends without
+# it counts in its queue's depth but gives no age.
+PUBLISHED_AT_HEADER = "published_at"
 
 # A JSON value: what a message carries (the workers accept JSON only).
 Json = str | int | float | bool | None | list["Json"] | dict[str, "Json"]
@@ -182,6 +188,7 @@ class TaskPublisher:
                 ignore_result=message.ignore_result,
                 argsrepr=repr(args),
                 kwargsrepr=repr(kwargs),
+                headers={PUBLISHED_AT_HEADER: time.time()},
             )
         except (OperationalError, redis.RedisError, OSError) as exc:
             raise TransientError(

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import httpx
 import redis
 
+from loyalty_worker.adapters import metrics
+
 logger = logging.getLogger(__name__)
 
 WINDOW_US = 1_000_000
@@ -119,6 +121,8 @@ class RedisRateLimiter:
             if wait_us == 0:
                 break
             self._sleep(wait_us / 1_000_000)
+            api, _, org = limit.key.partition(":")
+            metrics.RATE_LIMIT_WAIT.labels(api, org).inc(wait_us / 1_000_000)
         try:
             yield
         finally:

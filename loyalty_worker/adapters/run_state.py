@@ -256,6 +256,16 @@ class RunTracker:
     def release_lock(self, org_id: str, run_id: str) -> None:
         self._release(keys=[f"loyalty:lock:{org_id}"], args=[run_id])
 
+    def running_runs(self) -> dict[str, str]:
+        """The run holding each org's lock, by org: the runs going (a lock outlives its run's
+        last heartbeat by ``run_lock_ttl_s`` at most)."""
+        held: dict[str, str] = {}
+        for key in self._redis.scan_iter(match="loyalty:lock:*", count=500):
+            holder = cast(bytes | None, self._redis.get(key))
+            if holder is not None:
+                held[key.decode().removeprefix("loyalty:lock:")] = holder.decode()
+        return held
+
     def lock_holder(self, org_id: str) -> str | None:
         holder = cast(bytes | None, self._redis.get(f"loyalty:lock:{org_id}"))
         return holder.decode() if holder is not None else None

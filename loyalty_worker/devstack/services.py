@@ -46,8 +46,14 @@ def start_worker(
     measure it against this one), with this interpreter and its packages: the checkout is the
     worker's ``PYTHONPATH`` (in place of any other) and its directory, so its ``loyalty_worker``
     and ``celeryconfig`` are the ones imported.
+
+    Each worker serves its metrics on a free port of its own unless ``env`` names one
+    (``LOYALTY_METRICS_PORT``): stacks side by side, or beside a deployed worker on 9808, never
+    clash.
     """
     hostname = f"{name}-{os.getpid()}-{free_port()}@%h"
+    if "LOYALTY_METRICS_PORT" not in env:
+        env = {**env, "LOYALTY_METRICS_PORT": str(free_port())}
     if source is not None:
         env = {**env, "PYTHONPATH": str(source)}
     child = ChildProcess.start(

@@ -116,7 +116,8 @@ class RunSummaryDocument(TypedDict, total=False):
     dryRun: bool
     since: str  # "full", or the day an incremental run read orders since
     # A partial run (``loyalty-worker sync --limit/--sample/--customers``): never the org's last
-    # full run. Its scope in words, and its selection (``domain.selection``) to plan it again.
+    # full run (the memo, the nightly schedule, the metrics' dead man's switch). Its scope in
+    # words, and its selection (``domain.selection``) to plan it again.
     partial: bool
     scope: str
     selection: str

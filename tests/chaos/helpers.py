@@ -90,7 +90,8 @@ def start_queue_worker(
             "--without-gossip",
             "--without-mingle",
         ),
-        env={**stack.env, **(env or {})},
+        # Each worker its own metrics port: several on one host never clash.
+        env={**stack.env, "LOYALTY_METRICS_PORT": str(devstack.free_port()), **(env or {})},
     )
     stack.workers.append(child)
     child.wait_for_line(r"ready\.", timeout_s=60.0)
@@ -104,7 +105,8 @@ def start_beat(
     child = devstack.ChildProcess.start(
         name,
         devstack.celery_argv("beat", "--loglevel=INFO", f"--schedule={schedule_file}"),
-        env={**stack.env, **(env or {})},
+        # Each worker its own metrics port: several on one host never clash.
+        env={**stack.env, "LOYALTY_METRICS_PORT": str(devstack.free_port()), **(env or {})},
     )
     stack.workers.append(child)
     child.wait_for_line(r"beat: Starting", timeout_s=60.0)

@@ -29,7 +29,7 @@ from loyalty_worker.services.dashboard.csv_export import to_csv
 from loyalty_worker.services.dashboard.cursors import MAX_TRAIL, PageCursor
 from loyalty_worker.services.dashboard.discrepancies import ReviewFilter, discrepancies
 from loyalty_worker.services.dashboard.formatting import bars, mask_phone, next_nightly
-from loyalty_worker.services.dashboard.metrics import metrics_text
+from loyalty_worker.services.dashboard.metrics import org_samples, render
 from loyalty_worker.services.dashboard.no_account import (
     NO_ACCOUNT_SORT,
     no_account,
@@ -177,7 +177,13 @@ def test_metrics_text_escapes_and_groups() -> None:
         "listed": 1,
         "failedByReason": {'weird"reason': 2},
     }
-    text = metrics_text([OrgSettings.parse("org-1", {})], InMemoryDashboardStore(base))
+    samples = org_samples(
+        OrgSettings.parse("org-1", {}),
+        InMemoryDashboardStore(base),
+        nightly_hour=2,
+        first_seen=lambda _, oldest: oldest or 0.0,
+    )
+    text = render(samples).decode()
     assert 'loyalty_customers_by_tier{org="org-1",tier="gold"} 1' in text
     assert 'loyalty_last_run_duration_seconds{org="org-1"} 3.5' in text
     assert 'reason="weird\\"reason"' in text

@@ -3,6 +3,7 @@ running workers and other services depend on, as a broker gets them."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import date
 
@@ -114,3 +115,11 @@ def test_a_broker_that_refuses_is_a_transient_error() -> None:
     with pytest.raises(TransientError, match=names.SYNC_ORG) as raised:
         TaskPublisher(app).sync_org("org-1", run_id="r1")
     assert raised.value.reason == "broker_unavailable"
+
+
+def test_every_message_says_when_it_was_sent(published: Published) -> None:
+    """The workers' metrics read a queue's oldest message's age from it."""
+    before = time.time()
+    published.publisher.sync_org("org-1", run_id="r1")
+    (sent,) = published.sent
+    assert before <= float(sent.headers["published_at"]) <= time.time()

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 
 from loyalty_worker.api.deps import Authenticated, DirectoryDep, ServicesDep, allow
 from loyalty_worker.api.errors import invalid, responses
+from loyalty_worker.api.lookup_timing import LOOKUP_DURATION
 from loyalty_worker.api.models import ORG_ID_PATTERN
 from loyalty_worker.domain.phone import mask_phone
 from loyalty_worker.services.lookup.points import InvalidPhone, check_points
@@ -39,17 +40,18 @@ def points(
     """The profile's calculated points (last sync) and Alpine IQ's live balance. With Alpine
     IQ down the answer comes from Firestore alone: ``alpineAvailable`` false, and a note."""
     allow(who, org_id)
-    org = directory.get_org_settings(org_id)
-    try:
-        answer = check_points(
-            org_id,
-            phone,
-            store=directory,
-            alpine=services.alpine_for(org),
-            phone_key=services.phone_key,
-        )
-    except InvalidPhone as exc:
-        raise invalid(("query", "phone"), str(exc)) from None
+    with LOOKUP_DURATION.time():
+        org = directory.get_org_settings(org_id)
+        try:
+            answer = check_points(
+                org_id,
+                phone,
+                store=directory,
+                alpine=services.alpine_for(org),
+                phone_key=services.phone_key,
+            )
+        except InvalidPhone as exc:
+            raise invalid(("query", "phone"), str(exc)) from None
     log.info(
         "caller %s: org %s: points of %s: %s",
         who.fingerprint,
