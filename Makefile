@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 EMULATOR := loyalty_worker/firestore_emulator
 CUSTOMERS ?= 1000
 
-.PHONY: install browser lock demo test test-unit test-browser screenshots test-chaos check format worker beat flower sandbox firestore bench clean
+.PHONY: install browser prometheus lock demo test test-unit test-browser screenshots test-chaos check format worker beat flower sandbox firestore bench clean
 
 # Every package, build tools included, comes from requirements.lock at the version and hashes
 # it pins; the project itself goes on top without resolving anything. `make lock` rewrites the
@@ -29,6 +29,19 @@ browser:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 			chromium chromium-driver; }
 
+# The alert rules' tests (tests/unit/test_alert_rules.py) run Debian's promtool and amtool.
+# Installed where missing (as root, without recommends) with a policy-rc.d that refuses every
+# service start while apt runs, so the packages' postinst leaves no prometheus or alertmanager
+# daemon running; a policy-rc.d already in place (as in Docker images) is left as it was.
+prometheus:
+	@command -v promtool >/dev/null && command -v amtool >/dev/null || { \
+		policy=/usr/sbin/policy-rc.d; added=; \
+		if [ ! -e $$policy ]; then \
+			printf '#!/bin/sh\nexit 101\n' > $$policy && chmod 755 $$policy && added=1; fi; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends prometheus prometheus-alertmanager; status=$$?; \
+		[ -z "$$added" ] || rm -f $$policy; exit $$status; }
+
 lock: $(BIN)/.installed
 	$(BIN)/pip install --quiet "pip-tools>=7.4,<8"
 	$(BIN)/pip-compile --quiet --generate-hashes --extra dev --strip-extras --allow-unsafe \
@@ -37,10 +50,10 @@ lock: $(BIN)/.installed
 demo: install
 	$(BIN)/loyalty-worker demo --customers $(CUSTOMERS)
 
-test: install browser
+test: install browser prometheus
 	$(BIN)/pytest
 
-test-unit: install
+test-unit: install prometheus
 	$(BIN)/pytest tests/unit
 
 # The dashboard in headless Chromium (Debian's chromium and chromium-driver; also part of
