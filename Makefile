@@ -53,7 +53,7 @@ demo: install
 test: install browser prometheus
 	$(BIN)/pytest
 
-test-unit: install
+test-unit: install prometheus
 	$(BIN)/pytest tests/unit
 
 # The dashboard in headless Chromium (Debian's chromium and chromium-driver; also part of
