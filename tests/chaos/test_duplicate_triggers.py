@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import math
+import re
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -144,9 +145,14 @@ def test_two_beats_at_once_start_one_batch(
 
 
 def ticked(output: str) -> list[list[str]]:
-    """What each ``loyalty.nightly_tick`` the worker ran returned (the orgs it started)."""
+    """What each ``loyalty.nightly_tick`` the worker ran returned (the orgs it started); the
+    line's log context (``[task=...]``, after the message) is not part of it."""
     return [
-        ast.literal_eval(line.split(" succeeded in ", 1)[1].split(": ", 1)[1])
+        ast.literal_eval(_LOG_CONTEXT.sub("", line.split(" succeeded in ", 1)[1].split(": ", 1)[1]))
         for line in output.splitlines()
         if "Task loyalty.nightly_tick[" in line and " succeeded in " in line
     ]
+
+
+# The ids the text log format puts after each message (``logs.context_suffix``).
+_LOG_CONTEXT = re.compile(r" \[(?:run|org|customer|task)=[^\]]*\]$")
