@@ -14,27 +14,35 @@ The count is taken from Celery's own record of the process's reserved requests (
 taken and not yet done, by the queue it came from), in the consumer's thread, just before each
 ``BRPOP``: the message a ``BRPOP`` brings is reserved before the next one is sent, so the
 process never holds more batch messages than its batch threads. A batch thread that frees up is
-seen at the consumer's next ``BRPOP``: the channel's ``BRPOP`` waits ``POLL_S`` (a quarter
-second, kombu's default is 1 s) before it is sent again, so a freed batch thread idles no longer.
+seen at the consumer's next ``BRPOP``: the channel's ``BRPOP`` waits ``POLL_S`` (50 ms, kombu's
+default is 1 s) before it is sent again, so a freed batch thread idles no longer. (At a quarter
+second, a lane of short chunks, 25 customers at 40 ms, stood empty for half of a run.)
+
+The process's metrics say it too (``LanesCollector``): the batch messages it holds now beside its
+batch threads.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from celery import bootsteps
 from celery.worker import state
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from loyalty_worker import names
+from loyalty_worker.adapters import metrics
 from loyalty_worker.config import get_settings
 
 log = logging.getLogger(__name__)
 
 # How long one BRPOP of the task channel waits for a message before it is sent again (with the
-# queues the cycle then gives): at most how long a batch thread that freed up stays idle.
-POLL_S = 0.25
+# queues the cycle then gives): at most how long a batch thread that freed up stays idle. An
+# idle process sends 20 BRPOPs a second: nothing to Redis.
+POLL_S = 0.05
 
 
 def batch_requests() -> int:
@@ -89,6 +97,31 @@ def batch_slots(concurrency: int, interactive_threads: int) -> int:
     return slots
 
 
+class LanesCollector(Collector):
+    """``loyalty_worker_batch_messages`` (the batch messages the process holds now, running or
+    reserved) and ``loyalty_worker_batch_threads`` (as many as it may hold), read at scrape time:
+    the two equal for long means batch work is waiting for threads."""
+
+    def __init__(self, batch_slots: int, busy: Callable[[], int] = batch_requests) -> None:
+        self._batch_slots = batch_slots
+        self._busy = busy
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "loyalty_worker_batch_messages",
+            "Batch messages the worker process holds (running or reserved).",
+            value=self._busy(),
+        )
+        yield GaugeMetricFamily(
+            "loyalty_worker_batch_threads",
+            "Threads of the worker process that may take batch work.",
+            value=self._batch_slots,
+        )
+
+
+_collector: LanesCollector | None = None  # one per process, registered at the first start
+
+
 class InteractiveLanes(bootsteps.StartStopStep):  # type: ignore[misc]
     """The consumer step that gives the task channel its ``LaneCycle`` (after Celery's own
     task consumer is set up, and again after every reconnection)."""
@@ -107,4 +140,8 @@ class InteractiveLanes(bootsteps.StartStopStep):  # type: ignore[misc]
         channel._queue_cycle = LaneCycle(slots)
         channel._update_queue_cycle()
         channel.brpop_timeout = POLL_S
+        global _collector  # the consumer starts again after every reconnection
+        if _collector is None:
+            _collector = LanesCollector(slots)
+            metrics.REGISTRY.register(_collector)
         log.info("%d threads for batch work; %d kept for interactive syncs", slots, reserved)

@@ -7,9 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 from celery.worker import state
+from prometheus_client import CollectorRegistry
 
 from loyalty_worker import names
-from loyalty_worker.lanes import LaneCycle, batch_requests, batch_slots
+from loyalty_worker.lanes import LaneCycle, LanesCollector, batch_requests, batch_slots
 
 CONSUMED = [names.RUNS_QUEUE, names.CUSTOMERS_QUEUE, names.PUBLIC_QUEUE, names.BATCH_QUEUE]
 
@@ -74,3 +75,13 @@ def test_batch_requests_counts_what_came_from_other_than_interactive_queues(
     for request in reserved:
         state.reserved_requests.add(request)
     assert batch_requests() == 4
+
+
+def test_the_metrics_read_the_batch_messages_held_at_each_scrape() -> None:
+    busy = [1]
+    registry = CollectorRegistry()
+    registry.register(LanesCollector(batch_slots=2, busy=lambda: busy[0]))
+    assert registry.get_sample_value("loyalty_worker_batch_messages") == 1
+    busy[0] = 2
+    assert registry.get_sample_value("loyalty_worker_batch_messages") == 2
+    assert registry.get_sample_value("loyalty_worker_batch_threads") == 2
