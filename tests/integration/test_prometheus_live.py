@@ -4,9 +4,7 @@ metric the alert rules read is in the scrape."""
 
 from __future__ import annotations
 
-import json
 import re
-import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,13 +16,10 @@ import pytest
 import yaml
 
 from loyalty_worker import devstack
-from tests.fixtures.pipeline import PHONE_HASH_KEY, Stack, running_stack, wait_for
+from tests.fixtures import prometheus
+from tests.fixtures.pipeline import Stack, running_stack, wait_for
 
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[2]
-DEPLOY = ROOT / "deploy" / "prometheus"
-TOKEN = "prometheus-scrape-token-Qm4Zt8Wc2Hx6"
 
 
 @dataclass
@@ -52,32 +47,11 @@ class Scraped:
         return set(response.json()["data"])
 
 
-def scrape_config(api_port: int, worker_port: int, token_file: Path) -> dict[str, Any]:
-    """The project's scrape configuration, its targets moved to the test's ports, scraped every
-    second; the rules are loaded (Prometheus refuses a rule it cannot parse), no Alertmanager."""
-    config: dict[str, Any] = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
-    # Every 2 s, each scrape given as long (a loaded machine answers the API's slowly).
-    config["global"] = {
-        "scrape_interval": "2s",
-        "scrape_timeout": "2s",
-        "evaluation_interval": "2s",
-    }
-    config["rule_files"] = [str(DEPLOY / "rules.yml")]
-    config.pop("alerting", None)
-    targets = {"loyalty-api": f"127.0.0.1:{api_port}", "loyalty-worker": f"127.0.0.1:{worker_port}"}
-    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    assert set(jobs) == set(targets), "the scrape configuration's jobs changed"
-    for name, job in jobs.items():
-        job["static_configs"] = [{"targets": [targets[name]]}]
-    jobs["loyalty-api"]["authorization"]["credentials_file"] = str(token_file)
-    return config
-
-
 def rule_metric_names() -> set[str]:
     """Every metric the alert rules read (their recorded series left out)."""
     rules = [
         rule
-        for group in yaml.safe_load((DEPLOY / "rules.yml").read_text())["groups"]
+        for group in yaml.safe_load(prometheus.RULES.read_text())["groups"]
         for rule in group["rules"]
     ]
     recorded = {rule["record"] for rule in rules if "record" in rule}
@@ -87,14 +61,7 @@ def rule_metric_names() -> set[str]:
 
 @pytest.fixture(scope="module")
 def scraped(firestore_emulator: str, test_redis_url: str) -> Iterator[Scraped]:
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.fail("Debian's prometheus is needed: make prometheus", pytrace=False)
-    worker_port, api_port, prometheus_port = (devstack.free_port() for _ in range(3))
-    worker_env = {
-        "LOYALTY_PHONE_HASH_KEY": PHONE_HASH_KEY,
-        "LOYALTY_METRICS_PORT": str(worker_port),
-    }
+    worker_port = devstack.free_port()
     with (
         tempfile.TemporaryDirectory() as tmp,
         running_stack(
@@ -103,37 +70,12 @@ def scraped(firestore_emulator: str, test_redis_url: str) -> Iterator[Scraped]:
             "60",
             "--seed",
             "5",
-            worker_env=worker_env,
+            worker_env=prometheus.worker_env(worker_port),
             redis_url=test_redis_url,
         ) as stack,
+        prometheus.prometheus_scraping(stack, worker_port, Path(tmp)) as url,
     ):
-        children: list[devstack.ChildProcess | None] = []
-        try:
-            api_env = {**stack.env, "LOYALTY_API_TOKENS": json.dumps({TOKEN: ["*"]})}
-            children.append(devstack.start_api(api_env, port=api_port))
-            token_file = Path(tmp) / "api.token"
-            token_file.write_text(TOKEN)
-            config = Path(tmp) / "prometheus.yml"
-            config.write_text(yaml.safe_dump(scrape_config(api_port, worker_port, token_file)))
-            argv = [
-                binary,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={Path(tmp) / 'data'}",
-                f"--web.listen-address=127.0.0.1:{prometheus_port}",
-            ]
-            children.append(devstack.ChildProcess.start("prometheus", argv))
-            url = f"http://127.0.0.1:{prometheus_port}"
-            wait_for(lambda: _ready(url), timeout_s=60)
-            yield Scraped(stack, url)
-        finally:
-            devstack.stop_all(children)
-
-
-def _ready(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/-/ready").status_code == 200
-    except httpx.HTTPError:
-        return False
+        yield Scraped(stack, url)
 
 
 @pytest.fixture(scope="module")
