@@ -154,21 +154,17 @@ def sync_chunk(
     ``loyalty.sync_customer`` of its own (with its own retries), so the chunk never waits on it.
     """
     c = container()
-    turns = _turns()
-    turns.release_quietly()  # this chunk left the batch queue: the next in turn takes its place
-    try:
-        with _retried(self), c.heartbeat.beating(run_id, org_id):
-            return sync_run_chunk(
-                org_id,
-                run_id,
-                works,
-                dry_run=dry_run,
-                job=_job(self),
-                retry_alone=partial(_retry_alone, org_id, run_id, dry_run),
-                chunk=chunk,
-            )
-    finally:
-        turns.chunk_done(run_id)  # its share of the workers goes to whichever run's turn it is
+    _turns().release_quietly()  # this chunk left the batch queue: the next in turn takes its place
+    with _retried(self), c.heartbeat.beating(run_id, org_id):
+        return sync_run_chunk(
+            org_id,
+            run_id,
+            works,
+            dry_run=dry_run,
+            job=_job(self),
+            retry_alone=partial(_retry_alone, org_id, run_id, dry_run),
+            chunk=chunk,
+        )
 
 
 @app.task(name=names.SUMMARIZE_RUN, bind=True, max_retries=5)

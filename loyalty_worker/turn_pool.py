@@ -4,8 +4,10 @@ Every chunk of a run hands its customers' Alpine IQ look-ups to one pool per pro
 does a plan (``services.sync.lookups``). A first-come queue would make a small org's look-ups
 wait behind every look-up that a big org's chunks queued before them (a hundred per chunk, a
 dozen chunks per process): the small run would get the workers only as the big run's chunks
-drain. ``TurnPool`` keeps one queue per run instead, and its threads take from the runs in turn,
-so a run that starts late gets its share of the threads at its first look-up.
+drain. ``TurnPool`` keeps one queue per run instead, and its threads take the next call of the
+run they have served least (runs served alike in turn), as the chunks are released
+(``adapters.fair_share``): a run that starts late has the threads from its first look-up until
+it has had as many as the others.
 
 The run is the one the submitting task works on (``log_context``: every task opens its context
 from its arguments); calls submitted outside any run share one queue. A call runs with the
@@ -27,14 +29,18 @@ R = TypeVar("R")
 
 _Call = tuple[Future[Any], Callable[[], Any]]
 
+# The runs whose calls served are remembered, the most recent: far more than run at once.
+_SERVED_KEPT = 256
+
 
 class TurnPool(Executor):
-    """``max_workers`` threads serving one queue per run, the runs in turn (round-robin)."""
+    """``max_workers`` threads serving one queue per run, the least served run first."""
 
     def __init__(self, max_workers: int, *, thread_name_prefix: str = "turn") -> None:
         self._max_workers = max_workers
         self._prefix = thread_name_prefix
         self._queues: OrderedDict[str, deque[_Call]] = OrderedDict()
+        self._served: OrderedDict[str, int] = OrderedDict()  # calls taken, by run
         self._ready = threading.Condition()
         self._threads: list[threading.Thread] = []
         self._closed = False
@@ -77,19 +83,23 @@ class TurnPool(Executor):
         thread.start()
 
     def _next(self) -> _Call | None:
-        """The next run's next call (that run then goes last), waiting for one; None once shut
-        down with nothing left."""
+        """The next call of the least served run with calls waiting (of equals, the one served
+        longest ago; it then goes last), waiting for one; None once shut down with nothing left."""
         with self._ready:
             while not self._queues:
                 if self._closed:
                     return None
                 self._ready.wait()
-            key, queue = next(iter(self._queues.items()))
+            key = min(self._queues, key=lambda run: self._served.get(run, 0))
+            queue = self._queues[key]
             call = queue.popleft()
             if queue:
                 self._queues.move_to_end(key)
             else:
                 del self._queues[key]
+            self._served[key] = self._served.pop(key, 0) + 1
+            if len(self._served) > _SERVED_KEPT:
+                self._served.popitem(last=False)
             return call
 
     def _serve(self) -> None:

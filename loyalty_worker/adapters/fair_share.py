@@ -1,16 +1,16 @@
 """The runs' chunks waiting their turn, in Redis: a fair share of the workers for each run going.
 
 Each run's waiting chunks (org, dry run and key: what their message names) are a list
-(``loyalty:fair:pending:{runId}``); the runs with any are a sorted set scored by a virtual time
-(``loyalty:fair:turns``), and each run's chunks out (released, not yet done) are counted
-(``loyalty:fair:running``). Releasing takes the run with the fewest chunks out for its weight
-(of equals, the lowest virtual time: round-robin), pops its next chunk and moves the run on by
-``1 / weight``. So a run of weight 2 holds two chunks for another's one, and a run that starts
-while another holds every worker gets the next releases until it holds its share, instead of
-every other one: it has its share of the workers within one chunk's time. A run that starts
-waiting joins at the virtual time of the last chunk released, with no credit for the time it
-was absent. A chunk whose worker died is never counted done: its run holds one chunk too many
-until it ends, and only while other runs wait.
+(``loyalty:fair:pending:{runId}``); the runs with any are a sorted set scored by the service
+each run has had so far: its chunks released, each counting ``1 / weight``
+(``loyalty:fair:turns``; kept beside it while the run has nothing waiting, in
+``loyalty:fair:served:{runId}``, for as long as its chunks are kept). Releasing takes the run
+with the least service and moves it on by ``1 / weight``: runs of equal service take turns
+(round-robin), a run of weight 2 has two chunks for another's one, and a run that starts while
+others are going has every release until it has had as much as the least served of them. So a
+small org's run that starts during a big one's is done within about its time alone, and the big
+one is held up by the small one's work and no more; runs that start together (the 02:00 wave)
+share the workers equally, and the small ones end first.
 
 Releasing fills the broker's batch queue up to a depth and no further: a run's chunk then waits
 behind at most that many chunks of other runs, and the workers always find work while any run
@@ -33,72 +33,58 @@ from loyalty_worker.ports.run import ChunkRef
 
 _TURNS = "loyalty:fair:turns"
 _WEIGHTS = "loyalty:fair:weights"
-_RUNNING = "loyalty:fair:running"
-_CLOCK = "loyalty:fair:clock"
 _PENDING = "loyalty:fair:pending:"
+_SERVED = "loyalty:fair:served:"
 
-# KEYS: turns, weights, clock, pending list. ARGV: run, weight, ttl, front (1/0), keys...
-# Chunks put back at the front keep the run's weight as it was.
+# KEYS: turns, weights, pending list, served. ARGV: run, weight, ttl, front (1/0), keys...
+# Chunks put back at the front keep the run's weight as it was. A run joins the turns at the
+# service it has had (none, when new).
 _OFFER = """
 local run = ARGV[1]
 if ARGV[4] == '1' then
-  for i = #ARGV, 5, -1 do redis.call('LPUSH', KEYS[4], ARGV[i]) end
+  for i = #ARGV, 5, -1 do redis.call('LPUSH', KEYS[3], ARGV[i]) end
 else
-  for i = 5, #ARGV do redis.call('RPUSH', KEYS[4], ARGV[i]) end
+  for i = 5, #ARGV do redis.call('RPUSH', KEYS[3], ARGV[i]) end
 end
-redis.call('EXPIRE', KEYS[4], tonumber(ARGV[3]))
+redis.call('EXPIRE', KEYS[3], tonumber(ARGV[3]))
 if ARGV[4] ~= '1' then redis.call('HSET', KEYS[2], run, ARGV[2]) end
 if not redis.call('ZSCORE', KEYS[1], run) then
-  redis.call('ZADD', KEYS[1], tonumber(redis.call('GET', KEYS[3]) or '0'), run)
+  redis.call('ZADD', KEYS[1], tonumber(redis.call('GET', KEYS[4]) or '0'), run)
 end
 return 1
 """
 
-# KEYS: turns, weights, clock, the broker's batch queue, running. ARGV: depth, pending prefix.
-# Returns run, entry, run, entry, ... in the order released. The pending lists' keys are built here
-# from the run ids (one Redis, as every key of the project's runs). The run released to is the one
-# with the fewest chunks out (released, not yet done) for its weight; of equals, the one whose
-# turn it is (the lowest virtual time).
+# KEYS: turns, weights, the broker's batch queue. ARGV: depth, pending prefix, served prefix,
+# ttl. Returns run, entry, run, entry, ... in the order released. The lists' and counters' keys
+# are built here from the run ids (one Redis, as every key of the project's runs). The run
+# released to is the least served (of equals, the first by id; it then has had more).
 _RELEASE = """
-local room = tonumber(ARGV[1]) - redis.call('LLEN', KEYS[4])
+local room = tonumber(ARGV[1]) - redis.call('LLEN', KEYS[3])
 local out = {}
 while room > 0 do
-  local runs = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-  if #runs == 0 then break end
-  local run, turn, share = nil, nil, nil
-  for i = 1, #runs, 2 do
-    local weight = tonumber(redis.call('HGET', KEYS[2], runs[i]) or '1')
-    local out_now = tonumber(redis.call('HGET', KEYS[5], runs[i]) or '0')
-    local s = (out_now + 1) / weight
-    if share == nil or s < share then run, turn, share = runs[i], tonumber(runs[i + 1]), s end
-  end
+  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  if #first == 0 then break end
+  local run = first[1]
   local pending = ARGV[2] .. run
+  local served = ARGV[3] .. run
   local key = redis.call('LPOP', pending)
+  local weight = tonumber(redis.call('HGET', KEYS[2], run) or '1')
+  local score = tonumber(first[2])
   if key then
     out[#out + 1] = run
     out[#out + 1] = key
     room = room - 1
-    redis.call('SET', KEYS[3], turn)
-    redis.call('HINCRBY', KEYS[5], run, 1)
+    score = tonumber(redis.call('INCRBYFLOAT', served, 1 / weight))
+    redis.call('EXPIRE', served, tonumber(ARGV[4]))
   end
   if redis.call('LLEN', pending) == 0 then
     redis.call('ZREM', KEYS[1], run)
     redis.call('HDEL', KEYS[2], run)
   else
-    local weight = tonumber(redis.call('HGET', KEYS[2], run) or '1')
-    redis.call('ZADD', KEYS[1], turn + 1 / weight, run)
+    redis.call('ZADD', KEYS[1], score, run)
   end
 end
 return out
-"""
-
-
-# KEYS: running. ARGV: run. A chunk sent again (a retry, the watchdog's) ends too: the count
-# never goes below 0.
-_DONE = """
-local left = redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
-if left <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
-return 1
 """
 
 
@@ -111,7 +97,6 @@ class RedisFairShare:
         self._ttl_s = ttl_s
         self._offer = client.register_script(_OFFER)
         self._release = client.register_script(_RELEASE)
-        self._done = client.register_script(_DONE)
 
     def offer(
         self, chunks: Sequence[ChunkRef], *, weight: float = 1.0, front: bool = False
@@ -123,7 +108,7 @@ class RedisFairShare:
         entries = [json.dumps([c.org_id, c.dry_run, c.key], separators=(",", ":")) for c in chunks]
         with _transient("offer"):
             self._offer(
-                keys=[_TURNS, _WEIGHTS, _CLOCK, _PENDING + run_id],
+                keys=[_TURNS, _WEIGHTS, _PENDING + run_id, _SERVED + run_id],
                 args=[run_id, repr(float(weight)), self._ttl_s, "1" if front else "0", *entries],
             )
 
@@ -133,8 +118,8 @@ class RedisFairShare:
             flat = cast(
                 list[bytes],
                 self._release(
-                    keys=[_TURNS, _WEIGHTS, _CLOCK, self._batch_queue, _RUNNING],
-                    args=[depth, _PENDING],
+                    keys=[_TURNS, _WEIGHTS, self._batch_queue],
+                    args=[depth, _PENDING, _SERVED, self._ttl_s],
                 ),
             )
         released = []
@@ -142,11 +127,6 @@ class RedisFairShare:
             org_id, dry_run, key = json.loads(entry)
             released.append(ChunkRef(str(org_id), run.decode(), bool(dry_run), str(key)))
         return released
-
-    def done(self, run_id: str) -> None:
-        """A chunk of the run is done: one fewer out."""
-        with _transient("done"):
-            self._done(keys=[_RUNNING], args=[run_id])
 
     def waiting(self) -> int:
         """Chunks waiting their turn, over every run."""

@@ -174,8 +174,9 @@ class ChunkRef:
 
 
 class FairShare(Protocol):
-    """The runs' chunks waiting their turn for the broker's batch queue, released in weighted
-    round-robin across runs (``services.run.fair``)."""
+    """The runs' chunks waiting their turn for the broker's batch queue, released to the run
+    that has had the least (weighted) service, runs of equal service in turn
+    (``services.run.fair``)."""
 
     def offer(
         self, chunks: Sequence[ChunkRef], *, weight: float = 1.0, front: bool = False
@@ -185,10 +186,6 @@ class FairShare(Protocol):
 
     def release(self, depth: int) -> list[ChunkRef]:
         """The chunks whose turn it is, as many as fill the batch queue to ``depth``."""
-        ...
-
-    def done(self, run_id: str) -> None:
-        """A chunk of the run is done: one fewer out."""
         ...
 
     def waiting(self) -> int:

@@ -30,27 +30,15 @@ def fair(client: fakeredis.FakeRedis) -> RedisFairShare:
     return RedisFairShare(client, batch_queue=names.BATCH_QUEUE, ttl_s=600)
 
 
-def test_a_run_that_starts_while_another_holds_the_workers_gets_releases_until_its_share(
+def test_a_run_that_starts_while_another_is_going_has_the_releases_until_it_catches_up(
     fair: RedisFairShare,
 ) -> None:
     fair.offer(_chunks("big", "r-big", 20))
-    assert len(fair.release(6)) == 6  # the big run holds 6 chunks out
+    assert len(fair.release(6)) == 6  # the big run has had 6 chunks
     fair.offer(_chunks("small", "r-small", 10))
-    for _ in range(3):
-        fair.done("r-big")  # three of its chunks end
     released = [c.org_id for c in fair.release(9)]
-    # 3 out against the small run's 0: the small run first, until they hold alike; then in turn
-    assert released[:3] == ["small", "small", "small"]
-    assert released[3:] == ["big", "small"] * 3
-
-
-def test_a_chunk_done_more_often_than_released_never_counts_below_none(
-    fair: RedisFairShare,
-) -> None:
-    fair.offer(_chunks("a", "r-a", 4))
-    fair.offer(_chunks("b", "r-b", 4))
-    fair.done("r-a")  # a chunk sent again ended twice
-    assert [c.org_id for c in fair.release(2)] == ["a", "b"]
+    # the small run first, until it has had as many; then in turn
+    assert released == ["small"] * 6 + ["big", "small", "big"]
 
 
 def test_runs_take_turns_one_chunk_each(fair: RedisFairShare) -> None:
@@ -70,17 +58,16 @@ def test_a_run_of_weight_two_gets_two_chunks_for_anothers_one(fair: RedisFairSha
     assert counts == {"heavy": 20, "light": 10}
 
 
-def test_a_run_that_joins_late_takes_turns_once_it_holds_its_share(
+def test_a_run_that_had_nothing_waiting_for_a_while_comes_back_with_the_service_it_had(
     fair: RedisFairShare,
 ) -> None:
-    fair.offer(_chunks("big", "r-big", 50))
-    assert len(fair.release(4)) == 4
-    for _ in range(4):
-        fair.done("r-big")  # the big run's chunks all ended: none out
-    fair.offer(_chunks("late", "r-late", 5))
-    # joined at the current virtual time: no credit for the time it was absent, so the runs
-    # alternate rather than the late one taking a burst
-    assert [c.org_id for c in fair.release(4)] == ["late", "big", "late", "big"]
+    fair.offer(_chunks("a", "r-a", 4))
+    assert len(fair.release(4)) == 4  # all of a's chunks out: it leaves the turns, served 4
+    fair.offer(_chunks("b", "r-b", 10))
+    assert len(fair.release(2)) == 2
+    fair.offer(_chunks("a", "r-a", 5))  # its planner lists more
+    # b has had 2 to a's 4: b until they are even, then in turn; no fresh start for a
+    assert [c.org_id for c in fair.release(5)] == ["b", "b", "a", "b", "a"]
 
 
 def test_the_batch_queue_is_filled_to_its_depth_and_no_further(

@@ -1,4 +1,4 @@
-"""The look-up threads serve the runs in turn, not first come (``turn_pool``)."""
+"""The look-up threads serve the least served run first, not first come (``turn_pool``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from loyalty_worker import log_context
 from loyalty_worker.turn_pool import TurnPool
 
 
-def test_a_run_that_starts_late_is_served_next_not_after_the_backlog() -> None:
+def test_a_run_that_starts_late_is_served_first_until_it_catches_up() -> None:
     pool = TurnPool(1)
     gate, taken = threading.Event(), threading.Event()
     order: list[str] = []
@@ -21,19 +21,26 @@ def test_a_run_that_starts_late_is_served_next_not_after_the_backlog() -> None:
         order.append(name)
 
     token = log_context.begin(run_id="big")
-    futures = [pool.submit(call, "big-0")]
-    assert taken.wait(5)  # the thread holds the first: the rest of the backlog waits
-    futures += [pool.submit(call, f"big-{i}") for i in range(1, 5)]
+    gate.set()
+    for i in range(3):  # the big run has had three calls
+        pool.submit(call, f"big-{i}").result(timeout=5)
+    gate.clear()
+    taken.clear()
+    futures = [pool.submit(call, "big-3")]
+    assert taken.wait(5)  # the thread holds its fourth: the rest of the backlog waits
+    futures += [pool.submit(call, f"big-{i}") for i in range(4, 7)]
     log_context.end(token)
     token = log_context.begin(run_id="small")
-    futures += [pool.submit(call, f"small-{i}") for i in range(2)]
+    futures += [pool.submit(call, f"small-{i}") for i in range(5)]
     log_context.end(token)
     gate.set()
     for future in futures:
         future.result(timeout=5)
     pool.shutdown()
-    # the small run's calls go in turn with the big run's backlog, not after it
-    assert order == ["big-0", "big-1", "small-0", "big-2", "small-1", "big-3", "big-4"]
+    # the small run first, not after the big one's backlog, until it has had as many; then in
+    # turn (the big run, served longest ago, first)
+    small_first = ["small-0", "small-1", "small-2", "small-3"]
+    assert order[4:] == [*small_first, "big-4", "small-4", "big-5", "big-6"]
 
 
 def test_calls_run_with_the_submitters_context_and_leave_none_behind() -> None:
@@ -83,3 +90,27 @@ def test_shut_down_it_takes_no_more_and_cancels_what_waits_when_asked() -> None:
     assert waiting.cancelled()
     with pytest.raises(RuntimeError):
         pool.submit(lambda: None)
+
+
+def test_runs_served_alike_take_turns() -> None:
+    pool = TurnPool(1)
+    gate, taken = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def call(name: str) -> None:
+        taken.set()
+        gate.wait(5)
+        order.append(name)
+
+    futures = []
+    for run in ("a", "b"):
+        token = log_context.begin(run_id=run)
+        futures += [pool.submit(call, f"{run}-{i}") for i in range(3)]
+        log_context.end(token)
+        assert taken.wait(5)  # a's first call holds the thread while the rest queue
+    gate.set()
+    for future in futures:
+        future.result(timeout=5)
+    pool.shutdown()
+    # b is behind a by one call, then they alternate
+    assert order == ["a-0", "b-0", "a-1", "b-1", "a-2", "b-2"]

@@ -2,11 +2,13 @@
 
 A run's planner does not put its chunks on the broker's queue directly: it keeps each chunk (as
 it always has, for the watchdog) and puts its key in the run's line (``FairShare.offer``).
-Chunks go to the broker's batch queue in weighted round-robin across the runs with chunks
-waiting, only as many as keep that queue ``depth`` deep (``ChunkTurns.release``). Whatever
-takes a chunk off the queue releases the next ones: a chunk task as it starts, a planner as it
-offers, the watchdog on every pass. So a small org's chunks wait behind at most ``depth``
-chunks of the big orgs', and a lone run still has every batch thread of every worker.
+Chunks go to the broker's batch queue to the run that has had the least service so far (its
+chunks released, weighted), runs of equal service in turn, only as many as keep that queue
+``depth`` deep (``ChunkTurns.release``). Whatever takes a chunk off the queue releases the next
+ones: a chunk task as it starts, a planner as it offers, the watchdog on every pass. So a small
+org's run started during a big one's waits behind at most ``depth`` chunks of the big one's, then
+has the workers until it has caught up; a lone run still has every batch thread of every
+worker.
 
 Nothing here can lose a customer: a chunk released but never sent (its releaser died) is still
 kept, without results, and the watchdog sends it again once its run is idle, as it does for any
@@ -63,15 +65,6 @@ class ChunkTurns:
             if sent_now == len(released):
                 break
         return sent
-
-    def chunk_done(self, run_id: str) -> None:
-        """A chunk of the run ended (whatever its outcome): its share frees up, and the next
-        chunk whose turn it is goes; a failure is logged (the watchdog releases later)."""
-        try:
-            self.fair.done(run_id)
-            self.release()
-        except LoyaltyError as exc:
-            log.warning("run %s: chunks waiting their turn stay waiting: %s", run_id, exc)
 
     def release_quietly(self) -> None:
         """``release``, its failure logged: for callers whose own work must go on (a chunk
