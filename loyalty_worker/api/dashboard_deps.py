@@ -152,13 +152,14 @@ CursorParam = Annotated[
     ),
 ]
 PageSize = Annotated[int, Query(alias="pageSize", ge=1, le=500)]
+# Empty: any (what a form's "any" option sends).
 StatusFilter = Annotated[
-    Literal["alpine_higher", "calculated_higher"] | None, Query(description="Status filter.")
+    Literal["alpine_higher", "calculated_higher", ""] | None, Query(description="Status filter.")
 ]
 StateFilter = Annotated[
     Literal["open", "acknowledged", "resolved", "all"], Query(description="Review state.")
 ]
-TierFilter = Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+TierFilter = Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_-]*$")]
 SortBy = Annotated[Literal["size", "age"], Query(description="Largest first, or oldest first.")]
 
 
@@ -185,8 +186,8 @@ def review_filter(
     """The discrepancy list's filter, order and page, from the query: one dependency for its
     page, its JSON route and its CSV."""
     return ReviewFilter(
-        status=status,
-        tier=tier,
+        status=status or None,
+        tier=tier or None,
         state=None if state == "all" else ReviewState(state),
         sort=sort,
         cursor=page_cursor(cursor, sort),

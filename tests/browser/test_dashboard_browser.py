@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 
@@ -9,7 +10,9 @@ import httpx
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.select import Select
 
 from loyalty_worker.adapters.dashboard_store import FirestoreDashboardStore
 from loyalty_worker.adapters.firestore import HISTORY
@@ -75,6 +78,72 @@ def test_acknowledge_a_discrepancy_and_see_it_leave_the_open_list(
     assert not driver.find_elements(By.ID, str(row_id))
     driver.get(f"{synced.url}/dashboard/orgs/org-1/discrepancies?state=acknowledged")
     assert driver.find_elements(By.ID, str(row_id))
+
+
+MENUS = ("status", "tier", "state", "sort")
+
+
+def _menu(driver: WebDriver, name: str) -> Select:
+    return Select(driver.find_element(By.CSS_SELECTOR, f"#filter select[name='{name}']"))
+
+
+def _rows(driver: WebDriver) -> list[WebElement]:
+    return driver.find_elements(By.CSS_SELECTOR, "#discrepancies tbody tr[id^='d-']")
+
+
+@pytest.mark.parametrize(
+    "menus", [(m,) for m in MENUS] + list(itertools.combinations(MENUS, 2)), ids="+".join
+)
+def test_discrepancy_filters_alone_and_in_pairs_are_applied(
+    synced: Dashboard, driver: WebDriver, menus: tuple[str, ...]
+) -> None:
+    sign_in(driver, synced)
+    driver.get(f"{synced.url}/dashboard/orgs/org-1/discrepancies")
+    chosen = {}
+    for name in menus:  # each menu's last option: never its default
+        menu = _menu(driver, name)
+        chosen[name] = str(menu.options[-1].get_attribute("value"))
+        menu.select_by_value(chosen[name])
+    driver.find_element(By.CSS_SELECTOR, "#filter button[type='submit']").click()
+    wait(driver).until(expected_conditions.presence_of_element_located((By.ID, "discrepancies")))
+    for name, value in chosen.items():
+        assert _menu(driver, name).first_selected_option.get_attribute("value") == value
+    columns = {"status": 1, "tier": 2}
+    for row in _rows(driver):
+        cells = row.find_elements(By.TAG_NAME, "td")
+        for name in set(chosen) & set(columns):
+            assert cells[columns[name]].text == chosen[name], row.text
+
+
+def test_the_pager_goes_to_the_end_and_back_to_the_start(
+    synced: Dashboard, driver: WebDriver
+) -> None:
+    sign_in(driver, synced)
+    driver.get(f"{synced.url}/dashboard/orgs/org-1/discrepancies?state=all&pageSize=4")
+    total = int(driver.find_element(By.ID, "total").text)
+    assert total > 8, "the seeded data has three pages of discrepancies at least"
+    pages = [[str(r.get_attribute("id")) for r in _rows(driver)]]
+    # a pager that never ends fails the checks below rather than hangs
+    while driver.find_elements(By.ID, "next-page") and len(pages) <= total // 4:
+        _press(driver, "next-page")
+        pages.append([str(r.get_attribute("id")) for r in _rows(driver)])
+    seen = [row for page in pages for row in page]
+    assert len(seen) == len(set(seen)) == total, pages
+    assert all(len(page) == 4 for page in pages[:-1])
+    for back in reversed(pages[:-1]):
+        _press(driver, "prev-page")
+        assert [str(r.get_attribute("id")) for r in _rows(driver)] == back
+    assert not driver.find_elements(By.ID, "prev-page")  # the first page
+    for _ in range(2):
+        _press(driver, "next-page")
+    _press(driver, "first-page")  # shown from the third page on
+    assert [str(r.get_attribute("id")) for r in _rows(driver)] == pages[0]
+
+
+def _press(driver: WebDriver, link_id: str) -> None:
+    link = driver.find_element(By.ID, link_id)
+    link.click()
+    wait(driver).until(expected_conditions.staleness_of(link))
 
 
 def test_open_a_customer_sync_now_and_open_its_history(

@@ -418,6 +418,23 @@ def test_discrepancies_csv_follows_the_filter(dash: Dash) -> None:
     assert len(lines) == 2 and lines[1].startswith("3,calculated_higher")
 
 
+def test_a_filter_menu_left_at_any_sends_it_empty_and_means_any(dash: Dash) -> None:
+    # The page's form sends every menu: "any" as an empty value, with only Review changed.
+    whole = dash.client.get(
+        "/api/loyalty/orgs/org-1/discrepancies.csv?state=all", headers=bearer(ORG1_TOKEN)
+    )
+    empty = dash.client.get(
+        "/api/loyalty/orgs/org-1/discrepancies.csv?status=&tier=&state=all&sort=size",
+        headers=bearer(ORG1_TOKEN),
+    )
+    assert empty.status_code == 200, empty.text
+    assert empty.text == whole.text
+    dash.sign_in()
+    page = dash.client.get("/dashboard/orgs/org-1/discrepancies?status=&tier=&state=all")
+    assert page.status_code == 200
+    assert 'id="discrepancies"' in page.text
+
+
 def test_no_account_list_and_csv_mask_the_phone(dash: Dash) -> None:
     # A profile holds no phone: the latest kept sync result has it, already masked.
     dash.store.profiles["org-1_5"] = profile(

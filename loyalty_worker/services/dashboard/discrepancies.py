@@ -99,12 +99,14 @@ class ReviewFilter:
     page_size: int = PAGE_SIZE
 
     def query(self) -> dict[str, str]:
-        """The filter as URL query parameters (the page left out)."""
+        """The filter as URL query parameters (the page left out; its size kept when not the
+        default, so that a pager link stays on pages of that size)."""
         shown = {
             "status": self.status,
             "tier": self.tier,
             "state": self.state or "all",
             "sort": self.sort,
+            "pageSize": str(self.page_size) if self.page_size != PAGE_SIZE else None,
         }
         return {k: v for k, v in shown.items() if v}
 
