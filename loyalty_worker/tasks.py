@@ -131,6 +131,8 @@ def sync_customer(
 ) -> SyncResultDocument:
     """Sync one customer; also the public entry point (``send_task`` with org and customer)."""
     c = container()
+    if run_id is not None:  # a run's customer sent alone left the batch queue: a chunk may follow
+        _turns().release_quietly()
     with _retried(self), c.heartbeat.beating(run_id, org_id):
         result = sync_alone(
             org_id, customer_id, run_id=run_id, dry_run=dry_run, payload=work, job=_job(self)
@@ -154,17 +156,22 @@ def sync_chunk(
     ``loyalty.sync_customer`` of its own (with its own retries), so the chunk never waits on it.
     """
     c = container()
-    _turns().release_quietly()  # this chunk left the batch queue: the next in turn takes its place
-    with _retried(self), c.heartbeat.beating(run_id, org_id):
-        return sync_run_chunk(
-            org_id,
-            run_id,
-            works,
-            dry_run=dry_run,
-            job=_job(self),
-            retry_alone=partial(_retry_alone, org_id, run_id, dry_run),
-            chunk=chunk,
-        )
+    turns = _turns()
+    turns.release_quietly()  # this chunk left the batch queue: the next in turn takes its place
+    try:
+        with _retried(self), c.heartbeat.beating(run_id, org_id):
+            return sync_run_chunk(
+                org_id,
+                run_id,
+                works,
+                dry_run=dry_run,
+                job=_job(self),
+                retry_alone=partial(_retry_alone, org_id, run_id, dry_run),
+                chunk=chunk,
+            )
+    finally:
+        # Again as it ends: its customers sent alone may have filled the queue when it started.
+        turns.release_quietly()
 
 
 @app.task(name=names.SUMMARIZE_RUN, bind=True, max_retries=5)
