@@ -272,6 +272,9 @@ class _Demo:
             "LOYALTY_ALLEAVES_BASE_URL": f"{base_url}/alleaves",
             "LOYALTY_ALPINE_BASE_URL": f"{base_url}/alpine",
             "LOYALTY_DISCORD_WEBHOOK_URL": f"{base_url}/discord/webhooks/demo/token",
+            # generated as the dashboard's token is: the profiles get a phoneHash, so the
+            # dashboard finds customers by phone
+            "LOYALTY_PHONE_HASH_KEY": new_secret(32),
         }
         os.environ.update(env)
         bootstrap.reset()  # settings are read again, with the addresses above

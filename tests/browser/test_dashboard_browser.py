@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions
@@ -16,6 +18,7 @@ from selenium.webdriver.support.select import Select
 
 from loyalty_worker.adapters.dashboard_store import FirestoreDashboardStore
 from loyalty_worker.adapters.firestore import HISTORY
+from loyalty_worker.domain.phone import normalize_phone
 from tests.browser.conftest import Dashboard, screenshot, sign_in, wait
 from tests.fixtures.pipeline import Stack
 
@@ -78,6 +81,27 @@ def test_acknowledge_a_discrepancy_and_see_it_leave_the_open_list(
     assert not driver.find_elements(By.ID, str(row_id))
     driver.get(f"{synced.url}/dashboard/orgs/org-1/discrepancies?state=acknowledged")
     assert driver.find_elements(By.ID, str(row_id))
+
+
+def test_resolving_needs_an_outcome_chosen_enter_alone_resolves_nothing(
+    synced: Dashboard, driver: WebDriver
+) -> None:
+    sign_in(driver, synced)
+    driver.get(f"{synced.url}/dashboard/orgs/org-1/discrepancies")
+    row = _rows(driver)[0]
+    row_id = str(row.get_attribute("id"))
+    form = row.find_element(By.CSS_SELECTOR, "form.resolve")
+    form.find_element(By.NAME, "comment").send_keys("checked with the budtender", Keys.ENTER)
+    # nothing chosen: the browser keeps the form (no outcome is chosen for the person)
+    assert driver.find_element(By.ID, row_id)
+    outcome = Select(form.find_element(By.NAME, "outcome"))
+    assert outcome.first_selected_option.get_attribute("value") == ""
+    outcome.select_by_value("expected")
+    form.find_element(By.CSS_SELECTOR, "button[value='resolved']").click()
+    wait(driver).until(expected_conditions.staleness_of(form))
+    assert not driver.find_elements(By.ID, row_id)
+    driver.get(f"{synced.url}/dashboard/orgs/org-1/discrepancies?state=resolved")
+    assert "expected" in driver.find_element(By.ID, row_id).text
 
 
 MENUS = ("status", "tier", "state", "sort")
@@ -167,6 +191,28 @@ def test_open_a_customer_sync_now_and_open_its_history(
     entries = driver.find_elements(By.CSS_SELECTOR, "#history tbody tr")
     assert entries and "→" in entries[0].text
     assert "No change recorded yet" not in entries[0].text
+
+
+def test_find_a_customer_by_phone_typed_as_people_type_it(
+    synced: Dashboard, driver: WebDriver
+) -> None:
+    customers = synced.stack.org("org-1")["customers"]
+    phones = Counter(normalize_phone(c["phone"]) for c in customers)
+    customer = next(c for c in customers if (p := normalize_phone(c["phone"])) and phones[p] == 1)
+    digits = str(normalize_phone(customer["phone"]))
+    area, exchange, line = digits[:3], digits[3:6], digits[6:]
+    sign_in(driver, synced)
+    for typed in (
+        f"({area}) {exchange}-{line}",
+        f"{area}-{exchange}-{line}",
+        digits,
+        f"+1 {area} {exchange} {line}",
+    ):
+        driver.get(f"{synced.url}/dashboard/orgs/org-1/customers")
+        driver.find_element(By.ID, "q").send_keys(typed)
+        driver.find_element(By.ID, "find").click()
+        wait(driver).until(expected_conditions.presence_of_element_located((By.ID, "sync-now")))
+        assert str(customer["id_customer"]) in driver.find_element(By.TAG_NAME, "h1").text, typed
 
 
 def test_download_the_no_account_csv(synced: Dashboard, driver: WebDriver) -> None:

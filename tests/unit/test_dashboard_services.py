@@ -38,6 +38,7 @@ from loyalty_worker.services.dashboard.no_account import (
 from loyalty_worker.services.dashboard.overview import overview
 from loyalty_worker.services.dashboard.page import NotFound, PageModel
 from loyalty_worker.services.dashboard.reviews import ReviewChanged, change_review
+from loyalty_worker.services.dashboard.search import find_customers
 from loyalty_worker.services.sync.customer import evaluate_customer
 from tests.fakes import (
     FakeAlpine,
@@ -365,3 +366,12 @@ def test_the_overviews_reads_go_side_by_side_on_the_apps_executor() -> None:
     assert shown.customers == 1 and shown.counts_as_of is None
     assert {t.id: t.count for t in shown.tiers}["gold"] == 1
     assert elapsed < 0.6, elapsed  # twelve reads of 0.1 s each, side by side
+
+
+def test_a_phone_searched_without_a_phone_hash_key_is_answered_with_why() -> None:
+    store = InMemoryDashboardStore(QueryableProfileStore())
+    found = find_customers("org-1", "+1 555 123 4567", store, phone_key=None)
+    assert found.items == []
+    assert found.hint is not None and "LOYALTY_PHONE_HASH_KEY" in found.hint
+    assert find_customers("org-1", "Ana Reyes", store, phone_key=None).hint is None
+    assert find_customers("org-1", "555 1234", store, phone_key=None).hint is None  # no phone

@@ -52,7 +52,7 @@ from loyalty_worker.services.dashboard.no_account import no_account
 from loyalty_worker.services.dashboard.overview import overview
 from loyalty_worker.services.dashboard.reviews import change_review
 from loyalty_worker.services.dashboard.run_page import run_page
-from loyalty_worker.services.dashboard.search import find_customers
+from loyalty_worker.services.dashboard.search import Found, find_customers
 
 log = logging.getLogger(__name__)
 
@@ -279,12 +279,13 @@ def customers_page(
     q: Annotated[str, Query(max_length=100)] = "",
 ) -> Response:
     org_id = org.org_id
-    found = []
+    answer = Found(org_id=org_id, items=[])
     if q.strip():
-        found = find_customers(org_id, q, dashboard.store, phone_key=services.phone_key).items
-    if len(found) == 1:
-        return redirect(f"/dashboard/orgs/{org_id}/customers/{found[0].customer_id}")
-    return render(request, "customers.html", {"org_id": org_id, "q": q, "found": found}, who)
+        answer = find_customers(org_id, q, dashboard.store, phone_key=services.phone_key)
+    if len(answer.items) == 1:
+        return redirect(f"/dashboard/orgs/{org_id}/customers/{answer.items[0].customer_id}")
+    context = {"org_id": org_id, "q": q, "found": answer.items, "hint": answer.hint}
+    return render(request, "customers.html", context, who)
 
 
 @router.get("/orgs/{orgId}/customers/{customerId}", response_class=HTMLResponse)

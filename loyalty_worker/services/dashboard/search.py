@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from loyalty_worker.domain.phone import phone_hash
+from loyalty_worker.domain.phone import normalize_phone, phone_hash
 from loyalty_worker.domain.profile import ProfileDocument
 from loyalty_worker.ports.dashboard import DashboardStore
 from loyalty_worker.services.dashboard.page import PageModel
@@ -25,16 +25,27 @@ class Found(PageModel):
 
     org_id: str
     items: list[FoundCustomer]
+    hint: str | None = None  # why a phone could not be looked for, when it could not
+
+
+# What a search for a phone says when no phone-hash key is configured.
+NO_PHONE_KEY = (
+    "Phone search needs LOYALTY_PHONE_HASH_KEY (the key of the profiles' phoneHash); "
+    "search by Alleaves id or name meanwhile."
+)
 
 
 def find_customers(
     org_id: str, query: str, store: DashboardStore, *, phone_key: bytes | None
 ) -> Found:
-    """Customers by Alleaves id, by name, or by phone: a query of ten digits or more is hashed
-    with the profiles' ``phone_key`` (when configured) and found by ``phoneHash``."""
+    """Customers by Alleaves id, by name, or by phone: a US number in any of the ways people
+    type one ("(707) 708-6718", "707-708-6718", "7077086718", "+1 707 708 6718") is hashed with
+    the profiles' ``phone_key`` and found by ``phoneHash``; without a key, the answer says so."""
     query = query.strip()
-    digits = "".join(ch for ch in query if ch.isdigit())
-    hashed = phone_hash(digits, phone_key) if phone_key is not None and len(digits) >= 10 else None
+    phone = normalize_phone(query) if sum(ch.isdigit() for ch in query) >= 10 else None
+    if phone is not None and phone_key is None:
+        return Found(org_id=org_id, items=[], hint=NO_PHONE_KEY)
+    hashed = phone_hash(phone, phone_key) if phone is not None and phone_key is not None else None
     found: list[ProfileDocument] = []
     if query.isdigit() and len(query) < 10:
         profile = store.get_profile(org_id, int(query))
