@@ -4,8 +4,9 @@ A run's planner does not put its chunks on the broker's queue directly: it keeps
 it always has, for the watchdog) and puts its key in the run's line (``FairShare.offer``).
 Chunks go to the broker's batch queue to the run that has had the least service so far (its
 chunks released, weighted), runs of equal service in turn, only as many as keep that queue
-``depth`` deep (``ChunkTurns.release``). Whatever takes a chunk off the queue releases the next
-ones: a chunk task as it starts, a planner as it offers, the watchdog on every pass. So a small
+``depth`` deep (``ChunkTurns.release``). Whatever takes a run's message off the queue releases
+the next ones: a chunk task as it starts (and again as it ends), a run's customer sent alone as
+it starts, a planner as it offers, the watchdog on every pass. So a small
 org's run started during a big one's waits behind at most ``depth`` chunks of the big one's, then
 has the workers until it has caught up; a lone run still has every batch thread of every
 worker.
