@@ -77,7 +77,8 @@ def test_acknowledge_a_discrepancy_and_see_it_leave_the_open_list(
     row_id = rows[0].get_attribute("id")
     screenshot(driver, "discrepancies")
     rows[0].find_element(By.CSS_SELECTOR, "button.ack").click()
-    wait(driver).until(expected_conditions.presence_of_element_located((By.ID, "discrepancies")))
+    wait(driver).until(expected_conditions.staleness_of(rows[0]))  # the list answered is loaded
+    assert driver.find_elements(By.ID, "discrepancies")
     assert not driver.find_elements(By.ID, str(row_id))
     driver.get(f"{synced.url}/dashboard/orgs/org-1/discrepancies?state=acknowledged")
     assert driver.find_elements(By.ID, str(row_id))
@@ -93,6 +94,7 @@ def test_resolving_needs_an_outcome_chosen_enter_alone_resolves_nothing(
     form = row.find_element(By.CSS_SELECTOR, "form.resolve")
     form.find_element(By.NAME, "comment").send_keys("checked with the budtender", Keys.ENTER)
     # nothing chosen: the browser keeps the form (no outcome is chosen for the person)
+    assert driver.execute_script("return arguments[0].checkValidity()", form) is False
     assert driver.find_element(By.ID, row_id)
     outcome = Select(form.find_element(By.NAME, "outcome"))
     assert outcome.first_selected_option.get_attribute("value") == ""
@@ -128,8 +130,9 @@ def test_discrepancy_filters_alone_and_in_pairs_are_applied(
         menu = _menu(driver, name)
         chosen[name] = str(menu.options[-1].get_attribute("value"))
         menu.select_by_value(chosen[name])
-    driver.find_element(By.CSS_SELECTOR, "#filter button[type='submit']").click()
-    wait(driver).until(expected_conditions.presence_of_element_located((By.ID, "discrepancies")))
+    apply = driver.find_element(By.CSS_SELECTOR, "#filter button[type='submit']")
+    apply.click()
+    wait(driver).until(expected_conditions.staleness_of(apply))  # the page answered is loaded
     for name, value in chosen.items():
         assert _menu(driver, name).first_selected_option.get_attribute("value") == value
     columns = {"status": 1, "tier": 2}
