@@ -240,6 +240,30 @@ def test_download_the_no_account_csv(synced: Dashboard, driver: WebDriver) -> No
     assert all(phone.startswith("***-***-") or phone == "—" for phone in phones), phones
 
 
+def test_every_page_fits_a_phone_screen(synced: Dashboard, driver: WebDriver) -> None:
+    sign_in(driver, synced)
+    run_id = driver.find_element(By.CSS_SELECTOR, "#runs tbody tr td a").text
+    customer = synced.stack.org("org-1")["customers"][0]["id_customer"]
+    driver.set_window_size(390, 844)
+    width = driver.execute_script("return window.innerWidth")
+    assert 300 <= width <= 390, width
+    base = f"{synced.url}/dashboard/orgs/org-1"
+    for page in (
+        "",
+        "/discrepancies",
+        "/no-account",
+        "/customers",
+        f"/customers/{customer}",
+        f"/customers/{customer}/history",
+        f"/runs/{run_id}",
+    ):
+        driver.get(base + page)
+        page_width = driver.execute_script("return document.documentElement.scrollWidth")
+        assert page_width <= width, (page, page_width)
+        sign_out = driver.find_element(By.ID, "sign-out").rect
+        assert sign_out["x"] + sign_out["width"] <= width, (page, sign_out)
+
+
 def test_sign_out_and_be_refused(synced: Dashboard, driver: WebDriver) -> None:
     sign_in(driver, synced)
     driver.find_element(By.ID, "sign-out").click()
