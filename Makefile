@@ -23,11 +23,13 @@ $(EMULATOR)/node_modules/.package-lock.json: $(EMULATOR)/package.json $(EMULATOR
 install: $(BIN)/.installed $(EMULATOR)/node_modules/.package-lock.json
 
 # The dashboard's browser tests drive Debian's Chromium through its chromedriver; no test tool
-# ever downloads a browser. Installed where missing (as root, from Debian's packages).
+# ever downloads a browser. Installed where missing (as root, from Debian's packages); npm's
+# axe-core (tests/browser/axe, locked) is what they run in each page to check its accessibility.
 browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 			chromium chromium-driver; }
+	cd tests/browser/axe && npm ci --no-audit --no-fund --loglevel=error
 
 # The alert rules' tests (tests/unit/test_alert_rules.py) run Debian's promtool and amtool.
 # Installed where missing (as root, without recommends) with a policy-rc.d that refuses every

@@ -264,6 +264,54 @@ def test_every_page_fits_a_phone_screen(synced: Dashboard, driver: WebDriver) ->
         assert sign_out["x"] + sign_out["width"] <= width, (page, sign_out)
 
 
+AXE = Path(__file__).parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def test_axe_finds_no_serious_accessibility_problem_on_any_page(
+    synced: Dashboard, driver: WebDriver
+) -> None:
+    assert AXE.exists(), f"{AXE} is missing: make browser installs it"
+    sign_in(driver, synced)
+    run_id = driver.find_element(By.CSS_SELECTOR, "#runs tbody tr td a").text
+    customer = synced.stack.org("org-1")["customers"][0]["id_customer"]
+    base = f"{synced.url}/dashboard/orgs/org-1"
+    found: dict[str, list[str]] = {}
+    for page in (
+        "",
+        "/discrepancies",
+        "/no-account",
+        "/customers",
+        "/customers?q=nobody",
+        f"/customers/{customer}",
+        f"/customers/{customer}/history",
+        f"/runs/{run_id}",
+    ):
+        driver.get(base + page)
+        driver.execute_script(AXE.read_text(encoding="utf-8"))
+        violations = driver.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "axe.run(document, {resultTypes: ['violations']})"
+            ".then(r => done(r.violations.map(v => [v.impact, v.id, v.nodes.length])));"
+        )
+        serious = [
+            f"{rule} ({impact}, {nodes}x)"
+            for impact, rule, nodes in violations
+            if impact in ("critical", "serious")
+        ]
+        if serious:
+            found[page or "/"] = serious
+    assert not found, found
+
+
+def test_the_first_tab_offers_to_skip_to_the_content(synced: Dashboard, driver: WebDriver) -> None:
+    sign_in(driver, synced)
+    driver.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
+    skip = driver.switch_to.active_element
+    assert skip.get_attribute("id") == "skip" and skip.is_displayed()
+    skip.send_keys(Keys.ENTER)
+    assert driver.switch_to.active_element.get_attribute("id") == "main"
+
+
 def test_sign_out_and_be_refused(synced: Dashboard, driver: WebDriver) -> None:
     sign_in(driver, synced)
     driver.find_element(By.ID, "sign-out").click()
