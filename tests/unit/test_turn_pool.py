@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 
@@ -12,13 +13,7 @@ from loyalty_worker.turn_pool import TurnPool
 
 def test_a_run_that_starts_late_is_served_first_until_it_catches_up() -> None:
     pool = TurnPool(1)
-    gate, taken = threading.Event(), threading.Event()
-    order: list[str] = []
-
-    def call(name: str) -> None:
-        taken.set()
-        gate.wait(5)
-        order.append(name)
+    gate, taken, order, call = _gated()
 
     token = log_context.begin(run_id="big")
     gate.set()
@@ -94,13 +89,7 @@ def test_shut_down_it_takes_no_more_and_cancels_what_waits_when_asked() -> None:
 
 def test_runs_served_alike_take_turns() -> None:
     pool = TurnPool(1)
-    gate, taken = threading.Event(), threading.Event()
-    order: list[str] = []
-
-    def call(name: str) -> None:
-        taken.set()
-        gate.wait(5)
-        order.append(name)
+    gate, taken, order, call = _gated()
 
     futures = []
     for run in ("a", "b"):
@@ -114,3 +103,16 @@ def test_runs_served_alike_take_turns() -> None:
     pool.shutdown()
     # b is behind a by one call, then they alternate
     assert order == ["a-0", "b-0", "a-1", "b-1", "a-2", "b-2"]
+
+
+def _gated() -> tuple[threading.Event, threading.Event, list[str], Callable[[str], None]]:
+    """A call that says it was taken, waits for the gate, then records its name in order."""
+    gate, taken = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def call(name: str) -> None:
+        taken.set()
+        gate.wait(5)
+        order.append(name)
+
+    return gate, taken, order, call
