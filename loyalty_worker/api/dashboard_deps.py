@@ -111,6 +111,24 @@ def viewer(
 ViewerDep = Annotated[Viewer, Depends(viewer)]
 
 
+def signed_in(request: Request) -> tuple[Viewer | None, str | None]:
+    """Outside the dependencies (an error page): the page's session, if its cookie holds one,
+    and the org of the path when that session may act for it (so the page keeps its header)."""
+    state = getattr(request.app.state, "api", None)
+    services: DashboardServices | None = getattr(request.app.state, "dashboard", None)
+    if state is None or services is None:
+        return None, None
+    tokens = state.settings.tokens
+    session = read_session(tokens, request.cookies.get(COOKIE), services.clock())
+    if session is None:
+        return None, None
+    org_id = request.path_params.get("orgId")
+    may_act = isinstance(org_id, str) and session.caller.allows(org_id)
+    return Viewer(session.caller, session, csrf_token(tokens, session.nonce)), (
+        org_id if may_act else None
+    )
+
+
 async def require_csrf(request: Request, who: ViewerDep, settings: SettingsDep) -> Viewer:
     """The caller of a change; 403 when it came by cookie without the session's CSRF token."""
     if who.session is None:

@@ -2,7 +2,10 @@
 cookies, and every refusal of a page as a page (a JSON route's stays JSON).
 
 The services' errors are mapped here, once: ``NotFound`` is a 404 and ``ReviewRefused`` a 409,
-an HTML page for a page and JSON for a JSON route.
+an HTML page for a page and JSON for a JSON route. So is invalid input: a page's address or form
+with a value it cannot use (a filter typed into the address, a stale cursor) answers a 422 page
+naming each field and what is wrong with it (never the value), with a link to the page without
+its query.
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from loyalty_worker.api.dashboard_deps import Viewer, is_page
+from loyalty_worker.api.dashboard_deps import Viewer, is_page, signed_in
+from loyalty_worker.api.errors import invalid_input, invalid_inputs
 from loyalty_worker.api.session import is_loopback
 from loyalty_worker.domain.review import ReviewRefused
 from loyalty_worker.services.dashboard.page import NotFound
@@ -34,6 +39,7 @@ _TITLES = {
     403: "Not allowed",
     404: "Not found",
     409: "Not possible now",
+    422: "This address asks for something the page cannot show",
     503: "Unavailable",
 }
 
@@ -71,14 +77,32 @@ async def page_errors(request: Request, exc: StarletteHTTPException) -> Response
     path = request.url.path
     if exc.status_code < 400 or not is_page(request) or "/static/" in path:
         return await http_exception_handler(request, exc)
+    who, org_id = signed_in(request)
     context = {
+        "org_id": org_id,
         "status": exc.status_code,
         "title": _TITLES.get(exc.status_code, "Something went wrong"),
         "detail": str(exc.detail),
     }
-    response = render(request, "error.html", context, None, exc.status_code)
+    response = render(request, "error.html", context, who, exc.status_code)
     response.headers.update(exc.headers or {})
     return response
+
+
+async def _invalid_page_input(request: Request, exc: RequestValidationError) -> Response:
+    if not is_page(request):
+        return await invalid_input(request, exc)
+    who, org_id = signed_in(request)
+    context = {
+        "org_id": org_id,
+        "status": 422,
+        "title": _TITLES[422],
+        "detail": "Nothing was changed. Check the values named below, or start again from the "
+        "page without them.",
+        "problems": [(problem["field"], problem["msg"]) for problem in invalid_inputs(exc)],
+        "retry": request.url.path if request.method == "GET" else None,
+    }
+    return render(request, "error.html", context, who, 422)
 
 
 async def _not_found(request: Request, exc: NotFound) -> Response:
@@ -90,7 +114,9 @@ async def _refused(request: Request, exc: ReviewRefused) -> Response:
 
 
 def install_page_errors(app: FastAPI) -> None:
-    """Answer refusals (and the services' NotFound and ReviewRefused) as pages on the pages."""
+    """Answer refusals, invalid input (and the services' NotFound and ReviewRefused) as pages on
+    the pages."""
     app.exception_handler(StarletteHTTPException)(page_errors)
+    app.exception_handler(RequestValidationError)(_invalid_page_input)
     app.exception_handler(NotFound)(_not_found)
     app.exception_handler(ReviewRefused)(_refused)

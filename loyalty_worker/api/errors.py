@@ -106,9 +106,9 @@ def rate_limited(per_min: int, retry_after_s: float) -> JSONResponse:
     )
 
 
-async def _invalid_input(request: Request, exc: RequestValidationError) -> JSONResponse:
-    # FastAPI's default echoes the input; a phone number or a secret may be in it.
-    errors = [
+def invalid_inputs(exc: RequestValidationError) -> list[dict[str, Any]]:
+    """Each invalid input: its field's name, where it is, what is wrong; never its value."""
+    return [
         {
             "field": _field_name(error.get("loc", ())),
             "loc": list(error.get("loc", ())),
@@ -117,7 +117,12 @@ async def _invalid_input(request: Request, exc: RequestValidationError) -> JSONR
         }
         for error in exc.errors()
     ]
-    return JSONResponse({"detail": errors}, status_code=422)
+
+
+async def invalid_input(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 listing the invalid inputs (FastAPI's default echoes the input: a phone number or a
+    secret may be in it)."""
+    return JSONResponse({"detail": invalid_inputs(exc)}, status_code=422)
 
 
 async def _bearer_refused(request: Request, exc: BearerRefused) -> JSONResponse:
@@ -156,7 +161,7 @@ async def _redis_down(request: Request, exc: redis.RedisError) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     """Map the package's errors (and invalid input) to the API's statuses and bodies."""
-    app.exception_handler(RequestValidationError)(_invalid_input)
+    app.exception_handler(RequestValidationError)(invalid_input)
     app.exception_handler(BearerRefused)(_bearer_refused)
     app.exception_handler(WebhookRefused)(_webhook_refused)
     app.exception_handler(UnknownOrg)(_unknown_org)

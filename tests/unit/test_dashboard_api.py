@@ -676,6 +676,39 @@ def test_a_page_refusal_is_a_page_and_a_json_refusal_stays_json(dash: Dash) -> N
     assert dash.client.get("/nowhere").json() == {"detail": "Not Found"}
 
 
+@pytest.mark.parametrize(
+    ("url", "field"),
+    [
+        ("/dashboard/orgs/org-1/discrepancies?sort=name", "sort"),
+        ("/dashboard/orgs/org-1/discrepancies?sort=age&cursor=WyJzaXplIiwxLFtdXQ", "cursor"),
+        ("/dashboard/orgs/org-1/no-account?cursor=bm90LWEtY3Vyc29y", "cursor"),
+        ("/dashboard/orgs/org-1/customers?q=" + "7" * 101, "q"),
+        ("/dashboard/orgs/org-1/customers/x", "customerId"),
+        ("/dashboard/orgs/org-1/runs/org-1-run-0?already=5", "already"),
+    ],
+)
+def test_a_page_with_a_bad_query_answers_a_page_that_names_what_is_wrong(
+    dash: Dash, url: str, field: str
+) -> None:
+    dash.sign_in()
+    page = dash.client.get(url)
+    assert page.status_code == 422
+    assert page.headers["content-type"].startswith("text/html")
+    assert f"<strong>{field}</strong>" in page.text
+    assert f'href="{url.split("?")[0]}"' in page.text  # the page without its query
+    assert "7" * 101 not in page.text and "bm90LWEtY3Vyc29y" not in page.text
+    json_twin = dash.client.get(url.replace("/dashboard/orgs", "/api/loyalty/orgs"))
+    if json_twin.status_code == 422:  # the JSON twin, where one exists, stays JSON
+        assert json_twin.json()["detail"][0]["field"] == field
+
+
+def test_a_bad_form_answers_a_page_without_a_retry_link(dash: Dash) -> None:
+    csrf = dash.sign_in()
+    page = dash.client.post("/dashboard/orgs/org-1/runs", data={"kind": "all", "csrf": csrf})
+    assert page.status_code == 422 and page.headers["content-type"].startswith("text/html")
+    assert "<strong>kind</strong>" in page.text and 'id="retry"' not in page.text
+
+
 def test_the_guard_takes_the_cookie_only_without_an_authorization_header(dash: Dash) -> None:
     dash.sign_in()
     url = "/api/loyalty/orgs/org-1/overview"
