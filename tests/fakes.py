@@ -205,6 +205,10 @@ class FakeAlleaves:
         self.page_size = page_size
         self.order_pages = 0
         self.error: Exception | None = None
+        self.company_name: str | None = None
+
+    def company(self) -> str | None:
+        return self.company_name
 
     def iter_customers(self) -> Iterator[Customer | MalformedRecord]:
         page = 1

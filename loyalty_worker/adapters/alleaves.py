@@ -33,6 +33,8 @@ REFRESH_MARGIN_S = 300.0
 # A refused login is answered from memory this long (an org's clients are rebuilt every minute,
 # so corrected credentials are tried again by then).
 REFUSED_LOGIN_HOLD_S = 30.0
+# The longest company name kept (what the login calls the business; the dashboard shows it).
+COMPANY_MAX = 120
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,10 +83,14 @@ class AlleavesClient:
         # A refused login and until when it stands: callers waiting on the lock fail with it
         # instead of each sending the same wrong credentials again.
         self._refused: tuple[AuthError, float] | None = None
+        self._company: str | None = None
 
     @property
     def page_size(self) -> int:
         return self._page_size
+
+    def company(self) -> str | None:
+        return self._company
 
     @property
     def rate_limit(self) -> RateLimit | None:
@@ -214,6 +220,9 @@ class AlleavesClient:
         token = body.get("token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
             raise AuthError(SERVICE, f"{label}: login answered without a token")
+        company = body.get("company")
+        if isinstance(company, str) and company.strip():
+            self._company = company.strip()[:COMPANY_MAX]
         now = self._clock()
         expires_at = _jwt_expiry(token)
         if expires_at is None:

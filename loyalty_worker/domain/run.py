@@ -112,6 +112,7 @@ class RunSummaryDocument(TypedDict, total=False):
 
     runId: str
     orgId: str
+    orgName: str  # the business's name, as Alleaves' login gave it
     status: str
     dryRun: bool
     since: str  # "full", or the day an incremental run read orders since

@@ -31,6 +31,11 @@ class CustomerSource(Protocol):
         """Every order created between ``start`` and ``end`` (inclusive), flat."""
         ...
 
+    def company(self) -> str | None:
+        """The business's name as Alleaves' login gave it (None before a login, or none given):
+        what the dashboard calls the org."""
+        ...
+
     def fetch_order_page(self, start: date, end: date, page: int) -> list[Order | MalformedRecord]:
         """One page (from 1) of the orders created between ``start`` and ``end``."""
         ...

@@ -46,6 +46,7 @@ class FakeAlleaves:
         self.login_delay_s = 0.0
         self.reject_all_tokens = False
         self.logins = 0
+        self.company: str | None = "  Green Leaf Dispensary "
         self.requests: list[httpx.Request] = []
         self._tokens: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -82,7 +83,8 @@ class FakeAlleaves:
             exp = self.now + self.token_ttl_s
             token = jwt({"sub": "clerk", "n": self.logins, "exp": int(exp)})
             self._tokens[token] = exp
-        return httpx.Response(200, json={"id_user": 1, "username": "clerk", "token": token})
+        answer = {"id_user": 1, "username": "clerk", "company": self.company, "token": token}
+        return httpx.Response(200, json=answer)
 
     def _customers(self, page: int, size: int) -> httpx.Response:
         rows = self.customers[(page - 1) * size : page * size]
@@ -154,6 +156,20 @@ def order(n: int, day: str, **fields: Any) -> dict[str, Any]:
 def test_satisfies_the_customer_source_port() -> None:
     source: CustomerSource = make_client(FakeAlleaves())
     assert source is not None
+
+
+def test_the_company_the_login_names_is_kept_for_the_dashboard() -> None:
+    alleaves = FakeAlleaves()
+    client = make_client(alleaves)
+    assert client.company() is None  # not before a login
+    client.fetch_customer_page(1)
+    assert client.company() == "Green Leaf Dispensary"
+    alleaves.company, alleaves.now = "x" * 500, alleaves.now + 30 * 3600  # the token expired
+    client.fetch_customer_page(1)
+    assert client.company() == "x" * 120
+    alleaves.company, alleaves.now = None, alleaves.now + 30 * 3600
+    client.fetch_customer_page(1)
+    assert client.company() == "x" * 120  # a login that names none keeps the last name
 
 
 def test_concurrent_first_calls_share_one_login() -> None:

@@ -207,6 +207,15 @@ def test_without_a_look_up_pool_the_chunks_look_the_phones_up(harness: Harness) 
     assert sorted(harness.alpine.lookups) == [f"555000{i:04d}" for i in (1, 2, 4, 5, 6, 7, 8)]
 
 
+def test_the_run_records_the_company_alleaves_names(harness: Harness) -> None:
+    harness.start()
+    harness.drain()
+    assert "orgName" not in harness.store.run_summaries["r1"]  # the fake's login named none
+    harness.alleaves.company_name = "Green Leaf"
+    harness.start(run_id="r2")
+    assert harness.store.run_summaries["r2"]["orgName"] == "Green Leaf"
+
+
 def test_counts_add_up_and_one_alert_is_sent(harness: Harness) -> None:
     started = harness.start()
     assert (started.started, started.listed) == (True, 13)

@@ -719,6 +719,19 @@ def test_the_guard_takes_the_cookie_only_without_an_authorization_header(dash: D
     assert dash.client.get(url).status_code == 401
 
 
+def test_the_overview_names_the_org_as_its_latest_run_learned_it(dash: Dash) -> None:
+    dash.sign_in()
+    before = dash.client.get("/api/loyalty/orgs/org-1/overview").json()
+    assert before["orgName"] == "org-1"  # no run has named it yet
+    dash.store.run_summaries["org-1-run-0"]["orgName"] = "Green Leaf & Co"
+    page = dash.client.get("/dashboard/orgs/org-1").text
+    assert "<h1>Green Leaf &amp; Co <small>org-1 · " in page
+    assert "<title>Green Leaf &amp; Co · " in page
+    assert dash.client.get("/api/loyalty/orgs/org-1/overview").json()["orgName"] == (
+        "Green Leaf & Co"
+    )
+
+
 def test_a_dry_run_page_is_a_preview_of_what_would_change(dash: Dash) -> None:
     dash.store.run_summaries["org-1-dry"] = {
         **dash.store.run_summaries["org-1-run-0"],

@@ -81,6 +81,10 @@ class Overview(PageModel):
     """The org at a glance."""
 
     org_id: str
+    org_name: str = Field(
+        description="The business's name, as Alleaves' login gave it to the latest run that "
+        "logged in (the org id before any)."
+    )
     timezone: str
     customers: int
     tiers: list[TierCount]
@@ -220,6 +224,7 @@ def overview(
     rates = [point.discrepancy_rate for point in trend]
     return Overview(
         org_id=org.org_id,
+        org_name=next((run["orgName"] for run in runs if run.get("orgName")), org.org_id),
         timezone=org.timezone,
         customers=customers,
         tiers=tiers,

@@ -9,7 +9,7 @@ from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 
 from loyalty_worker.domain.results import SyncResult, SyncStatus, utc_stamp
-from loyalty_worker.domain.run import PlanReport, RunStatus
+from loyalty_worker.domain.run import PlanReport, RunStatus, RunSummaryDocument
 from loyalty_worker.services.run.closing import record_results
 from loyalty_worker.services.run.context import Batch
 from loyalty_worker.services.run.plan import RunPlan
@@ -70,7 +70,11 @@ def _record_plan(batch: Batch, plan: RunPlan) -> None:
     )
     ledger.note_plan(run_id, report)
     _record_malformed(batch, plan, now=time.time())
-    batch.ports.store.write_run_summary(run_id, {"listed": plan.listed})
+    listed: RunSummaryDocument = {"listed": plan.listed}
+    company = batch.org.alleaves.company()
+    if company is not None:
+        listed["orgName"] = company
+    batch.ports.store.write_run_summary(run_id, listed)
 
 
 def _record_malformed(batch: Batch, plan: RunPlan, *, now: float) -> None:
