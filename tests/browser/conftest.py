@@ -137,7 +137,11 @@ def dashboard(browser_stack: Stack) -> Iterator[Dashboard]:
 
 @pytest.fixture
 def driver(request: pytest.FixtureRequest) -> Iterator[WebDriver]:
-    """Headless Chromium with a fresh profile; a screenshot is saved when the test fails."""
+    """Headless Chromium with a fresh profile; a screenshot is saved when the test fails.
+
+    JavaScript is on unless the test asks otherwise (``@pytest.mark.parametrize("driver",
+    [True, False], indirect=True)``: the pages must work without it)."""
+    javascript = getattr(request, "param", True)
     for binary in (CHROMIUM, CHROMEDRIVER):
         if shutil.which(binary) is None:
             pytest.fail(
@@ -159,6 +163,7 @@ def driver(request: pytest.FixtureRequest) -> Iterator[WebDriver]:
         "--disable-dev-shm-usage",
         "--window-size=1280,1000",
         f"--user-data-dir={profile}",
+        *([] if javascript else ["--blink-settings=scriptEnabled=false"]),
     ):
         options.add_argument(flag)
     options.add_experimental_option(
@@ -171,6 +176,9 @@ def driver(request: pytest.FixtureRequest) -> Iterator[WebDriver]:
         "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": downloads}
     )
     browser.downloads = downloads  # type: ignore[attr-defined]
+    if not javascript:  # the pages' scripts must not run (Selenium's own still do)
+        browser.get("data:text/html,<title>off</title><script>document.title='on'</script>")
+        assert browser.title == "off", "Chromium ran a page's script with JavaScript off"
     try:
         yield browser
     finally:
@@ -181,6 +189,11 @@ def driver(request: pytest.FixtureRequest) -> Iterator[WebDriver]:
         browser.quit()
         shutil.rmtree(profile, ignore_errors=True)
         shutil.rmtree(downloads, ignore_errors=True)
+
+
+JS_ON_AND_OFF = pytest.mark.parametrize(
+    "driver", [True, False], indirect=True, ids=["javascript", "no-javascript"]
+)
 
 
 def screenshot(browser: WebDriver, name: str) -> None:

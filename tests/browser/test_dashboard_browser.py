@@ -20,7 +20,7 @@ from selenium.webdriver.support.select import Select
 from loyalty_worker.adapters.dashboard_store import FirestoreDashboardStore
 from loyalty_worker.adapters.firestore import HISTORY
 from loyalty_worker.domain.phone import normalize_phone
-from tests.browser.conftest import Dashboard, screenshot, sign_in, wait
+from tests.browser.conftest import JS_ON_AND_OFF, Dashboard, screenshot, sign_in, wait
 from tests.fixtures.pipeline import Stack
 
 
@@ -32,6 +32,7 @@ def synced(dashboard: Dashboard) -> Dashboard:
     return dashboard
 
 
+@JS_ON_AND_OFF
 def test_sign_in_and_see_the_tiers(synced: Dashboard, driver: WebDriver) -> None:
     sign_in(driver, synced)
     counts = {
@@ -68,6 +69,7 @@ def test_open_a_run_from_the_overview(synced: Dashboard, driver: WebDriver) -> N
     assert driver.find_elements(By.CSS_SELECTOR, "#largest tbody tr")
 
 
+@JS_ON_AND_OFF
 def test_acknowledge_a_discrepancy_and_see_it_leave_the_open_list(
     synced: Dashboard, driver: WebDriver
 ) -> None:
@@ -85,6 +87,7 @@ def test_acknowledge_a_discrepancy_and_see_it_leave_the_open_list(
     assert driver.find_elements(By.ID, str(row_id))
 
 
+@JS_ON_AND_OFF
 def test_resolving_needs_an_outcome_chosen_enter_alone_resolves_nothing(
     synced: Dashboard, driver: WebDriver
 ) -> None:
@@ -118,6 +121,7 @@ def _rows(driver: WebDriver) -> list[WebElement]:
     return driver.find_elements(By.CSS_SELECTOR, "#discrepancies tbody tr[id^='d-']")
 
 
+@JS_ON_AND_OFF
 @pytest.mark.parametrize(
     "menus", [(m,) for m in MENUS] + list(itertools.combinations(MENUS, 2)), ids="+".join
 )
@@ -143,6 +147,7 @@ def test_discrepancy_filters_alone_and_in_pairs_are_applied(
             assert cells[columns[name]].text == chosen[name], row.text
 
 
+@JS_ON_AND_OFF
 def test_the_pager_goes_to_the_end_and_back_to_the_start(
     synced: Dashboard, driver: WebDriver
 ) -> None:
@@ -197,6 +202,7 @@ def test_open_a_customer_sync_now_and_open_its_history(
     assert "No change recorded yet" not in entries[0].text
 
 
+@JS_ON_AND_OFF
 def test_find_a_customer_by_phone_typed_as_people_type_it(
     synced: Dashboard, driver: WebDriver
 ) -> None:
@@ -219,6 +225,7 @@ def test_find_a_customer_by_phone_typed_as_people_type_it(
         assert str(customer["id_customer"]) in driver.find_element(By.TAG_NAME, "h1").text, typed
 
 
+@JS_ON_AND_OFF
 def test_download_the_no_account_csv(synced: Dashboard, driver: WebDriver) -> None:
     sign_in(driver, synced)
     driver.get(f"{synced.url}/dashboard/orgs/org-1/no-account")
@@ -308,6 +315,7 @@ def test_the_first_tab_offers_to_skip_to_the_content(synced: Dashboard, driver: 
     assert driver.switch_to.active_element.get_attribute("id") == "main"
 
 
+@JS_ON_AND_OFF
 def test_sign_out_and_be_refused(synced: Dashboard, driver: WebDriver) -> None:
     sign_in(driver, synced)
     driver.find_element(By.ID, "sign-out").click()
