@@ -24,9 +24,13 @@ from loyalty_worker.api.dashboard_deps import Viewer, is_page, signed_in
 from loyalty_worker.api.errors import invalid_input, invalid_inputs
 from loyalty_worker.api.session import is_loopback
 from loyalty_worker.domain.review import ReviewRefused
+from loyalty_worker.services.dashboard.formatting import in_words, number
 from loyalty_worker.services.dashboard.page import NotFound
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
+# Codes in words and numbers with thousands separators, on every page.
+TEMPLATES.env.filters["words"] = in_words
+TEMPLATES.env.filters["num"] = number
 # Pages load nothing but their own stylesheet and script.
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "

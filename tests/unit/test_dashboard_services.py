@@ -28,7 +28,13 @@ from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.services.dashboard.csv_export import to_csv
 from loyalty_worker.services.dashboard.cursors import MAX_TRAIL, PageCursor
 from loyalty_worker.services.dashboard.discrepancies import ReviewFilter, discrepancies
-from loyalty_worker.services.dashboard.formatting import bars, mask_phone, next_nightly
+from loyalty_worker.services.dashboard.formatting import (
+    bars,
+    in_words,
+    mask_phone,
+    next_nightly,
+    number,
+)
 from loyalty_worker.services.dashboard.metrics import org_samples, render
 from loyalty_worker.services.dashboard.no_account import (
     NO_ACCOUNT_SORT,
@@ -80,6 +86,20 @@ class Cells(PageModel):
     a: str
     b: int
     c_value: str | None
+
+
+def test_codes_read_in_words_and_numbers_with_thousands_separators() -> None:
+    assert in_words("alpine_higher") == "Alpine IQ higher"
+    assert in_words("no_alpine_account") == "No Alpine IQ account"
+    assert in_words("false_positive") == "False alarm"
+    assert in_words("lookup_failed") == "Lookup failed"  # no word kept: spaced, capitalised
+    assert in_words(None) == ""
+    assert number(1234567) == "1,234,567"
+    assert number(-1200, signed=True) == "-1,200"
+    assert number(1200, signed=True) == "+1,200"
+    assert number(0, signed=True) == "+0"
+    assert number(1234.5) == "1,234.50"
+    assert number(None) == "" and number("—") == "—" and number(True) == "True"
 
 
 def test_csv_cells_never_run_as_formulas() -> None:

@@ -92,3 +92,41 @@ def bars(
             )
         )
     return out
+
+
+# The codes the pages show, in words (a code missing here reads as itself, its underscores
+# spaced and its first letter capitalised).
+WORDS = {
+    # reconciliation
+    "matched": "Matched",
+    "within_tolerance": "Within tolerance",
+    "alpine_higher": "Alpine IQ higher",
+    "calculated_higher": "Orders higher",
+    "no_alpine_account": "No Alpine IQ account",
+    # review outcomes
+    "no_action": "No action needed",
+    "false_positive": "False alarm",
+    # sources
+    "alpine_iq": "Alpine IQ",
+    "alpine": "Alpine IQ",
+    "calculated": "Orders",
+}
+
+
+def in_words(code: object) -> str:
+    """A status, outcome, state or reason code as people read it (``alpine_higher`` → "Alpine IQ
+    higher"); nothing for None."""
+    if code is None or code == "":
+        return ""
+    text = str(code)
+    return WORDS.get(text, text.replace("_", " ").capitalize())
+
+
+def number(value: object, *, signed: bool = False) -> str:
+    """A count or a points figure with thousands separators (``12,345``; ``+1,200`` signed);
+    anything that is no number as it is."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "" if value is None else str(value)
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:+,.2f}" if signed else f"{value:,.2f}"
+    return f"{int(value):+,}" if signed else f"{int(value):,}"
