@@ -141,10 +141,16 @@ def test_discrepancy_filters_alone_and_in_pairs_are_applied(
     for name, value in chosen.items():
         assert _menu(driver, name).first_selected_option.get_attribute("value") == value
     columns = {"status": 1, "tier": 2}
-    for row in _rows(driver):
-        cells = row.find_elements(By.TAG_NAME, "td")
+    rows = [[cell.text for cell in row.find_elements(By.TAG_NAME, "td")] for row in _rows(driver)]
+    for cells in rows:
         for name in set(chosen) & set(columns):
-            assert cells[columns[name]].text == chosen[name], row.text
+            assert cells[columns[name]] == chosen[name], cells
+    if chosen.get("sort") == "age":  # oldest first: the most days open at the top
+        days = [int(cells[6]) for cells in rows]
+        assert days == sorted(days, reverse=True), days
+    else:  # largest gap first
+        gaps = [abs(int(cells[5].replace(",", ""))) for cells in rows]
+        assert gaps == sorted(gaps, reverse=True), gaps
 
 
 @JS_ON_AND_OFF
@@ -231,21 +237,40 @@ def test_download_the_no_account_csv(synced: Dashboard, driver: WebDriver) -> No
     driver.get(f"{synced.url}/dashboard/orgs/org-1/no-account")
     total = int(driver.find_element(By.ID, "total").text)
     driver.find_element(By.ID, "no-account-csv").click()
-    folder = Path(driver.downloads)  # type: ignore[attr-defined]
-    deadline = time.monotonic() + 20
-    files: list[Path] = []
-    while time.monotonic() < deadline:
-        files = list(folder.glob("*.csv"))
-        if files:
-            break
-        time.sleep(0.2)
-    assert files, "no CSV downloaded"
-    lines = files[0].read_text(encoding="utf-8").strip().splitlines()
+    lines = _downloaded_csv(driver).splitlines()
     assert lines[0] == "customerId,phone,pointsFromOrders,lastOrder,tier"
     assert len(lines) == total + 1
     phones = [line.split(",")[1] for line in lines[1:]]
     assert any(phone[-4:].isdigit() for phone in phones), phones  # from the kept results
     assert all(phone.startswith("***-***-") or phone == "—" for phone in phones), phones
+
+
+@JS_ON_AND_OFF
+def test_download_the_discrepancies_csv_of_the_filter_shown(
+    synced: Dashboard, driver: WebDriver
+) -> None:
+    sign_in(driver, synced)
+    driver.get(f"{synced.url}/dashboard/orgs/org-1/discrepancies?state=all&status=alpine_higher")
+    total = int(driver.find_element(By.ID, "total").text)
+    driver.find_element(By.ID, "discrepancies-csv").click()
+    lines = _downloaded_csv(driver).splitlines()
+    header = lines[0].split(",")
+    assert "customerId" in header and "status" in header, header
+    assert len(lines) == total + 1
+    statuses = {line.split(",")[header.index("status")] for line in lines[1:]}
+    assert statuses == {"alpine_higher"}, statuses
+
+
+def _downloaded_csv(driver: WebDriver) -> str:
+    """The text of the CSV the browser downloaded (waited for, up to 20 s)."""
+    folder = Path(driver.downloads)  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        files = [f for f in folder.glob("*.csv") if f.stat().st_size > 0]
+        if files:
+            return files[0].read_text(encoding="utf-8").strip()
+        time.sleep(0.2)
+    raise AssertionError("no CSV downloaded")
 
 
 AXE = Path(__file__).parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
