@@ -307,6 +307,14 @@ def _every_page(dashboard: Dashboard, run_id: str) -> list[str]:
     ]
 
 
+# The pages whose phone-sized screenshot the docs show, and its name.
+PHONE_SHOTS = {
+    "/dashboard/orgs/org-1": "overview-phone",
+    "/dashboard/orgs/org-1/discrepancies": "discrepancies-phone",
+    "/dashboard/orgs/org-1/no-account": "no-account-phone",
+}
+
+
 @pytest.mark.parametrize(("width", "height"), [(390, 844), (1366, 768)])
 def test_every_page_fits_the_screen_and_axe_finds_no_violation(
     synced: Dashboard, driver: WebDriver, width: int, height: int
@@ -327,6 +335,8 @@ def test_every_page_fits_the_screen_and_axe_finds_no_violation(
         sign_out = driver.find_element(By.ID, "sign-out").rect
         assert sign_out["x"] + sign_out["width"] <= inner, (page, sign_out)
         found[page] = axe_violations(driver)
+        if width == 390 and page in PHONE_SHOTS:
+            screenshot(driver, PHONE_SHOTS[page])
     assert not too_wide, too_wide
     assert not {page: v for page, v in found.items() if v}, found
 
