@@ -12,7 +12,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
 
-from tests.browser.conftest import Dashboard, screenshot, sign_in, wait
+from tests.browser.conftest import Dashboard, sign_in, wait
 from tests.browser.test_dashboard_browser import AXE
 
 DRY = "Dry run (preview: nothing written)"
@@ -118,7 +118,6 @@ def test_a_dry_run_previews_the_customers_it_would_change_largest_first(
     ]
     assert shown == wanted
     assert driver.find_elements(By.ID, "preview-more") == []
-    screenshot(driver, "dry-run")
     assert _axe_violations(driver) == []
     # A preview: nothing written, nobody alerted.
     first = stack.profile("org-1", tampered[0]["id"])
