@@ -13,7 +13,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
 
 from tests.browser.conftest import Dashboard, sign_in, wait
-from tests.browser.test_dashboard_browser import AXE
+from tests.browser.test_dashboard_browser import axe_violations
 
 DRY = "Dry run (preview: nothing written)"
 # How far each of three customers' stored points from orders are moved off the rules' answer.
@@ -74,16 +74,6 @@ def _kind_in_table(driver: WebDriver, dashboard: Dashboard, run_id: str) -> str:
     raise AssertionError(f"run {run_id} is not in the runs table")
 
 
-def _axe_violations(driver: WebDriver) -> list[str]:
-    driver.execute_script(AXE.read_text(encoding="utf-8"))
-    found = driver.execute_async_script(
-        "const done = arguments[arguments.length - 1];"
-        "axe.run(document, {resultTypes: ['violations']})"
-        ".then(r => done(r.violations.map(v => `${v.id} (${v.impact}, ${v.nodes.length}x)`)));"
-    )
-    return [str(v) for v in found]
-
-
 def test_a_dry_run_previews_the_customers_it_would_change_largest_first(
     synced: Dashboard, driver: WebDriver, tampered: list[dict[str, Any]]
 ) -> None:
@@ -118,7 +108,7 @@ def test_a_dry_run_previews_the_customers_it_would_change_largest_first(
     ]
     assert shown == wanted
     assert driver.find_elements(By.ID, "preview-more") == []
-    assert _axe_violations(driver) == []
+    assert axe_violations(driver) == []
     # A preview: nothing written, nobody alerted.
     first = stack.profile("org-1", tampered[0]["id"])
     assert first is not None
@@ -138,5 +128,5 @@ def test_an_incremental_run_is_labelled_in_the_table_and_on_its_page(
     assert kind.find_element(By.TAG_NAME, "strong").text == "Incremental"
     link = kind.find_element(By.ID, "run-link").get_attribute("href") or ""
     assert link.endswith(f"/dashboard/orgs/org-1/runs/{run_id}")
-    assert _axe_violations(driver) == []
+    assert axe_violations(driver) == []
     assert _kind_in_table(driver, synced, run_id) == "Incremental"
