@@ -265,8 +265,13 @@ class Container:
     def _notifier(self, org: OrgSettings | None) -> Notifier:
         url = (org.discord_webhook_url if org else None) or self.settings.discord_webhook_url
         if url is None:
-            return ConsoleNotifier()
-        return DiscordNotifier(self.http, webhook_url=url.get_secret_value(), retry=self.retry)
+            return ConsoleNotifier(public_url=self.settings.public_url)
+        return DiscordNotifier(
+            self.http,
+            webhook_url=url.get_secret_value(),
+            retry=self.retry,
+            public_url=self.settings.public_url,
+        )
 
 
 def _register_secrets(org: OrgSettings) -> None:

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     alleaves_base_url: str = "https://app.alleaves.com/api"
     alpine_base_url: str = "https://lab.alpineiq.com/api"
     discord_webhook_url: SecretStr | None = None
+    # The dashboard's public base URL (scheme and host, no path): the runs' alerts link to
+    # their run's page and the org's discrepancy queue under it.
+    public_url: str = "http://127.0.0.1:8000"
 
     http_timeout_s: float = Field(default=10.0, gt=0)
     http_connect_timeout_s: float = Field(default=5.0, gt=0)
@@ -144,6 +147,22 @@ class Settings(BaseSettings):
         if parsed.query or parsed.fragment or parsed.username or parsed.password:
             raise ValueError("must hold no query, fragment or credentials")
         return url
+
+    @field_validator("public_url")
+    @classmethod
+    def _base_url(cls, url: str) -> str:
+        parsed = urllib.parse.urlsplit(url.strip())
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError("must be an http(s) URL with a host")
+        if parsed.query or parsed.fragment or parsed.username or parsed.password:
+            raise ValueError("must hold no query, fragment or credentials")
+        if parsed.path not in ("", "/"):
+            raise ValueError("must be the dashboard's base URL: scheme and host, no path")
+        try:
+            _ = parsed.port  # a port that is not a number raises here
+        except ValueError:
+            raise ValueError("must have a numeric port") from None
+        return f"{parsed.scheme}://{parsed.netloc}"
 
     @field_validator("flower_password")
     @classmethod

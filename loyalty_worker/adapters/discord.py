@@ -1,7 +1,10 @@
 """Alerts for people: a Discord webhook, or the console when no webhook is configured.
 
 Discord refuses a whole message that breaks any of its size limits, and a batch alert can list
-thousands of customers; so lists are cut to fit, and every cut says how much it left out.
+thousands of customers; so lists are cut to fit, and every cut says how much it left out. An
+alert's links (its run's page, the org's discrepancy queue) go under the dashboard's public URL
+(``LOYALTY_PUBLIC_URL``): the embed's own link is the first, and a "Links" field, placed before
+any section so that no cut drops it, names them all.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import json
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TextIO, TypedDict
+from typing import NotRequired, TextIO, TypedDict
 
 import httpx
 
@@ -29,9 +32,15 @@ MAX_FIELD_VALUE = 1024
 MAX_EMBED_TOTAL = 6000
 # Kept free in the embed for the field that says how many sections were left out.
 _OMITTED_NOTE_ROOM = 100
+# Discord's limit for a URL in an embed (its ``url``), and the links' field's name.
+MAX_URL = 2048
+LINKS_FIELD = "Links"
 # A field narrower than this would say nothing but "… and N more": leave it out instead.
 _MIN_FIELD_VALUE = 40
 _ELLIPSIS = "…"
+
+# Where the alerts' links point when no public URL is given (``Settings.public_url``'s default).
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 
 COLORS = {"info": 0x3498DB, "warning": 0xF1C40F, "error": 0xE74C3C}
 
@@ -39,17 +48,30 @@ COLORS = {"info": 0x3498DB, "warning": 0xF1C40F, "error": 0xE74C3C}
 class DiscordNotifier:
     """Posts each alert as one webhook message with one embed."""
 
-    def __init__(self, http: httpx.Client, *, webhook_url: str, retry: RetryPolicy) -> None:
+    def __init__(
+        self,
+        http: httpx.Client,
+        *,
+        webhook_url: str,
+        retry: RetryPolicy,
+        public_url: str = DEFAULT_PUBLIC_URL,
+    ) -> None:
         # The URL carries the webhook's token: it goes on the wire and nowhere else.
         self._http = http
         self._webhook_url = webhook_url
         self._retry = retry
+        self._public_url = public_url
 
     def send(self, alert: Alert) -> None:
         """Deliver the alert; 429s wait as long as Discord's body asks, within the retry budget."""
         send(
             self._http,
-            Call("POST", self._webhook_url, label="POST webhook", json_body=build_message(alert)),
+            Call(
+                "POST",
+                self._webhook_url,
+                label="POST webhook",
+                json_body=build_message(alert, public_url=self._public_url),
+            ),
             service=SERVICE,
             policy=self._retry,
             retry_after=discord_retry_after,
@@ -59,12 +81,16 @@ class DiscordNotifier:
 class ConsoleNotifier:
     """Writes alerts in full to a stream (stderr), for runs without a Discord webhook."""
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(
+        self, stream: TextIO | None = None, *, public_url: str = DEFAULT_PUBLIC_URL
+    ) -> None:
         self._stream = stream
+        self._public_url = public_url
 
     def send(self, alert: Alert) -> None:
-        """One block of text per alert: title, summary, then each section's lines."""
+        """One block of text per alert: title, summary, its links, then each section's lines."""
         lines = [f"[{alert.severity.upper()}] {alert.title}", alert.summary]
+        lines.extend(f"{label}: {url}" for label, url in absolute_links(alert, self._public_url))
         for name, items in alert.sections:
             lines.append(f"{name}:")
             lines.extend(f"  {item}" for item in items)
@@ -81,6 +107,7 @@ class EmbedField(TypedDict):
 
 class Embed(TypedDict):
     title: str
+    url: NotRequired[str]  # where the title links: the run's page
     description: str
     color: int
     fields: list[EmbedField]
@@ -94,13 +121,30 @@ class WebhookMessage(TypedDict):
     embeds: list[Embed]
 
 
-def build_message(alert: Alert) -> WebhookMessage:
-    """The webhook body, every Discord limit respected, cuts announced with "… and N more"."""
+def absolute_links(alert: Alert, public_url: str) -> list[tuple[str, str]]:
+    """The alert's links as full URLs under ``public_url`` (a path given whole is kept)."""
+    base = public_url.rstrip("/")
+    return [
+        (label, path if "://" in path else f"{base}/{path.lstrip('/')}")
+        for label, path in alert.links
+    ]
+
+
+def build_message(alert: Alert, *, public_url: str = DEFAULT_PUBLIC_URL) -> WebhookMessage:
+    """The webhook body, every Discord limit respected, cuts announced with "… and N more";
+    the alert's links under ``public_url``."""
     title = clip(alert.title or "Alert", MAX_TITLE)
     description = clip(alert.summary, MAX_DESCRIPTION)
     used = len(title) + len(description)
     sections = list(alert.sections)
     fields: list[EmbedField] = []
+    links = [
+        (label, url) for label, url in absolute_links(alert, public_url) if len(url) <= MAX_URL
+    ]
+    if links:
+        value = cut_lines([f"[{clip(label, 100)}]({url})" for label, url in links], MAX_FIELD_VALUE)
+        fields.append({"name": LINKS_FIELD, "value": value, "inline": False})
+        used += len(LINKS_FIELD) + len(value)
     for index, (name, lines) in enumerate(sections):
         is_last = index == len(sections) - 1
         if len(fields) >= MAX_FIELDS - (0 if is_last else 1):
@@ -124,6 +168,8 @@ def build_message(alert: Alert) -> WebhookMessage:
         "fields": fields,
         "timestamp": datetime.now(UTC).isoformat(),
     }
+    if links:
+        embed["url"] = links[0][1]  # the title links to the run's page
     return {"content": clip(alert.title, MAX_CONTENT), "embeds": [embed]}
 
 

@@ -29,6 +29,7 @@ from loyalty_worker.domain.run import (
     RunRecord,
     RunStatus,
     RunSummaryDocument,
+    run_kind,
 )
 from loyalty_worker.ports.run import WorkPayload
 
@@ -122,6 +123,16 @@ class Progress:
     failed: int
     summary: RunSummaryDocument | None
     error: str | None
+    kind: str = "Full"  # ``domain.run.run_kind``: what kind of run, in words
+
+
+def _kind_fields(record: RunRecord) -> RunSummaryDocument:
+    """What ``run_kind`` reads, from a run's live record (no summary yet)."""
+    fields: RunSummaryDocument = {"dryRun": record.dry_run, "since": record.since or "full"}
+    if record.selection is not None:
+        fields["partial"] = True
+        fields["scope"] = record.scope or ""
+    return fields
 
 
 def run_record(run_id: str, fields: Mapping[str, str]) -> RunRecord:
@@ -357,6 +368,7 @@ class RunTracker:
             failed=int(failures),
             summary=summary,
             error=record.error,
+            kind=run_kind(summary if summary is not None else _kind_fields(record)),
         )
 
     def claim_summary(self, run_id: str, flag: str = "fired") -> bool:

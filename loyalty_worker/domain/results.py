@@ -76,6 +76,7 @@ class SyncResultDocument(TypedDict, total=False):
     phone: str
     inputs: str
     previousTier: str
+    previousPoints: int
     carried: bool
     calculated: CalculatedEntry
     alpine: AlpineEntry | None
@@ -115,6 +116,9 @@ class SyncResult:
     inputs: str | None = None
     # Left as the last sync left it by an incremental run (``services.run.memo``).
     carried: bool = False
+    # The profile's points from orders before this sync (None: no profile, or none stored); a
+    # dry run's preview shows it beside the points it would write.
+    previous_points: int | None = None
 
     def __post_init__(self) -> None:
         if self.phone is not None:
@@ -154,6 +158,8 @@ class SyncResult:
             data["inputs"] = self.inputs
         if self.previous_tier is not None:
             data["previousTier"] = self.previous_tier
+        if self.previous_points is not None:
+            data["previousPoints"] = self.previous_points
         if self.carried:
             data["carried"] = True
         if self.outcome is None:
@@ -184,7 +190,16 @@ class SyncResult:
             dry_run=bool(data.get("dryRun", False)),
             inputs=data.get("inputs"),
             carried=bool(data.get("carried", False)),
+            previous_points=_points(data.get("previousPoints")),
         )
+
+
+def _points(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"previousPoints: {value!r}")
+    return value
 
 
 def _customer_id(value: Any) -> int | str:

@@ -4,6 +4,7 @@ record and its summary document."""
 from __future__ import annotations
 
 import enum
+import urllib.parse
 from dataclasses import dataclass
 from typing import TypedDict
 
@@ -100,6 +101,17 @@ class Liability(TypedDict):
     alpine: int
 
 
+class PreviewEntry(TypedDict):
+    """A customer a dry run would change (points from orders or tier): before and after, never
+    a phone."""
+
+    customerId: int | str
+    pointsBefore: int | None  # the profile's pointsFromOrders (None: no profile yet)
+    pointsAfter: int
+    tierBefore: str | None
+    tierAfter: str | None
+
+
 class AlertOutcome(TypedDict, total=False):
     """What became of the run's one alert."""
 
@@ -142,6 +154,10 @@ class RunSummaryDocument(TypedDict, total=False):
     largestDiscrepancies: list[DiscrepancyEntry]
     tierChanges: list[TierChangeEntry]
     tierChangeCount: int
+    # A dry run's preview: the customers whose points or tier would change, largest change
+    # first (the first ``MAX_LISTED``), and how many there are in all.
+    previewChanges: list[PreviewEntry]
+    previewChangeCount: int
     ordersProcessed: int
     liability: Liability
     ordersSince: str
@@ -155,6 +171,38 @@ class RunSummaryDocument(TypedDict, total=False):
     planAttempts: int
     missingCustomerIds: list[int]
     alert: AlertOutcome
+
+
+DRY_RUN_LABEL = "Dry run (preview: nothing written)"
+
+
+def run_kind(summary: RunSummaryDocument) -> str:
+    """What kind of run it was, in words: "Full", "Incremental" (orders since a day) or
+    "Partial: first 10" (its scope); a dry run says so first ("Dry run (preview: nothing
+    written)", then "· Incremental" or "· Partial: ..." when it was not a full one)."""
+    if summary.get("partial"):
+        kind = f"Partial: {summary.get('scope') or 'a selection'}"
+    elif summary.get("since", "full") not in ("full", None):
+        kind = "Incremental"
+    else:
+        kind = "Full"
+    if not summary.get("dryRun"):
+        return kind
+    return DRY_RUN_LABEL if kind == "Full" else f"{DRY_RUN_LABEL} · {kind}"
+
+
+def run_page_path(org_id: str, run_id: str) -> str:
+    """The dashboard's page of a run (under the public URL)."""
+    return f"/dashboard/orgs/{_part(org_id)}/runs/{_part(run_id)}"
+
+
+def discrepancies_path(org_id: str) -> str:
+    """The dashboard's discrepancy queue of an org (under the public URL)."""
+    return f"/dashboard/orgs/{_part(org_id)}/discrepancies"
+
+
+def _part(value: str) -> str:
+    return urllib.parse.quote(value, safe="")
 
 
 # --- A run's live record (the run state, Redis) ----------------------------------------------

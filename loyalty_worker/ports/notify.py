@@ -9,12 +9,14 @@ from typing import Protocol
 
 @dataclass(frozen=True, slots=True)
 class Alert:
-    """A message for people: a title, a short text, named sections of lines."""
+    """A message for people: a title, a short text, named sections of lines, and links (a
+    label and a path under the dashboard's public URL, the first the alert's own link)."""
 
     title: str
     summary: str
     sections: Sequence[tuple[str, Sequence[str]]] = field(default=())
     severity: str = "info"  # info | warning | error
+    links: Sequence[tuple[str, str]] = field(default=())
 
 
 class Notifier(Protocol):

@@ -281,6 +281,11 @@ class RunProgress(Protocol):
     @property
     def error(self) -> str | None: ...
 
+    @property
+    def kind(self) -> str:
+        """What kind of run, in words (``domain.run.run_kind``)."""
+        ...
+
 
 class RunProgressSource(Protocol):
     """Live runs (Redis), which forget a run some time after it closed."""

@@ -418,7 +418,7 @@ def test_a_run_that_did_not_finish_shows_the_banner_until_a_full_run_does(
     sign_in(driver, synced)
     banner = driver.find_element(By.ID, "night-banner")
     assert "did not finish" in banner.text and "Full run" in banner.text
-    assert "partial: first 10" in driver.find_element(By.ID, "runs").text
+    assert "Partial: first 10" in driver.find_element(By.ID, "runs").text
     banner.find_element(By.LINK_TEXT, "See the run").click()
     wait(driver).until(expected_conditions.url_contains("/runs/org-1-failed-night"))
     driver.back()

@@ -50,3 +50,37 @@ def test_a_base_url_that_is_not_a_plain_http_url_is_refused(url: str) -> None:
     with pytest.raises(ValidationError) as caught:
         Settings(alleaves_base_url=url)
     assert "alleaves_base_url" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "kept"),
+    [
+        ("https://loyalty.example.com", "https://loyalty.example.com"),
+        ("https://loyalty.example.com/", "https://loyalty.example.com"),
+        ("http://127.0.0.1:8000", "http://127.0.0.1:8000"),
+    ],
+)
+def test_the_public_url_is_kept_as_scheme_and_host(url: str, kept: str) -> None:
+    assert Settings(public_url=url).public_url == kept
+
+
+def test_the_public_url_defaults_to_the_local_dashboard() -> None:
+    assert Settings().public_url == "http://127.0.0.1:8000"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "loyalty.example.com",
+        "ftp://loyalty.example.com",
+        "https://loyalty.example.com/dashboard",
+        "https://loyalty.example.com/?next=/x",
+        "https://loyalty.example.com/#top",
+        "https://user:pw@loyalty.example.com",
+        "https://loyalty.example.com:port",
+    ],
+)
+def test_a_public_url_with_path_junk_is_refused(url: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings(public_url=url)
+    assert "public_url" in str(caught.value)

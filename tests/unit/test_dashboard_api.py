@@ -17,6 +17,7 @@ from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.api.app import ApiServices, DashboardServices, create_app
 from loyalty_worker.api.settings import ApiSettings
 from loyalty_worker.domain.phone import phone_hash
+from loyalty_worker.domain.run import PreviewEntry
 from tests.fakes import (
     FakeAlpine,
     InMemoryDashboardStore,
@@ -296,7 +297,7 @@ def test_overview_banner_when_the_last_full_run_failed_and_a_partial_run_is_mark
     assert 'id="night-banner"' in page and 'role="alert"' in page
     assert "The last loyalty update did not finish" in page
     assert "/dashboard/orgs/org-1/runs/org-1-run-1" in page
-    assert "partial: first 10" in page
+    assert "Partial: first 10" in page
     data = dash.client.get("/api/loyalty/orgs/org-1/overview").json()
     assert data["night"]["problem"] == "not_completed"
     assert data["countsAsOf"] is None  # counted from the profiles, not from the partial run
@@ -765,3 +766,54 @@ def test_the_read_threads_stop_with_the_app() -> None:
         assert dashboard.reads.submit(sum, [1, 2]).result() == 3
     with pytest.raises(RuntimeError):  # shut down: the app stopped
         dashboard.reads.submit(sum, [1, 2])
+
+
+def test_a_dry_run_page_lists_the_customers_it_would_change_largest_first(dash: Dash) -> None:
+    changes: list[PreviewEntry] = [
+        {
+            "customerId": 3,
+            "pointsBefore": 900,
+            "pointsAfter": 1400,
+            "tierBefore": "silver",
+            "tierAfter": "gold",
+        },
+        {
+            "customerId": 5,
+            "pointsBefore": None,
+            "pointsAfter": 80,
+            "tierBefore": None,
+            "tierAfter": "gold",
+        },
+    ]
+    dash.store.run_summaries["org-1-dry"] = {
+        **dash.store.run_summaries["org-1-run-0"],
+        "dryRun": True,
+        "since": "full",
+        "previewChanges": changes,
+        "previewChangeCount": 7,
+    }
+    dash.sign_in()
+    page = dash.client.get("/dashboard/orgs/org-1/runs/org-1-dry").text
+    assert "Kind: <strong>Dry run (preview: nothing written)</strong>" in page
+    assert "a preview posts no alert" in page and 'id="run-link"' not in page
+    assert page.index('data-customer="3"') < page.index('data-customer="5"')
+    assert "900 → 1400" in page and "+500" in page and "silver → gold" in page
+    assert "none → 80" in page and "— → gold" in page
+    assert "… and 5 more" in page
+    data = dash.client.get("/api/loyalty/orgs/org-1/runs/org-1-dry").json()
+    assert data["kind"] == "Dry run (preview: nothing written)"
+    assert [c["customerId"] for c in data["preview"]] == [3, 5]
+    assert data["previewCount"] == 7
+
+
+def test_runs_are_labelled_in_words_in_the_table_and_on_their_page(dash: Dash) -> None:
+    base = dash.store.run_summaries["org-1-run-0"]
+    dash.store.run_summaries["org-1-inc"] = {**base, "since": "2026-11-01", "startedAt": NOW - 60}
+    dash.sign_in()
+    table = dash.client.get("/dashboard/orgs/org-1").text
+    assert '<td class="run-kind">Incremental</td>' in table
+    assert '<td class="run-kind">Full</td>' in table  # org-1-run-0: no ``since``, a full run
+    page = dash.client.get("/dashboard/orgs/org-1/runs/org-1-inc").text
+    assert "Kind: <strong>Incremental</strong>" in page
+    link = 'href="http://127.0.0.1:8000/dashboard/orgs/org-1/runs/org-1-inc"'
+    assert link in page  # what its alert links to

@@ -19,6 +19,7 @@ from loyalty_worker.adapters.discord import (
     MAX_FIELD_VALUE,
     MAX_FIELDS,
     MAX_TITLE,
+    MAX_URL,
     ConsoleNotifier,
     DiscordNotifier,
     build_message,
@@ -27,6 +28,8 @@ from loyalty_worker.adapters.discord import (
 from loyalty_worker.adapters.http import RetryPolicy
 from loyalty_worker.errors import PermanentError, TransientError
 from loyalty_worker.ports.notify import Alert, Notifier
+from loyalty_worker.services.run.summary import summary_alert
+from tests.unit.test_run_alerts import close
 
 TOKEN = "webhook-secret-token-abc123"
 WEBHOOK = f"https://discord.test/api/webhooks/42/{TOKEN}"
@@ -196,3 +199,65 @@ def test_console_notifier_writes_every_line() -> None:
     text = stream.getvalue()
     assert text.startswith("[ERROR] Batch\ndone\nAll:\n")
     assert text.count("\n  line ") == 5000
+
+
+PUBLIC = "https://loyalty.example.com"
+RUN_LINKS = (
+    ("Run page", "/dashboard/orgs/org-1/runs/r1"),
+    ("Discrepancy queue", "/dashboard/orgs/org-1/discrepancies"),
+)
+
+
+def test_the_embed_links_to_the_run_page_and_the_discrepancy_queue() -> None:
+    fake = FakeDiscord()
+    notifier = DiscordNotifier(
+        httpx.Client(transport=httpx.MockTransport(fake.handler)),
+        webhook_url=WEBHOOK,
+        retry=RetryPolicy(max_attempts=1, wait=False),
+        public_url=PUBLIC,
+    )
+    notifier.send(Alert(title="Loyalty sync completed: org-1", summary="s", links=RUN_LINKS))
+    embed = fake.accepted[0]["embeds"][0]
+    assert embed["url"] == f"{PUBLIC}/dashboard/orgs/org-1/runs/r1"
+    assert embed["fields"][0] == {
+        "name": "Links",
+        "value": f"[Run page]({PUBLIC}/dashboard/orgs/org-1/runs/r1)\n"
+        f"[Discrepancy queue]({PUBLIC}/dashboard/orgs/org-1/discrepancies)",
+        "inline": False,
+    }
+    assert_within_discord_limits(fake.accepted[0])
+
+
+def test_a_summary_alert_carries_the_run_links() -> None:
+    summary, _ = close(dry_run=False)
+    message = build_message(summary_alert(summary), public_url=PUBLIC + "/")
+    embed = message["embeds"][0]
+    assert embed["url"] == f"{PUBLIC}/dashboard/orgs/org-1/runs/r1"
+    assert f"({PUBLIC}/dashboard/orgs/org-1/discrepancies)" in embed["fields"][0]["value"]
+
+
+def test_the_links_survive_an_alert_cut_to_every_limit() -> None:
+    sections = [(f"section {s}", [f"line {s}.{n}" for n in range(200)]) for s in range(40)]
+    alert = Alert(title="T" * 300, summary="S" * 5000, sections=sections, links=RUN_LINKS)
+    message = build_message(alert, public_url=PUBLIC)
+    assert_within_discord_limits(message)
+    fields = message["embeds"][0]["fields"]
+    assert fields[0]["name"] == "Links" and PUBLIC in fields[0]["value"]
+    assert fields[-1]["value"].endswith("more sections")
+
+
+def test_a_link_longer_than_discord_takes_is_left_out() -> None:
+    alert = Alert(title="t", summary="s", links=(("Run page", "/runs/" + "x" * MAX_URL),))
+    embed = build_message(alert, public_url=PUBLIC)["embeds"][0]
+    assert "url" not in embed and embed["fields"] == []
+
+
+def test_an_alert_without_links_has_no_url() -> None:
+    embed = build_message(Alert(title="t", summary="s"), public_url=PUBLIC)["embeds"][0]
+    assert "url" not in embed and embed["fields"] == []
+
+
+def test_console_notifier_writes_the_links_in_full() -> None:
+    stream = io.StringIO()
+    ConsoleNotifier(stream, public_url=PUBLIC).send(Alert(title="t", summary="s", links=RUN_LINKS))
+    assert f"Run page: {PUBLIC}/dashboard/orgs/org-1/runs/r1\n" in stream.getvalue()

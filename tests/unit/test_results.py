@@ -71,12 +71,13 @@ def shapes() -> Iterator[SyncResult]:
             phone=phone,
             dry_run=dry_run,
         )
-    for status, outcome, previous_tier, inputs, carried in itertools.product(
+    for status, outcome, previous_tier, inputs, carried, previous_points in itertools.product(
         (SyncStatus.SYNCED, SyncStatus.UNCHANGED),
         outcomes(),
         (None, "bronze", "silver"),
         (None, "d1g3st"),
         (False, True),
+        (None, 0, 550),
     ):
         yield SyncResult(
             "org-1",
@@ -88,6 +89,7 @@ def shapes() -> Iterator[SyncResult]:
             previous_tier=previous_tier,
             inputs=inputs,
             carried=carried,
+            previous_points=previous_points,
         )
 
 
@@ -109,6 +111,7 @@ def test_the_shapes_cover_what_consumers_read() -> None:
     assert any("adjustment" in d for d in dicts)
     assert any(d.get("alpine") is None and "calculated" in d for d in dicts)
     assert any(d.get("carried") for d in dicts)
+    assert any(d.get("previousPoints") == 0 for d in dicts)
 
 
 def test_a_result_keeps_only_the_masked_phone_and_no_order_ledger() -> None:

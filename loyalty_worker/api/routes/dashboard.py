@@ -44,6 +44,7 @@ from loyalty_worker.api.session import (
     pre_session_nonce,
 )
 from loyalty_worker.domain.review import CHOSEN_OUTCOMES, Move
+from loyalty_worker.domain.run import run_page_path
 from loyalty_worker.services.dashboard.actions import sync_now, sync_result, trigger_run
 from loyalty_worker.services.dashboard.customers import customer_page, history
 from loyalty_worker.services.dashboard.discrepancies import discrepancies
@@ -188,11 +189,14 @@ def run_view(
     org: OrgDep,
     run_id: RunPath,
     services: ServicesDep,
+    dashboard: DashboardDep,
     already: Annotated[int, Query(ge=0, le=1)] = 0,
 ) -> Response:
     tz = ZoneInfo(org.timezone)
     found = run_page(run_id, org.org_id, live=services.tracker, stored=services.store, tz=tz)
-    context = {"org_id": org.org_id, "run": found, "already": bool(already)}
+    # The page's own address as the run's alert links to it (``LOYALTY_PUBLIC_URL``).
+    link = dashboard.public_url.rstrip("/") + run_page_path(org.org_id, found.run_id)
+    context = {"org_id": org.org_id, "run": found, "already": bool(already), "link": link}
     return render(request, "run.html", context, who)
 
 

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from pydantic import Field
 
 from loyalty_worker.domain.models import ReconciliationStatus
-from loyalty_worker.domain.run import RunStatus, RunSummaryDocument
+from loyalty_worker.domain.run import RunStatus, RunSummaryDocument, run_kind
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports.dashboard import DashboardStore
 from loyalty_worker.services.dashboard.formatting import local_time, next_nightly
@@ -49,6 +49,11 @@ class RunRow(PageModel):
     dry_run: bool
     scope: str | None = Field(
         default=None, description='A partial run\'s customers ("first 10"); null: all of them.'
+    )
+    kind: str = Field(
+        default="Full",
+        description='What kind of run, in words: "Full", "Incremental", "Partial: first 10", '
+        '"Dry run (preview: nothing written)" (then "· Incremental"... when not full).',
     )
     started: str | None = Field(description="When it started, in the org's time zone.")
     duration_s: float | None
@@ -114,6 +119,7 @@ def run_row(run: RunSummaryDocument, tz: ZoneInfo) -> RunRow:
         status=RunStatus.of(run.get("status", "running")).value,
         dry_run=bool(run.get("dryRun")),
         scope=str(run.get("scope") or "a selection") if run.get("partial") else None,
+        kind=run_kind(run),
         started=local_time(run.get("startedAt"), tz),
         duration_s=run.get("durationS"),
         listed=run.get("listed"),

@@ -1,5 +1,6 @@
-"""A run as its page shows it: live progress while it goes, then its summary (failed customers
-by reason, the largest discrepancies with phones masked, tier changes)."""
+"""A run as its page shows it: what kind of run it is (in words), live progress while it goes,
+then its summary (failed customers by reason, the largest discrepancies with phones masked, tier
+changes; for a dry run, the preview of the customers it would change)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field
 
-from loyalty_worker.domain.run import RunSummaryDocument
+from loyalty_worker.domain.run import DRY_RUN_LABEL, RunSummaryDocument
 from loyalty_worker.ports.run import RunProgressSource, RunSummaries
 from loyalty_worker.services.dashboard.formatting import local_time, mask_phone
 from loyalty_worker.services.dashboard.page import NotFound, PageModel
@@ -39,6 +40,16 @@ class TierChange(PageModel):
     to: str | None
 
 
+class PreviewChange(PageModel):
+    """A customer a dry run would change: points from orders and tier, before and after."""
+
+    customer_id: int | str
+    points_before: int | None = Field(description="Null: no profile yet.")
+    points_after: int
+    tier_before: str | None
+    tier_after: str | None
+
+
 class RunPage(PageModel):
     """A run's progress, and its summary once it is over."""
 
@@ -51,6 +62,10 @@ class RunPage(PageModel):
     failed: int
     error: str | None
     dry_run: bool
+    kind: str = Field(
+        description='What kind of run, in words: "Full", "Incremental", "Partial: first 10", '
+        '"Dry run (preview: nothing written)" (then "· Incremental"... when not full).'
+    )
     started: str | None = Field(description="When it started, in the org's time zone.")
     duration_s: float | None
     synced: int | None
@@ -60,6 +75,11 @@ class RunPage(PageModel):
     largest_discrepancies: list[LargestDiscrepancy]
     tier_changes: list[TierChange]
     tier_change_count: int
+    preview: list[PreviewChange] = Field(
+        description="A dry run's customers whose points or tier would change, largest change "
+        "first (the first 100)."
+    )
+    preview_count: int = Field(description="All the customers a dry run would change.")
     discrepancies: int | None
     discrepancy_rate: float | None
     reconciliation: dict[str, int]
@@ -98,7 +118,8 @@ def run_page(
         done=run.done,
         failed=run.failed,
         error=run.error,
-        dry_run=bool(summary.get("dryRun")),
+        dry_run=bool(summary.get("dryRun")) or run.kind.startswith(DRY_RUN_LABEL),
+        kind=run.kind,
         started=local_time(summary.get("startedAt"), tz),
         duration_s=summary.get("durationS"),
         synced=summary.get("synced"),
@@ -108,6 +129,17 @@ def run_page(
         largest_discrepancies=_largest(summary),
         tier_changes=[TierChange.model_validate(e) for e in summary.get("tierChanges") or []],
         tier_change_count=summary.get("tierChangeCount", 0),
+        preview=[
+            PreviewChange(
+                customer_id=e["customerId"],
+                points_before=e.get("pointsBefore"),
+                points_after=e["pointsAfter"],
+                tier_before=e.get("tierBefore"),
+                tier_after=e.get("tierAfter"),
+            )
+            for e in summary.get("previewChanges") or []
+        ],
+        preview_count=summary.get("previewChangeCount", 0),
         discrepancies=summary.get("discrepancies"),
         discrepancy_rate=summary.get("discrepancyRate"),
         reconciliation=dict(summary.get("reconciliation") or {}),

@@ -1,6 +1,6 @@
 """Closing a run: every customer's result recorded (keyed by customer, kept in the org's memo)
-and, once the last one is in, the run summarised: its summary written, its one alert sent, the
-org's lock released."""
+and, once the last one is in, the run summarised: its summary written, its one alert sent (a dry
+run, a preview, sends none), the org's lock released."""
 
 from __future__ import annotations
 
@@ -68,7 +68,8 @@ def summarize_batch(
     status: RunStatus = RunStatus.COMPLETED,
     missing_ids: Sequence[int] = (),
 ) -> RunSummaryDocument:
-    """Aggregate the run's results, store the summary, send one alert, release the org's lock.
+    """Aggregate the run's results, store the summary, send one alert (none for a dry run),
+    release the org's lock.
 
     An alert that cannot be delivered does not fail the run: the summary records it. A summary
     tried again (Firestore did not take it) does not alert again. ``missing_ids``: customers
@@ -121,7 +122,9 @@ def _summarized(
         summary["partial"] = True
         summary["scope"] = record.scope or ""
         summary["selection"] = record.selection
-    summary["alert"] = _alert_once(record, ledger, notifier, summary)
+    summary["since"] = record.since or "full"
+    if not record.dry_run:  # a dry run is a preview: its page shows it, nobody is alerted
+        summary["alert"] = _alert_once(record, ledger, notifier, summary)
     store.write_run_summary(run_id, summary)
     full = record.selection is None
     if full and status is RunStatus.COMPLETED and not record.dry_run and summary["failed"] == 0:

@@ -84,8 +84,8 @@ class MemoCarryOver:
 
 
 def _carried(entry: SyncResult, stamp: str, dry_run: bool) -> SyncResult:
-    """The kept result as this run's: unchanged, so no tier change (the tier before this run is
-    the one the kept sync showed)."""
+    """The kept result as this run's: unchanged, so no tier or points change (the tier and
+    points before this run are the ones the kept sync showed)."""
     return replace(
         entry,
         status=SyncStatus.UNCHANGED,
@@ -93,6 +93,9 @@ def _carried(entry: SyncResult, stamp: str, dry_run: bool) -> SyncResult:
         dry_run=dry_run,
         carried=True,
         previous_tier=entry.outcome.displayed.tier if entry.outcome is not None else None,
+        previous_points=entry.outcome.calculation.points_from_orders
+        if entry.outcome is not None
+        else None,
     )
 
 

@@ -11,9 +11,12 @@ from loyalty_worker.domain.results import SyncResult, SyncStatus
 from loyalty_worker.domain.run import (
     DiscrepancyEntry,
     FailureEntry,
+    PreviewEntry,
     RunStatus,
     RunSummaryDocument,
     TierChangeEntry,
+    discrepancies_path,
+    run_page_path,
 )
 from loyalty_worker.ports.notify import Alert
 
@@ -48,7 +51,10 @@ class SummaryBuilder:
     failures: list[FailureEntry] = field(default_factory=list)
     tier_changes: list[TierChangeEntry] = field(default_factory=list)
     tier_change_count: int = 0
+    preview_count: int = 0
     _top: list[tuple[int, str, DiscrepancyEntry]] = field(default_factory=list)
+    # A dry run's largest changes (points from orders, tier): a bounded heap, smallest first.
+    _preview: list[tuple[int, int, int, PreviewEntry]] = field(default_factory=list)
 
     def add(self, result: SyncResult) -> None:
         if result.status is SyncStatus.FAILED:
@@ -93,6 +99,8 @@ class SummaryBuilder:
                 heapq.heappush(self._top, item)
             else:
                 heapq.heappushpop(self._top, item)
+        if self.dry_run:
+            self._add_preview(result)
         change = result.tier_change
         if change is not None:
             self.tier_change_count += 1
@@ -100,6 +108,35 @@ class SummaryBuilder:
                 self.tier_changes.append(
                     {"customerId": result.customer_id, "from": change[0], "to": change[1]}
                 )
+
+    def _add_preview(self, result: SyncResult) -> None:
+        """Keep the customer among the preview's largest changes when its points from orders
+        or its tier would change."""
+        outcome = result.outcome
+        if outcome is None:
+            return
+        before = result.previous_points
+        after = outcome.calculation.points_from_orders
+        tier_after = outcome.displayed.tier
+        if before == after and result.previous_tier == tier_after:
+            return
+        self.preview_count += 1
+        entry: PreviewEntry = {
+            "customerId": result.customer_id,
+            "pointsBefore": before,
+            "pointsAfter": after,
+            "tierBefore": result.previous_tier,
+            "tierAfter": tier_after,
+        }
+        # Ties: the lower customer id first (negated: the heap keeps the largest); the count
+        # keeps entries themselves from being compared.
+        cid = result.customer_id
+        tie = -cid if isinstance(cid, int) else 0
+        item = (abs(after - (before or 0)), tie, -self.preview_count, entry)
+        if len(self._preview) < MAX_LISTED:
+            heapq.heappush(self._preview, item)
+        else:
+            heapq.heappushpop(self._preview, item)
 
     def add_all(self, results: Iterable[SyncResult]) -> SummaryBuilder:
         for result in results:
@@ -111,7 +148,7 @@ class SummaryBuilder:
     ) -> RunSummaryDocument:
         accounted = self.synced + self.unchanged + self.failed
         largest = [entry for _, _, entry in sorted(self._top, reverse=True)]
-        return {
+        document: RunSummaryDocument = {
             "runId": self.run_id,
             "orgId": self.org_id,
             "status": status.value,
@@ -142,6 +179,11 @@ class SummaryBuilder:
             "ordersProcessed": self.orders_processed,
             "liability": {"calculated": self.points_calculated, "alpine": self.points_alpine},
         }
+        if self.dry_run:
+            preview = sorted(self._preview, key=lambda item: item[:3], reverse=True)
+            document["previewChanges"] = [item[3] for item in preview]
+            document["previewChangeCount"] = self.preview_count
+        return document
 
 
 def summary_alert(summary: RunSummaryDocument) -> Alert:
@@ -200,4 +242,8 @@ def summary_alert(summary: RunSummaryDocument) -> Alert:
         severity = "warning"
     if RunStatus.of(summary["status"]) is not RunStatus.COMPLETED:
         severity = "error"
-    return Alert(title=title, summary=text, sections=sections, severity=severity)
+    links = (
+        ("Run page", run_page_path(summary["orgId"], summary["runId"])),
+        ("Discrepancy queue", discrepancies_path(summary["orgId"])),
+    )
+    return Alert(title=title, summary=text, sections=sections, severity=severity, links=links)

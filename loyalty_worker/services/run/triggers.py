@@ -38,7 +38,16 @@ def enqueue_org_run(
     """
     partial = {} if selection is None else selection_fields(selection)
     with log_context.bound(org_id=org_id, run_id=run_id):
-        runs.start(run_id, org_id, status=RunStatus.QUEUED.value, dryRun=int(dry_run), **partial)
+        # ``since`` as asked ("last": incremental), so that a queued run reads as its kind.
+        asked = {"since": since or "full"}
+        runs.start(
+            run_id,
+            org_id,
+            status=RunStatus.QUEUED.value,
+            dryRun=int(dry_run),
+            **asked,
+            **partial,
+        )
         try:
             enqueuer.sync_org(
                 org_id,

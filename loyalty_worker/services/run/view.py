@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from loyalty_worker.domain.run import RunStatus, RunSummaryDocument
+from loyalty_worker.domain.run import RunStatus, RunSummaryDocument, run_kind
 from loyalty_worker.ports.run import RunProgressSource, RunSummaries
 
 
@@ -20,6 +20,7 @@ class RunView:
     failed: int
     error: str | None
     summary: RunSummaryDocument | None
+    kind: str = "Full"  # ``domain.run.run_kind``: "Full", "Incremental", "Dry run (...)"...
 
 
 def find_run(run_id: str, *, live: RunProgressSource, stored: RunSummaries) -> RunView | None:
@@ -35,6 +36,7 @@ def find_run(run_id: str, *, live: RunProgressSource, stored: RunSummaries) -> R
             failed=progress.failed,
             error=progress.error,
             summary=progress.summary,
+            kind=progress.kind,
         )
     summary = stored.get_run_summary(run_id)
     org_id = summary.get("orgId") if summary else None
@@ -49,4 +51,5 @@ def find_run(run_id: str, *, live: RunProgressSource, stored: RunSummaries) -> R
         failed=int(summary.get("failed") or 0),
         error=summary.get("error"),
         summary=summary,
+        kind=run_kind(summary),
     )

@@ -198,11 +198,12 @@ class _Pass:
             "the run's state was lost from Redis (restarted?); profiles already written stand, "
             "the rest are unknown: run the org again"
         )
-        try:
-            self.notifier_for(org_id).send(summary_alert(summary))
-            summary["alert"] = {"sent": True}
-        except LoyaltyError as exc:
-            summary["alert"] = {"sent": False, "error": str(exc)}
+        if not dry_run:  # a dry run is a preview: nobody is alerted
+            try:
+                self.notifier_for(org_id).send(summary_alert(summary))
+                summary["alert"] = {"sent": True}
+            except LoyaltyError as exc:
+                summary["alert"] = {"sent": False, "error": str(exc)}
         self.store.write_run_summary(run_id, summary)
         return "closed"
 

@@ -98,6 +98,7 @@ def _evaluate(
     )
     changed = update.changes(profile)
     previous_tier = profile.get("tier") if profile else None
+    previous_points = profile.get("pointsFromOrders") if profile else None
     result = SyncResult(
         org.org_id,
         customer.customer_id,
@@ -108,6 +109,9 @@ def _evaluate(
         previous_tier=previous_tier if isinstance(previous_tier, str) else None,
         dry_run=dry_run,
         inputs=inputs_digest(rules, customer, alpine_profile, work.phone_hash),
+        previous_points=previous_points
+        if isinstance(previous_points, int) and not isinstance(previous_points, bool)
+        else None,
     )
     if not changed or dry_run:
         return Evaluation(result, None)
