@@ -53,6 +53,7 @@ from loyalty_worker.services.dashboard.overview import overview
 from loyalty_worker.services.dashboard.reviews import change_review
 from loyalty_worker.services.dashboard.run_page import run_page
 from loyalty_worker.services.dashboard.search import Found, find_customers
+from loyalty_worker.services.dashboard.trends import trend_charts, trends
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +157,9 @@ def overview_page(
         ),
         "failed_bars": bars([(str(i + 1), r.failed) for i, r in enumerate(trend)], height=100),
     }
+    shown = trends(org, dashboard.store, now=dashboard.now())
+    context["trends"] = shown
+    context["trend_charts"] = trend_charts(shown)
     return render(request, "overview.html", context, who)
 
 
