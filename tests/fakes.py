@@ -775,11 +775,15 @@ class InMemoryDashboardStore:
         return runs[:limit]
 
     def list_org_runs_since(
-        self, org_id: str, since: float, *, limit: int
+        self, org_id: str, since: float, *, limit: int, fields: Sequence[str] | None = None
     ) -> list[RunSummaryDocument]:
         self.runs_since.append((since, limit))
         runs = self.list_org_runs(org_id, limit=len(self.base.run_summaries))
-        return [run for run in runs if (run.get("startedAt") or 0.0) >= since][:limit]
+        kept = [run for run in runs if (run.get("startedAt") or 0.0) >= since][:limit]
+        if fields is None:
+            return kept
+        wanted = {*fields, "runId", "startedAt"}
+        return [cast(RunSummaryDocument, {k: v for k, v in r.items() if k in wanted}) for r in kept]
 
     def list_history(self, org_id: str, customer_id: int, *, limit: int) -> list[HistoryEntry]:
         self._check()

@@ -141,6 +141,9 @@ def test_runs_since_a_start_newest_first_within_the_limit(harness: Harness) -> N
     ]
     assert [r["runId"] for r in store.list_org_runs_since(ORG, 15.0, limit=2)] == ["r-40", "r-30"]
     assert store.list_org_runs_since(ORG, 41.0, limit=10) == []
+    harness.put_run("r-50", {"orgId": ORG, "startedAt": 50.0, "status": "completed", "x": 1})
+    (read,) = store.list_org_runs_since(ORG, 45.0, limit=10, fields=["status"])
+    assert read == {"runId": "r-50", "startedAt": 50.0, "status": "completed"}
 
 
 def change(
