@@ -286,6 +286,7 @@ def routes(http: httpx.Client, found: dict[str, Any]) -> list[tuple[str, str, bo
         ("page customer", f"{page}/customers/{customer}", True),
         ("page history", f"{page}/customers/{customer}/history", True),
         ("json overview", f"{api}/overview", True),
+        ("json trends", f"{api}/trends", True),
         ("json run", f"{api}/runs/{run}", True),
         ("json discrepancies", f"{api}/discrepancies", True),
         ("json discrepancies tier p2", f"{api}/discrepancies?tier=gold&{gold_p2}", True),

@@ -699,6 +699,7 @@ class InMemoryDashboardStore:
         self.history: dict[str, list[dict[str, Any]]] = {}
         self.error: Exception | None = None
         self.page_reads = 0  # ordered reads (page_profiles) made
+        self.runs_since: list[tuple[float, int]] = []  # list_org_runs_since's (since, limit)
 
     def _check(self) -> None:
         if self.error is not None:
@@ -776,6 +777,17 @@ class InMemoryDashboardStore:
         ]
         runs.sort(key=lambda r: r.get("startedAt") or 0.0, reverse=True)
         return runs[:limit]
+
+    def list_org_runs_since(
+        self, org_id: str, since: float, *, limit: int, fields: Sequence[str] | None = None
+    ) -> list[RunSummaryDocument]:
+        self.runs_since.append((since, limit))
+        runs = self.list_org_runs(org_id, limit=len(self.base.run_summaries))
+        kept = [run for run in runs if (run.get("startedAt") or 0.0) >= since][:limit]
+        if fields is None:
+            return kept
+        wanted = {*fields, "runId", "startedAt"}
+        return [cast(RunSummaryDocument, {k: v for k, v in r.items() if k in wanted}) for r in kept]
 
     def list_history(self, org_id: str, customer_id: int, *, limit: int) -> list[HistoryEntry]:
         self._check()

@@ -179,15 +179,25 @@ class FirestoreDashboardStore:
         return profile_of(document)
 
     def list_org_runs(self, org_id: str, *, limit: int) -> list[RunSummaryDocument]:
-        """Newest first by ``startedAt``: served by the composite index (``orgId`` ascending,
-        ``startedAt`` descending) where it is deployed; without it Firestore refuses the
-        ordered query, and the org's runs are read by equality alone and sorted here (the
-        first ``RUN_SCAN_LIMIT`` by document id, enough for an org's first year or so)."""
+        return self.list_org_runs_since(org_id, None, limit=limit)
+
+    def list_org_runs_since(
+        self, org_id: str, since: float | None, *, limit: int, fields: Sequence[str] | None = None
+    ) -> list[RunSummaryDocument]:
+        """Newest first by ``startedAt`` (from ``since`` on, when given): served by the
+        composite index (``orgId`` ascending, ``startedAt`` descending) where it is deployed;
+        without it Firestore refuses the ordered query, and the org's runs are read by equality
+        alone and sorted and cut here (the first ``RUN_SCAN_LIMIT`` by document id, enough for
+        an org's first year or so)."""
         runs = self._client.collection(RUN_SUMMARIES).where(
             filter=FieldFilter("orgId", "==", org_id)
         )
+        if fields is not None:  # the start too: the fallback orders and cuts by it
+            runs = runs.select(sorted({*fields, "startedAt"}))
         if self._ordered_runs:
             ordered = runs.order_by("startedAt", direction=firestore.Query.DESCENDING)
+            if since is not None:
+                ordered = ordered.where(filter=FieldFilter("startedAt", ">=", since))
             with _translate_errors(f"list runs of org {org_id}"):
                 try:
                     return _runs(ordered.limit(limit).stream(timeout=self._timeout_s))
@@ -197,7 +207,7 @@ class FirestoreDashboardStore:
         with _translate_errors(f"list runs of org {org_id}"):
             found = _runs(runs.limit(RUN_SCAN_LIMIT).stream(timeout=self._timeout_s))
         found.sort(key=lambda run: run.get("startedAt") or 0.0, reverse=True)
-        return found[:limit]
+        return [r for r in found if since is None or (r.get("startedAt") or 0.0) >= since][:limit]
 
     def list_history(self, org_id: str, customer_id: int, *, limit: int) -> list[HistoryEntry]:
         profile = self._client.collection(PROFILES).document(profile_id(org_id, customer_id))

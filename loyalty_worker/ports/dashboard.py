@@ -74,6 +74,14 @@ class DashboardStore(Protocol):
         """The org's latest run summaries (each with its ``runId``), newest first."""
         ...
 
+    def list_org_runs_since(
+        self, org_id: str, since: float, *, limit: int, fields: Sequence[str] | None = None
+    ) -> list[RunSummaryDocument]:
+        """The org's run summaries started at or after ``since`` (epoch seconds), newest first,
+        at most ``limit`` of them; only their top-level ``fields`` (with ``runId`` and
+        ``startedAt``) when given."""
+        ...
+
     def list_history(self, org_id: str, customer_id: int, *, limit: int) -> list[HistoryEntry]:
         """A customer's loyalty history entries, newest first."""
         ...

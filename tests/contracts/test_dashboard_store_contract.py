@@ -129,6 +129,23 @@ def test_runs_newest_first(harness: Harness) -> None:
     assert [r["runId"] for r in runs] == ["r-new", "r-mid"]
 
 
+def test_runs_since_a_start_newest_first_within_the_limit(harness: Harness) -> None:
+    for run_id, started in (("r-10", 10.0), ("r-20", 20.0), ("r-30", 30.0), ("r-40", 40.0)):
+        harness.put_run(run_id, {"orgId": ORG, "startedAt": started, "status": "completed"})
+    harness.put_run("r-else", {"orgId": "other", "startedAt": 35.0})
+    store = harness.store
+    assert [r["runId"] for r in store.list_org_runs_since(ORG, 20.0, limit=10)] == [
+        "r-40",
+        "r-30",
+        "r-20",
+    ]
+    assert [r["runId"] for r in store.list_org_runs_since(ORG, 15.0, limit=2)] == ["r-40", "r-30"]
+    assert store.list_org_runs_since(ORG, 41.0, limit=10) == []
+    harness.put_run("r-50", {"orgId": ORG, "startedAt": 50.0, "status": "completed", "x": 1})
+    (read,) = store.list_org_runs_since(ORG, 45.0, limit=10, fields=["status"])
+    assert read == {"runId": "r-50", "startedAt": 50.0, "status": "completed"}
+
+
 def change(
     state: ReviewState, *, loyalty_status: str, tier: str | None = None, discrepancy: int = 40
 ) -> ReviewChange:

@@ -161,6 +161,7 @@ def script(r: Recorder, documents: firestore.Client) -> None:
     """The calls, in order: reads, review changes, the reads again, syncs that change reviewed
     customers (written as a sync writes them) and the reads that settle their reviews, actions."""
     overview = r.call("GET", f"{ORG}/overview")
+    r.call("GET", f"{ORG}/trends")
     for row in overview["runs"]:
         r.call("GET", f"{ORG}/runs/{row['runId']}")
         r.call("GET", f"/api/loyalty/runs/{row['runId']}")

@@ -271,6 +271,38 @@ def test_overview_shows_tiers_statuses_runs_and_liability(dash: Dash) -> None:
     assert 'id="night-banner"' not in page
 
 
+def test_overview_trends_wait_for_two_runs_then_draw_three_charts_and_tables(
+    dash: Dash,
+) -> None:
+    dash.sign_in()
+    page = dash.client.get("/dashboard/orgs/org-1").text
+    assert "Trends appear after two nightly runs" in page and "trend-chart" not in page
+    assert dash.client.get("/api/loyalty/orgs/org-1/trends").json()["enough"] is False
+    for day, calculated in ((2, 1_500), (1, 12_345)):
+        dash.store.run_summaries[f"org-1-full-{day}"] = {
+            "orgId": "org-1",
+            "status": "completed",
+            "startedAt": NOW - day * 86400,
+            "synced": 10,
+            "unchanged": 30,
+            "tiers": {"bronze": 30, "silver": 10},
+            "reconciliation": {"matched": 36, "alpine_higher": 3, "calculated_higher": 1},
+            "liability": {"calculated": calculated, "alpine": 20_000},
+        }
+    page = dash.client.get("/dashboard/orgs/org-1").text
+    assert "Trends appear after" not in page
+    assert page.count('class="trend-chart"') == 3 and page.count('role="img"') >= 3
+    for table in ("trend-liability-table", "trend-rate-table", "trend-tiers-table"):
+        assert f'id="{table}"' in page
+    assert "12,345" in page and "20,000" in page and "10.0%" in page
+    data = dash.client.get("/api/loyalty/orgs/org-1/trends").json()
+    assert data["enough"] is True
+    assert [run["runId"] for run in data["runs"]] == ["org-1-full-2", "org-1-full-1"]
+    assert data["runs"][1]["liabilityCalculated"] == 12_345
+    assert data["runs"][1]["discrepancyRate"] == 0.1
+    assert data["runs"][1]["started"].endswith(("MST", "MDT"))
+
+
 def test_overview_banner_when_the_last_full_run_failed_and_a_partial_run_is_marked(
     dash: Dash,
 ) -> None:
@@ -520,6 +552,7 @@ def test_metrics_in_prometheus_text(dash: Dash) -> None:
 
 GETS = [
     "/api/loyalty/orgs/{org}/overview",
+    "/api/loyalty/orgs/{org}/trends",
     "/api/loyalty/orgs/{org}/runs/org-1-run-0",
     "/api/loyalty/orgs/{org}/discrepancies",
     "/api/loyalty/orgs/{org}/discrepancies.csv",

@@ -45,6 +45,7 @@ from loyalty_worker.services.dashboard.overview import Overview, overview
 from loyalty_worker.services.dashboard.reviews import ReviewChanged, change_review
 from loyalty_worker.services.dashboard.run_page import RunPage, run_page
 from loyalty_worker.services.dashboard.search import Found, find_customers
+from loyalty_worker.services.dashboard.trends import Trends, trends
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,17 @@ def org_overview(org: OrgDep, dashboard: DashboardDep) -> Overview:
         nightly_hour=dashboard.nightly_hour,
         reads=dashboard.reads,
     )
+
+
+@router.get(
+    "/trends", summary="Trends over the last 90 days", response_model=Trends, responses=ERRORS
+)
+def org_trends(org: OrgDep, dashboard: DashboardDep) -> Trends:
+    """The org's completed full runs of the last 90 days, oldest first, as the overview's trend
+    charts draw them: points liability of both sources, the discrepancy rate (customers
+    ``alpine_higher`` or ``calculated_higher`` over the customers the run synced) and customers
+    by tier, each from the run's summary. ``enough`` is false before two such runs."""
+    return trends(org, dashboard.store, now=dashboard.now())
 
 
 @router.get(
