@@ -213,3 +213,18 @@ def sign_in(browser: WebDriver, dashboard: Dashboard, name: str = "Ana") -> None
     browser.find_element(By.ID, "name").send_keys(name)
     browser.find_element(By.ID, "sign-in").click()
     wait(browser).until(expected_conditions.presence_of_element_located((By.ID, "tiers")))
+
+
+AXE = Path(__file__).parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def axe_violations(driver: WebDriver) -> list[str]:
+    """axe-core's violations of the page in the browser, under its default rules (none off)."""
+    assert AXE.exists(), f"{AXE} is missing: make browser installs it"
+    driver.execute_script(AXE.read_text(encoding="utf-8"))
+    found: list[list[Any]] = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document, {resultTypes: ['violations']})"
+        ".then(r => done(r.violations.map(v => [v.impact, v.id, v.nodes.length])));"
+    )
+    return [f"{rule} ({impact}, {nodes}x)" for impact, rule, nodes in found]

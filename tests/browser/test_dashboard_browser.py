@@ -6,7 +6,6 @@ import itertools
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -20,7 +19,14 @@ from selenium.webdriver.support.select import Select
 from loyalty_worker.adapters.dashboard_store import FirestoreDashboardStore
 from loyalty_worker.adapters.firestore import HISTORY
 from loyalty_worker.domain.phone import normalize_phone
-from tests.browser.conftest import JS_ON_AND_OFF, Dashboard, screenshot, sign_in, wait
+from tests.browser.conftest import (
+    JS_ON_AND_OFF,
+    Dashboard,
+    axe_violations,
+    screenshot,
+    sign_in,
+    wait,
+)
 from tests.fixtures.pipeline import Stack
 
 
@@ -271,21 +277,6 @@ def _downloaded_csv(driver: WebDriver) -> str:
             return files[0].read_text(encoding="utf-8").strip()
         time.sleep(0.2)
     raise AssertionError("no CSV downloaded")
-
-
-AXE = Path(__file__).parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
-
-
-def axe_violations(driver: WebDriver) -> list[str]:
-    """axe-core's violations of the page in the browser, under its default rules (none off)."""
-    assert AXE.exists(), f"{AXE} is missing: make browser installs it"
-    driver.execute_script(AXE.read_text(encoding="utf-8"))
-    found: list[list[Any]] = driver.execute_async_script(
-        "const done = arguments[arguments.length - 1];"
-        "axe.run(document, {resultTypes: ['violations']})"
-        ".then(r => done(r.violations.map(v => [v.impact, v.id, v.nodes.length])));"
-    )
-    return [f"{rule} ({impact}, {nodes}x)" for impact, rule, nodes in found]
 
 
 def _every_page(dashboard: Dashboard, run_id: str) -> list[str]:

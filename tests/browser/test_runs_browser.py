@@ -12,8 +12,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
 
-from tests.browser.conftest import Dashboard, sign_in, wait
-from tests.browser.test_dashboard_browser import axe_violations
+from tests.browser.conftest import Dashboard, axe_violations, sign_in, wait
 
 DRY = "Dry run (preview: nothing written)"
 # How far each of three customers' stored points from orders are moved off the rules' answer.

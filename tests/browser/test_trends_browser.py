@@ -9,7 +9,6 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,9 +19,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from loyalty_worker.adapters.firestore import RUN_SUMMARIES
-from tests.browser.conftest import Dashboard, screenshot, sign_in
+from tests.browser.conftest import Dashboard, axe_violations, screenshot, sign_in
 
-AXE = Path(__file__).parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 DAY = 86400.0
 EMPTY = "Trends appear after two nightly runs"
 
@@ -215,19 +213,12 @@ def test_the_json_twin_answers_the_same_runs(trended: Trended) -> None:
 def test_axe_finds_no_violation_on_the_overview_with_trends(
     trended: Trended, driver: WebDriver
 ) -> None:
-    assert AXE.exists(), f"{AXE} is missing: make browser installs it"
     sign_in(driver, trended.dashboard)
     assert driver.find_elements(By.CSS_SELECTOR, "svg.trend-chart")
     for width in (1280, 390):
         driver.set_window_size(width, 900)
         driver.get(f"{trended.dashboard.url}/dashboard/orgs/org-1")
-        driver.execute_script(AXE.read_text(encoding="utf-8"))
-        violations = driver.execute_async_script(
-            "const done = arguments[arguments.length - 1];"
-            "axe.run(document, {resultTypes: ['violations']})"
-            ".then(r => done(r.violations.map(v => [v.impact, v.id, v.nodes.length])));"
-        )
-        assert violations == [], (width, violations)
+        assert axe_violations(driver) == [], width
 
 
 def test_at_390_px_the_charts_scale_down_and_the_tables_scroll_in_their_box(
