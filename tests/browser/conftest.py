@@ -50,11 +50,26 @@ CHROMIUM = os.environ.get("LOYALTY_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("LOYALTY_CHROMEDRIVER", "/usr/bin/chromedriver")
 
 
+class MovableClock:
+    """The app's clock (``DashboardServices.clock``): the real time, which a test may move on
+    (never back, so that stamps keep their order) instead of waiting."""
+
+    def __init__(self) -> None:
+        self.offset_s = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset_s
+
+    def advance(self, seconds: float) -> None:
+        self.offset_s += seconds
+
+
 @dataclass
 class Dashboard:
     url: str
     stack: Stack
     token: str
+    clock: MovableClock
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -102,6 +117,7 @@ def dashboard(browser_stack: Stack) -> Iterator[Dashboard]:
     client = redis.Redis.from_url(stack.redis_url)
     publisher = TaskPublisher(broker_app(stack.redis_url))
     alpine = AlpineClients(Settings(alpine_base_url=stack.sandbox.alpine_url), settings)
+    clock = MovableClock()
     services = ApiServices(
         store=FirestoreProfileStore(stack.firestore),
         tracker=stack.tracker,
@@ -114,6 +130,7 @@ def dashboard(browser_stack: Stack) -> Iterator[Dashboard]:
         store=FirestoreDashboardStore(stack.firestore),
         tasks=RedisTaskOutcomes(client),
         triggers=RedisRunTriggers(client, stack.tracker),
+        clock=clock,
     )
     port = _free_port()
     config = uvicorn.Config(
@@ -128,7 +145,7 @@ def dashboard(browser_stack: Stack) -> Iterator[Dashboard]:
             pytest.fail("the API did not start", pytrace=False)
         time.sleep(0.05)
     try:
-        yield Dashboard(f"http://127.0.0.1:{port}", stack, TOKEN)
+        yield Dashboard(f"http://127.0.0.1:{port}", stack, TOKEN, clock)
     finally:
         server.should_exit = True
         thread.join(timeout=10)
@@ -137,7 +154,9 @@ def dashboard(browser_stack: Stack) -> Iterator[Dashboard]:
 
 @pytest.fixture
 def driver(request: pytest.FixtureRequest) -> Iterator[WebDriver]:
-    """Headless Chromium with a fresh profile; a screenshot is saved when the test fails."""
+    """Headless Chromium with a fresh profile; a screenshot is saved when the test fails.
+    Parametrized indirectly with ``"no-javascript"``, it runs no script (the pages' no-script
+    path)."""
     for binary in (CHROMIUM, CHROMEDRIVER):
         if shutil.which(binary) is None:
             pytest.fail(
@@ -161,6 +180,8 @@ def driver(request: pytest.FixtureRequest) -> Iterator[WebDriver]:
         f"--user-data-dir={profile}",
     ):
         options.add_argument(flag)
+    if getattr(request, "param", None) == "no-javascript":
+        options.add_argument("--blink-settings=scriptEnabled=false")
     options.add_experimental_option(
         "prefs",
         {"download.default_directory": downloads, "download.prompt_for_download": False},
