@@ -777,6 +777,17 @@ def test_undo_is_refused_with_a_clear_message_after_ten_minutes(dash: Dash) -> N
     )
     history = dash.client.get("/dashboard/orgs/org-1/customers/2/history").text
     assert 'class="audit-undo"' in history
+    # Undo is a change like any other: the session's CSRF token or nothing.
+    no_token = dash.client.post(
+        "/dashboard/orgs/org-1/discrepancies/undo", data={"change": "2.000001"}
+    )
+    assert no_token.status_code == 403
+    api_no_token = dash.client.post(
+        "/api/loyalty/orgs/org-1/discrepancies/undo",
+        json={"changes": [{"customerId": 2, "entryId": "000001"}]},
+    )
+    assert api_no_token.status_code == 403
+    assert len(dash.dash.audit[("org-1", 2)]) == 1
     _moved_clock(dash, 601)
     history = dash.client.get("/dashboard/orgs/org-1/customers/2/history").text
     assert 'class="audit-undo"' not in history
