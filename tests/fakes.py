@@ -30,7 +30,13 @@ from loyalty_worker.domain.profile import (
     profile_id,
 )
 from loyalty_worker.domain.results import SyncResult
-from loyalty_worker.domain.review import AuditEntry, Review, ReviewChange, ReviewState
+from loyalty_worker.domain.review import (
+    AuditEntry,
+    Review,
+    ReviewChange,
+    ReviewRefused,
+    ReviewState,
+)
 from loyalty_worker.domain.run import (
     AlertOutcome,
     PlanReport,
@@ -830,12 +836,15 @@ class InMemoryDashboardStore:
 
     def write_review(self, org_id: str, customer_id: int, change: ReviewChange) -> None:
         self._check()
+        entries = self.audit.setdefault((org_id, customer_id), [])
+        if any(entry.id == change.audit.id for entry in entries):  # Firestore's create refuses
+            raise ReviewRefused("the review changed meanwhile: reload and try again")
         self.reviews[(org_id, customer_id)] = change.review
-        self.audit.setdefault((org_id, customer_id), []).append(change.audit)
+        entries.append(change.audit)
 
     def list_audit(self, org_id: str, customer_id: int) -> list[AuditEntry]:
         self._check()
-        return sorted(self.audit.get((org_id, customer_id), []), key=lambda entry: entry.at)
+        return sorted(self.audit.get((org_id, customer_id), []), key=lambda e: (e.at, e.id))
 
 
 class StaticTaskOutcomes:

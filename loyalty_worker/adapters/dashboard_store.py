@@ -5,7 +5,8 @@ Documents it adds beside Markitbot's profiles (never inside them):
 - ``loyalty_reviews/{orgId}_{customerId}``: a discrepancy's review state (``state``,
   ``outcome``, ``comment``, ``discrepancy``, ``loyaltyStatus`` and ``tier`` it was reviewed at,
   who and when; ``domain.review.Review``), with the subcollection ``audit/{entry}``: one
-  document per change (who, when, from, to; ``domain.review.AuditEntry``).
+  document per change (who, when, from, to, the entry an undo reverts;
+  ``domain.review.AuditEntry``), its id the change's number (``changes`` on the review).
 - reads ``customers/{orgId}_{id}/loyalty_history`` (written by ``FirestoreProfileStore``).
 
 Documents leave here typed (``ProfileDocument``, ``HistoryEntry``, ``RunSummaryDocument``, the
@@ -48,6 +49,7 @@ from loyalty_worker.domain.review import (
     Outcome,
     Review,
     ReviewChange,
+    ReviewRefused,
     ReviewState,
 )
 from loyalty_worker.domain.run import RunSummaryDocument
@@ -275,18 +277,23 @@ class FirestoreDashboardStore:
         stored = {**review_document(change.review), "orgId": org_id, "customerId": customer_id}
         batch = self._client.batch()
         batch.set(reference, stored, merge=True)
-        batch.set(reference.collection(AUDIT).document(), dict(audit_document(change.audit)))
+        entry = change.audit
+        # created, never overwritten: two changes numbered alike fail together, nothing written
+        batch.create(reference.collection(AUDIT).document(entry.id), dict(audit_document(entry)))
         with _translate_errors(f"write review of {org_id}/{customer_id}", "write"):
-            batch.commit(timeout=self._timeout_s)
+            try:
+                batch.commit(timeout=self._timeout_s)
+            except api_exceptions.AlreadyExists:
+                raise ReviewRefused("the review changed meanwhile: reload and try again") from None
 
     def list_audit(self, org_id: str, customer_id: int) -> list[AuditEntry]:
         reference = self._client.collection(REVIEWS).document(profile_id(org_id, customer_id))
         with _translate_errors(f"read audit of {org_id}/{customer_id}"):
             entries = [
-                audit_of(audit_fields(snapshot.to_dict() or {}))
+                audit_of(audit_fields(snapshot.to_dict() or {}), snapshot.id)
                 for snapshot in reference.collection(AUDIT).stream(timeout=self._timeout_s)
             ]
-        entries.sort(key=lambda entry: entry.at)
+        entries.sort(key=lambda entry: (entry.at, entry.id))
         return entries
 
 
@@ -344,6 +351,7 @@ class ReviewDocument(TypedDict, total=False):
     openedAt: str | None
     updatedAt: str | None
     updatedBy: str | None
+    changes: int
 
 
 AuditDocument = TypedDict(
@@ -355,6 +363,7 @@ AuditDocument = TypedDict(
         "to": str,
         "outcome": str | None,
         "comment": str | None,
+        "undoes": str | None,
     },
     total=False,
 )
@@ -378,6 +387,7 @@ def review_document(review: Review) -> ReviewDocument:
         "openedAt": review.opened_at,
         "updatedAt": review.updated_at,
         "updatedBy": review.updated_by,
+        "changes": review.changes,
     }
 
 
@@ -393,6 +403,7 @@ def review_of(document: ReviewDocument) -> Review:
         opened_at=document.get("openedAt"),
         updated_at=document.get("updatedAt"),
         updated_by=document.get("updatedBy"),
+        changes=document.get("changes", 0),
     )
 
 
@@ -404,11 +415,13 @@ def audit_document(entry: AuditEntry) -> AuditDocument:
         "to": entry.to_state,
         "outcome": entry.outcome,
         "comment": entry.comment,
+        "undoes": entry.undoes,
     }
 
 
-def audit_of(document: AuditDocument) -> AuditEntry:
-    """A stored audit entry (one a sync wrote before entries had a comment has none)."""
+def audit_of(document: AuditDocument, entry_id: str = "") -> AuditEntry:
+    """A stored audit entry, its id the document's (one a sync wrote before entries had a
+    comment has none)."""
     return AuditEntry(
         at=document.get("at", ""),
         by=document.get("by", ""),
@@ -416,6 +429,8 @@ def audit_of(document: AuditDocument) -> AuditEntry:
         to_state=document.get("to", ""),
         outcome=document.get("outcome"),
         comment=document.get("comment"),
+        id=entry_id,
+        undoes=document.get("undoes"),
     )
 
 

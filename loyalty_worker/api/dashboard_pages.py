@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
@@ -24,13 +25,17 @@ from loyalty_worker.api.dashboard_deps import Viewer, is_page, signed_in
 from loyalty_worker.api.errors import invalid_input, invalid_inputs
 from loyalty_worker.api.session import is_loopback
 from loyalty_worker.domain.review import ReviewRefused
-from loyalty_worker.services.dashboard.formatting import in_words, number
+from loyalty_worker.services.dashboard.formatting import in_words, local_time, number
 from loyalty_worker.services.dashboard.page import NotFound
+from loyalty_worker.services.dashboard.review_changes import outcome_words
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
 # Codes in words and numbers with thousands separators, on every page.
 TEMPLATES.env.filters["words"] = in_words
 TEMPLATES.env.filters["num"] = number
+# A stamp in the org's zone (``{{ at|in_zone(tz) }}``), and an outcome in words.
+TEMPLATES.env.filters["in_zone"] = lambda value, tz: local_time(value, ZoneInfo(tz))
+TEMPLATES.env.globals["outcome_words"] = outcome_words
 # Pages load nothing but their own stylesheet and script.
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "

@@ -5,20 +5,27 @@ move back when the discrepancy changes.
 and back to ``open``; ``TRANSITIONS`` is the whole table. A review records the discrepancy it was
 made at: when a later sync changes that customer's discrepancy it reads ``open`` again, and when
 the sources agree again it reads ``resolved`` with the outcome ``matched`` (``reading``). Each
-change, a person's (``decide``) or a sync's (``settle``), is the stored review plus one audit
-entry, both built by ``_changed``.
+change, a person's (``decide``, ``undo``) or a sync's (``settle``), is the stored review plus one
+audit entry, both built by ``_changed``; entries are numbered by the review's count of changes.
+
+A person's latest change of a review can be undone for ``UNDO_WINDOW`` (``undo``): the review
+goes back to how the entry before it left it (open when there was none), as its own audit entry
+naming the entry it undoes. An undo, a sync's change, or any change but the latest is not undone.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 # What the profile's ``loyaltyStatus`` is while the sources disagree beyond the tolerance.
 DISCREPANCY_STATUSES = ("alpine_higher", "calculated_higher")
 # Who changes a review when a sync moved its discrepancy.
 SYNC = "sync"
+# How long after a person's change it may be undone.
+UNDO_WINDOW = timedelta(minutes=10)
 
 
 class ReviewState(enum.StrEnum):
@@ -106,11 +113,14 @@ class Review:
     opened_at: str | None = None
     updated_at: str | None = None
     updated_by: str | None = None
+    # How many changes (audit entries) it has had: the next entry's number.
+    changes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class AuditEntry:
-    """``loyalty_reviews/{id}/audit/{entry}``: one change of a review (who, when, from, to)."""
+    """``loyalty_reviews/{id}/audit/{entry}``: one change of a review (who, when, from, to);
+    ``id`` is the entry's document id, ``undoes`` the id of the entry an undo reverts."""
 
     at: str
     by: str
@@ -118,6 +128,41 @@ class AuditEntry:
     to_state: str
     outcome: str | None = None
     comment: str | None = None
+    id: str = ""
+    undoes: str | None = None
+
+
+def entry_id(number: int) -> str:
+    """The id of a review's ``number``-th audit entry (sorts as the entries were made)."""
+    return f"{number:06d}"
+
+
+def newest(audit: Sequence[AuditEntry]) -> AuditEntry | None:
+    """A review's latest change (by time, then by number), or None without any."""
+    return max(audit, key=lambda entry: (entry.at, entry.id), default=None)
+
+
+def undoable(entry: AuditEntry, audit: Sequence[AuditEntry], now: datetime) -> str | None:
+    """Why ``entry`` cannot be undone now (None: it can): it must be a person's change, not an
+    undo, the review's latest, and made at most ``UNDO_WINDOW`` ago."""
+    if entry.by == SYNC:
+        return "a change a sync made cannot be undone"
+    if entry.undoes is not None:
+        return "an undo cannot be undone: make the change again instead"
+    if newest(audit) != entry:
+        return "only the latest change of a review can be undone, and this review changed since"
+    made = _moment(entry.at)
+    if made is None or now - made > UNDO_WINDOW:
+        minutes = int(UNDO_WINDOW.total_seconds() // 60)
+        return f"a change can be undone for {minutes} minutes after it is made; this one is older"
+    return None
+
+
+def _moment(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +235,41 @@ def decide(
             raise ReviewRefused("resolving needs a comment")
     stamp = at.isoformat()
     opened = (review.opened_at if review is not None else None) or stamp
-    return _changed(seen, current, Reading(to, outcome, comment), by, stamp, opened)
+    return _changed(review, seen, current, Reading(to, outcome, comment), by, stamp, opened)
+
+
+def undo(
+    review: Review | None,
+    audit: Sequence[AuditEntry],
+    seen: Discrepancy,
+    undone: str,
+    *,
+    by: str,
+    at: datetime,
+) -> ReviewChange:
+    """Undo the change ``undone`` (an audit entry's id): the review back to how the entry
+    before it left it (open, without outcome, when it was the first), as its own entry.
+    ReviewRefused when that change cannot be undone now (``undoable``), or when the review no
+    longer reads as it left it (a sync moved the discrepancy since)."""
+    entry = next((e for e in audit if e.id == undone), None)
+    if entry is None or review is None:
+        raise ReviewRefused(f"this review has no change {undone!r}")
+    why = undoable(entry, audit, at)
+    if why is not None:
+        raise ReviewRefused(f"cannot undo: {why}")
+    current = reading(review, seen)
+    if current.state.value != entry.to_state:
+        raise ReviewRefused("cannot undo: the review changed since (its discrepancy moved)")
+    before = [e for e in audit if e != entry and (e.at, e.id) < (entry.at, entry.id)]
+    last = newest(before)
+    restored = (
+        Reading(ReviewState.OPEN)
+        if last is None
+        else Reading(ReviewState.of(last.to_state), Outcome.of(last.outcome), last.comment)
+    )
+    stamp = at.isoformat()
+    change = _changed(review, seen, current.state, restored, by, stamp, review.opened_at)
+    return ReviewChange(change.review, replace(change.audit, undoes=entry.id))
 
 
 def settle(review: Review, seen: Discrepancy, *, at: datetime) -> ReviewChange | None:
@@ -202,7 +281,7 @@ def settle(review: Review, seen: Discrepancy, *, at: datetime) -> ReviewChange |
     stamp = at.isoformat()
     opened = stamp if now.state is ReviewState.OPEN else review.opened_at
     now = Reading(now.state, now.outcome)  # a sync writes no comment
-    return _changed(seen, review.state, now, SYNC, stamp, opened)
+    return _changed(review, seen, review.state, now, SYNC, stamp, opened)
 
 
 def _target(to: str) -> ReviewState:
@@ -212,6 +291,7 @@ def _target(to: str) -> ReviewState:
 
 
 def _changed(
+    review: Review | None,
     seen: Discrepancy,
     was: ReviewState,
     now: Reading,
@@ -220,7 +300,8 @@ def _changed(
     opened_at: str | None,
 ) -> ReviewChange:
     """The stored review after a move to ``now``, made at the discrepancy ``seen``, and its
-    audit entry: the one place both are built."""
+    audit entry (numbered after the review's changes): the one place both are built."""
+    number = (review.changes if review is not None else 0) + 1
     stored = Review(
         state=now.state,
         outcome=now.outcome,
@@ -231,6 +312,7 @@ def _changed(
         opened_at=opened_at,
         updated_at=stamp,
         updated_by=by,
+        changes=number,
     )
     audit = AuditEntry(
         at=stamp,
@@ -239,5 +321,6 @@ def _changed(
         to_state=now.state.value,
         outcome=None if now.outcome is None else now.outcome.value,
         comment=now.comment,
+        id=entry_id(number),
     )
     return ReviewChange(stored, audit)

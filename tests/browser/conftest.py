@@ -50,11 +50,26 @@ CHROMIUM = os.environ.get("LOYALTY_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("LOYALTY_CHROMEDRIVER", "/usr/bin/chromedriver")
 
 
+class MovableClock:
+    """The app's clock (``DashboardServices.clock``): the real time, which a test may move on
+    (never back, so that stamps keep their order) instead of waiting."""
+
+    def __init__(self) -> None:
+        self.offset_s = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset_s
+
+    def advance(self, seconds: float) -> None:
+        self.offset_s += seconds
+
+
 @dataclass
 class Dashboard:
     url: str
     stack: Stack
     token: str
+    clock: MovableClock
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -102,6 +117,7 @@ def dashboard(browser_stack: Stack) -> Iterator[Dashboard]:
     client = redis.Redis.from_url(stack.redis_url)
     publisher = TaskPublisher(broker_app(stack.redis_url))
     alpine = AlpineClients(Settings(alpine_base_url=stack.sandbox.alpine_url), settings)
+    clock = MovableClock()
     services = ApiServices(
         store=FirestoreProfileStore(stack.firestore),
         tracker=stack.tracker,
@@ -114,6 +130,7 @@ def dashboard(browser_stack: Stack) -> Iterator[Dashboard]:
         store=FirestoreDashboardStore(stack.firestore),
         tasks=RedisTaskOutcomes(client),
         triggers=RedisRunTriggers(client, stack.tracker),
+        clock=clock,
     )
     port = _free_port()
     config = uvicorn.Config(
@@ -128,7 +145,7 @@ def dashboard(browser_stack: Stack) -> Iterator[Dashboard]:
             pytest.fail("the API did not start", pytrace=False)
         time.sleep(0.05)
     try:
-        yield Dashboard(f"http://127.0.0.1:{port}", stack, TOKEN)
+        yield Dashboard(f"http://127.0.0.1:{port}", stack, TOKEN, clock)
     finally:
         server.should_exit = True
         thread.join(timeout=10)

@@ -192,6 +192,15 @@ def script(r: Recorder, documents: firestore.Client) -> None:
     r.call("POST", review.format(d), {"to": "acknowledged"})
     r.call("POST", review.format(d), {"to": "acknowledged"})
     r.call("POST", review.format(999999999), {"to": "acknowledged"})
+    # Bulk: one audit entry each, all or none (b is resolved: nothing acknowledged); undo: the
+    # latest change only (a's first change is not its latest any more).
+    e, f = ids_of(first)[4:6]
+    bulk, undo = f"{ORG}/discrepancies/bulk-review", f"{ORG}/discrepancies/undo"
+    resolve = {"to": "resolved", "outcome": "no_action", "comment": "within tolerance"}
+    r.call("POST", bulk, {"customerIds": [e, f], **resolve})
+    r.call("POST", bulk, {"customerIds": [e, b], "to": "acknowledged"})
+    r.call("POST", undo, {"changes": [{"customerId": f, "entryId": "000001"}]})
+    r.call("POST", undo, {"changes": [{"customerId": a, "entryId": "000001"}]})
     for state in ("open", "acknowledged", "resolved", "all"):
         r.call("GET", f"{ORG}/discrepancies?state={state}")
     r.call("GET", f"{ORG}/discrepancies.csv?state=resolved")

@@ -566,6 +566,10 @@ GETS = [
 POSTS = [
     ("/api/loyalty/orgs/{org}/runs", {"kind": "full"}),
     ("/api/loyalty/orgs/{org}/discrepancies/2/review", {"to": "acknowledged"}),
+    (
+        "/api/loyalty/orgs/{org}/discrepancies/bulk-review",
+        {"customerIds": [2], "to": "acknowledged"},
+    ),
     ("/api/loyalty/orgs/{org}/customers/2/sync", None),
 ]
 PAGES = [
@@ -580,6 +584,7 @@ PAGES = [
 FORMS = [
     ("/dashboard/orgs/{org}/runs", {"kind": "full"}),
     ("/dashboard/orgs/{org}/discrepancies/2/review", {"to": "acknowledged"}),
+    ("/dashboard/orgs/{org}/discrepancies/bulk", {"to": "acknowledged", "customer": "2"}),
     ("/dashboard/orgs/{org}/customers/2/sync", {}),
 ]
 
@@ -850,3 +855,169 @@ def test_runs_are_labelled_in_words_in_the_table_and_on_their_page(dash: Dash) -
     assert "Kind: <strong>Incremental</strong>" in page
     link = 'href="http://127.0.0.1:8000/dashboard/orgs/org-1/runs/org-1-inc"'
     assert link in page  # what its alert links to
+
+
+# --- Undo, bulk and the banner ----------------------------------------------------------------
+
+
+def _moved_clock(dash: Dash, seconds: float) -> None:
+    """The app's clock seam: the dashboard's time moved on by ``seconds``."""
+    services: DashboardServices = dash.client.app.state.dashboard  # type: ignore[attr-defined]
+    services.clock = lambda: NOW + seconds
+
+
+def test_a_form_goes_back_with_a_banner_whose_undo_restores_the_review(dash: Dash) -> None:
+    csrf = dash.sign_in()
+    back = "/dashboard/orgs/org-1/discrepancies?state=all&sort=size"
+    answer = dash.client.post(
+        "/dashboard/orgs/org-1/discrepancies/2/review",
+        data={
+            "to": "resolved",
+            "outcome": "expected",
+            "comment": "lag",
+            "csrf": csrf,
+            "back": back,
+        },
+        follow_redirects=False,
+    )
+    location = answer.headers["location"]
+    assert location == back + "&done=2.000001"
+    page = dash.client.get(location).text
+    assert "Resolved 2 as expected" in page and 'id="banner-undo"' in page
+    # Times in the org's zone (America/Denver), the absolute one in <time datetime>.
+    assert 'Undo works until <time datetime="2027-01-15T08:10:00+00:00"' in page
+    assert "2027-01-15 01:10 MST</time>" in page
+    undone = dash.client.post(
+        "/dashboard/orgs/org-1/discrepancies/undo",
+        data={"change": "2.000001", "back": location, "csrf": csrf},
+        follow_redirects=False,
+    )
+    assert undone.headers["location"] == back + "&done=2.000002"
+    assert "Undid the change of 2: open again" in dash.client.get(undone.headers["location"]).text
+    assert dash.dash.reviews[("org-1", 2)].state == "open"
+    assert [(a.to_state, a.undoes) for a in dash.dash.audit[("org-1", 2)]] == [
+        ("resolved", None),
+        ("open", "000001"),
+    ]
+
+
+def test_undo_is_refused_with_a_clear_message_after_ten_minutes(dash: Dash) -> None:
+    csrf = dash.sign_in()
+    dash.client.post(
+        "/dashboard/orgs/org-1/discrepancies/2/review", data={"to": "acknowledged", "csrf": csrf}
+    )
+    history = dash.client.get("/dashboard/orgs/org-1/customers/2/history").text
+    assert 'class="audit-undo"' in history
+    # Undo is a change like any other: the session's CSRF token or nothing.
+    no_token = dash.client.post(
+        "/dashboard/orgs/org-1/discrepancies/undo", data={"change": "2.000001"}
+    )
+    assert no_token.status_code == 403
+    api_no_token = dash.client.post(
+        "/api/loyalty/orgs/org-1/discrepancies/undo",
+        json={"changes": [{"customerId": 2, "entryId": "000001"}]},
+    )
+    assert api_no_token.status_code == 403
+    assert len(dash.dash.audit[("org-1", 2)]) == 1
+    _moved_clock(dash, 601)
+    history = dash.client.get("/dashboard/orgs/org-1/customers/2/history").text
+    assert 'class="audit-undo"' not in history
+    refused = dash.client.post(
+        "/dashboard/orgs/org-1/discrepancies/undo", data={"change": "2.000001", "csrf": csrf}
+    )
+    assert refused.status_code == 409
+    assert "can be undone for 10 minutes after it is made" in refused.text
+    page = dash.client.get("/dashboard/orgs/org-1/discrepancies?done=2.000001").text
+    assert "Undo is not possible any more" in page and 'id="banner-undo"' not in page
+    api = dash.client.post(
+        "/api/loyalty/orgs/org-1/discrepancies/undo",
+        json={"changes": [{"customerId": 2, "entryId": "000001"}]},
+        headers=bearer(ORG1_TOKEN),
+    )
+    assert api.status_code == 409 and "10 minutes" in api.json()["detail"]
+
+
+def test_bulk_select_all_on_the_page_and_undo_them_all(dash: Dash) -> None:
+    csrf = dash.sign_in()
+    page = dash.client.get("/dashboard/orgs/org-1/discrepancies").text
+    assert re.findall(r'name="shown" value="(\d+)"', page) == ["2", "3"]
+    assert "Select all on this page" in page
+    answer = dash.client.post(
+        "/dashboard/orgs/org-1/discrepancies/bulk",
+        data={"to": "acknowledged", "all": "true", "shown": ["2", "3"], "csrf": csrf},
+    )
+    assert "Acknowledged 2 reviews" in answer.text and "Undo all 2" in answer.text
+    assert {cid: len(dash.dash.audit[("org-1", cid)]) for cid in (2, 3)} == {2: 1, 3: 1}
+    changes = re.findall(r'name="change" value="([0-9.]+)"', answer.text)
+    assert changes == ["2.000001", "3.000001"]
+    undone = dash.client.post(
+        "/dashboard/orgs/org-1/discrepancies/undo",
+        data={"change": changes, "csrf": csrf},
+    )
+    assert "Undid the change of 2 reviews: open again" in undone.text
+    assert {dash.dash.reviews[("org-1", cid)].state for cid in (2, 3)} == {"open"}
+
+
+def test_bulk_and_undo_json_twins_make_the_same_checks(dash: Dash) -> None:
+    headers = bearer(ORG1_TOKEN)
+    url = "/api/loyalty/orgs/org-1/discrepancies"
+    no_comment = {"customerIds": [2, 3], "to": "resolved", "outcome": "fixed"}
+    refused = dash.client.post(f"{url}/bulk-review", json=no_comment, headers=headers)
+    assert refused.status_code == 409 and "needs a comment" in refused.json()["detail"]
+    body = {**no_comment, "comment": "recounted"}
+    done = dash.client.post(f"{url}/bulk-review", json=body, headers=headers).json()
+    assert [(i["customerId"], i["entryId"], i["state"]) for i in done["items"]] == [
+        (2, "000001", "resolved"),
+        (3, "000001", "resolved"),
+    ]
+    resolved = dash.client.get(f"{url}?state=resolved", headers=headers).json()["items"]
+    who = done["items"][0]["updatedBy"]  # the token's fingerprint
+    assert who and {(r["reviewedBy"], r["reviewedAt"], r["comment"]) for r in resolved} == {
+        (who, "2027-01-15T08:00:00+00:00", "recounted")
+    }
+    assert (
+        dash.client.post(
+            f"{url}/bulk-review", json={**body, "to": "open"}, headers=headers
+        ).status_code
+        == 422
+    )
+    assert (
+        dash.client.post(
+            f"{url}/bulk-review", json={**body, "customerIds": []}, headers=headers
+        ).status_code
+        == 422
+    )
+    first = {"changes": [{"customerId": 2, "entryId": "000001"}]}
+    assert (
+        dash.client.post(f"{url}/undo", json=first, headers=headers).json()["items"][0]["state"]
+        == "open"
+    )
+    again = dash.client.post(f"{url}/undo", json=first, headers=headers)
+    assert again.status_code == 409 and "only the latest change" in again.json()["detail"]
+    bad = {"changes": [{"customerId": 2, "entryId": "../x"}]}
+    assert dash.client.post(f"{url}/undo", json=bad, headers=headers).status_code == 422
+    history = dash.client.get("/api/loyalty/orgs/org-1/customers/2/history", headers=headers)
+    audit = history.json()["audit"]
+    assert [(a["id"], a["undoes"], a["undoable"]) for a in audit] == [
+        ("000001", None, False),
+        ("000002", "000001", False),
+    ]
+
+
+def test_the_resolved_list_shows_outcome_comment_who_and_when(dash: Dash) -> None:
+    csrf = dash.sign_in()
+    dash.client.post(
+        "/dashboard/orgs/org-1/discrepancies/3/review",
+        data={
+            "to": "resolved",
+            "outcome": "false_positive",
+            "comment": "test account",
+            "csrf": csrf,
+        },
+    )
+    page = dash.client.get("/dashboard/orgs/org-1/discrepancies?state=resolved").text
+    row = page[page.index('id="d-3"') :]
+    row = row[: row.index("</tr>")]
+    assert "resolved (false positive)" in row and "test account" in row
+    assert '<td class="by">Ana</td>' in row
+    assert '<time datetime="2027-01-15T08:00:00+00:00"' in row and "2027-01-15 01:00 MST" in row

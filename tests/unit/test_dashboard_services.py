@@ -91,7 +91,7 @@ class Cells(PageModel):
 def test_codes_read_in_words_and_numbers_with_thousands_separators() -> None:
     assert in_words("alpine_higher") == "Alpine IQ higher"
     assert in_words("no_alpine_account") == "No Alpine IQ account"
-    assert in_words("false_positive") == "False alarm"
+    assert in_words("calculated_higher") == "Orders higher"
     assert in_words("lookup_failed") == "Lookup failed"  # no word kept: spaced, capitalised
     assert in_words(None) == ""
     assert number(1234567) == "1,234,567"

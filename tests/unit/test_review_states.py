@@ -95,7 +95,9 @@ def test_every_move_from_every_state(was: ReviewState, to: str) -> None:
         to_state=to,
         outcome="expected" if to == "resolved" else None,
         comment="accrual lag" if to == "resolved" else None,
+        id="000001",  # the review's first change
     )
+    assert change.review.changes == 1
     # The review is made at the discrepancy seen now, by whom and when; it keeps its opening.
     assert (change.review.discrepancy, change.review.loyalty_status, change.review.tier) == (
         150,
@@ -168,11 +170,11 @@ def test_a_sync_settles_a_review_that_reads_otherwise() -> None:
     assert reopened is not None
     assert (reopened.review.state, reopened.review.discrepancy) == (OPEN, 180)
     assert reopened.review.opened_at == AT.isoformat()  # a new discrepancy opens now
-    assert reopened.audit == AuditEntry(AT.isoformat(), "sync", "acknowledged", "open")
+    assert reopened.audit == AuditEntry(AT.isoformat(), "sync", "acknowledged", "open", id="000001")
     matched = settle(acked, AGREED, at=AT)
     assert matched is not None
     assert (matched.review.state, matched.review.outcome) == (RESOLVED, Outcome.MATCHED)
     assert matched.review.opened_at == EARLIER
     assert matched.audit == AuditEntry(
-        AT.isoformat(), "sync", "acknowledged", "resolved", "matched"
+        AT.isoformat(), "sync", "acknowledged", "resolved", "matched", id="000001"
     )

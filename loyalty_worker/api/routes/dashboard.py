@@ -10,12 +10,11 @@ No ``from __future__ import annotations``: FastAPI reads the route's annotations
 """
 
 import logging
-from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from loyalty_worker.api.auth import authenticate
@@ -32,6 +31,7 @@ from loyalty_worker.api.dashboard_deps import (
 )
 from loyalty_worker.api.dashboard_pages import redirect, render, set_cookie
 from loyalty_worker.api.deps import ServicesDep, SettingsDep
+from loyalty_worker.api.routes.dashboard_reviews import DoneParam, page_banner
 from loyalty_worker.api.session import (
     COOKIE,
     PRE_COOKIE,
@@ -43,7 +43,7 @@ from loyalty_worker.api.session import (
     new_session_cookie,
     pre_session_nonce,
 )
-from loyalty_worker.domain.review import CHOSEN_OUTCOMES, Move
+from loyalty_worker.domain.review import CHOSEN_OUTCOMES
 from loyalty_worker.domain.run import run_page_path
 from loyalty_worker.services.dashboard.actions import sync_now, sync_result, trigger_run
 from loyalty_worker.services.dashboard.customers import customer_page, history
@@ -51,7 +51,6 @@ from loyalty_worker.services.dashboard.discrepancies import discrepancies
 from loyalty_worker.services.dashboard.formatting import bars
 from loyalty_worker.services.dashboard.no_account import no_account
 from loyalty_worker.services.dashboard.overview import overview
-from loyalty_worker.services.dashboard.reviews import change_review
 from loyalty_worker.services.dashboard.run_page import run_page
 from loyalty_worker.services.dashboard.search import Found, find_customers
 from loyalty_worker.services.dashboard.trends import trend_charts, trends
@@ -207,7 +206,12 @@ def run_view(
 
 @router.get("/orgs/{orgId}/discrepancies", response_class=HTMLResponse)
 def discrepancies_page(
-    request: Request, who: ViewerDep, org: OrgDep, dashboard: DashboardDep, flt: ReviewFilterDep
+    request: Request,
+    who: ViewerDep,
+    org: OrgDep,
+    dashboard: DashboardDep,
+    flt: ReviewFilterDep,
+    done: DoneParam = "",
 ) -> Response:
     data = discrepancies(
         org.org_id, dashboard.store, flt, now=dashboard.now(), reads=dashboard.reads
@@ -221,41 +225,10 @@ def discrepancies_page(
         "query": urlencode(query),
         "back": str(request.url.path) + "?" + urlencode(here),
         "outcomes": CHOSEN_OUTCOMES,
+        "banner": page_banner(org.org_id, done, dashboard),
+        "tz": org.timezone,
     }
     return render(request, "discrepancies.html", context, who)
-
-
-@dataclass(frozen=True, slots=True)
-class ReviewForm:
-    """The review form's fields: the move, and the list page to go back to."""
-
-    move: Move
-    back: str
-
-
-def review_form(
-    to: Annotated[str, Form(pattern="^(open|acknowledged|resolved)$")],
-    outcome: Annotated[str, Form(max_length=32)] = "",
-    comment: Annotated[str, Form(max_length=1000)] = "",
-    back: Annotated[str, Form(max_length=3000)] = "",
-) -> ReviewForm:
-    return ReviewForm(Move(to, outcome or None, comment or None), back)
-
-
-@router.post("/orgs/{orgId}/discrepancies/{customerId}/review")
-def review_page(
-    who: ChangerDep,
-    org: OrgDep,
-    customer_id: CustomerPath,
-    dashboard: DashboardDep,
-    form: Annotated[ReviewForm, Depends(review_form)],
-) -> Response:
-    org_id = org.org_id
-    change_review(
-        org_id, customer_id, form.move, by=who.who, store=dashboard.store, now=dashboard.now()
-    )
-    target = f"/dashboard/orgs/{org_id}/discrepancies"
-    return redirect(form.back if form.back.startswith(target) else target)
 
 
 @router.get("/orgs/{orgId}/no-account", response_class=HTMLResponse)
@@ -333,6 +306,9 @@ def history_page(
     org: OrgDep,
     customer_id: CustomerPath,
     dashboard: DashboardDep,
+    done: DoneParam = "",
 ) -> Response:
-    data = history(org, customer_id, dashboard.store)
-    return render(request, "history.html", {"org_id": org.org_id, "h": data}, who)
+    data = history(org, customer_id, dashboard.store, now=dashboard.now())
+    shown = page_banner(org.org_id, done, dashboard)
+    context = {"org_id": org.org_id, "h": data, "banner": shown, "tz": org.timezone}
+    return render(request, "history.html", context, who)

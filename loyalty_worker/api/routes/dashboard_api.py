@@ -42,6 +42,11 @@ from loyalty_worker.services.dashboard.customers import (
 from loyalty_worker.services.dashboard.discrepancies import DiscrepancyPage
 from loyalty_worker.services.dashboard.no_account import NoAccountPage
 from loyalty_worker.services.dashboard.overview import Overview, overview
+from loyalty_worker.services.dashboard.review_changes import (
+    ReviewsChanged,
+    change_reviews,
+    undo_reviews,
+)
 from loyalty_worker.services.dashboard.reviews import ReviewChanged, change_review
 from loyalty_worker.services.dashboard.run_page import RunPage, run_page
 from loyalty_worker.services.dashboard.search import Found, find_customers
@@ -65,6 +70,7 @@ Search = Annotated[str, Query(alias="q", min_length=1, max_length=100)]
 ERRORS = responses(401, 403, 404, 503)
 # A route with a JSON body also answers 400 to a body that is not JSON.
 BODY_ERRORS = responses(400, 401, 403, 404, 503)
+REFUSED = {**BODY_ERRORS, 409: {"description": "A review's state does not allow this."}}
 
 
 class RunTrigger(BaseModel):
@@ -86,6 +92,29 @@ class ReviewChange(BaseModel):
     to: Literal["open", "acknowledged", "resolved"]
     outcome: Literal["fixed", "expected", "no_action", "false_positive"] | None = None
     comment: str | None = Field(default=None, max_length=1000)
+
+
+class BulkReview(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    customer_ids: list[Annotated[int, Field(ge=1, le=2**53)]] = Field(
+        alias="customerIds", min_length=1, max_length=500
+    )
+    to: Literal["acknowledged", "resolved"]
+    outcome: Literal["fixed", "expected", "no_action", "false_positive"] | None = None
+    comment: str | None = Field(default=None, max_length=1000)
+
+
+class UndoneChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    customer_id: int = Field(alias="customerId", ge=1, le=2**53)
+    entry_id: str = Field(
+        alias="entryId", pattern=r"^[A-Za-z0-9]{1,40}$", description="The audit entry's id."
+    )
+
+
+class UndoChanges(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    changes: list[UndoneChange] = Field(min_length=1, max_length=500)
 
 
 class SyncStarted(BaseModel):
@@ -203,7 +232,7 @@ def discrepancies_csv(org: OrgDep, dashboard: DashboardDep, flt: ReviewFilterDep
     "/discrepancies/{customerId}/review",
     summary="Acknowledge, resolve or re-open a discrepancy",
     response_model=ReviewChanged,
-    responses={**BODY_ERRORS, 409: {"description": "The review's state does not allow this."}},
+    responses=REFUSED,
 )
 def review(
     customer_id: CustomerPath,
@@ -218,6 +247,39 @@ def review(
     return change_review(
         org.org_id, customer_id, move, by=who.who, store=dashboard.store, now=dashboard.now()
     )
+
+
+@router.post(
+    "/discrepancies/bulk-review",
+    summary="Acknowledge or resolve many discrepancies at once",
+    response_model=ReviewsChanged,
+    responses=REFUSED,
+)
+def bulk_review(
+    body: BulkReview, who: ChangerDep, org: OrgDep, dashboard: DashboardDep
+) -> ReviewsChanged:
+    """Each customer's change is its own audit entry; all or none (409 names the customers a
+    change does not fit). Resolving needs an outcome and a comment."""
+    move = Move(body.to, body.outcome, body.comment)
+    return change_reviews(
+        org.org_id, body.customer_ids, move, by=who.who, store=dashboard.store, now=dashboard.now()
+    )
+
+
+@router.post(
+    "/discrepancies/undo",
+    summary="Undo review changes",
+    response_model=ReviewsChanged,
+    responses=REFUSED,
+)
+def undo_review_changes(
+    body: UndoChanges, who: ChangerDep, org: OrgDep, dashboard: DashboardDep
+) -> ReviewsChanged:
+    """Undo each named change (a review change's `entryId`): the review back to how it was,
+    as its own audit entry. Only a person's latest change of a review, for 10 minutes after it
+    was made; all or none (409 says why)."""
+    changes = [(item.customer_id, item.entry_id) for item in body.changes]
+    return undo_reviews(org.org_id, changes, by=who.who, store=dashboard.store, now=dashboard.now())
 
 
 @router.get(
@@ -284,7 +346,7 @@ def customer(org: OrgDep, customer_id: CustomerPath, dashboard: DashboardDep) ->
 def customer_history(org: OrgDep, customer_id: CustomerPath, dashboard: DashboardDep) -> History:
     """One entry per sync that changed the profile: when, run, points/tier/status before →
     after."""
-    return history(org, customer_id, dashboard.store)
+    return history(org, customer_id, dashboard.store, now=dashboard.now())
 
 
 @router.post(

@@ -1,4 +1,4 @@
-// Live progress only: the pages work without it (reload to see a run or a Sync Now move on).
+// Live progress and ticking a page's rows only: the pages work without it (reload to see a run or a Sync Now move on).
 // It polls the page's own JSON route (same session cookie) and updates the numbers in place.
 (function () {
   "use strict";
@@ -16,6 +16,17 @@
     if (el && value !== undefined && value !== null) { el.textContent = String(value); }
   }
   document.addEventListener("DOMContentLoaded", function () {
+    // "Select all on this page" ticks the rows' boxes (the server takes every row either way).
+    var all = document.getElementById("select-all");
+    if (all) {
+      var picks = document.querySelectorAll("input.pick");
+      all.addEventListener("change", function () {
+        picks.forEach(function (box) { box.checked = all.checked; });
+      });
+      picks.forEach(function (box) {
+        box.addEventListener("change", function () { if (!box.checked) { all.checked = false; } });
+      });
+    }
     var run = document.getElementById("progress");
     if (run && run.dataset.finished !== "true") {
       poll(run.dataset.url, 700, function (data) {

@@ -3,6 +3,7 @@ discrepancy and its review; and the customer's loyalty history with the review's
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -10,7 +11,7 @@ from pydantic import Field
 
 from loyalty_worker.domain.points import floor_points
 from loyalty_worker.domain.profile import AdjustmentEntry, HistorySnapshot
-from loyalty_worker.domain.review import Outcome, ReviewState, reading
+from loyalty_worker.domain.review import Outcome, ReviewState, reading, undoable
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports.dashboard import DashboardStore
 from loyalty_worker.services.dashboard.formatting import local_time
@@ -86,12 +87,15 @@ class HistoryRow(PageModel):
 class AuditRow(PageModel):
     """One change of the customer's review."""
 
-    at: str
+    id: str = Field(description="The entry's id (what an undo names).")
+    at: str = Field(description="When (ISO 8601).")
     by: str = Field(description="The sign-in name, the token's fingerprint, or sync.")
     from_: str | None = Field(alias="from")
     to: str
     outcome: str | None
     comment: str | None
+    undoes: str | None = Field(description="The entry this one undid (an undo's).")
+    undoable: bool = Field(description="Whether Undo works on it now (the latest, for 10 min).")
 
 
 class History(PageModel):
@@ -152,8 +156,9 @@ def _snapshot(fields: HistorySnapshot | None) -> Snapshot:
     return Snapshot.model_validate(fields or {})
 
 
-def history(org: OrgSettings, customer_id: int, store: DashboardStore) -> History:
-    """The customer's loyalty history: one entry per sync that changed the profile."""
+def history(org: OrgSettings, customer_id: int, store: DashboardStore, *, now: datetime) -> History:
+    """The customer's loyalty history: one entry per sync that changed the profile; and the
+    review's audit, its latest entry undoable while ``undoable`` allows."""
     if store.get_profile(org.org_id, customer_id) is None:
         raise NotFound("customer", customer_id)
     tz = ZoneInfo(org.timezone)
@@ -167,15 +172,19 @@ def history(org: OrgSettings, customer_id: int, store: DashboardStore) -> Histor
         )
         for entry in store.list_history(org.org_id, customer_id, limit=HISTORY_LIMIT)
     ]
+    entries_of_review = store.list_audit(org.org_id, customer_id)
     audit = [
         AuditRow(
+            id=entry.id,
             at=entry.at,
             by=entry.by,
             from_=entry.from_state,
             to=entry.to_state,
             outcome=entry.outcome,
             comment=entry.comment,
+            undoes=entry.undoes,
+            undoable=undoable(entry, entries_of_review, now) is None,
         )
-        for entry in store.list_audit(org.org_id, customer_id)
+        for entry in entries_of_review
     ]
     return History(org_id=org.org_id, customer_id=customer_id, entries=entries, audit=audit)

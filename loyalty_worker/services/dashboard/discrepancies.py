@@ -68,6 +68,8 @@ class DiscrepancyRow(PageModel):
     state: ReviewState = Field(description="The review's state as it reads now.")
     outcome: Outcome | None
     comment: str | None
+    reviewed_by: str | None = Field(description="Who moved the review to its state (or sync).")
+    reviewed_at: str | None = Field(description="When (ISO 8601).")
 
 
 class FilterShown(PageModel):
@@ -157,6 +159,8 @@ def _row(profile: ProfileDocument, review: Review | None, now: datetime) -> Disc
     """A profile's row, its review as it reads now; open since the review's ``openedAt``, else
     since the profile was last calculated."""
     shown = reading(review, seen(profile))
+    # as a person (or a sync) left it: who and when
+    kept = review if review is not None and review.state is shown.state else None
     opened = stamp(review.opened_at if review else None) or stamp(
         profile.get("pointsLastCalculated")
     )
@@ -171,6 +175,8 @@ def _row(profile: ProfileDocument, review: Review | None, now: datetime) -> Disc
         state=shown.state,
         outcome=shown.outcome,
         comment=shown.comment,
+        reviewed_by=kept.updated_by if kept else None,
+        reviewed_at=kept.updated_at if kept else None,
     )
 
 

@@ -95,7 +95,8 @@ def bars(
 
 
 # The codes the pages show, in words (a code missing here reads as itself, its underscores
-# spaced and its first letter capitalised).
+# spaced and its first letter capitalised). A review's outcome has its own words, read in
+# sentences (``review_changes.outcome_words``).
 WORDS = {
     # reconciliation
     "matched": "Matched",
@@ -103,9 +104,6 @@ WORDS = {
     "alpine_higher": "Alpine IQ higher",
     "calculated_higher": "Orders higher",
     "no_alpine_account": "No Alpine IQ account",
-    # review outcomes
-    "no_action": "No action needed",
-    "false_positive": "False alarm",
     # sources
     "alpine_iq": "Alpine IQ",
     "alpine": "Alpine IQ",

@@ -22,6 +22,7 @@ from loyalty_worker.domain.review import (
     Move,
     Outcome,
     Review,
+    ReviewChange,
     ReviewState,
     decide,
     settle,
@@ -43,6 +44,7 @@ class ReviewChanged(PageModel):
     opened_at: str | None = Field(description="Since when the discrepancy is open (ISO 8601).")
     updated_at: str | None
     updated_by: str | None = Field(description="The sign-in name, or the token's fingerprint.")
+    entry_id: str = Field(description="The change's audit entry (what an undo names).")
 
 
 def seen(profile: ProfileDocument | None) -> Discrepancy:
@@ -65,6 +67,11 @@ def change_review(
         raise NotFound("customer", customer_id)
     change = decide(store.get_review(org_id, customer_id), seen(profile), move, by=by, at=now)
     store.write_review(org_id, customer_id, change)
+    return shown(customer_id, change)
+
+
+def shown(customer_id: int, change: ReviewChange) -> ReviewChanged:
+    """A stored change as its answer shows it."""
     review = change.review
     return ReviewChanged(
         customer_id=customer_id,
@@ -77,6 +84,7 @@ def change_review(
         opened_at=review.opened_at,
         updated_at=review.updated_at,
         updated_by=review.updated_by,
+        entry_id=change.audit.id,
     )
 
 
