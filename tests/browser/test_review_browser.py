@@ -95,7 +95,7 @@ def test_resolve_a_row_then_undo_it_from_the_banner(synced: Dashboard, driver: W
     _press(driver, driver.find_element(By.ID, "banner-undo"))
     assert _banner(driver) == f"Undid the change of {customer}: open again"
     assert not driver.find_elements(By.ID, "banner-undo")  # an undo is not undone
-    assert "open" in driver.find_element(By.ID, f"d-{customer}").text  # back on the open list
+    assert "Open" in driver.find_element(By.ID, f"d-{customer}").text  # back on the open list
     _page(driver, synced, f"/customers/{customer}/history")
     rows = driver.find_elements(By.CSS_SELECTOR, "#audit tbody tr")
     assert [r.find_elements(By.TAG_NAME, "td")[2].text for r in rows] == [
@@ -143,7 +143,7 @@ def test_the_resolved_list_shows_outcome_comment_who_and_when(
     _resolve(driver, row, "false_positive", "staff test account")
     _page(driver, synced, "/discrepancies?state=resolved&pageSize=500")
     shown = driver.find_element(By.ID, f"d-{customer}")
-    assert "resolved (false positive)" in shown.find_element(By.CSS_SELECTOR, "td.review").text
+    assert "Resolved (false positive)" in shown.find_element(By.CSS_SELECTOR, "td.review").text
     assert shown.find_element(By.CSS_SELECTOR, "td.comment").text == "staff test account"
     assert shown.find_element(By.CSS_SELECTOR, "td.by").text == "Bea"
     when = shown.find_element(By.CSS_SELECTOR, "td.at time")

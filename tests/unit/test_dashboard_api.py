@@ -1018,6 +1018,6 @@ def test_the_resolved_list_shows_outcome_comment_who_and_when(dash: Dash) -> Non
     page = dash.client.get("/dashboard/orgs/org-1/discrepancies?state=resolved").text
     row = page[page.index('id="d-3"') :]
     row = row[: row.index("</tr>")]
-    assert "resolved (false positive)" in row and "test account" in row
+    assert "Resolved (false positive)" in row and "test account" in row
     assert '<td class="by">Ana</td>' in row
     assert '<time datetime="2027-01-15T08:00:00+00:00"' in row and "2027-01-15 01:00 MST" in row
