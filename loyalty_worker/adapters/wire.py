@@ -46,6 +46,8 @@ def _utc_stamp(timestamp: str | None) -> str | None:
         moment = datetime.fromisoformat(timestamp)
     except ValueError:
         return None
+    if timestamp[10:11] == "T" and timestamp[19:20] in (".", "Z") and timestamp.endswith("Z"):
+        return timestamp[:19] + "Z"  # Alleaves' own shape: already UTC to the second, cut
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

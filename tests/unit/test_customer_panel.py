@@ -103,6 +103,8 @@ def test_alleaves_order_dates_are_kept_in_utc_through_every_hand_over() -> None:
     }
     order = parse_order(raw, page=1, position=0)
     assert isinstance(order, Order) and order.created_at == "2026-12-05T09:41:29Z"
+    local = parse_order({**raw, "date_created": "2026-12-05T01:41:29-08:00"}, page=1, position=0)
+    assert isinstance(local, Order) and local.created_at == "2026-12-05T09:41:29Z"
     no_date = parse_order({**raw, "date_created": "soon"}, page=1, position=0)
     assert isinstance(no_date, Order) and no_date.created_at is None
     orders = OrderHistory()
