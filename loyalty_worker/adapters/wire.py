@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import sys
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -35,6 +35,22 @@ def _day(timestamp: str | None) -> date | None:
         return date.fromisoformat(timestamp[:10]) if timestamp else None
     except ValueError:
         return None
+
+
+def _utc_stamp(timestamp: str | None) -> str | None:
+    """An ISO timestamp as UTC text to the second (``2024-05-01T10:00:00Z``); a stamp without
+    a zone is UTC, as Alleaves writes them; None if unreadable."""
+    if not timestamp:
+        return None
+    try:
+        moment = datetime.fromisoformat(timestamp)
+    except ValueError:
+        return None
+    if timestamp[10:11] == "T" and timestamp[19:20] in (".", "Z") and timestamp.endswith("Z"):
+        return timestamp[:19] + "Z"  # Alleaves' own shape: already UTC to the second, cut
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # Numeric text as JSON writes numbers, in ASCII: ``Decimal("١٢")`` and ``int("１２")`` read
@@ -98,6 +114,7 @@ class AlleavesOrder(_Wire):
     # Never negative: "minus a negative discount" would add to the spend.
     discount: Deduction | None = None
     refunded_amount: Deduction | None = None
+    date_created: str | None = None
 
     def to_order(self) -> Order:
         """Anonymous orders (``id_customer`` 0, null or missing) keep customer 0: nobody's."""
@@ -108,6 +125,7 @@ class AlleavesOrder(_Wire):
             subtotal=self.subtotal,
             discount=_shared_zero(self.discount),
             refunded_amount=_shared_zero(self.refunded_amount),
+            created_at=_utc_stamp(self.date_created),
         )
 
 

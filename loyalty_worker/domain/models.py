@@ -69,6 +69,8 @@ class Order:
     subtotal: Decimal
     discount: Decimal = Decimal(0)
     refunded_amount: Decimal = Decimal(0)
+    # When Alleaves created it (UTC, ``2026-12-01T18:22:05Z``); None when unknown.
+    created_at: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,8 @@ class PointsCalculation:
     total_spent: Decimal
     # Each counted order's eligible spend, by order id: the customer's order ledger.
     counted: tuple[tuple[int, Decimal], ...] = ()
+    # When each counted order was created, by order id (those whose date is known).
+    counted_at: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

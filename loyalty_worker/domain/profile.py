@@ -12,6 +12,7 @@ from typing import TypedDict
 
 from loyalty_worker.domain.models import Adjustment, Customer, LoyaltyOutcome
 from loyalty_worker.domain.phone import PhoneHash
+from loyalty_worker.domain.points import LEDGER_DATE_MARK, ledger_text
 
 LOYALTY_FIELDS = (
     "points",
@@ -58,7 +59,7 @@ class ProfileDocument(TypedDict, total=False):
     phoneHashKeyId: str | None
     ordersProcessed: int
     totalSpent: float
-    loyaltyOrders: dict[str, str]  # order id -> eligible spend, as text
+    loyaltyOrders: dict[str, str]  # order id -> eligible spend[@created stamp], as text
     lastLoyaltySyncRunId: str | None
     # Markitbot's own fields, read never written.
     equityStatus: bool
@@ -68,25 +69,49 @@ class ProfileDocument(TypedDict, total=False):
     phone: str
 
 
-class HistorySnapshot(TypedDict):
-    """What a history entry keeps of the profile before or after a sync (None: not set)."""
+class HistorySnapshot(TypedDict, total=False):
+    """What a history entry keeps of the profile before or after a sync (None: not set).
+    Entries written before ``pointsFromOrders`` and ``pointsFromAlpine`` were kept lack them."""
 
     points: int | None
+    pointsFromOrders: int | None
+    pointsFromAlpine: int | None
     tier: str | None
     loyaltyStatus: str | None
     loyaltyDiscrepancy: int | None
 
 
+# The snapshot's fields, in the order a history entry lists what changed.
+SNAPSHOT_FIELDS = (
+    "points",
+    "pointsFromOrders",
+    "pointsFromAlpine",
+    "tier",
+    "loyaltyStatus",
+    "loyaltyDiscrepancy",
+)
+
 AdjustmentEntry = TypedDict("AdjustmentEntry", {"source": str, "from": int, "to": int})
 
 
+class LedgerOrder(TypedDict):
+    """An order a sync added to the ledger of counted orders, or dropped from it."""
+
+    id: str
+    at: str | None  # when Alleaves created it (UTC); None: not kept
+    spend: str  # its eligible spend
+
+
 class HistoryEntry(TypedDict, total=False):
-    """``customers/{orgId}_{id}/loyalty_history/{entry}``: one sync that changed the profile."""
+    """``customers/{orgId}_{id}/loyalty_history/{entry}``: one sync that changed the profile:
+    the snapshots before and after, and why: the counted orders it added and dropped."""
 
     at: datetime
     runId: str | None
     before: HistorySnapshot
     after: HistorySnapshot
+    ordersAdded: list[LedgerOrder]
+    ordersDropped: list[LedgerOrder]
     adjustment: AdjustmentEntry
 
 
@@ -132,11 +157,16 @@ class ProfileUpdate:
     ) -> ProfileUpdate:
         """This update plus its history entry: when, which run, the fields before and after,
         and the adjustment ``autoAdjust`` recorded (never applied to Alpine IQ), if any."""
+        added, dropped = ledger_diff(
+            (existing or {}).get("loyaltyOrders"), self.fields.get("loyaltyOrders")
+        )
         entry: HistoryEntry = {
             "at": at,
             "runId": run_id,
             "before": _snapshot(existing or {}),
             "after": _snapshot(self.fields),
+            "ordersAdded": added,
+            "ordersDropped": dropped,
         }
         if adjustment is not None:
             entry["adjustment"] = {
@@ -154,10 +184,58 @@ def _snapshot(profile: ProfileDocument) -> HistorySnapshot:
     """The fields a history entry keeps of ``profile`` (``HistorySnapshot``)."""
     return {
         "points": profile.get("points"),
+        "pointsFromOrders": profile.get("pointsFromOrders"),
+        "pointsFromAlpine": profile.get("pointsFromAlpine"),
         "tier": profile.get("tier"),
         "loyaltyStatus": profile.get("loyaltyStatus"),
         "loyaltyDiscrepancy": profile.get("loyaltyDiscrepancy"),
     }
+
+
+def snapshot_changes(
+    before: HistorySnapshot, after: HistorySnapshot
+) -> list[tuple[str, object, object]]:
+    """(field, before, after) of each snapshot field that differs, in ``SNAPSHOT_FIELDS``
+    order; a field an older entry did not keep (on either side) is left out."""
+    return [
+        (name, before.get(name), after.get(name))
+        for name in SNAPSHOT_FIELDS
+        if name in before and name in after and before.get(name) != after.get(name)
+    ]
+
+
+def _ledger(value: object) -> dict[str, str]:
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+
+
+def _ledger_order(order_id: str, text: str) -> LedgerOrder:
+    spend, _, created_at = text.partition(LEDGER_DATE_MARK)
+    return {"id": order_id, "at": created_at or None, "spend": spend}
+
+
+def ledger_diff(before: object, after: object) -> tuple[list[LedgerOrder], list[LedgerOrder]]:
+    """The counted orders ``after``'s ledger has and ``before``'s lacks (added), and those it
+    lost (dropped: voided or refunded since), by order id; a ledger that is no map is empty."""
+    old, new = _ledger(before), _ledger(after)
+    added = [_ledger_order(k, new[k]) for k in sorted(new.keys() - old.keys(), key=_id_order)]
+    dropped = [_ledger_order(k, old[k]) for k in sorted(old.keys() - new.keys(), key=_id_order)]
+    return added, dropped
+
+
+def _id_order(order_id: str) -> tuple[int, str]:
+    return (int(order_id), "") if order_id.isdigit() else (0, order_id)
+
+
+def history_says_something(entry: HistoryEntry) -> bool:
+    """Whether an entry shows a change: a field, an order added or dropped, an adjustment
+    (a write that only adds the orders' dates to an older ledger shows none)."""
+    before, after = entry.get("before", {}), entry.get("after", {})
+    return bool(
+        snapshot_changes(before, after)
+        or entry.get("ordersAdded")
+        or entry.get("ordersDropped")
+        or "adjustment" in entry
+    )
 
 
 def build_profile_update(
@@ -177,6 +255,7 @@ def build_profile_update(
     as they are: a worker started without the key must not wipe the hashes another one wrote.
     """
     calc = outcome.calculation
+    dates = dict(calc.counted_at)
     rec = outcome.reconciliation
     shown = outcome.displayed
     fields: ProfileDocument = {
@@ -193,7 +272,11 @@ def build_profile_update(
         # Firestore has no decimal type; the amount is already rounded to cents.
         "totalSpent": float(calc.total_spent),
         # The counted orders' eligible spend, so a later sync needs only the recent orders.
-        "loyaltyOrders": {str(order_id): str(spend) for order_id, spend in calc.counted},
+        # Each entry keeps the order's date too (``points.ledger_text``), for the dashboard.
+        "loyaltyOrders": {
+            str(order_id): ledger_text(spend, dates.get(order_id))
+            for order_id, spend in calc.counted
+        },
         "lastLoyaltySyncRunId": run_id,
     }
     # The optional fields, set when known and deleted otherwise (in this order).

@@ -124,7 +124,7 @@ class SyncResult:
         if self.phone is not None:
             object.__setattr__(self, "phone", mask_phone(self.phone))
         if self.outcome is not None and self.outcome.calculation.counted:
-            calculation = replace(self.outcome.calculation, counted=())
+            calculation = replace(self.outcome.calculation, counted=(), counted_at=())
             object.__setattr__(self, "outcome", replace(self.outcome, calculation=calculation))
 
     @property

@@ -22,7 +22,9 @@ class WorkPayload(TypedDict, total=False):
     of plain values, amounts as text, the phone masked."""
 
     customer: Required[list[Any]]  # [id, masked phone, Alpine IQ user code]
-    orders: Required[list[list[Any]]]  # [id, status, subtotal, discount, refunded], as text
+    orders: Required[
+        list[list[Any]]
+    ]  # [id, status, subtotal, discount, refunded(, created)], as text
     malformed: list[str]  # ids of the customer's orders that cannot be trusted
     alpine: list[Any] | None  # [points, tier, last visit, contact id]; None: no account
     profile: ProfileDocument | None  # its PROFILE_FIELDS, when the run read it

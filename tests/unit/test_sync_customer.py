@@ -326,11 +326,15 @@ def test_a_changing_write_carries_its_history_entry(store: InMemoryProfileStore)
     assert entry["runId"] == "r1"
     assert entry["before"] == {
         "points": 10,
+        "pointsFromOrders": None,
+        "pointsFromAlpine": None,
         "tier": "bronze",
         "loyaltyStatus": "matched",
         "loyaltyDiscrepancy": None,
     }
     assert entry["after"]["points"] == 600
+    assert entry["ordersAdded"] == [{"id": "1", "at": None, "spend": "300"}]
+    assert entry["ordersDropped"] == []
     store.write_profiles([first.update])
     again = evaluate_customer(ORG, work("300"), store=store, alpine=alpine, run_id="r2")
     assert again.update is None  # unchanged: no write, so no history entry

@@ -277,12 +277,18 @@ def customer_view(
     org: OrgDep,
     customer_id: CustomerPath,
     dashboard: DashboardDep,
+    services: ServicesDep,
     task: Annotated[str, Query(max_length=64, pattern=r"^[A-Za-z0-9-]*$")] = "",
+    fragment: Annotated[str, Query(pattern=r"^(panel)?$")] = "",
 ) -> Response:
-    data = customer_page(org, customer_id, dashboard.store)
+    data = customer_page(
+        org, customer_id, dashboard.store, now=dashboard.now(), remembered=services.tracker
+    )
     result = sync_result(org.org_id, task, dashboard.tasks.outcome(task)) if task else None
     context = {"org_id": org.org_id, "c": data, "task": task, "result": result}
-    return render(request, "customer.html", context, who)
+    # fragment=panel: the panel alone, which the script puts in place after a Sync Now
+    name = "_customer_panel.html" if fragment else "customer.html"
+    return render(request, name, context, who)
 
 
 @router.post("/orgs/{orgId}/customers/{customerId}/sync")

@@ -331,10 +331,14 @@ def customers(org: OrgDep, q: Search, services: ServicesDep, dashboard: Dashboar
     response_model=CustomerPage,
     responses=ERRORS,
 )
-def customer(org: OrgDep, customer_id: CustomerPath, dashboard: DashboardDep) -> CustomerPage:
+def customer(
+    org: OrgDep, customer_id: CustomerPath, services: ServicesDep, dashboard: DashboardDep
+) -> CustomerPage:
     """Points and where they come from (the counted orders), Alpine IQ balance and tier,
-    discrepancy, tier source, last changed and last verified."""
-    return customer_page(org, customer_id, dashboard.store)
+    discrepancy, tier source, last changed and last verified (and how long ago)."""
+    return customer_page(
+        org, customer_id, dashboard.store, now=dashboard.now(), remembered=services.tracker
+    )
 
 
 @router.get(

@@ -43,6 +43,33 @@ def local_time(epoch: object, tz: ZoneInfo) -> str | None:
     return None if moment is None else moment.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
 
 
+def local_day(value: str | None, tz: ZoneInfo) -> str | None:
+    """An ISO stamp's day and time in the org's zone (``2026-12-01 10:22 PST``); None when
+    there is none or it is unreadable."""
+    moment = stamp(value)
+    return None if moment is None else moment.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _plural(count: int, unit: str) -> str:
+    return f"{count} {unit}" if count == 1 else f"{count} {unit}s"
+
+
+def relative_time(moment: datetime, now: datetime) -> str:
+    """How long before ``now`` ``moment`` was, as people say it: ``just now`` (under a
+    minute, or ahead of ``now`` by a clock's skew), ``5 minutes ago``, ``2 hours ago``,
+    ``3 days ago``."""
+    seconds = (now - moment).total_seconds()
+    if seconds < 60:
+        return "just now"
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return _plural(minutes, "minute") + " ago"
+    hours = minutes // 60
+    if hours < 24:
+        return _plural(hours, "hour") + " ago"
+    return _plural(hours // 24, "day") + " ago"
+
+
 def next_nightly(now: datetime, tz: ZoneInfo, hour: int) -> datetime:
     """The next ``hour``:00 in ``tz`` after ``now``: when the org's nightly run opens."""
     local = now.astimezone(tz)
@@ -122,9 +149,9 @@ def in_words(code: object) -> str:
 
 def number(value: object, *, signed: bool = False) -> str:
     """A count or a points figure with thousands separators (``12,345``; ``+1,200`` signed);
-    anything that is no number as it is."""
+    None as an em dash, anything else that is no number as it is."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        return "" if value is None else str(value)
+        return "—" if value is None else str(value)
     if isinstance(value, float) and not value.is_integer():
         return f"{value:+,.2f}" if signed else f"{value:,.2f}"
     return f"{int(value):+,}" if signed else f"{int(value):,}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import Executor, Future
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from pydantic import Field
@@ -20,7 +20,7 @@ from loyalty_worker.domain.models import ReconciliationStatus
 from loyalty_worker.domain.run import RunStatus, RunSummaryDocument, run_kind
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports.dashboard import DashboardStore
-from loyalty_worker.services.dashboard.formatting import local_time, next_nightly
+from loyalty_worker.services.dashboard.formatting import local_time, next_nightly, stamp
 from loyalty_worker.services.dashboard.night import NightBanner, is_full_run, night_banner
 from loyalty_worker.services.dashboard.page import PageModel
 
@@ -149,10 +149,20 @@ def counts_run(runs: Sequence[RunSummaryDocument]) -> RunSummaryDocument | None:
 def last_verified(org: OrgSettings, store: DashboardStore) -> str | None:
     """When the org's last completed full run started: the last time every profile was
     checked (a partial run checked only some)."""
-    tz = ZoneInfo(org.timezone)
     for run in store.list_org_runs(org.org_id, limit=RECENT_RUNS):
         if RunStatus.of(run.get("status")) is RunStatus.COMPLETED and is_full_run(run):
-            return local_time(run.get("startedAt"), tz)
+            return local_time(run.get("startedAt"), ZoneInfo(org.timezone))
+    return None
+
+
+def last_verified_at(org: OrgSettings, store: DashboardStore) -> datetime | None:
+    """``last_verified`` as a moment (None: no completed full run, or no readable start)."""
+    for run in store.list_org_runs(org.org_id, limit=RECENT_RUNS):
+        if RunStatus.of(run.get("status")) is RunStatus.COMPLETED and is_full_run(run):
+            started = run.get("startedAt")
+            if isinstance(started, int | float) and not isinstance(started, bool):
+                return datetime.fromtimestamp(float(started), UTC) if started else None
+            return stamp(started)
     return None
 
 

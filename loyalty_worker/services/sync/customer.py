@@ -11,7 +11,11 @@ from loyalty_worker import log_context
 from loyalty_worker.domain.bounds import OutOfBounds
 from loyalty_worker.domain.phone import mask_phones_in, normalize_phone
 from loyalty_worker.domain.points import calculate_points
-from loyalty_worker.domain.profile import ProfileUpdate, build_profile_update
+from loyalty_worker.domain.profile import (
+    ProfileUpdate,
+    build_profile_update,
+    history_says_something,
+)
 from loyalty_worker.domain.reconciliation import decide
 from loyalty_worker.domain.results import SyncResult, SyncStatus, utc_stamp
 from loyalty_worker.errors import DeadlineExceeded, PermanentError, TransientError
@@ -116,6 +120,8 @@ def _evaluate(
     if not changed or dry_run:
         return Evaluation(result, None)
     entry = update.with_history(profile, run_id=run_id, at=now, adjustment=outcome.adjustment)
+    if entry.history is not None and not history_says_something(entry.history):
+        entry = update  # only the ledger's dates were added: nothing to tell in the history
     return Evaluation(result, entry)
 
 

@@ -142,8 +142,10 @@ class CustomerWork:
             phone = mask_phone(phone)
         payload: WorkPayload = {
             "customer": [self.customer.customer_id, phone, self.customer.alpine_user_code],
+            # [id, status, subtotal, discount, refunded(, created)]: the date when known
             "orders": [
                 [o.order_id, o.status, str(o.subtotal), str(o.discount), str(o.refunded_amount)]
+                + ([o.created_at] if o.created_at else [])
                 for o in self.orders
             ],
         }
@@ -185,6 +187,7 @@ class CustomerWork:
                 subtotal=Decimal(o[2]),
                 discount=Decimal(o[3]),
                 refunded_amount=Decimal(o[4]),
+                created_at=str(o[5]) if len(o) > 5 and o[5] else None,
             )
             for o in payload.get("orders", ())
         )

@@ -154,6 +154,7 @@ def _pack(order: Order) -> str:
             str(order.subtotal),
             str(order.discount),
             str(order.refunded_amount),
+            order.created_at or "",
             status,
         )
     )
@@ -164,7 +165,7 @@ def _row_id(row: str) -> int:
 
 
 def _unpack(customer_id: int, row: str) -> Order:
-    order_id, subtotal, discount, refunded, status = row.split(_FIELD, 4)
+    order_id, subtotal, discount, refunded, created_at, status = row.split(_FIELD, 5)
     return Order(
         order_id=int(order_id),
         customer_id=customer_id,
@@ -172,6 +173,7 @@ def _unpack(customer_id: int, row: str) -> Order:
         subtotal=Decimal(subtotal),
         discount=Decimal(discount),
         refunded_amount=Decimal(refunded),
+        created_at=created_at or None,
     )
 
 
