@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,9 +15,8 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
 
 from loyalty_worker.domain.points import floor_points
-from tests.browser.conftest import Dashboard, screenshot, sign_in, wait
+from tests.browser.conftest import Dashboard, axe_violations, screenshot, sign_in, wait
 
-AXE = Path(__file__).parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 NEW_SUBTOTAL = Decimal("300")
 
 
@@ -76,20 +74,9 @@ def _signed(value: int) -> str:
     return f"⚠ {'+' if value > 0 else '−'}{abs(value):,}"
 
 
-def _axe_violations(driver: WebDriver) -> list[str]:
-    driver.execute_script(AXE.read_text(encoding="utf-8"))
-    violations = driver.execute_async_script(
-        "const done = arguments[arguments.length - 1];"
-        "axe.run(document, {resultTypes: ['violations']})"
-        ".then(r => done(r.violations.map(v => [v.impact, v.id, v.nodes.length])));"
-    )
-    return [f"{rule} ({impact}, {nodes}x)" for impact, rule, nodes in violations]
-
-
 def test_sync_now_updates_the_panel_orders_and_history_without_a_reload(
     synced: Dashboard, driver: WebDriver
 ) -> None:
-    assert AXE.exists(), f"{AXE} is missing: make browser installs it"
     settings = synced.stack.org("org-1")["settings"]
     added_points = floor_points(NEW_SUBTOTAL * Decimal(str(settings["pointsPerDollar"])))
     customer, profile = _customers_with_alpine(synced)[0]
@@ -108,7 +95,7 @@ def test_sync_now_updates_the_panel_orders_and_history_without_a_reload(
     assert last_synced.text.endswith("ago") or last_synced.text == "just now"
     assert last_synced.get_attribute("title") == driver.find_element(By.ID, "last-verified").text
     assert str(last_synced.get_attribute("datetime")).startswith("20")
-    assert _axe_violations(driver) == []
+    assert axe_violations(driver) == []
 
     driver.execute_script("window.notReloaded = true;")
     driver.find_element(By.ID, "sync-now").click()
@@ -142,7 +129,7 @@ def test_sync_now_updates_the_panel_orders_and_history_without_a_reload(
     assert verified >= driver.find_element(By.ID, "last-changed").text[:16]
     assert driver.find_element(By.CSS_SELECTOR, "#last-synced time").text == "just now"
     assert driver.execute_script("return window.notReloaded === true;")
-    assert _axe_violations(driver) == []
+    assert axe_violations(driver) == []
     screenshot(driver, "customer-panel")
 
     history = driver.find_element(By.ID, "view-history")
@@ -153,16 +140,16 @@ def test_sync_now_updates_the_panel_orders_and_history_without_a_reload(
     assert f"added #{order_id}" in newest.text
     assert shown_day in newest.text
     assert "Alpine IQ balance" not in newest.text  # unchanged fields are left out
-    assert _axe_violations(driver) == []
+    assert axe_violations(driver) == []
 
 
+@pytest.mark.parametrize("driver", [False], indirect=True, ids=["no-javascript"])
 def test_sync_now_with_javascript_off_shows_the_task_state(
     synced: Dashboard, driver: WebDriver
 ) -> None:
     customer = _customers_with_alpine(synced)[1][0]
     _add_order(synced, customer, 98_000_002)
     sign_in(driver, synced)
-    driver.execute_cdp_cmd("Emulation.setScriptExecutionDisabled", {"value": True})
     driver.get(f"{synced.url}/dashboard/orgs/org-1/customers/{customer}")
     before = driver.execute_cdp_cmd("Page.getNavigationHistory", {})["entries"]
     button = driver.find_element(By.ID, "sync-now")

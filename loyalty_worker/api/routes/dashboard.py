@@ -281,10 +281,11 @@ def customer_view(
     task: Annotated[str, Query(max_length=64, pattern=r"^[A-Za-z0-9-]*$")] = "",
     fragment: Annotated[str, Query(pattern=r"^(panel)?$")] = "",
 ) -> Response:
+    # The task's state first, the profile after: a Sync Now read as done shows what it wrote.
+    result = sync_result(org.org_id, task, dashboard.tasks.outcome(task)) if task else None
     data = customer_page(
         org, customer_id, dashboard.store, now=dashboard.now(), remembered=services.tracker
     )
-    result = sync_result(org.org_id, task, dashboard.tasks.outcome(task)) if task else None
     context = {"org_id": org.org_id, "c": data, "task": task, "result": result}
     # fragment=panel: the panel alone, which the script puts in place after a Sync Now
     name = "_customer_panel.html" if fragment else "customer.html"
