@@ -69,6 +69,7 @@ class Order:
     subtotal: Decimal
     discount: Decimal = Decimal(0)
     refunded_amount: Decimal = Decimal(0)
+    placed_on: date | None = None  # the day it was created (None: not known, e.g. a ledger's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,10 @@ class Customer:
     phone: str | None = None
     alpine_user_code: str | None = None
     created_on: date | None = None
+    # Contact details (``domain.contact``): read from the listing, never sent in a task message.
+    name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,14 @@ RULES = LoyaltyRules()
 
 def order(subtotal: str, status: str = "completed", **kw: str) -> Order:
     amounts = {k: Decimal(v) for k, v in kw.items()}
-    return Order(order_id=1, customer_id=7, status=status, subtotal=Decimal(subtotal), **amounts)
+    return Order(
+        order_id=1,
+        customer_id=7,
+        status=status,
+        subtotal=Decimal(subtotal),
+        discount=amounts.get("discount", Decimal(0)),
+        refunded_amount=amounts.get("refunded_amount", Decimal(0)),
+    )
 
 
 @pytest.mark.parametrize("status", ["completed", "COMPLETED", "Delivered", " delivered "])

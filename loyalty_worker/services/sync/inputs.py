@@ -11,6 +11,7 @@ import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import date
 from decimal import Decimal
 from typing import cast
 
@@ -143,7 +144,14 @@ class CustomerWork:
         payload: WorkPayload = {
             "customer": [self.customer.customer_id, phone, self.customer.alpine_user_code],
             "orders": [
-                [o.order_id, o.status, str(o.subtotal), str(o.discount), str(o.refunded_amount)]
+                [
+                    o.order_id,
+                    o.status,
+                    str(o.subtotal),
+                    str(o.discount),
+                    str(o.refunded_amount),
+                    *([o.placed_on.isoformat()] if o.placed_on else []),
+                ]
                 for o in self.orders
             ],
         }
@@ -185,6 +193,7 @@ class CustomerWork:
                 subtotal=Decimal(o[2]),
                 discount=Decimal(o[3]),
                 refunded_amount=Decimal(o[4]),
+                placed_on=date.fromisoformat(o[5]) if len(o) > 5 and o[5] else None,
             )
             for o in payload.get("orders", ())
         )
