@@ -13,6 +13,7 @@ One port serves everything; a client's base URLs are ``{root}/alleaves``, ``{roo
                                            token_ttl_s, discord_status (null restores)
     DELETE /sandbox/faults                 back to the faults the sandbox started with
     PUT    /sandbox/orgs/{orgId}/orders    upsert flat orders by id_order
+    DELETE /sandbox/orgs/{orgId}/customers/{id}  Alleaves lists that customer no more
     GET    /sandbox/dataset                the dataset as currently served
     GET    /discord/messages               webhook posts: [{webhookId, receivedAt, payload}]
     DELETE /discord/messages               forget them
@@ -377,6 +378,11 @@ class ControlApi:
             Route("/faults", self.change_faults, methods=["POST"]),
             Route("/faults", self.restore_faults, methods=["DELETE"]),
             Route("/orgs/{org_id}/orders", self.upsert_orders, methods=["PUT"]),
+            Route(
+                "/orgs/{org_id}/customers/{customer_id:int}",
+                self.remove_customer,
+                methods=["DELETE"],
+            ),
             Route("/dataset", self.dataset, methods=["GET"]),
         ]
 
@@ -404,6 +410,16 @@ class ControlApi:
     async def restore_faults(self, request: Request) -> Response:
         self.state.faults = self.state.initial
         return JSONResponse(self.state.faults.as_json())
+
+    async def remove_customer(self, request: Request) -> Response:
+        org = self.store.org(request.path_params["org_id"])
+        if org is None:
+            raise HTTPException(404, "no such org")
+        customer_id = request.path_params["customer_id"]
+        kept = [c for c in org.customers if c["id_customer"] != customer_id]
+        removed = len(org.customers) - len(kept)
+        org.customers[:] = kept
+        return JSONResponse({"removed": removed})
 
     async def upsert_orders(self, request: Request) -> Response:
         org = self.store.org(request.path_params["org_id"])
