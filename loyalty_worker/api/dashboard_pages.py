@@ -19,9 +19,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from loyalty_worker.api.dashboard_deps import Viewer, is_page
 from loyalty_worker.api.session import is_loopback
 from loyalty_worker.domain.review import ReviewRefused
+from loyalty_worker.services.dashboard.formatting import show_phone
 from loyalty_worker.services.dashboard.page import NotFound
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
+TEMPLATES.env.filters["phone"] = show_phone
 # Pages load nothing but their own stylesheet and script.
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "

@@ -48,6 +48,7 @@ from loyalty_worker.services.dashboard.actions import sync_now, sync_result, tri
 from loyalty_worker.services.dashboard.customers import customer_page, history
 from loyalty_worker.services.dashboard.discrepancies import discrepancies
 from loyalty_worker.services.dashboard.formatting import bars
+from loyalty_worker.services.dashboard.names import contacts_of, names_of
 from loyalty_worker.services.dashboard.no_account import no_account
 from loyalty_worker.services.dashboard.overview import overview
 from loyalty_worker.services.dashboard.reviews import change_review
@@ -188,11 +189,18 @@ def run_view(
     org: OrgDep,
     run_id: RunPath,
     services: ServicesDep,
+    dashboard: DashboardDep,
     already: Annotated[int, Query(ge=0, le=1)] = 0,
 ) -> Response:
     tz = ZoneInfo(org.timezone)
     found = run_page(run_id, org.org_id, live=services.tracker, stored=services.store, tz=tz)
-    context = {"org_id": org.org_id, "run": found, "already": bool(already)}
+    ids = [
+        *(f.customer_id for f in found.failures),
+        *(d.customer_id for d in found.largest_discrepancies),
+        *(t.customer_id for t in found.tier_changes),
+    ]
+    names = names_of(dashboard.contacts, org.org_id, ids)
+    context = {"org_id": org.org_id, "run": found, "already": bool(already), "names": names}
     return render(request, "run.html", context, who)
 
 
@@ -212,6 +220,7 @@ def discrepancies_page(
         "query": urlencode(query),
         "back": str(request.url.path) + "?" + urlencode(here),
         "outcomes": CHOSEN_OUTCOMES,
+        "names": names_of(dashboard.contacts, org.org_id, [d.customer_id for d in data.items]),
     }
     return render(request, "discrepancies.html", context, who)
 
@@ -281,7 +290,9 @@ def customers_page(
     org_id = org.org_id
     answer = Found(org_id=org_id, items=[])
     if q.strip():
-        answer = find_customers(org_id, q, dashboard.store, phone_key=services.phone_key)
+        answer = find_customers(
+            org_id, q, dashboard.store, phone_key=services.phone_key, contacts=dashboard.contacts
+        )
     if len(answer.items) == 1:
         return redirect(f"/dashboard/orgs/{org_id}/customers/{answer.items[0].customer_id}")
     context = {"org_id": org_id, "q": q, "found": answer.items, "hint": answer.hint}
@@ -299,7 +310,14 @@ def customer_view(
 ) -> Response:
     data = customer_page(org, customer_id, dashboard.store)
     result = sync_result(org.org_id, task, dashboard.tasks.outcome(task)) if task else None
-    context = {"org_id": org.org_id, "c": data, "task": task, "result": result}
+    contact = contacts_of(dashboard.contacts, org.org_id, [customer_id]).get(customer_id)
+    context = {
+        "org_id": org.org_id,
+        "c": data,
+        "task": task,
+        "result": result,
+        "contact": contact or {},
+    }
     return render(request, "customer.html", context, who)
 
 

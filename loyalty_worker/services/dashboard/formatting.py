@@ -92,3 +92,11 @@ def bars(
             )
         )
     return out
+
+
+def show_phone(phone: object) -> str:
+    """Ten digits as people read them, ``(707) 708-6718``; anything else as it is."""
+    text = "" if phone is None else str(phone)
+    if len(text) == 10 and text.isdigit():
+        return f"({text[:3]}) {text[3:6]}-{text[6:]}"
+    return text
