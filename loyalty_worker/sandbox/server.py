@@ -31,14 +31,11 @@ import json
 import math
 import re
 import secrets
-import socket
-import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, NotRequired, TypedDict
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -56,6 +53,7 @@ from loyalty_worker.sandbox.faults import (
     Faults,
     FaultState,
 )
+from loyalty_worker.sandbox.serving import serve as serve  # re-exported: the CLI serves from here
 from loyalty_worker.sandbox.store import OrgData, SandboxStore
 from loyalty_worker.sandbox.tokens import bearer_token, issue_token, signed_claims, verify_token
 
@@ -378,11 +376,7 @@ class ControlApi:
             Route("/faults", self.change_faults, methods=["POST"]),
             Route("/faults", self.restore_faults, methods=["DELETE"]),
             Route("/orgs/{org_id}/orders", self.upsert_orders, methods=["PUT"]),
-            Route(
-                "/orgs/{org_id}/customers/{customer_id:int}",
-                self.remove_customer,
-                methods=["DELETE"],
-            ),
+            Route("/orgs/{org_id}/customers/{id:int}", self.remove_customer, methods=["DELETE"]),
             Route("/dataset", self.dataset, methods=["GET"]),
         ]
 
@@ -415,11 +409,7 @@ class ControlApi:
         org = self.store.org(request.path_params["org_id"])
         if org is None:
             raise HTTPException(404, "no such org")
-        customer_id = request.path_params["customer_id"]
-        kept = [c for c in org.customers if c["id_customer"] != customer_id]
-        removed = len(org.customers) - len(kept)
-        org.customers[:] = kept
-        return JSONResponse({"removed": removed})
+        return JSONResponse({"removed": org.remove_customer(request.path_params["id"])})
 
     async def upsert_orders(self, request: Request) -> Response:
         org = self.store.org(request.path_params["org_id"])
@@ -483,33 +473,3 @@ def create_app(
         ],
         exception_handlers={HTTPException: _http_error},
     )
-
-
-class _AnnouncingServer(uvicorn.Server):
-    """Tells a parent process where to connect, once connections are accepted."""
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        if self.started and sockets:
-            host = self.config.host
-            port = sockets[0].getsockname()[1]
-            shown = f"[{host}]" if ":" in host else host
-            sys.stdout.write(f"sandbox listening on http://{shown}:{port}\n")
-            sys.stdout.flush()
-
-
-def serve(app: Starlette, *, host: str, port: int) -> None:
-    """Serve ``app`` until SIGINT/SIGTERM; port 0 picks a free port (the line printed names it)."""
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="off",
-        log_level="warning",
-        access_log=False,
-    )
-    server = _AnnouncingServer(config)
-    # Binding here rather than inside uvicorn lets port 0 resolve to one known port.
-    server.run(sockets=[config.bind_socket()])
