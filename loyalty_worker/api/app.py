@@ -32,6 +32,7 @@ from loyalty_worker.api.guard import RequestGuard
 from loyalty_worker.api.routes import (
     dashboard,
     dashboard_api,
+    enrollment,
     health,
     metrics,
     points,
@@ -91,6 +92,7 @@ def create_app(
     app.include_router(dashboard_api.router)
     app.include_router(metrics.router)
     app.include_router(dashboard.router)
+    app.include_router(enrollment.router)
     app.mount("/dashboard/static", StaticFiles(directory=STATIC), name="dashboard-static")
     return app
 

@@ -25,7 +25,6 @@ from loyalty_worker.api.dashboard_deps import (
     CustomerPath,
     DashboardDep,
     OrgDep,
-    PageDep,
     ReviewFilterDep,
     RunPath,
     ViewerDep,
@@ -49,7 +48,6 @@ from loyalty_worker.services.dashboard.customers import customer_page, history
 from loyalty_worker.services.dashboard.discrepancies import discrepancies
 from loyalty_worker.services.dashboard.formatting import bars
 from loyalty_worker.services.dashboard.names import contacts_of, names_of
-from loyalty_worker.services.dashboard.no_account import no_account
 from loyalty_worker.services.dashboard.overview import overview
 from loyalty_worker.services.dashboard.reviews import change_review
 from loyalty_worker.services.dashboard.run_page import run_page
@@ -256,26 +254,6 @@ def review_page(
     )
     target = f"/dashboard/orgs/{org_id}/discrepancies"
     return redirect(form.back if form.back.startswith(target) else target)
-
-
-@router.get("/orgs/{orgId}/no-account", response_class=HTMLResponse)
-def no_account_page(
-    request: Request,
-    who: ViewerDep,
-    org: OrgDep,
-    services: ServicesDep,
-    dashboard: DashboardDep,
-    page: PageDep,
-) -> Response:
-    data = no_account(
-        org.org_id,
-        dashboard.store,
-        cursor=page.cursor,
-        page_size=page.page_size,
-        remembered=services.tracker,
-        reads=dashboard.reads,
-    )
-    return render(request, "no_account.html", {"org_id": org.org_id, "data": data}, who)
 
 
 @router.get("/orgs/{orgId}/customers", response_class=HTMLResponse)

@@ -64,7 +64,9 @@ def find_customers(
     elif hashed:
         found = store.list_profiles(org_id, "phoneHash", [hashed], limit=FOUND_LIMIT)
     if not found and query and contacts is not None:
-        return Found(org_id=org_id, items=_by_contact(org_id, query, store, contacts))
+        items = _by_contact(org_id, query, store, contacts)
+        if items:
+            return Found(org_id=org_id, items=items)
     if not found and query:
         found = _by_name(org_id, query, store)
     names = names_of(contacts, org_id, [p.get("alleavesCustomerId") for p in found])
