@@ -879,6 +879,13 @@ class InMemoryContactStore:
             key = contact_id(contact["orgId"], contact["customerId"])
             self.documents.setdefault(key, {}).update(copy.deepcopy(dict(contact)))
 
+    def lacking_sync(self, org_id: str, customer_ids: Sequence[int]) -> list[int]:
+        return [
+            cid
+            for cid in dict.fromkeys(customer_ids)
+            if "loyaltyStatus" not in self.documents.get(contact_id(org_id, cid), {})
+        ]
+
     def delete_unlisted(self, org_id: str, run_id: str) -> int:
         gone = [
             key

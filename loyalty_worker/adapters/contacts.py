@@ -59,6 +59,21 @@ class FirestoreContactStore:
             with _translate_errors(f"write {len(chunk)} contacts", "write"):
                 batch.commit(timeout=self._timeout_s)
 
+    def lacking_sync(self, org_id: str, customer_ids: Sequence[int]) -> list[int]:
+        collection = self._client.collection(CONTACTS)
+        lacking: list[int] = []
+        ids = list(dict.fromkeys(customer_ids))
+        for start in range(0, len(ids), READ_CHUNK):
+            chunk = ids[start : start + READ_CHUNK]
+            wanted = [collection.document(contact_id(org_id, cid)) for cid in chunk]
+            with _translate_errors(f"read {len(chunk)} contacts of org {org_id}", "read"):
+                snapshots = self._client.get_all(
+                    wanted, field_paths=["loyaltyStatus"], timeout=self._timeout_s
+                )
+                having = {s.id for s in snapshots if s.exists and (s.to_dict() or {})}
+            lacking += [cid for cid in chunk if contact_id(org_id, cid) not in having]
+        return lacking
+
     def delete_unlisted(self, org_id: str, run_id: str) -> int:
         query = self._org(org_id).where(filter=FieldFilter("listedRun", "!=", run_id))
         with _translate_errors(f"list unlisted contacts of org {org_id}"):

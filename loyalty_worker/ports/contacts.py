@@ -28,6 +28,11 @@ class ContactWriter(Protocol):
         (batched); fields it does not name stay."""
         ...
 
+    def lacking_sync(self, org_id: str, customer_ids: Sequence[int]) -> list[int]:
+        """Those of ``customer_ids`` whose contact holds no sync's fields yet (no
+        ``loyaltyStatus``; batched reads of that field alone)."""
+        ...
+
     def delete_unlisted(self, org_id: str, run_id: str) -> int:
         """Delete the org's contacts that ``run_id`` did not list (``listedRun`` another
         run's); how many. Only after a complete listing of every customer."""

@@ -164,3 +164,12 @@ def test_exports_are_recorded_and_read_newest_first(
     latest = contacts.latest_exports(ORG, limit=2)
 
     assert [record["rows"] for record in latest] == [3, 2]
+
+
+def test_lacking_sync_names_the_contacts_no_sync_has_filled(
+    stores: tuple[ContactStore, ProfileStore],
+) -> None:
+    contacts, _ = stores
+    contacts.write_contacts([listed(1, "A B"), listed(2, "C D"), synced(2, 5, 1)])
+
+    assert contacts.lacking_sync(ORG, [1, 2, 3]) == [1, 3]

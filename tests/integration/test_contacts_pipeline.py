@@ -51,3 +51,20 @@ def test_a_run_writes_contacts_and_a_later_full_run_deletes_the_unlisted(stack: 
     assert contact(stack, "org-1", gone) is None
     kept = contact(stack, "org-1", customers[8]["id_customer"])
     assert kept is not None and kept["listedRun"] == second.summary["runId"]
+
+
+def test_a_full_run_fills_a_new_contact_of_an_unchanged_profile(stack: Stack) -> None:
+    customer = stack.org("org-1")["customers"][20]["id_customer"]
+    before = contact(stack, "org-1", customer)
+    assert before is not None and "loyaltyStatus" in before
+    # As if contacts came after the profile: the contact is gone, the profile will not change.
+    stack.firestore.collection("loyalty_contacts").document(f"org-1_{customer}").delete()
+
+    progress = stack.run("org-1")
+    assert progress.status == "completed", progress
+    assert progress.summary is not None and progress.summary["synced"] == 0
+
+    after = contact(stack, "org-1", customer)
+    assert after is not None
+    for field in ("loyaltyStatus", "pointsFromOrders", "tier", "lastOrderAt", "lastOrderDay"):
+        assert after.get(field) == before.get(field), field

@@ -16,8 +16,9 @@ from loyalty_worker.domain.contact import (
     full_name,
     last_counted_order,
     listed_contact,
+    synced_contact,
 )
-from loyalty_worker.domain.models import Customer, Order, PointsCalculation
+from loyalty_worker.domain.models import Customer, LoyaltyRules, Order, PointsCalculation
 from loyalty_worker.domain.phone import reachability
 from loyalty_worker.errors import MalformedRecord
 from loyalty_worker.services.dashboard.search import find_customers
@@ -26,7 +27,13 @@ from loyalty_worker.services.run.context import Batch
 from loyalty_worker.services.run.listings import Listing
 from loyalty_worker.services.run.plan import RunPlan
 from loyalty_worker.services.sync.inputs import CustomerWork
-from tests.fakes import InMemoryContactStore, InMemoryDashboardStore, QueryableProfileStore
+from loyalty_worker.services.sync.order_history import OrderHistory
+from tests.fakes import (
+    InMemoryContactStore,
+    InMemoryDashboardStore,
+    InMemoryProfileStore,
+    QueryableProfileStore,
+)
 
 AT = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -174,7 +181,10 @@ def _record(
         request=SimpleNamespace(org_id="org-1", run_id=run_id, dry_run=dry_run),
         ports=SimpleNamespace(contacts=contacts),
     )
-    plan = SimpleNamespace(listing=Listing(customers, malformed, partial=partial))
+    # An incremental run's plan: no whole history to fill contacts from.
+    plan = SimpleNamespace(
+        listing=Listing(customers, malformed, partial=partial), recent_since=date(2026, 2, 1)
+    )
     record_contacts(cast(Batch, batch), cast(RunPlan, plan), now=AT)
 
 
@@ -195,3 +205,54 @@ def test_a_run_keeps_its_listing_and_a_complete_one_drops_the_unlisted() -> None
     bad = MalformedRecord("alleaves", "customer", "3", "phone: bad")
     _record(contacts, [ana], run_id="r4", malformed=(bad,))  # listed, if unreadable: kept
     assert set(contacts.get_contacts("org-1", [1, 2, 3])) == {1, 3}
+
+
+def test_a_full_run_fills_new_contacts_of_unchanged_profiles_from_profile_and_history() -> None:
+    profiles = InMemoryProfileStore()
+    contacts = InMemoryContactStore(profiles.contacts)
+    profiles.profiles["org-1_1"] = {
+        "orgId": "org-1",
+        "loyaltyStatus": "no_alpine_account",
+        "pointsFromOrders": 30,
+        "tier": "bronze",
+    }
+    contacts.write_contacts(  # customer 2 was synced with this feature: left alone
+        [
+            synced_contact(
+                "org-1",
+                2,
+                points_from_orders=5,
+                loyalty_status="matched",
+                tier=None,
+                last_order=None,
+                orders_known=True,
+            )
+        ]
+    )
+    history = OrderHistory()
+    for order in (
+        Order(11, 1, "completed", Decimal(20), placed_on=date(2026, 1, 5)),
+        Order(12, 1, "completed", Decimal(10), placed_on=date(2026, 2, 7)),
+        Order(13, 1, "voided", Decimal(10), placed_on=date(2026, 2, 20)),
+    ):
+        history.add(order)
+    history.finish()
+    batch = SimpleNamespace(
+        request=SimpleNamespace(org_id="org-1", run_id="r1", dry_run=False),
+        ports=SimpleNamespace(contacts=contacts, store=profiles),
+        org=SimpleNamespace(settings=SimpleNamespace(rules=LoyaltyRules)),
+    )
+    plan = SimpleNamespace(
+        listing=Listing([Customer(1, name="Ana Reyes"), Customer(2), Customer(3)]),
+        history=history,
+        recent_since=None,
+    )
+
+    record_contacts(cast(Batch, batch), cast(RunPlan, plan), now=AT)
+
+    found = contacts.get_contacts("org-1", [1, 2, 3])
+    assert found[1]["name"] == "Ana Reyes"
+    assert (found[1]["loyaltyStatus"], found[1]["pointsFromOrders"]) == ("no_alpine_account", 30)
+    assert (found[1]["lastOrderAt"], found[1]["lastOrderDay"]) == ("2026-02-07", 20260207)
+    assert found[2]["loyaltyStatus"] == "matched" and found[2]["pointsFromOrders"] == 5
+    assert "loyaltyStatus" not in found[3]  # no profile yet: its sync will give them
