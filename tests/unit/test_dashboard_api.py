@@ -484,6 +484,44 @@ def test_the_enrollment_page_shows_contacts_in_full_and_the_machine_csv_masks(
     assert "9876543" not in page + csv_text
 
 
+def test_enrollment_json_and_csv_are_for_a_signed_in_person_and_exports_are_audited(
+    dash: Dash,
+) -> None:
+    dash.store.contacts["org-1_5"] = {
+        **listed_contact(
+            "org-1",
+            5,
+            name="Ana Reyes",
+            last_name="Reyes",
+            email="ana@example.com",
+            phone="707-708-6718",
+            run_id="r",
+            at=datetime(2026, 1, 1, tzinfo=UTC),
+        ),
+        **synced_contact(
+            "org-1",
+            5,
+            points_from_orders=20,
+            loyalty_status="no_alpine_account",
+            tier="bronze",
+            last_order=None,
+            orders_known=True,
+        ),
+    }
+    by_token = dash.client.get("/api/loyalty/orgs/org-1/enrollment", headers=bearer(ORG1_TOKEN))
+    assert by_token.status_code == 403
+    assert "6718" not in by_token.text
+    dash.sign_in()
+    answer = dash.client.get("/api/loyalty/orgs/org-1/enrollment").json()
+    assert [(i["name"], i["phone"], i["email"]) for i in answer["items"]] == [
+        ("Ana Reyes", "7077086718", "ana@example.com")
+    ]
+    exported = dash.client.get("/dashboard/orgs/org-1/no-account/enrollment.csv?tier=bronze")
+    assert exported.text.splitlines()[1].startswith("5,Ana Reyes,7077086718,ana@example.com,")
+    page = dash.client.get("/dashboard/orgs/org-1/no-account").text
+    assert "reach=usable&amp;sort=points&amp;tier=bronze" in page
+
+
 def test_customer_page_sync_now_and_history(dash: Dash) -> None:
     csrf = dash.sign_in()
     page = dash.client.get("/dashboard/orgs/org-1/customers/2").text
