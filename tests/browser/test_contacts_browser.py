@@ -56,9 +56,11 @@ def expected(
 
 
 def press(driver: WebDriver, element_id: str) -> None:
+    """Press a button or link and wait for the page it answers with, loaded whole."""
     element = driver.find_element(By.ID, element_id)
     element.click()
     wait(driver).until(expected_conditions.staleness_of(element))
+    wait(driver).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
 def shown_ids(driver: WebDriver) -> list[int]:
