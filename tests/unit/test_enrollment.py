@@ -102,3 +102,11 @@ def test_an_export_is_recorded_with_its_rows_once_sent() -> None:
     ]
     page = enrollment("org-1", contacts, flt, reads=POOL)
     assert [(e.by, e.rows) for e in page.exports] == [("Ana", 2)]
+
+
+def test_a_field_edited_into_another_type_shows_as_missing() -> None:
+    contacts = store()
+    contacts.documents["org-1_2"].update({"name": 7, "email": ["x"], "tier": None})
+    rows = enrollment("org-1", contacts, EnrollmentFilter(), reads=POOL).items
+    edited = next(row for row in rows if row.customer_id == 2)
+    assert (edited.name, edited.email, edited.tier) == (None, None, None)

@@ -100,25 +100,34 @@ class EnrollmentPage(ListPage):
     exports: list[ExportEntry]
 
 
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
 def _row(contact: ContactDocument) -> EnrollmentRow:
-    points = contact.get("pointsFromOrders")
+    """A contact as a row; a field of another type than the worker writes (edited by hand)
+    shows as missing rather than failing the page."""
+    consent = contact.get("marketingConsent")
     return EnrollmentRow(
-        customer_id=int(contact.get("customerId") or 0),
-        name=contact.get("name"),
-        phone=contact.get("phone"),
-        email=contact.get("email"),
-        reachability=contact.get("reachability"),
-        points_from_orders=points if isinstance(points, int) else 0,
-        last_order=contact.get("lastOrderAt"),
-        tier=contact.get("tier"),
-        marketing_consent=contact.get("marketingConsent"),
+        customer_id=_int(contact.get("customerId")),
+        name=_text(contact.get("name")),
+        phone=_text(contact.get("phone")),
+        email=_text(contact.get("email")),
+        reachability=_text(contact.get("reachability")),
+        points_from_orders=_int(contact.get("pointsFromOrders")),
+        last_order=_text(contact.get("lastOrderAt")),
+        tier=_text(contact.get("tier")),
+        marketing_consent=consent if isinstance(consent, bool) else None,
     )
 
 
 def _key(contact: ContactDocument, sort: str) -> tuple[int, ...]:
     field = ORDERS[sort][0][0]
-    value = contact.get(field)
-    return (value if isinstance(value, int) else 0, int(contact.get("customerId") or 0))
+    return (_int(contact.get(field)), _int(contact.get("customerId")))
 
 
 def enrollment(
