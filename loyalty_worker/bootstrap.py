@@ -17,6 +17,7 @@ import redis
 from loyalty_worker import names
 from loyalty_worker.adapters.alleaves import AlleavesAccount, AlleavesClient
 from loyalty_worker.adapters.alpine import AlpineIQClient
+from loyalty_worker.adapters.contacts import FirestoreContactStore
 from loyalty_worker.adapters.discord import ConsoleNotifier, DiscordNotifier
 from loyalty_worker.adapters.fair_share import RedisFairShare
 from loyalty_worker.adapters.firestore import FirestoreProfileStore, build_firestore_client
@@ -260,6 +261,9 @@ class Container:
             single_syncs=RedisSyncSlots(self.redis),
             lookups=self.lookups,
             slices=RedisOrderSlices(self.redis),
+            contacts=FirestoreContactStore(
+                self.store.client, timeout_s=self.settings.firestore_timeout_s
+            ),
         )
 
     def _notifier(self, org: OrgSettings | None) -> Notifier:

@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, cast
 
-from loyalty_worker.adapters.dashboard_store import history_of, order_page, profile_of, run_of
+from loyalty_worker.adapters.dashboard_documents import history_of, profile_of, run_of
+from loyalty_worker.adapters.dashboard_store import order_page
 from loyalty_worker.adapters.run_state import plan_fields, run_record
 from loyalty_worker.adapters.task_results import task_outcome
 from loyalty_worker.adapters.wire import AlpineLoyalty, parse_customer, parse_order
+from loyalty_worker.domain.contact import ContactDocument, contact_id
 from loyalty_worker.domain.models import AlpineProfile, Customer, Order
 from loyalty_worker.domain.phone import normalize_phone
 from loyalty_worker.domain.profile import (
@@ -46,6 +48,7 @@ from loyalty_worker.domain.run import (
 )
 from loyalty_worker.errors import MalformedRecord, SettingsInvalid, TransientError, UnknownOrg
 from loyalty_worker.org_settings import OrgSettings
+from loyalty_worker.ports.contacts import ExportRecord
 from loyalty_worker.ports.dashboard import KeyValue
 from loyalty_worker.ports.notify import Alert
 from loyalty_worker.ports.run import WorkPayload
@@ -66,6 +69,9 @@ class InMemoryProfileStore:
         self.settings: dict[str, dict[str, Any]] = {}
         self.profiles: dict[str, dict[str, Any]] = {}
         self.run_summaries: dict[str, dict[str, Any]] = {}
+        # ``loyalty_contacts``: the contact parts of the updates (share it with an
+        # ``InMemoryContactStore`` to read them through the contact port).
+        self.contacts: dict[str, dict[str, Any]] = {}
         self.writes = 0
 
     def get_org_settings(self, org_id: str) -> OrgSettings:
@@ -105,6 +111,9 @@ class InMemoryProfileStore:
             for name in update.deletes:
                 document.pop(name, None)
             document.update(copy.deepcopy(dict(update.fields)))
+            if update.contact is not None:
+                contact = self.contacts.setdefault(update.document_id, {})
+                contact.update(copy.deepcopy(dict(update.contact)))
             self.writes += 1
 
     def write_run_summary(self, run_id: str, summary: RunSummaryDocument) -> None:
@@ -876,3 +885,87 @@ class RecordingRunTriggers:
         if self.error is not None:
             raise self.error
         self.going[org_id] = run_id
+
+
+class InMemoryContactStore:
+    """``ContactStore`` over a dict keyed by document id (``loyalty_contacts``), and a list of
+    export records; pass ``InMemoryProfileStore.contacts`` to see the syncs' contact parts."""
+
+    def __init__(self, documents: dict[str, dict[str, Any]] | None = None) -> None:
+        self.documents: dict[str, dict[str, Any]] = {} if documents is None else documents
+        self.exports: list[ExportRecord] = []
+
+    def _org(self, org_id: str) -> list[dict[str, Any]]:
+        return [
+            copy.deepcopy(d) for _, d in sorted(self.documents.items()) if d.get("orgId") == org_id
+        ]
+
+    def write_contacts(self, contacts: Sequence[ContactDocument]) -> None:
+        for contact in contacts:
+            key = contact_id(contact["orgId"], contact["customerId"])
+            self.documents.setdefault(key, {}).update(copy.deepcopy(dict(contact)))
+
+    def lacking_sync(self, org_id: str, customer_ids: Sequence[int]) -> list[int]:
+        return [
+            cid
+            for cid in dict.fromkeys(customer_ids)
+            if "loyaltyStatus" not in self.documents.get(contact_id(org_id, cid), {})
+        ]
+
+    def delete_unlisted(self, org_id: str, run_id: str) -> int:
+        gone = [
+            key
+            for key, d in self.documents.items()
+            if d.get("orgId") == org_id and "listedRun" in d and d["listedRun"] != run_id
+        ]
+        for key in gone:
+            del self.documents[key]
+        return len(gone)
+
+    def get_contacts(self, org_id: str, customer_ids: Sequence[int]) -> dict[int, ContactDocument]:
+        found: dict[int, ContactDocument] = {}
+        for cid in customer_ids:
+            document = self.documents.get(contact_id(org_id, cid))
+            if document is not None and document.get("orgId") == org_id:
+                found[cid] = cast(ContactDocument, copy.deepcopy(document))
+        return found
+
+    def find_by_prefix(
+        self, org_id: str, field: str, prefix: str, *, limit: int
+    ) -> list[ContactDocument]:
+        found = [
+            d
+            for d in self._org(org_id)
+            if isinstance(d.get(field), str) and d[field].startswith(prefix)
+        ]
+        found.sort(key=lambda d: str(d[field]))
+        return cast(list[ContactDocument], found[:limit])
+
+    def find_equal(
+        self, org_id: str, field: str, value: str, *, limit: int
+    ) -> list[ContactDocument]:
+        found = [d for d in self._org(org_id) if d.get(field) == value]
+        return cast(list[ContactDocument], found[:limit])
+
+    def page_contacts(
+        self,
+        org_id: str,
+        equals: Mapping[str, str],
+        order: Sequence[tuple[str, bool]],
+        *,
+        after: Sequence[int] | None = None,
+        limit: int,
+    ) -> list[ContactDocument]:
+        matching = [d for d in self._org(org_id) if all(d.get(f) == v for f, v in equals.items())]
+        return cast(list[ContactDocument], order_page(matching, order, after=after, limit=limit))
+
+    def count_contacts(self, org_id: str, equals: Mapping[str, str]) -> int:
+        return sum(1 for d in self._org(org_id) if all(d.get(f) == v for f, v in equals.items()))
+
+    def record_export(self, record: ExportRecord) -> None:
+        self.exports.append(copy.deepcopy(record))
+
+    def latest_exports(self, org_id: str, *, limit: int) -> list[ExportRecord]:
+        mine = [r for r in self.exports if r["orgId"] == org_id]
+        mine.sort(key=lambda r: r["at"], reverse=True)
+        return mine[:limit]

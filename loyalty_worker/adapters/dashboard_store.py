@@ -10,8 +10,9 @@ Documents it adds beside Markitbot's profiles (never inside them):
 - reads ``customers/{orgId}_{id}/loyalty_history`` (written by ``FirestoreProfileStore``).
 
 Documents leave here typed (``ProfileDocument``, ``HistoryEntry``, ``RunSummaryDocument``, the
-review's dataclasses): a top-level field holding another type than its declared one (a person
-edited it by hand) is left out, so the services never meet a string where a count belongs.
+review's dataclasses; read by ``dashboard_documents``): a top-level field holding another type
+than its declared one (a person edited it by hand) is left out, so the services never meet a
+string where a count belongs.
 
 Counts and sums are aggregation queries (Firestore counts server-side); short lists are
 equality queries with a limit; the long ones (discrepancies, no Alpine IQ account) are ordered
@@ -25,17 +26,28 @@ index and fallback.
 from __future__ import annotations
 
 import logging
-import types
-import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import cmp_to_key
-from typing import Any, Generic, TypedDict, TypeVar, cast
+from typing import Any
 
 from google.api_core import exceptions as api_exceptions
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from loyalty_worker.adapters.dashboard_documents import (
+    Document,
+    audit_document,
+    audit_fields,
+    audit_of,
+    history_of,
+    is_int,
+    profile_of,
+    review_document,
+    review_fields,
+    review_of,
+    run_of,
+)
 from loyalty_worker.adapters.firestore import (
     HISTORY,
     PROFILES,
@@ -46,7 +58,6 @@ from loyalty_worker.adapters.firestore import (
 from loyalty_worker.domain.profile import HistoryEntry, ProfileDocument, profile_id
 from loyalty_worker.domain.review import (
     AuditEntry,
-    Outcome,
     Review,
     ReviewChange,
     ReviewRefused,
@@ -247,7 +258,7 @@ class FirestoreDashboardStore:
             for each in queries:
                 for snapshot in each.stream(timeout=self._timeout_s):
                     document = snapshot.to_dict()
-                    if document is not None and _is_int(document.get("customerId")):
+                    if document is not None and is_int(document.get("customerId")):
                         found[document["customerId"]] = review_of(review_fields(document))
         return found
 
@@ -298,140 +309,6 @@ class FirestoreDashboardStore:
 
 
 # --- Documents as the services see them --------------------------------------------------------
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _fits(hint: object) -> Callable[[object], bool]:
-    """Whether a value is of the declared type ``hint`` (containers by their kind alone)."""
-    if typing.get_origin(hint) in (types.UnionType, typing.Union):
-        choices = [_fits(arg) for arg in typing.get_args(hint)]
-        return lambda value: any(fits(value) for fits in choices)
-    if hint is type(None):
-        return lambda value: value is None
-    kind = typing.get_origin(hint) or hint
-    if typing.is_typeddict(kind):
-        kind = dict
-    if kind is float:
-        return lambda value: isinstance(value, int | float) and not isinstance(value, bool)
-    if kind is int:
-        return _is_int
-    assert isinstance(kind, type), hint
-    return lambda value: isinstance(value, kind)
-
-
-Document = TypeVar("Document", bound=Mapping[str, object])
-
-
-class _Reader(Generic[Document]):
-    """Reads a document as the client hands it into its TypedDict: the declared fields that
-    hold their declared type (checked by functions built once per type)."""
-
-    def __init__(self, document_type: type[Document]) -> None:
-        hints = typing.get_type_hints(document_type)
-        self._checks = {name: _fits(hint) for name, hint in hints.items()}
-
-    def __call__(self, document: Mapping[str, object]) -> Document:
-        checks = self._checks
-        kept = {k: v for k, v in document.items() if k in checks and checks[k](v)}
-        return cast(Document, kept)
-
-
-class ReviewDocument(TypedDict, total=False):
-    """``loyalty_reviews/{orgId}_{customerId}`` as stored (``orgId`` and ``customerId`` too)."""
-
-    state: str
-    outcome: str | None
-    comment: str | None
-    discrepancy: int | None
-    loyaltyStatus: str | None
-    tier: str | None
-    openedAt: str | None
-    updatedAt: str | None
-    updatedBy: str | None
-    changes: int
-
-
-AuditDocument = TypedDict(
-    "AuditDocument",
-    {
-        "at": str,
-        "by": str,
-        "from": str | None,
-        "to": str,
-        "outcome": str | None,
-        "comment": str | None,
-        "undoes": str | None,
-    },
-    total=False,
-)
-
-
-profile_of = _Reader(ProfileDocument)
-history_of = _Reader(HistoryEntry)
-run_of = _Reader(RunSummaryDocument)
-review_fields = _Reader(ReviewDocument)
-audit_fields = _Reader(AuditDocument)
-
-
-def review_document(review: Review) -> ReviewDocument:
-    return {
-        "state": review.state.value,
-        "outcome": None if review.outcome is None else review.outcome.value,
-        "comment": review.comment,
-        "discrepancy": review.discrepancy,
-        "loyaltyStatus": review.loyalty_status,
-        "tier": review.tier,
-        "openedAt": review.opened_at,
-        "updatedAt": review.updated_at,
-        "updatedBy": review.updated_by,
-        "changes": review.changes,
-    }
-
-
-def review_of(document: ReviewDocument) -> Review:
-    """A stored review (read by ``review_fields``: a review without a state reads open)."""
-    return Review(
-        state=ReviewState.of(document.get("state")),
-        outcome=Outcome.of(document.get("outcome")),
-        comment=document.get("comment"),
-        discrepancy=document.get("discrepancy"),
-        loyalty_status=document.get("loyaltyStatus"),
-        tier=document.get("tier"),
-        opened_at=document.get("openedAt"),
-        updated_at=document.get("updatedAt"),
-        updated_by=document.get("updatedBy"),
-        changes=document.get("changes", 0),
-    )
-
-
-def audit_document(entry: AuditEntry) -> AuditDocument:
-    return {
-        "at": entry.at,
-        "by": entry.by,
-        "from": entry.from_state,
-        "to": entry.to_state,
-        "outcome": entry.outcome,
-        "comment": entry.comment,
-        "undoes": entry.undoes,
-    }
-
-
-def audit_of(document: AuditDocument, entry_id: str = "") -> AuditEntry:
-    """A stored audit entry, its id the document's (one a sync wrote before entries had a
-    comment has none)."""
-    return AuditEntry(
-        at=document.get("at", ""),
-        by=document.get("by", ""),
-        from_state=document.get("from"),
-        to_state=document.get("to", ""),
-        outcome=document.get("outcome"),
-        comment=document.get("comment"),
-        id=entry_id,
-        undoes=document.get("undoes"),
-    )
 
 
 def _profiles(snapshots: Any) -> list[ProfileDocument]:

@@ -39,6 +39,8 @@ PROFILES = "customers"
 RUN_SUMMARIES = "loyalty_sync_runs"
 # ``customers/{orgId}_{id}/loyalty_history/{entry}``: one entry per sync that changed the profile.
 HISTORY = "loyalty_history"
+# ``loyalty_contacts/{orgId}_{id}``: contact details (``adapters.contacts``).
+CONTACTS = "loyalty_contacts"
 
 # Firestore's limit on writes in one commit.
 MAX_BATCH_WRITES = 500
@@ -95,6 +97,11 @@ class FirestoreProfileStore:
             multiplier=2.0,
             timeout=retry_budget_s,
         )
+
+    @property
+    def client(self) -> firestore.Client:
+        """The Firestore client (the contact store shares it)."""
+        return self._client
 
     def get_settings_document(self, org_id: str) -> dict[str, Any]:
         """``loyalty_settings/{orgId}`` as stored (``alleaves.webhookSecret`` included, which
@@ -193,7 +200,8 @@ class FirestoreProfileStore:
         """Merge-write the updates in batches of at most 500; never touches other fields.
 
         Each update replaces exactly the top-level fields it names (a map value is replaced, not
-        deep-merged) and deletes its ``deletes``. The writes are idempotent, so a batch retried
+        deep-merged) and deletes its ``deletes``; its contact part is merged into
+        ``loyalty_contacts`` in the same batch. The writes are idempotent, so a batch retried
         after a timeout that did commit leaves the same documents.
         """
         profiles = self._client.collection(PROFILES)
@@ -206,6 +214,9 @@ class FirestoreProfileStore:
             if update.history is not None:
                 entry = profile.collection(HISTORY).document(history_id(update.history))
                 writes.append((entry, dict(update.history)))
+            if update.contact is not None:
+                contact = self._client.collection(CONTACTS).document(update.document_id)
+                writes.append((contact, dict(update.contact)))
         for start in range(0, len(writes), MAX_BATCH_WRITES):
             chunk = writes[start : start + MAX_BATCH_WRITES]
             self._merge_write(f"write {len(chunk)} profiles", chunk)

@@ -21,6 +21,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from loyalty_worker.domain.bounds import MAX_AMOUNT, MAX_ID, MAX_POINTS
+from loyalty_worker.domain.contact import clean_email, full_name
 from loyalty_worker.domain.models import AlpineProfile, Customer, Order
 from loyalty_worker.domain.phone import mask_phones_in, normalize_phone
 from loyalty_worker.errors import MalformedRecord
@@ -88,22 +89,30 @@ class AlleavesCustomer(_Wire):
     phone: str | None = None
     alpine_user_code: str | None = None
     date_created: str | None = None
+    name_first: str | None = None
+    name_last: str | None = None
+    email: str | None = None
 
     def to_customer(self) -> Customer:
-        """Blank strings mean "absent" at Alleaves; the domain wants None for them."""
+        """Blank strings mean "absent" at Alleaves; the domain wants None for them. A walk-in
+        ("guest") has no name, Alleaves' placeholder e-mail is no e-mail."""
+        name = full_name(self.name_first, self.name_last)
         return Customer(
             customer_id=self.id_customer,
             phone=_blank_to_none(self.phone),
             alpine_user_code=_blank_to_none(self.alpine_user_code),
             created_on=_day(self.date_created),
+            name=name,
+            last_name=_blank_to_none(self.name_last) if name else None,
+            email=clean_email(self.email),
         )
 
 
 class AlleavesOrder(_Wire):
     """A row of ``GET /order``; amounts as ``Decimal`` (numbers or numeric strings, not floats).
 
-    Its other fields (items, names, e-mail, totals) are read past, not kept: a run parses every
-    order of the org's history, and keeping them cost a sixth of that time."""
+    Its other fields but its day (items, names, e-mail, totals) are read past, not kept: a run
+    parses every order of the org's history, and keeping them cost a sixth of that time."""
 
     model_config = ConfigDict(extra="ignore")
 

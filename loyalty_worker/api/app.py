@@ -33,6 +33,7 @@ from loyalty_worker.api.routes import (
     dashboard,
     dashboard_api,
     dashboard_reviews,
+    enrollment,
     health,
     metrics,
     points,
@@ -93,6 +94,7 @@ def create_app(
     app.include_router(metrics.router)
     app.include_router(dashboard.router)
     app.include_router(dashboard_reviews.router)
+    app.include_router(enrollment.router)
     app.mount("/dashboard/static", StaticFiles(directory=STATIC), name="dashboard-static")
     return app
 

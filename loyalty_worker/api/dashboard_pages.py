@@ -25,7 +25,7 @@ from loyalty_worker.api.dashboard_deps import Viewer, is_page, signed_in
 from loyalty_worker.api.errors import invalid_input, invalid_inputs
 from loyalty_worker.api.session import is_loopback
 from loyalty_worker.domain.review import ReviewRefused
-from loyalty_worker.services.dashboard.formatting import in_words, local_time, number
+from loyalty_worker.services.dashboard.formatting import in_words, local_time, number, show_phone
 from loyalty_worker.services.dashboard.page import NotFound
 from loyalty_worker.services.dashboard.review_changes import outcome_words
 
@@ -36,6 +36,8 @@ TEMPLATES.env.filters["num"] = number
 # A stamp in the org's zone (``{{ at|in_zone(tz) }}``), and an outcome in words.
 TEMPLATES.env.filters["in_zone"] = lambda value, tz: local_time(value, ZoneInfo(tz))
 TEMPLATES.env.globals["outcome_words"] = outcome_words
+# Ten digits as people read them.
+TEMPLATES.env.filters["phone"] = show_phone
 # Pages load nothing but their own stylesheet and script.
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "

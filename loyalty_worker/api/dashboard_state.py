@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from loyalty_worker.log_context import ContextThreadPool
+from loyalty_worker.ports.contacts import ContactStore
 from loyalty_worker.ports.dashboard import DashboardStore
 from loyalty_worker.ports.triggers import RunTriggers, TaskOutcomes
 
@@ -29,6 +30,8 @@ class DashboardServices:
     store: DashboardStore
     tasks: TaskOutcomes
     triggers: RunTriggers
+    # Customers' contact details and the export audit (None: no names, no enrollment list).
+    contacts: ContactStore | None = None
     # The hour (org's local time) nightly runs open at (``Settings.nightly_hour``).
     nightly_hour: int = 2
     # The dashboard's public base URL (``Settings.public_url``): a run's page shows the link its

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from loyalty_worker.adapters.alpine import AlpineIQClient
 from loyalty_worker.adapters.connections import ConnectionStack
+from loyalty_worker.adapters.contacts import FirestoreContactStore
 from loyalty_worker.adapters.dashboard_runs import RedisRunTriggers
 from loyalty_worker.adapters.dashboard_store import FirestoreDashboardStore
 from loyalty_worker.adapters.firestore import FirestoreProfileStore, build_firestore_client
@@ -87,8 +88,10 @@ def build_app(settings: Settings, api: ApiSettings) -> FastAPI:
         alpine_for=AlpineClients(settings, api),
         phone_key=settings.phone_key,
     )
+    firestore_client = build_firestore_client(settings.firestore_project)
     dashboard = DashboardServices(
-        store=FirestoreDashboardStore(build_firestore_client(settings.firestore_project)),
+        store=FirestoreDashboardStore(firestore_client),
+        contacts=FirestoreContactStore(firestore_client),
         tasks=RedisTaskOutcomes(client),
         triggers=RedisRunTriggers(client, tracker),
         nightly_hour=settings.nightly_hour,

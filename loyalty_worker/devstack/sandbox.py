@@ -96,6 +96,11 @@ class Sandbox:
         counts: dict[str, int] = self._call("PUT", f"/sandbox/orgs/{org_id}/orders", list(orders))
         return counts
 
+    def remove_customer(self, org_id: str, customer_id: int) -> int:
+        """Alleaves lists that customer no more; how many rows went (0 or 1)."""
+        answer = self._call("DELETE", f"/sandbox/orgs/{org_id}/customers/{customer_id}")
+        return int(answer["removed"])
+
     def output(self) -> str:
         return self.child.output()
 

@@ -72,6 +72,11 @@ class Order:
     # When Alleaves created it (UTC, ``2026-12-01T18:22:05Z``); None when unknown.
     created_at: str | None = None
 
+    @property
+    def placed_on(self) -> date | None:
+        """The day it was created, in UTC (None: not known, e.g. an order of an old ledger)."""
+        return date.fromisoformat(self.created_at[:10]) if self.created_at else None
+
 
 @dataclass(frozen=True, slots=True)
 class Customer:
@@ -81,6 +86,10 @@ class Customer:
     phone: str | None = None
     alpine_user_code: str | None = None
     created_on: date | None = None
+    # Contact details (``domain.contact``): read from the listing, never sent in a task message.
+    name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

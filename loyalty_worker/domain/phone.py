@@ -90,3 +90,42 @@ def mask_phones_in(text: str) -> str:
     """Mask every phone-like run of digits inside free text (log lines, error messages); a
     UUID is left whole."""
     return _PHONE_LIKE.sub(lambda m: m["uuid"] or f"***-***-{m['last4']}", text)
+
+
+class Reachability:
+    """Whether a customer's phone can reach them (``reachability``): the rule, in order.
+
+    - ``none``: no phone at all (missing or blank);
+    - ``invalid``: not a US number (``normalize_phone`` gives None), or an area code or
+      exchange starting with 0 or 1, which the North American plan never assigns;
+    - ``placeholder``: a number staff type when the customer gives none: one digit repeated
+      (``7777777777``), a straight run (``0123456789``, ``1234567890``), a line number of
+      ``0000``, ``1234`` or ``2345``, or a fictional ``555-01xx`` number;
+    - ``usable``: anything else.
+    """
+
+    USABLE = "usable"
+    PLACEHOLDER = "placeholder"
+    INVALID = "invalid"
+    NONE = "none"
+
+
+_PLACEHOLDER_LINES = frozenset({"0000", "1234", "2345"})
+_RUNS = frozenset({"0123456789", "1234567890", "9876543210"})
+
+
+def reachability(raw: str | None) -> str:
+    """``Reachability`` of a phone as Alleaves shows it."""
+    if raw is None or not raw.strip():
+        return Reachability.NONE
+    phone = normalize_phone(raw)
+    if phone is None or phone[0] in "01" or phone[3] in "01":
+        return Reachability.INVALID
+    if (
+        len(set(phone)) == 1
+        or phone in _RUNS
+        or phone[6:] in _PLACEHOLDER_LINES
+        or (phone[3:6] == "555" and phone[6:8] == "01")
+    ):
+        return Reachability.PLACEHOLDER
+    return Reachability.USABLE

@@ -7,9 +7,10 @@ Markitbot and is never written.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import TypedDict
 
+from loyalty_worker.domain.contact import ContactDocument, synced_contact
 from loyalty_worker.domain.models import Adjustment, Customer, LoyaltyOutcome
 from loyalty_worker.domain.phone import PhoneHash
 from loyalty_worker.domain.points import LEDGER_DATE_MARK, ledger_text
@@ -125,7 +126,8 @@ class ProfileUpdate:
     """A merge-write: ``fields`` to set, ``deletes`` to remove, nothing else touched.
 
     ``history``, when set, is written beside it as one entry of the customer's loyalty history
-    (``with_history``): only a write that changes the profile carries one.
+    (``with_history``): only a write that changes the profile carries one. ``contact``, when
+    set, is merged into the customer's contact (``domain.contact``) in the same batch.
     """
 
     org_id: str
@@ -133,6 +135,7 @@ class ProfileUpdate:
     fields: ProfileDocument
     deletes: tuple[str, ...]
     history: HistoryEntry | None = None
+    contact: ContactDocument | None = None
 
     @property
     def document_id(self) -> str:
@@ -246,6 +249,7 @@ def build_profile_update(
     run_id: str | None,
     now: datetime,
     phone_hash: PhoneHash | None = None,
+    last_order: tuple[date | None, bool] | None = None,
 ) -> ProfileUpdate:
     """The loyalty fields the rules give for one customer; absent ones are deleted.
 
@@ -253,6 +257,9 @@ def build_profile_update(
     profile by phone without Markitbot storing the number; ``phoneHashKeyId`` beside it names
     the key. A customer without a phone has both deleted. None (no key configured) leaves both
     as they are: a worker started without the key must not wipe the hashes another one wrote.
+
+    ``last_order`` (``domain.contact.last_counted_order``), when given, adds the contact part:
+    the fields the enrollment list sorts and filters on.
     """
     calc = outcome.calculation
     dates = dict(calc.counted_at)
@@ -298,4 +305,15 @@ def build_profile_update(
         fields["phoneHashKeyId"] = phone_hash.key_id
     elif phone_hash is not None:
         deletes += ["phoneHash", "phoneHashKeyId"]
-    return ProfileUpdate(org_id, customer.customer_id, fields, tuple(deletes))
+    contact = None
+    if last_order is not None:
+        contact = synced_contact(
+            org_id,
+            customer.customer_id,
+            points_from_orders=calc.points_from_orders,
+            loyalty_status=rec.status.value,
+            tier=shown.tier,
+            last_order=last_order[0],
+            orders_known=last_order[1],
+        )
+    return ProfileUpdate(org_id, customer.customer_id, fields, tuple(deletes), contact=contact)

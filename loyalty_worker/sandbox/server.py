@@ -13,6 +13,7 @@ One port serves everything; a client's base URLs are ``{root}/alleaves``, ``{roo
                                            token_ttl_s, discord_status (null restores)
     DELETE /sandbox/faults                 back to the faults the sandbox started with
     PUT    /sandbox/orgs/{orgId}/orders    upsert flat orders by id_order
+    DELETE /sandbox/orgs/{orgId}/customers/{id}  Alleaves lists that customer no more
     GET    /sandbox/dataset                the dataset as currently served
     GET    /discord/messages               webhook posts: [{webhookId, receivedAt, payload}]
     DELETE /discord/messages               forget them
@@ -30,14 +31,11 @@ import json
 import math
 import re
 import secrets
-import socket
-import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, NotRequired, TypedDict
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -55,6 +53,7 @@ from loyalty_worker.sandbox.faults import (
     Faults,
     FaultState,
 )
+from loyalty_worker.sandbox.serving import serve as serve  # re-exported: the CLI serves from here
 from loyalty_worker.sandbox.store import OrgData, SandboxStore
 from loyalty_worker.sandbox.tokens import bearer_token, issue_token, signed_claims, verify_token
 
@@ -377,6 +376,7 @@ class ControlApi:
             Route("/faults", self.change_faults, methods=["POST"]),
             Route("/faults", self.restore_faults, methods=["DELETE"]),
             Route("/orgs/{org_id}/orders", self.upsert_orders, methods=["PUT"]),
+            Route("/orgs/{org_id}/customers/{id:int}", self.remove_customer, methods=["DELETE"]),
             Route("/dataset", self.dataset, methods=["GET"]),
         ]
 
@@ -404,6 +404,12 @@ class ControlApi:
     async def restore_faults(self, request: Request) -> Response:
         self.state.faults = self.state.initial
         return JSONResponse(self.state.faults.as_json())
+
+    async def remove_customer(self, request: Request) -> Response:
+        org = self.store.org(request.path_params["org_id"])
+        if org is None:
+            raise HTTPException(404, "no such org")
+        return JSONResponse({"removed": org.remove_customer(request.path_params["id"])})
 
     async def upsert_orders(self, request: Request) -> Response:
         org = self.store.org(request.path_params["org_id"])
@@ -467,33 +473,3 @@ def create_app(
         ],
         exception_handlers={HTTPException: _http_error},
     )
-
-
-class _AnnouncingServer(uvicorn.Server):
-    """Tells a parent process where to connect, once connections are accepted."""
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        if self.started and sockets:
-            host = self.config.host
-            port = sockets[0].getsockname()[1]
-            shown = f"[{host}]" if ":" in host else host
-            sys.stdout.write(f"sandbox listening on http://{shown}:{port}\n")
-            sys.stdout.flush()
-
-
-def serve(app: Starlette, *, host: str, port: int) -> None:
-    """Serve ``app`` until SIGINT/SIGTERM; port 0 picks a free port (the line printed names it)."""
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="off",
-        log_level="warning",
-        access_log=False,
-    )
-    server = _AnnouncingServer(config)
-    # Binding here rather than inside uvicorn lets port 0 resolve to one known port.
-    server.run(sockets=[config.bind_socket()])

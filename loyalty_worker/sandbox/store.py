@@ -126,6 +126,13 @@ class OrgData:
     def customers(self) -> list[CustomerRecord]:
         return self.record["customers"]
 
+    def remove_customer(self, customer_id: int) -> int:
+        """Drop a customer from the listing; how many rows went."""
+        kept = [c for c in self.customers if c["id_customer"] != customer_id]
+        removed = len(self.customers) - len(kept)
+        self.customers[:] = kept
+        return removed
+
     @property
     def contacts(self) -> list[AlpineContact]:
         return self.record["alpineContacts"]

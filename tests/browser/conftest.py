@@ -32,6 +32,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
+from loyalty_worker.adapters.contacts import FirestoreContactStore
 from loyalty_worker.adapters.dashboard_runs import RedisRunTriggers
 from loyalty_worker.adapters.dashboard_store import FirestoreDashboardStore
 from loyalty_worker.adapters.firestore import FirestoreProfileStore
@@ -128,6 +129,7 @@ def dashboard(browser_stack: Stack) -> Iterator[Dashboard]:
     )
     extra = DashboardServices(
         store=FirestoreDashboardStore(stack.firestore),
+        contacts=FirestoreContactStore(stack.firestore),
         tasks=RedisTaskOutcomes(client),
         triggers=RedisRunTriggers(client, stack.tracker),
         clock=clock,

@@ -204,7 +204,7 @@ def test_open_a_customer_sync_now_and_open_its_history(
     driver.find_element(By.ID, "q").send_keys(str(customer))
     driver.find_element(By.ID, "find").click()
     wait(driver).until(expected_conditions.presence_of_element_located((By.ID, "sync-now")))
-    assert driver.find_element(By.CSS_SELECTOR, "h1").text == f"Customer {customer}"
+    assert str(customer) in driver.find_element(By.CSS_SELECTOR, "h1").text
     driver.find_element(By.ID, "sync-now").click()
     wait(driver, 60).until(
         expected_conditions.text_to_be_present_in_element((By.ID, "sync-state"), "done")

@@ -151,7 +151,9 @@ def change(
 ) -> ReviewChange:
     """A review moved to ``state`` at a discrepancy, and its audit entry."""
     stored = Review(state, discrepancy=discrepancy, loyalty_status=loyalty_status, tier=tier)
-    audit = AuditEntry(at="2027-01-01T00:00:00+00:00", by="Ana", from_state="open", to_state=state)
+    audit = AuditEntry(
+        at="2027-01-01T00:00:00+00:00", by="Ana", from_state="open", to_state=state, id="000001"
+    )
     return ReviewChange(stored, audit)
 
 
@@ -171,7 +173,7 @@ def test_reviews_and_their_audit(harness: Harness) -> None:
         updated_by="Ana",
     )
     audit = AuditEntry(
-        "2027-01-02T00:00:00+00:00", "Ana", "acknowledged", "resolved", "fixed", "ok"
+        "2027-01-02T00:00:00+00:00", "Ana", "acknowledged", "resolved", "fixed", "ok", "000002"
     )
     store.write_review(ORG, 5, ReviewChange(resolved, audit))
     assert store.get_reviews(ORG) == {5: resolved}

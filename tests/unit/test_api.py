@@ -23,6 +23,7 @@ from loyalty_worker.errors import TransientError
 from loyalty_worker.services.lookup.webhooks import sign
 from tests.fakes import (
     FakeAlpine,
+    InMemoryContactStore,
     InMemoryDashboardStore,
     QueryableProfileStore,
     RecordingEnqueuer,
@@ -161,6 +162,7 @@ def assemble_api(redis: fakeredis.FakeRedis | None = None, **overrides: Any) -> 
         tasks=StaticTaskOutcomes(),
         triggers=RecordingRunTriggers(),
         clock=lambda: NOW,
+        contacts=InMemoryContactStore(store.contacts),
     )
     client = TestClient(create_app(services, settings, dashboard))
     return Api(client, store, enqueuer, alpine, tracker, redis)

@@ -8,6 +8,7 @@ import re
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import fakeredis
@@ -16,10 +17,12 @@ import pytest
 from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.api.app import ApiServices, DashboardServices, create_app
 from loyalty_worker.api.settings import ApiSettings
+from loyalty_worker.domain.contact import listed_contact, synced_contact
 from loyalty_worker.domain.phone import phone_hash
 from loyalty_worker.domain.run import PreviewEntry
 from tests.fakes import (
     FakeAlpine,
+    InMemoryContactStore,
     InMemoryDashboardStore,
     QueryableProfileStore,
     RecordingEnqueuer,
@@ -164,7 +167,12 @@ def dash(monkeypatch: pytest.MonkeyPatch) -> Iterator[Dash]:
     tasks = StaticTaskOutcomes()
     triggers = RecordingRunTriggers()
     dashboard = DashboardServices(
-        store=dash_store, tasks=tasks, triggers=triggers, nightly_hour=2, clock=lambda: NOW
+        store=dash_store,
+        tasks=tasks,
+        triggers=triggers,
+        nightly_hour=2,
+        clock=lambda: NOW,
+        contacts=InMemoryContactStore(store.contacts),
     )
     with TestClient(create_app(services, settings, dashboard), base_url=BASE) as client:
         yield Dash(client, store, dash_store, tasks, triggers, enqueuer, tracker)
@@ -468,23 +476,83 @@ def test_a_filter_menu_left_at_any_sends_it_empty_and_means_any(dash: Dash) -> N
     assert 'id="discrepancies"' in page.text
 
 
-def test_no_account_list_and_csv_mask_the_phone(dash: Dash) -> None:
-    # A profile holds no phone: the latest kept sync result has it, already masked.
+def test_the_enrollment_page_shows_contacts_in_full_and_the_machine_csv_masks(
+    dash: Dash,
+) -> None:
+    # A profile holds no phone: the masked CSV takes it from the latest kept sync result.
     dash.store.profiles["org-1_5"] = profile(
         5, loyaltyStatus="no_alpine_account", pointsFromAlpine=None, pointsFromOrders=20
     )
     kept = replace(synced(5, inputs="digest"), phone="5559876543")
     dash.tracker.remember([kept])
+    dash.store.contacts["org-1_5"] = {
+        **listed_contact(
+            "org-1",
+            5,
+            name="Ana Reyes",
+            last_name="Reyes",
+            email="ana@example.com",
+            phone="707-708-6718",
+            run_id="r",
+            at=datetime(2026, 1, 1, tzinfo=UTC),
+        ),
+        **synced_contact(
+            "org-1",
+            5,
+            points_from_orders=20,
+            loyalty_status="no_alpine_account",
+            tier="bronze",
+            last_order=None,
+            orders_known=True,
+        ),
+    }
     dash.sign_in()
     page = dash.client.get("/dashboard/orgs/org-1/no-account").text
-    assert "***-***-4321" in page
-    assert "010-4321" not in page
+    assert "Ana Reyes" in page and "(707) 708-6718" in page and "ana@example.com" in page
     csv_text = dash.client.get("/api/loyalty/orgs/org-1/no-account.csv").text
     assert csv_text.splitlines()[1:] == [
         "4,***-***-4321,100,9002,bronze",
         "5,***-***-6543,20,9002,bronze",
     ]
     assert "9876543" not in page + csv_text
+
+
+def test_enrollment_json_and_csv_are_for_a_signed_in_person_and_exports_are_audited(
+    dash: Dash,
+) -> None:
+    dash.store.contacts["org-1_5"] = {
+        **listed_contact(
+            "org-1",
+            5,
+            name="Ana Reyes",
+            last_name="Reyes",
+            email="ana@example.com",
+            phone="707-708-6718",
+            run_id="r",
+            at=datetime(2026, 1, 1, tzinfo=UTC),
+        ),
+        **synced_contact(
+            "org-1",
+            5,
+            points_from_orders=20,
+            loyalty_status="no_alpine_account",
+            tier="bronze",
+            last_order=None,
+            orders_known=True,
+        ),
+    }
+    by_token = dash.client.get("/api/loyalty/orgs/org-1/enrollment", headers=bearer(ORG1_TOKEN))
+    assert by_token.status_code == 403
+    assert "6718" not in by_token.text
+    dash.sign_in()
+    answer = dash.client.get("/api/loyalty/orgs/org-1/enrollment").json()
+    assert [(i["name"], i["phone"], i["email"]) for i in answer["items"]] == [
+        ("Ana Reyes", "7077086718", "ana@example.com")
+    ]
+    exported = dash.client.get("/dashboard/orgs/org-1/no-account/enrollment.csv?tier=bronze")
+    assert exported.text.splitlines()[1].startswith("5,Ana Reyes,7077086718,ana@example.com,")
+    page = dash.client.get("/dashboard/orgs/org-1/no-account").text
+    assert "reach=usable&amp;sort=points&amp;tier=bronze" in page
 
 
 def test_customer_page_sync_now_and_history(dash: Dash) -> None:

@@ -24,7 +24,6 @@ from loyalty_worker.api.dashboard_deps import (
     CustomerPath,
     DashboardDep,
     OrgDep,
-    PageDep,
     ReviewFilterDep,
     RunPath,
     ViewerDep,
@@ -49,7 +48,7 @@ from loyalty_worker.services.dashboard.actions import sync_now, sync_result, tri
 from loyalty_worker.services.dashboard.customers import customer_page, history
 from loyalty_worker.services.dashboard.discrepancies import discrepancies
 from loyalty_worker.services.dashboard.formatting import bars
-from loyalty_worker.services.dashboard.no_account import no_account
+from loyalty_worker.services.dashboard.names import contacts_of, names_of
 from loyalty_worker.services.dashboard.overview import overview
 from loyalty_worker.services.dashboard.run_page import run_page
 from loyalty_worker.services.dashboard.search import Found, find_customers
@@ -200,7 +199,19 @@ def run_view(
     found = run_page(run_id, org.org_id, live=services.tracker, stored=services.store, tz=tz)
     # The page's own address as the run's alert links to it (``LOYALTY_PUBLIC_URL``).
     link = dashboard.public_url.rstrip("/") + run_page_path(org.org_id, found.run_id)
-    context = {"org_id": org.org_id, "run": found, "already": bool(already), "link": link}
+    ids = [
+        *(f.customer_id for f in found.failures),
+        *(d.customer_id for d in found.largest_discrepancies),
+        *(t.customer_id for t in found.tier_changes),
+    ]
+    names = names_of(dashboard.contacts, org.org_id, ids)
+    context = {
+        "org_id": org.org_id,
+        "run": found,
+        "already": bool(already),
+        "link": link,
+        "names": names,
+    }
     return render(request, "run.html", context, who)
 
 
@@ -227,28 +238,9 @@ def discrepancies_page(
         "outcomes": CHOSEN_OUTCOMES,
         "banner": page_banner(org.org_id, done, dashboard),
         "tz": org.timezone,
+        "names": names_of(dashboard.contacts, org.org_id, [d.customer_id for d in data.items]),
     }
     return render(request, "discrepancies.html", context, who)
-
-
-@router.get("/orgs/{orgId}/no-account", response_class=HTMLResponse)
-def no_account_page(
-    request: Request,
-    who: ViewerDep,
-    org: OrgDep,
-    services: ServicesDep,
-    dashboard: DashboardDep,
-    page: PageDep,
-) -> Response:
-    data = no_account(
-        org.org_id,
-        dashboard.store,
-        cursor=page.cursor,
-        page_size=page.page_size,
-        remembered=services.tracker,
-        reads=dashboard.reads,
-    )
-    return render(request, "no_account.html", {"org_id": org.org_id, "data": data}, who)
 
 
 @router.get("/orgs/{orgId}/customers", response_class=HTMLResponse)
@@ -263,7 +255,9 @@ def customers_page(
     org_id = org.org_id
     answer = Found(org_id=org_id, items=[])
     if q.strip():
-        answer = find_customers(org_id, q, dashboard.store, phone_key=services.phone_key)
+        answer = find_customers(
+            org_id, q, dashboard.store, phone_key=services.phone_key, contacts=dashboard.contacts
+        )
     if len(answer.items) == 1:
         return redirect(f"/dashboard/orgs/{org_id}/customers/{answer.items[0].customer_id}")
     context = {"org_id": org_id, "q": q, "found": answer.items, "hint": answer.hint}
@@ -286,7 +280,14 @@ def customer_view(
     data = customer_page(
         org, customer_id, dashboard.store, now=dashboard.now(), remembered=services.tracker
     )
-    context = {"org_id": org.org_id, "c": data, "task": task, "result": result}
+    contact = contacts_of(dashboard.contacts, org.org_id, [customer_id]).get(customer_id)
+    context = {
+        "org_id": org.org_id,
+        "c": data,
+        "task": task,
+        "result": result,
+        "contact": contact or {},
+    }
     # fragment=panel: the panel alone, which the script puts in place after a Sync Now
     name = "_customer_panel.html" if fragment else "customer.html"
     return render(request, name, context, who)

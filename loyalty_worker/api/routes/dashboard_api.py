@@ -322,7 +322,9 @@ def no_account_csv(org: OrgDep, dashboard: DashboardDep, services: ServicesDep) 
     responses=ERRORS,
 )
 def customers(org: OrgDep, q: Search, services: ServicesDep, dashboard: DashboardDep) -> Found:
-    return find_customers(org.org_id, q, dashboard.store, phone_key=services.phone_key)
+    return find_customers(
+        org.org_id, q, dashboard.store, phone_key=services.phone_key, contacts=dashboard.contacts
+    )
 
 
 @router.get(

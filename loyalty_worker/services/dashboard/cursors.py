@@ -13,7 +13,7 @@ from dataclasses import dataclass
 # A cursor keeps the way back this many pages; its keys have this many values per sort.
 MAX_TRAIL = 30
 MAX_PAGE = 1_000_000
-KEY_LENGTH = {"size": 2, "age": 2, "id": 1}
+KEY_LENGTH = {"size": 2, "age": 2, "id": 1, "points": 2, "recent": 2}
 
 
 @dataclass(frozen=True, slots=True)

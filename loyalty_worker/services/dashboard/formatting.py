@@ -155,3 +155,11 @@ def number(value: object, *, signed: bool = False) -> str:
     if isinstance(value, float) and not value.is_integer():
         return f"{value:+,.2f}" if signed else f"{value:,.2f}"
     return f"{int(value):+,}" if signed else f"{int(value):,}"
+
+
+def show_phone(phone: object) -> str:
+    """Ten digits as people read them, ``(707) 708-6718``; anything else as it is."""
+    text = "" if phone is None else str(phone)
+    if len(text) == 10 and text.isdigit():
+        return f"({text[:3]}) {text[3:6]}-{text[6:]}"
+    return text

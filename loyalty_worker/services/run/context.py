@@ -11,6 +11,7 @@ from typing import Protocol, TypedDict
 
 from loyalty_worker.domain.selection import CustomerSelection
 from loyalty_worker.org_settings import OrgSettings
+from loyalty_worker.ports.contacts import ContactWriter
 from loyalty_worker.ports.profiles import ProfileStore
 from loyalty_worker.ports.run import OrderSlices, RunLedger, SyncSlots
 from loyalty_worker.ports.sources import CustomerSource, LoyaltyLookup
@@ -107,6 +108,8 @@ class RunPorts:
     # Where the readers of a plan's history slices leave their orders (None: the planner
     # reads the history alone).
     slices: OrderSlices | None = None
+    # Where the listed customers' contact details are kept (None: they are not).
+    contacts: ContactWriter | None = None
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from loyalty_worker.domain.results import SyncResult, SyncStatus, utc_stamp
 from loyalty_worker.domain.run import PlanReport, RunStatus, RunSummaryDocument
 from loyalty_worker.services.run.closing import record_results
+from loyalty_worker.services.run.contacts import record_contacts
 from loyalty_worker.services.run.context import Batch
 from loyalty_worker.services.run.plan import RunPlan
 from loyalty_worker.services.run.summary import MAX_LISTED
@@ -28,6 +29,7 @@ def dispatch_plan(batch: Batch, plan: RunPlan) -> None:
     (``_dispatch``); the run is marked dispatched once every one of them is."""
     ledger, run_id = batch.ports.ledger, batch.request.run_id
     _record_plan(batch, plan)
+    record_contacts(batch, plan)
     if ledger.set_listed(run_id, plan.listed):
         batch.dispatch.summarize(RunStatus.COMPLETED.value)
     _dispatch(batch, plan, done=_already_done(batch))

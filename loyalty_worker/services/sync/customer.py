@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from loyalty_worker import log_context
 from loyalty_worker.domain.bounds import OutOfBounds
+from loyalty_worker.domain.contact import last_counted_order
 from loyalty_worker.domain.phone import mask_phones_in, normalize_phone
 from loyalty_worker.domain.points import calculate_points
 from loyalty_worker.domain.profile import (
@@ -98,7 +99,13 @@ def _evaluate(
         alpine_profile = alpine.lookup(phone) if phone else None
     outcome = decide(calculation, alpine_profile, rules)
     update = build_profile_update(
-        org.org_id, customer, outcome, run_id=run_id, now=now, phone_hash=work.hashed_phone
+        org.org_id,
+        customer,
+        outcome,
+        run_id=run_id,
+        now=now,
+        phone_hash=work.hashed_phone,
+        last_order=last_counted_order(calculation, work.orders),
     )
     changed = update.changes(profile)
     previous_tier = profile.get("tier") if profile else None

@@ -67,7 +67,7 @@ class OrderHistory:
 
     A run holds the org's whole history at once (500,000 orders for a large chain), so each
     customer's orders are packed into one string (``_ROW``-separated rows of id, subtotal,
-    discount, refund, status: about 30 bytes an order, against about 350 as ``Order``
+    discount, refund, day, status: about 40 bytes an order, against about 350 as ``Order``
     objects) and unpacked, as ``Order`` values, one customer at a time (``orders_of``).
     Amounts keep their exact ``Decimal`` text.
     """
