@@ -99,7 +99,7 @@ def test_a_dry_run_previews_the_customers_it_would_change_largest_first(
     wanted = [
         (
             str(p["id"]),
-            f"{p['pointsFromOrders'] + offset} → {p['pointsFromOrders']}",
+            f"{p['pointsFromOrders'] + offset:,} → {p['pointsFromOrders']:,}",
             f"-{offset}",
             f"{'legacy' if offset == OFFSETS[0] else p['tier']} → {p['tier']}",
         )

@@ -357,7 +357,7 @@ def test_run_page_masks_phones(dash: Dash) -> None:
     page = dash.client.get("/dashboard/orgs/org-1/runs/org-1-run-0").text
     assert "5551234567" not in page
     assert "***-***-4567" in page
-    assert "alpine_unavailable" in page
+    assert "Alpine unavailable: 1" in page
 
 
 def test_a_trigger_while_a_run_is_going_shows_that_run(dash: Dash) -> None:
@@ -903,7 +903,7 @@ def test_a_dry_run_page_lists_the_customers_it_would_change_largest_first(dash: 
     assert "Kind: <strong>Dry run (preview: nothing written)</strong>" in page
     assert "a preview posts no alert" in page and 'id="run-link"' not in page
     assert page.index('data-customer="3"') < page.index('data-customer="5"')
-    assert "900 → 1400" in page and "+500" in page and "silver → gold" in page
+    assert "900 → 1,400" in page and "+500" in page and "silver → gold" in page
     assert "none → 80" in page and "— → gold" in page
     assert "… and 5 more" in page
     data = dash.client.get("/api/loyalty/orgs/org-1/runs/org-1-dry").json()

@@ -102,6 +102,7 @@ def enrollment_page(
         "every": every.result(),
         "tiers": [t.id for t in org.tiers],
         "query": _query(flt),
+        "tz": org.timezone,
     }
     return render(request, "no_account.html", context, who)
 
