@@ -185,9 +185,13 @@ def _run_demo(*, customers: int, seed: int, flower: bool, redis_db: int, exit_af
     demo = _Demo()
     try:
         stack = demo.start_stack(customers, seed, redis_db)
+        # The dashboard's address is known before the worker starts: its alert links there.
+        api_port = None if exit_after else devstack.free_port()
+        if api_port is not None:
+            stack.env["LOYALTY_PUBLIC_URL"] = f"http://127.0.0.1:{api_port}"
         demo.start_worker(stack.env)
         flower_line = demo.start_flower(stack.env) if flower else ""
-        dashboard_url, token = ("", "") if exit_after else demo.start_api(stack)
+        dashboard_url, token = ("", "") if api_port is None else demo.start_api(stack, api_port)
         progress = demo.follow_run(stack)
         if progress.summary is None and exit_after:
             return 1
@@ -317,11 +321,10 @@ class _Demo:
             f"flower: http://127.0.0.1:{port} (user {self.settings.flower_user}, password {shown})"
         )
 
-    def start_api(self, stack: _Stack) -> tuple[str, str]:
-        """The API with its dashboard on a free port: the dashboard's URL, and a token generated
+    def start_api(self, stack: _Stack, api_port: int) -> tuple[str, str]:
+        """The API with its dashboard on ``api_port``: the dashboard's URL, and a token generated
         for the demo's org."""
         token = new_secret(24)
-        api_port = devstack.free_port()
         api_env = {**stack.env, "LOYALTY_API_TOKENS": json.dumps({token: [stack.org_id]})}
         self.workers.append(devstack.start_api(api_env, port=api_port))
         dashboard_url = f"http://127.0.0.1:{api_port}/dashboard"

@@ -17,7 +17,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,9 +26,11 @@ import pytest
 import redis
 import uvicorn
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
@@ -224,6 +226,25 @@ def screenshot(browser: WebDriver, name: str) -> None:
 
 def wait(browser: WebDriver, timeout_s: float = 30.0) -> WebDriverWait[WebDriver]:
     return WebDriverWait(browser, timeout_s, poll_frequency=0.2)
+
+
+def gone(element: WebElement) -> Callable[[WebDriver], bool]:
+    """A wait's condition: the page that held ``element`` is gone (the next one answered).
+    Selenium's ``staleness_of``, but Chromium sometimes answers a check of a node of the page
+    it just left with an inspector error rather than a stale-element one: that is gone too."""
+
+    def check(_: WebDriver) -> bool:
+        try:
+            element.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as exc:
+            if "does not belong to the document" in str(exc):
+                return True
+            raise
+        return False
+
+    return check
 
 
 def sign_in(browser: WebDriver, dashboard: Dashboard, name: str = "Ana") -> None:

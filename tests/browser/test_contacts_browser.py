@@ -15,11 +15,10 @@ import pytest
 from google.cloud.firestore_v1.base_query import FieldFilter
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.select import Select
 
 from loyalty_worker.adapters.firestore import CONTACTS
-from tests.browser.conftest import Dashboard, axe_violations, screenshot, sign_in, wait
+from tests.browser.conftest import Dashboard, axe_violations, gone, screenshot, sign_in, wait
 
 PAGE = 4  # rows a page, so that every list has a few pages
 
@@ -58,7 +57,7 @@ def press(driver: WebDriver, element_id: str) -> None:
     """Press a button or link and wait for the page it answers with, loaded whole."""
     element = driver.find_element(By.ID, element_id)
     element.click()
-    wait(driver).until(expected_conditions.staleness_of(element))
+    wait(driver).until(gone(element))
     wait(driver).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 

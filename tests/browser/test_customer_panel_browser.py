@@ -15,7 +15,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
 
 from loyalty_worker.domain.points import floor_points
-from tests.browser.conftest import Dashboard, axe_violations, screenshot, sign_in, wait
+from tests.browser.conftest import Dashboard, axe_violations, gone, screenshot, sign_in, wait
 
 NEW_SUBTOTAL = Decimal("300")
 
@@ -134,7 +134,7 @@ def test_sync_now_updates_the_panel_orders_and_history_without_a_reload(
 
     history = driver.find_element(By.ID, "view-history")
     history.click()
-    wait(driver).until(expected_conditions.staleness_of(history))
+    wait(driver).until(gone(history))
     newest = driver.find_element(By.CSS_SELECTOR, "#history tbody tr.entry")
     assert f"Points from orders {before_orders:,} → {after_orders:,}" in newest.text
     assert f"added #{order_id}" in newest.text
@@ -154,7 +154,7 @@ def test_sync_now_with_javascript_off_shows_the_task_state(
     before = driver.execute_cdp_cmd("Page.getNavigationHistory", {})["entries"]
     button = driver.find_element(By.ID, "sync-now")
     button.click()
-    wait(driver).until(expected_conditions.staleness_of(button))
+    wait(driver).until(gone(button))
     # the form posted and the browser followed the redirect: a page of its own (the script,
     # which would post it in the background, did not run)
     after = driver.execute_cdp_cmd("Page.getNavigationHistory", {})["entries"]
@@ -170,7 +170,7 @@ def test_sync_now_with_javascript_off_shows_the_task_state(
             return True
         link = browser.find_element(By.ID, "sync-refresh")
         link.click()
-        wait(browser).until(expected_conditions.staleness_of(link))
+        wait(browser).until(gone(link))
         return False
 
     wait(driver, 60).until(refreshed_done)

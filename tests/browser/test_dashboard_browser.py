@@ -24,6 +24,7 @@ from tests.browser.conftest import (
     JS_ON_AND_OFF,
     Dashboard,
     axe_violations,
+    gone,
     screenshot,
     sign_in,
     wait,
@@ -87,7 +88,7 @@ def test_acknowledge_a_discrepancy_and_see_it_leave_the_open_list(
     row_id = rows[0].get_attribute("id")
     screenshot(driver, "discrepancies")
     rows[0].find_element(By.CSS_SELECTOR, "button.ack").click()
-    wait(driver).until(expected_conditions.staleness_of(rows[0]))  # the list answered is loaded
+    wait(driver).until(gone(rows[0]))  # the list answered is loaded
     assert driver.find_elements(By.ID, "discrepancies")
     assert not driver.find_elements(By.ID, str(row_id))
     driver.get(f"{synced.url}/dashboard/orgs/org-1/discrepancies?state=acknowledged")
@@ -111,7 +112,7 @@ def test_resolving_needs_an_outcome_chosen_enter_alone_resolves_nothing(
     assert outcome.first_selected_option.get_attribute("value") == ""
     outcome.select_by_value("expected")
     form.find_element(By.CSS_SELECTOR, "button[value='resolved']").click()
-    wait(driver).until(expected_conditions.staleness_of(form))
+    wait(driver).until(gone(form))
     assert not driver.find_elements(By.ID, row_id)
     driver.get(f"{synced.url}/dashboard/orgs/org-1/discrepancies?state=resolved")
     assert "expected" in driver.find_element(By.ID, row_id).text
@@ -144,7 +145,7 @@ def test_discrepancy_filters_alone_and_in_pairs_are_applied(
         menu.select_by_value(chosen[name])
     apply = driver.find_element(By.CSS_SELECTOR, "#filter button[type='submit']")
     apply.click()
-    wait(driver).until(expected_conditions.staleness_of(apply))  # the page answered is loaded
+    wait(driver).until(gone(apply))  # the page answered is loaded
     for name, value in chosen.items():
         assert _menu(driver, name).first_selected_option.get_attribute("value") == value
     rows = _rows(driver)
@@ -192,7 +193,7 @@ def test_the_pager_goes_to_the_end_and_back_to_the_start(
 def _press(driver: WebDriver, link_id: str) -> None:
     link = driver.find_element(By.ID, link_id)
     link.click()
-    wait(driver).until(expected_conditions.staleness_of(link))
+    wait(driver).until(gone(link))
 
 
 def test_open_a_customer_sync_now_and_open_its_history(

@@ -14,14 +14,13 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.select import Select
 
 from loyalty_worker.adapters.dashboard_store import FirestoreDashboardStore
 from loyalty_worker.adapters.firestore import FirestoreProfileStore
 from loyalty_worker.domain.review import AuditEntry
 from loyalty_worker.services.dashboard.formatting import local_time
-from tests.browser.conftest import Dashboard, axe_violations, sign_in, wait
+from tests.browser.conftest import Dashboard, axe_violations, gone, sign_in, wait
 
 ORG = "org-1"
 # Customers a test of this module changed: each test takes rows no other one touched.
@@ -60,7 +59,7 @@ def _customer(row: WebElement) -> int:
 def _press(driver: WebDriver, button: WebElement) -> None:
     """Press a button that posts a form, and wait for the page it answers."""
     button.click()
-    wait(driver).until(expected_conditions.staleness_of(button))
+    wait(driver).until(gone(button))
 
 
 def _resolve(driver: WebDriver, row: WebElement, outcome: str, comment: str) -> None:
@@ -99,8 +98,8 @@ def test_resolve_a_row_then_undo_it_from_the_banner(synced: Dashboard, driver: W
     _page(driver, synced, f"/customers/{customer}/history")
     rows = driver.find_elements(By.CSS_SELECTOR, "#audit tbody tr")
     assert [r.find_elements(By.TAG_NAME, "td")[2].text for r in rows] == [
-        "open → resolved",
-        "resolved → open (undo of change 000001)",
+        "Open → Resolved",
+        "Resolved → Open (undo of change 000001)",
     ]
 
 

@@ -12,7 +12,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
 
-from tests.browser.conftest import Dashboard, axe_violations, sign_in, wait
+from tests.browser.conftest import Dashboard, axe_violations, gone, sign_in, wait
 
 DRY = "Dry run (preview: nothing written)"
 # How far each of three customers' stored points from orders are moved off the rules' answer.
@@ -59,7 +59,7 @@ def _press(driver: WebDriver, button_id: str) -> str:
     """Press one of the overview's run buttons; the run's id, once its page is loaded."""
     button = driver.find_element(By.ID, button_id)
     button.click()
-    wait(driver).until(expected_conditions.staleness_of(button))
+    wait(driver).until(gone(button))
     wait(driver).until(expected_conditions.presence_of_element_located((By.ID, "run-kind")))
     assert "/runs/" in driver.current_url
     return driver.current_url.split("/runs/")[1].split("?")[0]
