@@ -485,27 +485,7 @@ def test_the_enrollment_page_shows_contacts_in_full_and_the_machine_csv_masks(
     )
     kept = replace(synced(5, inputs="digest"), phone="5559876543")
     dash.tracker.remember([kept])
-    dash.store.contacts["org-1_5"] = {
-        **listed_contact(
-            "org-1",
-            5,
-            name="Ana Reyes",
-            last_name="Reyes",
-            email="ana@example.com",
-            phone="707-708-6718",
-            run_id="r",
-            at=datetime(2026, 1, 1, tzinfo=UTC),
-        ),
-        **synced_contact(
-            "org-1",
-            5,
-            points_from_orders=20,
-            loyalty_status="no_alpine_account",
-            tier="bronze",
-            last_order=None,
-            orders_known=True,
-        ),
-    }
+    _ana_reyes_without_an_account(dash)
     dash.sign_in()
     page = dash.client.get("/dashboard/orgs/org-1/no-account").text
     assert "Ana Reyes" in page and "(707) 708-6718" in page and "ana@example.com" in page
@@ -517,9 +497,8 @@ def test_the_enrollment_page_shows_contacts_in_full_and_the_machine_csv_masks(
     assert "9876543" not in page + csv_text
 
 
-def test_enrollment_json_and_csv_are_for_a_signed_in_person_and_exports_are_audited(
-    dash: Dash,
-) -> None:
+def _ana_reyes_without_an_account(dash: Dash) -> None:
+    """Customer 5's contact, as a full run lists and a sync fills it: no Alpine IQ account."""
     dash.store.contacts["org-1_5"] = {
         **listed_contact(
             "org-1",
@@ -541,6 +520,12 @@ def test_enrollment_json_and_csv_are_for_a_signed_in_person_and_exports_are_audi
             orders_known=True,
         ),
     }
+
+
+def test_enrollment_json_and_csv_are_for_a_signed_in_person_and_exports_are_audited(
+    dash: Dash,
+) -> None:
+    _ana_reyes_without_an_account(dash)
     by_token = dash.client.get("/api/loyalty/orgs/org-1/enrollment", headers=bearer(ORG1_TOKEN))
     assert by_token.status_code == 403
     assert "6718" not in by_token.text
