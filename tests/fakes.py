@@ -862,12 +862,19 @@ class StaticTaskOutcomes:
 
     def __init__(self) -> None:
         self.outcomes: dict[str, dict[str, Any]] = {}
+        self.owners: dict[str, str] = {}
 
     def outcome(self, task_id: str) -> TaskOutcome | None:
         found = self.outcomes.get(task_id)
         if found is None:
             return None
         return task_outcome(str(found.get("state", "PENDING")), copy.deepcopy(found.get("result")))
+
+    def claim(self, task_id: str, org_id: str) -> None:
+        self.owners[task_id] = org_id
+
+    def owner(self, task_id: str) -> str | None:
+        return self.owners.get(task_id)
 
 
 class RecordingRunTriggers:

@@ -18,6 +18,9 @@ from loyalty_worker.errors import TransientError
 from loyalty_worker.ports.triggers import Reconciled, Shown, SyncReport, TaskOutcome
 
 _KEY = "celery-task-meta-{}"
+# Which org started a Sync Now, kept as long as Celery keeps a result (a day by default).
+_OWNER = "loyalty:task-org:{}"
+OWNER_TTL_S = 24 * 3600
 
 
 class RedisTaskOutcomes:
@@ -37,6 +40,19 @@ class RedisTaskOutcomes:
         if not isinstance(meta, dict):
             return None
         return task_outcome(str(meta.get("status", "PENDING")), meta.get("result"))
+
+    def claim(self, task_id: str, org_id: str) -> None:
+        try:
+            self._redis.set(_OWNER.format(task_id), org_id, ex=OWNER_TTL_S)
+        except redis.RedisError as exc:
+            raise TransientError("redis", f"claim task {task_id}: {type(exc).__name__}") from exc
+
+    def owner(self, task_id: str) -> str | None:
+        try:
+            raw = cast(bytes | None, self._redis.get(_OWNER.format(task_id)))
+        except redis.RedisError as exc:
+            raise TransientError("redis", f"read task {task_id}: {type(exc).__name__}") from exc
+        return None if raw is None else raw.decode()
 
 
 def task_outcome(state: str, result: object) -> TaskOutcome:

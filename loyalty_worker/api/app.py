@@ -25,10 +25,10 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from loyalty_worker import log_context
-from loyalty_worker.api.dashboard_pages import install_page_errors
+from loyalty_worker.api.dashboard_pages import install_page_errors, refusal_page
 from loyalty_worker.api.dashboard_state import DashboardServices
 from loyalty_worker.api.errors import install_error_handlers
-from loyalty_worker.api.guard import RequestGuard
+from loyalty_worker.api.guard import Limits, RequestGuard, peer_address
 from loyalty_worker.api.routes import (
     dashboard,
     dashboard_api,
@@ -38,11 +38,12 @@ from loyalty_worker.api.routes import (
     metrics,
     points,
     runs,
+    sign_in,
     sync,
     webhooks,
 )
 from loyalty_worker.api.settings import ApiSettings
-from loyalty_worker.api.state import ApiServices, build_state
+from loyalty_worker.api.state import LOCAL_URL, ApiServices, build_state
 
 __all__ = ["ApiServices", "DashboardServices", "create_app"]
 
@@ -54,8 +55,8 @@ _DESCRIPTION = (
     "Trigger and follow loyalty syncs (Alleaves orders → points, reconciled with Alpine IQ, "
     "written to Markitbot), look a customer's points up by phone, and receive Alleaves order "
     "webhooks. Every /api route takes `Authorization: Bearer <token>`; the dashboard's routes "
-    "(`/api/loyalty/orgs/...`) also take the session cookie of `/dashboard` (with its CSRF "
-    "token in `X-CSRF-Token` on a change)."
+    "(`/api/loyalty/orgs/...`) also take a signed-in person's session cookie (with its CSRF "
+    "token in `X-CSRF-Token` on a change), and answer by that person's role in the org."
 )
 
 
@@ -63,6 +64,8 @@ def create_app(
     services: ApiServices,
     settings: ApiSettings,
     dashboard_services: DashboardServices | None = None,
+    *,
+    public_url: str = LOCAL_URL,
 ) -> FastAPI:
     """The ASGI app over ``services``; tests pass fakes, ``wiring`` the real clients. Without
     ``dashboard_services`` the dashboard's routes answer 503."""
@@ -75,12 +78,21 @@ def create_app(
         docs_url="/docs" if docs else None,
         redoc_url="/redoc" if docs else None,
     )
-    state = build_state(services, settings)
+    state = build_state(services, settings, public_url)
     app.state.api = state
     app.state.dashboard = dashboard_services
     # The last added runs first: each request gets its log context, is logged, then guarded,
     # then routed.
-    app.add_middleware(RequestGuard, settings=settings, limiter=state.limiter)
+    app.add_middleware(
+        RequestGuard,
+        settings=settings,
+        limits=Limits(requests=state.limiter, sign_ins=state.sign_in_limiter),
+        sessions=state.sessions,
+        public_url=public_url,
+        client_of=peer_address,
+        page_refusal=refusal_page,
+        clock=services.clock,
+    )
     app.middleware("http")(log_requests)
     app.add_middleware(RequestLogContext)
     install_error_handlers(app)
@@ -92,6 +104,7 @@ def create_app(
     app.include_router(webhooks.router)
     app.include_router(dashboard_api.router)
     app.include_router(metrics.router)
+    app.include_router(sign_in.router)
     app.include_router(dashboard.router)
     app.include_router(dashboard_reviews.router)
     app.include_router(enrollment.router)

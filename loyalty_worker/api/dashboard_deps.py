@@ -1,31 +1,36 @@
-"""The dashboard's dependencies, one per concern: its services, the caller, the CSRF check of a
-change, the org of the path, and the query of a list.
+"""The dashboard's dependencies, one per concern: its services, who calls and what they may do
+for the org of the path, and the query of a list.
 
-The pages (``/dashboard``) take the session cookie the sign-in page sets, and send a person
-without one to sign in. Every dashboard JSON route takes either ``Authorization: Bearer <token>``
-(like the rest of the API) or that cookie. A change made with the cookie must also carry the
-session's CSRF token (the ``X-CSRF-Token`` header, or the form's ``csrf`` field), since a
-browser sends the cookie by itself.
+``guard`` has found who calls before any route runs (``Principal``: a signed-in person, or on
+the JSON twins a machine's API token) and checked the CSRF token of a change made with a
+session. ``permit(action)`` is the one check of the role × action table (``domain.access``):
+every route that acts for an org declares the action it does (``Reader``, ``Reviewer``,
+``Trigger``, ``ContactsExporter``, ``PeopleManager``) and gets the org's settings with the
+caller's ``Access``, or a refusal: a page without a session sends the person to sign in, a
+JSON route answers 401, a role that does not allow the action 403, an unknown org 404.
 
 No ``from __future__ import annotations`` here: FastAPI reads these annotations at run time.
 """
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import Depends, HTTPException, Path, Query, Request, Security
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials
 
-from loyalty_worker.api.auth import Caller
+from loyalty_worker import log_context
 from loyalty_worker.api.dashboard_state import DashboardServices
-from loyalty_worker.api.deps import DirectoryDep, SettingsDep, allow, bearer_scheme, caller
+from loyalty_worker.api.deps import DirectoryDep, StateDep, bearer_scheme
 from loyalty_worker.api.errors import invalid
 from loyalty_worker.api.models import ORG_ID_PATTERN, RUN_ID_PATTERN
-from loyalty_worker.api.session import COOKIE, Session, csrf_token, csrf_valid, read_session
+from loyalty_worker.api.session import SESSION_COOKIE, Principal
+from loyalty_worker.domain.access import MACHINE, Action, Role, allows
 from loyalty_worker.domain.review import ReviewState
-from loyalty_worker.errors import UnknownOrg
+from loyalty_worker.errors import TransientError, UnknownOrg
 from loyalty_worker.org_settings import OrgSettings
+from loyalty_worker.ports.people import MemberStore
 from loyalty_worker.services.dashboard.cursors import PageCursor
 from loyalty_worker.services.dashboard.discrepancies import PAGE_SIZE, ReviewFilter
 from loyalty_worker.services.dashboard.no_account import NO_ACCOUNT_SORT
@@ -34,13 +39,13 @@ log = logging.getLogger(__name__)
 
 PAGES = "/dashboard"
 SIGN_IN = "/dashboard/sign-in"
-FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 session_cookie = APIKeyCookie(
-    name=COOKIE,
+    name=SESSION_COOKIE,
     auto_error=False,
     scheme_name="session",
-    description="The dashboard's session cookie (set by POST /dashboard/sign-in).",
+    description="The dashboard's session cookie (`__Host-lw_session` over https), set when a "
+    "person signs in on /dashboard/sign-in; a change made with it carries `X-CSRF-Token`.",
 )
 
 OrgPath = Annotated[str, Path(alias="orgId", pattern=ORG_ID_PATTERN, description="The org's id.")]
@@ -51,6 +56,15 @@ RunPath = Annotated[str, Path(alias="runId", pattern=RUN_ID_PATTERN, description
 TaskPath = Annotated[
     str, Path(alias="taskId", pattern=r"^[A-Za-z0-9-]{1,64}$", description="The task id.")
 ]
+# What each action is called in a refusal.
+_DOING = {
+    Action.READ: "see this org",
+    Action.SEE_CONTACTS: "see customers' contact details",
+    Action.REVIEW: "review discrepancies",
+    Action.TRIGGER: "start runs or syncs",
+    Action.EXPORT_CONTACTS: "export contact details",
+    Action.MANAGE_PEOPLE: "manage people",
+}
 
 
 def is_page(request: Request) -> bool:
@@ -68,95 +82,148 @@ def dashboard_services(request: Request) -> DashboardServices:
 DashboardDep = Annotated[DashboardServices, Depends(dashboard_services)]
 
 
-@dataclass(frozen=True, slots=True)
-class Viewer:
-    """Who calls a dashboard route: a caller, and its session (with its form's CSRF token) when
-    it came by cookie."""
-
-    caller: Caller
-    session: Session | None
-    csrf: str = ""
-
-    @property
-    def who(self) -> str:
-        """How logs and audit entries name the caller."""
-        return self.session.who if self.session is not None else self.caller.fingerprint
+def member_store(dashboard: DashboardDep) -> MemberStore:
+    if dashboard.members is None:
+        raise HTTPException(503, "people and roles are not configured in this process")
+    return dashboard.members
 
 
-def current_session(
-    request: Request, settings: SettingsDep, dashboard: DashboardDep
-) -> Session | None:
-    return read_session(settings.tokens, request.cookies.get(COOKIE), dashboard.clock())
+MembersDep = Annotated[MemberStore, Depends(member_store)]
 
 
-SessionDep = Annotated[Session | None, Depends(current_session)]
-
-
-def viewer(
+def principal(
     request: Request,
+    # Declared for the OpenAPI schema; ``guard`` has read them.
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
     cookie: Annotated[str | None, Security(session_cookie)],
-    session: SessionDep,
-    settings: SettingsDep,
-) -> Viewer:
-    """The caller. A page's is its session; a person without one is sent to sign in. A JSON
-    route's comes by bearer token when one is given, else by session cookie; 401 otherwise."""
-    if session is not None and (credentials is None or is_page(request)):
-        return Viewer(session.caller, session, csrf_token(settings.tokens, session.nonce))
+) -> Principal:
+    """Who calls, as ``guard`` found them: a page without a session sends the person to sign
+    in (``guard`` has already answered 401 on a JSON route without a caller)."""
+    found = getattr(request.state, "principal", None)
+    if isinstance(found, Principal):
+        return found
     if is_page(request):
         raise HTTPException(303, "sign in first", headers={"Location": SIGN_IN})
-    return Viewer(caller(request, credentials, settings), None)
+    raise HTTPException(401, "sign in, or send a bearer token")
 
 
-ViewerDep = Annotated[Viewer, Depends(viewer)]
+PrincipalDep = Annotated[Principal, Depends(principal)]
 
 
-def signed_in(request: Request) -> tuple[Viewer | None, str | None]:
-    """Outside the dependencies (an error page): the page's session, if its cookie holds one,
-    and the org of the path when that session may act for it (so the page keeps its header)."""
-    state = getattr(request.app.state, "api", None)
+@dataclass(frozen=True, slots=True)
+class Access:
+    """What the caller may do for the org of the path: its settings, who calls, their role
+    (None for a machine's token)."""
+
+    org: OrgSettings
+    who: Principal
+    role: Role | None
+
+    @property
+    def org_id(self) -> str:
+        return self.org.org_id
+
+    def may(self, action: Action) -> bool:
+        return action in MACHINE if self.role is None else allows(self.role, action)
+
+
+def roles(who: Principal, members: MemberStore | None) -> dict[str, Role]:
+    """A person's role in each org (none for a machine, or without a member store)."""
+    if who.person is None or members is None:
+        return {}
+    return members.roles_of(who.person.uid)
+
+
+def check(who: Principal, org_id: str, action: Action, members: MemberStore | None) -> Role | None:
+    """The caller's role in ``org_id`` (None for a token) when it allows ``action``; 403
+    otherwise (before the org is even read). Every route that acts for an org passes here: the
+    request's lines carry the org from now."""
+    log_context.bind(org_id=org_id)
+    if who.person is None:
+        if who.token_may(org_id, action):
+            return None
+        log.warning("%s refused for org %s: %s", who.name, org_id, action)
+        raise HTTPException(403, f"this token may not {_DOING[action]} for org {org_id!r}")
+    role = roles(who, members).get(org_id)
+    if role is None or not allows(role, action):
+        log.warning("%s refused for org %s: %s", who.name, org_id, action)
+        if role is None:
+            raise HTTPException(403, f"you hold no role in org {org_id!r}")
+        raise HTTPException(
+            403, f"your role in org {org_id!r} ({role.value}) may not {_DOING[action]}"
+        )
+    return role
+
+
+def permit(action: Action) -> Callable[..., Access]:
+    """The dependency of a route that does ``action`` for the org of its path."""
+
+    def permitted(
+        org_id: OrgPath, who: PrincipalDep, directory: DirectoryDep, dashboard: DashboardDep
+    ) -> Access:
+        role = check(who, org_id, action, dashboard.members)
+        try:
+            return Access(directory.get_org_settings(org_id), who, role)
+        except UnknownOrg:
+            raise HTTPException(404, f"unknown org {org_id!r}") from None
+
+    return permitted
+
+
+# One dependency an action (FastAPI runs a dependency once a request: a route and the
+# dependencies it declares share the check).
+_PERMITS = {action: permit(action) for action in Action}
+Reader = Annotated[Access, Depends(_PERMITS[Action.READ])]
+Reviewer = Annotated[Access, Depends(_PERMITS[Action.REVIEW])]
+Trigger = Annotated[Access, Depends(_PERMITS[Action.TRIGGER])]
+ContactsReader = Annotated[Access, Depends(_PERMITS[Action.SEE_CONTACTS])]
+ContactsExporter = Annotated[Access, Depends(_PERMITS[Action.EXPORT_CONTACTS])]
+PeopleManager = Annotated[Access, Depends(_PERMITS[Action.MANAGE_PEOPLE])]
+
+
+def read_org(access: Reader) -> OrgSettings:
+    """The org of a route that only reads it."""
+    return access.org
+
+
+ReadOrg = Annotated[OrgSettings, Depends(read_org)]
+
+
+def search_allowance(request: Request, access: Reader, state: StateDep) -> Access:
+    """A customer search: ``LOYALTY_API_SEARCH_LIMIT_PER_MIN`` per person or token in any
+    minute (429 with ``Retry-After`` beyond: a page on a page); a request without ``q`` is
+    no search."""
+    limiter = state.search_limiter
+    if limiter is not None and request.query_params.get("q", "").strip():
+        wait_s = limiter.try_acquire(access.who.key)
+        if wait_s > 0:
+            log.warning("%s over its search limit", access.who.name)
+            per_min = state.settings.search_limit_per_min
+            raise HTTPException(
+                429,
+                f"search limit of {per_min} searches per minute reached; retry later",
+                headers={"Retry-After": str(max(1, int(wait_s + 0.999)))},
+            )
+    return access
+
+
+Searcher = Annotated[Access, Depends(search_allowance)]
+
+
+def error_page_access(request: Request) -> tuple[Principal | None, str | None]:
+    """Outside the dependencies (an error page): who calls, and the org of the path when they
+    hold a role there (so the page keeps its header)."""
+    who = getattr(request.state, "principal", None)
     services: DashboardServices | None = getattr(request.app.state, "dashboard", None)
-    if state is None or services is None:
-        return None, None
-    tokens = state.settings.tokens
-    session = read_session(tokens, request.cookies.get(COOKIE), services.clock())
-    if session is None:
+    if not isinstance(who, Principal) or services is None:
         return None, None
     org_id = request.path_params.get("orgId")
-    may_act = isinstance(org_id, str) and session.caller.allows(org_id)
-    return Viewer(session.caller, session, csrf_token(tokens, session.nonce)), (
-        org_id if may_act else None
-    )
-
-
-async def require_csrf(request: Request, who: ViewerDep, settings: SettingsDep) -> Viewer:
-    """The caller of a change; 403 when it came by cookie without the session's CSRF token."""
-    if who.session is None:
-        return who
-    presented = request.headers.get("x-csrf-token")
-    if presented is None and request.headers.get("content-type", "").startswith(FORMS):
-        field = (await request.form()).get("csrf")  # parsed once, for the route's fields too
-        presented = field if isinstance(field, str) else None
-    if not csrf_valid(settings.tokens, who.session.nonce, presented):
-        log.warning("refused a dashboard change without a valid CSRF token (%s)", who.who)
-        raise HTTPException(403, "missing or invalid CSRF token")
-    return who
-
-
-ChangerDep = Annotated[Viewer, Depends(require_csrf)]
-
-
-def checked_org(org_id: OrgPath, who: ViewerDep, directory: DirectoryDep) -> OrgSettings:
-    """The org of the path: 403 unless the caller may act for it, 404 when it has no settings
-    (a page answers either as a page)."""
-    allow(who.caller, org_id)
     try:
-        return directory.get_org_settings(org_id)
-    except UnknownOrg:
-        raise HTTPException(404, f"unknown org {org_id!r}") from None
+        held = isinstance(org_id, str) and org_id in roles(who, services.members)
+    except TransientError:  # an error page never fails on its header's look-up
+        held = False
+    return who, org_id if held else None
 
-
-OrgDep = Annotated[OrgSettings, Depends(checked_org)]
 
 # --- A list's query ---------------------------------------------------------------------------
 

@@ -21,9 +21,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from loyalty_worker.api.dashboard_deps import Viewer, is_page, signed_in
+from loyalty_worker.api.dashboard_deps import Access, error_page_access, is_page
 from loyalty_worker.api.errors import invalid_input, invalid_inputs
-from loyalty_worker.api.session import is_loopback
+from loyalty_worker.api.session import Principal, cookie_name, served_securely
+from loyalty_worker.domain.access import Action
 from loyalty_worker.domain.review import ReviewRefused
 from loyalty_worker.services.dashboard.formatting import in_words, local_time, number, show_phone
 from loyalty_worker.services.dashboard.page import NotFound
@@ -38,7 +39,8 @@ TEMPLATES.env.filters["in_zone"] = lambda value, tz: local_time(value, ZoneInfo(
 TEMPLATES.env.globals["outcome_words"] = outcome_words
 # Ten digits as people read them.
 TEMPLATES.env.filters["phone"] = show_phone
-# Pages load nothing but their own stylesheet and script.
+TEMPLATES.env.globals["Action"] = Action
+# Pages load nothing but their own stylesheet and scripts.
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
     "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
@@ -50,18 +52,33 @@ _TITLES = {
     403: "Not allowed",
     404: "Not found",
     409: "Not possible now",
+    429: "Too many requests",
     422: "This address asks for something the page cannot show",
     503: "Unavailable",
 }
 
 
 def render(
-    request: Request, name: str, context: dict[str, Any], who: Viewer | None, status: int = 200
+    request: Request,
+    name: str,
+    context: dict[str, Any],
+    who: Access | Principal | None,
+    status: int = 200,
+    *,
+    headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
-    """A page: its template over ``context``, with the caller's session and CSRF token."""
-    shown = {"session": who.session if who else None, "csrf": who.csrf if who else "", **context}
+    """A page: its template over ``context``, with who is signed in (``me``), their session's
+    CSRF token, and what they may do for the org of the page (``access``: ``access.may(...)``
+    decides which controls the page shows)."""
+    me = who.who if isinstance(who, Access) else who
+    shown = {
+        "me": me,
+        "csrf": me.csrf if me is not None else "",
+        "access": who if isinstance(who, Access) else None,
+        **context,
+    }
     return TEMPLATES.TemplateResponse(
-        request, name, shown, status_code=status, headers=SECURITY_HEADERS
+        request, name, shown, status_code=status, headers={**SECURITY_HEADERS, **(headers or {})}
     )
 
 
@@ -70,17 +87,42 @@ def redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store"})
 
 
-def set_cookie(request: Request, response: Response, name: str, value: str, max_age: int) -> None:
-    """A cookie only this site's requests carry, never to scripts; ``Secure`` off loopback."""
+def set_cookie(
+    response: Response, public_url: str, base: str, value: str, max_age: int | None
+) -> None:
+    """A cookie only this site's requests carry, never to scripts: ``__Host-`` and ``Secure``
+    when people reach the dashboard over https (``LOYALTY_PUBLIC_URL``, never the request's
+    ``Host``). ``max_age`` None: it ends with the browser."""
     response.set_cookie(
-        name,
+        cookie_name(base, public_url),
         value,
         max_age=max_age,
         path="/",
         httponly=True,
         samesite="strict",
-        secure=not is_loopback(request.url.hostname),
+        secure=served_securely(public_url),
     )
+
+
+def drop_cookie(response: Response, public_url: str, base: str) -> None:
+    response.delete_cookie(
+        cookie_name(base, public_url),
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=served_securely(public_url),
+    )
+
+
+def refusal_page(request: Request, status: int, detail: str, headers: dict[str, str]) -> Response:
+    """A refusal the request guard gives on a page (429, 403), as a page."""
+    context = {
+        "org_id": None,
+        "status": status,
+        "title": _TITLES.get(status, "Something went wrong"),
+        "detail": detail,
+    }
+    return render(request, "error.html", context, None, status, headers=headers)
 
 
 async def page_errors(request: Request, exc: StarletteHTTPException) -> Response:
@@ -88,7 +130,7 @@ async def page_errors(request: Request, exc: StarletteHTTPException) -> Response
     path = request.url.path
     if exc.status_code < 400 or not is_page(request) or "/static/" in path:
         return await http_exception_handler(request, exc)
-    who, org_id = signed_in(request)
+    who, org_id = error_page_access(request)
     context = {
         "org_id": org_id,
         "status": exc.status_code,
@@ -103,7 +145,7 @@ async def page_errors(request: Request, exc: StarletteHTTPException) -> Response
 async def _invalid_page_input(request: Request, exc: RequestValidationError) -> Response:
     if not is_page(request):
         return await invalid_input(request, exc)
-    who, org_id = signed_in(request)
+    who, org_id = error_page_access(request)
     context = {
         "org_id": org_id,
         "status": 422,

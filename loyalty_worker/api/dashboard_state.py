@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from loyalty_worker.log_context import ContextThreadPool
 from loyalty_worker.ports.contacts import ContactStore
 from loyalty_worker.ports.dashboard import DashboardStore
+from loyalty_worker.ports.people import Accounts, MemberStore
 from loyalty_worker.ports.triggers import RunTriggers, TaskOutcomes
 
 # Reads the pages send side by side (counts and sums beside a list), for the whole app: enough
@@ -25,6 +26,27 @@ def _read_pool() -> ContextThreadPool:
     return ContextThreadPool(max_workers=READ_THREADS, thread_name_prefix="dashboard-read")
 
 
+@dataclass(frozen=True, slots=True)
+class SignInConfig:
+    """What the sign-in page's Firebase JS SDK needs: the project's public web config, and the
+    local Auth emulator's address when one stands in for Firebase Authentication."""
+
+    api_key: str
+    project_id: str
+    emulator_url: str | None = None
+
+    @property
+    def auth_domain(self) -> str:
+        return f"{self.project_id}.firebaseapp.com"
+
+    @property
+    def endpoints(self) -> tuple[str, ...]:
+        """Where the page's script may connect (its CSP ``connect-src``)."""
+        if self.emulator_url:
+            return (self.emulator_url,)
+        return ("https://identitytoolkit.googleapis.com", "https://securetoken.googleapis.com")
+
+
 @dataclass
 class DashboardServices:
     store: DashboardStore
@@ -32,6 +54,10 @@ class DashboardServices:
     triggers: RunTriggers
     # Customers' contact details and the export audit (None: no names, no enrollment list).
     contacts: ContactStore | None = None
+    # Markitbot's accounts (sign-in) and each person's roles (None: no one can sign in).
+    accounts: Accounts | None = None
+    members: MemberStore | None = None
+    sign_in: SignInConfig | None = None
     # The hour (org's local time) nightly runs open at (``Settings.nightly_hour``).
     nightly_hour: int = 2
     # The dashboard's public base URL (``Settings.public_url``): a run's page shows the link its

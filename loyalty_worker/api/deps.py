@@ -10,10 +10,9 @@ No ``from __future__ import annotations`` here: FastAPI reads these annotations 
 import logging
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, Security
+from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from loyalty_worker import log_context
 from loyalty_worker.api.auth import Caller, bearer_caller
 from loyalty_worker.api.orgs import OrgDirectory
 from loyalty_worker.api.settings import ApiSettings
@@ -67,21 +66,13 @@ def caller(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
     settings: SettingsDep,
 ) -> Caller:
-    """The caller ``guard`` authenticated before the body was read; for a route outside
-    ``/api/`` (none today) the same check here. BearerRefused (401) otherwise."""
-    found = getattr(request.state, "caller", None)
-    if isinstance(found, Caller):
-        return found
+    """The machine ``guard`` authenticated by its bearer token before the body was read (the
+    machine routes take no session); BearerRefused (401) otherwise."""
+    found = getattr(request.state, "principal", None)
+    token = getattr(found, "token", None)
+    if isinstance(token, Caller):
+        return token
     return bearer_caller(request.headers.get("authorization"), settings.tokens)
 
 
 Authenticated = Annotated[Caller, Security(caller)]
-
-
-def allow(who: Caller, org_id: str) -> None:
-    """403 unless the caller may act for ``org_id`` (checked before the org is even read).
-    Every route that acts for an org passes here: the request's lines carry the org from now."""
-    log_context.bind(org_id=org_id)
-    if not who.allows(org_id):
-        log.warning("caller %s refused for org %s", who.fingerprint, org_id)
-        raise HTTPException(403, f"this token may not act for org {org_id!r}")

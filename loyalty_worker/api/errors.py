@@ -11,7 +11,6 @@ package's errors; this maps them, and builds the answers ``guard`` gives before 
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -38,7 +37,7 @@ _KNOWN = {
     403: "The token may not act for this org.",
     404: "Unknown org (no loyalty settings), or no run of the caller's with this id.",
     413: "Body too large.",
-    429: "This token's rate limit is spent; retry after Retry-After seconds.",
+    429: "The caller's rate limit is spent; retry after Retry-After seconds.",
     503: "Firestore, Redis or the broker is unavailable; retry later.",
 }
 
@@ -95,15 +94,6 @@ def bearer_refused(exc: BearerRefused) -> JSONResponse:
 def too_large(limit: int) -> JSONResponse:
     """413: the body is larger than ``limit`` bytes."""
     return JSONResponse({"detail": f"body larger than {limit} bytes"}, status_code=413)
-
-
-def rate_limited(per_min: int, retry_after_s: float) -> JSONResponse:
-    """429 with the whole seconds to wait."""
-    return JSONResponse(
-        {"detail": f"rate limit of {per_min} requests per minute reached; retry later"},
-        status_code=429,
-        headers={"Retry-After": str(max(1, math.ceil(retry_after_s)))},
-    )
 
 
 def invalid_inputs(exc: RequestValidationError) -> list[dict[str, Any]]:

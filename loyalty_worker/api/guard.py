@@ -1,53 +1,119 @@
-"""The gate every request passes before any route runs: a body cap, the bearer check, a rate limit.
+"""The door every request passes before any route runs: a body cap, who calls, a rate limit, and
+the CSRF check of a change made with a session cookie.
 
-FastAPI reads and parses a route's body before its dependencies run, so a bearer dependency alone
-would let a stranger make the API read and parse whatever they send. This ASGI middleware runs
-first, in this order, and answers itself when a request fails:
+FastAPI reads and parses a route's body before its dependencies run, so a dependency alone would
+let a stranger make the API read and parse whatever they send. This ASGI middleware runs first,
+in this order, and answers itself when a request fails:
 
 1. a declared ``Content-Length`` over the path's limit: 413, nothing read;
-2. an ``/api/`` path without a known bearer token (or, without an ``Authorization`` header, the
-   dashboard's session cookie): 401, nothing read;
-3. a token over ``LOYALTY_API_RATE_LIMIT_PER_MIN``: 429 with ``Retry-After``, nothing read (the
-   limit is a sliding window per token fingerprint in Redis, shared by every API process);
+2. who calls, by path (``Door``): a machine route (``/api/...`` but the dashboard's twins, and
+   ``/metrics``) takes only ``Authorization: Bearer <token>``: 401 without a known one; the
+   dashboard's JSON twins (``/api/loyalty/orgs/...``) take a token or the session cookie (401
+   without either); the pages take only the session cookie (a token does not open the
+   dashboard; a page without a session sends the person to sign in); health checks, static
+   files and the signed webhook take none of these;
+3. one rate limit for every caller (``LOYALTY_API_RATE_LIMIT_PER_MIN`` in any minute, a
+   sliding-window log per person, token, or before sign-in per client address, in Redis shared
+   by every API process), and the sign-in posts' own limit per client address: 429 with
+   ``Retry-After``, a page on a page, nothing read;
 4. the body, read and counted chunk by chunk (a streamed body declares no length): 413 as soon
-   as it passes the limit, before the route runs; otherwise the route reads it as sent.
+   as it passes the limit;
+5. a change (any method but GET, HEAD, OPTIONS) made with the session cookie must carry the
+   session's CSRF token (the ``X-CSRF-Token`` header, or the form's ``csrf`` field): 403
+   otherwise, before the route runs.
 
-The caller found in step 2 is left in the request's state for ``deps.caller``.
+Who called is left in the request's state (``principal``) for the routes' dependencies.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import parse_qs
 
 import redis
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
-from starlette.responses import Response
+from starlette.requests import Request, cookie_parser
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from loyalty_worker.adapters.rate_limit import RedisSlidingWindow
-from loyalty_worker.api.auth import BearerRefused, Caller, bearer_caller
-from loyalty_worker.api.errors import bearer_refused, rate_limited, too_large, unavailable
-from loyalty_worker.api.session import cookie_caller
+from loyalty_worker.api.auth import BearerRefused, bearer_caller
+from loyalty_worker.api.errors import bearer_refused, too_large, unavailable
+from loyalty_worker.api.session import SESSION_COOKIE, Principal, cookie_name, csrf_valid
 from loyalty_worker.api.settings import ApiSettings
+from loyalty_worker.ports.people import SessionStore
 
 log = logging.getLogger(__name__)
 
-BEARER_PREFIX = "/api/"
 WEBHOOK_PATH = "/webhooks/alleaves"
+PAGES = "/dashboard"
+TWINS = "/api/loyalty/orgs/"
+SIGN_IN = "/dashboard/sign-in"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+FORM = "application/x-www-form-urlencoded"
+# What answers a refusal on a page as a page: (request, status, detail, headers) -> response.
+PageRefusal = Callable[[Request, int, str, dict[str, str]], Response]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The guard's limiters (None: that limit is off)."""
+
+    requests: RedisSlidingWindow | None
+    sign_ins: RedisSlidingWindow
+
+
+def peer_address(scope: Scope) -> str:
+    """The address of the peer that sent the request."""
+    client = scope.get("client")
+    return str(client[0]) if client else "-"
+
+
+def door(path: str) -> str:
+    """Which door a path is: ``open`` (health, static files, the webhook, sign-in), ``machine``
+    (bearer only), ``twin`` (bearer or session) or ``page`` (session only)."""
+    if path == WEBHOOK_PATH or path.startswith(("/healthz", PAGES + "/static/")):
+        return "open"
+    if path == SIGN_IN:
+        return "sign-in"
+    if path.startswith(TWINS):
+        return "twin"
+    if path.startswith("/api/") or path == "/metrics":
+        return "machine"
+    if path == PAGES or path.startswith(PAGES + "/"):
+        return "page"
+    return "open"
 
 
 class RequestGuard:
-    """ASGI middleware: body cap on every route; bearer check and rate limit on ``/api/``."""
+    """ASGI middleware: body cap, caller, rate limits and CSRF before any route."""
 
     def __init__(
-        self, app: ASGIApp, *, settings: ApiSettings, limiter: RedisSlidingWindow | None
+        self,
+        app: ASGIApp,
+        *,
+        settings: ApiSettings,
+        limits: Limits,
+        sessions: SessionStore,
+        public_url: str,
+        client_of: Callable[[Scope], str],
+        page_refusal: PageRefusal,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        """``limiter`` None: no rate limit (``LOYALTY_API_RATE_LIMIT_PER_MIN=0``)."""
         self._app = app
         self._settings = settings
-        self._limiter = limiter
+        self._limits = limits
+        self._sessions = sessions
+        self._cookie = cookie_name(SESSION_COOKIE, public_url)
+        self._client_of = client_of
+        self._page_refusal = page_refusal
+        self._clock = clock
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -63,42 +129,94 @@ class RequestGuard:
         if _declared_length(headers) > limit:
             await too_large(limit)(scope, receive, send)
             return
-        if path.startswith(BEARER_PREFIX):
+        kind = door(path)
+        principal: Principal | None = None
+        if kind != "open":
             try:
-                caller = bearer_caller(headers.get("authorization"), self._settings.tokens)
+                principal = await self._who(kind, headers)
             except BearerRefused as exc:
-                # The dashboard's pages call their JSON twins with the session cookie instead.
-                found = None
-                if "authorization" not in headers:
-                    found = cookie_caller(headers.get("cookie"), self._settings.tokens)
-                if found is None:
-                    await bearer_refused(exc)(scope, receive, send)
-                    return
-                caller = found
-            refusal = await self._over_rate(caller)
+                await bearer_refused(exc)(scope, receive, send)
+                return
+            except redis.RedisError as exc:
+                log.warning("sessions: Redis: %s", type(exc).__name__)
+                await unavailable("redis is unavailable; retry later")(scope, receive, send)
+                return
+            refusal = await self._over_rate(scope, kind, principal)
             if refusal is not None:
                 await refusal(scope, receive, send)
                 return
-            scope.setdefault("state", {})["caller"] = caller
         body = await _read_body(receive, limit)
         if body is None:
             await too_large(limit)(scope, receive, send)
             return
+        if scope["method"] not in SAFE_METHODS and not _carries_csrf(principal, headers, body):
+            log.warning("refused a change without the session's CSRF token (%s)", path)
+            refusal = self._refuse(scope, kind, 403, "missing or invalid CSRF token", {})
+            await refusal(scope, receive, send)
+            return
+        scope.setdefault("state", {})["principal"] = principal
         await self._app(scope, _replay(body, receive), send)
 
-    async def _over_rate(self, caller: Caller) -> Response | None:
+    async def _who(self, kind: str, headers: Headers) -> Principal | None:
+        """The caller at this door; BearerRefused where a token is required and none is known."""
+        if kind == "machine" or (kind == "twin" and "authorization" in headers):
+            caller = bearer_caller(headers.get("authorization"), self._settings.tokens)
+            return Principal.of_token(caller)
+        session_id = cookie_parser(headers.get("cookie", "")).get(self._cookie)
+        if kind in ("twin", "page") and session_id:
+            record = await run_in_threadpool(self._sessions.use, session_id, self._clock())
+            if record is not None:
+                return Principal.of_session(record)
+        if kind == "twin":
+            bearer_caller(None, self._settings.tokens)  # raises: no token, no session
+        return None
+
+    async def _over_rate(
+        self, scope: Scope, kind: str, principal: Principal | None
+    ) -> Response | None:
         """The answer to give instead of running the route, or None to go on."""
-        if self._limiter is None:
-            return None
-        try:
-            wait_s = await run_in_threadpool(self._limiter.try_acquire, caller.fingerprint)
-        except redis.RedisError as exc:
-            log.warning("rate limit: Redis: %s", type(exc).__name__)
-            return unavailable("redis is unavailable; retry later")
-        if wait_s <= 0:
-            return None
-        log.warning("caller %s over its rate limit", caller.fingerprint)
-        return rate_limited(self._settings.rate_limit_per_min, wait_s)
+        client = self._client_of(scope)
+        checks: list[tuple[RedisSlidingWindow, str, int]] = []
+        if self._limits.requests is not None:
+            key = principal.key if principal is not None else f"client:{client}"
+            checks.append((self._limits.requests, key, self._settings.rate_limit_per_min))
+        if kind == "sign-in" and scope["method"] == "POST":
+            checks.append(
+                (self._limits.sign_ins, f"client:{client}", self._settings.sign_in_limit_per_min)
+            )
+        for limiter, key, per_min in checks:
+            try:
+                wait_s = await run_in_threadpool(limiter.try_acquire, key)
+            except redis.RedisError as exc:
+                log.warning("rate limit: Redis: %s", type(exc).__name__)
+                return unavailable("redis is unavailable; retry later")
+            if wait_s > 0:
+                log.warning("%s over its rate limit", key.partition(":")[0])
+                detail = f"rate limit of {per_min} requests per minute reached; retry later"
+                wait = {"Retry-After": str(max(1, math.ceil(wait_s)))}
+                return self._refuse(scope, kind, 429, detail, wait)
+        return None
+
+    def _refuse(
+        self, scope: Scope, kind: str, status: int, detail: str, headers: dict[str, str]
+    ) -> Response:
+        """A refusal: a page on a page, JSON elsewhere."""
+        if kind in ("page", "sign-in"):
+            return self._page_refusal(Request(scope), status, detail, headers)
+        return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+def _carries_csrf(principal: Principal | None, headers: Headers, body: bytes) -> bool:
+    """Whether a change carries its session's CSRF token, in the header or the form's field
+    (a change made without a session needs none: a token or sign-in is no browser's ambient
+    credential)."""
+    if principal is None or principal.session is None:
+        return True
+    presented = headers.get("x-csrf-token")
+    if presented is None and headers.get("content-type", "").startswith(FORM):
+        fields = parse_qs(body.decode("latin-1"), max_num_fields=200)
+        presented = next(iter(fields.get("csrf", [])), None)
+    return csrf_valid(principal.session, presented)
 
 
 def _declared_length(headers: Headers) -> int:

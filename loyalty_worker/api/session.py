@@ -1,151 +1,83 @@
-"""The dashboard's session: a signed cookie holding the token's fingerprint, and CSRF tokens.
+"""Who a request comes from: a signed-in person (their server-side session) or a machine (its
+API token), and the cookies and CSRF tokens that carry a session.
 
-An admin pastes an API token once (``POST /dashboard/sign-in``); the cookie then holds
-``{fingerprint, name, nonce, expires}`` signed with HMAC-SHA256, never the token. The
-fingerprint is the token's full SHA-256: each request finds the grant whose token has it, so the
-session is scoped to that token's orgs and ends when the token is removed from
-``LOYALTY_API_TOKENS``. The signing key is derived from the configured tokens, so every API
-process of a deployment agrees on it without another secret to configure, and changing the
-tokens signs every session out.
+A person signs in with their Markitbot account (Firebase Authentication) on the sign-in page;
+the API checks the ID token once and opens a session in Redis (``adapters.sessions``). The
+cookie holds only the session's random id: ``__Host-lw_session`` (``Secure``, ``Path=/``, no
+``Domain``) when ``LOYALTY_PUBLIC_URL`` is https, ``lw_session`` on a plain-http local
+deployment; ``HttpOnly`` and ``SameSite=Strict`` always. The request's ``Host`` decides nothing.
 
-CSRF: every form that changes anything carries ``HMAC(key, "csrf:" + nonce)``; the sign-in form
-(before any session) is tied the same way to a short-lived pre-session cookie.
+Every change made with the cookie carries the session's CSRF token (the ``X-CSRF-Token`` header,
+or a form's ``csrf`` field), checked by ``guard`` before any route runs. The sign-in form is
+tied the same way to a short-lived pre-session (``SIGN_IN_COOKIE``).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
-import json
-import secrets
-import time
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypedDict, cast
+from urllib.parse import urlsplit
 
-from starlette.requests import cookie_parser
+from loyalty_worker.api.auth import Caller
+from loyalty_worker.domain.access import MACHINE, Action, Person
+from loyalty_worker.ports.people import SessionRecord
 
-from loyalty_worker.api.auth import Caller, fingerprint
-from loyalty_worker.api.settings import ApiToken
-
-COOKIE = "lw_session"
-PRE_COOKIE = "lw_signin"
-SESSION_TTL_S = 12 * 3600
-PRE_TTL_S = 900
-LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
-MAX_NAME = 60
+SESSION_COOKIE = "lw_session"
+SIGN_IN_COOKIE = "lw_signin"
+SECURE_PREFIX = "__Host-"
+SIGN_IN_TTL_S = 900
 
 
-class _Payload(TypedDict, total=False):
-    """What a signed cookie holds: a session's fields, or a pre-session's nonce and expiry."""
+def served_securely(public_url: str) -> bool:
+    """Whether people reach the dashboard over https (``LOYALTY_PUBLIC_URL``)."""
+    return urlsplit(public_url).scheme == "https"
 
-    fp: str
-    name: str
-    nonce: str
-    exp: float
+
+def cookie_name(base: str, public_url: str) -> str:
+    """A cookie's name: ``__Host-`` prefixed when served over https (the browser then insists on
+    ``Secure``, ``Path=/`` and no ``Domain``)."""
+    return SECURE_PREFIX + base if served_securely(public_url) else base
 
 
 @dataclass(frozen=True, slots=True)
-class Session:
-    caller: Caller
-    name: str
-    nonce: str
+class Principal:
+    """Who calls: a person with their session, or a machine with its API token."""
+
+    person: Person | None = None
+    session: SessionRecord | None = None
+    token: Caller | None = None
+
+    @classmethod
+    def of_session(cls, session: SessionRecord) -> Principal:
+        return cls(person=Person(session.uid, session.email), session=session)
+
+    @classmethod
+    def of_token(cls, caller: Caller) -> Principal:
+        return cls(token=caller)
 
     @property
-    def who(self) -> str:
-        """How audit entries name the admin: the name given at sign-in, else the fingerprint."""
-        return self.name or self.caller.fingerprint
+    def key(self) -> str:
+        """What its rate limits count by: the person's uid, or the token's fingerprint."""
+        if self.person is not None:
+            return f"person:{self.person.uid}"
+        return f"token:{self.token.fingerprint if self.token else '-'}"
+
+    @property
+    def name(self) -> str:
+        """How the audit and the logs name it: e-mail and uid, or the token's fingerprint."""
+        if self.person is not None:
+            return self.person.audit_name
+        return f"token {self.token.fingerprint if self.token else '-'}"
+
+    @property
+    def csrf(self) -> str:
+        """The session's CSRF token, for its forms ('' for a token)."""
+        return self.session.csrf if self.session is not None else ""
+
+    def token_may(self, org_id: str, action: Action) -> bool:
+        """For a machine: whether its token allows ``action`` for ``org_id``."""
+        return self.token is not None and self.token.allows(org_id) and action in MACHINE
 
 
-def signing_key(grants: Sequence[ApiToken]) -> bytes:
-    material = b"\0".join(sorted(g.token.get_secret_value().encode() for g in grants))
-    return hmac.new(b"loyalty-dashboard-session", material, hashlib.sha256).digest()
-
-
-def token_digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _sign(key: bytes, payload: _Payload) -> str:
-    body = base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode())
-    mac = hmac.new(key, body, hashlib.sha256).hexdigest()
-    return f"{body.decode()}.{mac}"
-
-
-def _unsign(key: bytes, value: str, now: float) -> _Payload | None:
-    body, _, mac = value.rpartition(".")
-    expected = hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
-    if not body or not hmac.compare_digest(mac, expected):
-        return None
-    try:
-        payload = json.loads(base64.urlsafe_b64decode(body.encode()))
-    except ValueError:
-        return None
-    if not isinstance(payload, dict) or float(payload.get("exp", 0)) < now:
-        return None
-    # Its MAC is the key's: this is a payload ``_sign`` wrote.
-    return cast(_Payload, payload)
-
-
-def new_session_cookie(grants: Sequence[ApiToken], token: str, name: str, now: float) -> str:
-    payload: _Payload = {
-        "fp": token_digest(token),
-        "name": name.strip()[:MAX_NAME],
-        "nonce": secrets.token_urlsafe(16),
-        "exp": now + SESSION_TTL_S,
-    }
-    return _sign(signing_key(grants), payload)
-
-
-def read_session(grants: Sequence[ApiToken], value: str | None, now: float) -> Session | None:
-    """The session a cookie holds, while its token is still configured; None otherwise."""
-    if not value or not grants:
-        return None
-    payload = _unsign(signing_key(grants), value, now)
-    if payload is None:
-        return None
-    for grant in grants:
-        token = grant.token.get_secret_value()
-        if hmac.compare_digest(token_digest(token), str(payload.get("fp", ""))):
-            return Session(
-                Caller(fingerprint(token), grant),
-                str(payload.get("name", "")),
-                str(payload.get("nonce", "")),
-            )
-    return None
-
-
-def csrf_token(grants: Sequence[ApiToken], nonce: str) -> str:
-    return hmac.new(signing_key(grants), f"csrf:{nonce}".encode(), hashlib.sha256).hexdigest()
-
-
-def csrf_valid(grants: Sequence[ApiToken], nonce: str, presented: str | None) -> bool:
-    if not nonce or not presented:
-        return False
-    return hmac.compare_digest(csrf_token(grants, nonce), presented)
-
-
-def new_pre_session(grants: Sequence[ApiToken], now: float) -> str:
-    return _sign(signing_key(grants), {"nonce": secrets.token_urlsafe(16), "exp": now + PRE_TTL_S})
-
-
-def pre_session_nonce(grants: Sequence[ApiToken], value: str | None, now: float) -> str | None:
-    if not value or not grants:
-        return None
-    payload = _unsign(signing_key(grants), value, now)
-    return str(payload["nonce"]) if payload and "nonce" in payload else None
-
-
-def cookie_caller(cookie_header: str | None, grants: Sequence[ApiToken]) -> Caller | None:
-    """The caller of a ``Cookie`` header's session, None without a valid one (the request
-    guard's way to let the dashboard's pages call their JSON routes)."""
-    if not cookie_header:
-        return None
-    value = cookie_parser(cookie_header).get(COOKIE)
-    session = read_session(grants, value, time.time())
-    return session.caller if session is not None else None
-
-
-def is_loopback(host: str | None) -> bool:
-    return (host or "").lower() in LOOPBACK
+def csrf_valid(session: SessionRecord, presented: str | None) -> bool:
+    return bool(presented) and hmac.compare_digest(session.csrf, presented or "")

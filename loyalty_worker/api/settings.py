@@ -7,8 +7,15 @@
 - ``LOYALTY_API_WEBHOOK_DEDUPE_WINDOW_S`` (30): one sync per org and customer in this window.
 - ``LOYALTY_API_WEBHOOK_MAX_BODY_BYTES`` (262144): the largest webhook body read.
 - ``LOYALTY_API_MAX_BODY_BYTES`` (65536): the largest body of any other request.
-- ``LOYALTY_API_RATE_LIMIT_PER_MIN`` (600): requests per minute one token may make, shared by
-  every API process through Redis; 0 turns the limit off.
+- ``LOYALTY_API_RATE_LIMIT_PER_MIN`` (600): requests per minute one person or token (or, before
+  signing in, one client address) may make, on every route but health and static files, shared
+  by every API process through Redis; 0 turns the limit off.
+- ``LOYALTY_API_SEARCH_LIMIT_PER_MIN`` (30): customer searches per minute one person or token
+  may make (each also counts against the rate limit above); 0 turns it off.
+- ``LOYALTY_API_SIGN_IN_LIMIT_PER_MIN`` (10): sign-in attempts per minute from one client
+  address, and for one account.
+- ``LOYALTY_API_SESSION_IDLE_S`` (1800) and ``LOYALTY_API_SESSION_MAX_S`` (43200): a dashboard
+  session ends after this long unused, and this long after sign-in whatever its use.
 - ``LOYALTY_API_DOCS`` (false): serve ``/docs``, ``/redoc`` and ``/openapi.json``.
 - ``LOYALTY_API_LOOKUP_TIMEOUT_S`` (1.5) and ``LOYALTY_API_LOOKUP_MAX_ATTEMPTS`` (2): the Alpine IQ
   call of a points look-up.
@@ -78,6 +85,10 @@ class ApiSettings(BaseSettings):
     # Largest body of any other request (a sync request is a few dozen bytes).
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     rate_limit_per_min: int = Field(default=600, ge=0, le=1_000_000)
+    search_limit_per_min: int = Field(default=30, ge=0, le=1_000_000)
+    sign_in_limit_per_min: int = Field(default=10, ge=1, le=10_000)
+    session_idle_s: int = Field(default=30 * 60, ge=60, le=24 * 3600)
+    session_max_s: int = Field(default=12 * 3600, ge=60, le=30 * 24 * 3600)
     # The schema and its pages tell a stranger every route and field: off unless asked for.
     docs: bool = False
     lookup_timeout_s: float = Field(default=1.5, gt=0, le=30)

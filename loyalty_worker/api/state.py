@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from loyalty_worker.adapters.rate_limit import RedisSlidingWindow
 from loyalty_worker.adapters.run_state import RunTracker
+from loyalty_worker.adapters.sessions import RedisSessionStore
 from loyalty_worker.adapters.webhook_ledger import RedisWebhookLedger
 from loyalty_worker.api.errors import invalid_body
 from loyalty_worker.api.models import WebhookEvent
@@ -27,8 +28,10 @@ from loyalty_worker.ports.sources import LoyaltyLookup
 from loyalty_worker.ports.triggers import Enqueuer
 from loyalty_worker.services.lookup.webhooks import SignedEvent, WebhookReceiver
 
-# The per-token rate limit's window: LOYALTY_API_RATE_LIMIT_PER_MIN requests in any minute.
+# The rate limits' window: LOYALTY_API_RATE_LIMIT_PER_MIN requests in any minute (and so on).
 RATE_WINDOW_S = 60.0
+# Where the people's sessions are when no public URL is given (a local deployment).
+LOCAL_URL = "http://127.0.0.1:8000"
 
 
 @dataclass
@@ -54,11 +57,20 @@ class ApiState:
     settings: ApiSettings
     directory: OrgDirectory
     webhooks: WebhookReceiver
-    # Each token's requests per minute, in Redis; None when the limit is off.
+    # People's sessions, in Redis.
+    sessions: RedisSessionStore
+    # Each caller's requests per minute, and customer searches per minute, in Redis; None when
+    # that limit is off. Sign-in attempts per client address and per account.
     limiter: RedisSlidingWindow | None
+    search_limiter: RedisSlidingWindow | None
+    sign_in_limiter: RedisSlidingWindow
+    # Scheme and host people reach the dashboard at (``LOYALTY_PUBLIC_URL``).
+    public_url: str = LOCAL_URL
 
 
-def build_state(services: ApiServices, settings: ApiSettings) -> ApiState:
+def build_state(
+    services: ApiServices, settings: ApiSettings, public_url: str = LOCAL_URL
+) -> ApiState:
     """The app's dependencies over ``services``: nothing here opens a connection."""
     directory = OrgDirectory(services.store, fallback_secrets=settings.webhook_secrets)
     webhooks = WebhookReceiver(
@@ -70,22 +82,32 @@ def build_state(services: ApiServices, settings: ApiSettings) -> ApiState:
         dedupe_window_s=settings.webhook_dedupe_window_s,
         clock=services.clock,
     )
-    limiter = (
-        RedisSlidingWindow(
-            services.redis,
-            limit=settings.rate_limit_per_min,
-            window_s=RATE_WINDOW_S,
-            prefix="loyalty:api:ratelimit",
-        )
-        if settings.rate_limit_per_min
-        else None
-    )
     return ApiState(
         services=services,
         settings=settings,
         directory=directory,
         webhooks=webhooks,
-        limiter=limiter,
+        sessions=RedisSessionStore(
+            services.redis, idle_s=settings.session_idle_s, max_s=settings.session_max_s
+        ),
+        limiter=_per_minute(services.redis, settings.rate_limit_per_min, "ratelimit"),
+        search_limiter=_per_minute(services.redis, settings.search_limit_per_min, "searches"),
+        sign_in_limiter=RedisSlidingWindow(
+            services.redis,
+            limit=settings.sign_in_limit_per_min,
+            window_s=RATE_WINDOW_S,
+            prefix="loyalty:api:sign-ins",
+        ),
+        public_url=public_url,
+    )
+
+
+def _per_minute(client: redis.Redis, per_min: int, name: str) -> RedisSlidingWindow | None:
+    """A limit of ``per_min`` in any minute per key; None when it is 0 (off)."""
+    if not per_min:
+        return None
+    return RedisSlidingWindow(
+        client, limit=per_min, window_s=RATE_WINDOW_S, prefix=f"loyalty:api:{name}"
     )
 
 

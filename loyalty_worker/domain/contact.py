@@ -69,6 +69,14 @@ def clean_email(raw: str | None) -> str | None:
     return email
 
 
+def mask_email(email: str | None) -> str | None:
+    """An e-mail as a person who may not see contact details sees it: ``a***@example.com``."""
+    if not email:
+        return email
+    local, at, domain = email.partition("@")
+    return f"{local[:1]}***{at}{domain}"
+
+
 def reach_of(phone_reachability: str, email: str | None) -> str:
     """``ContactDocument.reach``: how (whether) the customer can be reached."""
     if phone_reachability == Reachability.USABLE or email:

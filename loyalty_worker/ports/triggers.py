@@ -93,3 +93,11 @@ class TaskOutcomes(Protocol):
     def outcome(self, task_id: str) -> TaskOutcome | None:
         """The task's outcome once the backend knows the task; None before."""
         ...
+
+    def claim(self, task_id: str, org_id: str) -> None:
+        """Remember that a person of ``org_id`` started the task (its result is theirs)."""
+        ...
+
+    def owner(self, task_id: str) -> str | None:
+        """The org that started the task, while remembered; None for any other task."""
+        ...

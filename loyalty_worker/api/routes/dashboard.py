@@ -17,38 +17,28 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from loyalty_worker.api.auth import authenticate
 from loyalty_worker.api.dashboard_deps import (
-    SIGN_IN,
-    ChangerDep,
     CustomerPath,
     DashboardDep,
-    OrgDep,
+    PrincipalDep,
+    Reader,
     ReviewFilterDep,
     RunPath,
-    ViewerDep,
+    Searcher,
+    Trigger,
+    roles,
 )
-from loyalty_worker.api.dashboard_pages import redirect, render, set_cookie
-from loyalty_worker.api.deps import ServicesDep, SettingsDep
+from loyalty_worker.api.dashboard_pages import redirect, render
+from loyalty_worker.api.deps import ServicesDep
 from loyalty_worker.api.routes.dashboard_reviews import DoneParam, page_banner
-from loyalty_worker.api.session import (
-    COOKIE,
-    PRE_COOKIE,
-    PRE_TTL_S,
-    SESSION_TTL_S,
-    csrf_token,
-    csrf_valid,
-    new_pre_session,
-    new_session_cookie,
-    pre_session_nonce,
-)
+from loyalty_worker.domain.access import Action
 from loyalty_worker.domain.review import CHOSEN_OUTCOMES
 from loyalty_worker.domain.run import run_page_path
 from loyalty_worker.services.dashboard.actions import sync_now, sync_result, trigger_run
 from loyalty_worker.services.dashboard.customers import customer_page, history
 from loyalty_worker.services.dashboard.discrepancies import discrepancies
 from loyalty_worker.services.dashboard.formatting import bars
-from loyalty_worker.services.dashboard.names import contacts_of, names_of
+from loyalty_worker.services.dashboard.names import contacts_of, masked, names_of
 from loyalty_worker.services.dashboard.overview import overview
 from loyalty_worker.services.dashboard.run_page import run_page
 from loyalty_worker.services.dashboard.search import Found, find_customers
@@ -58,86 +48,22 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 
-# --- Sign-in and sign-out ---------------------------------------------------------------------
-
-
-@router.get("/sign-in", response_class=HTMLResponse)
-def sign_in_page(request: Request, settings: SettingsDep, dashboard: DashboardDep) -> Response:
-    return _sign_in_form(request, settings, dashboard, error=None, status=200)
-
-
-def _sign_in_form(
-    request: Request,
-    settings: SettingsDep,
-    dashboard: DashboardDep,
-    *,
-    error: str | None,
-    status: int,
-) -> Response:
-    """The sign-in form, tied to a fresh pre-session cookie by its CSRF token."""
-    pre = new_pre_session(settings.tokens, dashboard.clock())
-    nonce = pre_session_nonce(settings.tokens, pre, dashboard.clock()) or ""
-    context = {"csrf": csrf_token(settings.tokens, nonce), "error": error}
-    response = render(request, "sign_in.html", context, None, status)
-    set_cookie(request, response, PRE_COOKIE, pre, PRE_TTL_S)
-    return response
-
-
-@router.post("/sign-in")
-def sign_in(
-    request: Request,
-    settings: SettingsDep,
-    dashboard: DashboardDep,
-    token: Annotated[str, Form(min_length=1, max_length=512)],
-    csrf: Annotated[str, Form(max_length=128)] = "",
-    name: Annotated[str, Form(max_length=60)] = "",
-) -> Response:
-    """Paste a token once: the session cookie holds its fingerprint, never the token."""
-    now = dashboard.clock()
-    nonce = pre_session_nonce(settings.tokens, request.cookies.get(PRE_COOKIE), now)
-    if nonce is None or not csrf_valid(settings.tokens, nonce, csrf):
-        log.warning("refused a sign-in without a valid CSRF token")
-        error = "The form expired; try again."
-        return _sign_in_form(request, settings, dashboard, error=error, status=403)
-    found = authenticate(token.strip(), settings.tokens)
-    if found is None:
-        log.warning("refused a dashboard sign-in with an unknown token")
-        error = "That token is not valid."
-        return _sign_in_form(request, settings, dashboard, error=error, status=401)
-    log.info("dashboard sign-in: %s", name.strip() or found.fingerprint)
-    response = redirect("/dashboard")
-    cookie = new_session_cookie(settings.tokens, token.strip(), name, now)
-    set_cookie(request, response, COOKIE, cookie, SESSION_TTL_S)
-    response.delete_cookie(PRE_COOKIE, path="/")
-    return response
-
-
-@router.post("/sign-out")
-def sign_out(who: ChangerDep) -> Response:
-    log.info("dashboard sign-out: %s", who.who)
-    response = redirect(SIGN_IN)
-    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
-    return response
-
-
 # --- Pages ------------------------------------------------------------------------------------
 
 
 @router.get("", response_class=HTMLResponse)
-def home(request: Request, who: ViewerDep, dashboard: DashboardDep) -> Response:
-    grant = who.caller.grant
-    orgs = sorted(org for org in grant.orgs if org != "*")
-    if "*" in grant.orgs:
-        orgs = dashboard.store.list_org_ids()
-    if len(orgs) == 1:
-        return redirect(f"/dashboard/orgs/{orgs[0]}")
+def home(request: Request, who: PrincipalDep, dashboard: DashboardDep) -> Response:
+    """The orgs the person holds a role in (straight to the one when there is one)."""
+    held = roles(who, dashboard.members)
+    if len(held) == 1:
+        return redirect(f"/dashboard/orgs/{next(iter(held))}")
+    orgs = [(org_id, held[org_id]) for org_id in sorted(held)]
     return render(request, "home.html", {"orgs": orgs}, who)
 
 
 @router.get("/orgs/{orgId}", response_class=HTMLResponse)
-def overview_page(
-    request: Request, who: ViewerDep, org: OrgDep, dashboard: DashboardDep
-) -> Response:
+def overview_page(request: Request, access: Reader, dashboard: DashboardDep) -> Response:
+    org = access.org
     # The trends' one query goes out beside the overview's reads.
     shown = dashboard.reads.submit(trends, org, dashboard.store, now=dashboard.now())
     data = overview(
@@ -160,18 +86,17 @@ def overview_page(
     }
     context["trends"] = shown.result()
     context["trend_charts"] = trend_charts(shown.result())
-    return render(request, "overview.html", context, who)
+    return render(request, "overview.html", context, access)
 
 
 @router.post("/orgs/{orgId}/runs")
 def trigger_page(
-    who: ChangerDep,
-    org: OrgDep,
+    access: Trigger,
     services: ServicesDep,
     dashboard: DashboardDep,
     kind: Annotated[str, Form(pattern="^(full|incremental|dry)$")],
 ) -> Response:
-    org_id = org.org_id
+    org_id = access.org_id
     run_id, started = trigger_run(
         org_id,
         kind,
@@ -180,7 +105,7 @@ def trigger_page(
         enqueuer=services.enqueuer,
         new_run_id=services.new_run_id(org_id),
     )
-    log.info("%s: org %s: %s run %s (started: %s)", who.who, org_id, kind, run_id, started)
+    log.info("%s: org %s: %s run %s (started: %s)", access.who.name, org_id, kind, run_id, started)
     suffix = "" if started else "?already=1"
     return redirect(f"/dashboard/orgs/{org_id}/runs/{run_id}{suffix}")
 
@@ -188,13 +113,13 @@ def trigger_page(
 @router.get("/orgs/{orgId}/runs/{runId}", response_class=HTMLResponse)
 def run_view(
     request: Request,
-    who: ViewerDep,
-    org: OrgDep,
+    access: Reader,
     run_id: RunPath,
     services: ServicesDep,
     dashboard: DashboardDep,
     already: Annotated[int, Query(ge=0, le=1)] = 0,
 ) -> Response:
+    org = access.org
     tz = ZoneInfo(org.timezone)
     found = run_page(run_id, org.org_id, live=services.tracker, stored=services.store, tz=tz)
     # The page's own address as the run's alert links to it (``LOYALTY_PUBLIC_URL``).
@@ -212,18 +137,18 @@ def run_view(
         "link": link,
         "names": names,
     }
-    return render(request, "run.html", context, who)
+    return render(request, "run.html", context, access)
 
 
 @router.get("/orgs/{orgId}/discrepancies", response_class=HTMLResponse)
 def discrepancies_page(
     request: Request,
-    who: ViewerDep,
-    org: OrgDep,
+    access: Reader,
     dashboard: DashboardDep,
     flt: ReviewFilterDep,
     done: DoneParam = "",
 ) -> Response:
+    org = access.org
     data = discrepancies(
         org.org_id, dashboard.store, flt, now=dashboard.now(), reads=dashboard.reads
     )
@@ -240,18 +165,18 @@ def discrepancies_page(
         "tz": org.timezone,
         "names": names_of(dashboard.contacts, org.org_id, [d.customer_id for d in data.items]),
     }
-    return render(request, "discrepancies.html", context, who)
+    return render(request, "discrepancies.html", context, access)
 
 
 @router.get("/orgs/{orgId}/customers", response_class=HTMLResponse)
 def customers_page(
     request: Request,
-    who: ViewerDep,
-    org: OrgDep,
+    access: Searcher,
     services: ServicesDep,
     dashboard: DashboardDep,
     q: Annotated[str, Query(max_length=100)] = "",
 ) -> Response:
+    org = access.org
     org_id = org.org_id
     answer = Found(org_id=org_id, items=[])
     if q.strip():
@@ -261,26 +186,28 @@ def customers_page(
     if len(answer.items) == 1:
         return redirect(f"/dashboard/orgs/{org_id}/customers/{answer.items[0].customer_id}")
     context = {"org_id": org_id, "q": q, "found": answer.items, "hint": answer.hint}
-    return render(request, "customers.html", context, who)
+    return render(request, "customers.html", context, access)
 
 
 @router.get("/orgs/{orgId}/customers/{customerId}", response_class=HTMLResponse)
 def customer_view(
     request: Request,
-    who: ViewerDep,
-    org: OrgDep,
+    access: Reader,
     customer_id: CustomerPath,
     dashboard: DashboardDep,
     services: ServicesDep,
     task: Annotated[str, Query(max_length=64, pattern=r"^[A-Za-z0-9-]*$")] = "",
     fragment: Annotated[str, Query(pattern=r"^(panel)?$")] = "",
 ) -> Response:
+    org = access.org
     # The task's state first, the profile after: a Sync Now read as done shows what it wrote.
-    result = sync_result(org.org_id, task, dashboard.tasks.outcome(task)) if task else None
+    result = sync_result(org.org_id, task, dashboard.tasks) if task else None
     data = customer_page(
         org, customer_id, dashboard.store, now=dashboard.now(), remembered=services.tracker
     )
     contact = contacts_of(dashboard.contacts, org.org_id, [customer_id]).get(customer_id)
+    if contact is not None and not access.may(Action.SEE_CONTACTS):
+        contact = masked(contact)
     context = {
         "org_id": org.org_id,
         "c": data,
@@ -290,33 +217,40 @@ def customer_view(
     }
     # fragment=panel: the panel alone, which the script puts in place after a Sync Now
     name = "_customer_panel.html" if fragment else "customer.html"
-    return render(request, name, context, who)
+    return render(request, name, context, access)
 
 
 @router.post("/orgs/{orgId}/customers/{customerId}/sync")
 def sync_now_page(
-    who: ChangerDep,
-    org: OrgDep,
+    access: Trigger,
     customer_id: CustomerPath,
     services: ServicesDep,
     dashboard: DashboardDep,
 ) -> Response:
-    org_id = org.org_id
-    task_id = sync_now(org_id, customer_id, store=dashboard.store, enqueuer=services.enqueuer)
-    log.info("%s: org %s customer %d: sync now (task %s)", who.who, org_id, customer_id, task_id)
+    org_id = access.org_id
+    task_id = sync_now(
+        org_id,
+        customer_id,
+        store=dashboard.store,
+        enqueuer=services.enqueuer,
+        tasks=dashboard.tasks,
+    )
+    log.info(
+        "%s: org %s customer %d: sync now (task %s)", access.who.name, org_id, customer_id, task_id
+    )
     return redirect(f"/dashboard/orgs/{org_id}/customers/{customer_id}?task={task_id}")
 
 
 @router.get("/orgs/{orgId}/customers/{customerId}/history", response_class=HTMLResponse)
 def history_page(
     request: Request,
-    who: ViewerDep,
-    org: OrgDep,
+    access: Reader,
     customer_id: CustomerPath,
     dashboard: DashboardDep,
     done: DoneParam = "",
 ) -> Response:
+    org = access.org
     data = history(org, customer_id, dashboard.store, now=dashboard.now())
     shown = page_banner(org.org_id, done, dashboard)
     context = {"org_id": org.org_id, "h": data, "banner": shown, "tz": org.timezone}
-    return render(request, "history.html", context, who)
+    return render(request, "history.html", context, access)

@@ -17,14 +17,16 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from loyalty_worker.api.dashboard_deps import (
-    ChangerDep,
     CustomerPath,
     DashboardDep,
-    OrgDep,
     PageDep,
+    ReadOrg,
+    Reviewer,
     ReviewFilterDep,
     RunPath,
+    Searcher,
     TaskPath,
+    Trigger,
 )
 from loyalty_worker.api.deps import ServicesDep
 from loyalty_worker.api.errors import responses
@@ -134,7 +136,7 @@ def csv_response(chunks: Iterator[str], filename: str) -> Response:
 
 
 @router.get("/overview", summary="The org at a glance", response_model=Overview, responses=ERRORS)
-def org_overview(org: OrgDep, dashboard: DashboardDep) -> Overview:
+def org_overview(org: ReadOrg, dashboard: DashboardDep) -> Overview:
     """Customers by tier and status, the last runs, the discrepancy rate and failures over the
     last 30 runs, the next nightly run (the org's time zone), points liability of both
     sources. The tier and status counts are those of the last completed run's summary
@@ -151,7 +153,7 @@ def org_overview(org: OrgDep, dashboard: DashboardDep) -> Overview:
 @router.get(
     "/trends", summary="Trends over the last 90 days", response_model=Trends, responses=ERRORS
 )
-def org_trends(org: OrgDep, dashboard: DashboardDep) -> Trends:
+def org_trends(org: ReadOrg, dashboard: DashboardDep) -> Trends:
     """The org's completed full runs of the last 90 days, oldest first, as the overview's trend
     charts draw them: points liability of both sources, the discrepancy rate (customers
     ``alpine_higher`` or ``calculated_higher`` over the customers the run synced) and customers
@@ -162,7 +164,7 @@ def org_trends(org: OrgDep, dashboard: DashboardDep) -> Trends:
 @router.get(
     "/runs/{runId}", summary="A run, as its page shows it", response_model=RunPage, responses=ERRORS
 )
-def run(org: OrgDep, run_id: RunPath, services: ServicesDep) -> RunPage:
+def run(org: ReadOrg, run_id: RunPath, services: ServicesDep) -> RunPage:
     """Live progress while the run goes, then its summary: failures by reason, the largest
     discrepancies (phones masked), tier changes."""
     tz = ZoneInfo(org.timezone)
@@ -178,12 +180,11 @@ def run(org: OrgDep, run_id: RunPath, services: ServicesDep) -> RunPage:
 )
 def trigger(
     body: RunTrigger,
-    who: ChangerDep,
-    org: OrgDep,
+    access: Trigger,
     services: ServicesDep,
     dashboard: DashboardDep,
 ) -> RunTriggered:
-    org_id = org.org_id
+    org_id = access.org_id
     run_id, started = trigger_run(
         org_id,
         body.kind,
@@ -192,7 +193,9 @@ def trigger(
         enqueuer=services.enqueuer,
         new_run_id=services.new_run_id(org_id),
     )
-    log.info("%s: org %s: %s run %s (started: %s)", who.who, org_id, body.kind, run_id, started)
+    log.info(
+        "%s: org %s: %s run %s (started: %s)", access.who.name, org_id, body.kind, run_id, started
+    )
     return RunTriggered(
         run_id=run_id, started=started, page_url=f"/dashboard/orgs/{org_id}/runs/{run_id}"
     )
@@ -204,7 +207,7 @@ def trigger(
     response_model=DiscrepancyPage,
     responses=ERRORS,
 )
-def discrepancies(org: OrgDep, dashboard: DashboardDep, flt: ReviewFilterDep) -> DiscrepancyPage:
+def discrepancies(org: ReadOrg, dashboard: DashboardDep, flt: ReviewFilterDep) -> DiscrepancyPage:
     """Customers whose status is alpine_higher or calculated_higher, with their review state;
     sortable by size or age, filterable by status, tier and review state, a page at a time
     (`next` and `prev` are the cursors of the pages around this one, null at either end)."""
@@ -219,7 +222,7 @@ def discrepancies(org: OrgDep, dashboard: DashboardDep, flt: ReviewFilterDep) ->
     response_class=Response,
     responses=ERRORS,
 )
-def discrepancies_csv(org: OrgDep, dashboard: DashboardDep, flt: ReviewFilterDep) -> Response:
+def discrepancies_csv(org: ReadOrg, dashboard: DashboardDep, flt: ReviewFilterDep) -> Response:
     """Every row of the filter (the cursor and page size are ignored), streamed."""
     rows = discrepancy_list.discrepancy_csv_rows(
         org.org_id, dashboard.store, flt, now=dashboard.now()
@@ -237,15 +240,19 @@ def discrepancies_csv(org: OrgDep, dashboard: DashboardDep, flt: ReviewFilterDep
 def review(
     customer_id: CustomerPath,
     body: ReviewChange,
-    who: ChangerDep,
-    org: OrgDep,
+    access: Reviewer,
     dashboard: DashboardDep,
 ) -> ReviewChanged:
     """open → acknowledged → resolved; resolving needs an outcome and a comment. Each change is
     kept as an audit entry (who, when, from → to)."""
     move = Move(body.to, body.outcome, body.comment)
     return change_review(
-        org.org_id, customer_id, move, by=who.who, store=dashboard.store, now=dashboard.now()
+        access.org_id,
+        customer_id,
+        move,
+        by=access.who.name,
+        store=dashboard.store,
+        now=dashboard.now(),
     )
 
 
@@ -255,14 +262,17 @@ def review(
     response_model=ReviewsChanged,
     responses=REFUSED,
 )
-def bulk_review(
-    body: BulkReview, who: ChangerDep, org: OrgDep, dashboard: DashboardDep
-) -> ReviewsChanged:
+def bulk_review(body: BulkReview, access: Reviewer, dashboard: DashboardDep) -> ReviewsChanged:
     """Each customer's change is its own audit entry; all or none (409 names the customers a
     change does not fit). Resolving needs an outcome and a comment."""
     move = Move(body.to, body.outcome, body.comment)
     return change_reviews(
-        org.org_id, body.customer_ids, move, by=who.who, store=dashboard.store, now=dashboard.now()
+        access.org_id,
+        body.customer_ids,
+        move,
+        by=access.who.name,
+        store=dashboard.store,
+        now=dashboard.now(),
     )
 
 
@@ -273,13 +283,15 @@ def bulk_review(
     responses=REFUSED,
 )
 def undo_review_changes(
-    body: UndoChanges, who: ChangerDep, org: OrgDep, dashboard: DashboardDep
+    body: UndoChanges, access: Reviewer, dashboard: DashboardDep
 ) -> ReviewsChanged:
     """Undo each named change (a review change's `entryId`): the review back to how it was,
     as its own audit entry. Only a person's latest change of a review, for 10 minutes after it
     was made; all or none (409 says why)."""
     changes = [(item.customer_id, item.entry_id) for item in body.changes]
-    return undo_reviews(org.org_id, changes, by=who.who, store=dashboard.store, now=dashboard.now())
+    return undo_reviews(
+        access.org_id, changes, by=access.who.name, store=dashboard.store, now=dashboard.now()
+    )
 
 
 @router.get(
@@ -289,7 +301,7 @@ def undo_review_changes(
     responses=ERRORS,
 )
 def no_account(
-    org: OrgDep, dashboard: DashboardDep, services: ServicesDep, page: PageDep
+    org: ReadOrg, dashboard: DashboardDep, services: ServicesDep, page: PageDep
 ) -> NoAccountPage:
     """Masked phone, points from orders and last order of each, by Alleaves id, a page at a
     time: prompt them to create one."""
@@ -309,7 +321,7 @@ def no_account(
     response_class=Response,
     responses=ERRORS,
 )
-def no_account_csv(org: OrgDep, dashboard: DashboardDep, services: ServicesDep) -> Response:
+def no_account_csv(org: ReadOrg, dashboard: DashboardDep, services: ServicesDep) -> Response:
     rows = no_account_list.no_account_rows(org.org_id, dashboard.store, services.tracker)
     chunks = csv_chunks(rows, no_account_list.CSV_COLUMNS)
     return csv_response(chunks, f"{org.org_id}-no-alpine-account.csv")
@@ -321,9 +333,9 @@ def no_account_csv(org: OrgDep, dashboard: DashboardDep, services: ServicesDep) 
     response_model=Found,
     responses=ERRORS,
 )
-def customers(org: OrgDep, q: Search, services: ServicesDep, dashboard: DashboardDep) -> Found:
+def customers(access: Searcher, q: Search, services: ServicesDep, dashboard: DashboardDep) -> Found:
     return find_customers(
-        org.org_id, q, dashboard.store, phone_key=services.phone_key, contacts=dashboard.contacts
+        access.org_id, q, dashboard.store, phone_key=services.phone_key, contacts=dashboard.contacts
     )
 
 
@@ -334,7 +346,7 @@ def customers(org: OrgDep, q: Search, services: ServicesDep, dashboard: Dashboar
     responses=ERRORS,
 )
 def customer(
-    org: OrgDep, customer_id: CustomerPath, services: ServicesDep, dashboard: DashboardDep
+    org: ReadOrg, customer_id: CustomerPath, services: ServicesDep, dashboard: DashboardDep
 ) -> CustomerPage:
     """Points and where they come from (the counted orders), Alpine IQ balance and tier,
     discrepancy, tier source, last changed and last verified (and how long ago)."""
@@ -349,7 +361,7 @@ def customer(
     response_model=History,
     responses=ERRORS,
 )
-def customer_history(org: OrgDep, customer_id: CustomerPath, dashboard: DashboardDep) -> History:
+def customer_history(org: ReadOrg, customer_id: CustomerPath, dashboard: DashboardDep) -> History:
     """One entry per sync that changed the profile: when, run, points/tier/status before →
     after."""
     return history(org, customer_id, dashboard.store, now=dashboard.now())
@@ -364,14 +376,21 @@ def customer_history(org: OrgDep, customer_id: CustomerPath, dashboard: Dashboar
 )
 def sync_customer(
     customer_id: CustomerPath,
-    who: ChangerDep,
-    org: OrgDep,
+    access: Trigger,
     services: ServicesDep,
     dashboard: DashboardDep,
 ) -> SyncStarted:
-    org_id = org.org_id
-    task_id = sync_now(org_id, customer_id, store=dashboard.store, enqueuer=services.enqueuer)
-    log.info("%s: org %s customer %d: sync now (task %s)", who.who, org_id, customer_id, task_id)
+    org_id = access.org_id
+    task_id = sync_now(
+        org_id,
+        customer_id,
+        store=dashboard.store,
+        enqueuer=services.enqueuer,
+        tasks=dashboard.tasks,
+    )
+    log.info(
+        "%s: org %s customer %d: sync now (task %s)", access.who.name, org_id, customer_id, task_id
+    )
     return SyncStarted(task_id=task_id, status_url=f"/api/loyalty/orgs/{org_id}/tasks/{task_id}")
 
 
@@ -382,7 +401,7 @@ def sync_customer(
     response_model_exclude_unset=True,
     responses=ERRORS,
 )
-def task(org: OrgDep, task_id: TaskPath, dashboard: DashboardDep) -> SyncShown:
+def task(org: ReadOrg, task_id: TaskPath, dashboard: DashboardDep) -> SyncShown:
     """The task's state; once it succeeded, what the sync did (a part its result lacks is left
     out)."""
-    return sync_result(org.org_id, task_id, dashboard.tasks.outcome(task_id))
+    return sync_result(org.org_id, task_id, dashboard.tasks)

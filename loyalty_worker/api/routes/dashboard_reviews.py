@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from fastapi import APIRouter, Depends, Form, Query
 from fastapi.responses import Response
 
-from loyalty_worker.api.dashboard_deps import ChangerDep, CustomerPath, DashboardDep, OrgDep
+from loyalty_worker.api.dashboard_deps import CustomerPath, DashboardDep, Reviewer
 from loyalty_worker.api.dashboard_pages import redirect
 from loyalty_worker.domain.review import Move
 from loyalty_worker.services.dashboard.review_changes import (
@@ -84,15 +84,19 @@ def review_form(
 
 @router.post("/orgs/{orgId}/discrepancies/{customerId}/review")
 def review_page(
-    who: ChangerDep,
-    org: OrgDep,
+    access: Reviewer,
     customer_id: CustomerPath,
     dashboard: DashboardDep,
     form: Annotated[ReviewForm, Depends(review_form)],
 ) -> Response:
-    org_id = org.org_id
+    org_id = access.org_id
     changed = change_review(
-        org_id, customer_id, form.move, by=who.who, store=dashboard.store, now=dashboard.now()
+        org_id,
+        customer_id,
+        form.move,
+        by=access.who.name,
+        store=dashboard.store,
+        now=dashboard.now(),
     )
     return redirect(back_to(org_id, form.back, [change_token(customer_id, changed.entry_id)]))
 
@@ -103,8 +107,7 @@ def _tokens(changed: ReviewsChanged) -> list[str]:
 
 @router.post("/orgs/{orgId}/discrepancies/bulk")
 def bulk_review_page(
-    who: ChangerDep,
-    org: OrgDep,
+    access: Reviewer,
     dashboard: DashboardDep,
     form: Annotated[ReviewForm, Depends(review_form)],
     customer: Annotated[list[int], Form(max_length=500)] = [],  # noqa: B006 (FastAPI copies)
@@ -113,26 +116,27 @@ def bulk_review_page(
 ) -> Response:
     """Acknowledge or resolve the customers ticked (or, with "select all on this page", every
     one the page showed), each as its own audit entry."""
-    org_id = org.org_id
+    org_id = access.org_id
     ids = shown if everyone else customer
     changed = change_reviews(
-        org_id, ids, form.move, by=who.who, store=dashboard.store, now=dashboard.now()
+        org_id, ids, form.move, by=access.who.name, store=dashboard.store, now=dashboard.now()
     )
-    log.info("%s: org %s: %d reviews %s", who.who, org_id, len(changed.items), form.move.to)
+    log.info("%s: org %s: %d reviews %s", access.who.name, org_id, len(changed.items), form.move.to)
     return redirect(back_to(org_id, form.back, _tokens(changed)))
 
 
 @router.post("/orgs/{orgId}/discrepancies/undo")
 def undo_page(
-    who: ChangerDep,
-    org: OrgDep,
+    access: Reviewer,
     dashboard: DashboardDep,
     change: Annotated[list[str], Form(max_length=500)],
     back: Annotated[str, Form(max_length=3000)] = "",
 ) -> Response:
     """Undo the changes a banner (or the audit's latest entry) names."""
-    org_id = org.org_id
+    org_id = access.org_id
     changes = parse_changes(change)
-    changed = undo_reviews(org_id, changes, by=who.who, store=dashboard.store, now=dashboard.now())
-    log.info("%s: org %s: undid %d review changes", who.who, org_id, len(changed.items))
+    changed = undo_reviews(
+        org_id, changes, by=access.who.name, store=dashboard.store, now=dashboard.now()
+    )
+    log.info("%s: org %s: undid %d review changes", access.who.name, org_id, len(changed.items))
     return redirect(back_to(org_id, back, _tokens(changed)))

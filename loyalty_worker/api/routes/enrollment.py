@@ -1,8 +1,9 @@
 """The enrollment list (the page at ``/dashboard/orgs/{orgId}/no-account``), its JSON twin and
 its CSV for the org's marketing tool.
 
-Contact details are shown in full to the org's signed-in people only: the JSON twin answers a
-session (its cookie), never a bearer token (a machine), and every CSV download is recorded
+Contact details are shown in full to the org's people whose role lets them see contact details
+(a viewer sees them masked; the JSON twin never answers a machine's token), the CSV with full
+contact details is the admins' (``Action.EXPORT_CONTACTS``), and every CSV download is recorded
 (``loyalty_exports``: who, when, how many rows, which filter).
 
 No ``from __future__ import annotations``: FastAPI reads the route's annotations at run time.
@@ -16,17 +17,19 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from loyalty_worker.api.dashboard_deps import (
+    ContactsExporter,
+    ContactsReader,
     CursorParam,
     DashboardDep,
-    OrgDep,
     PageSize,
+    Reader,
     TierFilter,
-    ViewerDep,
     page_cursor,
 )
 from loyalty_worker.api.dashboard_pages import render
 from loyalty_worker.api.errors import responses
 from loyalty_worker.api.routes.dashboard_api import csv_response
+from loyalty_worker.domain.access import Action
 from loyalty_worker.ports.contacts import ContactStore
 from loyalty_worker.services.dashboard.csv_export import csv_chunks
 from loyalty_worker.services.dashboard.discrepancies import PAGE_SIZE
@@ -40,6 +43,7 @@ from loyalty_worker.services.dashboard.enrollment import (
     audited,
     enrollment,
     enrollment_rows,
+    masked_page,
 )
 
 log = logging.getLogger(__name__)
@@ -84,17 +88,19 @@ def _query(flt: EnrollmentFilter) -> str:
 )
 def enrollment_page(
     request: Request,
-    who: ViewerDep,
-    org: OrgDep,
+    access: Reader,
     dashboard: DashboardDep,
     contacts: ContactsDep,
     flt: FilterDep,
 ) -> Response:
+    org = access.org
     org_id = org.org_id
     every = dashboard.reads.submit(
         dashboard.store.count_profiles, org_id, {"loyaltyStatus": NO_ACCOUNT}
     )
     data = enrollment(org_id, contacts, flt, reads=dashboard.reads)
+    if not access.may(Action.SEE_CONTACTS):
+        data = masked_page(data)
     context = {
         "org_id": org_id,
         "data": data,
@@ -104,7 +110,7 @@ def enrollment_page(
         "query": _query(flt),
         "tz": org.timezone,
     }
-    return render(request, "no_account.html", context, who)
+    return render(request, "no_account.html", context, access)
 
 
 @router.get(
@@ -113,21 +119,21 @@ def enrollment_page(
     include_in_schema=False,
 )
 def enrollment_csv(
-    who: ViewerDep,
-    org: OrgDep,
+    access: ContactsExporter,
     dashboard: DashboardDep,
     contacts: ContactsDep,
     flt: FilterDep,
 ) -> Response:
     """Every row of the filter with full contact details, for the org's marketing tool; the
     export is recorded once the rows are sent."""
+    org = access.org
     org_id = org.org_id
-    log.info("%s: org %s: enrollment CSV (%s)", who.who, org_id, flt.describe())
+    log.info("%s: org %s: enrollment CSV (%s)", access.who.name, org_id, flt.describe())
     rows = audited(
         enrollment_rows(org_id, contacts, flt),
         contacts,
         org_id=org_id,
-        by=who.who,
+        by=access.who.name,
         at=dashboard.now(),
         flt=flt,
     )
@@ -142,10 +148,8 @@ def enrollment_csv(
     tags=["dashboard"],
 )
 def enrollment_json(
-    who: ViewerDep, org: OrgDep, dashboard: DashboardDep, contacts: ContactsDep, flt: FilterDep
+    access: ContactsReader, dashboard: DashboardDep, contacts: ContactsDep, flt: FilterDep
 ) -> EnrollmentPage:
-    """The enrollment page's rows (full phone and e-mail), for the org's signed-in people only:
-    a session's cookie, not a bearer token."""
-    if who.session is None:
-        raise HTTPException(403, "contact details are for the org's signed-in people")
-    return enrollment(org.org_id, contacts, flt, reads=dashboard.reads)
+    """The enrollment page's rows (full phone and e-mail), for the org's people whose role
+    lets them see contact details (never a machine's token)."""
+    return enrollment(access.org_id, contacts, flt, reads=dashboard.reads)

@@ -8,10 +8,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from loyalty_worker.api.deps import Authenticated, DirectoryDep, ServicesDep, allow
+from loyalty_worker.api.dashboard_deps import PrincipalDep, check
+from loyalty_worker.api.deps import DirectoryDep, ServicesDep
 from loyalty_worker.api.errors import invalid, responses
 from loyalty_worker.api.lookup_timing import LOOKUP_DURATION
 from loyalty_worker.api.models import ORG_ID_PATTERN
+from loyalty_worker.domain.access import Action
 from loyalty_worker.domain.phone import mask_phone
 from loyalty_worker.services.lookup.points import InvalidPhone, check_points
 from loyalty_worker.services.lookup.points_answer import PointsCheck
@@ -33,13 +35,13 @@ def points(
         str,
         Query(min_length=1, max_length=32, description="The customer's US phone, any format."),
     ],
-    who: Authenticated,
+    who: PrincipalDep,
     services: ServicesDep,
     directory: DirectoryDep,
 ) -> PointsCheck:
     """The profile's calculated points (last sync) and Alpine IQ's live balance. With Alpine
     IQ down the answer comes from Firestore alone: ``alpineAvailable`` false, and a note."""
-    allow(who, org_id)
+    check(who, org_id, Action.READ, None)
     with LOOKUP_DURATION.time():
         org = directory.get_org_settings(org_id)
         try:
@@ -54,7 +56,7 @@ def points(
             raise invalid(("query", "phone"), str(exc)) from None
     log.info(
         "caller %s: org %s: points of %s: %s",
-        who.fingerprint,
+        who.name,
         org_id,
         mask_phone(phone),
         answer.status,

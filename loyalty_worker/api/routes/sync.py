@@ -9,9 +9,11 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from loyalty_worker import log_context
-from loyalty_worker.api.deps import Authenticated, DirectoryDep, ServicesDep, allow
+from loyalty_worker.api.dashboard_deps import PrincipalDep, check
+from loyalty_worker.api.deps import DirectoryDep, ServicesDep
 from loyalty_worker.api.errors import responses
 from loyalty_worker.api.models import RunAccepted, SyncRequest, TaskAccepted
+from loyalty_worker.domain.access import Action
 from loyalty_worker.services.run.triggers import enqueue_org_run
 
 log = logging.getLogger(__name__)
@@ -28,7 +30,7 @@ router = APIRouter()
 )
 def trigger_sync(
     body: SyncRequest,
-    who: Authenticated,
+    who: PrincipalDep,
     response: Response,
     services: ServicesDep,
     directory: DirectoryDep,
@@ -36,7 +38,7 @@ def trigger_sync(
     """Enqueue ``loyalty.sync_org`` (answers a run id) or ``loyalty.sync_customer`` (a task
     id). A second org run while one is going is refused by the worker: its run reads
     ``duplicate`` and names the running one."""
-    allow(who, body.org_id)
+    check(who, body.org_id, Action.TRIGGER, None)
     directory.get_org_settings(body.org_id)
     if body.customer_id is not None:
         log_context.bind(customer_id=body.customer_id)
@@ -45,7 +47,7 @@ def trigger_sync(
         )
         log.info(
             "caller %s: org %s customer %d: sync enqueued (task %s)",
-            who.fingerprint,
+            who.name,
             body.org_id,
             body.customer_id,
             task_id,
@@ -60,7 +62,7 @@ def trigger_sync(
         runs=services.tracker,
         enqueuer=services.enqueuer,
     )
-    log.info("caller %s: org %s: run %s enqueued", who.fingerprint, body.org_id, run_id)
+    log.info("caller %s: org %s: run %s enqueued", who.name, body.org_id, run_id)
     status_url = f"/api/loyalty/runs/{run_id}"
     response.headers["Location"] = status_url
     return RunAccepted(run_id=run_id, status_url=status_url)

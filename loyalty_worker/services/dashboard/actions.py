@@ -8,7 +8,7 @@ from pydantic import Field
 from loyalty_worker import log_context
 from loyalty_worker.ports.dashboard import DashboardStore
 from loyalty_worker.ports.run import RunRecords
-from loyalty_worker.ports.triggers import Enqueuer, RunTriggers, TaskOutcome
+from loyalty_worker.ports.triggers import Enqueuer, RunTriggers, TaskOutcomes
 from loyalty_worker.services.dashboard.page import Adjustment, NotFound, PageModel
 from loyalty_worker.services.run.triggers import enqueue_org_run
 
@@ -41,11 +41,21 @@ def trigger_run(
     return new_run_id, True
 
 
-def sync_now(org_id: str, customer_id: int, *, store: DashboardStore, enqueuer: Enqueuer) -> str:
-    """Enqueue one customer's sync; its task id. NotFound for a customer without a profile."""
+def sync_now(
+    org_id: str,
+    customer_id: int,
+    *,
+    store: DashboardStore,
+    enqueuer: Enqueuer,
+    tasks: TaskOutcomes,
+) -> str:
+    """Enqueue one customer's sync; its task id, claimed for the org (only its people see the
+    result). NotFound for a customer without a profile."""
     if store.get_profile(org_id, customer_id) is None:
         raise NotFound("customer", customer_id)
-    return enqueuer.sync_customer(org_id, customer_id)
+    task_id = enqueuer.sync_customer(org_id, customer_id)
+    tasks.claim(task_id, org_id)
+    return task_id
 
 
 class SyncShown(PageModel):
@@ -65,9 +75,12 @@ class SyncShown(PageModel):
     error: str | None = None
 
 
-def sync_result(org_id: str, task_id: str, outcome: TaskOutcome | None) -> SyncShown:
-    """What a Sync Now shows; NotFound for a task another org's sync ran (only the fields its
-    result holds are set: the answer leaves the others out)."""
+def sync_result(org_id: str, task_id: str, tasks: TaskOutcomes) -> SyncShown:
+    """What a Sync Now shows; NotFound for a task the org's people did not start, whatever its
+    state (only the fields its result holds are set: the answer leaves the others out)."""
+    if tasks.owner(task_id) != org_id:
+        raise NotFound("task", task_id)
+    outcome = tasks.outcome(task_id)
     report = outcome.report if outcome is not None else None
     if report is not None and report.org_id not in (None, org_id):
         raise NotFound("task", task_id)

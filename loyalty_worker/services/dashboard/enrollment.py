@@ -20,8 +20,9 @@ from urllib.parse import urlencode
 
 from pydantic import Field
 
-from loyalty_worker.domain.contact import ContactDocument
+from loyalty_worker.domain.contact import ContactDocument, mask_email
 from loyalty_worker.domain.models import ReconciliationStatus
+from loyalty_worker.domain.phone import mask_phone
 from loyalty_worker.ports.contacts import ContactStore, ExportRecord
 from loyalty_worker.services.dashboard.cursors import PageCursor, page_links
 from loyalty_worker.services.dashboard.discrepancies import PAGE_SIZE, STREAM_BATCH
@@ -98,6 +99,21 @@ class EnrollmentPage(ListPage):
 
     items: list[EnrollmentRow]
     exports: list[ExportEntry]
+
+
+def masked_page(page: EnrollmentPage) -> EnrollmentPage:
+    """The page as a person who may not see contact details sees it (phones and e-mails
+    masked)."""
+    rows = [
+        row.model_copy(
+            update={
+                "phone": mask_phone(row.phone) if row.phone else None,
+                "email": mask_email(row.email),
+            }
+        )
+        for row in page.items
+    ]
+    return page.model_copy(update={"items": rows})
 
 
 def _text(value: object) -> str | None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from loyalty_worker.domain.contact import ContactDocument
+from loyalty_worker.domain.contact import ContactDocument, mask_email
+from loyalty_worker.domain.phone import mask_phone
 from loyalty_worker.ports.contacts import ContactStore
 
 
@@ -26,3 +27,14 @@ def names_of(contacts: ContactStore | None, org_id: str, ids: Iterable[object]) 
         for cid, contact in contacts_of(contacts, org_id, ids).items()
         if isinstance(name := contact.get("name"), str) and name
     }
+
+
+def masked(contact: ContactDocument) -> ContactDocument:
+    """A contact as a person who may not see contact details sees it: the phone's last four
+    digits, the e-mail's first letter and domain."""
+    shown = ContactDocument(**contact)
+    if contact.get("phone"):
+        shown["phone"] = mask_phone(contact.get("phone"))
+    if contact.get("email"):
+        shown["email"] = mask_email(contact.get("email"))
+    return shown

@@ -1,0 +1,343 @@
+"""People on the dashboard: sessions that end, roles that decide, an audit that names who did
+it, limits on every door, cookies decided by the public URL, CSRF on every cookie change."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Iterator
+
+import fakeredis
+import pytest
+
+from loyalty_worker.adapters.sessions import SESSION, RedisSessionStore
+from loyalty_worker.api.app import create_app
+from loyalty_worker.api.settings import ApiSettings
+from loyalty_worker.domain.access import Role
+from tests.unit.test_dashboard_api import (  # noqa: F401 (the fixture)
+    BASE,
+    ORG1_TOKEN,
+    Dash,
+    bearer,
+    csrf_of,
+    dash,
+)
+
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", "The anyio.abc.BlockingPortal alias", DeprecationWarning)
+    from fastapi.testclient import TestClient
+
+
+# --- Sessions ---------------------------------------------------------------------------------
+
+
+def test_a_cookie_copied_before_sign_out_opens_nothing_after_it(dash: Dash) -> None:
+    csrf = dash.sign_in()
+    copied = dict(dash.client.cookies)
+    answer = dash.client.post("/dashboard/sign-out", data={"csrf": csrf}, follow_redirects=False)
+    assert answer.status_code == 303
+    thief = TestClient(dash.client.app, base_url=BASE, cookies=copied)
+    overview = thief.get("/dashboard/orgs/org-1", follow_redirects=False)
+    assert overview.status_code == 303 and overview.headers["location"] == "/dashboard/sign-in"
+    dry = thief.post(
+        "/dashboard/orgs/org-1/runs", data={"kind": "dry", "csrf": csrf}, follow_redirects=False
+    )
+    assert dry.status_code == 303 and dry.headers["location"] == "/dashboard/sign-in"
+    assert dash.enqueuer.org_runs == []
+    csv = thief.get("/dashboard/orgs/org-1/no-account/enrollment.csv", follow_redirects=False)
+    assert csv.status_code == 303
+    assert thief.get("/api/loyalty/orgs/org-1/overview").status_code == 401
+
+
+def test_sign_out_needs_the_sessions_csrf_token(dash: Dash) -> None:
+    dash.sign_in()
+    refused = dash.client.post("/dashboard/sign-out", data={}, follow_redirects=False)
+    assert refused.status_code == 403
+    assert dash.client.get("/dashboard/orgs/org-1").status_code == 200
+
+
+def test_the_session_cookie_holds_a_random_id_and_nothing_of_the_person(
+    dash: Dash, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    dash.sign_in(uid="uid-rita")
+    value = dash.client.cookies["lw_session"]
+    assert len(value) >= 43 and "rita" not in value
+    assert value not in caplog.text
+    assert dash.accounts.token_of("uid-rita") not in caplog.text
+
+
+def test_sessions_end_when_idle_and_at_their_absolute_end() -> None:
+    client = fakeredis.FakeRedis()
+    store = RedisSessionStore(client, idle_s=1800, max_s=12 * 3600)
+    session_id, record = store.open("uid-1", "a@example.com", now=1000.0)
+    assert 1799 <= int(client.ttl(SESSION + record.key)) <= 1800  # the idle time
+    assert store.use(session_id, now=1000.0 + 11 * 3600) is not None  # used: idle restarts
+    ttl_near_the_end = int(client.ttl(SESSION + record.key))
+    assert ttl_near_the_end <= 3600  # never past opened + 12 h
+    assert store.use(session_id, now=1000.0 + 12 * 3600 + 1) is None  # the absolute end
+    again, record = store.open("uid-1", "a@example.com", now=1000.0)
+    client.delete(SESSION + record.key)  # what Redis does once the idle time passed unused
+    assert store.use(again, now=1000.0 + 60) is None
+
+
+def test_an_admin_can_list_and_end_a_persons_sessions() -> None:
+    store = RedisSessionStore(fakeredis.FakeRedis(), idle_s=1800, max_s=43200)
+    first, _ = store.open("uid-1", "a@example.com", now=10.0)
+    second, _ = store.open("uid-1", "a@example.com", now=20.0)
+    other, _ = store.open("uid-2", "b@example.com", now=30.0)
+    assert [s.created_at for s in store.sessions_of("uid-1")] == [10.0, 20.0]
+    assert store.end_sessions_of("uid-1") == 2
+    assert store.use(first, now=40.0) is None and store.use(second, now=40.0) is None
+    assert store.use(other, now=40.0) is not None
+
+
+# --- Sign-in ----------------------------------------------------------------------------------
+
+
+def test_sign_in_refuses_a_refused_token_a_person_with_no_org_and_a_missing_csrf(
+    dash: Dash,
+) -> None:
+    dash.accounts.add("uid-nobody", "nobody@example.com")
+    form = dash.client.get("/dashboard/sign-in")
+    no_org = dash.client.post(
+        "/dashboard/sign-in",
+        data={"idToken": dash.accounts.token_of("uid-nobody"), "csrf": csrf_of(form.text)},
+    )
+    assert no_org.status_code == 403 and "holds no role in any dispensary" in no_org.text
+    dash.accounts.refused["expired"] = "your sign-in expired; sign in again"
+    form = dash.client.get("/dashboard/sign-in")
+    expired = dash.client.post(
+        "/dashboard/sign-in", data={"idToken": "expired", "csrf": csrf_of(form.text)}
+    )
+    assert expired.status_code == 401 and "your sign-in expired" in expired.text
+    no_csrf = dash.client.post(
+        "/dashboard/sign-in", data={"idToken": dash.accounts.token_of("uid-nobody")}
+    )
+    assert no_csrf.status_code == 403
+    assert "lw_session" not in dash.client.cookies
+
+
+def test_a_sign_in_form_posts_once(dash: Dash) -> None:
+    account = dash.accounts.add("uid-ana", "ana@example.com")
+    dash.members.grant("org-1", account, Role.VIEWER)
+    form = dash.client.get("/dashboard/sign-in")
+    data = {"idToken": dash.accounts.token_of("uid-ana"), "csrf": csrf_of(form.text)}
+    assert dash.client.post("/dashboard/sign-in", data=data, follow_redirects=False).status_code == 303
+    replay = TestClient(dash.client.app, base_url=BASE, cookies={"lw_signin": "x" * 43})
+    assert replay.post("/dashboard/sign-in", data=data).status_code == 403
+
+
+def test_the_audit_names_the_signed_in_person_never_a_typed_name(
+    dash: Dash, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    account = dash.accounts.add("uid-alice", "alice@example.com")
+    dash.members.grant("org-1", account, Role.REVIEWER)
+    form = dash.client.get("/dashboard/sign-in")
+    dash.client.post(
+        "/dashboard/sign-in",
+        data={
+            "idToken": dash.accounts.token_of("uid-alice"),
+            "csrf": csrf_of(form.text),
+            "name": "sync\nINFO forged line",
+        },
+    )
+    csrf = csrf_of(dash.client.get("/dashboard/orgs/org-1/discrepancies").text)
+    answer = dash.client.post(
+        "/dashboard/orgs/org-1/discrepancies/2/review",
+        data={"to": "acknowledged", "csrf": csrf},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303
+    assert dash.dash.audit[("org-1", 2)][-1].by == "alice@example.com (uid-alice)"
+    assert "forged" not in caplog.text
+
+
+def test_an_api_token_does_not_open_the_dashboard(dash: Dash) -> None:
+    page = dash.client.get("/dashboard/orgs/org-1", headers=bearer(ORG1_TOKEN), follow_redirects=False)
+    assert page.status_code == 303 and page.headers["location"] == "/dashboard/sign-in"
+
+
+# --- Roles ------------------------------------------------------------------------------------
+
+
+def test_a_viewer_reads_with_contacts_masked_and_cannot_review_trigger_or_export(
+    dash: Dash,
+) -> None:
+    csrf = dash.sign_in(Role.VIEWER)
+    overview = dash.client.get("/dashboard/orgs/org-1").text
+    assert 'id="run-full"' not in overview and 'id="nav-people"' not in overview
+    listed = dash.client.get("/dashboard/orgs/org-1/discrepancies").text
+    assert 'class="ack"' not in listed and 'id="bulk"' not in listed and "Resolve<" not in listed
+    review = dash.client.post(
+        "/dashboard/orgs/org-1/discrepancies/2/review", data={"to": "acknowledged", "csrf": csrf}
+    )
+    assert review.status_code == 403 and "(viewer) may not review" in review.text
+    json_review = dash.client.post(
+        "/api/loyalty/orgs/org-1/discrepancies/2/review",
+        json={"to": "acknowledged"},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert json_review.status_code == 403
+    run = dash.client.post("/dashboard/orgs/org-1/runs", data={"kind": "full", "csrf": csrf})
+    assert run.status_code == 403 and dash.enqueuer.org_runs == []
+    sync = dash.client.post("/dashboard/orgs/org-1/customers/2/sync", data={"csrf": csrf})
+    assert sync.status_code == 403 and dash.enqueuer.customer_syncs == []
+    csv = dash.client.get("/dashboard/orgs/org-1/no-account/enrollment.csv")
+    assert csv.status_code == 403
+    assert dash.client.get("/api/loyalty/orgs/org-1/enrollment").status_code == 403
+    enrollment = dash.client.get("/dashboard/orgs/org-1/no-account").text
+    assert 'id="enrollment-csv"' not in enrollment and "***-***-" in enrollment
+
+
+def test_a_reviewer_reviews_and_sees_contacts_but_cannot_trigger_or_export(dash: Dash) -> None:
+    csrf = dash.sign_in(Role.REVIEWER)
+    review = dash.client.post(
+        "/dashboard/orgs/org-1/discrepancies/2/review",
+        data={"to": "acknowledged", "csrf": csrf},
+        follow_redirects=False,
+    )
+    assert review.status_code == 303
+    assert dash.client.get("/api/loyalty/orgs/org-1/enrollment").status_code == 200
+    run = dash.client.post("/dashboard/orgs/org-1/runs", data={"kind": "dry", "csrf": csrf})
+    assert run.status_code == 403
+    assert dash.client.get("/dashboard/orgs/org-1/no-account/enrollment.csv").status_code == 403
+    assert 'id="run-full"' not in dash.client.get("/dashboard/orgs/org-1").text
+
+
+def test_an_admin_triggers_exports_and_sees_the_people_link(dash: Dash) -> None:
+    csrf = dash.sign_in(Role.ADMIN)
+    overview = dash.client.get("/dashboard/orgs/org-1").text
+    assert 'id="run-full"' in overview and 'id="nav-people"' in overview
+    run = dash.client.post(
+        "/dashboard/orgs/org-1/runs", data={"kind": "dry", "csrf": csrf}, follow_redirects=False
+    )
+    assert run.status_code == 303 and dash.enqueuer.org_runs
+    assert dash.client.get("/dashboard/orgs/org-1/no-account/enrollment.csv").status_code == 200
+
+
+def test_a_person_with_roles_in_two_orgs_acts_by_each(dash: Dash) -> None:
+    dash.store.settings["org-2"] = {}
+    csrf = dash.sign_in(Role.VIEWER, uid="uid-sam", org="org-1")
+    account = dash.accounts.add("uid-sam", "sam@example.com")
+    dash.members.grant("org-2", account, Role.ADMIN)
+    home = dash.client.get("/dashboard").text
+    assert "org-1" in home and "org-2" in home
+    assert dash.client.post(
+        "/dashboard/orgs/org-1/runs", data={"kind": "dry", "csrf": csrf}
+    ).status_code == 403
+    assert dash.client.post(
+        "/dashboard/orgs/org-2/runs", data={"kind": "dry", "csrf": csrf}, follow_redirects=False
+    ).status_code == 303
+
+
+# --- CSRF and tasks ---------------------------------------------------------------------------
+
+
+def test_a_cookie_never_reaches_the_machine_routes_and_a_twin_change_needs_csrf(
+    dash: Dash,
+) -> None:
+    dash.sign_in()
+    sync = dash.client.post("/api/loyalty/sync", json={"orgId": "org-1"})
+    assert sync.status_code == 401
+    assert dash.enqueuer.org_runs == []
+    twin = dash.client.post("/api/loyalty/orgs/org-1/runs", json={"kind": "dry"})
+    assert twin.status_code == 403 and dash.enqueuer.org_runs == []
+
+
+def test_the_customer_page_shows_only_its_orgs_sync_now_result(dash: Dash) -> None:
+    csrf = dash.sign_in()
+    dash.client.post("/dashboard/orgs/org-1/customers/2/sync", data={"csrf": csrf})
+    (own,) = dash.tasks.owners
+    assert dash.client.get(f"/dashboard/orgs/org-1/customers/2?task={own}").status_code == 200
+    dash.tasks.outcomes["other-org-task"] = {"state": "FAILURE"}
+    dash.tasks.owners["other-org-task"] = "org-2"
+    page = dash.client.get("/dashboard/orgs/org-1/customers/2?task=other-org-task")
+    assert page.status_code == 404
+    assert dash.client.get("/api/loyalty/orgs/org-1/tasks/other-org-task").status_code == 404
+    never_claimed = dash.client.get("/dashboard/orgs/org-1/customers/2?task=some-task")
+    assert never_claimed.status_code == 404
+
+
+# --- Limits on every door ---------------------------------------------------------------------
+
+
+def test_on_the_defaults_the_601st_request_and_the_31st_search_get_429(dash: Dash) -> None:
+    settings = ApiSettings(tokens={ORG1_TOKEN: ["org-1"]})
+    assert settings.rate_limit_per_min == 600 and settings.search_limit_per_min == 30
+    dash.sign_in()  # the person's first request: the org's page
+    for n in range(30):
+        page = dash.client.get(f"/dashboard/orgs/org-1/customers?q=555-01{n:02d}")
+        assert page.status_code == 200, n
+    search = dash.client.get("/dashboard/orgs/org-1/customers?q=5550199")
+    assert search.status_code == 429 and search.headers["content-type"].startswith("text/html")
+    assert int(search.headers["retry-after"]) >= 1
+    json_search = dash.client.get("/api/loyalty/orgs/org-1/customers?q=5550199")
+    assert json_search.status_code == 429 and "retry-after" in json_search.headers
+    for _ in range(600 - 1 - 32):
+        assert dash.client.get("/api/loyalty/orgs/org-1/overview").status_code == 200
+    page = dash.client.get("/dashboard/orgs/org-1")
+    assert page.status_code == 429 and page.headers["content-type"].startswith("text/html")
+    assert dash.client.get("/api/loyalty/orgs/org-1/overview").status_code == 429
+
+
+def test_metrics_and_the_sign_in_posts_are_limited_too(dash: Dash) -> None:
+    app = dash.client.app
+    for _ in range(10):
+        dash.client.post("/dashboard/sign-in", data={"idToken": "x.y.z", "csrf": "-"})
+    eleventh = dash.client.post("/dashboard/sign-in", data={"idToken": "x.y.z", "csrf": "-"})
+    assert eleventh.status_code == 429 and eleventh.headers["content-type"].startswith("text/html")
+    state = app.state.api  # type: ignore[attr-defined]
+    limiter = state.limiter
+    for _ in range(600):
+        limiter.try_acquire(f"token:{bearer_fingerprint()}")
+    assert dash.client.get("/metrics", headers=bearer(ORG1_TOKEN)).status_code == 429
+
+
+def bearer_fingerprint() -> str:
+    from loyalty_worker.api.auth import fingerprint
+
+    return fingerprint(ORG1_TOKEN)
+
+
+# --- Cookies by the public URL ----------------------------------------------------------------
+
+
+@pytest.fixture
+def https_app(dash: Dash) -> Iterator[TestClient]:
+    """The same services behind ``LOYALTY_PUBLIC_URL=https://loyalty.example.com``."""
+    app = dash.client.app
+    state = app.state.api  # type: ignore[attr-defined]
+    served = create_app(
+        state.services,
+        state.settings,
+        app.state.dashboard,  # type: ignore[attr-defined]
+        public_url="https://loyalty.example.com",
+    )
+    with TestClient(served, base_url=BASE) as client:
+        yield client
+
+
+def test_secure_and_host_prefix_follow_the_public_url_never_the_host_header(
+    dash: Dash, https_app: TestClient
+) -> None:
+    account = dash.accounts.add("uid-ana", "ana@example.com")
+    dash.members.grant("org-1", account, Role.ADMIN)
+    form = https_app.get("/dashboard/sign-in", headers={"Host": "127.0.0.1:8000"})
+    pre = form.headers["set-cookie"]
+    assert pre.startswith("__Host-lw_signin=") and "Secure" in pre and "Path=/" in pre
+    form_id = pre.split(";")[0].split("=", 1)[1]
+    answer = https_app.post(
+        "/dashboard/sign-in",
+        headers={"Host": "127.0.0.1:8000", "Cookie": f"__Host-lw_signin={form_id}"},
+        data={"idToken": dash.accounts.token_of("uid-ana"), "csrf": csrf_of(form.text)},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303
+    cookie = next(
+        c for c in answer.headers.get_list("set-cookie") if c.startswith("__Host-lw_session=")
+    )
+    assert "Secure" in cookie and "HttpOnly" in cookie and "Domain" not in cookie
+    plain = dash.client.get("/dashboard/sign-in", headers={"Host": "dash.example.com"})
+    assert "Secure" not in plain.headers["set-cookie"]
