@@ -49,7 +49,9 @@ class FakeMemberStore:
 
     def grant(self, org_id: str, account: Account, role: Role) -> None:
         self.put_member(
-            Member(org_id, account.uid, account.email, role, "test", datetime(2026, 1, 1, tzinfo=UTC))
+            Member(
+                org_id, account.uid, account.email, role, "test", datetime(2026, 1, 1, tzinfo=UTC)
+            )
         )
 
     def roles_of(self, uid: str) -> dict[str, Role]:

@@ -186,9 +186,7 @@ def dash(monkeypatch: pytest.MonkeyPatch) -> Iterator[Dash]:
         sign_in=SignInConfig("demo-api-key", "demo-markitbot", "http://127.0.0.1:9099"),
     )
     with TestClient(create_app(services, settings, dashboard), base_url=BASE) as client:
-        yield Dash(
-            client, store, dash_store, tasks, triggers, enqueuer, tracker, accounts, members
-        )
+        yield Dash(client, store, dash_store, tasks, triggers, enqueuer, tracker, accounts, members)
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -15,13 +15,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from loyalty_worker.api.session import (
-    csrf_token,
-    csrf_valid,
-    new_session_cookie,
-    read_session,
-)
-from loyalty_worker.api.settings import ApiToken
 from loyalty_worker.domain.models import AlpineProfile, Customer, Order
 from loyalty_worker.domain.review import Move, ReviewRefused, ReviewState
 from loyalty_worker.org_settings import OrgSettings
@@ -53,18 +46,9 @@ from tests.fakes import (
     QueryableProfileStore,
 )
 
-TOKEN = "session-token-Wm3Kd9Qz5Rt1"
-OTHER = "session-token-Bx8Np2Lc6Hv4"
 NOW = datetime(2027, 3, 14, 12, 0, tzinfo=UTC)
 # The read pool the app hands the services.
 READS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="test-dashboard-read")
-
-
-def grants() -> tuple[ApiToken, ...]:
-    return (
-        ApiToken.model_validate({"token": TOKEN, "orgs": ["org-1"]}),
-        ApiToken.model_validate({"token": OTHER, "orgs": ["*"]}),
-    )
 
 
 def test_the_next_nightly_run_is_in_the_orgs_zone_across_a_clock_change() -> None:
@@ -169,22 +153,6 @@ def test_auto_adjust_is_recorded_in_the_history_entry() -> None:
         "from": 900,
         "to": 300,
     }
-
-
-def test_a_session_cookie_is_signed_scoped_and_never_holds_the_token() -> None:
-    cookie = new_session_cookie(grants(), TOKEN, "Ana", 1000.0)
-    assert TOKEN not in cookie
-    session = read_session(grants(), cookie, 1001.0)
-    assert session is not None and session.who == "Ana"
-    assert session.caller.allows("org-1") and not session.caller.allows("org-2")
-    assert read_session(grants(), cookie, 1000.0 + 13 * 3600) is None  # expired
-    body, _, mac = cookie.rpartition(".")
-    assert read_session(grants(), f"{body}x.{mac}", 1001.0) is None  # tampered
-    assert read_session(grants()[1:], cookie, 1001.0) is None  # its token was removed
-    token = csrf_token(grants(), session.nonce)
-    assert csrf_valid(grants(), session.nonce, token)
-    assert not csrf_valid(grants(), session.nonce, "0" * 64)
-    assert not csrf_valid(grants(), "", token)
 
 
 def test_metrics_text_escapes_and_groups() -> None:

@@ -16,6 +16,7 @@ from loyalty_worker.api.settings import ApiSettings
 from loyalty_worker.domain.access import Role
 from tests.unit.test_dashboard_api import (  # noqa: F401 (the fixture)
     BASE,
+    _ana_reyes_without_an_account,
     ORG1_TOKEN,
     Dash,
     bearer,
@@ -123,7 +124,9 @@ def test_a_sign_in_form_posts_once(dash: Dash) -> None:
     dash.members.grant("org-1", account, Role.VIEWER)
     form = dash.client.get("/dashboard/sign-in")
     data = {"idToken": dash.accounts.token_of("uid-ana"), "csrf": csrf_of(form.text)}
-    assert dash.client.post("/dashboard/sign-in", data=data, follow_redirects=False).status_code == 303
+    assert (
+        dash.client.post("/dashboard/sign-in", data=data, follow_redirects=False).status_code == 303
+    )
     replay = TestClient(dash.client.app, base_url=BASE, cookies={"lw_signin": "x" * 43})
     assert replay.post("/dashboard/sign-in", data=data).status_code == 403
 
@@ -155,7 +158,9 @@ def test_the_audit_names_the_signed_in_person_never_a_typed_name(
 
 
 def test_an_api_token_does_not_open_the_dashboard(dash: Dash) -> None:
-    page = dash.client.get("/dashboard/orgs/org-1", headers=bearer(ORG1_TOKEN), follow_redirects=False)
+    page = dash.client.get(
+        "/dashboard/orgs/org-1", headers=bearer(ORG1_TOKEN), follow_redirects=False
+    )
     assert page.status_code == 303 and page.headers["location"] == "/dashboard/sign-in"
 
 
@@ -187,8 +192,14 @@ def test_a_viewer_reads_with_contacts_masked_and_cannot_review_trigger_or_export
     csv = dash.client.get("/dashboard/orgs/org-1/no-account/enrollment.csv")
     assert csv.status_code == 403
     assert dash.client.get("/api/loyalty/orgs/org-1/enrollment").status_code == 403
+    _ana_reyes_without_an_account(dash)
     enrollment = dash.client.get("/dashboard/orgs/org-1/no-account").text
-    assert 'id="enrollment-csv"' not in enrollment and "***-***-" in enrollment
+    assert 'id="enrollment-csv"' not in enrollment
+    assert "***-***-6718" in enrollment and "a***@example.com" in enrollment
+    assert "708-6718" not in enrollment and "ana@example.com" not in enrollment
+    dash.store.contacts["org-1_2"] = {**dash.store.contacts["org-1_5"], "customerId": 2}
+    customer = dash.client.get("/dashboard/orgs/org-1/customers/2").text
+    assert "***-***-6718" in customer and "tel:" not in customer
 
 
 def test_a_reviewer_reviews_and_sees_contacts_but_cannot_trigger_or_export(dash: Dash) -> None:
@@ -224,12 +235,18 @@ def test_a_person_with_roles_in_two_orgs_acts_by_each(dash: Dash) -> None:
     dash.members.grant("org-2", account, Role.ADMIN)
     home = dash.client.get("/dashboard").text
     assert "org-1" in home and "org-2" in home
-    assert dash.client.post(
-        "/dashboard/orgs/org-1/runs", data={"kind": "dry", "csrf": csrf}
-    ).status_code == 403
-    assert dash.client.post(
-        "/dashboard/orgs/org-2/runs", data={"kind": "dry", "csrf": csrf}, follow_redirects=False
-    ).status_code == 303
+    assert (
+        dash.client.post(
+            "/dashboard/orgs/org-1/runs", data={"kind": "dry", "csrf": csrf}
+        ).status_code
+        == 403
+    )
+    assert (
+        dash.client.post(
+            "/dashboard/orgs/org-2/runs", data={"kind": "dry", "csrf": csrf}, follow_redirects=False
+        ).status_code
+        == 303
+    )
 
 
 # --- CSRF and tasks ---------------------------------------------------------------------------
