@@ -3,8 +3,9 @@
 Each command is one ``_cmd_*`` function taking the parsed arguments and returning an exit code,
 beside the ``add_*`` function that builds its parser, in a module per group: ``local`` (the
 sandbox, datasets, seeding, the emulator), ``runs`` (sync, demo), ``serve`` (the API, Flower),
-``lookup`` (check-points, export). Heavy imports happen inside the command that needs them, so
-that ``--help`` and the other commands stay fast.
+``lookup`` (check-points, export), ``people`` (who may use the dashboard: grant, revoke,
+list). Heavy imports happen inside the command that needs them, so that ``--help`` and the other
+commands stay fast.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from loyalty_worker.cli import local, lookup, runs, serve
+from loyalty_worker.cli import local, lookup, people, runs, serve
 
 # In the order ``--help`` lists them.
 _COMMANDS = (
@@ -26,6 +27,7 @@ _COMMANDS = (
     serve.add_api,
     lookup.add_check_points,
     lookup.add_export,
+    people.add_people,
 )
 
 

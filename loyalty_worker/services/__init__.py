@@ -1,5 +1,6 @@
 """The use cases, grouped by capability; each reaches the outside world only through ``ports``.
 
 Layers, highest first (``make check`` keeps them): ``dashboard`` and ``lookup`` (what people and
-other services ask for) over ``run`` (an org's batch) over ``sync`` (one customer).
+other services ask for) over ``people`` (who may ask: roles per org) over ``run`` (an org's batch)
+over ``sync`` (one customer).
 """

@@ -14,15 +14,10 @@ from loyalty_worker.adapters.sessions import SESSION, RedisSessionStore
 from loyalty_worker.api.app import create_app
 from loyalty_worker.api.settings import ApiSettings
 from loyalty_worker.domain.access import Role
-from tests.unit.test_dashboard_api import (  # noqa: F401 (the fixture)
-    BASE,
-    _ana_reyes_without_an_account,
-    ORG1_TOKEN,
-    Dash,
-    bearer,
-    csrf_of,
-    dash,
-)
+from loyalty_worker.ports.people import SignInRefused
+from tests.fake_people import member
+from tests.unit.dashboard_app import BASE, ORG1_TOKEN, Dash, bearer, csrf_of
+from tests.unit.test_dashboard_api import _ana_reyes_without_an_account
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "The anyio.abc.BlockingPortal alias", DeprecationWarning)
@@ -65,21 +60,26 @@ def test_the_session_cookie_holds_a_random_id_and_nothing_of_the_person(
     value = dash.client.cookies["lw_session"]
     assert len(value) >= 43 and "rita" not in value
     assert value not in caplog.text
-    assert dash.accounts.token_of("uid-rita") not in caplog.text
+    assert not any(token in caplog.text for token in dash.accounts.tokens)
 
 
 def test_sessions_end_when_idle_and_at_their_absolute_end() -> None:
     client = fakeredis.FakeRedis()
     store = RedisSessionStore(client, idle_s=1800, max_s=12 * 3600)
     session_id, record = store.open("uid-1", "a@example.com", now=1000.0)
-    assert 1799 <= int(client.ttl(SESSION + record.key)) <= 1800  # the idle time
+    assert 1799 <= ttl_of(client, SESSION + record.key) <= 1800  # the idle time
     assert store.use(session_id, now=1000.0 + 11 * 3600) is not None  # used: idle restarts
-    ttl_near_the_end = int(client.ttl(SESSION + record.key))
+    ttl_near_the_end = ttl_of(client, SESSION + record.key)
     assert ttl_near_the_end <= 3600  # never past opened + 12 h
     assert store.use(session_id, now=1000.0 + 12 * 3600 + 1) is None  # the absolute end
     again, record = store.open("uid-1", "a@example.com", now=1000.0)
     client.delete(SESSION + record.key)  # what Redis does once the idle time passed unused
     assert store.use(again, now=1000.0 + 60) is None
+
+
+def ttl_of(client: fakeredis.FakeRedis, key: str) -> int:
+    ttl: int = client.ttl(key)
+    return ttl
 
 
 def test_an_admin_can_list_and_end_a_persons_sessions() -> None:
@@ -99,31 +99,32 @@ def test_an_admin_can_list_and_end_a_persons_sessions() -> None:
 def test_sign_in_refuses_a_refused_token_a_person_with_no_org_and_a_missing_csrf(
     dash: Dash,
 ) -> None:
-    dash.accounts.add("uid-nobody", "nobody@example.com")
+    account = dash.accounts.add("nobody@example.com", uid="uid-nobody")
     form = dash.client.get("/dashboard/sign-in")
     no_org = dash.client.post(
         "/dashboard/sign-in",
-        data={"idToken": dash.accounts.token_of("uid-nobody"), "csrf": csrf_of(form.text)},
+        data={"idToken": dash.accounts.token_for(account), "csrf": csrf_of(form.text)},
     )
     assert no_org.status_code == 403 and "holds no role in any dispensary" in no_org.text
-    dash.accounts.refused["expired"] = "your sign-in expired; sign in again"
+    dash.accounts.error = SignInRefused("your sign-in expired; sign in again")
     form = dash.client.get("/dashboard/sign-in")
     expired = dash.client.post(
         "/dashboard/sign-in", data={"idToken": "expired", "csrf": csrf_of(form.text)}
     )
     assert expired.status_code == 401 and "your sign-in expired" in expired.text
+    dash.accounts.error = None
     no_csrf = dash.client.post(
-        "/dashboard/sign-in", data={"idToken": dash.accounts.token_of("uid-nobody")}
+        "/dashboard/sign-in", data={"idToken": dash.accounts.token_for(account)}
     )
     assert no_csrf.status_code == 403
     assert "lw_session" not in dash.client.cookies
 
 
 def test_a_sign_in_form_posts_once(dash: Dash) -> None:
-    account = dash.accounts.add("uid-ana", "ana@example.com")
-    dash.members.grant("org-1", account, Role.VIEWER)
+    account = dash.accounts.add("ana@example.com", uid="uid-ana")
+    dash.members.put_member(member("org-1", account, Role.VIEWER))
     form = dash.client.get("/dashboard/sign-in")
-    data = {"idToken": dash.accounts.token_of("uid-ana"), "csrf": csrf_of(form.text)}
+    data = {"idToken": dash.accounts.token_for(account), "csrf": csrf_of(form.text)}
     assert (
         dash.client.post("/dashboard/sign-in", data=data, follow_redirects=False).status_code == 303
     )
@@ -135,13 +136,13 @@ def test_the_audit_names_the_signed_in_person_never_a_typed_name(
     dash: Dash, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    account = dash.accounts.add("uid-alice", "alice@example.com")
-    dash.members.grant("org-1", account, Role.REVIEWER)
+    account = dash.accounts.add("alice@example.com", uid="uid-alice")
+    dash.members.put_member(member("org-1", account, Role.REVIEWER))
     form = dash.client.get("/dashboard/sign-in")
     dash.client.post(
         "/dashboard/sign-in",
         data={
-            "idToken": dash.accounts.token_of("uid-alice"),
+            "idToken": dash.accounts.token_for(account),
             "csrf": csrf_of(form.text),
             "name": "sync\nINFO forged line",
         },
@@ -231,8 +232,8 @@ def test_an_admin_triggers_exports_and_sees_the_people_link(dash: Dash) -> None:
 def test_a_person_with_roles_in_two_orgs_acts_by_each(dash: Dash) -> None:
     dash.store.settings["org-2"] = {}
     csrf = dash.sign_in(Role.VIEWER, uid="uid-sam", org="org-1")
-    account = dash.accounts.add("uid-sam", "sam@example.com")
-    dash.members.grant("org-2", account, Role.ADMIN)
+    account = dash.accounts.add("sam@example.com", uid="uid-sam")
+    dash.members.put_member(member("org-2", account, Role.ADMIN))
     home = dash.client.get("/dashboard").text
     assert "org-1" in home and "org-2" in home
     assert (
@@ -339,8 +340,8 @@ def https_app(dash: Dash) -> Iterator[TestClient]:
 def test_secure_and_host_prefix_follow_the_public_url_never_the_host_header(
     dash: Dash, https_app: TestClient
 ) -> None:
-    account = dash.accounts.add("uid-ana", "ana@example.com")
-    dash.members.grant("org-1", account, Role.ADMIN)
+    account = dash.accounts.add("ana@example.com", uid="uid-ana")
+    dash.members.put_member(member("org-1", account, Role.ADMIN))
     form = https_app.get("/dashboard/sign-in", headers={"Host": "127.0.0.1:8000"})
     pre = form.headers["set-cookie"]
     assert pre.startswith("__Host-lw_signin=") and "Secure" in pre and "Path=/" in pre
@@ -348,7 +349,7 @@ def test_secure_and_host_prefix_follow_the_public_url_never_the_host_header(
     answer = https_app.post(
         "/dashboard/sign-in",
         headers={"Host": "127.0.0.1:8000", "Cookie": f"__Host-lw_signin={form_id}"},
-        data={"idToken": dash.accounts.token_of("uid-ana"), "csrf": csrf_of(form.text)},
+        data={"idToken": dash.accounts.token_for(account), "csrf": csrf_of(form.text)},
         follow_redirects=False,
     )
     assert answer.status_code == 303
