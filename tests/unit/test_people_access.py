@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Iterator
+from typing import cast
 
 import fakeredis
 import pytest
@@ -78,8 +79,7 @@ def test_sessions_end_when_idle_and_at_their_absolute_end() -> None:
 
 
 def ttl_of(client: fakeredis.FakeRedis, key: str) -> int:
-    ttl: int = client.ttl(key)
-    return ttl
+    return int(cast(int, client.ttl(key)))
 
 
 def test_an_admin_can_list_and_end_a_persons_sessions() -> None:
