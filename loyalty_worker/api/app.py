@@ -36,6 +36,7 @@ from loyalty_worker.api.routes import (
     enrollment,
     health,
     metrics,
+    people,
     points,
     runs,
     sign_in,
@@ -108,6 +109,7 @@ def create_app(
     app.include_router(dashboard.router)
     app.include_router(dashboard_reviews.router)
     app.include_router(enrollment.router)
+    app.include_router(people.router)
     app.mount("/dashboard/static", StaticFiles(directory=STATIC), name="dashboard-static")
     return app
 

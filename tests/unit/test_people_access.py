@@ -359,3 +359,70 @@ def test_secure_and_host_prefix_follow_the_public_url_never_the_host_header(
     assert "Secure" in cookie and "HttpOnly" in cookie and "Domain" not in cookie
     plain = dash.client.get("/dashboard/sign-in", headers={"Host": "dash.example.com"})
     assert "Secure" not in plain.headers["set-cookie"]
+
+
+# --- The People page --------------------------------------------------------------------------
+
+
+def test_an_admin_grants_changes_revokes_and_ends_a_persons_sessions(dash: Dash) -> None:
+    csrf = dash.sign_in(Role.ADMIN)
+    bo = dash.accounts.add("bo@example.com", uid="uid-bo")
+    unknown = dash.client.post(
+        "/dashboard/orgs/org-1/people",
+        data={"email": "nobody@example.com", "role": "viewer", "csrf": csrf},
+    )
+    assert unknown.status_code == 409 and "no Markitbot account has the e-mail" in unknown.text
+    granted = dash.client.post(
+        "/dashboard/orgs/org-1/people",
+        data={"email": " Bo@Example.com ", "role": "viewer", "csrf": csrf},
+        follow_redirects=False,
+    )
+    assert granted.status_code == 303
+    assert dash.members.roles_of("uid-bo") == {"org-1": Role.VIEWER}
+    listed = dash.client.get("/api/loyalty/orgs/org-1/people").json()
+    assert {(p["email"], p["role"]) for p in listed["items"]} == {
+        ("rita@example.com", "admin"),
+        ("bo@example.com", "viewer"),
+    }
+    # Bo signs in elsewhere; the admin ends his sessions: his cookie opens nothing after.
+    bo_client = TestClient(dash.client.app, base_url=BASE)
+    form = bo_client.get("/dashboard/sign-in")
+    bo_client.post(
+        "/dashboard/sign-in",
+        data={"idToken": dash.accounts.token_for(bo), "csrf": csrf_of(form.text)},
+    )
+    assert bo_client.get("/dashboard/orgs/org-1").status_code == 200
+    page = dash.client.get("/dashboard/orgs/org-1/people").text
+    assert 'class="end-sessions"' in page
+    ended = dash.client.post(
+        "/dashboard/orgs/org-1/people/sessions/end",
+        data={"uid": "uid-bo", "csrf": csrf},
+        follow_redirects=False,
+    )
+    assert ended.status_code == 303
+    assert bo_client.get("/dashboard/orgs/org-1", follow_redirects=False).status_code == 303
+    revoked = dash.client.post(
+        "/dashboard/orgs/org-1/people/revoke",
+        data={"email": "bo@example.com", "csrf": csrf},
+        follow_redirects=False,
+    )
+    assert revoked.status_code == 303 and dash.members.roles_of("uid-bo") == {}
+    last_admin = dash.client.post(
+        "/dashboard/orgs/org-1/people/revoke", data={"email": "rita@example.com", "csrf": csrf}
+    )
+    assert last_admin.status_code == 409 and "admin" in last_admin.text
+
+
+def test_only_admins_reach_the_people_page_and_its_json(dash: Dash) -> None:
+    csrf = dash.sign_in(Role.REVIEWER)
+    assert dash.client.get("/dashboard/orgs/org-1/people").status_code == 403
+    assert dash.client.get("/api/loyalty/orgs/org-1/people").status_code == 403
+    grant = dash.client.post(
+        "/dashboard/orgs/org-1/people",
+        data={"email": "rita@example.com", "role": "admin", "csrf": csrf},
+    )
+    assert grant.status_code == 403 and dash.members.roles_of("uid-rita") == {
+        "org-1": Role.REVIEWER
+    }
+    by_token = dash.client.get("/api/loyalty/orgs/org-1/people", headers=bearer(ORG1_TOKEN))
+    assert by_token.status_code == 403
