@@ -21,6 +21,7 @@ from loyalty_worker.domain.phone import phone_hash
 from loyalty_worker.domain.run import RunStatus
 from loyalty_worker.errors import TransientError
 from loyalty_worker.services.lookup.webhooks import sign
+from tests.fake_people import FakeAccounts, FakeMemberStore
 from tests.fakes import (
     FakeAlpine,
     InMemoryContactStore,
@@ -163,6 +164,8 @@ def assemble_api(redis: fakeredis.FakeRedis | None = None, **overrides: Any) -> 
         triggers=RecordingRunTriggers(),
         clock=lambda: NOW,
         contacts=InMemoryContactStore(store.contacts),
+        accounts=FakeAccounts(),
+        members=FakeMemberStore(),
     )
     client = TestClient(create_app(services, settings, dashboard))
     return Api(client, store, enqueuer, alpine, tracker, redis)
