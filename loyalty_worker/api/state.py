@@ -1,7 +1,8 @@
 """What the routes work with, built once per app and kept on ``app.state``.
 
 ``ApiServices`` is what a caller hands ``create_app`` (``wiring`` the real clients, tests fakes);
-``ApiState`` adds what the API builds over them: the org directory and the webhook receiver.
+``ApiState`` adds what the API builds over them: the org directory and the webhook receiver, and
+the public URL the app is served at (``LOYALTY_PUBLIC_URL``), read here by every part of the app.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from loyalty_worker.api.errors import invalid_body
 from loyalty_worker.api.models import WebhookEvent
 from loyalty_worker.api.orgs import OrgDirectory
 from loyalty_worker.api.settings import ApiSettings
+from loyalty_worker.config import DEFAULT_PUBLIC_URL, base_url
 from loyalty_worker.names import new_run_id
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports.profiles import OrgStore
@@ -56,10 +58,21 @@ class ApiState:
     webhooks: WebhookReceiver
     # Each token's requests per minute, in Redis; None when the limit is off.
     limiter: RedisSlidingWindow | None
+    # Where people reach the app (``Settings.public_url``): ``scheme://host[:port]``, no path.
+    # It decides the links the dashboard shows, HSTS, and which cookies are ``Secure``.
+    public_url: str = DEFAULT_PUBLIC_URL
+
+    @property
+    def https(self) -> bool:
+        """Whether the app is served over https (its public URL is)."""
+        return self.public_url.startswith("https://")
 
 
-def build_state(services: ApiServices, settings: ApiSettings) -> ApiState:
-    """The app's dependencies over ``services``: nothing here opens a connection."""
+def build_state(
+    services: ApiServices, settings: ApiSettings, public_url: str = DEFAULT_PUBLIC_URL
+) -> ApiState:
+    """The app's dependencies over ``services``: nothing here opens a connection. ValueError
+    when ``public_url`` is not an http(s) base URL (``config.base_url``)."""
     directory = OrgDirectory(services.store, fallback_secrets=settings.webhook_secrets)
     webhooks = WebhookReceiver(
         secrets=directory,
@@ -86,6 +99,7 @@ def build_state(services: ApiServices, settings: ApiSettings) -> ApiState:
         directory=directory,
         webhooks=webhooks,
         limiter=limiter,
+        public_url=base_url(public_url),
     )
 
 

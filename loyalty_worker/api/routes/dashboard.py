@@ -29,7 +29,7 @@ from loyalty_worker.api.dashboard_deps import (
     ViewerDep,
 )
 from loyalty_worker.api.dashboard_pages import redirect, render, set_cookie
-from loyalty_worker.api.deps import ServicesDep, SettingsDep
+from loyalty_worker.api.deps import PublicUrlDep, ServicesDep, SettingsDep
 from loyalty_worker.api.routes.dashboard_reviews import DoneParam, page_banner
 from loyalty_worker.api.session import (
     COOKIE,
@@ -193,12 +193,13 @@ def run_view(
     run_id: RunPath,
     services: ServicesDep,
     dashboard: DashboardDep,
+    public_url: PublicUrlDep,
     already: Annotated[int, Query(ge=0, le=1)] = 0,
 ) -> Response:
     tz = ZoneInfo(org.timezone)
     found = run_page(run_id, org.org_id, live=services.tracker, stored=services.store, tz=tz)
     # The page's own address as the run's alert links to it (``LOYALTY_PUBLIC_URL``).
-    link = dashboard.public_url.rstrip("/") + run_page_path(org.org_id, found.run_id)
+    link = public_url + run_page_path(org.org_id, found.run_id)
     ids = [
         *(f.customer_id for f in found.failures),
         *(d.customer_id for d in found.largest_discrepancies),
