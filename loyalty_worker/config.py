@@ -14,6 +14,8 @@ MIN_KEY_LENGTH = 16
 MIN_FLOWER_PASSWORD_LENGTH = 12
 # Passwords that sample files and tutorials use: a deployment that kept one is refused.
 PLACEHOLDERS = ("change-me", "changeme", "password", "secret", "admin")
+# Where the dashboard is served when no public URL is given: the API's own default address.
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 
 
 class Settings(BaseSettings):
@@ -31,7 +33,7 @@ class Settings(BaseSettings):
     discord_webhook_url: SecretStr | None = None
     # The dashboard's public base URL (scheme and host, no path): the runs' alerts link to
     # their run's page and the org's discrepancy queue under it.
-    public_url: str = "http://127.0.0.1:8000"
+    public_url: str = DEFAULT_PUBLIC_URL
 
     http_timeout_s: float = Field(default=10.0, gt=0)
     http_connect_timeout_s: float = Field(default=5.0, gt=0)
@@ -151,18 +153,7 @@ class Settings(BaseSettings):
     @field_validator("public_url")
     @classmethod
     def _base_url(cls, url: str) -> str:
-        parsed = urllib.parse.urlsplit(url.strip())
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise ValueError("must be an http(s) URL with a host")
-        if parsed.query or parsed.fragment or parsed.username or parsed.password:
-            raise ValueError("must hold no query, fragment or credentials")
-        if parsed.path not in ("", "/"):
-            raise ValueError("must be the dashboard's base URL: scheme and host, no path")
-        try:
-            _ = parsed.port  # a port that is not a number raises here
-        except ValueError:
-            raise ValueError("must have a numeric port") from None
-        return f"{parsed.scheme}://{parsed.netloc}"
+        return base_url(url)
 
     @field_validator("flower_password")
     @classmethod
@@ -182,6 +173,24 @@ class Settings(BaseSettings):
         return (
             None if self.phone_hash_key is None else self.phone_hash_key.get_secret_value().encode()
         )
+
+
+def base_url(url: str) -> str:
+    """``url`` as a base URL, ``scheme://host[:port]`` (a trailing ``/`` dropped); ValueError
+    unless it is http(s) with a host and nothing else (no path, query, fragment or credentials).
+    ``LOYALTY_PUBLIC_URL`` is one, and the API checks the one it is given again."""
+    parsed = urllib.parse.urlsplit(url.strip())
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ValueError("must be an http(s) URL with a host")
+    if parsed.query or parsed.fragment or parsed.username or parsed.password:
+        raise ValueError("must hold no query, fragment or credentials")
+    if parsed.path not in ("", "/"):
+        raise ValueError("must be the dashboard's base URL: scheme and host, no path")
+    try:
+        _ = parsed.port  # a port that is not a number raises here
+    except ValueError:
+        raise ValueError("must have a numeric port") from None
+    return f"{parsed.scheme}://{parsed.netloc}"
 
 
 @lru_cache(maxsize=1)

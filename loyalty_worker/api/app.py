@@ -4,9 +4,11 @@ An edge, like the CLI: ``create_app`` only assembles. Each concern is a router i
 whose routes parse their input, check the caller (``deps``), call one service and return its
 answer; ``errors`` maps the package's errors to statuses (404 unknown org, 503 a dependency
 unavailable) in one place. Nothing here syncs a customer: the workers do, through the broker.
-``guard`` runs before every route: a body cap, and on ``/api/`` the bearer check and the
-per-token rate limit, all before a body is read. ``RequestLogContext`` wraps them all: every line
-logged while a request is served carries the org and the run its route names (``log_context``).
+``edge`` runs first: a request naming an untrusted ``Host`` is refused before anything else, and
+every answer gets the common headers (nosniff, no-store, HSTS over https). ``guard`` runs next,
+before every route: a body cap, and on ``/api/`` the bearer check and the per-token rate limit,
+all before a body is read. ``RequestLogContext`` wraps them all: every line logged while a
+request is served carries the org and the run its route names (``log_context``).
 ``/docs``, ``/redoc`` and ``/openapi.json`` are served only with ``LOYALTY_API_DOCS=true``.
 
 Routes are plain ``def`` functions (FastAPI runs them in its thread pool) because every client
@@ -27,8 +29,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from loyalty_worker import log_context
 from loyalty_worker.api.dashboard_pages import install_page_errors, refusal_page
 from loyalty_worker.api.dashboard_state import DashboardServices
+from loyalty_worker.api.edge import EdgeMiddleware, TrustedHosts, client_address
 from loyalty_worker.api.errors import install_error_handlers
-from loyalty_worker.api.guard import Limits, RequestGuard, peer_address
+from loyalty_worker.api.guard import Limits, RequestGuard
 from loyalty_worker.api.routes import (
     dashboard,
     dashboard_api,
@@ -44,7 +47,8 @@ from loyalty_worker.api.routes import (
     webhooks,
 )
 from loyalty_worker.api.settings import ApiSettings
-from loyalty_worker.api.state import LOCAL_URL, ApiServices, build_state
+from loyalty_worker.api.state import ApiServices, build_state
+from loyalty_worker.config import DEFAULT_PUBLIC_URL
 
 __all__ = ["ApiServices", "DashboardServices", "create_app"]
 
@@ -66,10 +70,11 @@ def create_app(
     settings: ApiSettings,
     dashboard_services: DashboardServices | None = None,
     *,
-    public_url: str = LOCAL_URL,
+    public_url: str = DEFAULT_PUBLIC_URL,
 ) -> FastAPI:
     """The ASGI app over ``services``; tests pass fakes, ``wiring`` the real clients. Without
-    ``dashboard_services`` the dashboard's routes answer 503."""
+    ``dashboard_services`` the dashboard's routes answer 503. ``public_url``
+    (``LOYALTY_PUBLIC_URL``) is where people reach it; ValueError unless an http(s) base URL."""
     docs = settings.docs
     app = FastAPI(
         title="Loyalty sync API",
@@ -82,17 +87,23 @@ def create_app(
     state = build_state(services, settings, public_url)
     app.state.api = state
     app.state.dashboard = dashboard_services
-    # The last added runs first: each request gets its log context, is logged, then guarded,
-    # then routed.
+    # The last added runs first: each request gets its log context, is logged, has its Host
+    # checked (and its answer the common headers), then is guarded, then routed.
     app.add_middleware(
         RequestGuard,
         settings=settings,
         limits=Limits(requests=state.limiter, sign_ins=state.sign_in_limiter),
         sessions=state.sessions,
-        public_url=public_url,
-        client_of=peer_address,
+        public_url=state.public_url,
+        client_of=lambda scope: client_address(scope, settings.trusted_proxies),
         page_refusal=refusal_page,
         clock=services.clock,
+    )
+    app.add_middleware(
+        EdgeMiddleware,
+        hosts=TrustedHosts.of(settings.trusted_hosts, state.public_url),
+        https=state.https,
+        trusted_proxies=settings.trusted_proxies,
     )
     app.middleware("http")(log_requests)
     app.add_middleware(RequestLogContext)
@@ -118,13 +129,15 @@ async def log_requests(
     request: Request, call_next: Callable[[Request], Awaitable[Response]]
 ) -> Response:
     """One line per request: method, path, status, time."""
-    # The path only: query strings carry phone numbers, headers carry tokens.
+    # The path only: query strings carry phone numbers, headers carry tokens. Read from the
+    # scope, not ``request.url``: that parses the Host header, which a refused request's may
+    # not survive.
     started = time.perf_counter()
     response = await call_next(request)
     log.info(
         "%s %s -> %d (%.1f ms)",
         request.method,
-        request.url.path,
+        request.scope["path"],
         response.status_code,
         (time.perf_counter() - started) * 1000,
     )

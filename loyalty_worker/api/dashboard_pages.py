@@ -40,13 +40,11 @@ TEMPLATES.env.globals["outcome_words"] = outcome_words
 # Ten digits as people read them.
 TEMPLATES.env.filters["phone"] = show_phone
 TEMPLATES.env.globals["Action"] = Action
-# Pages load nothing but their own stylesheet and scripts.
+# Pages load nothing but their own stylesheet and script. Every answer's other headers (nosniff,
+# no-store, the referrer and frame policies, HSTS) are set in one place: ``edge``.
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
     "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "Cache-Control": "no-store",
 }
 _TITLES = {
     403: "Not allowed",
@@ -83,8 +81,8 @@ def render(
 
 
 def redirect(url: str) -> RedirectResponse:
-    """After a form: see the page that shows its result (303, never cached)."""
-    return RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store"})
+    """After a form: see the page that shows its result (303; never cached, as no answer is)."""
+    return RedirectResponse(url, status_code=303)
 
 
 def set_cookie(

@@ -60,9 +60,6 @@ class DashboardServices:
     sign_in: SignInConfig | None = None
     # The hour (org's local time) nightly runs open at (``Settings.nightly_hour``).
     nightly_hour: int = 2
-    # The dashboard's public base URL (``Settings.public_url``): a run's page shows the link its
-    # alert carries, to share.
-    public_url: str = "http://127.0.0.1:8000"
     clock: Callable[[], float] = time.time
     # The pages' parallel reads; its threads start on first use, and stop with the app.
     reads: ContextThreadPool = field(default_factory=_read_pool)

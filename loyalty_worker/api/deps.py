@@ -54,10 +54,16 @@ def webhook_receiver(state: StateDep) -> WebhookReceiver:
     return state.webhooks
 
 
+def public_url(state: StateDep) -> str:
+    """Where people reach the app (``LOYALTY_PUBLIC_URL``): ``scheme://host[:port]``."""
+    return state.public_url
+
+
 ServicesDep = Annotated[ApiServices, Depends(api_services)]
 SettingsDep = Annotated[ApiSettings, Depends(api_settings)]
 DirectoryDep = Annotated[OrgDirectory, Depends(org_directory)]
 WebhooksDep = Annotated[WebhookReceiver, Depends(webhook_receiver)]
+PublicUrlDep = Annotated[str, Depends(public_url)]
 
 
 def caller(

@@ -69,12 +69,6 @@ class Limits:
     sign_ins: RedisSlidingWindow
 
 
-def peer_address(scope: Scope) -> str:
-    """The address of the peer that sent the request."""
-    client = scope.get("client")
-    return str(client[0]) if client else "-"
-
-
 def door(path: str) -> str:
     """Which door a path is: ``open`` (health, static files, the webhook, sign-in), ``machine``
     (bearer only), ``twin`` (bearer or session) or ``page`` (session only)."""

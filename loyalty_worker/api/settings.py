@@ -19,10 +19,19 @@
 - ``LOYALTY_API_DOCS`` (false): serve ``/docs``, ``/redoc`` and ``/openapi.json``.
 - ``LOYALTY_API_LOOKUP_TIMEOUT_S`` (1.5) and ``LOYALTY_API_LOOKUP_MAX_ATTEMPTS`` (2): the Alpine IQ
   call of a points look-up.
+- ``LOYALTY_API_TRUSTED_HOSTS`` (``[]``): JSON list of the host names the API answers to (the
+  ``Host`` header, its port aside); ``*.example.com`` is any name under ``example.com``. The host
+  of ``LOYALTY_PUBLIC_URL`` is always one; empty: that host plus ``localhost``, ``127.0.0.1`` and
+  ``::1``. Any other ``Host`` gets 400 (``edge``).
+- ``LOYALTY_API_TRUSTED_PROXIES`` (``[]``): JSON list of IP addresses and networks
+  (``"10.0.0.0/8"``) of the reverse proxies whose ``X-Forwarded-For`` is believed; without one
+  the client is the connection's peer (``edge.client_address``).
 """
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Annotated, Any
@@ -33,6 +42,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 ALL_ORGS = "*"
 MIN_SECRET_LENGTH = 16
 _PLACEHOLDERS = frozenset({"changeme", "change-me", "secret", "token", "password", "example"})
+# A host name as a Host header carries it (lower case; ``_`` allowed: some internal names have one).
+HOST_NAME = re.compile(r"^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*$")
+WILDCARD = "*."
+
+ProxyNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class ApiToken(BaseModel):
@@ -58,6 +72,40 @@ def _tokens_from_mapping(value: Any) -> Any:
     if isinstance(value, Mapping):
         return [{"token": token, "orgs": orgs} for token, orgs in value.items()]
     return value
+
+
+def trusted_host(entry: str) -> str:
+    """One entry of ``LOYALTY_API_TRUSTED_HOSTS`` as the ``Host`` check compares it: a host name or
+    an IP address (IPv6 without brackets), or ``*.`` and a name; ValueError otherwise (a port,
+    a scheme, a path, a bare ``*``)."""
+    host = entry.strip().lower()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    name = host.removeprefix(WILDCARD)
+    if not HOST_NAME.match(name):
+        raise ValueError(
+            "a trusted host is a host name, an IP address or *.name (no scheme, port or path)"
+        )
+    return host
+
+
+def _proxy_networks(value: Any) -> Any:
+    """``["10.0.0.1", "10.1.0.0/16"]``: each an address or a network (host bits allowed)."""
+    if not isinstance(value, list | tuple):
+        return value
+    networks: list[Any] = []
+    for entry in value:
+        if isinstance(entry, str):
+            try:
+                entry = ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError("a trusted proxy is an IP address or a network") from None
+        networks.append(entry)
+    return networks
 
 
 def _check_secret(value: str, what: str) -> None:
@@ -93,6 +141,15 @@ class ApiSettings(BaseSettings):
     docs: bool = False
     lookup_timeout_s: float = Field(default=1.5, gt=0, le=30)
     lookup_max_attempts: int = Field(default=2, ge=1, le=5)
+    # Host names the API answers to (``edge``); empty: the public URL's host and loopback.
+    trusted_hosts: tuple[str, ...] = ()
+    # Whose X-Forwarded-For is believed (``edge.client_address``); none: the peer is the client.
+    trusted_proxies: Annotated[tuple[ProxyNetwork, ...], BeforeValidator(_proxy_networks)] = ()
+
+    @field_validator("trusted_hosts")
+    @classmethod
+    def _host_names(cls, hosts: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(trusted_host(host) for host in hosts))
 
     @field_validator("webhook_secrets")
     @classmethod

@@ -1,7 +1,8 @@
 """What the routes work with, built once per app and kept on ``app.state``.
 
 ``ApiServices`` is what a caller hands ``create_app`` (``wiring`` the real clients, tests fakes);
-``ApiState`` adds what the API builds over them: the org directory and the webhook receiver.
+``ApiState`` adds what the API builds over them: the org directory and the webhook receiver, and
+the public URL the app is served at (``LOYALTY_PUBLIC_URL``), read here by every part of the app.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from loyalty_worker.adapters.webhook_ledger import RedisWebhookLedger
 from loyalty_worker.api.errors import invalid_body
 from loyalty_worker.api.models import WebhookEvent
 from loyalty_worker.api.orgs import OrgDirectory
+from loyalty_worker.api.session import served_securely
 from loyalty_worker.api.settings import ApiSettings
+from loyalty_worker.config import DEFAULT_PUBLIC_URL, base_url
 from loyalty_worker.names import new_run_id
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports.profiles import OrgStore
@@ -30,8 +33,6 @@ from loyalty_worker.services.lookup.webhooks import SignedEvent, WebhookReceiver
 
 # The rate limits' window: LOYALTY_API_RATE_LIMIT_PER_MIN requests in any minute (and so on).
 RATE_WINDOW_S = 60.0
-# Where the people's sessions are when no public URL is given (a local deployment).
-LOCAL_URL = "http://127.0.0.1:8000"
 
 
 @dataclass
@@ -64,14 +65,21 @@ class ApiState:
     limiter: RedisSlidingWindow | None
     search_limiter: RedisSlidingWindow | None
     sign_in_limiter: RedisSlidingWindow
-    # Scheme and host people reach the dashboard at (``LOYALTY_PUBLIC_URL``).
-    public_url: str = LOCAL_URL
+    # Where people reach the app (``Settings.public_url``): ``scheme://host[:port]``, no path.
+    # It decides the links the dashboard shows, HSTS, and which cookies are ``Secure``.
+    public_url: str = DEFAULT_PUBLIC_URL
+
+    @property
+    def https(self) -> bool:
+        """Whether the app is served over https (its public URL is)."""
+        return served_securely(self.public_url)
 
 
 def build_state(
-    services: ApiServices, settings: ApiSettings, public_url: str = LOCAL_URL
+    services: ApiServices, settings: ApiSettings, public_url: str = DEFAULT_PUBLIC_URL
 ) -> ApiState:
-    """The app's dependencies over ``services``: nothing here opens a connection."""
+    """The app's dependencies over ``services``: nothing here opens a connection. ValueError
+    when ``public_url`` is not an http(s) base URL (``config.base_url``)."""
     directory = OrgDirectory(services.store, fallback_secrets=settings.webhook_secrets)
     webhooks = WebhookReceiver(
         secrets=directory,
@@ -98,7 +106,7 @@ def build_state(
             window_s=RATE_WINDOW_S,
             prefix="loyalty:api:sign-ins",
         ),
-        public_url=public_url,
+        public_url=base_url(public_url),
     )
 
 

@@ -95,6 +95,5 @@ def build_app(settings: Settings, api: ApiSettings) -> FastAPI:
         tasks=RedisTaskOutcomes(client),
         triggers=RedisRunTriggers(client, tracker),
         nightly_hour=settings.nightly_hour,
-        public_url=settings.public_url,
     )
-    return create_app(services, api, dashboard)
+    return create_app(services, api, dashboard, public_url=settings.public_url)

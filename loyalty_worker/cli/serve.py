@@ -106,7 +106,16 @@ def _cmd_api(args: argparse.Namespace) -> int:
         logs.register_secret(settings.phone_hash_key.get_secret_value())
     app = wiring.build_app(settings, api_settings)
     # uvicorn's access log prints query strings (phone numbers): the app logs paths instead.
-    uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_config=None)
+    # Its proxy headers are off: whose X-Forwarded-For counts is LOYALTY_API_TRUSTED_PROXIES
+    # alone (``edge.client_address``), and links follow LOYALTY_PUBLIC_URL, not X-Forwarded-Proto.
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        access_log=False,
+        log_config=None,
+        proxy_headers=False,
+    )
     return 0
 
 

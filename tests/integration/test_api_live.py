@@ -46,6 +46,7 @@ pytestmark = pytest.mark.integration
 
 TOKEN = "live-test-token-Vb7Nq2Xw9Lk4"
 WEBHOOK_SECRET = "whsec-live-Rt6Yu1Io8Pa3"
+BASE = "http://127.0.0.1"
 
 
 class LiveApi:
@@ -88,7 +89,8 @@ def live(stack: Stack) -> Iterator[LiveApi]:
         alpine_for=alpine,
         phone_key=PHONE_HASH_KEY.encode(),
     )
-    with TestClient(create_app(services, settings)) as http:
+    # A host the app trusts by default (``api.edge``).
+    with TestClient(create_app(services, settings), base_url=BASE) as http:
         yield LiveApi(http, queries)
     alpine.close()
 
@@ -291,7 +293,8 @@ def test_the_rate_limit_is_shared_by_two_api_processes_through_real_redis(stack:
                     alpine_for=lambda org: None,
                 ),
                 settings,
-            )
+            ),
+            base_url=BASE,
         )
         for _ in range(2)
     ]

@@ -48,6 +48,7 @@ TOKEN = "snapshot-token-Wq4Rt8Yp2Lk6"
 PHONE_KEY = b"snapshot-phone-key-Zx3Cv5Bn7"
 NOW = 1_796_500_000.0  # 2026-12-05 19:06 UTC: a day after the demo's runs
 ORG = "/api/loyalty/orgs/org-1"
+BASE = "http://127.0.0.1"
 
 
 def _decoded(value: Any) -> Any:
@@ -107,7 +108,8 @@ def api(firestore_client: firestore.Client) -> Iterator[TestClient]:
         clock=lambda: NOW,
     )
     settings = ApiSettings(tokens={TOKEN: ["*"]})
-    with TestClient(create_app(services, settings, dashboard)) as client:
+    # A host the app trusts by default (``api.edge``).
+    with TestClient(create_app(services, settings, dashboard), base_url=BASE) as client:
         yield client
 
 

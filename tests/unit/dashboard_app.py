@@ -98,7 +98,12 @@ def profile(customer_id: int, **fields: Any) -> dict[str, Any]:
 def dash(monkeypatch: pytest.MonkeyPatch) -> Iterator[Dash]:
     for name in ("LOYALTY_API_TOKENS", "LOYALTY_API_WEBHOOK_SECRETS"):
         monkeypatch.delenv(name, raising=False)
-    settings = ApiSettings(tokens={ORG1_TOKEN: ["org-1"], ADMIN_TOKEN: ["*"]}, docs=True)
+    settings = ApiSettings(
+        tokens={ORG1_TOKEN: ["org-1"], ADMIN_TOKEN: ["*"]},
+        docs=True,
+        # Loopback, and a host of the cookies' tests outside loopback.
+        trusted_hosts=["127.0.0.1", "dash.example.com"],
+    )
     store = QueryableProfileStore()
     store.settings["org-1"] = {"timezone": "America/Denver"}
     store.settings["org-2"] = {}

@@ -15,7 +15,9 @@ import pytest
 
 from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.api.app import ApiServices, DashboardServices, create_app
+from loyalty_worker.api.dashboard_state import SignInConfig
 from loyalty_worker.api.settings import ApiSettings
+from loyalty_worker.config import DEFAULT_PUBLIC_URL
 from loyalty_worker.domain.models import AlpineProfile
 from loyalty_worker.domain.phone import phone_hash
 from loyalty_worker.domain.run import RunStatus
@@ -46,6 +48,8 @@ FALLBACK_SECRET = "whsec-org2-Kp9Lx4Hv6Jc2Ds0"
 PHONE_KEY = "phone-key-Mn3Bv5Cx7Zl9Kj1"
 NOW = 1_800_000_000.0
 PHONE = "5551234567"
+# Where the test client sends its requests: a host the app trusts by default (loopback).
+BASE = "http://127.0.0.1"
 
 
 @dataclass
@@ -111,8 +115,15 @@ def build_api(redis: fakeredis.FakeRedis | None = None, **overrides: Any) -> Ite
         yield api
 
 
-def assemble_api(redis: fakeredis.FakeRedis | None = None, **overrides: Any) -> Api:
-    """The app over fakes and a (not yet started) test client."""
+def assemble_api(
+    redis: fakeredis.FakeRedis | None = None,
+    *,
+    public_url: str = DEFAULT_PUBLIC_URL,
+    base_url: str = BASE,
+    **overrides: Any,
+) -> Api:
+    """The app over fakes and a (not yet started) test client at ``base_url`` (a trusted host
+    by default); ``overrides`` change its settings."""
     settings = ApiSettings(
         **{
             "tokens": {ORG1_TOKEN: ["org-1"], ADMIN_TOKEN: ["*"]},
@@ -166,8 +177,10 @@ def assemble_api(redis: fakeredis.FakeRedis | None = None, **overrides: Any) -> 
         contacts=InMemoryContactStore(store.contacts),
         accounts=FakeAccounts(),
         members=FakeMemberStore(),
+        sign_in=SignInConfig("demo-api-key", "demo-markitbot", "http://127.0.0.1:9099"),
     )
-    client = TestClient(create_app(services, settings, dashboard))
+    app = create_app(services, settings, dashboard, public_url=public_url)
+    client = TestClient(app, base_url=base_url)
     return Api(client, store, enqueuer, alpine, tracker, redis)
 
 

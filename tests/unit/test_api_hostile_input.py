@@ -92,9 +92,11 @@ def send_raw(
         "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
-        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        # A trusted Host (``edge``), as every real client sends one.
+        "headers": [(b"host", b"127.0.0.1")]
+        + [(k.lower().encode(), v.encode()) for k, v in headers.items()],
         "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
+        "server": ("127.0.0.1", 80),
         "state": {},
     }
     asyncio.run(asyncio.wait_for(api.client.app(scope, sent.receive, sent.send), 10))

@@ -29,7 +29,7 @@ from loyalty_worker.api.dashboard_deps import (
     roles,
 )
 from loyalty_worker.api.dashboard_pages import redirect, render
-from loyalty_worker.api.deps import ServicesDep
+from loyalty_worker.api.deps import PublicUrlDep, ServicesDep
 from loyalty_worker.api.routes.dashboard_reviews import DoneParam, page_banner
 from loyalty_worker.domain.access import Action
 from loyalty_worker.domain.review import CHOSEN_OUTCOMES
@@ -117,13 +117,14 @@ def run_view(
     run_id: RunPath,
     services: ServicesDep,
     dashboard: DashboardDep,
+    public_url: PublicUrlDep,
     already: Annotated[int, Query(ge=0, le=1)] = 0,
 ) -> Response:
     org = access.org
     tz = ZoneInfo(org.timezone)
     found = run_page(run_id, org.org_id, live=services.tracker, stored=services.store, tz=tz)
     # The page's own address as the run's alert links to it (``LOYALTY_PUBLIC_URL``).
-    link = dashboard.public_url.rstrip("/") + run_page_path(org.org_id, found.run_id)
+    link = public_url + run_page_path(org.org_id, found.run_id)
     ids = [
         *(f.customer_id for f in found.failures),
         *(d.customer_id for d in found.largest_discrepancies),
