@@ -53,8 +53,8 @@ from tests.fakes import (
     QueryableProfileStore,
 )
 
-TOKEN = "session-token-Wm3Kd9Qz5Rt1"
-OTHER = "session-token-Bx8Np2Lc6Hv4"
+TOKEN = "session-caller-Wm3Kd9Qz5Rt1"
+OTHER = "other-caller-Bx8Np2Lc6Hv4"
 NOW = datetime(2027, 3, 14, 12, 0, tzinfo=UTC)
 # The read pool the app hands the services.
 READS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="test-dashboard-read")
