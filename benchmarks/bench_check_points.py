@@ -56,7 +56,7 @@ from loyalty_worker.services.lookup.points_answer import PointsCheck
 ORG_ID = "org-1"
 BENCH_REDIS_DB = 12
 TARGET_P95_MS = 200.0
-TOKEN = "bench-token-Wq4Er7Ty1Ui9"
+TOKEN = "bench-points-Wq4Er7Ty1Ui9"
 PHONE_KEY = b"bench-phone-key-Op3As6Df8Gh2"
 
 

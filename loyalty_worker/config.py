@@ -7,13 +7,12 @@ from datetime import date
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-MIN_KEY_LENGTH = 16
-MIN_FLOWER_PASSWORD_LENGTH = 12
-# Passwords that sample files and tutorials use: a deployment that kept one is refused.
-PLACEHOLDERS = ("change-me", "changeme", "password", "secret", "admin")
+from loyalty_worker.secret_strength import KEY, PASSWORD, check_secret
+
+ENV_PREFIX = "LOYALTY_"
 # Where the dashboard is served when no public URL is given: the API's own default address.
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 
@@ -23,7 +22,7 @@ class Settings(BaseSettings):
 
     # Errors never echo a value (keys, webhook URLs): they are printed at start-up.
     model_config = SettingsConfigDict(
-        env_prefix="LOYALTY_", extra="ignore", frozen=True, hide_input_in_errors=True
+        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, hide_input_in_errors=True
     )
 
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -132,13 +131,17 @@ class Settings(BaseSettings):
     flower_user: str = "admin"
     flower_password: SecretStr | None = None
 
-    @field_validator("phone_hash_key")
+    # Every secret we choose is checked (secret_strength: length, placeholder words, entropy);
+    # the Discord webhook URL is not: Discord issues it, token and all.
+    @field_validator("phone_hash_key", "flower_password")
     @classmethod
-    def _long_key(cls, key: SecretStr | None) -> SecretStr | None:
-        if key is not None and len(key.get_secret_value()) < MIN_KEY_LENGTH:
-            # never repeats the value: settings errors are printed
-            raise ValueError(f"must be at least {MIN_KEY_LENGTH} characters")
-        return key
+    def _strong_secret(cls, secret: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if secret is not None:
+            field = str(info.field_name)
+            strength = PASSWORD if field == "flower_password" else KEY
+            # the message names the variable, never the value: settings errors are printed
+            check_secret(secret.get_secret_value(), ENV_PREFIX + field.upper(), strength)
+        return secret
 
     @field_validator("alleaves_base_url", "alpine_base_url")
     @classmethod
@@ -154,18 +157,6 @@ class Settings(BaseSettings):
     @classmethod
     def _base_url(cls, url: str) -> str:
         return base_url(url)
-
-    @field_validator("flower_password")
-    @classmethod
-    def _real_password(cls, password: SecretStr | None) -> SecretStr | None:
-        if password is None:
-            return None
-        value = password.get_secret_value()
-        if len(value) < MIN_FLOWER_PASSWORD_LENGTH:
-            raise ValueError(f"must be at least {MIN_FLOWER_PASSWORD_LENGTH} characters")
-        if any(placeholder in value.lower() for placeholder in PLACEHOLDERS):
-            raise ValueError("is a placeholder; choose a random password")
-        return password
 
     @property
     def phone_key(self) -> bytes | None:

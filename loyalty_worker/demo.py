@@ -39,12 +39,13 @@ from loyalty_worker import bootstrap, devstack
 from loyalty_worker.adapters.publisher import TaskPublisher
 from loyalty_worker.adapters.run_state import Progress, RunTracker
 from loyalty_worker.adapters.seed import seed_firestore
-from loyalty_worker.config import PLACEHOLDERS, get_settings
+from loyalty_worker.config import get_settings
 from loyalty_worker.domain.run import RunStatus
 from loyalty_worker.firestore_emulator import EmulatorProcess, EmulatorUnavailable, start_emulator
 from loyalty_worker.names import new_run_id
 from loyalty_worker.progress import format_summary, watch_run
 from loyalty_worker.sandbox.data import generate_dataset
+from loyalty_worker.secret_strength import is_strong
 from loyalty_worker.services.run.summary import SummaryBuilder
 from loyalty_worker.services.run.triggers import enqueue_org_run
 
@@ -57,10 +58,10 @@ WORKER_STOP_S = 8.0
 
 
 def new_secret(nbytes: int) -> str:
-    """A random URL-safe secret that no placeholder check refuses."""
+    """A random URL-safe secret that the settings' check of secrets takes (``nbytes`` >= 16)."""
     while True:
         value = secrets.token_urlsafe(nbytes)
-        if not any(word in value.lower() for word in PLACEHOLDERS):
+        if is_strong(value):
             return value
 
 
@@ -312,7 +313,7 @@ class _Demo:
         port = devstack.free_port()
         # A generated password when none is set: Flower's controls are never left open.
         password = self.settings.flower_password
-        flower_password = password.get_secret_value() if password is not None else new_secret(12)
+        flower_password = password.get_secret_value() if password is not None else new_secret(16)
         flower_env = {**env, "LOYALTY_FLOWER_PASSWORD": flower_password}
         self.workers.append(devstack.start_flower(flower_env, port=port, auth=True))
         print(f"flower: http://127.0.0.1:{port}")

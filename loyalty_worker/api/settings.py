@@ -36,12 +36,23 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from loyalty_worker.secret_strength import check_secret
+
 ALL_ORGS = "*"
-MIN_SECRET_LENGTH = 16
-_PLACEHOLDERS = frozenset({"changeme", "change-me", "secret", "token", "password", "example"})
+ENV_PREFIX = "LOYALTY_API_"
+TOKENS_VARIABLE = f"{ENV_PREFIX}TOKENS"
+WEBHOOK_SECRETS_VARIABLE = f"{ENV_PREFIX}WEBHOOK_SECRETS"
 # A host name as a Host header carries it (lower case; ``_`` allowed: some internal names have one).
 HOST_NAME = re.compile(r"^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*$")
 WILDCARD = "*."
@@ -57,11 +68,14 @@ class ApiToken(BaseModel):
     token: SecretStr
     orgs: frozenset[str] = Field(min_length=1)
 
-    @field_validator("token")
-    @classmethod
-    def _not_a_placeholder(cls, token: SecretStr) -> SecretStr:
-        _check_secret(token.get_secret_value(), "token")
-        return token
+    @model_validator(mode="after")
+    def _strong_token(self) -> ApiToken:
+        # Named by the orgs it grants, never by its value: settings errors are printed.
+        grants = ", ".join(sorted(self.orgs))
+        check_secret(
+            self.token.get_secret_value(), TOKENS_VARIABLE, whose=f"the token for {grants}"
+        )
+        return self
 
     def allows(self, org_id: str) -> bool:
         return ALL_ORGS in self.orgs or org_id in self.orgs
@@ -108,20 +122,12 @@ def _proxy_networks(value: Any) -> Any:
     return networks
 
 
-def _check_secret(value: str, what: str) -> None:
-    # The message never repeats the value: settings errors end up in logs.
-    if len(value) < MIN_SECRET_LENGTH:
-        raise ValueError(f"a {what} must be at least {MIN_SECRET_LENGTH} characters")
-    if value.strip().lower() in _PLACEHOLDERS or len(set(value)) < 4:
-        raise ValueError(f"a {what} looks like a placeholder")
-
-
 class ApiSettings(BaseSettings):
     """Who may call the API, and how webhooks are checked."""
 
     # Errors must not echo a token or secret: they are printed at start-up.
     model_config = SettingsConfigDict(
-        env_prefix="LOYALTY_API_", extra="ignore", frozen=True, hide_input_in_errors=True
+        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, hide_input_in_errors=True
     )
 
     tokens: Annotated[tuple[ApiToken, ...], BeforeValidator(_tokens_from_mapping)] = ()
@@ -154,8 +160,10 @@ class ApiSettings(BaseSettings):
     @field_validator("webhook_secrets")
     @classmethod
     def _usable_secrets(cls, secrets: dict[str, SecretStr]) -> dict[str, SecretStr]:
-        for secret in secrets.values():
-            _check_secret(secret.get_secret_value(), "webhook secret")
+        for org_id, secret in secrets.items():
+            check_secret(
+                secret.get_secret_value(), WEBHOOK_SECRETS_VARIABLE, whose=f"the secret of {org_id}"
+            )
         # A secret shared by two orgs would let one org's delivery be replayed as the other's.
         values = [secret.get_secret_value() for secret in secrets.values()]
         if len(set(values)) != len(values):

@@ -46,7 +46,7 @@ from loyalty_worker.api.wiring import AlpineClients
 from loyalty_worker.config import Settings
 from tests.fixtures.pipeline import PHONE_HASH_KEY, Stack, running_stack
 
-TOKEN = "browser-test-token-Hq4Wd8Zc2Vn6"
+TOKEN = "browser-test-Hq4Wd8Zc2Vn6Jp3"
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = os.environ.get("LOYALTY_CHROMIUM", "/usr/bin/chromium")

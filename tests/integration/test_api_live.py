@@ -44,7 +44,7 @@ with warnings.catch_warnings():
 
 pytestmark = pytest.mark.integration
 
-TOKEN = "live-test-token-Vb7Nq2Xw9Lk4"
+TOKEN = "live-test-Vb7Nq2Xw9Lk4Tr6"
 WEBHOOK_SECRET = "whsec-live-Rt6Yu1Io8Pa3"
 BASE = "http://127.0.0.1"
 
@@ -278,7 +278,7 @@ def test_the_api_refuses_what_it_should_on_real_parts(
 
 
 def test_the_rate_limit_is_shared_by_two_api_processes_through_real_redis(stack: Stack) -> None:
-    token = "live-rate-token-Mh4Jk6Lp8Nb2"
+    token = "live-rate-Mh4Jk6Lp8Nb2Vc5"
     client = redis.Redis.from_url(stack.redis_url)
     client.delete(f"loyalty:api:ratelimit:{fingerprint(token)}")  # a rerun within the minute
     settings = ApiSettings(tokens={token: ["org-1"]}, rate_limit_per_min=3)

@@ -44,7 +44,7 @@ DOCUMENTS = SNAPSHOTS / "demo_firestore.json"
 ANSWERS = SNAPSHOTS / "json_routes.json"
 # The demo's dataset: its customers, seed and day (Alpine IQ's contacts for the look-up).
 DEMO_CUSTOMERS, DEMO_SEED, DEMO_DAY = 150, 1, date(2026, 12, 4)
-TOKEN = "snapshot-token-Wq4Rt8Yp2Lk6"
+TOKEN = "snapshot-caller-Wq4Rt8Yp2Lk6"
 PHONE_KEY = b"snapshot-phone-key-Zx3Cv5Bn7"
 NOW = 1_796_500_000.0  # 2026-12-05 19:06 UTC: a day after the demo's runs
 ORG = "/api/loyalty/orgs/org-1"

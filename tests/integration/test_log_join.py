@@ -23,7 +23,7 @@ from tests.fixtures.pipeline import PHONE_HASH_KEY, Stack, running_stack, wait_f
 
 pytestmark = pytest.mark.integration
 
-TOKEN = "log-join-token-Qm4Zr8Tx2Wc6"
+TOKEN = "log-join-caller-Qm4Zr8Tx2Wc6"
 ORG = "org-1"
 CUSTOMERS = 120
 CHUNK = 25

@@ -33,8 +33,8 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "The anyio.abc.BlockingPortal alias", DeprecationWarning)
     from fastapi.testclient import TestClient
 
-ORG1_TOKEN = "org1-token-Q8v2LmZ7xK3pR9tW"
-ADMIN_TOKEN = "admin-token-H4nB6cY1sD8fJ2gV"
+ORG1_TOKEN = "org1-caller-Q8v2LmZ7xK3pR9tW"
+ADMIN_TOKEN = "every-org-H4nB6cY1sD8fJ2gV"
 PHONE_KEY = b"phone-key-Mn3Bv5Cx7Zl9Kj1"
 NOW = 1_800_000_000.0
 BASE = "http://127.0.0.1"

@@ -40,8 +40,8 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "The anyio.abc.BlockingPortal alias", DeprecationWarning)
     from fastapi.testclient import TestClient
 
-ORG1_TOKEN = "org1-token-Q8v2LmZ7xK3pR9tW"
-ADMIN_TOKEN = "admin-token-H4nB6cY1sD8fJ2gV"
+ORG1_TOKEN = "org1-caller-Q8v2LmZ7xK3pR9tW"
+ADMIN_TOKEN = "every-org-H4nB6cY1sD8fJ2gV"
 UNKNOWN_TOKEN = "stranger-token-A1b2C3d4E5f6G7"
 WEBHOOK_SECRET = "whsec-org1-Zt5Wq8Ne3Rb7Ym1"
 FALLBACK_SECRET = "whsec-org2-Kp9Lx4Hv6Jc2Ds0"

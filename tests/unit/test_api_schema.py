@@ -103,4 +103,4 @@ def test_every_dashboard_json_route_describes_its_answer() -> None:
             schema = _resolved(spec, content["application/json"]["schema"])
             assert schema.get("properties"), (method, path, schema)
             described.append(f"{method.upper()} {path}")
-    assert len(described) == 15, described
+    assert len(described) == 16, described
