@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import urllib.parse
-from datetime import date
+from datetime import date, timedelta
 from functools import lru_cache
 from typing import Literal
 
@@ -117,6 +117,11 @@ class Settings(BaseSettings):
     single_sync_concurrency: int = Field(default=2, ge=1)
     single_sync_slot_ttl_s: int = Field(default=900, ge=10)
 
+    # The dashboard's audit (each review change, each export of contact details) is kept this
+    # many days: written with an ``expireAt`` for Firestore's TTL, never shown once older, and
+    # deleted by the daily sweep (Beat).
+    audit_retention_days: int = Field(default=730, ge=1)
+
     log_format: Literal["text", "json"] = "text"
 
     # Each worker process serves its metrics (Prometheus) on this port; a second process on the
@@ -175,6 +180,10 @@ class Settings(BaseSettings):
         if any(placeholder in value.lower() for placeholder in PLACEHOLDERS):
             raise ValueError("is a placeholder; choose a random password")
         return password
+
+    @property
+    def audit_retention(self) -> timedelta:
+        return timedelta(days=self.audit_retention_days)
 
     @property
     def phone_key(self) -> bytes | None:

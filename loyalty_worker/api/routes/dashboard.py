@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, Response
 from loyalty_worker.api.auth import authenticate
 from loyalty_worker.api.dashboard_deps import (
     SIGN_IN,
+    AuditPageDep,
     ChangerDep,
     CustomerPath,
     DashboardDep,
@@ -314,9 +315,28 @@ def history_page(
     org: OrgDep,
     customer_id: CustomerPath,
     dashboard: DashboardDep,
+    page: AuditPageDep,
     done: DoneParam = "",
 ) -> Response:
-    data = history(org, customer_id, dashboard.store, now=dashboard.now())
+    """The history, and one page of the review's audit: Newest, Newer and Older links (plain
+    links carrying the audit's cursor, so they work without JavaScript)."""
+    data = history(
+        org,
+        customer_id,
+        dashboard.store,
+        now=dashboard.now(),
+        page=page,
+        retention=dashboard.audit_retention,
+    )
     shown = page_banner(org.org_id, done, dashboard)
-    context = {"org_id": org.org_id, "h": data, "banner": shown, "tz": org.timezone}
+    # a page size asked for is kept by the links
+    size = {"pageSize": str(page.page_size)} if "pageSize" in request.query_params else {}
+    context = {
+        "org_id": org.org_id,
+        "h": data,
+        "banner": shown,
+        "tz": org.timezone,
+        "paged": page.cursor is not None,
+        "audit_query": urlencode(size),
+    }
     return render(request, "history.html", context, who)

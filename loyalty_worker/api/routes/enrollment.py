@@ -94,7 +94,9 @@ def enrollment_page(
     every = dashboard.reads.submit(
         dashboard.store.count_profiles, org_id, {"loyaltyStatus": NO_ACCOUNT}
     )
-    data = enrollment(org_id, contacts, flt, reads=dashboard.reads)
+    data = enrollment(
+        org_id, contacts, flt, reads=dashboard.reads, exports_since=dashboard.audit_since()
+    )
     context = {
         "org_id": org_id,
         "data": data,
@@ -148,4 +150,6 @@ def enrollment_json(
     a session's cookie, not a bearer token."""
     if who.session is None:
         raise HTTPException(403, "contact details are for the org's signed-in people")
-    return enrollment(org.org_id, contacts, flt, reads=dashboard.reads)
+    return enrollment(
+        org.org_id, contacts, flt, reads=dashboard.reads, exports_since=dashboard.audit_since()
+    )
