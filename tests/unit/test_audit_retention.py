@@ -1,20 +1,23 @@
 """The dashboard's audit kept for its retention, and read a page at a time: the cut-off of the
 pages (review audit and export records), the sweep that deletes what is older (over fakes; the
-Firestore deletes are checked against the emulator in tests/contracts), the setting, the beat
-entry that runs the sweep daily, and undo and its banner reading only a review's newest
-entries."""
+Firestore deletes are checked against the emulator in tests/contracts, and here only the store's
+answer when Firestore lacks the audit group's index), the setting, the beat entry that runs the
+sweep daily, and undo and its banner reading only a review's newest entries."""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from unittest.mock import MagicMock
 
 import pytest
 from celery.schedules import crontab
+from google.api_core import exceptions as api_exceptions
 from pydantic import ValidationError
 
 from loyalty_worker import names, tasks
+from loyalty_worker.adapters.dashboard_store import FirestoreDashboardStore
 from loyalty_worker.celery_app import app as celery_app
 from loyalty_worker.config import Settings
 from loyalty_worker.domain.retention import DEFAULT_RETENTION_DAYS, kept_since, stamp_expires_at
@@ -231,3 +234,19 @@ def test_undo_and_its_banner_read_only_the_reviews_newest_entries() -> None:
     assert undone.items[0].state == "acknowledged"  # as entry 298 left it
     assert store.audit[(ORG, 1)][-1].undoes == newest
     assert max(store.audit_limits) <= 2
+
+
+def test_without_the_audit_groups_index_the_sweep_leaves_the_audit_to_the_ttl(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Firestore refuses a collection-group query whose index is not deployed: the sweep says
+    so and deletes nothing, rather than failing the day's sweep of the exports too."""
+    client = MagicMock()
+    query = client.collection_group.return_value.where.return_value.select.return_value
+    refused = api_exceptions.FailedPrecondition("no index")  # type: ignore[no-untyped-call]
+    query.limit.return_value.stream.side_effect = refused
+    store = FirestoreDashboardStore(client)
+
+    assert store.delete_audit_before("2025-03-14T12:00:00+00:00", limit=500) == 0
+    assert "lacks its index on at" in caplog.text
+    client.batch.assert_not_called()
