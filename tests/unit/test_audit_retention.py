@@ -93,7 +93,7 @@ def test_a_page_of_the_audit_stops_at_the_retention_too() -> None:
         _write(store, 7, number, NOW - timedelta(days=10 - number))  # 9 .. 5 days ago
     asked = AuditRequest(page_size=2)
     first = audit_page(store, ORG, 7, asked, now=NOW, retention=timedelta(days=7))
-    assert [r.id for r in first.rows] == ["000005", "000004"] and first.next is not None
+    assert [e.id for e in first.entries] == ["000005", "000004"] and first.next is not None
     second = audit_page(
         store,
         ORG,
@@ -102,7 +102,7 @@ def test_a_page_of_the_audit_stops_at_the_retention_too() -> None:
         now=NOW,
         retention=timedelta(days=7),
     )
-    assert [r.id for r in second.rows] == ["000003"]  # 000002 is 8 days old
+    assert [e.id for e in second.entries] == ["000003"]  # 000002 is 8 days old
     assert second.next is None and second.prev is not None
 
 

@@ -4,8 +4,8 @@ an entry older than the audit's retention.
 A page is one ordered read with a limit (``DashboardStore.list_audit``), started from a keyset
 cursor: the ``at`` and id of the last entry shown, toward older entries (``next``), or of the
 first, toward newer ones (``prev``). One entry more than the page is read, to know whether there
-is another page that way. Only the page holding the review's newest entry offers Undo (on that
-entry, while ``domain.review.undoable`` allows).
+is another page that way. Only the page holding the review's newest entry may offer Undo (on
+that entry, while ``domain.review.undoable`` allows).
 """
 
 from __future__ import annotations
@@ -16,12 +16,9 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from pydantic import Field
-
 from loyalty_worker.domain.retention import DEFAULT_RETENTION, kept_since
-from loyalty_worker.domain.review import AuditEntry, undoable
+from loyalty_worker.domain.review import AuditEntry
 from loyalty_worker.ports.dashboard import AuditKey, DashboardStore
-from loyalty_worker.services.dashboard.page import PageModel
 
 # Entries a page of the audit shows, unless asked otherwise; the most a page may ask for.
 AUDIT_PAGE_SIZE = 20
@@ -29,20 +26,6 @@ MAX_AUDIT_PAGE_SIZE = 100
 _KIND = "audit"
 _ENTRY_ID = re.compile(r"^[A-Za-z0-9]{1,40}$")
 _MAX_STAMP = 64
-
-
-class AuditRow(PageModel):
-    """One change of the customer's review."""
-
-    id: str = Field(description="The entry's id (what an undo names).")
-    at: str = Field(description="When (ISO 8601).")
-    by: str = Field(description="The sign-in name, the token's fingerprint, or sync.")
-    from_: str | None = Field(alias="from")
-    to: str
-    outcome: str | None
-    comment: str | None
-    undoes: str | None = Field(description="The entry this one undid (an undo's).")
-    undoable: bool = Field(description="Whether Undo works on it now (the latest, for 10 min).")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,10 +69,12 @@ class AuditRequest:
 
 @dataclass(frozen=True, slots=True)
 class AuditPage:
-    """One page of the audit, newest first, and the cursors of the pages either side (None:
-    none that way)."""
+    """One page of the audit, newest first; whether it holds the review's newest entry (its
+    first: the only one Undo may be offered on); and the cursors of the pages either side
+    (None: none that way)."""
 
-    rows: list[AuditRow]
+    entries: list[AuditEntry]
+    newest: bool
     next: str | None
     prev: str | None
 
@@ -120,27 +105,13 @@ def audit_page(
     now: datetime,
     retention: timedelta = DEFAULT_RETENTION,
 ) -> AuditPage:
-    """One page of the review's audit (entries made within ``retention`` of ``now``), newest
-    first; on the page that holds the newest entry, it is undoable while ``undoable`` allows."""
+    """One page of the review's audit: entries made within ``retention`` of ``now``, newest
+    first."""
     since = kept_since(now, retention).isoformat()
     entries, older, newer = _read(store, org_id, customer_id, asked, since)
-    rows = [
-        AuditRow(
-            id=entry.id,
-            at=entry.at,
-            by=entry.by,
-            from_=entry.from_state,
-            to=entry.to_state,
-            outcome=entry.outcome,
-            comment=entry.comment,
-            undoes=entry.undoes,
-            # only the newest page holds the review's newest entry: its first
-            undoable=not newer and undoable(entry, entries, now) is None,
-        )
-        for entry in entries
-    ]
     return AuditPage(
-        rows=rows,
+        entries=entries,
+        newest=not newer,
         next=AuditCursor(_key(entries[-1])).encode() if older and entries else None,
         prev=AuditCursor(_key(entries[0]), newer=True).encode() if newer and entries else None,
     )

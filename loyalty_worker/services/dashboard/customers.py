@@ -18,11 +18,11 @@ from loyalty_worker.domain.profile import (
     snapshot_changes,
 )
 from loyalty_worker.domain.retention import DEFAULT_RETENTION
-from loyalty_worker.domain.review import Outcome, ReviewState, reading
+from loyalty_worker.domain.review import Outcome, ReviewState, reading, undoable
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports.dashboard import DashboardStore
 from loyalty_worker.ports.run import RememberedResults
-from loyalty_worker.services.dashboard.audit import AuditRequest, AuditRow, audit_page
+from loyalty_worker.services.dashboard.audit import AuditRequest, audit_page
 from loyalty_worker.services.dashboard.formatting import (
     local_day,
     local_time,
@@ -131,6 +131,20 @@ class HistoryRow(PageModel):
     orders_added: list[OrderChange]
     orders_dropped: list[OrderChange]
     adjustment: Adjustment | None
+
+
+class AuditRow(PageModel):
+    """One change of the customer's review."""
+
+    id: str = Field(description="The entry's id (what an undo names).")
+    at: str = Field(description="When (ISO 8601).")
+    by: str = Field(description="The sign-in name, the token's fingerprint, or sync.")
+    from_: str | None = Field(alias="from")
+    to: str
+    outcome: str | None
+    comment: str | None
+    undoes: str | None = Field(description="The entry this one undid (an undo's).")
+    undoable: bool = Field(description="Whether Undo works on it now (the latest, for 10 min).")
 
 
 class History(PageModel):
@@ -325,13 +339,27 @@ def history(
         for entry in store.list_history(org.org_id, customer_id, limit=HISTORY_LIMIT)
     ]
     asked = page or AuditRequest()
-    audit = audit_page(store, org.org_id, customer_id, asked, now=now, retention=retention)
+    shown = audit_page(store, org.org_id, customer_id, asked, now=now, retention=retention)
+    audit = [
+        AuditRow(
+            id=entry.id,
+            at=entry.at,
+            by=entry.by,
+            from_=entry.from_state,
+            to=entry.to_state,
+            outcome=entry.outcome,
+            comment=entry.comment,
+            undoes=entry.undoes,
+            undoable=shown.newest and undoable(entry, shown.entries, now) is None,
+        )
+        for entry in shown.entries
+    ]
     return History(
         org_id=org.org_id,
         customer_id=customer_id,
         entries=entries,
-        audit=audit.rows,
-        next=audit.next,
-        prev=audit.prev,
+        audit=audit,
+        next=shown.next,
+        prev=shown.prev,
         page_size=asked.page_size,
     )
