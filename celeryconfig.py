@@ -5,6 +5,7 @@ Every value that differs between deployments comes from the environment (see doc
 
 import math
 
+from celery.schedules import crontab
 from kombu import Queue
 
 from loyalty_worker import names
@@ -68,6 +69,13 @@ beat_schedule = {
         "task": names.WATCHDOG,
         "schedule": _settings.redispatch_s / 2,
         "options": {"expires": _settings.redispatch_s / 2},
+    },
+    # Once a day (13:15 UTC: daytime in the orgs' zones, away from their nightly runs), the
+    # review audit entries and export records older than LOYALTY_AUDIT_RETENTION_DAYS go.
+    "loyalty-audit-sweep": {
+        "task": names.SWEEP_AUDIT,
+        "schedule": crontab(hour=13, minute=15),
+        "options": {"expires": 6 * 3600},
     },
 }
 

@@ -18,6 +18,7 @@ from loyalty_worker import names
 from loyalty_worker.adapters.alleaves import AlleavesAccount, AlleavesClient
 from loyalty_worker.adapters.alpine import AlpineIQClient
 from loyalty_worker.adapters.contacts import FirestoreContactStore
+from loyalty_worker.adapters.dashboard_store import FirestoreDashboardStore
 from loyalty_worker.adapters.discord import ConsoleNotifier, DiscordNotifier
 from loyalty_worker.adapters.fair_share import RedisFairShare
 from loyalty_worker.adapters.firestore import FirestoreProfileStore, build_firestore_client
@@ -104,6 +105,24 @@ class Container:
                     retry_budget_s=self.settings.firestore_retry_s,
                 )
             return self._store
+
+    @property
+    def dashboard_store(self) -> FirestoreDashboardStore:
+        """The reviews and their audit (the retention's sweep), on the process's client."""
+        return FirestoreDashboardStore(
+            self.store.client,
+            timeout_s=self.settings.firestore_timeout_s,
+            retention=self.settings.audit_retention,
+        )
+
+    @property
+    def contact_store(self) -> FirestoreContactStore:
+        """Contacts and the export records, on the process's client."""
+        return FirestoreContactStore(
+            self.store.client,
+            timeout_s=self.settings.firestore_timeout_s,
+            retention=self.settings.audit_retention,
+        )
 
     @property
     def tracker(self) -> RunTracker:
@@ -261,9 +280,7 @@ class Container:
             single_syncs=RedisSyncSlots(self.redis),
             lookups=self.lookups,
             slices=RedisOrderSlices(self.redis),
-            contacts=FirestoreContactStore(
-                self.store.client, timeout_s=self.settings.firestore_timeout_s
-            ),
+            contacts=self.contact_store,
         )
 
     def _notifier(self, org: OrgSettings | None) -> Notifier:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import urllib.parse
-from datetime import date
+from datetime import date, timedelta
 from functools import lru_cache
 from typing import Literal
 
@@ -118,6 +118,11 @@ class Settings(BaseSettings):
     single_sync_concurrency: int = Field(default=2, ge=1)
     single_sync_slot_ttl_s: int = Field(default=900, ge=10)
 
+    # The dashboard's audit (each review change, each export of contact details) is kept this
+    # many days: written with an ``expireAt`` for Firestore's TTL, never shown once older, and
+    # deleted by the daily sweep (Beat).
+    audit_retention_days: int = Field(default=730, ge=1)
+
     log_format: Literal["text", "json"] = "text"
 
     # Each worker process serves its metrics (Prometheus) on this port; a second process on the
@@ -157,6 +162,10 @@ class Settings(BaseSettings):
     @classmethod
     def _base_url(cls, url: str) -> str:
         return base_url(url)
+
+    @property
+    def audit_retention(self) -> timedelta:
+        return timedelta(days=self.audit_retention_days)
 
     @property
     def phone_key(self) -> bytes | None:

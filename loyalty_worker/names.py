@@ -18,6 +18,7 @@ SUMMARIZE_RUN: Final = "loyalty.summarize_run"
 NIGHTLY_TICK: Final = "loyalty.nightly_tick"
 INCREMENTAL_TICK: Final = "loyalty.incremental_tick"
 WATCHDOG: Final = "loyalty.watchdog"
+SWEEP_AUDIT: Final = "loyalty.sweep_audit"
 
 RUNS_QUEUE: Final = "loyalty.runs"
 # Single-customer syncs that people and other services send (Sync Now, webhooks, send_task):
@@ -41,6 +42,7 @@ TASK_ROUTES: Final = {
     NIGHTLY_TICK: {"queue": RUNS_QUEUE},
     INCREMENTAL_TICK: {"queue": RUNS_QUEUE},
     WATCHDOG: {"queue": RUNS_QUEUE},
+    SWEEP_AUDIT: {"queue": RUNS_QUEUE},
     SYNC_CUSTOMER: {"queue": CUSTOMERS_QUEUE},
     SYNC_CHUNK: {"queue": BATCH_QUEUE},
 }

@@ -27,6 +27,7 @@ from loyalty_worker.domain.results import SyncResultDocument
 from loyalty_worker.domain.run import RunStatus, RunSummaryDocument
 from loyalty_worker.names import new_run_id
 from loyalty_worker.ports.run import ChunkRef, WorkPayload
+from loyalty_worker.services.dashboard.retention import SweptDocument, sweep_expired
 from loyalty_worker.services.run.closing import close_run
 from loyalty_worker.services.run.context import BatchStartAnswer, RunDispatch
 from loyalty_worker.services.run.fair import ChunkTurns
@@ -229,6 +230,19 @@ def watchdog() -> dict[str, list[str]]:
         recovery=_recovery(),
         now=time.time(),
         stall_s=c.settings.run_stall_s,
+    ).to_dict()
+
+
+@app.task(name=names.SWEEP_AUDIT, acks_late=False)
+def sweep_audit() -> SweptDocument:
+    """Delete the review audit entries and export records older than the retention
+    (LOYALTY_AUDIT_RETENTION_DAYS; Beat, daily; ``services.dashboard.retention``)."""
+    c = container()
+    return sweep_expired(
+        c.dashboard_store,
+        c.contact_store,
+        now=datetime.now(UTC),
+        retention=c.settings.audit_retention,
     ).to_dict()
 
 

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any, cast
 
 from loyalty_worker.adapters.dashboard_documents import history_of, profile_of, run_of
@@ -49,7 +49,7 @@ from loyalty_worker.domain.run import (
 from loyalty_worker.errors import MalformedRecord, SettingsInvalid, TransientError, UnknownOrg
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports.contacts import ExportRecord
-from loyalty_worker.ports.dashboard import KeyValue
+from loyalty_worker.ports.dashboard import AuditKey, KeyValue
 from loyalty_worker.ports.notify import Alert
 from loyalty_worker.ports.run import WorkPayload
 from loyalty_worker.ports.sources import AlpineContact
@@ -714,6 +714,7 @@ class InMemoryDashboardStore:
         self.history: dict[str, list[dict[str, Any]]] = {}
         self.error: Exception | None = None
         self.page_reads = 0  # ordered reads (page_profiles) made
+        self.audit_limits: list[int] = []  # list_audit's limits, one per read
         self.runs_since: list[tuple[float, int]] = []  # list_org_runs_since's (since, limit)
 
     def _check(self) -> None:
@@ -851,9 +852,44 @@ class InMemoryDashboardStore:
         self.reviews[(org_id, customer_id)] = change.review
         entries.append(change.audit)
 
-    def list_audit(self, org_id: str, customer_id: int) -> list[AuditEntry]:
+    def list_audit(
+        self,
+        org_id: str,
+        customer_id: int,
+        *,
+        limit: int,
+        before: AuditKey | None = None,
+        after: AuditKey | None = None,
+        since: str | None = None,
+    ) -> list[AuditEntry]:
         self._check()
-        return sorted(self.audit.get((org_id, customer_id), []), key=lambda e: (e.at, e.id))
+        self.audit_limits.append(limit)
+        entries = sorted(self.audit.get((org_id, customer_id), []), key=_audit_key)
+        if since is not None:
+            entries = [e for e in entries if e.at >= since]
+        if after is not None:  # the ``limit`` oldest newer than ``after``, newest first
+            return [e for e in entries if _audit_key(e) > after][:limit][::-1]
+        entries.reverse()
+        if before is not None:
+            entries = [e for e in entries if _audit_key(e) < before]
+        return entries[:limit]
+
+    def get_audit(self, org_id: str, customer_id: int, entry_id: str) -> AuditEntry | None:
+        self._check()
+        entries = self.audit.get((org_id, customer_id), [])
+        return next((e for e in entries if e.id == entry_id), None)
+
+    def delete_audit_before(self, cutoff: str, *, limit: int) -> int:
+        self._check()
+        doomed = [(key, e) for key, entries in self.audit.items() for e in entries if e.at < cutoff]
+        doomed = doomed[: min(limit, 500)]
+        for key, entry in doomed:
+            self.audit[key].remove(entry)
+        return len(doomed)
+
+
+def _audit_key(entry: AuditEntry) -> AuditKey:
+    return (entry.at, entry.id)
 
 
 class StaticTaskOutcomes:
@@ -972,7 +1008,16 @@ class InMemoryContactStore:
     def record_export(self, record: ExportRecord) -> None:
         self.exports.append(copy.deepcopy(record))
 
-    def latest_exports(self, org_id: str, *, limit: int) -> list[ExportRecord]:
-        mine = [r for r in self.exports if r["orgId"] == org_id]
+    def latest_exports(
+        self, org_id: str, *, limit: int, since: datetime | None = None
+    ) -> list[ExportRecord]:
+        mine = [
+            r for r in self.exports if r["orgId"] == org_id and (since is None or r["at"] >= since)
+        ]
         mine.sort(key=lambda r: r["at"], reverse=True)
         return mine[:limit]
+
+    def delete_exports_before(self, cutoff: datetime, *, limit: int) -> int:
+        doomed = [r for r in self.exports if r["at"] < cutoff][: min(limit, 500)]
+        self.exports = [r for r in self.exports if all(r is not d for d in doomed)]
+        return len(doomed)

@@ -1,14 +1,16 @@
 """Customers' contacts in Firestore (``ports.ContactStore``), and the export audit.
 
 ``loyalty_contacts/{orgId}_{customerId}`` (``domain.contact.ContactDocument``) and
-``loyalty_exports/{auto}`` (``ports.contacts.ExportRecord``). Writes are top-level merges in
-batches of at most 500; reads are batched gets, prefix and equality queries with a limit, and
+``loyalty_exports/{auto}`` (``ports.contacts.ExportRecord``, written with ``expireAt``: its
+``at`` plus the audit's retention, for the collection's TTL policy). Writes are top-level merges
+in batches of at most 500; reads are batched gets, prefix and equality queries with a limit, and
 ordered queries from a keyset cursor, each served by an index of ``firestore.indexes.json``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from google.cloud import firestore
@@ -19,9 +21,11 @@ from loyalty_worker.adapters.firestore import (
     MAX_BATCH_WRITES,
     READ_CHUNK,
     _translate_errors,
+    delete_documents,
 )
 from loyalty_worker.adapters.firestore_writes import merge_write_pb
 from loyalty_worker.domain.contact import ContactDocument, contact_id
+from loyalty_worker.domain.retention import DEFAULT_RETENTION, expires_at
 from loyalty_worker.ports.contacts import ExportRecord
 
 EXPORTS = "loyalty_exports"
@@ -32,9 +36,16 @@ PREFIX_END = "\uf8ff"
 class FirestoreContactStore:
     """``ContactStore`` over a ``google.cloud.firestore.Client``."""
 
-    def __init__(self, client: firestore.Client, *, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        client: firestore.Client,
+        *,
+        timeout_s: float = 10.0,
+        retention: timedelta = DEFAULT_RETENTION,
+    ) -> None:
         self._client = client
         self._timeout_s = timeout_s
+        self._retention = retention  # an export record's expireAt: its ``at`` plus this
 
     def _org(self, org_id: str) -> Any:
         contacts = self._client.collection(CONTACTS)
@@ -158,22 +169,37 @@ class FirestoreContactStore:
 
     def record_export(self, record: ExportRecord) -> None:
         reference = self._client.collection(EXPORTS).document()
+        stored = {**record, "expireAt": expires_at(record["at"], self._retention)}
         with _translate_errors(f"record an export of org {record['orgId']}", "write"):
-            reference.set(dict(record), timeout=self._timeout_s)
+            reference.set(stored, timeout=self._timeout_s)
 
-    def latest_exports(self, org_id: str, *, limit: int) -> list[ExportRecord]:
-        query = (
-            self._client.collection(EXPORTS)
-            .where(filter=FieldFilter("orgId", "==", org_id))
-            .order_by("at", direction=firestore.Query.DESCENDING)
-            .limit(limit)
-        )
+    def latest_exports(
+        self, org_id: str, *, limit: int, since: datetime | None = None
+    ) -> list[ExportRecord]:
+        query = self._client.collection(EXPORTS).where(filter=FieldFilter("orgId", "==", org_id))
+        if since is not None:  # the same field as the order: the same (orgId, at) index
+            query = query.where(filter=FieldFilter("at", ">=", since))
+        query = query.order_by("at", direction=firestore.Query.DESCENDING).limit(limit)
         with _translate_errors(f"read exports of org {org_id}"):
             return [
                 cast(ExportRecord, document)
                 for snapshot in query.stream(timeout=self._timeout_s)
                 if (document := snapshot.to_dict()) is not None
             ]
+
+    def delete_exports_before(self, cutoff: datetime, *, limit: int) -> int:
+        """One query (``at`` below ``cutoff``, keys only; ``at``'s single-field index) and one
+        batched delete."""
+        query = (
+            self._client.collection(EXPORTS)
+            .where(filter=FieldFilter("at", "<", cutoff))
+            .select([])
+            .limit(min(limit, MAX_BATCH_WRITES))
+        )
+        with _translate_errors("list expired export records"):
+            references = [s.reference for s in query.stream(timeout=self._timeout_s)]
+        what = "expired export records"
+        return delete_documents(self._client, references, what, timeout_s=self._timeout_s)
 
 
 def _contacts(snapshots: Any) -> list[ContactDocument]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import types
 import typing
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Generic, TypedDict, TypeVar, cast
 
 from loyalty_worker.domain.profile import HistoryEntry, ProfileDocument
@@ -82,6 +83,8 @@ AuditDocument = TypedDict(
         "outcome": str | None,
         "comment": str | None,
         "undoes": str | None,
+        # When a TTL policy may delete it (``at`` plus the audit's retention).
+        "expireAt": datetime,
     },
     total=False,
 )
@@ -125,8 +128,9 @@ def review_of(document: ReviewDocument) -> Review:
     )
 
 
-def audit_document(entry: AuditEntry) -> AuditDocument:
-    return {
+def audit_document(entry: AuditEntry, expire_at: datetime | None = None) -> AuditDocument:
+    """An audit entry as stored, with its ``expireAt`` when given."""
+    document: AuditDocument = {
         "at": entry.at,
         "by": entry.by,
         "from": entry.from_state,
@@ -135,6 +139,9 @@ def audit_document(entry: AuditEntry) -> AuditDocument:
         "comment": entry.comment,
         "undoes": entry.undoes,
     }
+    if expire_at is not None:
+        document["expireAt"] = expire_at
+    return document
 
 
 def audit_of(document: AuditDocument, entry_id: str = "") -> AuditEntry:

@@ -6,7 +6,12 @@ Documents it adds beside Markitbot's profiles (never inside them):
   ``outcome``, ``comment``, ``discrepancy``, ``loyaltyStatus`` and ``tier`` it was reviewed at,
   who and when; ``domain.review.Review``), with the subcollection ``audit/{entry}``: one
   document per change (who, when, from, to, the entry an undo reverts;
-  ``domain.review.AuditEntry``), its id the change's number (``changes`` on the review).
+  ``domain.review.AuditEntry``), its id the change's number (``changes`` on the review), and
+  ``expireAt`` (``at`` plus the retention) for the TTL policy of the ``audit`` collection group.
+  The audit is read a page at a time (newest first, from a keyset cursor: ``at``, then the id,
+  served by ``at``'s single-field index), never whole; the retention's sweep deletes old entries
+  of every review with one collection-group query (``at`` below the cut-off), whose index is a
+  field override of ``firestore.indexes.json``.
 - reads ``customers/{orgId}_{id}/loyalty_history`` (written by ``FirestoreProfileStore``).
 
 Documents leave here typed (``ProfileDocument``, ``HistoryEntry``, ``RunSummaryDocument``, the
@@ -27,7 +32,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cmp_to_key
 from typing import Any
 
@@ -50,12 +55,15 @@ from loyalty_worker.adapters.dashboard_documents import (
 )
 from loyalty_worker.adapters.firestore import (
     HISTORY,
+    MAX_BATCH_WRITES,
     PROFILES,
     RUN_SUMMARIES,
     FirestoreProfileStore,
     _translate_errors,
+    delete_documents,
 )
 from loyalty_worker.domain.profile import HistoryEntry, ProfileDocument, profile_id
+from loyalty_worker.domain.retention import DEFAULT_RETENTION, stamp_expires_at
 from loyalty_worker.domain.review import (
     AuditEntry,
     Review,
@@ -64,7 +72,7 @@ from loyalty_worker.domain.review import (
     ReviewState,
 )
 from loyalty_worker.domain.run import RunSummaryDocument
-from loyalty_worker.ports.dashboard import KeyValue
+from loyalty_worker.ports.dashboard import AuditKey, KeyValue
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +90,16 @@ IN_LIMIT = 30
 class FirestoreDashboardStore:
     """``DashboardStore`` over a ``google.cloud.firestore.Client``."""
 
-    def __init__(self, client: firestore.Client, *, timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        client: firestore.Client,
+        *,
+        timeout_s: float = 5.0,
+        retention: timedelta = DEFAULT_RETENTION,
+    ) -> None:
         self._client = client
         self._timeout_s = timeout_s
+        self._retention = retention  # an audit entry's expireAt: its ``at`` plus this
         self._ordered_runs = True  # False once Firestore says the index is missing
         self._unindexed: set[tuple[tuple[str, ...], tuple[tuple[str, bool], ...]]] = set()
 
@@ -289,23 +304,87 @@ class FirestoreDashboardStore:
         batch = self._client.batch()
         batch.set(reference, stored, merge=True)
         entry = change.audit
+        expire_at = stamp_expires_at(entry.at, self._retention)
         # created, never overwritten: two changes numbered alike fail together, nothing written
-        batch.create(reference.collection(AUDIT).document(entry.id), dict(audit_document(entry)))
+        audit = reference.collection(AUDIT).document(entry.id)
+        batch.create(audit, dict(audit_document(entry, expire_at)))
         with _translate_errors(f"write review of {org_id}/{customer_id}", "write"):
             try:
                 batch.commit(timeout=self._timeout_s)
             except api_exceptions.AlreadyExists:
                 raise ReviewRefused("the review changed meanwhile: reload and try again") from None
 
-    def list_audit(self, org_id: str, customer_id: int) -> list[AuditEntry]:
-        reference = self._client.collection(REVIEWS).document(profile_id(org_id, customer_id))
+    def _audit(self, org_id: str, customer_id: int) -> Any:
+        review = self._client.collection(REVIEWS).document(profile_id(org_id, customer_id))
+        return review.collection(AUDIT)
+
+    def list_audit(
+        self,
+        org_id: str,
+        customer_id: int,
+        *,
+        limit: int,
+        before: AuditKey | None = None,
+        after: AuditKey | None = None,
+        since: str | None = None,
+    ) -> list[AuditEntry]:
+        """One ordered query (``at``, then the document id; ascending from ``after``) with
+        ``limit``, served by ``at``'s single-field index."""
+        audit = self._audit(org_id, customer_id)
+        query = audit
+        if since is not None:
+            query = query.where(filter=FieldFilter("at", ">=", since))
+        newer = after is not None
+        direction = firestore.Query.ASCENDING if newer else firestore.Query.DESCENDING
+        query = query.order_by("at", direction=direction).order_by("__name__", direction=direction)
+        key = after if newer else before
+        if key is not None:
+            query = query.start_after({"at": key[0], "__name__": audit.document(key[1])})
         with _translate_errors(f"read audit of {org_id}/{customer_id}"):
             entries = [
                 audit_of(audit_fields(snapshot.to_dict() or {}), snapshot.id)
-                for snapshot in reference.collection(AUDIT).stream(timeout=self._timeout_s)
+                for snapshot in query.limit(limit).stream(timeout=self._timeout_s)
             ]
-        entries.sort(key=lambda entry: (entry.at, entry.id))
-        return entries
+        return entries[::-1] if newer else entries
+
+    def get_audit(self, org_id: str, customer_id: int, entry_id: str) -> AuditEntry | None:
+        reference = self._audit(org_id, customer_id).document(entry_id)
+        with _translate_errors(f"read audit entry of {org_id}/{customer_id}"):
+            snapshot = reference.get(timeout=self._timeout_s)
+        document = snapshot.to_dict() if snapshot.exists else None
+        return None if document is None else audit_of(audit_fields(document), snapshot.id)
+
+    def delete_audit_before(self, cutoff: str, *, limit: int) -> int:
+        """One collection-group query of ``audit`` (``at`` below ``cutoff``, keys only) and one
+        batched delete. Without the group's index on ``at`` (``firestore.indexes.json``)
+        Firestore refuses the query: logged, and nothing deleted (the TTL policy still is)."""
+        query = (
+            self._client.collection_group(AUDIT)
+            .where(filter=FieldFilter("at", "<", cutoff))
+            .select([])
+            .limit(min(limit, MAX_BATCH_WRITES))
+        )
+        with _translate_errors("list expired review audit entries"):
+            try:
+                references = [s.reference for s in query.stream(timeout=self._timeout_s)]
+            except api_exceptions.FailedPrecondition:
+                log.warning(
+                    "the audit collection group lacks its index on at (firestore.indexes.json):"
+                    " expired review audit entries are left to the TTL policy"
+                )
+                return 0
+        # a collection group spans the database: only the reviews' own audit goes
+        ours = [r for r in references if _review_audit(r)]
+        if len(ours) < len(references):
+            log.warning("left %d audit documents outside %s", len(references) - len(ours), REVIEWS)
+        what = "expired review audit entries"
+        return delete_documents(self._client, ours, what, timeout_s=self._timeout_s)
+
+
+def _review_audit(reference: Any) -> bool:
+    """Whether a document is an entry of ``loyalty_reviews/{id}/audit``."""
+    review = reference.parent.parent
+    return review is not None and review.parent.id == REVIEWS and review.parent.parent is None
 
 
 # --- Documents as the services see them --------------------------------------------------------

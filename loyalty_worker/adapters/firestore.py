@@ -270,6 +270,21 @@ def history_id(entry: HistoryEntry) -> str:
     return f"{stamp}_{entry.get('runId') or 'single'}"
 
 
+def delete_documents(
+    client: firestore.Client, references: Sequence[Any], what: str, *, timeout_s: float = 10.0
+) -> int:
+    """Delete the documents of ``references`` (at most ``MAX_BATCH_WRITES``) in one batched
+    write; how many."""
+    if not references:
+        return 0
+    batch = client.batch()
+    for reference in references:
+        batch.delete(reference)
+    with _translate_errors(f"delete {len(references)} {what}", "write"):
+        batch.commit(timeout=timeout_s)
+    return len(references)
+
+
 def _merge_data(fields: ProfileDocument, deletes: Sequence[str]) -> dict[str, Any]:
     """A merge-set payload: the deletes as DELETE_FIELD markers, then the fields (which win)."""
     return {**dict.fromkeys(deletes, firestore.DELETE_FIELD), **fields}

@@ -31,6 +31,12 @@ from loyalty_worker.domain.review import ReviewState
 from loyalty_worker.errors import TransientError, UnknownOrg
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports.people import MemberStore
+from loyalty_worker.services.dashboard.audit import (
+    AUDIT_PAGE_SIZE,
+    MAX_AUDIT_PAGE_SIZE,
+    AuditCursor,
+    AuditRequest,
+)
 from loyalty_worker.services.dashboard.cursors import PageCursor
 from loyalty_worker.services.dashboard.discrepancies import PAGE_SIZE, ReviewFilter
 from loyalty_worker.services.dashboard.no_account import NO_ACCOUNT_SORT
@@ -295,3 +301,27 @@ def page_request(cursor: CursorParam = None, page_size: PageSize = PAGE_SIZE) ->
 
 
 PageDep = Annotated[PageRequest, Depends(page_request)]
+
+
+AuditPageSize = Annotated[
+    int,
+    Query(alias="pageSize", ge=1, le=MAX_AUDIT_PAGE_SIZE, description="Audit entries a page."),
+]
+
+
+def audit_request(
+    cursor: CursorParam = None, page_size: AuditPageSize = AUDIT_PAGE_SIZE
+) -> AuditRequest:
+    """Which page of a review's audit (a customer's history): the answer's ``next`` or
+    ``prev`` as its cursor, and its size; 422 for a token that is not an audit cursor."""
+    if not cursor:
+        return AuditRequest(None, page_size)
+    try:
+        return AuditRequest(AuditCursor.decode(cursor), page_size)
+    except ValueError:
+        raise invalid(
+            ("query", "cursor"), "not a cursor of this audit: use its next or prev"
+        ) from None
+
+
+AuditPageDep = Annotated[AuditRequest, Depends(audit_request)]

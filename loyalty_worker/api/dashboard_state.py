@@ -9,8 +9,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from loyalty_worker.domain.retention import DEFAULT_RETENTION, kept_since
 from loyalty_worker.log_context import ContextThreadPool
 from loyalty_worker.ports.contacts import ContactStore
 from loyalty_worker.ports.dashboard import DashboardStore
@@ -60,12 +61,18 @@ class DashboardServices:
     sign_in: SignInConfig | None = None
     # The hour (org's local time) nightly runs open at (``Settings.nightly_hour``).
     nightly_hour: int = 2
+    # How long review audit entries and export records are shown (``Settings.audit_retention``).
+    audit_retention: timedelta = DEFAULT_RETENTION
     clock: Callable[[], float] = time.time
     # The pages' parallel reads; its threads start on first use, and stop with the app.
     reads: ContextThreadPool = field(default_factory=_read_pool)
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
+
+    def audit_since(self) -> datetime:
+        """The oldest moment an audit entry or export record shown now may be from."""
+        return kept_since(self.now(), self.audit_retention)
 
     def close(self) -> None:
         """Stop the read threads (the app is stopping: no page is served any more)."""

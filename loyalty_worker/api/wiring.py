@@ -89,11 +89,13 @@ def build_app(settings: Settings, api: ApiSettings) -> FastAPI:
         phone_key=settings.phone_key,
     )
     firestore_client = build_firestore_client(settings.firestore_project)
+    retention = settings.audit_retention
     dashboard = DashboardServices(
-        store=FirestoreDashboardStore(firestore_client),
-        contacts=FirestoreContactStore(firestore_client),
+        store=FirestoreDashboardStore(firestore_client, retention=retention),
+        contacts=FirestoreContactStore(firestore_client, retention=retention),
         tasks=RedisTaskOutcomes(client),
         triggers=RedisRunTriggers(client, tracker),
         nightly_hour=settings.nightly_hour,
+        audit_retention=retention,
     )
     return create_app(services, api, dashboard, public_url=settings.public_url)

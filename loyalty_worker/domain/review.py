@@ -144,7 +144,8 @@ def newest(audit: Sequence[AuditEntry]) -> AuditEntry | None:
 
 def undoable(entry: AuditEntry, audit: Sequence[AuditEntry], now: datetime) -> str | None:
     """Why ``entry`` cannot be undone now (None: it can): it must be a person's change, not an
-    undo, the review's latest, and made at most ``UNDO_WINDOW`` ago."""
+    undo, the review's latest, and made at most ``UNDO_WINDOW`` ago. ``audit`` holds the
+    review's newest entry (the whole audit is never needed)."""
     if entry.by == SYNC:
         return "a change a sync made cannot be undone"
     if entry.undoes is not None:
@@ -250,7 +251,8 @@ def undo(
     """Undo the change ``undone`` (an audit entry's id): the review back to how the entry
     before it left it (open, without outcome, when it was the first), as its own entry.
     ReviewRefused when that change cannot be undone now (``undoable``), or when the review no
-    longer reads as it left it (a sync moved the discrepancy since)."""
+    longer reads as it left it (a sync moved the discrepancy since). ``audit`` holds the
+    review's newest two entries and the one undone (the whole audit is never needed)."""
     entry = next((e for e in audit if e.id == undone), None)
     if entry is None or review is None:
         raise ReviewRefused(f"this review has no change {undone!r}")

@@ -398,6 +398,29 @@ function shapedRows(collection, query, test, orders) {
   return rows;
 }
 
+// A collection-group query (``collection_group("audit")``: ``all_descendants``), which the package
+// does not serve: every collection of that id at any depth under ``parent`` (the database's
+// documents, or a document), filtered and ordered as one. Its rows are not kept between queries.
+function groupRows(state, parent, collectionId, test, orders) {
+  if (!collectionId) throw new Error("a collection-group query names its collection id");
+  const [, project, , database, , ...rest] = parent.split("/");
+  let top = state.getProject(project).getDatabase(database);
+  if (rest.length > 0) top = state.getDocument(parent);
+  const matching = [];
+  const visit = (collections) => {
+    for (const collection of Object.values(collections)) {
+      for (const document of collection.getAllDocuments()) {
+        if (collection.name === collectionId && document.metadata.hasExist && test(document)) {
+          matching.push(document);
+        }
+        visit(document.collections);
+      }
+    }
+  };
+  visit(top.collections);
+  return orderedRows(matching, orders);
+}
+
 FirestoreState.prototype.v1Query = function (parent, query) {
   const orders = (query.order_by ?? []).map(({ field, direction }) => ({
     path: field.field_path,
@@ -405,7 +428,10 @@ FirestoreState.prototype.v1Query = function (parent, query) {
   }));
   const test = query.has_where ? compileFilter(query.where) : () => true;
   let rows;
-  if (test === null) {
+  if (query.from[0]?.all_descendants) {
+    if (test === null) throw new Error("a collection-group query's filter is not served here");
+    rows = groupRows(this, parent, query.from[0].collection_id, test, orders);
+  } else if (test === null) {
     const filtered = originalQuery.call(this, parent, {
       from: query.from,
       has_where: query.has_where,

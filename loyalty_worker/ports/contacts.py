@@ -4,19 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Protocol, TypedDict
+from typing import NotRequired, Protocol, TypedDict
 
 from loyalty_worker.domain.contact import ContactDocument
 
 
 class ExportRecord(TypedDict):
-    """``loyalty_exports/{auto}``: one export of contact details (who, when, how many rows)."""
+    """``loyalty_exports/{auto}``: one export of contact details (who, when, how many rows);
+    ``expireAt`` (``at`` plus the audit's retention, for a TTL policy) is added as it is
+    written."""
 
     orgId: str
     by: str
     at: datetime
     rows: int
     filter: str
+    expireAt: NotRequired[datetime]
 
 
 class ContactWriter(Protocol):
@@ -78,9 +81,17 @@ class ContactStore(ContactWriter, Protocol):
         ...
 
     def record_export(self, record: ExportRecord) -> None:
-        """Keep one export's record."""
+        """Keep one export's record, with its ``expireAt`` (``at`` plus the retention)."""
         ...
 
-    def latest_exports(self, org_id: str, *, limit: int) -> list[ExportRecord]:
-        """The org's latest export records, newest first."""
+    def latest_exports(
+        self, org_id: str, *, limit: int, since: datetime | None = None
+    ) -> list[ExportRecord]:
+        """The org's latest export records, newest first; only those made at or after
+        ``since`` when given."""
+        ...
+
+    def delete_exports_before(self, cutoff: datetime, *, limit: int) -> int:
+        """Delete up to ``limit`` (at most 500: one batched write) of the export records of
+        every org made before ``cutoff``; how many were deleted."""
         ...

@@ -12,6 +12,9 @@ from loyalty_worker.domain.run import RunSummaryDocument
 
 # A value a keyset cursor starts after: one of a profile's order fields (a gap, an id, a stamp).
 KeyValue = int | float | str | datetime | None
+# Where a page of a review's audit starts: an entry's ``at`` (ISO 8601) and its id, the order the
+# audit is read in (newest first: by ``at``, then by id).
+AuditKey = tuple[str, str]
 
 
 class DashboardStore(Protocol):
@@ -112,6 +115,28 @@ class DashboardStore(Protocol):
         """Store a customer's review and append its audit entry, in one commit."""
         ...
 
-    def list_audit(self, org_id: str, customer_id: int) -> list[AuditEntry]:
-        """A customer's review audit entries, oldest first."""
+    def list_audit(
+        self,
+        org_id: str,
+        customer_id: int,
+        *,
+        limit: int,
+        before: AuditKey | None = None,
+        after: AuditKey | None = None,
+        since: str | None = None,
+    ) -> list[AuditEntry]:
+        """Up to ``limit`` of a customer's review audit entries, newest first (by ``at``, then
+        by id): from the newest on, or those older than the entry keyed ``before``, or the
+        ``limit`` oldest of those newer than the entry keyed ``after`` (still newest first);
+        only those made at or after ``since`` (an ISO 8601 stamp) when given. An ordered query
+        with a limit: never the whole audit."""
+        ...
+
+    def get_audit(self, org_id: str, customer_id: int, entry_id: str) -> AuditEntry | None:
+        """One audit entry of a customer's review, by its id, or None."""
+        ...
+
+    def delete_audit_before(self, cutoff: str, *, limit: int) -> int:
+        """Delete up to ``limit`` (at most 500: one batched write) of the review audit entries of
+        every org made before ``cutoff`` (an ISO 8601 stamp); how many were deleted."""
         ...

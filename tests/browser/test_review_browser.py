@@ -74,7 +74,9 @@ def _banner(driver: WebDriver) -> str:
 
 
 def _audit(dashboard: Dashboard, customer: int) -> list[AuditEntry]:
-    return FirestoreDashboardStore(dashboard.stack.firestore).list_audit(ORG, customer)
+    """The review's audit, oldest first."""
+    store = FirestoreDashboardStore(dashboard.stack.firestore)
+    return store.list_audit(ORG, customer, limit=100)[::-1]
 
 
 def _open_ids(driver: WebDriver, dashboard: Dashboard) -> set[int]:
@@ -97,9 +99,9 @@ def test_resolve_a_row_then_undo_it_from_the_banner(synced: Dashboard, driver: W
     assert "Open" in driver.find_element(By.ID, f"d-{customer}").text  # back on the open list
     _page(driver, synced, f"/customers/{customer}/history")
     rows = driver.find_elements(By.CSS_SELECTOR, "#audit tbody tr")
-    assert [r.find_elements(By.TAG_NAME, "td")[2].text for r in rows] == [
-        "Open → Resolved",
+    assert [r.find_elements(By.TAG_NAME, "td")[2].text for r in rows] == [  # newest first
         "Resolved → Open (undo of change 000001)",
+        "Open → Resolved",
     ]
 
 

@@ -164,6 +164,34 @@ def test_exports_are_recorded_and_read_newest_first(
     latest = contacts.latest_exports(ORG, limit=2)
 
     assert [record["rows"] for record in latest] == [3, 2]
+    since = contacts.latest_exports(ORG, limit=5, since=AT + timedelta(hours=2))
+    assert [record["rows"] for record in since] == [3, 2]
+
+
+def test_the_sweep_deletes_only_export_records_older_than_its_cutoff(
+    stores: tuple[ContactStore, ProfileStore],
+) -> None:
+    contacts, _ = stores
+    for org, days in ((ORG, 800), (ORG, 731), ("o2", 900), (ORG, 729), ("o2", 1)):
+        at = AT - timedelta(days=days)
+        contacts.record_export({"orgId": org, "by": "ann", "at": at, "rows": days, "filter": ""})
+    cutoff = AT - timedelta(days=730)
+
+    assert contacts.delete_exports_before(cutoff, limit=2) == 2
+    assert contacts.delete_exports_before(cutoff, limit=500) == 1
+    assert contacts.delete_exports_before(cutoff, limit=500) == 0
+    kept = [r["rows"] for org in (ORG, "o2") for r in contacts.latest_exports(org, limit=9)]
+    assert kept == [729, 1]
+
+
+@pytest.mark.integration
+def test_an_export_record_is_written_with_its_expiry(firestore_client: firestore.Client) -> None:
+    contacts = FirestoreContactStore(firestore_client, retention=timedelta(days=30))
+    contacts.record_export({"orgId": ORG, "by": "ann", "at": AT, "rows": 1, "filter": ""})
+
+    (stored,) = [s.to_dict() or {} for s in firestore_client.collection("loyalty_exports").stream()]
+
+    assert stored["expireAt"] == AT + timedelta(days=30)
 
 
 def test_lacking_sync_names_the_contacts_no_sync_has_filled(

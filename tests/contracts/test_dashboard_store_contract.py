@@ -7,7 +7,7 @@ real store has too.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import pytest
@@ -16,7 +16,14 @@ from google.cloud import firestore
 from loyalty_worker.adapters.dashboard_store import FirestoreDashboardStore
 from loyalty_worker.adapters.firestore import PROFILES, RUN_SUMMARIES, FirestoreProfileStore
 from loyalty_worker.domain.profile import ProfileDocument, ProfileUpdate
-from loyalty_worker.domain.review import AuditEntry, Outcome, Review, ReviewChange, ReviewState
+from loyalty_worker.domain.review import (
+    AuditEntry,
+    Outcome,
+    Review,
+    ReviewChange,
+    ReviewState,
+    entry_id,
+)
 from loyalty_worker.ports.dashboard import DashboardStore
 from tests.fakes import InMemoryDashboardStore, QueryableProfileStore
 
@@ -178,11 +185,14 @@ def test_reviews_and_their_audit(harness: Harness) -> None:
     store.write_review(ORG, 5, ReviewChange(resolved, audit))
     assert store.get_reviews(ORG) == {5: resolved}
     assert store.get_review(ORG, 5) == resolved
-    assert [(a.from_state, a.to_state) for a in store.list_audit(ORG, 5)] == [
-        ("open", "acknowledged"),
+    assert [(a.from_state, a.to_state) for a in store.list_audit(ORG, 5, limit=10)] == [
         ("acknowledged", "resolved"),
+        ("open", "acknowledged"),
     ]
-    assert store.list_audit(ORG, 5)[-1] == audit
+    assert store.list_audit(ORG, 5, limit=1) == [audit]
+    assert store.get_audit(ORG, 5, "000002") == audit
+    assert store.get_audit(ORG, 5, "000009") is None
+    assert store.get_audit(ORG, 6, "000001") is None
     assert store.get_reviews("other") == {}
     assert store.get_review(ORG, 6) is None
     assert store.get_review("other", 5) is None
@@ -279,3 +289,88 @@ def test_pages_by_timestamp_and_reads_profiles_by_id(harness: Harness) -> None:
     read = store.read_profiles(ORG, [1, 3, 9], ("alleavesCustomerId",))
     assert sorted(read) == [1, 3] and read[3]["alleavesCustomerId"] == 3
     assert store.read_profiles("other", [1]) == {}
+
+
+def entry(number: int, at: str, *, by: str = "Ana") -> ReviewChange:
+    """A review's ``number``-th change, made at ``at``."""
+    stored = Review(ReviewState.ACKNOWLEDGED, changes=number)
+    audit = AuditEntry(at, by, "open", "acknowledged", id=entry_id(number))
+    return ReviewChange(stored, audit)
+
+
+def stamp(day: int, hour: int = 0) -> str:
+    return datetime(2027, 1, day, hour, tzinfo=UTC).isoformat()
+
+
+def ids(entries: list[AuditEntry]) -> list[str]:
+    return [e.id[-2:] for e in entries]
+
+
+def test_the_audit_is_read_a_page_at_a_time_newest_first(harness: Harness) -> None:
+    store = harness.store
+    # entries 4 and 5 share their time: the id orders them
+    days = {1: 1, 2: 2, 3: 3, 4: 4, 5: 4, 6: 5, 7: 6}
+    for number, day in days.items():
+        store.write_review(ORG, 5, entry(number, stamp(day)))
+    store.write_review(ORG, 6, entry(1, stamp(9)))
+    key = {number: (stamp(day), entry_id(number)) for number, day in days.items()}
+
+    assert ids(store.list_audit(ORG, 5, limit=3)) == ["07", "06", "05"]
+    assert ids(store.list_audit(ORG, 5, limit=3, before=key[5])) == ["04", "03", "02"]
+    assert ids(store.list_audit(ORG, 5, limit=3, before=key[2])) == ["01"]
+    # toward newer: the ``limit`` just newer than the key, still newest first
+    assert ids(store.list_audit(ORG, 5, limit=3, after=key[1])) == ["04", "03", "02"]
+    assert ids(store.list_audit(ORG, 5, limit=3, after=key[4])) == ["07", "06", "05"]
+    assert store.list_audit(ORG, 5, limit=3, after=key[7]) == []
+    # only those made at or after ``since``
+    assert ids(store.list_audit(ORG, 5, limit=9, since=stamp(4))) == ["07", "06", "05", "04"]
+    assert ids(store.list_audit(ORG, 5, limit=2, before=key[6], since=stamp(4))) == ["05", "04"]
+    assert ids(store.list_audit(ORG, 5, limit=9, after=key[1], since=stamp(3))) == [
+        "07", "06", "05", "04", "03"
+    ]  # fmt: skip
+    assert ids(store.list_audit(ORG, 6, limit=9)) == ["01"]
+    assert store.list_audit("other", 5, limit=9) == []
+
+
+def test_the_sweep_deletes_only_audit_entries_older_than_its_cutoff(harness: Harness) -> None:
+    store = harness.store
+    for customer in (5, 6):
+        for number, day in ((1, 1), (2, 2), (3, 3)):
+            store.write_review(ORG, customer, entry(number, stamp(day)))
+    store.write_review("other", 5, entry(1, stamp(1, 12)))
+    store.write_review("other", 5, entry(2, stamp(4)))
+
+    cutoff = stamp(3)
+    assert store.delete_audit_before(cutoff, limit=3) == 3
+    assert store.delete_audit_before(cutoff, limit=500) == 2
+    assert store.delete_audit_before(cutoff, limit=500) == 0
+    assert ids(store.list_audit(ORG, 5, limit=9)) == ["03"]
+    assert ids(store.list_audit(ORG, 6, limit=9)) == ["03"]
+    assert ids(store.list_audit("other", 5, limit=9)) == ["02"]
+
+
+@pytest.mark.integration
+def test_an_audit_entry_is_written_with_its_expiry(firestore_client: firestore.Client) -> None:
+    store = FirestoreDashboardStore(firestore_client, retention=timedelta(days=30))
+    store.write_review(ORG, 5, entry(1, stamp(1)))
+    review = firestore_client.collection("loyalty_reviews").document(f"{ORG}_5")
+
+    stored = review.collection("audit").document("000001").get().to_dict() or {}
+
+    assert stored["expireAt"] == datetime(2027, 1, 31, tzinfo=UTC)
+    assert store.get_audit(ORG, 5, "000001") == entry(1, stamp(1)).audit
+
+
+@pytest.mark.integration
+def test_the_sweep_leaves_audit_documents_outside_the_reviews(
+    firestore_client: firestore.Client,
+) -> None:
+    store = FirestoreDashboardStore(firestore_client)
+    elsewhere = firestore_client.collection("shops").document("s1").collection("audit")
+    elsewhere.document("a").set({"at": stamp(1)})
+    firestore_client.collection("audit").document("b").set({"at": stamp(1)})
+    store.write_review(ORG, 5, entry(1, stamp(1)))
+
+    assert store.delete_audit_before(stamp(2), limit=500) == 1
+    assert elsewhere.document("a").get().exists
+    assert firestore_client.collection("audit").document("b").get().exists

@@ -221,6 +221,7 @@ def script(r: Recorder, documents: firestore.Client) -> None:
         r.call("GET", f"{ORG}/discrepancies?state={state}")
     for customer_id in (a, d):
         r.call("GET", f"{ORG}/customers/{customer_id}/history")
+    r.pages(f"{ORG}/customers/{a}/history?pageSize=1")  # the audit, an entry a page
 
     r.pages(f"{ORG}/no-account?pageSize=10")
     r.call("GET", f"{ORG}/no-account.csv")

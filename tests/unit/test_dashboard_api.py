@@ -3,10 +3,11 @@ route's 401/403/404/422 and CSRF refusal."""
 
 from __future__ import annotations
 
+import html
 import re
 import warnings
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import fakeredis
@@ -16,6 +17,7 @@ from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.api.app import ApiServices, DashboardServices, create_app
 from loyalty_worker.api.settings import ApiSettings
 from loyalty_worker.domain.contact import listed_contact, synced_contact
+from loyalty_worker.domain.review import Discrepancy, Move, decide
 from loyalty_worker.domain.run import PreviewEntry
 from tests.fakes import (
     FakeAlpine,
@@ -752,6 +754,112 @@ def test_a_form_goes_back_with_a_banner_whose_undo_restores_the_review(dash: Das
     ]
 
 
+def _toggled(dash: Dash, customer_id: int, times: int, *, last_at: datetime) -> None:
+    """The customer's review acknowledged and re-opened, ``times`` changes in all, a second
+    apart, the last at ``last_at``."""
+    seen = Discrepancy(status="alpine_higher", amount=150, tier="silver")
+    review = None
+    for n in range(times):
+        at = last_at - timedelta(seconds=times - 1 - n)
+        move = Move("acknowledged" if n % 2 == 0 else "open")
+        change = decide(review, seen, move, by="Ana", at=at)
+        dash.dash.write_review("org-1", customer_id, change)
+        review = change.review
+
+
+def _audit_ids(page: str) -> list[str]:
+    return re.findall(r'<tr id="audit-([0-9]+)"', page)
+
+
+def _link(page: str, link_id: str) -> str | None:
+    found = re.search(rf'<a href="([^"]+)" id="{link_id}"', page)
+    return html.unescape(found.group(1)) if found else None
+
+
+def test_a_review_changed_400_times_shows_its_audit_a_page_at_a_time(dash: Dash) -> None:
+    dash.sign_in()
+    now = datetime.fromtimestamp(NOW, UTC)
+    _toggled(dash, 2, 400, last_at=now - timedelta(minutes=1))
+    page = dash.client.get("/dashboard/orgs/org-1/customers/2/history").text
+    # one page of the audit, newest first: its size bounded whatever the audit's length
+    assert _audit_ids(page) == [f"{n:06d}" for n in range(400, 380, -1)]
+    audit_part = page[page.index('id="review-audit"') : page.index("</main>")]
+    assert len(audit_part) < 12_000
+    assert page.count('class="audit-undo"') == 1  # on the newest entry, a minute old
+    assert _link(page, "audit-newer") is None and _link(page, "audit-newest") is None
+    # Older links reach the first entry, each page read with a small limit
+    shown, pages = _audit_ids(page), 1
+    while (older := _link(page, "audit-older")) is not None:
+        assert older.endswith("#review-audit")
+        page = dash.client.get(older).text
+        shown += _audit_ids(page)
+        pages += 1
+    assert shown == [f"{n:06d}" for n in range(400, 0, -1)]
+    assert pages == 20
+    assert 'class="audit-undo"' not in page  # the newest entry is not on this page
+    assert max(dash.dash.audit_limits) <= 21
+    # and Newer links lead back to the newest
+    newer = _link(page, "audit-newer")
+    assert newer is not None and _link(page, "audit-newest") == (
+        "/dashboard/orgs/org-1/customers/2/history#review-audit"
+    )
+    page = dash.client.get(newer).text
+    assert _audit_ids(page) == [f"{n:06d}" for n in range(40, 20, -1)]
+    # a page size asked for is kept by the links
+    sized = dash.client.get("/dashboard/orgs/org-1/customers/2/history?pageSize=50").text
+    assert len(_audit_ids(sized)) == 50
+    older = _link(sized, "audit-older")
+    assert older is not None and older.startswith(
+        "/dashboard/orgs/org-1/customers/2/history?pageSize=50&cursor="
+    )
+    assert _audit_ids(dash.client.get(older).text)[0] == "000350"
+
+
+def test_the_history_json_pages_the_audit_by_cursor(dash: Dash) -> None:
+    _toggled(dash, 2, 250, last_at=datetime.fromtimestamp(NOW, UTC))
+    url, headers = "/api/loyalty/orgs/org-1/customers/2/history", bearer(ORG1_TOKEN)
+    first = dash.client.get(url, headers=headers).json()
+    assert (len(first["audit"]), first["pageSize"], first["prev"]) == (20, 20, None)
+    assert first["audit"][0]["id"] == "000250" and first["audit"][0]["undoable"]
+    ids, pages = [], []
+    answer = dash.client.get(f"{url}?pageSize=100", headers=headers).json()
+    while True:
+        pages.append(answer)
+        ids += [a["id"] for a in answer["audit"]]
+        if answer["next"] is None:
+            break
+        answer = dash.client.get(f"{url}?pageSize=100&cursor={answer['next']}", headers=headers)
+        answer = answer.json()
+    assert ids == [f"{n:06d}" for n in range(250, 0, -1)]
+    assert [len(p["audit"]) for p in pages] == [100, 100, 50]
+    assert not any(a["undoable"] for p in pages[1:] for a in p["audit"])
+    back = dash.client.get(f"{url}?pageSize=100&cursor={pages[2]['prev']}", headers=headers)
+    assert [a["id"] for a in back.json()["audit"]] == ids[100:200]
+    assert back.json()["prev"] is not None and back.json()["next"] is not None
+    for query in ("pageSize=101", "pageSize=0", "cursor=nonsense", "cursor=WyJhdWRpdCJd"):
+        assert dash.client.get(f"{url}?{query}", headers=headers).status_code == 422, query
+    discrepancies = dash.client.get(
+        "/api/loyalty/orgs/org-1/discrepancies?pageSize=1&state=all", headers=headers
+    ).json()
+    other = discrepancies["next"]  # a cursor of another list
+    assert dash.client.get(f"{url}?cursor={other}", headers=headers).status_code == 422
+
+
+def test_the_history_never_shows_an_audit_entry_older_than_the_retention(dash: Dash) -> None:
+    now = datetime.fromtimestamp(NOW, UTC)
+    _toggled(dash, 2, 2, last_at=now - timedelta(days=730, minutes=1))  # past two years
+    _toggled(dash, 3, 1, last_at=now - timedelta(days=729))
+    url = "/api/loyalty/orgs/org-1/customers/{}/history"
+    headers = bearer(ORG1_TOKEN)
+    assert dash.client.get(url.format(2), headers=headers).json()["audit"] == []
+    assert [a["id"] for a in dash.client.get(url.format(3), headers=headers).json()["audit"]] == [
+        "000001"
+    ]
+    services: DashboardServices = dash.client.app.state.dashboard  # type: ignore[attr-defined]
+    services.audit_retention = timedelta(days=731)
+    assert len(dash.client.get(url.format(2), headers=headers).json()["audit"]) == 2
+
+
 def test_undo_is_refused_with_a_clear_message_after_ten_minutes(dash: Dash) -> None:
     csrf = dash.sign_in()
     dash.client.post(
@@ -850,8 +958,8 @@ def test_bulk_and_undo_json_twins_make_the_same_checks(dash: Dash) -> None:
     history = dash.client.get("/api/loyalty/orgs/org-1/customers/2/history", headers=headers)
     audit = history.json()["audit"]
     assert [(a["id"], a["undoes"], a["undoable"]) for a in audit] == [
-        ("000001", None, False),
         ("000002", "000001", False),
+        ("000001", None, False),
     ]
 
 

@@ -49,6 +49,7 @@ TASKS: dict[str, Task] = {
     names.NIGHTLY_TICK: tasks.nightly_tick,
     names.INCREMENTAL_TICK: tasks.incremental_tick,
     names.WATCHDOG: tasks.watchdog,
+    names.SWEEP_AUDIT: tasks.sweep_audit,
 }
 
 

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from loyalty_worker.api.dashboard_deps import (
+    AuditPageDep,
     CustomerPath,
     DashboardDep,
     PrincipalDep,
@@ -248,10 +249,27 @@ def history_page(
     access: Reader,
     customer_id: CustomerPath,
     dashboard: DashboardDep,
+    page: AuditPageDep,
     done: DoneParam = "",
 ) -> Response:
     org = access.org
-    data = history(org, customer_id, dashboard.store, now=dashboard.now())
+    data = history(
+        org,
+        customer_id,
+        dashboard.store,
+        now=dashboard.now(),
+        page=page,
+        retention=dashboard.audit_retention,
+    )
     shown = page_banner(org.org_id, done, dashboard)
-    context = {"org_id": org.org_id, "h": data, "banner": shown, "tz": org.timezone}
+    # a page size asked for is kept by the links
+    size = {"pageSize": str(page.page_size)} if "pageSize" in request.query_params else {}
+    context = {
+        "org_id": org.org_id,
+        "h": data,
+        "banner": shown,
+        "tz": org.timezone,
+        "paged": page.cursor is not None,
+        "audit_query": urlencode(size),
+    }
     return render(request, "history.html", context, access)

@@ -17,6 +17,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from loyalty_worker.api.dashboard_deps import (
+    AuditPageDep,
     CustomerPath,
     DashboardDep,
     PageDep,
@@ -361,10 +362,21 @@ def customer(
     response_model=History,
     responses=ERRORS,
 )
-def customer_history(org: ReadOrg, customer_id: CustomerPath, dashboard: DashboardDep) -> History:
+def customer_history(
+    org: ReadOrg, customer_id: CustomerPath, dashboard: DashboardDep, page: AuditPageDep
+) -> History:
     """One entry per sync that changed the profile: when, run, points/tier/status before →
-    after."""
-    return history(org, customer_id, dashboard.store, now=dashboard.now())
+    after; and the review's audit a page at a time, newest first (`next` and `prev` are the
+    cursors of its older and newer pages, null at either end; at most 100 entries a page).
+    Audit entries older than the retention (`LOYALTY_AUDIT_RETENTION_DAYS`) are not shown."""
+    return history(
+        org,
+        customer_id,
+        dashboard.store,
+        now=dashboard.now(),
+        page=page,
+        retention=dashboard.audit_retention,
+    )
 
 
 @router.post(

@@ -98,7 +98,9 @@ def enrollment_page(
     every = dashboard.reads.submit(
         dashboard.store.count_profiles, org_id, {"loyaltyStatus": NO_ACCOUNT}
     )
-    data = enrollment(org_id, contacts, flt, reads=dashboard.reads)
+    data = enrollment(
+        org_id, contacts, flt, reads=dashboard.reads, exports_since=dashboard.audit_since()
+    )
     if not access.may(Action.SEE_CONTACTS):
         data = masked_page(data)
     context = {
@@ -152,4 +154,6 @@ def enrollment_json(
 ) -> EnrollmentPage:
     """The enrollment page's rows (full phone and e-mail), for the org's people whose role
     lets them see contact details (never a machine's token)."""
-    return enrollment(access.org_id, contacts, flt, reads=dashboard.reads)
+    return enrollment(
+        access.org_id, contacts, flt, reads=dashboard.reads, exports_since=dashboard.audit_since()
+    )

@@ -1,9 +1,10 @@
 """A customer's page: points and the counted orders they come from, Alpine IQ's balance, tier,
-discrepancy and its review; and the customer's loyalty history with the review's audit."""
+discrepancy and its review; and the customer's loyalty history with the review's audit, a page
+at a time (``audit``)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from pydantic import Field
@@ -16,10 +17,12 @@ from loyalty_worker.domain.profile import (
     ProfileDocument,
     snapshot_changes,
 )
+from loyalty_worker.domain.retention import DEFAULT_RETENTION
 from loyalty_worker.domain.review import Outcome, ReviewState, reading, undoable
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports.dashboard import DashboardStore
 from loyalty_worker.ports.run import RememberedResults
+from loyalty_worker.services.dashboard.audit import AuditRequest, audit_page
 from loyalty_worker.services.dashboard.formatting import (
     local_day,
     local_time,
@@ -145,12 +148,23 @@ class AuditRow(PageModel):
 
 
 class History(PageModel):
-    """A customer's loyalty history, newest first, and the review's audit, oldest first."""
+    """A customer's loyalty history, newest first, and one page of the review's audit, newest
+    first (``next`` and ``prev`` are the cursors of its older and newer pages)."""
 
     org_id: str
     customer_id: int
     entries: list[HistoryRow]
-    audit: list[AuditRow]
+    audit: list[AuditRow] = Field(
+        description="A page of the review's audit, newest first; entries older than the "
+        "audit's retention are never shown."
+    )
+    next: str | None = Field(
+        description="The cursor (`?cursor=`) of the audit's older entries; null: none older."
+    )
+    prev: str | None = Field(
+        description="The cursor of the audit's newer entries; null: this page holds the newest."
+    )
+    page_size: int = Field(description="Audit entries a page (`?pageSize=`, at most 100).")
 
 
 def _adjustment(entry: AdjustmentEntry | None) -> Adjustment | None:
@@ -295,10 +309,19 @@ def order_changes(orders: object, tz: ZoneInfo) -> list[OrderChange]:
     return rows
 
 
-def history(org: OrgSettings, customer_id: int, store: DashboardStore, *, now: datetime) -> History:
+def history(
+    org: OrgSettings,
+    customer_id: int,
+    store: DashboardStore,
+    *,
+    now: datetime,
+    page: AuditRequest | None = None,
+    retention: timedelta = DEFAULT_RETENTION,
+) -> History:
     """The customer's loyalty history: one entry per sync that changed the profile (what
-    changed and the orders that made it change); and the review's audit, its latest entry
-    undoable while ``undoable`` allows."""
+    changed and the orders that made it change); and a page of the review's audit (``page``;
+    the newest entries when None), made within ``retention``, its latest entry undoable while
+    ``undoable`` allows."""
     if store.get_profile(org.org_id, customer_id) is None:
         raise NotFound("customer", customer_id)
     tz = ZoneInfo(org.timezone)
@@ -315,7 +338,8 @@ def history(org: OrgSettings, customer_id: int, store: DashboardStore, *, now: d
         )
         for entry in store.list_history(org.org_id, customer_id, limit=HISTORY_LIMIT)
     ]
-    entries_of_review = store.list_audit(org.org_id, customer_id)
+    asked = page or AuditRequest()
+    shown = audit_page(store, org.org_id, customer_id, asked, now=now, retention=retention)
     audit = [
         AuditRow(
             id=entry.id,
@@ -326,8 +350,16 @@ def history(org: OrgSettings, customer_id: int, store: DashboardStore, *, now: d
             outcome=entry.outcome,
             comment=entry.comment,
             undoes=entry.undoes,
-            undoable=undoable(entry, entries_of_review, now) is None,
+            undoable=shown.newest and undoable(entry, shown.entries, now) is None,
         )
-        for entry in entries_of_review
+        for entry in shown.entries
     ]
-    return History(org_id=org.org_id, customer_id=customer_id, entries=entries, audit=audit)
+    return History(
+        org_id=org.org_id,
+        customer_id=customer_id,
+        entries=entries,
+        audit=audit,
+        next=shown.next,
+        prev=shown.prev,
+        page_size=asked.page_size,
+    )

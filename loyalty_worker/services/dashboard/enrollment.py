@@ -147,13 +147,20 @@ def _key(contact: ContactDocument, sort: str) -> tuple[int, ...]:
 
 
 def enrollment(
-    org_id: str, contacts: ContactStore, flt: EnrollmentFilter, *, reads: Executor
+    org_id: str,
+    contacts: ContactStore,
+    flt: EnrollmentFilter,
+    *,
+    reads: Executor,
+    exports_since: datetime | None = None,
 ) -> EnrollmentPage:
     """One page of the list (its total counted beside it on ``reads``), and the latest
-    exports."""
+    exports (made at or after ``exports_since``, the audit's retention, when given)."""
     equals = flt.equals()
     total = reads.submit(contacts.count_contacts, org_id, equals)
-    exports = reads.submit(contacts.latest_exports, org_id, limit=LATEST_EXPORTS)
+    exports = reads.submit(
+        contacts.latest_exports, org_id, limit=LATEST_EXPORTS, since=exports_since
+    )
     after = flt.cursor.after if flt.cursor is not None else None
     found = contacts.page_contacts(
         org_id, equals, ORDERS[flt.sort], after=after, limit=flt.page_size + 1

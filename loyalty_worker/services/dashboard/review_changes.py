@@ -4,7 +4,8 @@ undo (``undo_reviews``), and the banner a page shows after either (``banner``).
 Each customer's change is its own audit entry, as one change at a time would write it. A bulk
 change or undo is checked whole before anything is written: one customer it cannot change
 refuses them all, naming it. An undo goes by ``domain.review.undo``: a person's latest change of
-a review, for ``UNDO_WINDOW`` after it was made.
+a review, for ``UNDO_WINDOW`` after it was made. Neither reads a review's whole audit: only its
+newest entries (``_latest``), and the entry named when it is not among them.
 
 A change is named to the banner (and to the undo form) as ``{customerId}.{entryId}``; the banner
 reads each named entry back, so that what it says is what was stored.
@@ -98,6 +99,20 @@ def _bulk_ids(customer_ids: Sequence[int]) -> list[int]:
     return ids
 
 
+def _latest(
+    store: DashboardStore, org_id: str, customer_id: int, named: str, *, newest: int
+) -> tuple[AuditEntry | None, list[AuditEntry]]:
+    """The review's audit entry ``named`` (None: it has none such) and its ``newest`` latest
+    entries, with the named one among them: what ``undoable`` and ``undo`` decide from."""
+    latest = store.list_audit(org_id, customer_id, limit=newest)
+    entry = next((e for e in latest if e.id == named), None)
+    if entry is None:
+        entry = store.get_audit(org_id, customer_id, named)
+        if entry is not None:
+            latest.append(entry)
+    return entry, latest
+
+
 def _write_all(
     org_id: str, planned: list[tuple[int, ReviewChange]], refused: list[str], store: DashboardStore
 ) -> ReviewsChanged:
@@ -157,7 +172,8 @@ def undo_reviews(
         if profile is None:
             raise NotFound("customer", customer_id)
         review = store.get_review(org_id, customer_id)
-        audit = store.list_audit(org_id, customer_id)
+        # the newest two: the one undone (it must be the newest) and the one it goes back to
+        _, audit = _latest(store, org_id, customer_id, entry, newest=2)
         try:
             change = undo(review, audit, seen(profile), entry, by=by, at=now)
         except ReviewRefused as exc:
@@ -185,8 +201,7 @@ def banner(
     is stored): what they did, and Undo while every one of them can still be undone."""
     found: list[tuple[int, AuditEntry, list[AuditEntry]]] = []
     for customer_id, entry_id in dict(changes).items():
-        audit = store.list_audit(org_id, customer_id)
-        entry = next((e for e in audit if e.id == entry_id), None)
+        entry, audit = _latest(store, org_id, customer_id, entry_id, newest=1)
         if entry is not None:
             found.append((customer_id, entry, audit))
     if not found:
