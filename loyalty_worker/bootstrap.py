@@ -15,6 +15,7 @@ import httpx
 import redis
 
 from loyalty_worker import names
+from loyalty_worker.adapters.activity import FirestoreActivityLog
 from loyalty_worker.adapters.alleaves import AlleavesAccount, AlleavesClient
 from loyalty_worker.adapters.alpine import AlpineIQClient
 from loyalty_worker.adapters.contacts import FirestoreContactStore
@@ -119,6 +120,15 @@ class Container:
     def contact_store(self) -> FirestoreContactStore:
         """Contacts and the export records, on the process's client."""
         return FirestoreContactStore(
+            self.store.client,
+            timeout_s=self.settings.firestore_timeout_s,
+            retention=self.settings.audit_retention,
+        )
+
+    @property
+    def activity_log(self) -> FirestoreActivityLog:
+        """The dashboard's activity records (the retention's sweep), on the process's client."""
+        return FirestoreActivityLog(
             self.store.client,
             timeout_s=self.settings.firestore_timeout_s,
             retention=self.settings.audit_retention,

@@ -235,12 +235,13 @@ def watchdog() -> dict[str, list[str]]:
 
 @app.task(name=names.SWEEP_AUDIT, acks_late=False)
 def sweep_audit() -> SweptDocument:
-    """Delete the review audit entries and export records older than the retention
-    (LOYALTY_AUDIT_RETENTION_DAYS; Beat, daily; ``services.dashboard.retention``)."""
+    """Delete the review audit entries, export records and activity records older than the
+    retention (LOYALTY_AUDIT_RETENTION_DAYS; Beat, daily; ``services.dashboard.retention``)."""
     c = container()
     return sweep_expired(
         c.dashboard_store,
         c.contact_store,
+        c.activity_log,
         now=datetime.now(UTC),
         retention=c.settings.audit_retention,
     ).to_dict()

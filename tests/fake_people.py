@@ -14,6 +14,7 @@ from typing import Any
 
 from loyalty_worker.domain.access import Member, Role, member_id
 from loyalty_worker.errors import UnknownOrg
+from loyalty_worker.ports.activity import ActivityRecord
 from loyalty_worker.ports.people import Account, SignInRefused
 
 
@@ -139,3 +140,26 @@ def member(org_id: str, account: Account, role: Role) -> Member:
     return Member(
         org_id, account.uid, account.email, role, "test", datetime(2026, 1, 1, tzinfo=UTC)
     )
+
+
+class InMemoryActivityLog:
+    """``ActivityLog`` over a list, newest last."""
+
+    def __init__(self) -> None:
+        self.records: list[ActivityRecord] = []
+
+    def record_activity(self, record: ActivityRecord) -> None:
+        self.records.append(record)
+
+    def latest_activity(
+        self, org_id: str, *, limit: int, since: datetime | None = None
+    ) -> list[ActivityRecord]:
+        kept = [
+            r for r in self.records if r["orgId"] == org_id and (since is None or r["at"] >= since)
+        ]
+        return sorted(kept, key=lambda r: r["at"], reverse=True)[:limit]
+
+    def delete_activity_before(self, cutoff: datetime, *, limit: int) -> int:
+        old = [r for r in self.records if r["at"] < cutoff][:limit]
+        self.records = [r for r in self.records if r not in old]
+        return len(old)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from loyalty_worker.domain.retention import DEFAULT_RETENTION, kept_since
 from loyalty_worker.log_context import ContextThreadPool
+from loyalty_worker.ports.activity import ActivityLog
 from loyalty_worker.ports.contacts import ContactStore
 from loyalty_worker.ports.dashboard import DashboardStore
 from loyalty_worker.ports.people import Accounts, MemberStore
@@ -59,6 +60,8 @@ class DashboardServices:
     accounts: Accounts | None = None
     members: MemberStore | None = None
     sign_in: SignInConfig | None = None
+    # Where the changes people make are recorded (None: not recorded in this process).
+    activity: ActivityLog | None = None
     # The hour (org's local time) nightly runs open at (``Settings.nightly_hour``).
     nightly_hour: int = 2
     # How long review audit entries and export records are shown (``Settings.audit_retention``).

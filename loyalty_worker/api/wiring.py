@@ -11,6 +11,7 @@ import httpx
 import redis
 from fastapi import FastAPI
 
+from loyalty_worker.adapters.activity import FirestoreActivityLog
 from loyalty_worker.adapters.alpine import AlpineIQClient
 from loyalty_worker.adapters.connections import ConnectionStack
 from loyalty_worker.adapters.contacts import FirestoreContactStore
@@ -93,6 +94,7 @@ def build_app(settings: Settings, api: ApiSettings) -> FastAPI:
     dashboard = DashboardServices(
         store=FirestoreDashboardStore(firestore_client, retention=retention),
         contacts=FirestoreContactStore(firestore_client, retention=retention),
+        activity=FirestoreActivityLog(firestore_client, retention=retention),
         tasks=RedisTaskOutcomes(client),
         triggers=RedisRunTriggers(client, tracker),
         nightly_hour=settings.nightly_hour,

@@ -18,7 +18,7 @@ from loyalty_worker.api.dashboard_state import SignInConfig
 from loyalty_worker.api.settings import ApiSettings
 from loyalty_worker.domain.access import Role
 from loyalty_worker.domain.phone import phone_hash
-from tests.fake_people import FakeAccounts, FakeMemberStore, member
+from tests.fake_people import FakeAccounts, FakeMemberStore, InMemoryActivityLog, member
 from tests.fakes import (
     FakeAlpine,
     InMemoryContactStore,
@@ -51,6 +51,7 @@ class Dash:
     tracker: RunTracker
     accounts: FakeAccounts
     members: FakeMemberStore
+    activity: InMemoryActivityLog
 
     def sign_in(self, role: Role = Role.ADMIN, uid: str = "uid-rita", org: str = "org-1") -> str:
         """Sign in as a person holding ``role`` in ``org``, through the form; the session's
@@ -173,7 +174,7 @@ def dash(monkeypatch: pytest.MonkeyPatch) -> Iterator[Dash]:
     dash_store = InMemoryDashboardStore(store)
     tasks = StaticTaskOutcomes()
     triggers = RecordingRunTriggers()
-    accounts, members = FakeAccounts(), FakeMemberStore()
+    accounts, members, activity = FakeAccounts(), FakeMemberStore(), InMemoryActivityLog()
     dashboard = DashboardServices(
         store=dash_store,
         tasks=tasks,
@@ -183,10 +184,22 @@ def dash(monkeypatch: pytest.MonkeyPatch) -> Iterator[Dash]:
         contacts=InMemoryContactStore(store.contacts),
         accounts=accounts,
         members=members,
+        activity=activity,
         sign_in=SignInConfig("demo-api-key", "demo-markitbot", "http://127.0.0.1:9099"),
     )
     with TestClient(create_app(services, settings, dashboard), base_url=BASE) as client:
-        yield Dash(client, store, dash_store, tasks, triggers, enqueuer, tracker, accounts, members)
+        yield Dash(
+            client,
+            store,
+            dash_store,
+            tasks,
+            triggers,
+            enqueuer,
+            tracker,
+            accounts,
+            members,
+            activity,
+        )
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -23,12 +23,14 @@ from loyalty_worker.config import Settings
 from loyalty_worker.domain.retention import DEFAULT_RETENTION_DAYS, kept_since, stamp_expires_at
 from loyalty_worker.domain.review import AuditEntry, Review, ReviewChange, ReviewState, entry_id
 from loyalty_worker.org_settings import OrgSettings
+from loyalty_worker.ports.activity import ActivityRecord
 from loyalty_worker.ports.contacts import ExportRecord
 from loyalty_worker.services.dashboard.audit import AuditCursor, AuditRequest, audit_page
 from loyalty_worker.services.dashboard.customers import history
 from loyalty_worker.services.dashboard.enrollment import EnrollmentFilter, enrollment
 from loyalty_worker.services.dashboard.retention import sweep_expired
 from loyalty_worker.services.dashboard.review_changes import banner, undo_reviews
+from tests.fake_people import InMemoryActivityLog
 from tests.fakes import InMemoryContactStore, InMemoryDashboardStore, QueryableProfileStore
 
 NOW = datetime(2027, 3, 14, 12, 0, tzinfo=UTC)
@@ -131,23 +133,35 @@ def test_the_sweep_deletes_only_what_is_older_than_the_retention() -> None:
         _write(store, cid, 2, NOW - RETENTION - timedelta(minutes=1))
         _write(store, cid, 3, NOW - RETENTION + timedelta(minutes=1))
     contacts = InMemoryContactStore()
+    activity = InMemoryActivityLog()
     for days, rows in ((1000, 1), (731, 2), (729, 3), (0, 4)):
         contacts.record_export(_export(NOW - timedelta(days=days), rows, org=f"org-{rows}"))
+        activity.record_activity(
+            ActivityRecord(
+                orgId=ORG,
+                by="a",
+                at=NOW - timedelta(days=days),
+                action="sync_now",
+                detail=str(rows),
+            )
+        )
 
-    swept = sweep_expired(store, contacts, now=NOW, retention=RETENTION)
+    swept = sweep_expired(store, contacts, activity, now=NOW, retention=RETENTION)
 
     assert (swept.audit_entries, swept.export_records, swept.complete) == (4, 2, True)
     assert swept.to_dict() == {
         "cutoff": "2025-03-14T12:00:00+00:00",
         "auditEntries": 4,
         "exportRecords": 2,
+        "activityRecords": 2,
         "complete": True,
     }
     for cid in (1, 2):
         assert [e.id for e in store.audit[(ORG, cid)]] == ["000003"]
     assert sorted(r["rows"] for r in contacts.exports) == [3, 4]
-    again = sweep_expired(store, contacts, now=NOW, retention=RETENTION)
-    assert (again.audit_entries, again.export_records) == (0, 0)
+    assert sorted(r["detail"] for r in activity.records) == ["3", "4"]
+    again = sweep_expired(store, contacts, activity, now=NOW, retention=RETENTION)
+    assert (again.audit_entries, again.export_records, again.activity_records) == (0, 0, 0)
 
 
 def test_the_sweep_goes_a_batch_at_a_time_and_stops_at_its_limit(
@@ -159,14 +173,19 @@ def test_the_sweep_goes_a_batch_at_a_time_and_stops_at_its_limit(
     contacts = InMemoryContactStore()
     caplog.set_level("INFO")
 
-    limited = sweep_expired(store, contacts, now=NOW, retention=RETENTION, batch=2, max_batches=3)
+    limited = sweep_expired(
+        store, contacts, InMemoryActivityLog(), now=NOW, retention=RETENTION, batch=2, max_batches=3
+    )
 
     assert (limited.audit_entries, limited.complete) == (6, False)
     assert "more expired documents are left" in caplog.text
-    rest = sweep_expired(store, contacts, now=NOW, retention=RETENTION, batch=2, max_batches=3)
+    rest = sweep_expired(
+        store, contacts, InMemoryActivityLog(), now=NOW, retention=RETENTION, batch=2, max_batches=3
+    )
     assert (rest.audit_entries, rest.complete) == (1, True)
-    assert "deleted 1 review audit entries and 0 export records made before 2025-03-14" in (
-        caplog.text
+    assert (
+        "deleted 1 review audit entries, 0 export records and 0 activity records made before "
+        "2025-03-14" in caplog.text
     )
 
 
@@ -198,6 +217,7 @@ class _Container:
         self.settings = Settings(audit_retention_days=30)
         self.dashboard_store = store
         self.contact_store = contacts
+        self.activity_log = InMemoryActivityLog()
 
 
 def test_the_sweep_task_sweeps_with_the_settings_retention(

@@ -4,6 +4,8 @@ starting another."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import fakeredis
 import pytest
 
@@ -42,7 +44,15 @@ def press(
 ) -> tuple[str, bool]:
     """The run button of ``kind``, the new run to be ``r1``."""
     return trigger_run(
-        "org-1", kind, runs=triggers, records=tracker, enqueuer=enqueuer, new_run_id="r1"
+        "org-1",
+        kind,
+        runs=triggers,
+        records=tracker,
+        enqueuer=enqueuer,
+        new_run_id="r1",
+        by="ana@example.com (uid-ana)",
+        activity=None,
+        at=datetime(2026, 12, 1, tzinfo=UTC),
     )
 
 

@@ -426,3 +426,29 @@ def test_only_admins_reach_the_people_page_and_its_json(dash: Dash) -> None:
     }
     by_token = dash.client.get("/api/loyalty/orgs/org-1/people", headers=bearer(ORG1_TOKEN))
     assert by_token.status_code == 403
+
+
+def test_every_change_is_recorded_with_who_did_it_and_shown_to_admins(dash: Dash) -> None:
+    csrf = dash.sign_in(Role.ADMIN)
+    dash.client.post("/dashboard/orgs/org-1/runs", data={"kind": "dry", "csrf": csrf})
+    dash.client.post("/dashboard/orgs/org-1/customers/2/sync", data={"csrf": csrf})
+    dash.client.post("/api/loyalty/orgs/org-1/customers/2/sync", headers={"X-CSRF-Token": csrf})
+    dash.accounts.add("bo@example.com", uid="uid-bo")
+    dash.client.post(
+        "/dashboard/orgs/org-1/people",
+        data={"email": "bo@example.com", "role": "reviewer", "csrf": csrf},
+    )
+    dash.client.post(
+        "/dashboard/orgs/org-1/people/revoke", data={"email": "bo@example.com", "csrf": csrf}
+    )
+    recorded = [(r["by"], r["action"], r["detail"]) for r in dash.activity.records]
+    rita = "rita@example.com (uid-rita)"
+    assert recorded == [
+        (rita, "run.dry", "org-1-run-1"),
+        (rita, "sync_now", "customer 2"),
+        (rita, "sync_now", "customer 2"),
+        (rita, "people.grant", "bo@example.com as reviewer"),
+        (rita, "people.revoke", "bo@example.com"),
+    ]
+    page = dash.client.get("/dashboard/orgs/org-1/people").text
+    assert "Started a dry run" in page and "Granted a role" in page and "Revoked a role" in page

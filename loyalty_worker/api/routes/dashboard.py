@@ -105,8 +105,10 @@ def trigger_page(
         records=services.tracker,
         enqueuer=services.enqueuer,
         new_run_id=services.new_run_id(org_id),
+        by=access.who.name,
+        activity=dashboard.activity,
+        at=dashboard.now(),
     )
-    log.info("%s: org %s: %s run %s (started: %s)", access.who.name, org_id, kind, run_id, started)
     suffix = "" if started else "?already=1"
     return redirect(f"/dashboard/orgs/{org_id}/runs/{run_id}{suffix}")
 
@@ -236,9 +238,9 @@ def sync_now_page(
         store=dashboard.store,
         enqueuer=services.enqueuer,
         tasks=dashboard.tasks,
-    )
-    log.info(
-        "%s: org %s customer %d: sync now (task %s)", access.who.name, org_id, customer_id, task_id
+        by=access.who.name,
+        activity=dashboard.activity,
+        at=dashboard.now(),
     )
     return redirect(f"/dashboard/orgs/{org_id}/customers/{customer_id}?task={task_id}")
 

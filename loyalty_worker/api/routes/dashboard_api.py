@@ -193,9 +193,9 @@ def trigger(
         records=services.tracker,
         enqueuer=services.enqueuer,
         new_run_id=services.new_run_id(org_id),
-    )
-    log.info(
-        "%s: org %s: %s run %s (started: %s)", access.who.name, org_id, body.kind, run_id, started
+        by=access.who.name,
+        activity=dashboard.activity,
+        at=dashboard.now(),
     )
     return RunTriggered(
         run_id=run_id, started=started, page_url=f"/dashboard/orgs/{org_id}/runs/{run_id}"
@@ -399,9 +399,9 @@ def sync_customer(
         store=dashboard.store,
         enqueuer=services.enqueuer,
         tasks=dashboard.tasks,
-    )
-    log.info(
-        "%s: org %s customer %d: sync now (task %s)", access.who.name, org_id, customer_id, task_id
+        by=access.who.name,
+        activity=dashboard.activity,
+        at=dashboard.now(),
     )
     return SyncStarted(task_id=task_id, status_url=f"/api/loyalty/orgs/{org_id}/tasks/{task_id}")
 

@@ -4,8 +4,8 @@ and list and end a person's sessions; its JSON twin lists the org's people.
 Every route here needs ``Action.MANAGE_PEOPLE`` in the org (``PeopleManager``). Grants and
 revokes go through ``services.people`` (the ``people`` command's checks: the e-mail must be a
 Markitbot account's, the org keeps an admin); a refusal shows the page again with the reason.
-Each change is logged naming the admin who made it, and a grant records them
-(``grantedBy``).
+Each change is recorded (``loyalty_activity``: who, when, what), and the page shows the org's
+latest changes: runs started, Sync Now, roles granted and revoked, sessions ended.
 
 No ``from __future__ import annotations``: FastAPI reads the route's annotations at run time.
 """
@@ -23,6 +23,7 @@ from loyalty_worker.api.deps import ServicesDep, StateDep
 from loyalty_worker.api.errors import responses
 from loyalty_worker.domain.access import Role
 from loyalty_worker.ports.people import Accounts
+from loyalty_worker.services.dashboard.activity import latest, record
 from loyalty_worker.services.dashboard.page import PageModel
 from loyalty_worker.services.people import PeopleRefused, grant, people_of, revoke
 
@@ -75,11 +76,26 @@ def _accounts(dashboard: DashboardDep) -> Accounts:
     return dashboard.accounts
 
 
+def _record(access: PeopleManager, dashboard: DashboardDep, action: str, detail: str) -> None:
+    record(
+        dashboard.activity,
+        access.org_id,
+        by=access.who.name,
+        action=action,
+        detail=detail,
+        at=dashboard.now(),
+    )
+
+
 @router.get(PAGE, response_class=HTMLResponse, include_in_schema=False)
 def people_page(
-    request: Request, access: PeopleManager, members: MembersDep, state: StateDep
+    request: Request,
+    access: PeopleManager,
+    members: MembersDep,
+    state: StateDep,
+    dashboard: DashboardDep,
 ) -> Response:
-    return _page(request, access, members, state)
+    return _page(request, access, members, state, dashboard)
 
 
 def _page(
@@ -87,6 +103,7 @@ def _page(
     access: PeopleManager,
     members: MembersDep,
     state: StateDep,
+    dashboard: DashboardDep,
     *,
     error: str | None = None,
     status: int = 200,
@@ -98,6 +115,8 @@ def _page(
         "roles": list(Role),
         "error": error,
         "done": done,
+        "activity": latest(dashboard.activity, access.org_id, since=dashboard.audit_since()),
+        "tz": access.org.timezone,
     }
     return render(request, "people.html", context, access, status)
 
@@ -126,8 +145,9 @@ def grant_role(
             now=dashboard.now(),
         )
     except PeopleRefused as exc:
-        return _page(request, access, members, state, error=exc.message, status=409)
+        return _page(request, access, members, state, dashboard, error=exc.message, status=409)
     log.info("%s: org %s: uid %s granted %s", access.who.name, access.org_id, member.uid, role)
+    _record(access, dashboard, "people.grant", f"{member.email} as {member.role.value}")
     return redirect(f"/dashboard/orgs/{access.org_id}/people?done=granted")
 
 
@@ -144,8 +164,9 @@ def revoke_role(
     try:
         member = revoke(_accounts(dashboard), members, email=email, org_id=access.org_id)
     except PeopleRefused as exc:
-        return _page(request, access, members, state, error=exc.message, status=409)
+        return _page(request, access, members, state, dashboard, error=exc.message, status=409)
     log.info("%s: org %s: uid %s revoked", access.who.name, access.org_id, member.uid)
+    _record(access, dashboard, "people.revoke", member.email)
     return redirect(f"/dashboard/orgs/{access.org_id}/people?done=revoked")
 
 
@@ -154,12 +175,15 @@ def end_sessions(
     access: PeopleManager,
     members: MembersDep,
     state: StateDep,
+    dashboard: DashboardDep,
     uid: Annotated[str, Form(min_length=1, max_length=128)],
 ) -> Response:
     """End every dashboard session of one of the org's people (they sign in again)."""
-    if all(m.uid != uid for m in people_of(members, access.org_id)):
+    person = next((m for m in people_of(members, access.org_id) if m.uid == uid), None)
+    if person is None:
         raise HTTPException(404, "no such person in this org")
     ended = state.sessions.end_sessions_of(uid)
+    _record(access, dashboard, "people.end_sessions", f"{person.email}: {ended} ended")
     log.info("%s: org %s: ended %d sessions of uid %s", access.who.name, access.org_id, ended, uid)
     return redirect(f"/dashboard/orgs/{access.org_id}/people?done=sessions-ended")
 

@@ -125,6 +125,14 @@ def bars(
 # spaced and its first letter capitalised). A review's outcome has its own words, read in
 # sentences (``review_changes.outcome_words``).
 WORDS = {
+    # What people did (the activity on the People page).
+    "run.full": "Started a full run",
+    "run.incremental": "Started an incremental run",
+    "run.dry": "Started a dry run",
+    "sync_now": "Sync Now",
+    "people.grant": "Granted a role",
+    "people.revoke": "Revoked a role",
+    "people.end_sessions": "Ended sessions",
     # reconciliation
     "matched": "Matched",
     "within_tolerance": "Within tolerance",

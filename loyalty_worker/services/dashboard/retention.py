@@ -1,5 +1,6 @@
 """The audit's retention sweep (``loyalty.sweep_audit``, Beat, daily): deletes the reviews' audit
-entries and the export records made before the retention's cut-off (``domain.retention``).
+entries, the export records and the activity records made before the retention's cut-off
+(``domain.retention``).
 
 Each is written with ``expireAt`` for a Firestore TTL policy, which deletes it within a day or so
 of that moment once the policy is set (docs/operations.md); the sweep deletes whatever the policy
@@ -18,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import TypedDict
 
 from loyalty_worker.domain.retention import kept_since
+from loyalty_worker.ports.activity import ActivityLog
 from loyalty_worker.ports.contacts import ContactStore
 from loyalty_worker.ports.dashboard import DashboardStore
 
@@ -33,6 +35,7 @@ class SweptDocument(TypedDict):
     cutoff: str
     auditEntries: int
     exportRecords: int
+    activityRecords: int
     complete: bool
 
 
@@ -44,6 +47,7 @@ class Swept:
     cutoff: datetime
     audit_entries: int
     export_records: int
+    activity_records: int
     complete: bool
 
     def to_dict(self) -> SweptDocument:
@@ -51,6 +55,7 @@ class Swept:
             "cutoff": self.cutoff.isoformat(),
             "auditEntries": self.audit_entries,
             "exportRecords": self.export_records,
+            "activityRecords": self.activity_records,
             "complete": self.complete,
         }
 
@@ -70,6 +75,7 @@ def _delete_batches(delete: Callable[[int], int], batch: int, max_batches: int) 
 def sweep_expired(
     audit: DashboardStore,
     exports: ContactStore,
+    activity: ActivityLog,
     *,
     now: datetime,
     retention: timedelta,
@@ -77,7 +83,7 @@ def sweep_expired(
     max_batches: int = MAX_SWEEP_BATCHES,
 ) -> Swept:
     """Delete the review audit entries (of every org) and the export records made before
-    ``now`` less ``retention``, logging how many."""
+    ``now`` less ``retention``, and the activity records, logging how many."""
     cutoff = kept_since(now, retention)
     stamp = cutoff.isoformat()  # audit entries keep ``at`` as an ISO 8601 string
     entries, entries_done = _delete_batches(
@@ -86,12 +92,16 @@ def sweep_expired(
     records, records_done = _delete_batches(
         lambda limit: exports.delete_exports_before(cutoff, limit=limit), batch, max_batches
     )
-    swept = Swept(cutoff, entries, records, entries_done and records_done)
+    acts, acts_done = _delete_batches(
+        lambda limit: activity.delete_activity_before(cutoff, limit=limit), batch, max_batches
+    )
+    swept = Swept(cutoff, entries, records, acts, entries_done and records_done and acts_done)
     log.info(
-        "audit retention sweep: deleted %d review audit entries and %d export records made "
-        "before %s",
+        "audit retention sweep: deleted %d review audit entries, %d export records and %d "
+        "activity records made before %s",
         entries,
         records,
+        acts,
         stamp,
     )
     if not swept.complete:
