@@ -10,6 +10,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from loyalty_worker.names import DEMO_FIREBASE_PROJECT
+
 MIN_KEY_LENGTH = 16
 MIN_FLOWER_PASSWORD_LENGTH = 12
 # Passwords that sample files and tutorials use: a deployment that kept one is refused.
@@ -32,6 +34,11 @@ class Settings(BaseSettings):
     # The dashboard's public base URL (scheme and host, no path): the runs' alerts link to
     # their run's page and the org's discrepancy queue under it.
     public_url: str = "http://127.0.0.1:8000"
+    # Markitbot's Firebase project, whose Authentication accounts sign in to the dashboard, and
+    # its public web API key, which the browser SDK sends (it names the project; not a secret).
+    # ``demo-`` projects exist only in the emulators (FIREBASE_AUTH_EMULATOR_HOST).
+    firebase_project_id: str = Field(default=DEMO_FIREBASE_PROJECT, min_length=1)
+    firebase_api_key: str = Field(default="demo-api-key", min_length=1)
 
     http_timeout_s: float = Field(default=10.0, gt=0)
     http_connect_timeout_s: float = Field(default=5.0, gt=0)

@@ -7,7 +7,8 @@ browser SDK with ``connectAuthEmulator``; its accounts live in memory and die wi
 as many projects as it is asked for: each test works in a project of its own.
 
 It never reaches the network. Each emulator gets a private directory (its ``firebase.json``, its
-home, config, cache and temporary directories, removed when it stops), so the CLI finds no
+home, config, cache and temporary directories, removed when it stops; a parent killed outright
+takes the emulator with it but leaves those few files), so the CLI finds no
 login, no usage-reporting consent and no other emulator's hub there; ``NO_UPDATE_NOTIFIER`` stops
 the update check and ``CI`` the message-of-the-day fetch; the Emulator UI (a download) is off.
 npm installs it without optional packages or install scripts (``re2`` would fetch a binary from
@@ -83,7 +84,7 @@ class AuthEmulator:
         self.child = child
         self.port = port
         self.project_id = project_id
-        self._workdir = workdir
+        self.workdir = workdir
 
     @property
     def host(self) -> str:
@@ -126,7 +127,7 @@ class AuthEmulator:
         try:
             self.child.stop(timeout_s=timeout_s)
         finally:
-            shutil.rmtree(self._workdir, ignore_errors=True)
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> Self:
         return self
