@@ -50,6 +50,8 @@ TASK_ROUTES: Final = {
 # a ``demo-`` project exists only in Firebase's emulators, and the Admin SDK accepts their
 # unsigned tokens, so an API with an emulator refuses any other (``adapters.accounts``).
 DEMO_FIREBASE_PROJECT: Final = "demo-markitbot"
+# The Admin SDK's own variable: ``host:port`` of the Auth emulator it talks to instead of Google.
+AUTH_EMULATOR_HOST_VAR: Final = "FIREBASE_AUTH_EMULATOR_HOST"
 
 
 def new_run_id(org_id: str) -> str:

@@ -27,12 +27,12 @@ import firebase_admin
 from firebase_admin import auth, exceptions
 
 from loyalty_worker.errors import AuthError, PermanentError, TransientError
+from loyalty_worker.names import AUTH_EMULATOR_HOST_VAR
 from loyalty_worker.ports.people import Account, SignInRefused
 
 if TYPE_CHECKING:
     from loyalty_worker.config import Settings
 
-EMULATOR_HOST_VAR: Final = "FIREBASE_AUTH_EMULATOR_HOST"
 SERVICE: Final = "firebase_auth"
 ISSUER: Final = "https://securetoken.google.com/"
 
@@ -74,14 +74,14 @@ def check_project(project_id: str, emulator_host: str | None) -> None:
     demo = project_id.startswith("demo-")
     if emulator_host and not demo:
         raise AccountsMisconfigured(
-            f"{EMULATOR_HOST_VAR} is set but LOYALTY_FIREBASE_PROJECT_ID is {project_id!r}: "
+            f"{AUTH_EMULATOR_HOST_VAR} is set but LOYALTY_FIREBASE_PROJECT_ID is {project_id!r}: "
             "the Admin SDK would accept the emulator's unsigned tokens for a real project. "
             "Unset FIREBASE_AUTH_EMULATOR_HOST in production; locally, use a demo-... project"
         )
     if demo and not emulator_host:
         raise AccountsMisconfigured(
             f"LOYALTY_FIREBASE_PROJECT_ID is {project_id!r}, a project that exists only in "
-            f"Firebase's emulators, but {EMULATOR_HOST_VAR} is unset: set Markitbot's project "
+            f"Firebase's emulators, but {AUTH_EMULATOR_HOST_VAR} is unset: set Markitbot's project "
             "id, or point FIREBASE_AUTH_EMULATOR_HOST at an emulator"
         )
 
@@ -93,7 +93,7 @@ class FirebaseAccounts:
         """An Admin SDK app of its own for ``project_id``; AccountsMisconfigured when the
         project and ``FIREBASE_AUTH_EMULATOR_HOST`` do not go together (``check_project``).
         ``timeout_s``: each call to Firebase (the revocation check of ``verify``, ``by_email``)."""
-        check_project(project_id, os.environ.get(EMULATOR_HOST_VAR))
+        check_project(project_id, os.environ.get(AUTH_EMULATOR_HOST_VAR))
         self.project_id = project_id
         self._app = firebase_admin.initialize_app(
             options={"projectId": project_id, "httpTimeout": timeout_s},

@@ -7,8 +7,8 @@ browser SDK with ``connectAuthEmulator``; its accounts live in memory and die wi
 as many projects as it is asked for: each test works in a project of its own.
 
 It never reaches the network. Each emulator gets a private directory (its ``firebase.json``, its
-home, config, cache and temporary directories, removed when it stops; a parent killed outright
-takes the emulator with it but leaves those few files), so the CLI finds no
+home, config, cache and temporary directories, removed when it stops; one whose emulator was
+killed with its parent is removed by the next start), so the CLI finds no
 login, no usage-reporting consent and no other emulator's hub there; ``NO_UPDATE_NOTIFIER`` stops
 the update check and ``CI`` the message-of-the-day fetch; the Emulator UI (a download) is off.
 npm installs it without optional packages or install scripts (``re2`` would fetch a binary from
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -33,14 +34,15 @@ from typing import Any, Self
 import httpx
 
 from loyalty_worker import devstack
-from loyalty_worker.names import DEMO_FIREBASE_PROJECT
+from loyalty_worker.names import AUTH_EMULATOR_HOST_VAR, DEMO_FIREBASE_PROJECT
 
 EMULATOR_DIR = Path(__file__).resolve().parent
 FIREBASE_CLI = EMULATOR_DIR / "node_modules" / "firebase-tools" / "lib" / "bin" / "firebase.js"
 # What ``make install`` and ``ensure_installed`` give npm: nothing optional, no install script.
 NPM_ARGS = ("--omit=optional", "--ignore-scripts")
-HOST_VAR = "FIREBASE_AUTH_EMULATOR_HOST"
 _LOOPBACK = "127.0.0.1"
+_WORKDIR_PREFIX = "loyalty-auth-emulator-"
+_OWNER_FILE = "emulator.pid"
 _NEEDED_BY = "the Firebase Auth emulator"
 # The emulator grants its own admin rights to this bearer token (any project it holds).
 _OWNER = {"Authorization": "Bearer owner"}
@@ -162,7 +164,8 @@ def launch_auth_emulator(
     except devstack.StartupError as exc:
         raise AuthEmulatorUnavailable(str(exc)) from None
     port = port or devstack.free_port()
-    workdir = Path(tempfile.mkdtemp(prefix="loyalty-auth-emulator-"))
+    _remove_abandoned()
+    workdir = Path(tempfile.mkdtemp(prefix=_WORKDIR_PREFIX))
     try:
         config = _write_config(workdir, port=port, bind=bind)
         argv = [str(node), str(FIREBASE_CLI), "emulators:start", "--only", "auth"]
@@ -170,6 +173,7 @@ def launch_auth_emulator(
         child = devstack.ChildProcess.start(
             "firebase auth emulator", argv, env=_offline_env(workdir), cwd=workdir
         )
+        (workdir / _OWNER_FILE).write_text(str(child.process.pid))
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
@@ -202,7 +206,7 @@ def main_auth_emulator(
         except KeyboardInterrupt:  # SIGTERM and SIGHUP too (devstack.Stopped)
             return 0
         try:
-            print(f"{HOST_VAR}={emulator.host}", flush=True)
+            print(f"{AUTH_EMULATOR_HOST_VAR}={emulator.host}", flush=True)
             print(f"project: {project_id}", flush=True)
             return emulator.wait()
         except KeyboardInterrupt:
@@ -260,6 +264,35 @@ def _post(host: str, path: str, what: str, **fields: str | bool) -> Any:
             message = f"HTTP {response.status_code}"
         raise EmulatorRefused(what, message)
     return response.json()
+
+
+def _remove_abandoned() -> None:
+    """Remove the directories of emulators that are gone without removing theirs (killed with
+    a parent killed outright): those whose process is no more."""
+    for workdir in Path(tempfile.gettempdir()).glob(f"{_WORKDIR_PREFIX}*"):
+        try:
+            pid = int((workdir / _OWNER_FILE).read_text())
+        except (OSError, ValueError):  # starting, or not one of ours
+            continue
+        if not _alive(pid):
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, ended but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    if not Path("/proc").is_dir():
+        return True  # not Linux: nothing tells a zombie apart
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):  # gone meanwhile
+        return False
+    return state != "Z"
 
 
 def _write_config(workdir: Path, *, port: int, bind: str) -> Path:
