@@ -8,9 +8,9 @@ as many projects as it is asked for: each test works in a project of its own.
 
 It never reaches the network. Each emulator gets a private directory (its ``firebase.json``, its
 home, config, cache and temporary directories, removed when it stops; one whose emulator was
-killed with its parent is removed by the next start), so the CLI finds no
-login, no usage-reporting consent and no other emulator's hub there; ``NO_UPDATE_NOTIFIER`` stops
-the update check and ``CI`` the message-of-the-day fetch; the Emulator UI (a download) is off.
+killed with its parent is removed by the next start), so the CLI finds no login, no
+usage-reporting consent and no other emulator's hub there; ``NO_UPDATE_NOTIFIER`` stops the
+update check and ``CI`` the message-of-the-day fetch; the Emulator UI (a download) is off.
 npm installs it without optional packages or install scripts (``re2`` would fetch a binary from
 GitHub, then compile).
 
