@@ -50,13 +50,16 @@ RUN pip install --no-deps --no-build-isolation . \
     && pip check
 # Each npm tree goes where the installed package looks for it (`python -I`: the installed
 # package, not the source tree in the working directory); its package.json and lock file are
-# copied from the source first, whether or not they are package data.
+# copied from the source first, whether or not they are package data. As `make install` does,
+# the Auth emulator and the browser SDK run no install script and get nothing optional
+# (firebase-tools' optional re2 would download a binary).
 RUN set -e; \
     package="$(python -I -c 'import loyalty_worker, os; print(os.path.dirname(loyalty_worker.__file__))')"; \
     for tree in firestore_emulator auth_emulator api/browser; do \
         mkdir -p "$package/$tree"; \
         cp "loyalty_worker/$tree/package.json" "loyalty_worker/$tree/package-lock.json" "$package/$tree/"; \
-        (cd "$package/$tree" && npm ci --omit=dev --no-audit --no-fund --loglevel=error); \
+        case "$tree" in firestore_emulator) quiet="" ;; *) quiet="--omit=optional --ignore-scripts" ;; esac; \
+        (cd "$package/$tree" && npm ci --omit=dev $quiet --no-audit --no-fund --loglevel=error); \
     done
 
 FROM base

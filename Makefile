@@ -3,9 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 EMULATOR := loyalty_worker/firestore_emulator
+AUTH_EMULATOR := loyalty_worker/auth_emulator
+BROWSER_SDK := loyalty_worker/api/browser
+NPM_CI := npm ci --no-audit --no-fund --loglevel=error
 CUSTOMERS ?= 1000
 
-.PHONY: install browser prometheus lock demo test test-unit test-browser screenshots test-chaos check format worker beat flower sandbox firestore bench bench-fleet clean
+.PHONY: install browser prometheus lock demo test test-unit test-browser screenshots test-chaos check format worker beat flower sandbox firestore auth-emulator bench bench-fleet clean
 
 # Every package, build tools included, comes from requirements.lock at the version and hashes
 # it pins; the project itself goes on top without resolving anything. `make lock` rewrites the
@@ -17,10 +20,21 @@ $(BIN)/.installed: pyproject.toml requirements.lock
 	$(BIN)/pip check
 	touch $@
 
+# npm's packages likewise come from each directory's package-lock.json: the Firestore emulator,
+# Firebase's Auth emulator (firebase-tools, without its optional packages: re2 would download a
+# binary from GitHub or compile one) and the dashboard's browser SDK (firebase, whose prebuilt
+# browser files the API serves). No install script runs.
 $(EMULATOR)/node_modules/.package-lock.json: $(EMULATOR)/package.json $(EMULATOR)/package-lock.json
-	cd $(EMULATOR) && npm ci --no-audit --no-fund --loglevel=error
+	cd $(EMULATOR) && $(NPM_CI)
 
-install: $(BIN)/.installed $(EMULATOR)/node_modules/.package-lock.json
+$(AUTH_EMULATOR)/node_modules/.package-lock.json: $(AUTH_EMULATOR)/package.json $(AUTH_EMULATOR)/package-lock.json
+	cd $(AUTH_EMULATOR) && $(NPM_CI) --omit=optional --ignore-scripts
+
+$(BROWSER_SDK)/node_modules/.package-lock.json: $(BROWSER_SDK)/package.json $(BROWSER_SDK)/package-lock.json
+	cd $(BROWSER_SDK) && $(NPM_CI) --ignore-scripts
+
+install: $(BIN)/.installed $(EMULATOR)/node_modules/.package-lock.json \
+	$(AUTH_EMULATOR)/node_modules/.package-lock.json $(BROWSER_SDK)/node_modules/.package-lock.json
 
 # The dashboard's browser tests drive Debian's Chromium through its chromedriver; no test tool
 # ever downloads a browser. Installed where missing (as root, from Debian's packages); npm's
@@ -102,6 +116,9 @@ sandbox: install
 firestore: install
 	$(BIN)/loyalty-worker firestore-emulator --port 8085
 
+auth-emulator: install
+	$(BIN)/loyalty-worker auth-emulator --port 9099
+
 bench: install
 	$(BIN)/python benchmarks/bench_sync.py --alpine-listing both --latencies 50 --repeat 3 \
 		--naive-limit 300 --workers 2
@@ -114,6 +131,7 @@ bench-fleet: install
 	$(BIN)/python benchmarks/bench_fleet.py $(FLEET_ARGS)
 
 clean:
-	rm -rf $(VENV) $(EMULATOR)/node_modules .mypy_cache .pytest_cache .ruff_cache .demo \
+	rm -rf $(VENV) $(EMULATOR)/node_modules $(AUTH_EMULATOR)/node_modules \
+		$(BROWSER_SDK)/node_modules .mypy_cache .pytest_cache .ruff_cache .demo \
 		bench-results.json bench-fleet-results.json
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from loyalty_worker.names import DEMO_FIREBASE_PROJECT
 from loyalty_worker.secret_strength import KEY, PASSWORD, check_secret
 
 ENV_PREFIX = "LOYALTY_"
@@ -33,6 +34,11 @@ class Settings(BaseSettings):
     # The dashboard's public base URL (scheme and host, no path): the runs' alerts link to
     # their run's page and the org's discrepancy queue under it.
     public_url: str = DEFAULT_PUBLIC_URL
+    # Markitbot's Firebase project, whose Authentication accounts sign in to the dashboard, and
+    # its public web API key, which the browser SDK sends (it names the project; not a secret).
+    # ``demo-`` projects exist only in the emulators (FIREBASE_AUTH_EMULATOR_HOST).
+    firebase_project_id: str = Field(default=DEMO_FIREBASE_PROJECT, min_length=1)
+    firebase_api_key: str = Field(default="demo-api-key", min_length=1)
 
     http_timeout_s: float = Field(default=10.0, gt=0)
     http_connect_timeout_s: float = Field(default=5.0, gt=0)

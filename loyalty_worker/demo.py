@@ -1,13 +1,13 @@
 """``loyalty-worker demo``: the main job end to end on one machine, on embedded defaults.
 
 Starts what is not already running (the sandbox with a generated dataset, the Firestore
-emulator, a Celery worker, Flower, the API with its dashboard; a private Redis when none
-answers), seeds Firestore, runs a full sync of the first org with a progress bar and prints the
-summary. Then it stays up, printing the dashboard's sign-in URL with a token generated for the
-demo's org (and Flower's URL with its login), until Ctrl-C, SIGTERM or SIGHUP; ``exit_after``
-(``--exit``) ends it with its run instead, for scripts. Everything it started is stopped on exit,
-whatever ends it (``devstack.supervise``); a run it leaves unfinished is closed and its org's
-lock released.
+emulator, a Celery worker, Flower, the API with its dashboard and Firebase's Auth emulator for
+its sign-in; a private Redis when none answers), seeds Firestore, runs a full sync of the first
+org with a progress bar and prints the summary. Then it stays up, printing the dashboard's
+sign-in URL with a token generated for the demo's org (and Flower's URL with its login), until
+Ctrl-C, SIGTERM or SIGHUP; ``exit_after`` (``--exit``) ends it with its run instead, for scripts
+(no API, so no Auth emulator). Everything it started is stopped on exit, whatever ends it
+(``devstack.supervise``); a run it leaves unfinished is closed and its org's lock released.
 
 The token and Flower's generated password are printed to the terminal for the person running
 the demo; they reach their processes in the environment only, never an argv, a URL or a file.
@@ -39,10 +39,11 @@ from loyalty_worker import bootstrap, devstack
 from loyalty_worker.adapters.publisher import TaskPublisher
 from loyalty_worker.adapters.run_state import Progress, RunTracker
 from loyalty_worker.adapters.seed import seed_firestore
+from loyalty_worker.auth_emulator import AuthEmulator, launch_auth_emulator
 from loyalty_worker.config import get_settings
 from loyalty_worker.domain.run import RunStatus
 from loyalty_worker.firestore_emulator import EmulatorProcess, EmulatorUnavailable, start_emulator
-from loyalty_worker.names import new_run_id
+from loyalty_worker.names import AUTH_EMULATOR_HOST_VAR, new_run_id
 from loyalty_worker.progress import format_summary, watch_run
 from loyalty_worker.sandbox.data import generate_dataset
 from loyalty_worker.secret_strength import is_strong
@@ -185,6 +186,8 @@ def _run_demo(*, customers: int, seed: int, flower: bool, redis_db: int, exit_af
     started = time.monotonic()
     demo = _Demo()
     try:
+        if not exit_after:  # it starts while the rest does: ready by the time the API starts
+            demo.launch_auth_emulator()
         stack = demo.start_stack(customers, seed, redis_db)
         # The dashboard's address is known before the worker starts: its alert links there.
         api_port = None if exit_after else devstack.free_port()
@@ -247,6 +250,7 @@ class _Demo:
         self.services: list[devstack.ChildProcess | None] = []  # stopped last: the workers use them
         self.workers: list[devstack.ChildProcess] = []
         self.emulator: EmulatorProcess | None = None
+        self.auth_emulator: AuthEmulator | None = None
         self.client: redis.Redis | None = None
         self.run: tuple[str, str] | None = None  # (org, run id) once started
         self.stopped_by = "the demo ended before its run did"
@@ -289,6 +293,20 @@ class _Demo:
         print(f"seeded Firestore: {counts}")
         return _Stack(env, client, sandbox, emulator_host, org_id=dataset["orgs"][0]["orgId"])
 
+    def launch_auth_emulator(self) -> None:
+        """Firebase's Auth emulator for the API's sign-in, unless FIREBASE_AUTH_EMULATOR_HOST
+        names one: started, not waited for (``start_api`` waits)."""
+        if not os.environ.get(AUTH_EMULATOR_HOST_VAR):
+            self.auth_emulator = launch_auth_emulator(project_id=self.settings.firebase_project_id)
+            self.services.append(self.auth_emulator.child)
+
+    def _auth_emulator_host(self) -> str:
+        """The Auth emulator's ``host:port``, once it answers."""
+        if self.auth_emulator is None:
+            return os.environ[AUTH_EMULATOR_HOST_VAR]
+        self.auth_emulator.wait_until_ready()
+        return self.auth_emulator.host
+
     def _start_redis(self, redis_db: int) -> tuple[redis.Redis, str]:
         """The demo's own database, on the Redis that answers or a private one: a client of it,
         and its URL."""
@@ -326,7 +344,15 @@ class _Demo:
         """The API with its dashboard on ``api_port``: the dashboard's URL, and a token generated
         for the demo's org."""
         token = new_secret(24)
-        api_env = {**stack.env, "LOYALTY_API_TOKENS": json.dumps({token: [stack.org_id]})}
+        auth_host = self._auth_emulator_host()
+        project = self.settings.firebase_project_id
+        print(f"firebase auth emulator: {auth_host} (project {project})")
+        api_env = {
+            **stack.env,
+            "LOYALTY_API_TOKENS": json.dumps({token: [stack.org_id]}),
+            AUTH_EMULATOR_HOST_VAR: auth_host,
+            "LOYALTY_FIREBASE_PROJECT_ID": project,
+        }
         self.workers.append(devstack.start_api(api_env, port=api_port))
         dashboard_url = f"http://127.0.0.1:{api_port}/dashboard"
         print(f"api: http://127.0.0.1:{api_port} (dashboard: {dashboard_url})")
@@ -362,6 +388,8 @@ class _Demo:
         if self.client is not None:
             _release(self.client, self.run, self.stopped_by)
         devstack.stop_all(self.services, out=sys.stderr, label="demo: ")
+        if self.auth_emulator is not None:
+            self.auth_emulator.stop()  # stopped with the services: its directory goes now
         if self.emulator is not None:
             if self.emulator.running():
                 devstack.say("demo: stopping firestore emulator")

@@ -1,4 +1,5 @@
-"""The names the worker, the API, the CLI and the demo share: tasks, queues and run ids.
+"""The names the worker, the API, the CLI and the demo share: tasks, queues, run ids, and the
+local Firebase project.
 
 Nothing here imports Celery or builds a client: a process that only publishes (the API, the
 CLI, another service) needs these strings, not the task code.
@@ -46,6 +47,13 @@ TASK_ROUTES: Final = {
     SYNC_CUSTOMER: {"queue": CUSTOMERS_QUEUE},
     SYNC_CHUNK: {"queue": BATCH_QUEUE},
 }
+
+# The Firebase project of Markitbot's accounts on a developer's machine (the demo, the tests):
+# a ``demo-`` project exists only in Firebase's emulators, and the Admin SDK accepts their
+# unsigned tokens, so an API with an emulator refuses any other (``adapters.accounts``).
+DEMO_FIREBASE_PROJECT: Final = "demo-markitbot"
+# The Admin SDK's own variable: ``host:port`` of the Auth emulator it talks to instead of Google.
+AUTH_EMULATOR_HOST_VAR: Final = "FIREBASE_AUTH_EMULATOR_HOST"
 
 
 def new_run_id(org_id: str) -> str:

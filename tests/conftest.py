@@ -19,6 +19,7 @@ from loyalty_worker import devstack
 pytest_plugins = [
     "tests.fixtures.sandbox",
     "tests.fixtures.firestore",
+    "tests.fixtures.auth_emulator",
     "tests.fixtures.pipeline",
 ]
 

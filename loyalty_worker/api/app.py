@@ -10,6 +10,8 @@ before every route: a body cap, and on ``/api/`` the bearer check and the per-to
 all before a body is read. ``RequestLogContext`` wraps them all: every line logged while a
 request is served carries the org and the run its route names (``log_context``).
 ``/docs``, ``/redoc`` and ``/openapi.json`` are served only with ``LOYALTY_API_DOCS=true``.
+The dashboard's sign-in runs the Firebase JS SDK, served from here (``/dashboard/static/vendor/``:
+the npm package's self-contained browser builds, installed by ``make install``), never from a CDN.
 
 Routes are plain ``def`` functions (FastAPI runs them in its thread pool) because every client
 below them (Firestore, Redis, httpx) blocks; only the webhook reads its raw body asynchronously.
@@ -19,10 +21,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import FileResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -50,9 +53,14 @@ from loyalty_worker.api.settings import ApiSettings
 from loyalty_worker.api.state import ApiServices, build_state
 from loyalty_worker.config import DEFAULT_PUBLIC_URL
 
-__all__ = ["ApiServices", "DashboardServices", "create_app"]
+__all__ = ["ApiServices", "BrowserSdkMissing", "DashboardServices", "create_app"]
 
 STATIC = Path(__file__).resolve().parent / "static"
+# The npm package ``firebase`` (api/browser/package.json), and the two of its files the sign-in
+# page loads: UMD scripts that define ``window.firebase``, self-contained (they import nothing).
+BROWSER_SDK = Path(__file__).resolve().parent / "browser" / "node_modules" / "firebase"
+VENDOR_FILES = ("firebase-app-compat.js", "firebase-auth-compat.js")
+VENDOR_PATH = "/dashboard/static/vendor"
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +82,9 @@ def create_app(
 ) -> FastAPI:
     """The ASGI app over ``services``; tests pass fakes, ``wiring`` the real clients. Without
     ``dashboard_services`` the dashboard's routes answer 503. ``public_url``
-    (``LOYALTY_PUBLIC_URL``) is where people reach it; ValueError unless an http(s) base URL."""
+    (``LOYALTY_PUBLIC_URL``) is where people reach it; ValueError unless an http(s) base URL.
+    BrowserSdkMissing when the Firebase JS SDK is not installed."""
+    vendor = vendor_files()
     docs = settings.docs
     app = FastAPI(
         title="Loyalty sync API",
@@ -121,8 +131,45 @@ def create_app(
     app.include_router(dashboard_reviews.router)
     app.include_router(enrollment.router)
     app.include_router(people.router)
+    # Before the static mount, which would take its paths.
+    app.router.add_route(
+        f"{VENDOR_PATH}/{{name}}", serve_vendor(vendor), methods=["GET"], include_in_schema=False
+    )
     app.mount("/dashboard/static", StaticFiles(directory=STATIC), name="dashboard-static")
     return app
+
+
+class BrowserSdkMissing(RuntimeError):
+    """The Firebase JS SDK's browser files are not installed: the sign-in page cannot work."""
+
+
+def vendor_files() -> dict[str, Path]:
+    """The files ``/dashboard/static/vendor/`` serves, by name; BrowserSdkMissing when one is
+    not there."""
+    files = {name: BROWSER_SDK / name for name in VENDOR_FILES}
+    missing = [name for name, path in files.items() if not path.is_file()]
+    if missing:
+        raise BrowserSdkMissing(
+            f"the dashboard's browser SDK is not installed ({', '.join(missing)} not found in "
+            f"{BROWSER_SDK}): run `make install` (it runs npm ci in loyalty_worker/api/browser)"
+        )
+    return files
+
+
+def serve_vendor(files: Mapping[str, Path]) -> Callable[[Request], Awaitable[Response]]:
+    """The route that serves ``files`` and nothing else, as JavaScript."""
+
+    async def vendor(request: Request) -> Response:
+        path = files.get(request.path_params["name"])
+        if path is None:
+            return PlainTextResponse("Not Found", status_code=404)
+        return FileResponse(
+            path,
+            media_type="text/javascript; charset=utf-8",
+            headers={"X-Content-Type-Options": "nosniff"},
+        )
+
+    return vendor
 
 
 async def log_requests(

@@ -24,6 +24,7 @@ _COMMANDS = (
     serve.add_flower,
     local.add_seed_firestore,
     local.add_firestore_emulator,
+    local.add_auth_emulator,
     serve.add_api,
     lookup.add_check_points,
     lookup.add_export,

@@ -1,4 +1,4 @@
-"""The local stack's commands: the sandbox, its datasets, seeding Firestore, the emulator."""
+"""The local stack's commands: the sandbox, its datasets, seeding Firestore, the emulators."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from loyalty_worker.cli.arguments import (
     positive_float,
     positive_int,
 )
+from loyalty_worker.names import DEMO_FIREBASE_PROJECT
 
 if TYPE_CHECKING:  # imported by the command itself: --help stays fast
     from starlette.applications import Starlette
@@ -321,3 +322,29 @@ def add_firestore_emulator(commands: Commands) -> None:
     emulator.add_argument("--port", type=int, default=8085)
     emulator.add_argument("--host", default="127.0.0.1", help="address to listen on")
     emulator.set_defaults(handler=_cmd_firestore_emulator)
+
+
+def _cmd_auth_emulator(args: argparse.Namespace) -> int:
+    """Install (first time) and run Firebase's Auth emulator in the foreground."""
+    from loyalty_worker.auth_emulator import main_auth_emulator
+
+    return main_auth_emulator(args.port, bind=args.host, project_id=args.project)
+
+
+def add_auth_emulator(commands: Commands) -> None:
+    """``loyalty-worker auth-emulator``."""
+    emulator = commands.add_parser(
+        "auth-emulator",
+        help="run Firebase's Auth emulator, offline (prints its address)",
+        description="Run the Firebase Authentication emulator of firebase-tools for a demo "
+        "project, offline. Prints FIREBASE_AUTH_EMULATOR_HOST=HOST:PORT once it answers.",
+    )
+    emulator.add_argument("--port", type=int, default=9099, help="0 picks a free port")
+    emulator.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    emulator.add_argument(
+        "--project",
+        default=DEMO_FIREBASE_PROJECT,
+        help=f"its default project: a demo one, demo-... ({DEMO_FIREBASE_PROJECT}; "
+        "LOYALTY_FIREBASE_PROJECT_ID of the API)",
+    )
+    emulator.set_defaults(handler=_cmd_auth_emulator)

@@ -126,11 +126,9 @@ def _when(at: datetime) -> str:
 
 def _accounts(settings: Settings) -> Accounts:
     """Markitbot's accounts (Firebase Authentication): the one place the CLI builds them."""
-    # adapters/accounts.py arrives with the people's sign-in; the ignore goes then.
-    from loyalty_worker.adapters.accounts import FirebaseAccounts  # type: ignore[import-not-found]
+    from loyalty_worker.adapters.accounts import FirebaseAccounts
 
-    accounts: Accounts = FirebaseAccounts.from_settings(settings)
-    return accounts
+    return FirebaseAccounts.from_settings(settings)
 
 
 def _stores(settings: Settings) -> tuple[FirestoreMemberStore, FirestoreProfileStore]:

@@ -4,10 +4,12 @@ Redis.
 Each starts as a child of the caller, reports when it is ready, and stops with ``stop()`` (or at
 the end of a ``with`` block), so a demo or a test session leaves nothing running behind it.
 ``processes`` starts children and supervises the command that starts them (how a child ends
-with its parent); ``services`` and ``sandbox`` start the stack's pieces. Everything is used as
+with its parent); ``services`` and ``sandbox`` start the stack's pieces; ``npm`` installs the
+npm packages the emulators run from. Everything is used as
 ``from loyalty_worker import devstack``; ``devstack.<name>``.
 """
 
+from loyalty_worker.devstack.npm import npm_ci, require_executable, tail
 from loyalty_worker.devstack.processes import (
     MARKER_VAR,
     STOP_SIGNALS,
@@ -53,8 +55,10 @@ __all__ = [
     "ensure_redis",
     "free_port",
     "marked_processes",
+    "npm_ci",
     "redis_answers",
     "redis_database",
+    "require_executable",
     "run_marker",
     "run_supervised",
     "say",
@@ -68,6 +72,7 @@ __all__ = [
     "stop_children",
     "stopping",
     "supervise",
+    "tail",
     "terminate",
     "terminate_all",
 ]

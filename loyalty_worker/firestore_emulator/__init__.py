@@ -8,9 +8,7 @@ with ``FIRESTORE_EMULATOR_HOST=127.0.0.1:PORT``; its data lives in memory and di
 
 from __future__ import annotations
 
-import fcntl
 import queue
-import shutil
 import socket
 import subprocess
 import sys
@@ -37,37 +35,17 @@ class EmulatorUnavailable(RuntimeError):
 
 
 def ensure_installed(*, timeout_s: float = 300.0) -> None:
-    """Install the emulator's npm packages from the lock file, once, when they are missing.
-
-    A lock on ``package.json`` serialises concurrent callers (several test processes starting at
-    once), since ``npm ci`` deletes ``node_modules`` before it writes it.
-    """
-    if _INSTALLED_MARKER.is_file():
-        return
-    npm = _require_executable("npm")
-    _require_executable("node")
-    with (EMULATOR_DIR / "package.json").open("rb") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if _INSTALLED_MARKER.is_file():
-            return
-        try:
-            result = subprocess.run(
-                [npm, "ci", "--no-audit", "--no-fund"],
-                cwd=EMULATOR_DIR,
-                capture_output=True,
-                text=True,
-                timeout=timeout_s,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise EmulatorUnavailable(
-                f"`npm ci` in {EMULATOR_DIR} did not finish within {timeout_s:.0f}s"
-            ) from exc
-        if result.returncode != 0:
-            raise EmulatorUnavailable(
-                f"`npm ci` in {EMULATOR_DIR} failed (exit {result.returncode}):\n"
-                f"{_tail(result.stdout + result.stderr)}"
-            )
+    """Install the emulator's npm packages from the lock file, once, when they are missing
+    (``devstack.npm_ci``: concurrent callers wait for the first)."""
+    try:
+        devstack.npm_ci(
+            EMULATOR_DIR,
+            installed=_INSTALLED_MARKER,
+            needed_by="the Firestore emulator",
+            timeout_s=timeout_s,
+        )
+    except devstack.StartupError as exc:
+        raise EmulatorUnavailable(str(exc)) from None
 
 
 class EmulatorProcess:
@@ -122,7 +100,10 @@ def start_emulator(
     servers behind.
     """
     ensure_installed()
-    node = _require_executable("node")
+    try:
+        node = devstack.require_executable("node", needed_by="the Firestore emulator")
+    except devstack.StartupError as exc:
+        raise EmulatorUnavailable(str(exc)) from None
     # Node's errors go to a file rather than a pipe nobody drains, so a chatty emulator can
     # never block on a full pipe; the file's tail explains a failed start.
     log = tempfile.TemporaryFile()  # noqa: SIM115 - EmulatorProcess.stop closes it
@@ -144,7 +125,7 @@ def start_emulator(
         log.seek(0)
         output = log.read().decode(errors="replace")
         emulator.stop()
-        raise EmulatorUnavailable(f"{exc}\n{_tail(output)}".rstrip()) from None
+        raise EmulatorUnavailable(f"{exc}\n{devstack.tail(output)}".rstrip()) from None
     except BaseException:
         emulator.stop()
         raise
@@ -207,17 +188,3 @@ def _wait_for_connection(emulator: EmulatorProcess, *, deadline: float) -> None:
                     f"emulator is not accepting connections on {emulator.host}"
                 ) from None
             time.sleep(0.05)
-
-
-def _require_executable(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        raise EmulatorUnavailable(
-            f"`{name}` was not found on PATH: the Firestore emulator needs Node.js 18+ and npm "
-            "(for example `apt-get install nodejs npm`)"
-        )
-    return path
-
-
-def _tail(text: str, lines: int = 20) -> str:
-    return "\n".join(text.strip().splitlines()[-lines:])

@@ -48,7 +48,9 @@ class Command:
         self.marker = f"{devstack.run_marker()}/{uuid.uuid4().hex[:8]}"
         env = {**os.environ, devstack.MARKER_VAR: self.marker, "PYTHONUNBUFFERED": "1"}
         env["LOYALTY_REDIS_URL"] = redis_url
-        env.pop("FIRESTORE_EMULATOR_HOST", None)  # the demo starts an emulator of its own
+        # The demo starts emulators of its own.
+        env.pop("FIRESTORE_EMULATOR_HOST", None)
+        env.pop("FIREBASE_AUTH_EMULATOR_HOST", None)
         self._log_path = cwd / "output.txt"
         self._log: IO[bytes] = self._log_path.open("wb")
         # A session of its own: a signal reaches it only when the test sends one.
@@ -132,6 +134,7 @@ STAGES = {
         "^sandbox ",
         "^seeded Firestore",
         "^celery worker",
+        "^firebase auth emulator:",
         "^api: ",
     ],
     "run": [r"^run (\S+): org"],

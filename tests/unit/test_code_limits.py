@@ -30,6 +30,8 @@ Function = ast.FunctionDef | ast.AsyncFunctionDef
 
 def modules() -> Iterator[tuple[Path, str, ast.Module]]:
     for path in sorted(PACKAGE.rglob("*.py")):
+        if "node_modules" in path.parts:  # npm packages' own Python files
+            continue
         source = path.read_text()
         yield path.relative_to(PACKAGE.parent), source, ast.parse(source)
 
