@@ -29,6 +29,7 @@ import sys
 import time
 import urllib.parse
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
 
@@ -36,11 +37,13 @@ import redis
 from google.cloud import firestore
 
 from loyalty_worker import bootstrap, devstack
+from loyalty_worker.adapters.members import FirestoreMemberStore
 from loyalty_worker.adapters.publisher import TaskPublisher
 from loyalty_worker.adapters.run_state import Progress, RunTracker
 from loyalty_worker.adapters.seed import seed_firestore
-from loyalty_worker.auth_emulator import AuthEmulator, launch_auth_emulator
+from loyalty_worker.auth_emulator import AuthEmulator, create_account, launch_auth_emulator
 from loyalty_worker.config import get_settings
+from loyalty_worker.domain.access import Member, Role
 from loyalty_worker.domain.run import RunStatus
 from loyalty_worker.firestore_emulator import EmulatorProcess, EmulatorUnavailable, start_emulator
 from loyalty_worker.names import AUTH_EMULATOR_HOST_VAR, new_run_id
@@ -51,6 +54,8 @@ from loyalty_worker.services.run.summary import SummaryBuilder
 from loyalty_worker.services.run.triggers import enqueue_org_run
 
 DEMO_DIR = Path(".demo")
+# Who the demo signs in as (an account of the local Auth emulator only).
+DEMO_ADMIN = "admin@demo.example.com"
 # Who uses the demo's database: {host, pid, start}; "pid" is emptied when that demo ends.
 OWNER_KEY = "loyalty:demo:owner"
 # A worker given this long to finish or give back its tasks before it is killed; the whole stop
@@ -195,7 +200,7 @@ def _run_demo(*, customers: int, seed: int, flower: bool, redis_db: int, exit_af
             stack.env["LOYALTY_PUBLIC_URL"] = f"http://127.0.0.1:{api_port}"
         demo.start_worker(stack.env)
         flower_line = demo.start_flower(stack.env) if flower else ""
-        dashboard_url, token = ("", "") if api_port is None else demo.start_api(stack, api_port)
+        api = None if api_port is None else demo.start_api(stack, api_port)
         progress = demo.follow_run(stack)
         if progress.summary is None and exit_after:
             return 1
@@ -212,9 +217,14 @@ def _run_demo(*, customers: int, seed: int, flower: bool, redis_db: int, exit_af
             return 0 if progress.status == RunStatus.COMPLETED else 1
         if flower_line:
             print(flower_line)
+        assert api is not None
+        dashboard_url, token, admin = api
         print(
             f"\ndashboard: {dashboard_url}/sign-in\n"
-            f"token:     {token}  (org {stack.org_id}; paste it on the sign-in page)\n"
+            f"sign in:   {admin.email}\n"
+            f"password:  {admin.password}  (admin of org {stack.org_id}, in the local Auth "
+            "emulator)\n"
+            f"api token: {token}  (for machines: /api and /metrics, as bearer)\n"
             "\nThe stack stays up: press Ctrl-C to stop everything.",
             flush=True,
         )
@@ -229,6 +239,14 @@ def _run_demo(*, customers: int, seed: int, flower: bool, redis_db: int, exit_af
         raise
     finally:
         demo.stop()
+
+
+@dataclass(frozen=True)
+class DemoAdmin:
+    """The demo's admin: an account in the local Auth emulator, admin of the demo's org."""
+
+    email: str
+    password: str
 
 
 @dataclass(frozen=True)
@@ -340,13 +358,21 @@ class _Demo:
             f"flower: http://127.0.0.1:{port} (user {self.settings.flower_user}, password {shown})"
         )
 
-    def start_api(self, stack: _Stack, api_port: int) -> tuple[str, str]:
-        """The API with its dashboard on ``api_port``: the dashboard's URL, and a token generated
-        for the demo's org."""
+    def start_api(self, stack: _Stack, api_port: int) -> tuple[str, str, DemoAdmin]:
+        """The API with its dashboard on ``api_port``: the dashboard's URL, a token generated
+        for the demo's org (a machine's: ``/api`` and ``/metrics``), and the demo's admin, an
+        account made in the Auth emulator and granted ``admin`` of the org."""
         token = new_secret(24)
         auth_host = self._auth_emulator_host()
         project = self.settings.firebase_project_id
         print(f"firebase auth emulator: {auth_host} (project {project})")
+        admin = DemoAdmin(DEMO_ADMIN, new_secret(16))
+        uid = create_account(auth_host, admin.email, admin.password, project_id=project)
+        fs = firestore.Client(project=self.settings.firestore_project)
+        FirestoreMemberStore(fs).put_member(
+            Member(stack.org_id, uid, admin.email, Role.ADMIN, "demo", datetime.now(UTC))
+        )
+        fs.close()  # type: ignore[no-untyped-call]  # google-cloud-firestore is untyped here
         api_env = {
             **stack.env,
             "LOYALTY_API_TOKENS": json.dumps({token: [stack.org_id]}),
@@ -356,10 +382,8 @@ class _Demo:
         self.workers.append(devstack.start_api(api_env, port=api_port))
         dashboard_url = f"http://127.0.0.1:{api_port}/dashboard"
         print(f"api: http://127.0.0.1:{api_port} (dashboard: {dashboard_url})")
-        print(
-            f"api metrics: http://127.0.0.1:{api_port}/metrics (the dashboard's token, as bearer)"
-        )
-        return dashboard_url, token
+        print(f"api metrics: http://127.0.0.1:{api_port}/metrics (the demo's token, as bearer)")
+        return dashboard_url, token, admin
 
     def follow_run(self, stack: _Stack) -> Progress:
         """Start the org's full run as every run starts, and follow it to its summary."""

@@ -7,10 +7,13 @@ publish-only Celery app, one set of connections for Alpine IQ look-ups (the work
 
 from __future__ import annotations
 
+import os
+
 import httpx
 import redis
 from fastapi import FastAPI
 
+from loyalty_worker.adapters.accounts import FirebaseAccounts
 from loyalty_worker.adapters.activity import FirestoreActivityLog
 from loyalty_worker.adapters.alpine import AlpineIQClient
 from loyalty_worker.adapters.connections import ConnectionStack
@@ -19,11 +22,14 @@ from loyalty_worker.adapters.dashboard_runs import RedisRunTriggers
 from loyalty_worker.adapters.dashboard_store import FirestoreDashboardStore
 from loyalty_worker.adapters.firestore import FirestoreProfileStore, build_firestore_client
 from loyalty_worker.adapters.http import RetryPolicy
+from loyalty_worker.adapters.members import FirestoreMemberStore
 from loyalty_worker.adapters.publisher import TaskPublisher, broker_app
 from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.adapters.task_results import RedisTaskOutcomes
+from loyalty_worker.api.dashboard_state import SignInConfig
 from loyalty_worker.api.settings import ApiSettings
 from loyalty_worker.config import Settings
+from loyalty_worker.names import AUTH_EMULATOR_HOST_VAR
 from loyalty_worker.org_settings import OrgSettings
 
 
@@ -73,6 +79,17 @@ def build_queries(settings: Settings) -> FirestoreProfileStore:
     return FirestoreProfileStore(client, timeout_s=3.0, retry_budget_s=2.0)
 
 
+def sign_in_config(settings: Settings) -> SignInConfig:
+    """What the sign-in page's Firebase JS SDK needs: the project's public web config, and the
+    local Auth emulator's address when ``FIREBASE_AUTH_EMULATOR_HOST`` names one."""
+    emulator = os.environ.get(AUTH_EMULATOR_HOST_VAR)
+    return SignInConfig(
+        api_key=settings.firebase_api_key,
+        project_id=settings.firebase_project_id,
+        emulator_url=f"http://{emulator}" if emulator else None,
+    )
+
+
 def build_app(settings: Settings, api: ApiSettings) -> FastAPI:
     """The API over the real Firestore, Redis, broker and Alpine IQ."""
     from loyalty_worker.api.app import DashboardServices, create_app
@@ -99,5 +116,8 @@ def build_app(settings: Settings, api: ApiSettings) -> FastAPI:
         triggers=RedisRunTriggers(client, tracker),
         nightly_hour=settings.nightly_hour,
         audit_retention=retention,
+        accounts=FirebaseAccounts.from_settings(settings),
+        members=FirestoreMemberStore(firestore_client),
+        sign_in=sign_in_config(settings),
     )
     return create_app(services, api, dashboard, public_url=settings.public_url)

@@ -82,6 +82,7 @@ def _cmd_api(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from loyalty_worker import logs
+    from loyalty_worker.adapters.accounts import AccountsMisconfigured
     from loyalty_worker.api import wiring
     from loyalty_worker.api.settings import get_api_settings
     from loyalty_worker.config import get_settings
@@ -90,9 +91,6 @@ def _cmd_api(args: argparse.Namespace) -> int:
         api_settings = get_api_settings()
     except ValidationError as exc:  # the message never shows a token (hide_input_in_errors)
         print(f"api: invalid settings: {exc}", file=sys.stderr)
-        return 2
-    if not api_settings.tokens:
-        print("api: no callers: set LOYALTY_API_TOKENS (JSON {token: [orgIds]})", file=sys.stderr)
         return 2
     settings = get_settings()
     # Redacted like the workers' logs (httpx's request URLs hold phone numbers), tokens and
@@ -104,7 +102,17 @@ def _cmd_api(args: argparse.Namespace) -> int:
         logs.register_secret(secret.get_secret_value())
     if settings.phone_hash_key is not None:
         logs.register_secret(settings.phone_hash_key.get_secret_value())
-    app = wiring.build_app(settings, api_settings)
+    if not api_settings.tokens:
+        print(
+            "api: no machine callers (LOYALTY_API_TOKENS is empty): people sign in to the "
+            "dashboard; /api and /metrics answer no token",
+            file=sys.stderr,
+        )
+    try:
+        app = wiring.build_app(settings, api_settings)
+    except AccountsMisconfigured as exc:
+        print(f"api: {exc}", file=sys.stderr)
+        return 2
     # uvicorn's access log prints query strings (phone numbers): the app logs paths instead.
     # Its proxy headers are off: whose X-Forwarded-For counts is LOYALTY_API_TRUSTED_PROXIES
     # alone (``edge.client_address``), and links follow LOYALTY_PUBLIC_URL, not X-Forwarded-Proto.

@@ -29,6 +29,7 @@ import pytest
 import redis
 
 from loyalty_worker import devstack
+from loyalty_worker.auth_emulator import sign_in as auth_sign_in
 
 pytestmark = [
     pytest.mark.integration,
@@ -196,27 +197,43 @@ def test_a_stopped_demo_leaves_nothing_running_and_releases_its_run(
 def test_the_demo_stays_up_with_the_dashboard_until_stopped(
     command: Start, test_redis_url: str, signum: signal.Signals
 ) -> None:
-    """After its run the demo keeps everything up and prints the dashboard's sign-in URL and a
-    token that opens it (never in the URL); a stop signal then leaves nothing running."""
+    """After its run the demo keeps everything up and prints the dashboard's sign-in URL, the
+    e-mail and password of its admin (an account of the local Auth emulator), which sign in,
+    and a machine's token for /api (never in the URL); a stop signal then leaves nothing
+    running."""
     demo = command(["demo", "--customers", "50"])
-    block = demo.wait_for(r"^dashboard: (http://\S+)\ntoken: +(\S+)", timeout_s=180.0)
-    sign_in, token = block.group(1), block.group(2)
+    block = demo.wait_for(
+        r"^dashboard: (http://\S+)\nsign in: +(\S+)\npassword: +(\S+) .*\napi token: +(\S+)",
+        timeout_s=180.0,
+    )
+    sign_in, email, password, token = block.groups()
     output = demo.output()
     assert re.search(r"^ +status +completed", output, re.MULTILINE), output[-3000:]
     assert re.search(r"^flower: http://\S+ \(user \S+, password \S+\)", output, re.MULTILINE)
-    assert token not in sign_in
+    assert token not in sign_in and password not in sign_in
     time.sleep(1.0)
     assert demo.process.poll() is None, f"the demo ended by itself:\n{output[-2000:]}"
 
     base = sign_in.rsplit("/dashboard", 1)[0]
-    org = re.search(r"\(org (\S+);", output)
-    assert org is not None, output[-2000:]
+    org = re.search(r"\(admin of org (\S+),", output)
+    emulator = re.search(r"^firebase auth emulator: (\S+) \(project (\S+)\)", output, re.M)
+    assert org is not None and emulator is not None, output[-2000:]
     with httpx.Client(base_url=base, timeout=10.0) as http:
-        assert http.get(sign_in).status_code == 200
         overview = f"/api/loyalty/orgs/{urllib.parse.quote(org.group(1))}/overview"
         assert http.get(overview).status_code == 401
         answer = http.get(overview, headers={"Authorization": f"Bearer {token}"})
         assert answer.status_code == 200, answer.text[:500]
+        # The printed credentials sign in, as the page's script does: Firebase's sign-in (the
+        # emulator), then the ID token posted with the form's CSRF token.
+        form = http.get(sign_in)
+        assert form.status_code == 200
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert csrf is not None, form.text[:2000]
+        id_token = auth_sign_in(emulator.group(1), email, password, project_id=emulator.group(2))
+        signed = http.post(sign_in, data={"idToken": id_token, "csrf": csrf.group(1)})
+        assert signed.status_code == 303, signed.text[:2000]
+        page = http.get(f"/dashboard/orgs/{urllib.parse.quote(org.group(1))}")
+        assert page.status_code == 200 and email in page.text and "admin" in page.text
     db = _demo_db(test_redis_url)
     try:
         assert list(db.scan_iter("loyalty:lock:*")) == []  # the run ended: its lock is free
