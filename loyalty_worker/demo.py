@@ -54,8 +54,6 @@ from loyalty_worker.services.run.summary import SummaryBuilder
 from loyalty_worker.services.run.triggers import enqueue_org_run
 
 DEMO_DIR = Path(".demo")
-# Who the demo signs in as (an account of the local Auth emulator only).
-DEMO_ADMIN = "admin@demo.example.com"
 # Who uses the demo's database: {host, pid, start}; "pid" is emptied when that demo ends.
 OWNER_KEY = "loyalty:demo:owner"
 # A worker given this long to finish or give back its tasks before it is killed; the whole stop
@@ -366,7 +364,9 @@ class _Demo:
         auth_host = self._auth_emulator_host()
         project = self.settings.firebase_project_id
         print(f"firebase auth emulator: {auth_host} (project {project})")
-        admin = DemoAdmin(DEMO_ADMIN, new_secret(16))
+        # An e-mail of the run's own: an emulator named by FIREBASE_AUTH_EMULATOR_HOST may hold
+        # an earlier demo's admin.
+        admin = DemoAdmin(f"admin-{secrets.token_hex(3)}@demo.example.com", new_secret(16))
         uid = create_account(auth_host, admin.email, admin.password, project_id=project)
         fs = firestore.Client(project=self.settings.firestore_project)
         FirestoreMemberStore(fs).put_member(

@@ -233,6 +233,15 @@ def create_account(
     return str(answer["localId"])
 
 
+def delete_accounts(host: str, *, project_id: str = DEMO_FIREBASE_PROJECT) -> None:
+    """Delete every account of ``project_id`` in the emulator at ``host`` (its own API)."""
+    response = httpx.delete(
+        f"http://{host}/emulator/v1/projects/{project_id}/accounts", headers=_OWNER, timeout=10.0
+    )
+    if response.status_code != 200:
+        raise EmulatorRefused("delete the accounts", f"HTTP {response.status_code}")
+
+
 def sign_in(
     host: str, email: str, password: str, *, project_id: str = DEMO_FIREBASE_PROJECT
 ) -> str:

@@ -12,6 +12,7 @@ screenshots into ``docs/``.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -19,9 +20,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis
 import uvicorn
@@ -34,16 +37,24 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
+from loyalty_worker.adapters.accounts import FirebaseAccounts
+from loyalty_worker.adapters.activity import FirestoreActivityLog
 from loyalty_worker.adapters.contacts import FirestoreContactStore
 from loyalty_worker.adapters.dashboard_runs import RedisRunTriggers
 from loyalty_worker.adapters.dashboard_store import FirestoreDashboardStore
 from loyalty_worker.adapters.firestore import FirestoreProfileStore
+from loyalty_worker.adapters.members import FirestoreMemberStore
 from loyalty_worker.adapters.publisher import TaskPublisher, broker_app
 from loyalty_worker.adapters.task_results import RedisTaskOutcomes
 from loyalty_worker.api.app import ApiServices, DashboardServices, create_app
+from loyalty_worker.api.dashboard_state import SignInConfig
 from loyalty_worker.api.settings import ApiSettings
 from loyalty_worker.api.wiring import AlpineClients
+from loyalty_worker.auth_emulator import delete_accounts
 from loyalty_worker.config import Settings
+from loyalty_worker.domain.access import Member, Role
+from loyalty_worker.names import DEMO_FIREBASE_PROJECT
+from tests.fixtures.auth_emulator import PASSWORD, EmulatedProject
 from tests.fixtures.pipeline import PHONE_HASH_KEY, Stack, running_stack
 
 TOKEN = "browser-test-Hq4Wd8Zc2Vn6Jp3"
@@ -67,12 +78,22 @@ class MovableClock:
         self.offset_s += seconds
 
 
+# The people of the browser tests (Markitbot accounts in the Auth emulator), by first name:
+# their role in org-1. Their e-mail is their name's, lower case, at example.com.
+PEOPLE = {"Ana": Role.ADMIN, "Bea": Role.ADMIN, "Rey": Role.REVIEWER, "Vic": Role.VIEWER}
+
+
+def email_of(name: str) -> str:
+    return f"{name.lower()}@example.com"
+
+
 @dataclass
 class Dashboard:
     url: str
     stack: Stack
-    token: str
+    token: str  # a machine's (the JSON routes by bearer)
     clock: MovableClock
+    project: EmulatedProject  # the Auth emulator's project the people's accounts are in
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -113,10 +134,22 @@ def browser_stack(firestore_emulator: str, test_redis_url: str) -> Iterator[Stac
 
 
 @pytest.fixture(scope="module")
-def dashboard(browser_stack: Stack) -> Iterator[Dashboard]:
-    """The API (dashboard included) served by uvicorn on a free loopback port."""
+def dashboard(browser_stack: Stack, auth_emulator: str) -> Iterator[Dashboard]:
+    """The API (dashboard included) served by uvicorn on a free loopback port; its people
+    (``PEOPLE``) are accounts of a project of the module's own in the Auth emulator."""
     stack = browser_stack
-    settings = ApiSettings(tokens={TOKEN: ["org-1"]})
+    # The browser's SDK signs in to the emulator's own project (it names none): the module's
+    # people are made there afresh.
+    project = EmulatedProject(auth_emulator, DEMO_FIREBASE_PROJECT)
+    delete_accounts(auth_emulator, project_id=project.project_id)
+    members = FirestoreMemberStore(stack.firestore)
+    for name, role in PEOPLE.items():
+        uid = project.create_account(email_of(name))
+        members.put_member(Member("org-1", uid, email_of(name), role, "test", datetime.now(UTC)))
+    accounts = FirebaseAccounts(project.project_id, timeout_s=10.0)
+    # The tests sign in more often than the default ten a minute from one address allows (the
+    # default's 429 is tested on its own: tests/unit/test_people_access.py).
+    settings = ApiSettings(tokens={TOKEN: ["org-1"]}, sign_in_limit_per_min=10_000)
     client = redis.Redis.from_url(stack.redis_url)
     publisher = TaskPublisher(broker_app(stack.redis_url))
     alpine = AlpineClients(Settings(alpine_base_url=stack.sandbox.alpine_url), settings)
@@ -135,6 +168,10 @@ def dashboard(browser_stack: Stack) -> Iterator[Dashboard]:
         tasks=RedisTaskOutcomes(client),
         triggers=RedisRunTriggers(client, stack.tracker),
         clock=clock,
+        accounts=accounts,
+        members=members,
+        sign_in=SignInConfig("demo-api-key", project.project_id, f"http://{auth_emulator}"),
+        activity=FirestoreActivityLog(stack.firestore),
     )
     port = _free_port()
     config = uvicorn.Config(
@@ -149,11 +186,12 @@ def dashboard(browser_stack: Stack) -> Iterator[Dashboard]:
             pytest.fail("the API did not start", pytrace=False)
         time.sleep(0.05)
     try:
-        yield Dashboard(f"http://127.0.0.1:{port}", stack, TOKEN, clock)
+        yield Dashboard(f"http://127.0.0.1:{port}", stack, TOKEN, clock, project)
     finally:
         server.should_exit = True
         thread.join(timeout=10)
         alpine.close()
+        accounts.close()
 
 
 @pytest.fixture
@@ -197,6 +235,7 @@ def driver(request: pytest.FixtureRequest) -> Iterator[WebDriver]:
         "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": downloads}
     )
     browser.downloads = downloads  # type: ignore[attr-defined]
+    browser.javascript = javascript  # type: ignore[attr-defined]
     if not javascript:  # the pages' scripts must not run (Selenium's own still do)
         browser.get("data:text/html,<title>off</title><script>document.title='on'</script>")
         assert browser.title == "off", "Chromium ran a page's script with JavaScript off"
@@ -248,11 +287,36 @@ def gone(element: WebElement) -> Callable[[WebDriver], bool]:
 
 
 def sign_in(browser: WebDriver, dashboard: Dashboard, name: str = "Ana") -> None:
+    """Sign in as one of ``PEOPLE`` and land on org-1's overview. With JavaScript on, as a
+    person does: the page's Firebase SDK signs in with the e-mail and password (the Auth
+    emulator), then posts the ID token. Signing in needs JavaScript: with it off, the same
+    exchange is made outside the browser and the session's cookie handed to it."""
     browser.get(f"{dashboard.url}/dashboard/sign-in")
-    browser.find_element(By.ID, "token").send_keys(dashboard.token)
-    browser.find_element(By.ID, "name").send_keys(name)
-    browser.find_element(By.ID, "sign-in").click()
+    if getattr(browser, "javascript", True):
+        browser.find_element(By.ID, "email").send_keys(email_of(name))
+        browser.find_element(By.ID, "password").send_keys(PASSWORD)
+        browser.find_element(By.ID, "sign-in").click()
+    else:
+        browser.add_cookie(
+            {"name": "lw_session", "value": session_of(dashboard, name), "path": "/"}
+        )
+        browser.get(f"{dashboard.url}/dashboard")
     wait(browser).until(expected_conditions.presence_of_element_located((By.ID, "tiers")))
+
+
+def session_of(dashboard: Dashboard, name: str) -> str:
+    """A session of one of ``PEOPLE``, signed in over HTTP as the page's script does it: the
+    ID token of a sign-in at the Auth emulator, posted with the form's CSRF token."""
+    with httpx.Client(base_url=dashboard.url, timeout=30) as http:
+        form = http.get("/dashboard/sign-in").text
+        found = re.search(r'name="csrf" value="([^"]+)"', form)
+        assert found is not None, form
+        id_token = dashboard.project.sign_in(email_of(name))
+        signed = http.post("/dashboard/sign-in", data={"idToken": id_token, "csrf": found.group(1)})
+        assert signed.status_code == 303, signed.text[:2000]
+        session = http.cookies.get("lw_session")
+        assert session, "no session cookie"
+        return session
 
 
 AXE = Path(__file__).parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"

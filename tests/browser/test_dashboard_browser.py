@@ -49,7 +49,7 @@ def test_sign_in_and_see_the_tiers(synced: Dashboard, driver: WebDriver) -> None
     }
     assert sum(counts.values()) == 120, counts
     assert driver.find_elements(By.CSS_SELECTOR, "#tier-chart rect")
-    assert driver.find_element(By.ID, "who").text == "Ana"
+    assert driver.find_element(By.ID, "who").text == "ana@example.com · admin"
     assert synced.token not in driver.page_source
     assert synced.token not in driver.current_url
     screenshot(driver, "overview")
@@ -350,7 +350,7 @@ def test_the_first_tab_offers_to_skip_to_the_content(synced: Dashboard, driver: 
 def test_sign_out_and_be_refused(synced: Dashboard, driver: WebDriver) -> None:
     sign_in(driver, synced)
     driver.find_element(By.ID, "sign-out").click()
-    wait(driver).until(expected_conditions.presence_of_element_located((By.ID, "token")))
+    wait(driver).until(expected_conditions.presence_of_element_located((By.ID, "email")))
     driver.get(f"{synced.url}/dashboard/orgs/org-1")
     assert driver.current_url.endswith("/dashboard/sign-in")
     assert not driver.get_cookies() or all(c["name"] != "lw_session" for c in driver.get_cookies())

@@ -5,7 +5,6 @@ and a phone's width without sideways scrolling."""
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,7 +18,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from loyalty_worker.adapters.firestore import RUN_SUMMARIES
-from tests.browser.conftest import Dashboard, axe_violations, screenshot, sign_in
+from tests.browser.conftest import Dashboard, axe_violations, screenshot, session_of, sign_in
 
 DAY = 86400.0
 EMPTY = "Trends appear after two nightly runs"
@@ -37,15 +36,8 @@ class Trended:
 
 def _overview_html(dashboard: Dashboard) -> str:
     """The overview as a signed-in person's browser receives it (no script run)."""
-    with httpx.Client(base_url=dashboard.url, timeout=30) as http:
-        form = http.get("/dashboard/sign-in").text
-        found = re.search(r'name="csrf" value="([^"]+)"', form)
-        assert found is not None, form
-        signed = http.post(
-            "/dashboard/sign-in",
-            data={"token": dashboard.token, "name": "Ana", "csrf": found.group(1)},
-        )
-        assert signed.status_code in (200, 303), signed.status_code
+    cookies = {"lw_session": session_of(dashboard, "Ana")}
+    with httpx.Client(base_url=dashboard.url, timeout=30, cookies=cookies) as http:
         page = http.get("/dashboard/orgs/org-1")
         assert page.status_code == 200, page.status_code
         return page.text
