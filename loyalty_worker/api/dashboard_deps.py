@@ -31,6 +31,7 @@ from loyalty_worker.domain.review import ReviewState
 from loyalty_worker.errors import TransientError, UnknownOrg
 from loyalty_worker.org_settings import OrgSettings
 from loyalty_worker.ports.people import MemberStore
+from loyalty_worker.services.dashboard.activity import Doer
 from loyalty_worker.services.dashboard.audit import (
     AUDIT_PAGE_SIZE,
     MAX_AUDIT_PAGE_SIZE,
@@ -193,6 +194,11 @@ def read_org(access: Reader) -> OrgSettings:
 
 
 ReadOrg = Annotated[OrgSettings, Depends(read_org)]
+
+
+def doer(access: Access, dashboard: DashboardServices) -> Doer:
+    """Who makes a change now, and where the dashboard records it."""
+    return Doer(access.who.name, dashboard.now(), dashboard.activity)
 
 
 def search_allowance(request: Request, access: Reader, state: StateDep) -> Access:

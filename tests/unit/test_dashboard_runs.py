@@ -14,6 +14,7 @@ from loyalty_worker.adapters.run_state import RunTracker
 from loyalty_worker.domain.run import RunStatus
 from loyalty_worker.errors import TransientError
 from loyalty_worker.services.dashboard.actions import trigger_run
+from loyalty_worker.services.dashboard.activity import Doer
 from tests.fakes import RecordingEnqueuer
 
 
@@ -50,9 +51,7 @@ def press(
         records=tracker,
         enqueuer=enqueuer,
         new_run_id="r1",
-        by="ana@example.com (uid-ana)",
-        activity=None,
-        at=datetime(2026, 12, 1, tzinfo=UTC),
+        doer=Doer("ana@example.com (uid-ana)", datetime(2026, 12, 1, tzinfo=UTC), None),
     )
 
 

@@ -27,6 +27,7 @@ from loyalty_worker.api.dashboard_deps import (
     RunPath,
     Searcher,
     Trigger,
+    doer,
     roles,
 )
 from loyalty_worker.api.dashboard_pages import redirect, render
@@ -105,9 +106,7 @@ def trigger_page(
         records=services.tracker,
         enqueuer=services.enqueuer,
         new_run_id=services.new_run_id(org_id),
-        by=access.who.name,
-        activity=dashboard.activity,
-        at=dashboard.now(),
+        doer=doer(access, dashboard),
     )
     suffix = "" if started else "?already=1"
     return redirect(f"/dashboard/orgs/{org_id}/runs/{run_id}{suffix}")
@@ -238,9 +237,7 @@ def sync_now_page(
         store=dashboard.store,
         enqueuer=services.enqueuer,
         tasks=dashboard.tasks,
-        by=access.who.name,
-        activity=dashboard.activity,
-        at=dashboard.now(),
+        doer=doer(access, dashboard),
     )
     return redirect(f"/dashboard/orgs/{org_id}/customers/{customer_id}?task={task_id}")
 

@@ -28,6 +28,7 @@ from loyalty_worker.api.dashboard_deps import (
     Searcher,
     TaskPath,
     Trigger,
+    doer,
 )
 from loyalty_worker.api.deps import ServicesDep
 from loyalty_worker.api.errors import responses
@@ -193,9 +194,7 @@ def trigger(
         records=services.tracker,
         enqueuer=services.enqueuer,
         new_run_id=services.new_run_id(org_id),
-        by=access.who.name,
-        activity=dashboard.activity,
-        at=dashboard.now(),
+        doer=doer(access, dashboard),
     )
     return RunTriggered(
         run_id=run_id, started=started, page_url=f"/dashboard/orgs/{org_id}/runs/{run_id}"
@@ -399,9 +398,7 @@ def sync_customer(
         store=dashboard.store,
         enqueuer=services.enqueuer,
         tasks=dashboard.tasks,
-        by=access.who.name,
-        activity=dashboard.activity,
-        at=dashboard.now(),
+        doer=doer(access, dashboard),
     )
     return SyncStarted(task_id=task_id, status_url=f"/api/loyalty/orgs/{org_id}/tasks/{task_id}")
 

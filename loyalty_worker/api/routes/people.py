@@ -17,13 +17,13 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import Field
 
-from loyalty_worker.api.dashboard_deps import DashboardDep, MembersDep, PeopleManager
+from loyalty_worker.api.dashboard_deps import DashboardDep, MembersDep, PeopleManager, doer
 from loyalty_worker.api.dashboard_pages import redirect, render
 from loyalty_worker.api.deps import ServicesDep, StateDep
 from loyalty_worker.api.errors import responses
 from loyalty_worker.domain.access import Role
 from loyalty_worker.ports.people import Accounts
-from loyalty_worker.services.dashboard.activity import latest, record
+from loyalty_worker.services.dashboard.activity import latest
 from loyalty_worker.services.dashboard.page import PageModel
 from loyalty_worker.services.people import PeopleRefused, grant, people_of, revoke
 
@@ -74,17 +74,6 @@ def _accounts(dashboard: DashboardDep) -> Accounts:
     if dashboard.accounts is None:
         raise HTTPException(503, "Markitbot's accounts are not configured in this process")
     return dashboard.accounts
-
-
-def _record(access: PeopleManager, dashboard: DashboardDep, action: str, detail: str) -> None:
-    record(
-        dashboard.activity,
-        access.org_id,
-        by=access.who.name,
-        action=action,
-        detail=detail,
-        at=dashboard.now(),
-    )
 
 
 @router.get(PAGE, response_class=HTMLResponse, include_in_schema=False)
@@ -147,7 +136,9 @@ def grant_role(
     except PeopleRefused as exc:
         return _page(request, access, members, state, dashboard, error=exc.message, status=409)
     log.info("%s: org %s: uid %s granted %s", access.who.name, access.org_id, member.uid, role)
-    _record(access, dashboard, "people.grant", f"{member.email} as {member.role.value}")
+    doer(access, dashboard).record(
+        access.org_id, "people.grant", f"{member.email} as {member.role.value}"
+    )
     return redirect(f"/dashboard/orgs/{access.org_id}/people?done=granted")
 
 
@@ -166,7 +157,7 @@ def revoke_role(
     except PeopleRefused as exc:
         return _page(request, access, members, state, dashboard, error=exc.message, status=409)
     log.info("%s: org %s: uid %s revoked", access.who.name, access.org_id, member.uid)
-    _record(access, dashboard, "people.revoke", member.email)
+    doer(access, dashboard).record(access.org_id, "people.revoke", member.email)
     return redirect(f"/dashboard/orgs/{access.org_id}/people?done=revoked")
 
 
@@ -183,7 +174,9 @@ def end_sessions(
     if person is None:
         raise HTTPException(404, "no such person in this org")
     ended = state.sessions.end_sessions_of(uid)
-    _record(access, dashboard, "people.end_sessions", f"{person.email}: {ended} ended")
+    doer(access, dashboard).record(
+        access.org_id, "people.end_sessions", f"{person.email}: {ended} ended"
+    )
     log.info("%s: org %s: ended %d sessions of uid %s", access.who.name, access.org_id, ended, uid)
     return redirect(f"/dashboard/orgs/{access.org_id}/people?done=sessions-ended")
 

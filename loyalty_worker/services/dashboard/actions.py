@@ -4,16 +4,14 @@ customer's Sync Now, and what became of that sync."""
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 
 from pydantic import Field
 
 from loyalty_worker import log_context
-from loyalty_worker.ports.activity import ActivityLog
 from loyalty_worker.ports.dashboard import DashboardStore
 from loyalty_worker.ports.run import RunRecords
 from loyalty_worker.ports.triggers import Enqueuer, RunTriggers, TaskOutcomes
-from loyalty_worker.services.dashboard.activity import record
+from loyalty_worker.services.dashboard.activity import Doer
 from loyalty_worker.services.dashboard.page import Adjustment, NotFound, PageModel
 from loyalty_worker.services.run.triggers import enqueue_org_run
 
@@ -33,25 +31,23 @@ def trigger_run(
     records: RunRecords,
     enqueuer: Enqueuer,
     new_run_id: str,
-    by: str,
-    activity: ActivityLog | None,
-    at: datetime,
+    doer: Doer,
 ) -> tuple[str, bool]:
     """Start a run of ``kind`` (full, incremental, dry) the one way every run starts, or, while
     the org has one going, name that one instead: (run id, whether it was started now). A run
-    started is recorded as ``by``'s activity."""
+    started is recorded as the doer's activity."""
     dry_run, since = RUN_KINDS[kind]
     going = runs.running_run(org_id)
     log_context.bind(run_id=going or new_run_id)  # the request's lines name the run it shows
     if going is not None:
-        log.info("%s: org %s: %s run asked while %s goes", by, org_id, kind, going)
+        log.info("%s: org %s: %s run asked while %s goes", doer.by, org_id, kind, going)
         return going, False
     runs.remember_run(org_id, new_run_id)
     enqueue_org_run(
         org_id, new_run_id, dry_run=dry_run, since=since, runs=records, enqueuer=enqueuer
     )
-    log.info("%s: org %s: %s run %s started", by, org_id, kind, new_run_id)
-    record(activity, org_id, by=by, action=f"run.{kind}", detail=new_run_id, at=at)
+    log.info("%s: org %s: %s run %s started", doer.by, org_id, kind, new_run_id)
+    doer.record(org_id, f"run.{kind}", new_run_id)
     return new_run_id, True
 
 
@@ -62,18 +58,16 @@ def sync_now(
     store: DashboardStore,
     enqueuer: Enqueuer,
     tasks: TaskOutcomes,
-    by: str,
-    activity: ActivityLog | None,
-    at: datetime,
+    doer: Doer,
 ) -> str:
     """Enqueue one customer's sync; its task id, claimed for the org (only its people see the
-    result), recorded as ``by``'s activity. NotFound for a customer without a profile."""
+    result), recorded as the doer's activity. NotFound for a customer without a profile."""
     if store.get_profile(org_id, customer_id) is None:
         raise NotFound("customer", customer_id)
     task_id = enqueuer.sync_customer(org_id, customer_id)
     tasks.claim(task_id, org_id)
-    log.info("%s: org %s customer %d: sync now (task %s)", by, org_id, customer_id, task_id)
-    record(activity, org_id, by=by, action="sync_now", detail=f"customer {customer_id}", at=at)
+    log.info("%s: org %s customer %d: sync now (task %s)", doer.by, org_id, customer_id, task_id)
+    doer.record(org_id, "sync_now", f"customer {customer_id}")
     return task_id
 
 

@@ -3,6 +3,7 @@ the latest shown to its admins on the People page."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from loyalty_worker.ports.activity import ActivityLog, ActivityRecord
@@ -20,14 +21,21 @@ class Activity(PageModel):
     detail: str
 
 
-def record(
-    log: ActivityLog | None, org_id: str, *, by: str, action: str, detail: str, at: datetime
-) -> None:
-    """Record one change (nothing without an activity log: a process built without one)."""
-    if log is not None:
-        log.record_activity(
-            ActivityRecord(orgId=org_id, by=by, at=at, action=action, detail=detail)
-        )
+@dataclass(frozen=True, slots=True)
+class Doer:
+    """Who makes a change (``Principal.name``), when, and where it is recorded (None: a
+    process built without an activity log)."""
+
+    by: str
+    at: datetime
+    log: ActivityLog | None
+
+    def record(self, org_id: str, action: str, detail: str) -> None:
+        """Record one change of ``org_id``."""
+        if self.log is not None:
+            self.log.record_activity(
+                ActivityRecord(orgId=org_id, by=self.by, at=self.at, action=action, detail=detail)
+            )
 
 
 def latest(log: ActivityLog | None, org_id: str, *, since: datetime) -> list[Activity]:
