@@ -140,7 +140,8 @@ def test_the_people_page_grants_refuses_revokes_and_ends_sessions(
     sign_in(driver, synced, "Ana")
     driver.find_element(By.ID, "nav-people").click()
     wait(driver).until(expected_conditions.presence_of_element_located((By.ID, "people")))
-    assert axe_violations(driver) == []
+    if javascript:  # axe-core runs in the page
+        assert axe_violations(driver) == []
 
     driver.find_element(By.ID, "grant-email").send_keys("nobody-here@example.com")
     Select(driver.find_element(By.ID, "grant-role")).select_by_value("viewer")
