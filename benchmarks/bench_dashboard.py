@@ -12,7 +12,8 @@ or none for the rest, 3% walk-ins with neither; points from orders, status, tier
 order as the profile's), written in parallel batches of 500; plus ``--runs`` (60) run
 summaries, review states with audit entries for some discrepancies, and a history for some
 customers. It then starts the API (``loyalty-worker api``: the real app over the emulator and
-the Redis, rate limit off), signs in as the dashboard does, and times ``--requests`` (30)
+the Redis, rate and search limits off), signs in as a person does (an admin's account in
+Firebase's Auth emulator, which the bench starts too), and times ``--requests`` (30)
 requests of each page and JSON route, one after another after one warm-up, printing p50, p95
 and max in milliseconds: among them the enrollment list (page and JSON: each sort, each reach,
 a tier, all three together, page 20 reached by its ``next`` cursors) and search by Alleaves id,
@@ -28,7 +29,6 @@ where Firestore keeps its indexes up to date).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import re
@@ -48,7 +48,11 @@ from loyalty_worker import devstack
 from loyalty_worker.adapters.contacts import FirestoreContactStore
 from loyalty_worker.adapters.dashboard_store import AUDIT, REVIEWS
 from loyalty_worker.adapters.firestore import CONTACTS, HISTORY, PROFILES, RUN_SUMMARIES, SETTINGS
+from loyalty_worker.adapters.members import FirestoreMemberStore
 from loyalty_worker.adapters.seed import settings_document
+from loyalty_worker.auth_emulator import create_account, start_auth_emulator
+from loyalty_worker.auth_emulator import sign_in as auth_sign_in
+from loyalty_worker.domain.access import Member, Role
 from loyalty_worker.domain.contact import (
     ContactDocument,
     clean_email,
@@ -60,6 +64,7 @@ from loyalty_worker.domain.contact import (
 from loyalty_worker.domain.phone import Reachability, phone_hash, phone_key_id, reachability
 from loyalty_worker.domain.profile import profile_id
 from loyalty_worker.firestore_emulator import start_emulator
+from loyalty_worker.names import AUTH_EMULATOR_HOST_VAR, DEMO_FIREBASE_PROJECT
 from loyalty_worker.sandbox.data import generate_dataset
 from loyalty_worker.sandbox.data.customers import (
     AREA_CODES,
@@ -73,7 +78,9 @@ ORG_ID = "org-1"
 PROJECT = "bench-dashboard"
 BENCH_REDIS_DB = 11
 TARGET_P95_MS = 300.0
-TOKEN = "bench-dashboard-Zx8Cv5Bn2Mq7"
+# The bench's admin: an account of the Auth emulator it starts, admin of org-1.
+ADMIN = "bench-admin@example.com"
+ADMIN_PASSWORD = "bench-Pw4Kd8Lm2Qx6"
 BATCH = 500
 # Requests of one route stop early past this (a slow route), the table says how many were made.
 BUDGET_S = 30.0
@@ -370,13 +377,16 @@ def seed(client: firestore.Client, customers: int, runs: int, threads: int) -> d
     }
 
 
-def sign_in(http: httpx.Client) -> None:
-    """The dashboard's sign-in form, as a browser posts it: the session cookie is kept."""
+def sign_in(http: httpx.Client, auth_host: str) -> None:
+    """Sign in as the bench's admin, as the sign-in page's script does: Firebase's sign-in (the
+    Auth emulator), then the ID token posted with the form's CSRF token; the session cookie is
+    kept."""
     page = http.get("/dashboard/sign-in")
     match = re.search(r'name="csrf" value="([^"]+)"', page.text)
     if match is None:
         raise RuntimeError("no CSRF token on the sign-in page")
-    answer = http.post("/dashboard/sign-in", data={"token": TOKEN, "csrf": match.group(1)})
+    id_token = auth_sign_in(auth_host, ADMIN, ADMIN_PASSWORD, project_id=DEMO_FIREBASE_PROJECT)
+    answer = http.post("/dashboard/sign-in", data={"idToken": id_token, "csrf": match.group(1)})
     if answer.status_code != 303:
         raise RuntimeError(f"sign-in refused: {answer.status_code}")
 
@@ -450,11 +460,11 @@ def routes(http: httpx.Client, found: dict[str, Any]) -> list[tuple[str, str, bo
 
 
 def time_routes(
-    base_url: str, found: dict[str, Any], requests: int
+    base_url: str, auth_host: str, found: dict[str, Any], requests: int
 ) -> list[tuple[str, bool, list[float], int]]:
     rows = []
     with httpx.Client(base_url=base_url, timeout=60.0) as http:
-        sign_in(http)
+        sign_in(http, auth_host)
         for label, path, held in routes(http, found):
             timings: list[float] = []
             status = 0
@@ -479,14 +489,16 @@ def time_routes(
     return rows
 
 
-def time_after_writes(base_url: str, times: int) -> tuple[str, bool, list[float], int]:
+def time_after_writes(
+    base_url: str, auth_host: str, times: int
+) -> tuple[str, bool, list[float], int]:
     """The first discrepancies page (JSON) after one profile is written, ``times`` times."""
     client = firestore.Client(project=PROJECT)
     reference = client.collection(PROFILES).document(profile_id(ORG_ID, 2))
     timings: list[float] = []
     status = 0
     with httpx.Client(base_url=base_url, timeout=60.0) as http:
-        sign_in(http)
+        sign_in(http, auth_host)
         for n in range(times):
             reference.set({"benchTouched": n}, merge=True)
             started = time.perf_counter()
@@ -517,12 +529,17 @@ def _main(argv: Sequence[str] | None) -> int:
         devstack.redis_database(args.redis_url or "redis://127.0.0.1:6379/0", BENCH_REDIS_DB)
     )
     emulator = start_emulator()
+    auth = start_auth_emulator()
     api: devstack.ChildProcess | None = None
     try:
         os.environ["FIRESTORE_EMULATOR_HOST"] = emulator.host
         client = firestore.Client(project=PROJECT)
         print(f"seeding {args.customers:,} customers of {ORG_ID}...", file=sys.stderr, flush=True)
         found = seed(client, args.customers, args.runs, args.threads)
+        uid = create_account(auth.host, ADMIN, ADMIN_PASSWORD, project_id=DEMO_FIREBASE_PROJECT)
+        FirestoreMemberStore(client).put_member(
+            Member(ORG_ID, uid, ADMIN, Role.ADMIN, "bench", datetime.now(UTC))
+        )
         client.close()  # type: ignore[no-untyped-call]  # google-cloud-firestore is untyped here
         rate = args.customers / found["seeded_s"]
         port = devstack.free_port()
@@ -530,19 +547,22 @@ def _main(argv: Sequence[str] | None) -> int:
             "FIRESTORE_EMULATOR_HOST": emulator.host,
             "LOYALTY_FIRESTORE_PROJECT": PROJECT,
             "LOYALTY_REDIS_URL": redis_url,
-            "LOYALTY_API_TOKENS": json.dumps({TOKEN: [ORG_ID]}),
             "LOYALTY_API_RATE_LIMIT_PER_MIN": "0",
+            "LOYALTY_API_SEARCH_LIMIT_PER_MIN": "0",
+            AUTH_EMULATOR_HOST_VAR: auth.host,
+            "LOYALTY_FIREBASE_PROJECT_ID": DEMO_FIREBASE_PROJECT,
             "LOYALTY_PHONE_HASH_KEY": PHONE_KEY,
         }
         api = devstack.start_api(env, port=port)
-        rows = time_routes(f"http://127.0.0.1:{port}", found, args.requests)
-        rows.append(time_after_writes(f"http://127.0.0.1:{port}", args.cold))
+        rows = time_routes(f"http://127.0.0.1:{port}", auth.host, found, args.requests)
+        rows.append(time_after_writes(f"http://127.0.0.1:{port}", auth.host, args.cold))
         if not api.running:
             print(f"the API failed:\n{api.output()[-4000:]}", file=sys.stderr)
     finally:
         devstack.stopping()
         devstack.stop_all([api, redis_child])
         emulator.stop()
+        auth.stop()
 
     cores = os.cpu_count()
     print(
