@@ -3,6 +3,8 @@ it, limits on every door, cookies decided by the public URL, CSRF on every cooki
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import warnings
 from collections.abc import Iterator
@@ -452,3 +454,22 @@ def test_every_change_is_recorded_with_who_did_it_and_shown_to_admins(dash: Dash
     ]
     page = dash.client.get("/dashboard/orgs/org-1/people").text
     assert "Started a dry run" in page and "Granted a role" in page and "Revoked a role" in page
+
+
+def test_sign_ins_for_one_account_are_limited_whatever_the_address(dash: Dash) -> None:
+    account = dash.accounts.add("ana@example.com", uid="uid-ana")
+    dash.accounts.error = SignInRefused("that sign-in is not valid")  # a wrong guess, each time
+    claimed = "e30." + _claims({"sub": account.uid}) + ".x"
+    answers = []
+    for n in range(11):  # from eleven addresses, one attempt each
+        client = TestClient(dash.client.app, base_url=BASE, client=(f"10.0.0.{n + 1}", 4000))
+        form = client.get("/dashboard/sign-in")
+        answer = client.post(
+            "/dashboard/sign-in", data={"idToken": claimed, "csrf": csrf_of(form.text)}
+        )
+        answers.append(answer.status_code)
+    assert answers == [401] * 10 + [429]
+
+
+def _claims(claims: dict[str, str]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
