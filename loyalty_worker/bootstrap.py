@@ -15,9 +15,9 @@ import httpx
 import redis
 
 from loyalty_worker import names
-from loyalty_worker.adapters.activity import FirestoreActivityLog
 from loyalty_worker.adapters.alleaves import AlleavesAccount, AlleavesClient
 from loyalty_worker.adapters.alpine import AlpineIQClient
+from loyalty_worker.adapters.audit_records import FirestoreActivityLog
 from loyalty_worker.adapters.contacts import FirestoreContactStore
 from loyalty_worker.adapters.dashboard_store import FirestoreDashboardStore
 from loyalty_worker.adapters.discord import ConsoleNotifier, DiscordNotifier

@@ -1,8 +1,8 @@
 """Customers' contacts in Firestore (``ports.ContactStore``), and the export audit.
 
 ``loyalty_contacts/{orgId}_{customerId}`` (``domain.contact.ContactDocument``) and
-``loyalty_exports/{auto}`` (``ports.contacts.ExportRecord``, written with ``expireAt``: its
-``at`` plus the audit's retention, for the collection's TTL policy). Writes are top-level merges
+``loyalty_exports/{auto}`` (``ports.contacts.ExportRecord``, kept for the audit's retention:
+``adapters.audit_records.KeptRecords``). Writes are top-level merges
 in batches of at most 500; reads are batched gets, prefix and equality queries with a limit, and
 ordered queries from a keyset cursor, each served by an index of ``firestore.indexes.json``.
 """
@@ -16,19 +16,18 @@ from typing import Any, cast
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from loyalty_worker.adapters.audit_records import EXPORTS, KeptRecords
 from loyalty_worker.adapters.firestore import (
     CONTACTS,
     MAX_BATCH_WRITES,
     READ_CHUNK,
     _translate_errors,
-    delete_documents,
 )
 from loyalty_worker.adapters.firestore_writes import merge_write_pb
 from loyalty_worker.domain.contact import ContactDocument, contact_id
-from loyalty_worker.domain.retention import DEFAULT_RETENTION, expires_at
+from loyalty_worker.domain.retention import DEFAULT_RETENTION
 from loyalty_worker.ports.contacts import ExportRecord
 
-EXPORTS = "loyalty_exports"
 # The highest code point Firestore orders: ``prefix + PREFIX_END`` ends a prefix range.
 PREFIX_END = "\uf8ff"
 
@@ -45,7 +44,9 @@ class FirestoreContactStore:
     ) -> None:
         self._client = client
         self._timeout_s = timeout_s
-        self._retention = retention  # an export record's expireAt: its ``at`` plus this
+        self._exports = KeptRecords(
+            client, EXPORTS, "export records", timeout_s=timeout_s, retention=retention
+        )
 
     def _org(self, org_id: str) -> Any:
         contacts = self._client.collection(CONTACTS)
@@ -168,38 +169,15 @@ class FirestoreContactStore:
         return 0
 
     def record_export(self, record: ExportRecord) -> None:
-        reference = self._client.collection(EXPORTS).document()
-        stored = {**record, "expireAt": expires_at(record["at"], self._retention)}
-        with _translate_errors(f"record an export of org {record['orgId']}", "write"):
-            reference.set(stored, timeout=self._timeout_s)
+        self._exports.add(record)
 
     def latest_exports(
         self, org_id: str, *, limit: int, since: datetime | None = None
     ) -> list[ExportRecord]:
-        query = self._client.collection(EXPORTS).where(filter=FieldFilter("orgId", "==", org_id))
-        if since is not None:  # the same field as the order: the same (orgId, at) index
-            query = query.where(filter=FieldFilter("at", ">=", since))
-        query = query.order_by("at", direction=firestore.Query.DESCENDING).limit(limit)
-        with _translate_errors(f"read exports of org {org_id}"):
-            return [
-                cast(ExportRecord, document)
-                for snapshot in query.stream(timeout=self._timeout_s)
-                if (document := snapshot.to_dict()) is not None
-            ]
+        return cast(list[ExportRecord], self._exports.latest(org_id, limit=limit, since=since))
 
     def delete_exports_before(self, cutoff: datetime, *, limit: int) -> int:
-        """One query (``at`` below ``cutoff``, keys only; ``at``'s single-field index) and one
-        batched delete."""
-        query = (
-            self._client.collection(EXPORTS)
-            .where(filter=FieldFilter("at", "<", cutoff))
-            .select([])
-            .limit(min(limit, MAX_BATCH_WRITES))
-        )
-        with _translate_errors("list expired export records"):
-            references = [s.reference for s in query.stream(timeout=self._timeout_s)]
-        what = "expired export records"
-        return delete_documents(self._client, references, what, timeout_s=self._timeout_s)
+        return self._exports.delete_before(cutoff, limit=limit)
 
 
 def _contacts(snapshots: Any) -> list[ContactDocument]:

@@ -14,8 +14,8 @@ import redis
 from fastapi import FastAPI
 
 from loyalty_worker.adapters.accounts import FirebaseAccounts
-from loyalty_worker.adapters.activity import FirestoreActivityLog
 from loyalty_worker.adapters.alpine import AlpineIQClient
+from loyalty_worker.adapters.audit_records import FirestoreActivityLog
 from loyalty_worker.adapters.connections import ConnectionStack
 from loyalty_worker.adapters.contacts import FirestoreContactStore
 from loyalty_worker.adapters.dashboard_runs import RedisRunTriggers

@@ -38,7 +38,7 @@ from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
 from loyalty_worker.adapters.accounts import FirebaseAccounts
-from loyalty_worker.adapters.activity import FirestoreActivityLog
+from loyalty_worker.adapters.audit_records import FirestoreActivityLog
 from loyalty_worker.adapters.contacts import FirestoreContactStore
 from loyalty_worker.adapters.dashboard_runs import RedisRunTriggers
 from loyalty_worker.adapters.dashboard_store import FirestoreDashboardStore

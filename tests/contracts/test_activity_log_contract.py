@@ -8,7 +8,7 @@ from typing import cast
 import pytest
 from google.cloud import firestore
 
-from loyalty_worker.adapters.activity import ACTIVITY, FirestoreActivityLog
+from loyalty_worker.adapters.audit_records import ACTIVITY, FirestoreActivityLog
 from loyalty_worker.ports.activity import ActivityLog, ActivityRecord
 from tests.fake_people import InMemoryActivityLog
 
