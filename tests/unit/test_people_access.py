@@ -300,6 +300,13 @@ def test_on_the_defaults_the_601st_request_and_the_31st_search_get_429(dash: Das
     page = dash.client.get("/dashboard/orgs/org-1")
     assert page.status_code == 429 and page.headers["content-type"].startswith("text/html")
     assert dash.client.get("/api/loyalty/orgs/org-1/overview").status_code == 429
+    # Changes count too: a review post and a Sync Now are refused before they run.
+    review = dash.client.post(
+        "/dashboard/orgs/org-1/discrepancies/2/review", data={"to": "acknowledged", "csrf": "-"}
+    )
+    sync = dash.client.post("/dashboard/orgs/org-1/customers/2/sync", data={"csrf": "-"})
+    assert (review.status_code, sync.status_code) == (429, 429)
+    assert dash.dash.audit.get(("org-1", 2), []) == [] and dash.enqueuer.customer_syncs == []
 
 
 def test_metrics_and_the_sign_in_posts_are_limited_too(dash: Dash) -> None:
