@@ -402,7 +402,10 @@ def test_an_admin_grants_changes_revokes_and_ends_a_persons_sessions(dash: Dash)
     )
     assert bo_client.get("/dashboard/orgs/org-1").status_code == 200
     page = dash.client.get("/dashboard/orgs/org-1/people").text
-    assert 'class="end-sessions"' in page
+    assert 'class="end-sessions"' in page and "1 open" in page
+    people = dash.client.get("/api/loyalty/orgs/org-1/people").json()["items"]
+    (bo_listed,) = [p for p in people if p["email"] == "bo@example.com"]
+    assert len(bo_listed["sessions"]) == 1 and bo_listed["sessions"][0]["openedAt"]
     ended = dash.client.post(
         "/dashboard/orgs/org-1/people/sessions/end",
         data={"uid": "uid-bo", "csrf": csrf},

@@ -11,6 +11,7 @@ No ``from __future__ import annotations``: FastAPI reads the route's annotations
 """
 
 import logging
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Form, HTTPException, Request
@@ -34,6 +35,13 @@ router = APIRouter()
 PAGE = "/dashboard/orgs/{orgId}/people"
 
 
+class OpenSession(PageModel):
+    """One of a person's dashboard sessions open now."""
+
+    opened_at: str
+    last_seen_at: str
+
+
 class Person(PageModel):
     """One of the org's people."""
 
@@ -42,7 +50,7 @@ class Person(PageModel):
     role: Role
     granted_by: str
     granted_at: str
-    sessions: int = Field(description="Their dashboard sessions open now.")
+    sessions: list[OpenSession] = Field(description="Their dashboard sessions open now.")
 
 
 class People(PageModel):
@@ -63,11 +71,18 @@ def _people(access: PeopleManager, members: MembersDep, state: StateDep) -> Peop
                 role=m.role,
                 granted_by=m.granted_by,
                 granted_at=m.granted_at.isoformat(timespec="seconds"),
-                sessions=len(state.sessions.sessions_of(m.uid)),
+                sessions=[
+                    OpenSession(opened_at=_stamp(s.created_at), last_seen_at=_stamp(s.seen_at))
+                    for s in state.sessions.sessions_of(m.uid)
+                ],
             )
             for m in found
         ],
     )
+
+
+def _stamp(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="seconds")
 
 
 def _accounts(dashboard: DashboardDep) -> Accounts:
