@@ -95,6 +95,8 @@ def build_app(settings: Settings, api: ApiSettings) -> FastAPI:
     from loyalty_worker.api.app import DashboardServices, create_app
     from loyalty_worker.api.state import ApiServices
 
+    # First: AccountsMisconfigured before any client is built (see ``adapters.accounts``).
+    accounts = FirebaseAccounts.from_settings(settings)
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=3)
     tracker = RunTracker(client)
     publisher = TaskPublisher(broker_app(settings.redis_url))
@@ -116,7 +118,7 @@ def build_app(settings: Settings, api: ApiSettings) -> FastAPI:
         triggers=RedisRunTriggers(client, tracker),
         nightly_hour=settings.nightly_hour,
         audit_retention=retention,
-        accounts=FirebaseAccounts.from_settings(settings),
+        accounts=accounts,
         members=FirestoreMemberStore(firestore_client),
         sign_in=sign_in_config(settings),
     )

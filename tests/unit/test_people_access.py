@@ -15,7 +15,9 @@ import pytest
 
 from loyalty_worker.adapters.sessions import SESSION, RedisSessionStore
 from loyalty_worker.api.app import create_app
-from loyalty_worker.api.settings import ApiSettings
+from loyalty_worker.api.settings import ApiSettings, get_api_settings
+from loyalty_worker.cli import main
+from loyalty_worker.config import get_settings
 from loyalty_worker.domain.access import Role
 from loyalty_worker.ports.people import SignInRefused
 from tests.fake_people import member
@@ -483,3 +485,34 @@ def test_sign_ins_for_one_account_are_limited_whatever_the_address(dash: Dash) -
 
 def _claims(claims: dict[str, str]) -> str:
     return base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("emulator", "project", "named"),
+    [
+        ("127.0.0.1:9099", "markitbot-prod", "FIREBASE_AUTH_EMULATOR_HOST is set"),
+        (None, "demo-markitbot", "FIREBASE_AUTH_EMULATOR_HOST is unset"),
+    ],
+)
+def test_the_api_refuses_to_start_with_an_emulator_beside_a_real_project(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    emulator: str | None,
+    project: str,
+    named: str,
+) -> None:
+    """The Admin SDK takes the Auth emulator's unsigned tokens for any project it is given."""
+    if emulator is None:
+        monkeypatch.delenv("FIREBASE_AUTH_EMULATOR_HOST", raising=False)
+    else:
+        monkeypatch.setenv("FIREBASE_AUTH_EMULATOR_HOST", emulator)
+    monkeypatch.setenv("LOYALTY_FIREBASE_PROJECT_ID", project)
+    monkeypatch.setenv("LOYALTY_API_TOKENS", json.dumps({ORG1_TOKEN: ["org-1"]}))
+    get_settings.cache_clear()
+    get_api_settings.cache_clear()
+    try:
+        assert main(["api", "--port", "0"]) == 2
+    finally:
+        get_settings.cache_clear()
+        get_api_settings.cache_clear()
+    assert named in capsys.readouterr().err
