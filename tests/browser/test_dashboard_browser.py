@@ -300,6 +300,7 @@ def _every_page(dashboard: Dashboard, run_id: str) -> list[str]:
         f"{base}/runs/{run_id}",
         f"{base}/customers/99999999",
         f"{base}/discrepancies?sort=name",
+        f"{base}/people",
     ]
 
 
